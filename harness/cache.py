@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Content-addressed kernel cache: keys from inputs, a per-key lock, atomic publish."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import CacheError
+from harness.settings import CacheLayout
+
+# Bump when the build recipe changes in a way the inputs below do not show.
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KeyInputs:
+    source_identity: str
+    patches: tuple[tuple[str, int, str], ...]  # (name, strip, sha256)
+    merged_config: str
+    toolchain: tuple[str, ...]
+    recipe: int = RECIPE_VERSION
+
+    def key(self) -> str:
+        blob = json.dumps(
+            {
+                "source": self.source_identity,
+                "patches": [list(p) for p in self.patches],
+                "config": self.merged_config,
+                "toolchain": list(self.toolchain),
+                "recipe": self.recipe,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def ensure_writable(layout: CacheLayout) -> None:
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=layout.root, prefix=".write-probe-")
+        probe.close()
+    except OSError as e:
+        raise CacheError(
+            f"cache directory {layout.root} is not writable ({e.strerror}). "
+            "Point BPF_AUDIT_HARNESS_CACHE (or --cache-dir) at a writable directory."
+        ) from e
+
+
+@contextmanager
+def key_lock(layout: CacheLayout, key: str) -> Iterator[None]:
+    """Exclusive lock for one key: one process builds, the others wait and then reuse."""
+    layout.locks.mkdir(parents=True, exist_ok=True)
+    with open(layout.locks / f"{key}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def published(layout: CacheLayout, key: str) -> Path | None:
+    path = layout.kernels / key
+    return path if (path / "meta.json").is_file() else None
+
+
+@contextmanager
+def staging(layout: CacheLayout, key: str) -> Iterator[Path]:
+    """A private directory that becomes the published entry only via `publish`; removed otherwise."""
+    layout.kernels.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".staging-{key}-", dir=layout.kernels))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(layout: CacheLayout, key: str, staged: Path, meta: dict) -> Path:
+    """Write meta.json last, then rename into place: readers see all or nothing."""
+    meta_tmp = staged / "meta.json.tmp"
+    meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(meta_tmp, staged / "meta.json")
+    dest = layout.kernels / key
+    if dest.exists():  # a stale, unpublished leftover (no meta.json): replace it
+        shutil.rmtree(dest)
+    os.rename(staged, dest)
+    return dest
+
+
+def sweep_stale(layout: CacheLayout) -> None:
+    """Remove staging and work dirs left by killed processes (their lock is free)."""
+    for parent in (layout.kernels, layout.work):
+        if not parent.is_dir():
+            continue
+        for entry in parent.iterdir():
+            if not entry.name.startswith((".staging-", "build-")):
+                continue
+            pid_file = entry / ".owner-pid"
+            try:
+                pid = int(pid_file.read_text())
+                os.kill(pid, 0)
+                continue  # owner still alive
+            except (OSError, ValueError):
+                pass
+            shutil.rmtree(entry, ignore_errors=True)

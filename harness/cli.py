@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`bpf-audit-harness` subcommands: thin wrappers over the same stages the pytest plugin uses."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def _kernel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel-src", help="kernel tree dir, git tree (with --ref) or source tarball; "
+                   "default: Debian's /usr/src/linux-source-6.12.tar.xz")
+    p.add_argument("--ref", help="git ref to build from --kernel-src (checked out in a worktree)")
+    p.add_argument("--patches", type=Path, help="patch directory with a `series` file (default: patches/)")
+    p.add_argument("--no-patches", action="store_true", help="build the source as is, without the series")
+    p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
+    p.add_argument("--fragment", type=Path, action="append", default=[], help="extra config fragment (repeatable)")
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("-j", "--jobs", type=int, help="make -j (default: number of CPUs)")
+
+
+def kernel_options(ns: argparse.Namespace):
+    from harness.pipeline import KernelOptions
+
+    kw = dict(kernel_src=ns.kernel_src, ref=ns.ref, no_patches=ns.no_patches,
+              extra_fragments=tuple(ns.fragment), cache_dir=ns.cache_dir)
+    if ns.patches:
+        kw["patches_dir"] = ns.patches
+    if ns.config_dir:
+        kw["config_dir"] = ns.config_dir
+    if ns.jobs:
+        kw["jobs"] = ns.jobs
+    return KernelOptions(**kw)
+
+
+def cmd_build(ns: argparse.Namespace) -> int:
+    from harness.pipeline import build_kernel
+
+    res = build_kernel(kernel_options(ns))
+    art = res.artifact
+    state = "cache hit" if res.cache_hit else "built"
+    print(f"{state} in {res.seconds:.1f}s: {art.release} key={art.key}")
+    print(f"  bzImage   {art.bzimage}")
+    print(f"  vmlinux   {art.vmlinux}")
+    print(f"  vmlinux.h {art.vmlinux_h}")
+    return 0
+
+
+def cmd_config(ns: argparse.Namespace) -> int:
+    from harness import kconfig
+
+    opts = kernel_options(ns)
+    merged = kconfig.merge(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
+    sys.stdout.write(merged.render(annotate=True))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bpf-audit-harness", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("build", help="source -> patches -> config -> cached kernel artifact")
+    _kernel_args(p)
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("config", help="show the merged config fragments")
+    _kernel_args(p)
+    p.add_argument("--dump", action="store_true", help="print the merged fragments with their origin")
+    p.set_defaults(func=cmd_config)
+    ns = parser.parse_args(argv)
+    try:
+        return ns.func(ns)
+    except HarnessError as e:
+        print(f"bpf-audit-harness: {e.stage} error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bpf-audit-harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Typed errors: each names the stage that failed, carries its output, and says what to do next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HarnessError(Exception):
+    """Base class. `str()` is the one-paragraph message a user sees."""
+
+    stage = "harness"
+
+    def __init__(self, message: str, *, log_path: Path | None = None, output: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.log_path = log_path
+        self.output = output
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.log_path is not None:
+            text += f"\nFull log: {self.log_path}"
+        return text
+
+
+class SourceError(HarnessError):
+    stage = "source"
+
+
+class PatchError(HarnessError):
+    stage = "patch"
+
+
+class ConfigError(HarnessError):
+    stage = "config"
+
+
+class BuildError(HarnessError):
+    stage = "build"
+
+
+class CacheError(HarnessError):
+    stage = "cache"
+
+
+class MissingToolError(HarnessError):
+    stage = "tools"
+
+
+class LostVMError(HarnessError):
+    """The guest died, hung or never came up: not a test failure, its own status."""
+
+    stage = "vm"
+
+    def __init__(self, message: str, *, console_log: Path | None = None, findings: tuple = (), output: str = "") -> None:
+        super().__init__(message, log_path=console_log, output=output)
+        self.console_log = console_log
+        self.findings = findings
+
+
+class GuestCommandError(HarnessError):
+    stage = "guest"
+
+
+class CaseError(HarnessError):
+    """A case file is malformed (annotation syntax) or does not compile."""
+
+    stage = "case"

@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Patch series: parse a quilt-style `series`, apply it to a copy, report the failing hunk."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import PatchError
+from harness.tools import quoted
+
+
+@dataclass(frozen=True)
+class Patch:
+    path: Path
+    strip: int  # the -pN level
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class Series:
+    directory: Path
+    patches: tuple[Patch, ...]
+
+    def key_material(self) -> list[tuple[str, int, str]]:
+        return [(p.name, p.strip, p.sha256) for p in self.patches]
+
+
+def parse_series_text(text: str, source: str = "series") -> list[tuple[str, int, int]]:
+    """Entries of a series file as (file name, strip level, line number). Comments and blanks skipped."""
+    entries = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        strip = 1
+        for opt in parts[1:]:
+            m = re.fullmatch(r"-p(\d+)", opt)
+            if not m:
+                raise PatchError(f"{source}:{lineno}: unknown option {opt!r} (only -pN is understood).")
+            strip = int(m.group(1))
+        entries.append((parts[0], strip, lineno))
+    return entries
+
+
+def load_series(directory: Path, series_file: Path | None = None) -> Series:
+    """The series in `directory` (its `series` file). No series file means no patches."""
+    series_path = series_file or directory / "series"
+    if not series_path.exists():
+        return Series(directory, ())
+    patches = []
+    for name, strip, lineno in parse_series_text(series_path.read_text(), str(series_path)):
+        path = (series_path.parent / name).resolve()
+        if not path.is_file():
+            raise PatchError(f"{series_path}:{lineno}: patch {name} is listed but {path} does not exist.")
+        patches.append(Patch(path, strip, hashlib.sha256(path.read_bytes()).hexdigest()))
+    return Series(directory, tuple(patches))
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: tuple[str, ...]
+    already_applied: tuple[str, ...]
+
+
+_FAIL_RE = re.compile(r"Hunk #(\d+) FAILED at (\d+)")
+_FILE_RE = re.compile(r"^(?:patching file|checking file) '?([^'\n]+)'?$", re.M)
+
+
+def first_failure(patch_output: str) -> tuple[str, str] | None:
+    """From `patch --dry-run` output: (file, 'hunk #N at line L') of the first failure, if any."""
+    current = None
+    for line in patch_output.splitlines():
+        m = _FILE_RE.match(line)
+        if m:
+            current = m.group(1)
+            continue
+        m = _FAIL_RE.search(line)
+        if m and current:
+            return current, f"hunk #{m.group(1)} at line {m.group(2)}"
+        if "can't find file to patch" in line:
+            return "(a file the patch names does not exist)", "whole file"
+    return None
+
+
+def _patch(tree: Path, patch: Patch, *extra: str) -> subprocess.CompletedProcess:
+    argv = ["patch", f"-p{patch.strip}", "--batch", "--forward", "--no-backup-if-mismatch", "-i", str(patch.path), *extra]
+    return subprocess.run(argv, cwd=tree, capture_output=True, text=True, check=False)
+
+
+def apply_series(series: Series, tree: Path, log: Path | None = None) -> ApplyResult:
+    """Apply every patch in order onto `tree` (a disposable copy). Already-applied patches are skipped."""
+    applied, skipped = [], []
+    for patch in series.patches:
+        dry = _patch(tree, patch, "--dry-run")
+        if dry.returncode == 0:
+            real = _patch(tree, patch)
+            if log:
+                with log.open("a") as f:
+                    f.write(f"== {patch.name}\n{real.stdout}{real.stderr}")
+            if real.returncode != 0:  # dry run passed; a real failure means the tree changed under us
+                raise PatchError(f"{patch.name} applied in a dry run but not for real:\n{real.stdout[-800:]}")
+            applied.append(patch.name)
+            continue
+        reverse = _patch(tree, patch, "--dry-run", "--reverse")
+        if reverse.returncode == 0:
+            skipped.append(patch.name)
+            continue
+        where = first_failure(dry.stdout + dry.stderr)
+        location = f"{where[0]}, {where[1]}" if where else "see output below"
+        by_hand = quoted(["patch", f"-p{patch.strip}", "--dry-run", "-d", str(tree), "-i", str(patch.path)])
+        raise PatchError(
+            f"patch {patch.path} does not apply: first failure in {location}. "
+            f"Earlier patches applied: {', '.join(applied) or 'none'}. Reproduce with: {by_hand}\n"
+            f"{(dry.stdout + dry.stderr)[-1500:]}",
+            output=dry.stdout + dry.stderr,
+        )
+    return ApplyResult(tuple(applied), tuple(skipped))

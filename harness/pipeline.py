@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Compose the kernel stages from user options: one place the CLI and the pytest plugin share."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import kconfig
+from harness.kbuild import BuildRequest, BuildResult, build
+from harness.patches import load_series
+from harness.settings import DEFAULT_CONFIG_DIR, DEFAULT_PATCHES_DIR, CacheLayout, cache_root, new_run_dir
+from harness.source import SourceSpec, resolve
+
+
+@dataclass(frozen=True)
+class KernelOptions:
+    """Everything that decides which kernel gets built; mirrors the CLI/pytest options."""
+
+    kernel_src: str | None = None
+    ref: str | None = None
+    patches_dir: Path = DEFAULT_PATCHES_DIR
+    series_file: Path | None = None
+    config_dir: Path = DEFAULT_CONFIG_DIR
+    extra_fragments: tuple[Path, ...] = ()
+    cache_dir: Path | None = None
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    no_patches: bool = False
+
+    def layout(self) -> CacheLayout:
+        return CacheLayout(self.cache_dir or cache_root())
+
+
+def make_request(opts: KernelOptions) -> BuildRequest:
+    layout = opts.layout()
+    source = resolve(SourceSpec.from_args(opts.kernel_src, opts.ref), layout)
+    series = load_series(opts.patches_dir, opts.series_file)
+    if opts.no_patches:
+        series = type(series)(series.directory, ())
+    fragments = tuple(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
+    kconfig.merge(list(fragments))  # conflicts surface before any copying or building
+    return BuildRequest(source=source, series=series, fragments=fragments, layout=layout, jobs=opts.jobs)
+
+
+def build_kernel(opts: KernelOptions, *, run_dir: Path | None = None, progress: bool = True) -> BuildResult:
+    req = make_request(opts)
+    return build(req, run_dir or new_run_dir(req.layout, "build"), progress=progress)

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Where things live: the cache outside the repo, per-run log directories, repo paths."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PATCHES_DIR = REPO_ROOT / "patches"
+DEFAULT_CONFIG_DIR = REPO_ROOT / "kernel-config"
+DEFAULT_DEBIAN_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
+CACHE_ENV = "BPF_AUDIT_HARNESS_CACHE"
+KEEP_RUNS = 30
+
+
+def cache_root() -> Path:
+    """The build cache: $BPF_AUDIT_HARNESS_CACHE, else $XDG_CACHE_HOME/bpf-audit-harness."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "bpf-audit-harness"
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """Subdirectories of one cache root; nothing outside them is ever written."""
+
+    root: Path
+
+    @property
+    def sources(self) -> Path:
+        return self.root / "src"
+
+    @property
+    def kernels(self) -> Path:
+        return self.root / "kernels"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def ccache(self) -> Path:
+        return self.root / "ccache"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+
+def new_run_dir(layout: CacheLayout, label: str = "run") -> Path:
+    """A fresh directory for one invocation's logs; old ones beyond KEEP_RUNS are pruned."""
+    layout.runs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = layout.runs / f"{stamp}-{label}-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    _prune_runs(layout.runs)
+    return path
+
+
+def _prune_runs(runs: Path) -> None:
+    import shutil
+
+    entries = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in entries[:-KEEP_RUNS]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Get a kernel tree: Debian's linux-source tarball, a directory, or a git ref (via a worktree)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import SourceError
+from harness.settings import DEFAULT_DEBIAN_TARBALL, CacheLayout
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What the user asked for. kind: 'tarball' (Debian default), 'dir', or 'git' (dir + ref)."""
+
+    kind: str
+    path: Path
+    ref: str | None = None
+
+    @classmethod
+    def from_args(cls, kernel_src: str | None, ref: str | None) -> SourceSpec:
+        if kernel_src is None:
+            if ref:
+                raise SourceError("--ref needs --kernel-src pointing at a git tree.")
+            return cls("tarball", DEFAULT_DEBIAN_TARBALL)
+        path = Path(kernel_src).expanduser().resolve()
+        if path.suffix in {".xz", ".gz", ".bz2", ".zst"} or path.name.endswith(".tar"):
+            return cls("tarball", path)
+        if ref:
+            return cls("git", path, ref)
+        return cls("dir", path)
+
+    def describe(self) -> str:
+        return f"{self.path}@{self.ref}" if self.ref else str(self.path)
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    """A kernel tree ready to copy. `identity` changes whenever its content can have changed."""
+
+    path: Path
+    identity: str
+    kernelversion: str
+    spec: SourceSpec
+
+
+def resolve(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
+    """Turn a SourceSpec into a tree on disk plus an identity for the cache key."""
+    if not spec.path.exists():
+        hint = "apt-get install linux-source-6.12" if spec.kind == "tarball" else "check the path"
+        raise SourceError(f"kernel source {spec.path} does not exist ({hint}).")
+    if spec.kind == "tarball":
+        return _from_tarball(spec, layout)
+    if spec.kind == "git":
+        return _from_git_ref(spec, layout)
+    return _from_dir(spec)
+
+
+def _kernelversion(tree: Path) -> str:
+    try:
+        text = (tree / "Makefile").read_text(errors="replace")[:2000]
+    except OSError as e:
+        raise SourceError(f"{tree} is not a kernel tree (no top-level Makefile).") from e
+    parts = {}
+    for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
+        m = re.search(rf"^{key}\s*=\s*(\S*)", text, re.M)
+        parts[key] = m.group(1) if m else ""
+    if not parts["VERSION"]:
+        raise SourceError(f"{tree}/Makefile has no VERSION line: not a kernel tree.")
+    return f"{parts['VERSION']}.{parts['PATCHLEVEL']}.{parts['SUBLEVEL'] or 0}{parts['EXTRAVERSION']}"
+
+
+def file_sha256(path: Path, layout: CacheLayout) -> str:
+    """sha256 of a large file, memoized by (path, size, mtime) so a cache hit stays fast."""
+    st = path.stat()
+    memo = layout.state / "sha256-memo.json"
+    key = f"{path}:{st.st_size}:{st.st_mtime_ns}"
+    try:
+        table = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        table = {}
+    if key in table:
+        return table[key]
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    table[key] = h.hexdigest()
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(table, indent=1))
+    os.replace(tmp, memo)
+    return table[key]
+
+
+def _from_tarball(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
+    digest = file_sha256(spec.path, layout)
+    dest = layout.sources / f"tar-{digest[:16]}"
+    if not (dest / "tree" / "Makefile").exists():
+        layout.sources.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=layout.sources))
+        try:
+            subprocess.run(["tar", "-xf", str(spec.path), "-C", str(tmp)], check=True, capture_output=True)
+            tops = [p for p in tmp.iterdir() if p.is_dir()]
+            if len(tops) != 1 or not (tops[0] / "Makefile").exists():
+                raise SourceError(f"{spec.path} does not unpack to a single kernel tree.")
+            tops[0].rename(tmp / "tree")
+            try:
+                tmp.rename(dest)
+            except OSError:
+                if not (dest / "tree" / "Makefile").exists():
+                    raise
+        except subprocess.CalledProcessError as e:
+            raise SourceError(f"unpacking {spec.path} failed: {e.stderr.decode(errors='replace')[-500:]}") from e
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    tree = dest / "tree"
+    return SourceTree(tree, f"tarball:{digest}", _kernelversion(tree), spec)
+
+
+def _git(tree: Path, *args: str) -> str:
+    out = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SourceError(f"git {' '.join(args)} in {tree} failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def _is_git(tree: Path) -> bool:
+    return (tree / ".git").exists()
+
+
+def _from_git_ref(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
+    if not _is_git(spec.path):
+        raise SourceError(f"--ref {spec.ref} given but {spec.path} is not a git tree.")
+    commit = _git(spec.path, "rev-parse", "--verify", f"{spec.ref}^{{commit}}")
+    dest = layout.sources / f"git-{commit}"
+    if not (dest / "Makefile").exists():
+        layout.sources.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        _git(spec.path, "worktree", "prune")
+        _git(spec.path, "worktree", "add", "--detach", "--force", str(dest), commit)
+    return SourceTree(dest, f"git:{commit}", _kernelversion(dest), spec)
+
+
+def _from_dir(spec: SourceSpec) -> SourceTree:
+    tree = spec.path
+    version = _kernelversion(tree)
+    if _is_git(tree):
+        head = _git(tree, "rev-parse", "HEAD")
+        dirty = _git(tree, "status", "--porcelain", "--untracked-files=no")
+        diff = _git(tree, "diff", "HEAD") if dirty else ""
+        ident = f"git:{head}" + (f"+dirty:{hashlib.sha256(diff.encode()).hexdigest()}" if dirty else "")
+    else:
+        ident = "dir:" + _tree_fingerprint(tree)
+    return SourceTree(tree, ident, version, spec)
+
+
+_BUILD_OUTPUT = re.compile(r"\.(o|cmd|ko|a|d|tmp|mod|order|symvers)$")
+
+
+def _tree_fingerprint(tree: Path) -> str:
+    """Hash of every source file's path, size and mtime (build outputs excluded)."""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(tree):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if _BUILD_OUTPUT.search(name) or name.startswith("."):
+                continue
+            st = os.lstat(os.path.join(root, name))
+            h.update(f"{os.path.relpath(os.path.join(root, name), tree)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()

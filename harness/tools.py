@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Host tools the stages need, and the Debian package that provides each when it is missing."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from functools import lru_cache
+
+from harness.errors import MissingToolError
+
+DEBIAN_PACKAGE = {
+    "make": "make",
+    "gcc": "gcc",
+    "flex": "flex",
+    "bison": "bison",
+    "bc": "bc",
+    "pahole": "dwarves",
+    "ccache": "ccache",
+    "zstd": "zstd",
+    "git": "git",
+    "patch": "patch",
+    "tar": "tar",
+    "xz": "xz-utils",
+    "clang-19": "clang-19",
+    "llvm-strip-19": "llvm-19",
+    "bpftool": "bpftool",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "vng": "virtme-ng (pip, in the project's venv: `make venv`)",
+    "sshd": "openssh-server",
+    "ssh-keygen": "openssh-client",
+}
+
+BUILD_TOOLS = ("make", "gcc", "flex", "bison", "bc", "pahole", "zstd", "tar", "xz", "bpftool")
+
+
+def require(*tools: str) -> dict[str, str]:
+    """Resolve each tool on PATH or raise one MissingToolError naming every missing one."""
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for tool in tools:
+        path = shutil.which(tool) or (shutil.which(tool, path="/usr/sbin:/sbin") if tool == "sshd" else None)
+        if path:
+            found[tool] = path
+        else:
+            missing.append(tool)
+    if missing:
+        pkgs = sorted({DEBIAN_PACKAGE.get(t, t) for t in missing})
+        raise MissingToolError(
+            f"missing tool(s) on PATH: {', '.join(missing)}. Install with: apt-get install {' '.join(pkgs)} "
+            "(or run `make deps`, which installs everything the harness needs)."
+        )
+    return found
+
+
+@lru_cache(maxsize=None)
+def version_line(*argv: str) -> str:
+    """First line of `argv` output, for cache keys and reports; '' when the tool is absent."""
+    try:
+        out = subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def quoted(argv: list[str] | tuple[str, ...]) -> str:
+    """An argument list as a shell-quoted string, for logs and 'run this by hand' hints."""
+    return shlex.join([str(a) for a in argv])
