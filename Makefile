@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: GPL-2.0
+# Entry points the README names: install deps, run the suite, run the project's tests, bench.
+
+PY        ?= python3
+VENV      ?= .venv
+VPY       := $(VENV)/bin/python
+PYTEST    := $(VPY) -m pytest
+STAMP     := $(VENV)/.installed
+
+# Debian packages the harness uses on the host (and, through virtme-ng's shared root, in the guest).
+APT_PACKAGES := make gcc flex bison bc libelf-dev libssl-dev dwarves ccache zstd xz-utils cpio kmod git patch \
+	linux-source-6.12 qemu-system-x86 clang-19 llvm-19 bpftool libbpf-dev \
+	openssh-server openssh-client busybox-static iproute2 procps auditd python3 python3-audit
+
+.PHONY: conformance test unit deps venv build lint bench clean-venv
+
+## The conformance suite on the default kernel (6.12 + patches/), one VM per xdist worker.
+conformance: deps venv
+	$(PYTEST) -n auto cases
+
+## The project's own tests: unit tests on recorded data, plus the real build/boot integration tests.
+test: deps venv
+	$(PYTEST) -n auto tests
+
+## Only the fast tests that need neither a kernel build nor a VM.
+unit: venv
+	$(PYTEST) -m "not vm and not slow" tests
+
+## Install missing Debian packages (idempotent: only what dpkg does not already have).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+## A project venv with the harness installed in editable mode (re-done when pyproject.toml changes).
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $@
+
+build: deps venv
+	$(VENV)/bin/bpf-audit-harness build
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: deps venv
+	$(VPY) -m benchmarks.run
+
+clean-venv:
+	rm -rf $(VENV)
