@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Conformance-case annotations, bpf_audit kfunc declarations and helpers: the case-writer's manual. */
+#ifndef __BPF_AUDIT_HARNESS_H__
+#define __BPF_AUDIT_HARNESS_H__
+
+/*
+ * MANUAL
+ * ======
+ *
+ * A case file is cases/<group>/<name>.bpf.c. It starts with an SPDX line
+ * and a one-line purpose, includes only this header, and holds one or more
+ * programs (SEC("...") functions). Every program is one pytest item; every
+ * program must carry annotations (a file that mixes annotated and bare
+ * programs is rejected at collection). Annotations go between SEC("...")
+ * and the function (or just above SEC), like the kernel's own
+ * tools/testing/selftests/bpf/progs/bpf_misc.h:
+ *
+ *     #include "harness.h"
+ *
+ *     SEC("lsm/file_open")
+ *     __description("rule 1: a context started and never ended is rejected")
+ *     __rule(1) __needs("bpf_audit")
+ *     __failure __msg("Unreleased reference")
+ *     int BPF_PROG(unreleased_missing_end, struct file *file)
+ *     { ... }
+ *
+ * The harness reads annotations from the SOURCE TEXT (harness/cases.py),
+ * before compiling, so a malformed one is reported as file:line. Hence:
+ * every argument must be a plain C string literal (or adjacent literals
+ * "a" "b"), except the integer of __rule and __expect_errno; macros are NOT
+ * expanded inside annotations. The macros below also put each annotation
+ * into BTF as a decl tag ("comment:..."), so `bpftool btf dump file x.o`
+ * shows what a program expects.
+ *
+ * How the harness runs one program
+ * --------------------------------
+ * It opens the file's object, turns autoload off for every other program,
+ * and loads this one (privileged unless __drop_caps). Audit records are
+ * captured from just before the load until the program has been unloaded
+ * (the harness waits for its AUDIT_BPF op=UNLOAD record).
+ *  - __failure: load must fail; every __msg must appear. Nothing is run.
+ *  - __success without __trigger/__expect_*: load must succeed (load-only:
+ *    the "accepted twin" of a rejection case).
+ *  - __success with __trigger or record expectations: load, attach, run
+ *    the trigger (if any), detach, unload, then check the errno and the
+ *    captured records.
+ *
+ * Verdict
+ * -------
+ * __success                Loading must succeed.
+ * __failure                Loading must fail. Needs at least one __msg:
+ *                          a rejection must name the message that proves
+ *                          it was rejected for the rule, not by accident.
+ * __msg("substring")       Expected in the log (repeatable; matched in the
+ *                          order written). The log searched is libbpf's own
+ *                          output (everything it printed while opening and
+ *                          loading the object) followed by the verifier log.
+ *                          {{regex}} inside the string is a Python regular
+ *                          expression, the rest is literal:
+ *                              __msg("Unreleased reference id={{[0-9]+}}")
+ *                          Only on __failure cases.
+ *
+ * Identity
+ * --------
+ * __description("text")    Required, once. What the case proves, shown in
+ *                          reports. If it tests a rule the spec "decides
+ *                          here", say so in the text too.
+ * __rule(N)                Spec rule checked (1-18; integer, no quotes).
+ *                          Repeatable: __rule(9) __rule(10). Baseline cases
+ *                          (upstream behaviour) have none.
+ * __decided                The rule is one the spec marks "decided here"
+ *                          (11, 12, the record number of 9): a kernel that
+ *                          decides differently fails this case loudly.
+ *                          Needs __rule.
+ *
+ * Requirements
+ * ------------
+ * __needs("feature", ...)  Skip unless the kernel/toolchain has it:
+ *                            "bpf_audit"     bpf_audit_log_start in vmlinux
+ *                                            BTF (the series is applied).
+ *                                            Required when the program calls
+ *                                            a bpf_audit_* kfunc.
+ *                            "bpf_lsm"       bpf in the active LSM list.
+ *                            "btf_type_tag"  the compiler emits
+ *                                            btf_type_tag (clang >= 15;
+ *                                            every __kptr case).
+ *                          __needs("bpf_audit", "btf_type_tag")
+ * __drop_caps("cap", ...)  Load with these capabilities dropped (lower
+ *                          case, no CAP_ prefix), everything else as usual:
+ *                              __drop_caps("sys_boot")
+ *
+ * Run (only on __success cases)
+ * -----------------------------
+ * __trigger("action", "key=value", ...)
+ *                          What the harness does after attaching. Without
+ *                          __trigger a case with record expectations is
+ *                          loaded, attached and detached with no trigger.
+ *                          Built-in actions run in a child process of the
+ *                          guest agent whose comm is set (PR_SET_NAME) to
+ *                          comm=... right before the syscall, so a program
+ *                          can filter on its own trigger. Files named by
+ *                          path= are created (empty, parents too) before the
+ *                          program is attached, unless they exist.
+ *                            open        path= [flags=r|w|rw] [comm=]
+ *                            read        path= [comm=]  (open + read(2))
+ *                            mprotect    [prot=r|rw|rx] [comm=]  (anon page)
+ *                            connect     family=inet|inet6|unix
+ *                                        inet/inet6: addr= port=
+ *                                        unix: path=
+ *                                        [type=stream|dgram]
+ *                                        [bind_addr= bind_port=] (bind first)
+ *                                        [comm=]
+ *                            ioctl       path= cmd=0x541b [comm=]
+ *                            kill        sig=N|SIGxxx [target_comm=] [comm=]
+ *                                        (signals a child it started)
+ *                            unlink      path= [comm=]
+ *                            sethostname [name=] [comm=] (default: current)
+ *                            shell       cmd=... (sh -c; no comm=)
+ *                              __trigger("open", "path=/tmp/bah/x",
+ *                                        "comm=bah_open")
+ * __expect_errno(N)        errno of the trigger's syscall: 0 = it succeeded,
+ *                          1 or EPERM = denied with -EPERM. Needs __trigger.
+ *                          Unchecked when absent.
+ * __audit_disabled         Run the trigger with audit disabled
+ *                          (auditctl -e 0 before, previous state after).
+ *
+ * Records (only on __success cases)
+ * ---------------------------------
+ * __expect_record("TYPE", "check", ...)
+ *                          At least one captured record of TYPE satisfies
+ *                          every check. TYPE is a name from the kernel's
+ *                          include/uapi/linux/audit.h with or without AUDIT_
+ *                          ("BPF_LSM_ACCESS", "BPF", "SYSCALL") or a number
+ *                          ("1425"). Checks:
+ *                            "field=value"  present, decoded value equal
+ *                                           (quotes removed, hex decoded);
+ *                                           {{regex}} parts allowed (the
+ *                                           whole value must match)
+ *                            "raw:field=v"  the on-the-wire text equals v,
+ *                                           e.g. "raw:comm=\"bah\"" or the
+ *                                           uppercase hex "raw:comm=6120"
+ *                            "field"        present
+ *                            "!field"       absent
+ *                            "count=N"      exactly N records of TYPE pass
+ *                                           all checks (default: >= 1)
+ *                            "order=a,b,c"  these fields appear in this
+ *                                           relative order
+ *                            "leading=a,b"  the record's first fields are
+ *                                           exactly a, b (in that order)
+ *                            "once=a,b"     each of these occurs once
+ *                            "same_event=T" shares its serial with a record
+ *                                           matched by this case's
+ *                                           __expect_record("T", ...)
+ *                          Values may use ${prog_id} (the id the loader got),
+ *                          ${pid} and ${comm} (the trigger process's tgid and
+ *                          comm), ${target_pid} (kill's target).
+ *                              __expect_record("BPF_LSM_ACCESS",
+ *                                  "prog-id=${prog_id}", "cause=denied",
+ *                                  "leading=prog-id,pid,comm", "count=1")
+ * __expect_no_record("TYPE", "check", ...)
+ *                          No captured record of TYPE satisfies the checks
+ *                          (none at all when only TYPE is given). Same
+ *                          checks as above, except count/same_event.
+ *
+ * Helpers
+ * -------
+ * harness_comm_is("bah_x")           current task's comm equals "bah_x"
+ * harness_dentry_name_is(d, "x")     d->d_name is "x" (up to 31 bytes)
+ * harness_file_name_is(f, "x")       f's dentry name is "x"
+ * Programs that run must filter to their trigger (comm, and the file name
+ * for file hooks) and deny only the trigger's own access.
+ */
+
+/* bpftool >= 7.3 can emit kfunc prototypes into vmlinux.h; ours follow. */
+#define BPF_NO_KFUNC_PROTOTYPES
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#define __H_STR(x) #x
+#define __H_XSTR(x) __H_STR(x)
+#define __H_TAG(text) __attribute__((btf_decl_tag(text)))
+
+/* Annotations: names of the bpf_misc.h ones kept where they mean the same. */
+#define __description(desc)	__H_TAG("comment:test_description=" desc)
+#define __success		__H_TAG("comment:test_expect_success")
+#define __failure		__H_TAG("comment:test_expect_failure")
+#define __msg(msg)		__H_TAG("comment:test_expect_msg=" __H_XSTR(__COUNTER__) "=" msg)
+#define __rule(n)		__H_TAG("comment:audit_rule=" #n)
+#define __decided		__H_TAG("comment:audit_decided")
+#define __needs(...)		__H_TAG("comment:audit_needs=" #__VA_ARGS__)
+#define __drop_caps(...)	__H_TAG("comment:audit_drop_caps=" #__VA_ARGS__)
+#define __trigger(...)		__H_TAG("comment:audit_trigger=" #__VA_ARGS__)
+#define __expect_record(...)	__H_TAG("comment:audit_expect_record=" __H_XSTR(__COUNTER__) "=" #__VA_ARGS__)
+#define __expect_no_record(...)	__H_TAG("comment:audit_expect_no_record=" __H_XSTR(__COUNTER__) "=" #__VA_ARGS__)
+#define __expect_errno(n)	__H_TAG("comment:audit_expect_errno=" #n)
+#define __audit_disabled	__H_TAG("comment:audit_disabled")
+
+/*
+ * The context is opaque to BPF. An unpatched vmlinux.h lacks it; a patched
+ * one defines it. A forward declaration is valid C in both cases.
+ */
+struct bpf_audit_context;
+
+/*
+ * The bpf_audit kfuncs, with the spec's signatures. __weak so that an
+ * object whose other programs use them still loads (those programs not
+ * autoloaded) on a kernel without the series; the harness skips the
+ * programs that need them via __needs("bpf_audit").
+ */
+extern struct bpf_audit_context *bpf_audit_log_start(void *aux__prog) __ksym __weak;
+extern void bpf_audit_log_end(struct bpf_audit_context *ac) __ksym __weak;
+extern int bpf_audit_log_cause(struct bpf_audit_context *ac, const char *cause__str) __ksym __weak;
+extern int bpf_audit_log_cap(struct bpf_audit_context *ac, int cap) __ksym __weak;
+extern int bpf_audit_log_path(struct bpf_audit_context *ac, const struct path *path) __ksym __weak;
+extern int bpf_audit_log_file(struct bpf_audit_context *ac, struct file *file) __ksym __weak;
+extern int bpf_audit_log_ioctl_op(struct bpf_audit_context *ac, struct file *file, u16 cmd) __ksym __weak;
+extern int bpf_audit_log_dentry(struct bpf_audit_context *ac, struct dentry *dentry) __ksym __weak;
+extern int bpf_audit_log_inode(struct bpf_audit_context *ac, struct inode *inode) __ksym __weak;
+extern int bpf_audit_log_task(struct bpf_audit_context *ac, struct task_struct *task) __ksym __weak;
+extern int bpf_audit_log_net_sock(struct bpf_audit_context *ac, int netif, const struct sock *sk) __ksym __weak;
+extern int bpf_audit_log_net_sockaddr(struct bpf_audit_context *ac, int netif, const struct sockaddr *addr,
+				      int addrlen) __ksym __weak;
+
+/* Existing kfuncs the accepted twins use (upstream since 6.2). */
+extern struct task_struct *bpf_task_acquire(struct task_struct *p) __ksym;
+extern void bpf_task_release(struct task_struct *p) __ksym;
+
+/* vmlinux.h carries no macros: the constants cases need. */
+#ifndef EPERM
+#define EPERM		1
+#endif
+#ifndef ENOENT
+#define ENOENT		2
+#endif
+#ifndef ENODEV
+#define ENODEV		19
+#endif
+#ifndef EINVAL
+#define EINVAL		22
+#endif
+#ifndef EALREADY
+#define EALREADY	114
+#endif
+#ifndef AF_UNIX
+#define AF_UNIX		1
+#endif
+#ifndef AF_INET
+#define AF_INET		2
+#endif
+#ifndef AF_INET6
+#define AF_INET6	10
+#endif
+#define HARNESS_CAP_SYS_ADMIN	21
+#define HARNESS_COMM_LEN	16
+#define HARNESS_NAME_LEN	32
+
+/* The start call every case uses: BPF passes NULL, the verifier supplies the program. */
+#define harness_audit_start()	bpf_audit_log_start(NULL)
+
+static __always_inline int harness_streq(const char *have, const char *want, int len)
+{
+	for (int i = 0; i < len; i++) {
+		if (have[i] != want[i])
+			return 0;
+		if (!want[i])
+			return 1;
+	}
+	return 0;
+}
+
+/* Does the current task's comm equal `want` (a literal of at most 15 bytes)? */
+static __always_inline int harness_comm_is(const char *want)
+{
+	char comm[HARNESS_COMM_LEN];
+
+	if (bpf_get_current_comm(comm, sizeof(comm)))
+		return 0;
+	return harness_streq(comm, want, HARNESS_COMM_LEN);
+}
+
+/* Is the dentry's last path component `want` (a literal of at most 31 bytes)? */
+static __always_inline int harness_dentry_name_is(struct dentry *dentry, const char *want)
+{
+	char name[HARNESS_NAME_LEN];
+
+	if (!dentry)
+		return 0;
+	if (bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(dentry, d_name.name)) < 0)
+		return 0;
+	return harness_streq(name, want, HARNESS_NAME_LEN);
+}
+
+static __always_inline int harness_file_name_is(struct file *file, const char *want)
+{
+	return harness_dentry_name_is(BPF_CORE_READ(file, f_path.dentry), want);
+}
+
+#endif /* __BPF_AUDIT_HARNESS_H__ */
