@@ -811,7 +811,9 @@ NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 AUDIT_GET, AUDIT_SET, AUDIT_USER = 1000, 1001, 1005
 AUDIT_STATUS_ENABLED, AUDIT_STATUS_FAILURE, AUDIT_STATUS_PID = 0x1, 0x2, 0x4
 AUDIT_STATUS_RATE_LIMIT, AUDIT_STATUS_BACKLOG_LIMIT, AUDIT_STATUS_BACKLOG_WAIT_TIME = 0x8, 0x10, 0x20
+AUDIT_REPLACE = 1329  # the kernel probing the daemon (payload: binary pid), not a record
 AUDIT_NLGRP_READLOG = 1
+NOT_RECORDS = (NLMSG_ERROR, NLMSG_NOOP, NLMSG_DONE, AUDIT_REPLACE)
 STATUS_FIELDS = (
     "mask enabled failure pid rate_limit backlog_limit lost backlog feature_bitmap backlog_wait_time "
     "backlog_wait_time_actual"
@@ -850,9 +852,18 @@ class Audit:
         return self.seq, hdr + payload
 
     def _split(self, data: bytes):
+        """Yield (type, seq, payload) per netlink message.
+
+        Quirk (kernel/audit.c, audit_log_end): a record unicast to the audit daemon has nlmsg_len = payload
+        length, not header + payload; multicast copies get the usual length (kauditd_send_multicast_skb).
+        kauditd sends one record per datagram, so a record's payload is the rest of the datagram, clipped.
+        """
         off = 0
         while off + 16 <= len(data):
             length, mtype, flags, seq, pid = self.struct.unpack_from("=IHHII", data, off)
+            if mtype >= 1100:  # an audit record, not a control reply (AUDIT_GET etc. are 1000-1099)
+                yield mtype, seq, data[off + 16 : min(len(data), off + 16 + length)]
+                return
             if length < 16 or off + length > len(data):
                 break
             yield mtype, seq, data[off + 16 : off + length]
@@ -885,7 +896,7 @@ class Audit:
                         return None
                 elif want_type is not None and rtype == want_type and rseq == seq:
                     return body
-                elif sock is self.rec and rtype not in (NLMSG_ERROR, NLMSG_NOOP, NLMSG_DONE):
+                elif sock is self.rec and rtype not in NOT_RECORDS:
                     self._store(rtype, body)
 
     def status(self) -> dict:
@@ -949,7 +960,7 @@ class Audit:
                     DIAG.log(f"audit reader stopped: {e}")
                     return
                 for mtype, _, body in self._split(data):
-                    if mtype not in (NLMSG_ERROR, NLMSG_NOOP, NLMSG_DONE):
+                    if mtype not in NOT_RECORDS:
                         self._store(mtype, body)
 
     def open(self, enable: bool, backlog_limit: int | None, mode: str) -> dict:
