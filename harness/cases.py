@@ -610,7 +610,7 @@ class _Parser:
                     if len(args) != 1 or len(args[0]) < 1 or any(a.kind != "str" for a in args[0]):
                         raise self.err(t.line, 'SEC() takes one string literal, e.g. SEC("lsm/file_open").')
                     if section is not None:
-                        raise self.err(t.line, f'second SEC(...) for one declaration (first on line {section_line}).')
+                        raise self.err(t.line, f"second SEC(...) for one declaration (first on line {section_line}).")
                     section = "".join(a.value for a in args[0])
                     section_line = t.line
                     i = self.match[i + 1] + 1
@@ -639,9 +639,9 @@ class _Parser:
                     last = self.toks[end - 1].line if end > start else anns[0].line
                     raise self.err(
                         anns[0].line,
-                        f"{anns[0].name} is not followed by a SEC(\"...\") function definition (it annotates the "
+                        f'{anns[0].name} is not followed by a SEC("...") function definition (it annotates the '
                         f"declaration ending on line {last}). Put annotations right before the program they "
-                        "describe, between SEC(\"...\") and the function.",
+                        'describe, between SEC("...") and the function.',
                     )
                 continue
             if not groups:
@@ -652,7 +652,7 @@ class _Parser:
                     raise self.err(
                         ann.line,
                         f"{ann.name} comes after the function's parameter list. Put annotations before the function "
-                        "name, after SEC(\"...\").",
+                        'name, after SEC("...").',
                     )
             name_tok = self.toks[params - 1] if params > start else None
             if name_tok is None or name_tok.kind != "id":
@@ -667,8 +667,8 @@ class _Parser:
                 if anns:
                     raise self.err(
                         anns[0].line,
-                        f"{anns[0].name} annotates {name}(), which has no SEC(\"...\"). Only programs are cases: "
-                        f"add SEC(\"...\") before {name} or drop the annotations.",
+                        f'{anns[0].name} annotates {name}(), which has no SEC("..."). Only programs are cases: '
+                        f'add SEC("...") before {name} or drop the annotations.',
                     )
                 continue
             body_toks = self.toks[body + 1 : self.match[body]]
@@ -684,7 +684,7 @@ def _check_regex(err, line: int, text: str, what: str) -> None:
         parts = _split_regex(text)
     except ValueError as e:
         raise err(
-            line, f"{what} {text!r}: {e}. Write {{{{regex}}}} with both braces, e.g. \"id={{{{[0-9]+}}}}\"."
+            line, f'{what} {text!r}: {e}. Write {{{{regex}}}} with both braces, e.g. "id={{{{[0-9]+}}}}".'
         ) from None
     for is_re, part in parts:
         if is_re:
@@ -701,8 +701,8 @@ def _parse_type(err, line: int, text: str) -> str | int:
     if not m:
         raise err(
             line,
-            f"record type {text!r} is neither a number nor an audit type name. Write e.g. \"BPF_LSM_ACCESS\", "
-            "\"BPF\", \"SYSCALL\" or \"1425\".",
+            f'record type {text!r} is neither a number nor an audit type name. Write e.g. "BPF_LSM_ACCESS", '
+            '"BPF", "SYSCALL" or "1425".',
         )
     return m.group(1)
 
@@ -717,8 +717,12 @@ def _field_list(err, line: int, key: str, value: str) -> tuple[str, ...]:
 def _check_placeholders(err, line: int, text: str, trigger: Trigger | None) -> None:
     for name in _PLACEHOLDER_RE.findall(text):
         if name not in PLACEHOLDERS:
-            raise err(line, f"unknown placeholder ${{{name}}} in {text!r}. Known: "
-                      + ", ".join(f"${{{p}}}" for p in PLACEHOLDERS) + ".")
+            raise err(
+                line,
+                f"unknown placeholder ${{{name}}} in {text!r}. Known: "
+                + ", ".join(f"${{{p}}}" for p in PLACEHOLDERS)
+                + ".",
+            )
         if name in ("pid", "comm") and (trigger is None or trigger.action == "shell"):
             raise err(line, f"${{{name}}} in {text!r} needs a built-in __trigger (not shell) whose process it names.")
         if name == "target_pid" and (trigger is None or trigger.action != "kill"):
@@ -767,8 +771,8 @@ def _parse_record(err, ann: Annotation, trigger: Trigger | None, negative: bool)
         if not _FIELD_RE.match(name):
             raise err(
                 line,
-                f"{arg!r} in {ann.name} is not a field check. Write \"field=value\", \"field\", \"!field\", "
-                "\"raw:field=text\" or one of count=, order=, leading=, once=, same_event=.",
+                f'{arg!r} in {ann.name} is not a field check. Write "field=value", "field", "!field", '
+                '"raw:field=text" or one of count=, order=, leading=, once=, same_event=.',
             )
         if negative and op == "absent":
             raise err(line, f'"{arg}" in {ann.name}: a record that must not exist has no absent fields; drop it.')
@@ -797,8 +801,11 @@ def _parse_trigger(err, ann: Annotation) -> Trigger:
         key, value = arg.split("=", 1)
         if key not in required | optional:
             if key == "comm" and action == "shell":
-                raise err(line, "comm= does not apply to shell triggers: the command's comm is its executable's "
-                          "name. Use a built-in action, or filter on that name.")
+                raise err(
+                    line,
+                    "comm= does not apply to shell triggers: the command's comm is its executable's "
+                    "name. Use a built-in action, or filter on that name.",
+                )
             allowed = ", ".join(sorted(required | optional))
             raise err(line, f"trigger {action!r} has no key {key!r}. Allowed: {allowed}.")
         if any(k == key for k, _ in args):
@@ -819,14 +826,20 @@ def _validate_trigger_values(err, trig: Trigger) -> None:
         if key in d:
             size = len(d[key].encode())
             if not d[key] or size >= TASK_COMM_LEN:
-                raise err(line, f"{key}={d[key]!r} must be 1-{TASK_COMM_LEN - 1} bytes (TASK_COMM_LEN); the kernel "
-                          "would truncate it and the program's filter would not match.")
+                raise err(
+                    line,
+                    f"{key}={d[key]!r} must be 1-{TASK_COMM_LEN - 1} bytes (TASK_COMM_LEN); the kernel "
+                    "would truncate it and the program's filter would not match.",
+                )
     if "path" in d and trig.action != "connect":
         if not d["path"].startswith("/"):
             raise err(line, f"path={d['path']!r} must be absolute, e.g. path=/tmp/bah/x.")
         if len(d["path"].rsplit("/", 1)[1].encode()) > MAX_NAME_LEN:
-            raise err(line, f"the last component of path={d['path']!r} is longer than {MAX_NAME_LEN} bytes "
-                      "(harness_dentry_name_is compares at most that).")
+            raise err(
+                line,
+                f"the last component of path={d['path']!r} is longer than {MAX_NAME_LEN} bytes "
+                "(harness_dentry_name_is compares at most that).",
+            )
     if trig.action == "open" and d.get("flags", "r") not in ("r", "w", "rw"):
         raise err(line, f"flags={d['flags']!r}: write flags=r, flags=w or flags=rw.")
     if trig.action == "mprotect" and d.get("prot", "r") not in ("none", "r", "rw", "rx", "rwx"):
@@ -893,8 +906,11 @@ def _build_program(
         raise err(line, f'{where} has no __description. Add __description("what this case proves").')
     success, failure = one("__success"), one("__failure")
     if success and failure:
-        raise err(max(success.line, failure.line), f"{where} has both __success and __failure. Keep the one the "
-                  "kernel must do: __failure __msg(\"...\") for a rejection, __success for its accepted twin.")
+        raise err(
+            max(success.line, failure.line),
+            f"{where} has both __success and __failure. Keep the one the "
+            'kernel must do: __failure __msg("...") for a rejection, __success for its accepted twin.',
+        )
     if not success and not failure:
         raise err(line, f"{where} says neither __success nor __failure. Add one.")
     expect = "success" if success else "failure"
@@ -904,16 +920,25 @@ def _build_program(
         if not a.args[0]:
             raise err(a.line, '__msg("") matches anything. Write the message the verifier must print.')
     if expect == "success" and msgs:
-        raise err(by["__msg"][0].line, f"__msg on {where}, a __success case: messages are only checked when the "
-                  "load fails. Drop __msg, or make it __failure.")
+        raise err(
+            by["__msg"][0].line,
+            f"__msg on {where}, a __success case: messages are only checked when the "
+            "load fails. Drop __msg, or make it __failure.",
+        )
     if expect == "failure" and not msgs:
-        raise err(failure.line, f"{where} is __failure without __msg: a rejection must name the message that "  # type: ignore[union-attr]
-                  "proves the rule, e.g. __failure __msg(\"Unreleased reference\").")
+        raise err(
+            failure.line,
+            f"{where} is __failure without __msg: a rejection must name the message that "  # type: ignore[union-attr]
+            'proves the rule, e.g. __failure __msg("Unreleased reference").',
+        )
     if expect == "failure":
         for key in ("__trigger", "__expect_record", "__expect_no_record", "__expect_errno", "__audit_disabled"):
             if key in by:
-                raise err(by[key][0].line, f"{key} on {where}, a __failure case: a program that does not load "
-                          "runs nothing. Drop it, or put it on the accepted twin.")
+                raise err(
+                    by[key][0].line,
+                    f"{key} on {where}, a __failure case: a program that does not load "
+                    "runs nothing. Drop it, or put it on the accepted twin.",
+                )
 
     rules: list[int] = []
     for a in by.get("__rule", []):
@@ -939,19 +964,28 @@ def _build_program(
         for cap in a.args:
             c = cap.lower().removeprefix("cap_")
             if c not in CAPABILITIES:
-                raise err(a.line, f"__drop_caps({cap!r}): unknown capability. Write it lower case without CAP_, "
-                          "e.g. __drop_caps(\"sys_boot\").")
+                raise err(
+                    a.line,
+                    f"__drop_caps({cap!r}): unknown capability. Write it lower case without CAP_, "
+                    'e.g. __drop_caps("sys_boot").',
+                )
             if cap != c:
                 raise err(a.line, f'__drop_caps({cap!r}): write __drop_caps("{c}").')
             caps.append(c)
 
     body_ids = {t.text for t in body if t.kind == "id"}
     if any(i.startswith("bpf_audit_") or i == "harness_audit_start" for i in body_ids) and "bpf_audit" not in needs:
-        raise err(line, f'{where} calls bpf_audit kfuncs but lacks __needs("bpf_audit"); without it the case would '
-                  "fail instead of skipping on kernels without the series. Add __needs(\"bpf_audit\").")
+        raise err(
+            line,
+            f'{where} calls bpf_audit kfuncs but lacks __needs("bpf_audit"); without it the case would '
+            'fail instead of skipping on kernels without the series. Add __needs("bpf_audit").',
+        )
     if "bpf_kptr_xchg" in body_ids and "btf_type_tag" not in needs:
-        raise err(line, f"{where} uses bpf_kptr_xchg: add __needs(\"btf_type_tag\") so it is skipped with a "
-                  "compiler that drops __kptr (clang 14).")
+        raise err(
+            line,
+            f'{where} uses bpf_kptr_xchg: add __needs("btf_type_tag") so it is skipped with a '
+            "compiler that drops __kptr (clang 14).",
+        )
 
     trig_ann = one("__trigger")
     trigger = _parse_trigger(err, trig_ann) if trig_ann else None
@@ -967,11 +1001,16 @@ def _build_program(
     types = {r.type for r in records}
     for r in records:
         if r.same_event is not None and (r.same_event not in types or r.same_event == r.type):
-            raise err(r.line, f"same_event={r.same_event} must name another __expect_record type of this program "
-                      f"(have: {', '.join(str(t) for t in types)}).")
+            raise err(
+                r.line,
+                f"same_event={r.same_event} must name another __expect_record type of this program "
+                f"(have: {', '.join(str(t) for t in types)}).",
+            )
     if disabled and records and any(r.type != "SYSCALL" for r in records):
-        raise err(disabled.line, "__audit_disabled with __expect_record: audit is off, no record can appear. "
-                  "Use __expect_no_record.")
+        raise err(
+            disabled.line,
+            "__audit_disabled with __expect_record: audit is off, no record can appear. Use __expect_no_record.",
+        )
 
     return CaseProgram(
         path=path,
@@ -999,16 +1038,21 @@ def parse_case_text(text: str, path: str | Path) -> CaseFile:
     p = str(path)
     found = _Parser(text, p).parse()
     if not found:
-        raise CaseError(f"{p}:1: no SEC(\"...\") program found. A case file holds annotated BPF programs "
-                        "(see cases/harness.h).")
+        raise CaseError(
+            f'{p}:1: no SEC("...") program found. A case file holds annotated BPF programs (see cases/harness.h).'
+        )
     bare = [(name, line) for name, _, line, anns, _ in found if not anns]
     if bare:
         listed = ", ".join(f"{n} (line {ln})" for n, ln in bare)
         if len(bare) == len(found):
-            raise CaseError(f"{p}:{bare[0][1]}: no program in this file is annotated. Every program is a case: "
-                            f"add __description, __success or __failure (and more, see cases/harness.h) to {listed}.")
-        raise CaseError(f"{p}:{bare[0][1]}: program(s) without annotations in a file with annotated ones: {listed}. "
-                        "Every program is one case: annotate it, or move it out of cases/.")
+            raise CaseError(
+                f"{p}:{bare[0][1]}: no program in this file is annotated. Every program is a case: "
+                f"add __description, __success or __failure (and more, see cases/harness.h) to {listed}."
+            )
+        raise CaseError(
+            f"{p}:{bare[0][1]}: program(s) without annotations in a file with annotated ones: {listed}. "
+            "Every program is one case: annotate it, or move it out of cases/."
+        )
     programs = tuple(_build_program(p, *item) for item in found)
     return CaseFile(Path(path), programs)
 

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Rules 9-10: one BPF_LSM_ACCESS record per context, starting prog-id= pid= comm=, prog-id matching the LOAD record. */
+#include "harness.h"
+
+char _license[] SEC("license") = "GPL";
+
+SEC("lsm/file_open")
+__description("rules 9-10: one record per context, leading prog-id= pid= comm= in that order, prog-id as in op=LOAD")
+__rule(9) __rule(10) __needs("bpf_audit")
+__success
+__trigger("open", "path=/tmp/bah/rec10", "comm=bah_rec10")
+__expect_record("BPF_LSM_ACCESS", "prog-id=${prog_id}", "pid=${pid}", "comm=${comm}", "cause=rec10",
+		"leading=prog-id,pid,comm", "count=1")
+__expect_record("BPF", "prog-id=${prog_id}", "op=LOAD", "count=1")
+int BPF_PROG(record_leading_fields, struct file *file)
+{
+	struct bpf_audit_context *ac;
+
+	if (!harness_comm_is("bah_rec10") || !harness_file_name_is(file, "rec10"))
+		return 0;
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_cause(ac, "rec10");
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/file_open")
+__description("rule 9: two contexts started and ended in one hook call give two records")
+__rule(9) __needs("bpf_audit")
+__success
+__trigger("open", "path=/tmp/bah/rec2", "comm=bah_rec2")
+__expect_record("BPF_LSM_ACCESS", "prog-id=${prog_id}", "cause=ctx_one", "count=1")
+__expect_record("BPF_LSM_ACCESS", "prog-id=${prog_id}", "cause=ctx_two", "count=1")
+__expect_record("BPF_LSM_ACCESS", "prog-id=${prog_id}", "count=2")
+int BPF_PROG(record_per_context, struct file *file)
+{
+	struct bpf_audit_context *ac;
+
+	if (!harness_comm_is("bah_rec2") || !harness_file_name_is(file, "rec2"))
+		return 0;
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_cause(ac, "ctx_one");
+	bpf_audit_log_end(ac);
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_cause(ac, "ctx_two");
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/file_open")
+__description("rule 9 (decided here): the record type number is 1425, the first after Landlock's 1423/1424")
+__rule(9) __decided __needs("bpf_audit")
+__success
+__trigger("open", "path=/tmp/bah/rec1425", "comm=bah_rec1425")
+__expect_record("1425", "prog-id=${prog_id}", "cause=type_number", "count=1")
+int BPF_PROG(record_type_number, struct file *file)
+{
+	struct bpf_audit_context *ac;
+
+	if (!harness_comm_is("bah_rec1425") || !harness_file_name_is(file, "rec1425"))
+		return 0;
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_cause(ac, "type_number");
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/file_open")
+__description("rule 9: a context started and ended with no logger call still gives one record with the leading fields")
+__rule(9) __needs("bpf_audit")
+__success
+__trigger("open", "path=/tmp/bah/rec0", "comm=bah_rec0")
+__expect_record("BPF_LSM_ACCESS", "prog-id=${prog_id}", "pid=${pid}", "comm=${comm}", "!cause",
+		"leading=prog-id,pid,comm", "count=1")
+int BPF_PROG(record_no_fields, struct file *file)
+{
+	struct bpf_audit_context *ac;
+
+	if (!harness_comm_is("bah_rec0") || !harness_file_name_is(file, "rec0"))
+		return 0;
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_end(ac);
+	return 0;
+}

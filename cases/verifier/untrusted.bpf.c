@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Rule 8: loggers take only trusted pointers: untrusted pointer walks are rejected, hook args and trusted fields load. */
+#include "harness.h"
+
+char _license[] SEC("license") = "GPL";
+
+SEC("lsm/file_open")
+__description("rule 8: file->f_path.dentry->d_parent (untrusted walk) passed to a logger is rejected")
+__rule(8) __needs("bpf_audit")
+__failure __msg("must be referenced or trusted")
+int BPF_PROG(dentry_parent_untrusted, struct file *file)
+{
+	struct bpf_audit_context *ac;
+
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_dentry(ac, file->f_path.dentry->d_parent);
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/file_open")
+__description("rule 8: file->f_path.dentry (not a field 6.12 marks trusted) passed to a logger is rejected")
+__rule(8) __needs("bpf_audit")
+__failure __msg("must be referenced or trusted")
+int BPF_PROG(f_path_dentry_untrusted, struct file *file)
+{
+	struct bpf_audit_context *ac;
+
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_dentry(ac, file->f_path.dentry);
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/inode_unlink")
+__description("rule 8 twin: the hook's own dentry argument is trusted and loads")
+__rule(8) __needs("bpf_audit")
+__success
+int BPF_PROG(hook_arg_dentry, struct inode *dir, struct dentry *dentry)
+{
+	struct bpf_audit_context *ac;
+
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_dentry(ac, dentry);
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/file_open")
+__description("rule 8 twin: file->f_inode (trusted in 6.12) loads")
+__rule(8) __needs("bpf_audit")
+__success
+int BPF_PROG(file_f_inode_trusted, struct file *file)
+{
+	struct bpf_audit_context *ac;
+
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_inode(ac, file->f_inode);
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/inode_unlink")
+__description("rule 8 twin: dentry->d_inode of the hook's dentry (trusted in 6.12) loads")
+__rule(8) __needs("bpf_audit")
+__success
+int BPF_PROG(dentry_d_inode_trusted, struct inode *dir, struct dentry *dentry)
+{
+	struct bpf_audit_context *ac;
+
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_inode(ac, dentry->d_inode);
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/file_open")
+__description("rule 8 twin: &file->f_path (embedded in a trusted file) loads")
+__rule(8) __needs("bpf_audit")
+__success
+int BPF_PROG(file_f_path_embedded, struct file *file)
+{
+	struct bpf_audit_context *ac;
+
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_path(ac, &file->f_path);
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/socket_connect")
+__description("rule 8: socket->sk (trusted or NULL) without a NULL check is rejected")
+__rule(8) __needs("bpf_audit")
+__failure __msg("Possibly NULL pointer passed to trusted arg2")
+int BPF_PROG(socket_sk_unchecked, struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	struct bpf_audit_context *ac;
+
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_net_sock(ac, 0, sock->sk);
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/socket_connect")
+__description("rule 8 twin: socket->sk after a NULL check loads")
+__rule(8) __needs("bpf_audit")
+__success
+int BPF_PROG(socket_sk_checked, struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	struct bpf_audit_context *ac;
+	struct sock *sk = sock->sk;
+
+	if (!sk)
+		return 0;
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_net_sock(ac, 0, sk);
+	bpf_audit_log_end(ac);
+	return 0;
+}
