@@ -1029,6 +1029,8 @@ class Audit:
         self.rec.close()
         self.rec = None
         self.mode = None
+        with self.lock:
+            self.records.clear()  # marks stay monotonic: a later read from an old mark reports dropped_before
         DIAG.log("audit closed" + (f" (unregister failed: {unregister_error})" if unregister_error else ""))
         res: dict = {"was_open": True}
         if unregister_error:
