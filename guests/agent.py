@@ -1169,6 +1169,7 @@ class Agent:
         if not MIN_LOG_SIZE <= size <= MAX_LOG_SIZE:
             raise BadRequest(f"argument 'log_size' must be {MIN_LOG_SIZE}..{MAX_LOG_SIZE}")
         drop = parse_caps(req["drop_caps"]) if req.get("drop_caps") is not None else []
+        program_logs = arg(req, "program_logs", bool, False)
         if not os.path.exists(path):
             raise OpFailed(f"no such object file in the guest: {path}", errno=2)
         bpf.take_lines()
@@ -1182,6 +1183,9 @@ class Agent:
         res["log_size"] = size
         res["log_retries"] = retries
         res["libbpf_log"] = bpf.take_lines()
+        if not program_logs:
+            for info in res["programs"]:
+                info.pop("verifier_log", None)
         if res["loaded"]:
             ids = ",".join(f"{p['name']}={p['id']}" for p in res["programs"] if p["fd"] >= 0)
             DIAG.log(f"load {path}: handle {res['handle']} prog ids {ids}")
@@ -1241,9 +1245,12 @@ class Agent:
                 "verifier_log": log,
             }
             if fd >= 0:
-                raw = bpf.info(fd)
-                info["id"] = _u32(raw, 4)
-                info["tag"] = raw[8:16].hex()
+                try:
+                    raw = bpf.info(fd)
+                    info["id"] = _u32(raw, 4)
+                    info["tag"] = raw[8:16].hex()
+                except OSError as e:
+                    info["info_error"] = str(e)
             elif err and prog in bufs and failed is None and log:
                 failed = info
             infos.append(info)
@@ -1391,9 +1398,7 @@ class Agent:
         return self.audit.read(since, wait, types)
 
     def op_audit_status(self, req: dict) -> dict:
-        st = self.audit.status()
-        res = dict(st)
-        res["status"] = st
+        res = self.audit.status()
         res["agent_mode"] = self.audit.mode
         return res
 

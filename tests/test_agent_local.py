@@ -307,9 +307,21 @@ def test_accepted_twin_loads_with_prog_id_and_unloads(
 
 
 def test_whole_object_load_names_the_failing_program(agent: AgentClient, bpf_objects: dict[str, Path]) -> None:
-    res = agent.ok("load", path=str(bpf_objects["agent-sk-ref"]))
+    res = agent.ok("load", path=str(bpf_objects["agent-sk-ref"]), program_logs=True)
     assert res["loaded"] is False and res["failed_program"] == "leak_sk"
     assert "Unreleased reference" in res["verifier_log"]
+    logs = {p["name"]: p["verifier_log"] for p in res["programs"]}
+    assert logs["leak_sk"] == res["verifier_log"]
+    assert logs["release_sk"] == ""  # libbpf stops at the first program that fails
+
+
+def test_not_an_elf_file_is_a_failed_open(agent: AgentClient, tmp_path: Path) -> None:
+    need_root()
+    junk = tmp_path / "junk.o"
+    junk.write_bytes(b"not an ELF file\n")
+    res = agent.ok("load", path=str(junk))
+    assert res["loaded"] is False and res["stage"] == "open" and res["errno"] > 0
+    assert any("elf" in line.lower() for line in res["libbpf_log"]), res["libbpf_log"]
 
 
 def test_unknown_program_name_is_a_clear_error(agent: AgentClient, bpf_objects: dict[str, Path]) -> None:
@@ -420,6 +432,16 @@ def test_shell_trigger_timeout_kills_the_whole_group(agent: AgentClient) -> None
     assert time.monotonic() - t0 < 10
     assert res["timed_out"] is True and res["rc"] == -9
     assert "never" not in res["stdout"]
+    assert _pgrp_members(res["pid"]) == []
+
+
+def test_action_trigger_timeout_kills_the_child(agent: AgentClient, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    res = agent.ok("trigger", action="open", path=str(fifo), timeout=0.5)  # blocks: no writer ever comes
+    assert time.monotonic() - t0 < 10
+    assert res["timed_out"] is True and res["rc"] == -9
     assert _pgrp_members(res["pid"]) == []
 
 
