@@ -459,6 +459,7 @@ class _Parser:
         self.path = path
         self.toks = _tokenize(text, path)
         self.match = _match_brackets(self.toks, path)
+        self.rmatch = {v: k for k, v in self.match.items()}
 
     def err(self, line: int, message: str) -> CaseError:
         return CaseError(f"{self.path}:{line}: {message}")
@@ -476,9 +477,8 @@ class _Parser:
                 start = i
                 continue
             if t.kind == "p" and t.text == "{":
-                prev = toks[i - 1] if i > start else None
                 close = self.match[i]
-                if prev is not None and prev.kind == "p" and prev.text == ")":
+                if self._is_function_body(i, start):
                     out.append((start, i, i))
                     i = close + 1
                     start = i
@@ -492,6 +492,29 @@ class _Parser:
         if start < len(toks):
             out.append((start, len(toks), None))
         return out
+
+    def _is_function_body(self, brace: int, start: int) -> bool:
+        """Is the '{' at `brace` a function body, i.e. preceded by a parameter list (possibly followed by
+        attributes or misplaced annotations)?"""
+        j = brace - 1
+        while j >= start:
+            t = self.toks[j]
+            if t.kind == "p" and t.text == ")":
+                opener = self.rmatch[j]
+                before = self.toks[opener - 1] if opener - 1 >= start else None
+                if (
+                    before is not None
+                    and before.kind == "id"
+                    and (before.text in ANNOTATIONS or before.text == "__attribute__")
+                ):
+                    j = opener - 2
+                    continue
+                return True
+            if t.kind == "id" and (t.text in ANNOTATIONS or t.text in _QUALIFIERS):
+                j -= 1
+                continue
+            return False
+        return False
 
     def group_args(self, open_idx: int) -> list[list[_Tok]]:
         """Top-level comma-separated token lists inside the group opened at open_idx."""

@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Compile a case file to a BPF object against a kernel's vmlinux.h, with a content-addressed object cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.settings import REPO_ROOT
+from harness.tools import quoted, require, version_line
+
+CLANG_CANDIDATES = ("clang-19", "clang-18", "clang-17", "clang-16")
+CASES_DIR = REPO_ROOT / "cases"
+HARNESS_H = CASES_DIR / "harness.h"
+MULTIARCH_INCLUDE = Path("/usr/include/x86_64-linux-gnu")
+LIBBPF_VERSION_H = Path("/usr/include/bpf/libbpf_version.h")
+COMPILE_TIMEOUT = 300
+# Bump when the compile recipe (flags, layout) changes in a way the key inputs do not show.
+RECIPE_VERSION = 1
+
+TYPE_TAG_PROBE = (
+    "struct task_struct;\n"
+    'struct probe { struct task_struct __attribute__((btf_type_tag("kptr"))) *t; } probe_var;\n'
+)
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """obj is the compiled object (None on failure); argv is the command, runnable by hand."""
+
+    obj: Path | None
+    ok: bool
+    stderr: str
+    argv: list[str] = field(default_factory=list)
+    cached: bool = False
+
+    @property
+    def command(self) -> str:
+        return quoted(self.argv)
+
+
+def find_clang() -> str:
+    """The BPF compiler: clang-19 preferred, then clang-18/17/16 (all emit btf_type_tag)."""
+    for name in CLANG_CANDIDATES:
+        path = shutil.which(name)
+        if path:
+            return path
+    require("clang-19")  # raises MissingToolError naming the Debian package
+    raise AssertionError("unreachable")
+
+
+def compile_argv(clang: str, src: Path, vmlinux_h: Path, obj: Path) -> list[str]:
+    return [
+        clang,
+        "-g",
+        "-O2",
+        "-target",
+        "bpf",
+        "-D__TARGET_ARCH_x86",
+        f"-I{vmlinux_h.parent}",
+        f"-I{CASES_DIR}",
+        f"-I{MULTIARCH_INCLUDE}",
+        "-c",
+        str(src),
+        "-o",
+        str(obj),
+    ]
+
+
+@lru_cache(maxsize=64)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, memoized on (path, mtime, size): vmlinux.h is hashed once per process."""
+    st = path.stat()
+    return _file_digest(str(path), st.st_mtime_ns, st.st_size)
+
+
+def cache_key(src_text: bytes, vmlinux_h: Path, clang: str) -> str:
+    """Everything the object depends on: source, harness.h, vmlinux.h, compiler, libbpf headers, recipe."""
+    h = hashlib.sha256()
+    for part in (
+        b"recipe:%d" % RECIPE_VERSION,
+        src_text,
+        HARNESS_H.read_bytes() if HARNESS_H.is_file() else b"",
+        file_digest(vmlinux_h).encode(),
+        version_line(clang, "--version").encode(),
+        LIBBPF_VERSION_H.read_bytes() if LIBBPF_VERSION_H.is_file() else b"",
+    ):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, data: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def compile_case(src: Path, vmlinux_h: Path, out_dir: Path, *, clang: str | None = None) -> CompileResult:
+    """Compile one case file. out_dir doubles as the object cache: `<stem>-<key>.o` plus a `.json` sidecar
+    holding the outcome (failures are cached too). Compile errors are returned (ok False, clang's stderr),
+    never raised; a missing vmlinux.h or compiler raises."""
+    src, vmlinux_h, out_dir = Path(src), Path(vmlinux_h), Path(out_dir)
+    if not vmlinux_h.is_file():
+        raise HarnessError(
+            f"vmlinux.h not found at {vmlinux_h}. It comes with the kernel artifact: build the kernel first "
+            "(`bpf-audit-harness build`), or dump one: bpftool btf dump file /sys/kernel/btf/vmlinux format c"
+        )
+    clang = clang or find_clang()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = src.name.removesuffix(".c")
+    try:
+        src_text = src.read_bytes()
+    except OSError as e:
+        argv = compile_argv(clang, src, vmlinux_h, out_dir / f"{stem}.o")
+        return CompileResult(None, False, f"cannot read case file {src}: {e.strerror}", argv)
+    key = cache_key(src_text, vmlinux_h, clang)[:24]
+    obj = out_dir / f"{stem}-{key}.o"
+    meta = out_dir / f"{stem}-{key}.json"
+    argv = compile_argv(clang, src, vmlinux_h, obj)
+
+    if meta.is_file():
+        try:
+            saved = json.loads(meta.read_text())
+            if not saved["ok"] or obj.is_file():
+                return CompileResult(obj if saved["ok"] else None, saved["ok"], saved["stderr"], argv, cached=True)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable sidecar: compile again and overwrite it
+
+    fd, tmp_name = tempfile.mkstemp(dir=out_dir, prefix=f".tmp-{stem}-", suffix=".o")
+    os.close(fd)
+    tmp_obj = Path(tmp_name)
+    try:
+        try:
+            proc = subprocess.run(
+                compile_argv(clang, src, vmlinux_h, tmp_obj),
+                capture_output=True,
+                text=True,
+                timeout=COMPILE_TIMEOUT,
+                check=False,
+            )
+            ok, stderr = proc.returncode == 0, proc.stderr.replace(str(tmp_obj), str(obj))
+            if not ok and not stderr.strip():
+                stderr = f"{Path(clang).name} exited with status {proc.returncode} and no message"
+        except subprocess.TimeoutExpired:
+            ok, stderr = False, f"{Path(clang).name} did not finish within {COMPILE_TIMEOUT} s"
+        if ok:
+            os.replace(tmp_obj, obj)
+        _atomic_write(meta, json.dumps({"ok": ok, "stderr": stderr, "argv": argv}, indent=1))
+    finally:
+        tmp_obj.unlink(missing_ok=True)
+    return CompileResult(obj if ok else None, ok, stderr, argv)
+
+
+@lru_cache(maxsize=8)
+def compiler_emits_type_tags(clang: str) -> bool:
+    """Does this compiler keep btf_type_tag on struct members? (clang 14 silently drops it, so a
+    `struct task_struct __kptr *` map value loses its kptr-ness.) Compiles a two-line probe and looks for
+    TYPE_TAG in `bpftool btf dump`."""
+    found = require(clang, "bpftool")
+    with tempfile.TemporaryDirectory(prefix="bah-typetag-") as tmp:
+        probe_c, probe_o = Path(tmp) / "probe.c", Path(tmp) / "probe.o"
+        probe_c.write_text(TYPE_TAG_PROBE)
+        argv = [found[clang], "-g", "-O2", "-target", "bpf", "-c", str(probe_c), "-o", str(probe_o)]
+        try:
+            built = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        except subprocess.TimeoutExpired:
+            return False
+        if built.returncode != 0 or not probe_o.is_file():
+            return False
+        dump = subprocess.run(
+            [found["bpftool"], "btf", "dump", "file", str(probe_o)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return dump.returncode == 0 and "TYPE_TAG" in dump.stdout
