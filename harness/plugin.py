@@ -16,6 +16,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--no-patches", action="store_true", help="build the source without the patch series")
     g.addoption("--kernel-config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
     g.addoption("--harness-cache", type=Path, help="build cache directory (default: ~/.cache/bpf-audit-harness)")
+    g.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"),
+                help="QEMU accelerator; auto probes KVM with a real boot and falls back to TCG")
+    g.addoption("--target", help="run on an existing machine over SSH instead of a local VM: ssh://user@host:port")
+    g.addoption("--target-key", type=Path, help="private key for --target (default ~/.ssh/id_ed25519)")
+    g.addoption("--vm-memory", default="1G", help="guest memory (QEMU -m), default 1G")
 
 
 def kernel_options_from(config: pytest.Config):
@@ -56,3 +61,42 @@ def kernel_build(kernel_options):
 def kernel_artifact(kernel_build):
     """The cached kernel artifact (bzImage, vmlinux, vmlinux.h, audit.h, config)."""
     return kernel_build.artifact
+
+
+def _worker_id(config: pytest.Config) -> str:
+    return getattr(config, "workerinput", {}).get("workerid", "main")
+
+
+@pytest.fixture(scope="session")
+def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
+    """This worker's machine pool: one VM (or --target) per pytest-xdist worker, stopped at session end."""
+    from harness.farm import PoolConfig, VMPool
+    from harness.settings import new_run_dir
+
+    worker = _worker_id(pytestconfig)
+    opts = kernel_options_from(pytestconfig)
+    target = pytestconfig.getoption("--target")
+    kernel = None if target else request.getfixturevalue("kernel_artifact").bzimage
+    pool = VMPool(PoolConfig(
+        kernel=kernel, accel=pytestconfig.getoption("--accel"), run_dir=new_run_dir(opts.layout(), f"vm-{worker}"),
+        state_dir=opts.layout().state, worker=worker, target=target,
+        target_key=pytestconfig.getoption("--target-key"), memory=pytestconfig.getoption("--vm-memory"),
+    ))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture
+def vm(vm_pool):
+    """A live machine for this test. If the test leaves it lost or wedged, the next test gets a fresh one."""
+    from harness.errors import LostVMError
+
+    try:
+        machine = vm_pool.get()
+    except LostVMError as e:
+        pytest.fail(f"lost VM: {e}", pytrace=False)
+    yield machine
+    if not machine.alive():
+        vm_pool.discard("lost during a test")

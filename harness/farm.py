@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: GPL-2.0
+"""One machine per pytest worker: a local VM booted on demand, or a remote SSH target; replaced when lost."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import GuestCommandError, LostVMError
+from harness.guest import Guest, Target
+from harness.vm import LocalVM, VMConfig
+
+
+class RemoteMachine:
+    """A test machine reached over SSH (--target ssh://user@host:port): same interface as a LocalVM."""
+
+    def __init__(self, target: Target, run_dir: Path, name: str) -> None:
+        self.target = target
+        self.run_dir = run_dir
+        self.name = name
+        self.console_log: Path | None = None
+        self.boot_seconds: float | None = None
+        self.guest: Guest | None = None
+
+    def start(self) -> RemoteMachine:
+        self.guest = Guest(self.target, describe=f"target {self.target.host}:{self.target.port}")
+        try:
+            self.guest.connect(timeout=15)
+        except Exception as e:  # noqa: BLE001 - any connect failure means the target is unusable
+            raise LostVMError(f"cannot reach {self.guest.describe}: {e}") from e
+        return self
+
+    def alive(self) -> bool:
+        if self.guest is None:
+            return False
+        try:
+            self.guest.run("true", timeout=15)
+            return True
+        except (LostVMError, GuestCommandError):
+            return False
+
+    def findings(self) -> tuple:
+        return ()
+
+    def lost(self, why: str) -> LostVMError:
+        return LostVMError(f"{self.name} lost: {why}")
+
+    def stop(self) -> None:
+        if self.guest is not None:
+            self.guest.close()
+
+
+@dataclass
+class PoolConfig:
+    kernel: Path | None
+    accel: str
+    run_dir: Path
+    state_dir: Path
+    worker: str
+    target: str | None = None
+    target_key: Path | None = None
+    memory: str = "1G"
+
+
+class VMPool:
+    """The machine of one worker. `get()` returns a live one, booting or replacing as needed."""
+
+    def __init__(self, cfg: PoolConfig) -> None:
+        self.cfg = cfg
+        self.machine: LocalVM | RemoteMachine | None = None
+        self.generation = 0
+        self.replaced: list[str] = []
+        _install_sigterm_handler()
+
+    def get(self) -> LocalVM | RemoteMachine:
+        if self.machine is not None and not self.machine.alive():
+            self.discard("found dead before use")
+        if self.machine is None:
+            self.machine = self._new()
+        return self.machine
+
+    def _new(self) -> LocalVM | RemoteMachine:
+        self.generation += 1
+        name = f"{self.cfg.worker}-{self.generation}"
+        if self.cfg.target:
+            key = self.cfg.target_key or Path.home() / ".ssh" / "id_ed25519"
+            return RemoteMachine(Target.parse(self.cfg.target, key), self.cfg.run_dir, name).start()
+        assert self.cfg.kernel is not None
+        vm = LocalVM(VMConfig(kernel=self.cfg.kernel, accel=self.cfg.accel, memory=self.cfg.memory),
+                     self.cfg.run_dir, name=name, state_dir=self.cfg.state_dir)
+        try:
+            return vm.start()
+        except BaseException:
+            vm.stop()
+            raise
+
+    def discard(self, why: str) -> None:
+        """Throw the current machine away (it is lost or wedged); the next get() boots a fresh one."""
+        if self.machine is not None:
+            self.replaced.append(f"{self.machine.name}: {why}")
+            self.machine.stop()
+            self.machine = None
+
+    def close(self) -> None:
+        if self.machine is not None:
+            self.machine.stop()
+            self.machine = None
+
+
+_HANDLER_SET = False
+
+
+def _install_sigterm_handler() -> None:
+    """SIGTERM (CI timeouts, xdist teardown) becomes SystemExit, so fixtures and atexit stop the VMs."""
+    global _HANDLER_SET
+    if _HANDLER_SET or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return
+
+    def _raise(signum, frame):  # noqa: ARG001
+        sys.exit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, _raise)
+        _HANDLER_SET = True
+    except ValueError:  # not the main thread
+        pass

@@ -1,0 +1,252 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Boot a kernel artifact under virtme-ng/QEMU with the run's own sshd; stop it; never leak a QEMU."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import accel
+from harness.errors import LostVMError, MissingToolError
+from harness.guest import Guest, KeyPair, Target
+from harness.tools import quoted
+
+BOOT_SCRIPT = Path(__file__).resolve().parent.parent / "guests" / "boot-sshd.sh"
+DEFAULT_APPEND = (
+    "audit=1",  # every task gets an audit context at fork (audit_alloc needs audit_ever_enabled)
+    "audit_backlog_limit=8192",
+    "log_buf_len=16M",
+    "net.ifnames=0",
+    "hung_task_timeout_secs=30",
+)
+
+_LIVE: set[LocalVM] = set()
+
+
+@dataclass(frozen=True)
+class VMConfig:
+    kernel: Path  # bzImage
+    accel: str = "auto"  # auto | kvm | tcg
+    memory: str = "1G"
+    cpus: int = 1
+    append: tuple[str, ...] = ()
+    boot_timeout: float = 240.0
+    vng: str = field(default_factory=lambda: _find_vng())
+
+
+def _find_vng() -> str:
+    for candidate in (shutil.which("vng"), str(Path(sys.executable).parent / "vng")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return "vng"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SSHD_CONFIG = """\
+# sshd for one bpf-audit-harness guest: key-only root login, reachable only through QEMU's
+# loopback-only forward (hostfwd=tcp:127.0.0.1:PORT-:22).
+ListenAddress 10.0.2.15:22
+HostKey {host_key}
+AuthorizedKeysFile {authorized_keys}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+PidFile /run/harness-sshd.pid
+Subsystem sftp internal-sftp
+MaxSessions 64
+MaxStartups 64
+"""
+
+
+class LocalVM:
+    """One guest: vng -> virtme-run -> qemu, in its own process group, with a console log on disk."""
+
+    def __init__(self, config: VMConfig, run_dir: Path, *, name: str = "vm", state_dir: Path | None = None) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.name = name
+        self.state_dir = state_dir or run_dir
+        self.console_log = run_dir / f"{name}-console.log"
+        self.proc: subprocess.Popen | None = None
+        self.guest: Guest | None = None
+        self.port: int | None = None
+        self.accel: accel.AccelChoice | None = None
+        self.boot_seconds: float | None = None
+        self._pump: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    def start(self) -> LocalVM:
+        if not self.config.kernel.is_file():
+            raise LostVMError(f"kernel image {self.config.kernel} does not exist")
+        if shutil.which(self.config.vng) is None and not os.access(self.config.vng, os.X_OK):
+            raise MissingToolError("vng (virtme-ng) not found: run `make venv` (it is a pip package of the project)")
+        self.accel = accel.choose(self.config.accel, self.state_dir, self.config.kernel)
+        keys = KeyPair.generate(self.run_dir / f"{self.name}-ssh")
+        sshd_config = keys.dir / "sshd_config"
+        authorized = keys.dir / "authorized_keys"
+        authorized.write_text(keys.client_key.with_suffix(".pub").read_text())
+        sshd_config.write_text(SSHD_CONFIG.format(host_key=keys.host_key, authorized_keys=authorized))
+        last_error: LostVMError | None = None
+        for _attempt in range(3):  # a port taken between free_port() and QEMU's bind: try another
+            self.port = free_port()
+            try:
+                self._launch(keys)
+                return self
+            except LostVMError as e:
+                last_error = e
+                self.stop()
+                if "Could not set up host forwarding rule" not in self.console_text():
+                    raise
+        assert last_error is not None
+        raise last_error
+
+    def argv(self, sshdir: Path) -> list[str]:
+        assert self.port is not None and self.accel is not None
+        append = " ".join(DEFAULT_APPEND + self.config.append)
+        argv = [self.config.vng, "--run", str(self.config.kernel), "--verbose", "--user", "root", "--cwd", "/",
+                "--memory", self.config.memory, "--cpus", str(self.config.cpus), "--append", append]
+        if self.accel.accel == "tcg":
+            argv.append("--disable-kvm")
+        argv += ["--exec", f"/bin/sh {BOOT_SCRIPT} {sshdir}",
+                 f"--qemu-opts=-device virtio-net-pci,netdev=hs "
+                 f"-netdev user,id=hs,hostfwd=tcp:127.0.0.1:{self.port}-10.0.2.15:22"]
+        return argv
+
+    def _launch(self, keys: KeyPair) -> None:
+        argv = self.argv(keys.dir)
+        log = self.console_log.open("ab")
+        log.write(f"$ {quoted(argv)}\n".encode())
+        log.flush()
+        t0 = time.monotonic()
+        env = dict(os.environ)
+        # vng runs virtme-run (same venv) by name: make sure that venv is on PATH.
+        env["PATH"] = f"{Path(self.config.vng).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True, cwd="/", env=env)
+        _LIVE.add(self)
+        self._pump = threading.Thread(target=_pump, args=(self.proc.stdout, log), daemon=True)
+        self._pump.start()
+        target = Target("127.0.0.1", self.port, "root", keys.client_key, keys.host_public)
+        self.guest = Guest(target, describe=f"guest {self.name} (console: {self.console_log})")
+        try:
+            self.guest.wait_ready(t0 + self.config.boot_timeout, alive=self.alive)
+        except LostVMError as e:
+            raise self.lost(str(e)) from e
+        self.boot_seconds = time.monotonic() - t0
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def console_text(self) -> str:
+        try:
+            return self.console_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def findings(self) -> tuple:
+        try:
+            from harness import console
+        except ImportError:
+            return ()
+        return tuple(console.scan(self.console_text()))
+
+    def lost(self, why: str) -> LostVMError:
+        """A LostVMError for this VM with the console findings and log path."""
+        findings = self.findings()
+        excerpt = ""
+        if findings:
+            excerpt = "\n" + "\n".join(f"[{f.kind}] {f.excerpt}" for f in findings[:3])[-3000:]
+        else:
+            excerpt = "\nLast console lines:\n" + "\n".join(self.console_text().splitlines()[-15:])
+        return LostVMError(f"VM {self.name} lost: {why}{excerpt}", console_log=self.console_log, findings=findings)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Kill the whole process group (vng, virtme-run, qemu); the guest is disposable."""
+        if self.guest is not None:
+            self.guest.close()
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            _kill_group(proc, timeout)
+        if self._pump is not None:
+            self._pump.join(timeout=2)
+        _LIVE.discard(self)
+
+    def qemu_pids(self) -> list[int]:
+        """PIDs of QEMU processes in this VM's process group (for leak checks)."""
+        if self.proc is None:
+            return []
+        return qemu_pids_in_group(self.proc.pid)
+
+    def __enter__(self) -> LocalVM:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def qemu_pids_in_group(pgid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) == pgid and (entry / "comm").read_text().startswith("qemu-system"):
+                pids.append(int(entry.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return pids
+
+
+def _kill_group(proc: subprocess.Popen, timeout: float) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=timeout)
+            # the leader exited; make sure no member (qemu) of the group survives it
+            if not qemu_pids_in_group(proc.pid):
+                break
+        except subprocess.TimeoutExpired:
+            continue
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _pump(stream, log) -> None:
+    try:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            log.write(chunk)
+            log.flush()
+    finally:
+        log.close()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for vm in list(_LIVE):
+        vm.stop(timeout=2)
