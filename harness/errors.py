@@ -53,7 +53,9 @@ class LostVMError(HarnessError):
 
     stage = "vm"
 
-    def __init__(self, message: str, *, console_log: Path | None = None, findings: tuple = (), output: str = "") -> None:
+    def __init__(
+        self, message: str, *, console_log: Path | None = None, findings: tuple = (), output: str = ""
+    ) -> None:
         super().__init__(message, log_path=console_log, output=output)
         self.console_log = console_log
         self.findings = findings

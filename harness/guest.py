@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -164,11 +163,9 @@ class Guest:
             stdout = out.read().decode(errors="replace")
             stderr = err.read().decode(errors="replace")
             rc = channel.recv_exit_status()
-        except TimeoutError as e:
+        except TimeoutError as e:  # socket.timeout is TimeoutError
             raise GuestCommandError(f"guest command timed out after {timeout:.0f}s: {command}") from e
-        except (TimeoutError, paramiko.SSHException, EOFError, OSError) as e:
-            if isinstance(e, socket.timeout):
-                raise GuestCommandError(f"guest command timed out after {timeout:.0f}s: {command}") from e
+        except (paramiko.SSHException, EOFError, OSError) as e:
             self.reconnect()  # raises LostVMError when the guest is gone
             raise GuestCommandError(f"connection dropped during: {command} ({e}); reconnected") from e
         result = CommandResult(command, rc, stdout, stderr, time.monotonic() - t0)

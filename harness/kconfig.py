@@ -51,7 +51,7 @@ class MergedConfig:
         if annotate:
             # A '# X is not set' line cannot carry a trailing comment; annotate above it.
             out = []
-            for s, line in zip(self.settings, lines):
+            for s, line in zip(self.settings, lines, strict=True):
                 if s.value == "n":
                     out.append(f"# ({s.where})")
                 out.append(line)

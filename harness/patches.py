@@ -92,7 +92,8 @@ def first_failure(patch_output: str) -> tuple[str, str] | None:
 
 
 def _patch(tree: Path, patch: Patch, *extra: str) -> subprocess.CompletedProcess:
-    argv = ["patch", f"-p{patch.strip}", "--batch", "--forward", "--no-backup-if-mismatch", "-i", str(patch.path), *extra]
+    argv = ["patch", f"-p{patch.strip}", "--batch", "--forward", "--no-backup-if-mismatch",
+            "-i", str(patch.path), *extra]
     return subprocess.run(argv, cwd=tree, capture_output=True, text=True, check=False)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
-from functools import lru_cache
+from functools import cache
 
 from harness.errors import MissingToolError
 
@@ -54,7 +54,7 @@ def require(*tools: str) -> dict[str, str]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def version_line(*argv: str) -> str:
     """First line of `argv` output, for cache keys and reports; '' when the tool is absent."""
     try:
