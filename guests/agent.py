@@ -265,7 +265,7 @@ class Libbpf:
         self.ct = ctypes
         errors = []
         lib = None
-        for name in ([explicit] if explicit else []) + list(LIBBPF_CANDIDATES):
+        for name in [explicit] if explicit else LIBBPF_CANDIDATES:  # --libbpf: that one only
             try:
                 lib = ctypes.CDLL(name, use_errno=True)
                 break

@@ -246,6 +246,18 @@ def test_bad_request_is_answered_and_agent_survives(agent: AgentClient, line: by
     assert agent.request("ping")["ok"]
 
 
+def test_missing_libbpf_is_reported_and_other_ops_work(tmp_path: Path) -> None:
+    client = AgentClient(tmp_path, "--no-kmsg", "--libbpf", str(tmp_path / "no-libbpf.so.1"))
+    try:
+        assert client.hello["ok"] is True and client.hello["libbpf"] is None
+        assert "no-libbpf.so.1" in client.hello["libbpf_error"]
+        res = client.request("load", path="/etc/hostname")
+        assert res["ok"] is False and "libbpf is not available" in res["error"]
+        assert client.ok("trigger", shell="true")["rc"] == 0
+    finally:
+        assert client.close() == 0
+
+
 def test_exit_op_answers_then_exits(tmp_path: Path) -> None:
     client = AgentClient(tmp_path)
     assert client.ok("exit")["ok"]
