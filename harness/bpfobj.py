@@ -27,8 +27,7 @@ COMPILE_TIMEOUT = 300
 RECIPE_VERSION = 1
 
 TYPE_TAG_PROBE = (
-    "struct task_struct;\n"
-    'struct probe { struct task_struct __attribute__((btf_type_tag("kptr"))) *t; } probe_var;\n'
+    'struct task_struct;\nstruct probe { struct task_struct __attribute__((btf_type_tag("kptr"))) *t; } probe_var;\n'
 )
 
 
