@@ -48,9 +48,11 @@
  * Verdict
  * -------
  * __success                Loading must succeed.
+ *                              __success
  * __failure                Loading must fail. Needs at least one __msg:
  *                          a rejection must name the message that proves
  *                          it was rejected for the rule, not by accident.
+ *                              __failure __msg("Unreleased reference")
  * __msg("substring")       Expected in the log (repeatable; matched in the
  *                          order written). The log searched is libbpf's own
  *                          output (everything it printed while opening and
@@ -65,6 +67,8 @@
  * __description("text")    Required, once. What the case proves, shown in
  *                          reports. If it tests a rule the spec "decides
  *                          here", say so in the text too.
+ *                              __description("rule 1: start without end
+ *                                             is rejected")
  * __rule(N)                Spec rule checked (1-18; integer, no quotes).
  *                          Repeatable: __rule(9) __rule(10). Baseline cases
  *                          (upstream behaviour) have none.
@@ -72,6 +76,7 @@
  *                          (11, 12, the record number of 9): a kernel that
  *                          decides differently fails this case loudly.
  *                          Needs __rule.
+ *                              __rule(12) __decided
  *
  * Requirements
  * ------------
@@ -121,8 +126,10 @@
  * __expect_errno(N)        errno of the trigger's syscall: 0 = it succeeded,
  *                          1 or EPERM = denied with -EPERM. Needs __trigger.
  *                          Unchecked when absent.
+ *                              __expect_errno(EPERM)
  * __audit_disabled         Run the trigger with audit disabled
  *                          (auditctl -e 0 before, previous state after).
+ *                              __audit_disabled __expect_errno(0)
  *
  * Records (only on __success cases)
  * ---------------------------------
@@ -151,6 +158,9 @@
  *                            "same_event=T" shares its serial with a record
  *                                           matched by this case's
  *                                           __expect_record("T", ...)
+ *                                           (SYSCALL records exist only
+ *                                           while an audit rule is loaded;
+ *                                           the harness loads one)
  *                          Values may use ${prog_id} (the id the loader got),
  *                          ${pid} and ${comm} (the trigger process's tgid and
  *                          comm), ${target_pid} (kill's target).
@@ -160,7 +170,10 @@
  * __expect_no_record("TYPE", "check", ...)
  *                          No captured record of TYPE satisfies the checks
  *                          (none at all when only TYPE is given). Same
- *                          checks as above, except count/same_event.
+ *                          checks as above, except count/same_event
+ *                          and !field.
+ *                              __expect_no_record("BPF_LSM_ACCESS",
+ *                                                 "prog-id=${prog_id}")
  *
  * Helpers
  * -------
@@ -169,6 +182,19 @@
  * harness_file_name_is(f, "x")       f's dentry name is "x"
  * Programs that run must filter to their trigger (comm, and the file name
  * for file hooks) and deny only the trigger's own access.
+ *
+ * Writing cases
+ * -------------
+ * - Every rejection has an accepted twin: the same program with the one
+ *   thing fixed, __success, in the same file. It proves the rejection is
+ *   about the rule (e.g. a clang that drops type tags would make a kptr
+ *   rejection "pass" for the wrong reason; its twin then fails).
+ * - An object whose BTF the kernel refuses (a __kptr to a type without a
+ *   destructor) takes every program in it down: give such a case its own
+ *   file (verifier/kptr_store.bpf.c and its twin kptr_store_task.bpf.c).
+ * - A runtime case reports what a kfunc returned through the record itself,
+ *   e.g. bpf_audit_log_cause(ac, "again_ealready") only when the second
+ *   call returned -EALREADY, then expects "cause=again_ealready".
  */
 
 /* bpftool >= 7.3 can emit kfunc prototypes into vmlinux.h; ours follow. */

@@ -8,13 +8,15 @@ import errno as _errno
 import ipaddress
 import re
 import signal as _signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import CaseError
 
 SPEC_RULES = range(1, 19)
+
+_Err = Callable[[int, str], CaseError]  # (line, message) -> the error to raise
 
 FEATURES: dict[str, str] = {
     "bpf_audit": "the bpf_audit kfuncs (bpf_audit_log_start in vmlinux BTF)",
@@ -702,7 +704,7 @@ class _Parser:
 # --- validation into CaseProgram ------------------------------------------------------------------
 
 
-def _check_regex(err, line: int, text: str, what: str) -> None:
+def _check_regex(err: _Err, line: int, text: str, what: str) -> None:
     try:
         parts = _split_regex(text)
     except ValueError as e:
@@ -717,7 +719,7 @@ def _check_regex(err, line: int, text: str, what: str) -> None:
                 raise err(line, f"{what} {text!r}: bad regular expression {{{{{part}}}}}: {e}.") from None
 
 
-def _parse_type(err, line: int, text: str) -> str | int:
+def _parse_type(err: _Err, line: int, text: str) -> str | int:
     if text.isdigit():
         return int(text)
     m = _TYPE_RE.match(text)
@@ -730,14 +732,14 @@ def _parse_type(err, line: int, text: str) -> str | int:
     return m.group(1)
 
 
-def _field_list(err, line: int, key: str, value: str) -> tuple[str, ...]:
+def _field_list(err: _Err, line: int, key: str, value: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in value.split(","))
     if not value or any(not _FIELD_RE.match(n) for n in names):
         raise err(line, f'"{key}={value}" needs a comma-separated list of field names, e.g. "{key}=prog-id,pid,comm".')
     return names
 
 
-def _check_placeholders(err, line: int, text: str, trigger: Trigger | None) -> None:
+def _check_placeholders(err: _Err, line: int, text: str, trigger: Trigger | None) -> None:
     for name in _PLACEHOLDER_RE.findall(text):
         if name not in PLACEHOLDERS:
             raise err(
@@ -754,7 +756,7 @@ def _check_placeholders(err, line: int, text: str, trigger: Trigger | None) -> N
         raise err(line, f"unclosed placeholder in {text!r}: write ${{name}}.")
 
 
-def _parse_record(err, ann: Annotation, trigger: Trigger | None, negative: bool) -> RecordExpectation:
+def _parse_record(err: _Err, ann: Annotation, trigger: Trigger | None, negative: bool) -> RecordExpectation:
     line = ann.line
     rtype = _parse_type(err, line, ann.args[0])
     checks: list[FieldCheck] = []
@@ -809,7 +811,7 @@ def _parse_record(err, ann: Annotation, trigger: Trigger | None, negative: bool)
     return RecordExpectation(type=rtype, checks=tuple(checks), line=line, **kw)  # type: ignore[arg-type]
 
 
-def _parse_trigger(err, ann: Annotation) -> Trigger:
+def _parse_trigger(err: _Err, ann: Annotation) -> Trigger:
     line = ann.line
     action = ann.args[0]
     if action not in TRIGGER_ACTIONS:
@@ -843,7 +845,7 @@ def _parse_trigger(err, ann: Annotation) -> Trigger:
     return trig
 
 
-def _validate_trigger_values(err, trig: Trigger) -> None:
+def _validate_trigger_values(err: _Err, trig: Trigger) -> None:
     line, d = trig.line, trig.as_dict()
     for key in ("comm", "target_comm"):
         if key in d:
@@ -877,7 +879,7 @@ def _validate_trigger_values(err, trig: Trigger) -> None:
         _validate_connect(err, line, d)
 
 
-def _validate_connect(err, line: int, d: dict[str, str]) -> None:
+def _validate_connect(err: _Err, line: int, d: dict[str, str]) -> None:
     fam = d["family"]
     if fam not in ("inet", "inet6", "unix"):
         raise err(line, f"family={fam!r}: write family=inet, family=inet6 or family=unix.")
