@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`make bench`: every speed figure of the project, each as a ratio against a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import kconfig
+from harness.kbuild import configure
+from harness.pipeline import KernelOptions, build_kernel, make_request
+from harness.settings import REPO_ROOT, CacheLayout
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {}
+
+
+def section(name: str):
+    def register(fn):
+        SECTIONS[name] = fn
+        return fn
+
+    return register
+
+
+def _timed(argv: list[str], cwd: Path, env: dict | None = None, log: Path | None = None) -> float:
+    t0 = time.monotonic()
+    with (log.open("a") if log else open(os.devnull, "w")) as out:
+        subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
+    return time.monotonic() - t0
+
+
+def _objects(tree: Path) -> int:
+    return sum(1 for _ in tree.rglob("*.o"))
+
+
+@section("build")
+def bench_build(ns: argparse.Namespace) -> dict:
+    """Cold lean build vs cold build of virtme-ng's default config + the same BPF/audit fragments (no ccache)."""
+    req = make_request(KernelOptions(no_patches=True))
+    work = Path(tempfile.mkdtemp(prefix="bench-build-", dir=ns.scratch))
+    log = work / "bench.log"
+    env = {**os.environ, "CCACHE_DISABLE": "1"}
+    jobs = str(os.cpu_count() or 1)
+    out: dict = {"jobs": int(jobs)}
+    try:
+        lean = work / "lean"
+        shutil.copytree(req.source.path, lean, symlinks=True)
+        configure(lean, req.merged, work, log)
+        out["lean_cold_s"] = round(_timed(["make", f"-j{jobs}", "bzImage", "vmlinux"], lean, env, log), 1)
+        out["lean_objects"] = _objects(lean)
+        shutil.rmtree(lean)
+
+        default = work / "vng-default"
+        shutil.copytree(req.source.path, default, symlinks=True)
+        features = [f for f in req.fragments if not Path(f.path).name.startswith("00-")]  # all but the lean base
+        frag = work / "features.config"
+        frag.write_text(kconfig.merge(features).render())
+        vng = str(Path(sys.executable).parent / "vng")
+        subprocess.run([vng, "--kconfig", "--config", str(frag)], cwd=default, check=True, capture_output=True)
+        subprocess.run(["make", "olddefconfig"], cwd=default, check=True, capture_output=True)
+        out["default_cold_s"] = round(_timed(["make", f"-j{jobs}", "bzImage", "vmlinux"], default, env, log), 1)
+        out["default_objects"] = _objects(default)
+        out["ratio_lean_vs_default"] = round(out["lean_cold_s"] / out["default_cold_s"], 3)
+        out["target"] = "lean <= 0.5x default"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+@section("cache")
+def bench_cache(ns: argparse.Namespace) -> dict:
+    """Cache hit wall time (target <= 2 s, no make) and a warm-ccache rebuild after one security/ file changed."""
+    opts = KernelOptions()
+    first = build_kernel(opts, progress=False)  # ensure the entry exists
+    t0 = time.monotonic()
+    hit = build_kernel(opts, progress=False)
+    out = {"cache_hit_s": round(time.monotonic() - t0, 3), "cache_hit": hit.cache_hit,
+           "make_invoked": hit.log is not None}
+    # Incremental: same source with one file under security/ changed -> new key, ccache warm.
+    req = make_request(opts)
+    work = Path(tempfile.mkdtemp(prefix="bench-incr-", dir=ns.scratch))
+    try:
+        tree = work / "linux"
+        shutil.copytree(req.source.path, tree, symlinks=True)
+        target = tree / "security" / "commoncap.c"
+        target.write_text(target.read_text() + f"\n/* bench {time.time()} */\n")
+        t0 = time.monotonic()
+        incr = build_kernel(KernelOptions(kernel_src=str(tree)), progress=False)
+        out["incremental_ccache_warm_s"] = round(time.monotonic() - t0, 1)
+        out["incremental_cache_hit"] = incr.cache_hit
+        out["cold_build_s_of_entry"] = first.artifact.meta.get("build_seconds")
+        if out["cold_build_s_of_entry"]:
+            out["ratio_incremental_vs_cold"] = round(out["incremental_ccache_warm_s"] / out["cold_build_s_of_entry"], 3)
+        shutil.rmtree(CacheLayout(opts.layout().root).kernels / incr.artifact.key, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _commit() -> str:
+    res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+    return res.stdout.strip() or "unknown"
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# bench {results['date']} {results['commit']}", "", "| section | figure | value |", "|---|---|---|"]
+    for name, figures in results["sections"].items():
+        for key, value in figures.items():
+            lines.append(f"| {name} | {key} | {value} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("sections", nargs="*", default=list(SECTIONS), help=f"subset of: {', '.join(SECTIONS)}")
+    p.add_argument("--scratch", default=str(Path.home() / ".cache" / "bpf-audit-harness" / "work"))
+    ns = p.parse_args(argv)
+    Path(ns.scratch).mkdir(parents=True, exist_ok=True)
+    results = {"date": time.strftime("%Y-%m-%d"), "commit": _commit(), "host_cpus": os.cpu_count(), "sections": {}}
+    for name in ns.sections:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        try:
+            results["sections"][name] = SECTIONS[name](ns)
+        except Exception as e:  # noqa: BLE001 - one failed section must not lose the others' figures
+            results["sections"][name] = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps({name: results["sections"][name]}), file=sys.stderr, flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"{results['date']}-{results['commit']}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown(results))
+    sys.stdout.write(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
