@@ -682,10 +682,10 @@ class Triggers:
             try:
                 child = json_loads(data.decode("utf-8", "backslashreplace"))
             except ValueError:
-                child = {"error": "unreadable child result"}
+                child = {"child_error": "unreadable child result"}
         res = {"rc": rc, "errno": child.pop("errno", 0), "pid": pid, "timed_out": timed_out}
         if not child and not timed_out:
-            res["error"] = "the action child exited without reporting a result"
+            res["child_error"] = "the action child exited without reporting a result"
         res.update(child)
         return res
 
@@ -739,10 +739,10 @@ def _child(w: int, r: int, run, libc: ChildLibc | None, comm: bytes, drop: list[
     code = 0
     res: dict = {"errno": 0}
     try:
-        import signal
+        import _signal  # builtin, already loaded: importing `signal` here would pull in enum on every fork
 
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
+        for sig in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE):
+            _signal.signal(sig, _signal.SIG_DFL)
         os.close(r)
         os.setpgid(0, 0)
         if comm:
@@ -757,7 +757,7 @@ def _child(w: int, r: int, run, libc: ChildLibc | None, comm: bytes, drop: list[
             res["errno"] = e.errno or 0
             res["strerror"] = os.strerror(e.errno) if e.errno else str(e)
     except BaseException as e:  # report, never fall back into the agent's main loop
-        res["error"] = f"{type(e).__name__}: {e}"
+        res["child_error"] = f"{type(e).__name__}: {e}"
         code = 2
     finally:
         try:
