@@ -205,6 +205,7 @@ class AgentSession:
         self.hello = hello
         self._next_id = 1
         self._buf = b""
+        self.stderr_tail = b""  # drained continuously: a full stderr pipe would block the agent
 
     @classmethod
     def start(cls, client: paramiko.SSHClient, command: str, timeout: float) -> AgentSession:
@@ -238,22 +239,25 @@ class AgentSession:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise GuestCommandError(f"guest agent gave no answer within {timeout:.0f}s")
-            self.channel.settimeout(remaining)
+            self._drain_stderr()
+            self.channel.settimeout(min(remaining, 1.0))
             try:
                 chunk = self.channel.recv(65536)
-            except TimeoutError as e:
-                raise GuestCommandError(f"guest agent gave no answer within {timeout:.0f}s") from e
+            except TimeoutError:
+                continue
             if not chunk:
-                err = b""
-                while self.channel.recv_stderr_ready():
-                    err += self.channel.recv_stderr(65536)
-                raise GuestCommandError(f"guest agent exited: {err.decode(errors='replace')[-1500:]}")
+                self._drain_stderr()
+                raise GuestCommandError(f"guest agent exited: {self.stderr_tail.decode(errors='replace')[-1500:]}")
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         try:
             return json.loads(line)
         except ValueError as e:
             raise GuestCommandError(f"guest agent printed a non-JSON line: {line[:500]!r}") from e
+
+    def _drain_stderr(self) -> None:
+        while self.channel.recv_stderr_ready():
+            self.stderr_tail = (self.stderr_tail + self.channel.recv_stderr(65536))[-16384:]
 
     def close(self) -> None:
         try:

@@ -27,6 +27,7 @@ DEFAULT_APPEND = (
     "log_buf_len=16M",
     "net.ifnames=0",
     "hung_task_timeout_secs=30",
+    "printk.devkmsg=on",  # the agent's /dev/kmsg lines must not be rate-limited away
 )
 
 _LIVE: set[LocalVM] = set()
