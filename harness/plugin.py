@@ -100,3 +100,55 @@ def vm(vm_pool):
     yield machine
     if not machine.alive():
         vm_pool.discard("lost during a test")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if file_path.name.endswith(".bpf.c"):
+        from harness.items import CaseFileCollector
+
+        return CaseFileCollector.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.fixture(scope="session")
+def kernel_under_test(kernel_artifact):
+    """Features, audit type names and vmlinux.h of the kernel the cases run on."""
+    from harness import audit, bpfobj, features
+    from harness.runner import KernelUnderTest
+
+    clang = bpfobj.find_clang()
+    return KernelUnderTest(
+        release=kernel_artifact.release,
+        features=features.from_vmlinux(kernel_artifact.vmlinux),
+        audit_types=audit.parse_audit_h(kernel_artifact.audit_h.read_text()),
+        vmlinux_h=kernel_artifact.vmlinux_h,
+        type_tags=bpfobj.compiler_emits_type_tags(clang),
+    )
+
+
+@pytest.fixture
+def case_session(vm, vm_pool):
+    """The runner's per-machine state (agent, pushed objects, audit registration) for this worker's VM."""
+    from harness.runner import GuestSession
+
+    sessions = vm_pool.__dict__.setdefault("_case_sessions", {})
+    if id(vm) not in sessions:
+        sessions.clear()
+        sessions[id(vm)] = GuestSession(vm)
+    return sessions[id(vm)]
+
+
+@pytest.fixture(scope="session")
+def case_log_root(vm_pool):
+    """Where each case's verifier log, libbpf log and records are written."""
+    path = vm_pool.cfg.run_dir / "cases"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def case_objects(kernel_options):
+    """Compiled case objects, content-addressed in the cache."""
+    path = kernel_options.layout().root / "objects"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,294 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Run one case program in a guest: load, (attach, trigger, capture audit), judge; return an Outcome."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from harness import audit, console, expect, verifier_log
+from harness.cases import CaseProgram
+from harness.errors import GuestCommandError, LostVMError
+from harness.features import KernelFeatures
+
+REMOTE_DIR = "/tmp/harness-cases"
+# Any loaded rule makes audit contexts non-dummy, so a record logged inside a syscall gets its SYSCALL
+# record at exit (kernel/auditsc.c: __audit_syscall_exit skips dummy contexts). vhangup never fires here.
+AUDIT_RULE = ["auditctl", "-a", "always,exit", "-F", "arch=b64", "-S", "vhangup", "-k", "bpf-audit-harness"]
+UNLOAD_WAIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class KernelUnderTest:
+    """What the runner needs to know about the kernel: features, audit type names, where its files are."""
+
+    release: str
+    features: KernelFeatures
+    audit_types: dict[int, str]
+    vmlinux_h: Path
+    type_tags: bool  # the BPF compiler emits btf_type_tag
+
+
+@dataclass
+class Outcome:
+    status: str  # passed | failed | skipped | lost
+    summary: str
+    details: list[tuple[str, str]] = field(default_factory=list)  # (title, text) report sections
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def report(self) -> str:
+        parts = [self.summary]
+        for title, text in self.details:
+            parts.append(f"--- {title} ---\n{text.rstrip()}")
+        for name, path in self.files.items():
+            parts.append(f"{name}: {path}")
+        return "\n".join(parts)
+
+
+def skip_reason(prog: CaseProgram, kut: KernelUnderTest, active_lsms: tuple[str, ...]) -> str | None:
+    for need in prog.needs:
+        if need == "btf_type_tag":
+            if not kut.type_tags:
+                return "compiler drops btf_type_tag (__kptr needs clang >= 15; install clang-19)"
+        elif need == "bpf_lsm":
+            if "bpf" not in active_lsms:
+                return f"BPF LSM not active (active LSMs: {','.join(active_lsms) or 'none'})"
+        else:
+            reason = kut.features.missing(need)
+            if reason:
+                return reason
+    return None
+
+
+class GuestSession:
+    """Per-machine state the runner keeps: the agent, pushed objects, audit registration."""
+
+    def __init__(self, machine) -> None:
+        self.machine = machine
+        self.pushed: dict[str, str] = {}
+        self.audit_ready = False
+        self.active_lsms: tuple[str, ...] | None = None
+        self._unloaded: set[int] = set()
+
+    def unload(self, handle: int) -> None:
+        """Unload once; later calls for the same handle do nothing."""
+        if handle not in self._unloaded:
+            self._unloaded.add(handle)
+            self.agent.request("unload", handle=handle, timeout=60)
+
+    @property
+    def agent(self):
+        return self.machine.guest.agent()
+
+    def lsms(self) -> tuple[str, ...]:
+        if self.active_lsms is None:
+            res = self.agent.request("trigger", shell="cat /sys/kernel/security/lsm", timeout=10)
+            self.active_lsms = tuple(x for x in res.get("stdout", "").strip().split(",") if x)
+        return self.active_lsms
+
+    def push(self, obj: Path) -> str:
+        digest = hashlib.sha256(obj.read_bytes()).hexdigest()[:16]
+        if digest not in self.pushed:
+            remote = f"{REMOTE_DIR}/{digest}-{obj.name}"
+            self.shell(f"mkdir -p {REMOTE_DIR}")
+            self.machine.guest.put(obj, remote)
+            self.pushed[digest] = remote
+        return self.pushed[digest]
+
+    def shell(self, cmd: str, timeout: float = 30) -> dict:
+        res = self.agent.request("trigger", shell=cmd, timeout=timeout)
+        if not res.get("ok") or res.get("rc") != 0:
+            raise GuestCommandError(f"guest shell command failed: {cmd}: {res}")
+        return res
+
+    def ensure_audit(self) -> None:
+        if self.audit_ready:
+            return
+        res = self.agent.request("audit_open", enable=True, backlog_limit=8192)
+        if not res.get("ok"):
+            raise GuestCommandError(f"cannot become the guest's audit daemon: {res.get('error')}")
+        self.shell(shlex.join(["auditctl", "-D"]) + " >/dev/null; " + shlex.join(AUDIT_RULE))
+        self.audit_ready = True
+
+
+def _call(session: GuestSession, op: str, timeout: float = 120, **args) -> dict:
+    """An agent request; a dead channel means the machine may be lost (the caller decides)."""
+    return session.agent.request(op, timeout=timeout, **args)
+
+
+def run_case(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSession, log_dir: Path) -> Outcome:
+    reason = skip_reason(prog, kut, session.lsms() if "bpf_lsm" in prog.needs else ())
+    if reason:
+        return Outcome("skipped", reason)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    console_start = len(session.machine.console_text()) if hasattr(session.machine, "console_text") else 0
+    try:
+        outcome = _run(prog, obj, kut, session, log_dir)
+    except (GuestCommandError, LostVMError) as e:
+        if not session.machine.alive() or isinstance(e, LostVMError):
+            lost = e if isinstance(e, LostVMError) else session.machine.lost(str(e))
+            return Outcome("lost", f"lost VM during {prog.name}: {lost}",
+                           files={"console log": lost.console_log} if lost.console_log else {})
+        raise
+    _add_console_findings(outcome, session, console_start, log_dir)
+    return outcome
+
+
+def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, log_dir: Path) -> None:
+    if not hasattr(session.machine, "console_text"):
+        return
+    found = console.scan(session.machine.console_text()[start:])
+    if found:
+        outcome.details.append(("kernel console during the case", console.summarize(found)))
+        outcome.files["console log"] = session.machine.console_log
+        if outcome.status == "passed":
+            outcome.status = "failed"
+            outcome.summary = f"kernel reported {found[0].kind} during the case: {found[0].first_line}"
+
+
+def _run(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSession, log_dir: Path) -> Outcome:
+    remote = session.push(obj)
+    if not prog.load_only:
+        session.ensure_audit()
+        _prepare_paths(prog, session)
+    mark = _call(session, "audit_mark")["mark"] if session.audit_ready else 0
+    load = _call(session, "load", path=remote, programs=[prog.name], log_level=1,
+                 drop_caps=list(prog.drop_caps))
+    if not load.get("ok"):
+        return Outcome("failed", f"the agent could not run the load: {load.get('error')}")
+    logs = _save_logs(load, log_dir)
+    if prog.expect == "failure":
+        return _judge_rejection(prog, load, logs)
+    if not load.get("loaded"):
+        return Outcome("failed", f"expected {prog.name} to load; the kernel rejected it (errno {load.get('errno')}): "
+                       f"{verifier_log.last_error(load.get('verifier_log', ''))}",
+                       [("verifier log (tail)", _tail(load.get("verifier_log", "")))], logs)
+    handle = load["handle"]
+    prog_id = next((p["id"] for p in load["programs"] if p["name"] == prog.name), 0)
+    if prog.load_only:
+        session.unload(handle)
+        return Outcome("passed", f"{prog.name} loaded (prog id {prog_id})", files=logs)
+    try:
+        return _run_loaded(prog, kut, session, handle, prog_id, mark, logs, log_dir)
+    finally:
+        session.unload(handle)
+
+
+def _judge_rejection(prog: CaseProgram, load: dict, logs: dict[str, Path]) -> Outcome:
+    if load.get("loaded"):
+        ids = [p["id"] for p in load.get("programs", []) if p.get("id")]
+        return Outcome("failed", f"expected the verifier to reject {prog.name}, but it loaded (prog ids {ids})",
+                       files=logs)
+    result = verifier_log.match_messages(load.get("verifier_log", ""), prog.msgs, load.get("libbpf_log", []))
+    if result.ok:
+        return Outcome("passed", f"rejected (errno {load.get('errno')}) with {', '.join(map(repr, prog.msgs))}",
+                       files=logs)
+    return Outcome("failed", f"rejected (errno {load.get('errno')}) but not with the expected message(s)",
+                   [("expected", "\n".join(prog.msgs)), ("log vs expectation", result.explain())], logs)
+
+
+def _prepare_paths(prog: CaseProgram, session: GuestSession) -> None:
+    trig = prog.trigger
+    if trig is None or trig.action in ("shell", "connect"):
+        return
+    path = trig.get("path")
+    if path:
+        parent = str(PurePosixPath(path).parent)
+        session.shell(f"mkdir -p {shlex.quote(parent)} && {{ [ -e {shlex.quote(path)} ] || : > {shlex.quote(path)}; }}")
+
+
+def _trigger_request(prog: CaseProgram) -> dict:
+    trig = prog.trigger
+    assert trig is not None
+    args = trig.as_dict()
+    if trig.action == "shell":
+        return {"shell": args["cmd"], "timeout": 30}
+    req: dict = {"action": trig.action, "timeout": 30}
+    for key, value in args.items():
+        if key == "sig":
+            req["signal"] = int(value) if value.isdigit() else value
+        elif key == "name":
+            req["hostname"] = value
+        else:
+            req[key] = value
+    return req
+
+
+def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, handle: int, prog_id: int,
+                mark: int, logs: dict[str, Path], log_dir: Path) -> Outcome:
+    attach = _call(session, "attach", handle=handle, program=prog.name)
+    if not attach.get("ok"):
+        return Outcome("failed", f"attach of {prog.name} failed (errno {attach.get('errno')}): {attach.get('error')}",
+                       [("libbpf log", "\n".join(attach.get("libbpf_log", [])))], logs)
+    variables = {"prog_id": str(prog_id)}
+    trig_res: dict = {}
+    was_enabled = None
+    if prog.audit_disabled:
+        was_enabled = _call(session, "audit_status").get("enabled", 1)
+        _call(session, "audit_set", enabled=0)
+    try:
+        if prog.trigger is not None:
+            trig_res = _call(session, "trigger", **_trigger_request(prog))
+    finally:
+        if was_enabled is not None:
+            _call(session, "audit_set", enabled=was_enabled)
+        _call(session, "detach", link=attach["link"])
+    if trig_res:
+        variables.update(pid=str(trig_res.get("pid", "")), comm=str(trig_res.get("comm", "")))
+        if "target_pid" in trig_res:
+            variables["target_pid"] = str(trig_res["target_pid"])
+    raw = _records_until_unload(session, mark, prog_id, handle)
+    records = audit.parse_records(raw, kut.audit_types)
+    rec_file = log_dir / "records.txt"
+    rec_file.write_text("".join(f"{r.type} {r.raw}\n" for r in records))
+    logs["audit records"] = rec_file
+    problems = []
+    if prog.expect_errno is not None and trig_res.get("errno") != prog.expect_errno:
+        problems.append(f"trigger errno {trig_res.get('errno')} ({trig_res.get('strerror', '')}), "
+                        f"expected {prog.expect_errno}")
+    if trig_res.get("timed_out"):
+        problems.append("the trigger timed out")
+    verdict = expect.judge(records, prog.expect_records, prog.expect_no_records, variables)
+    problems.extend(verdict.problems)
+    details = [("trigger", _brief(trig_res))] if trig_res else []
+    if problems:
+        return Outcome("failed", problems[0].split("\n", 1)[0], details + [("problems", "\n".join(problems))], logs)
+    return Outcome("passed", f"{len(prog.expect_records)} record expectation(s) met", details, logs)
+
+
+def _records_until_unload(session: GuestSession, mark: int, prog_id: int, handle: int) -> list[dict]:
+    """Records since `mark`, waiting (bounded) for the program's AUDIT_BPF op=UNLOAD to arrive."""
+    session.unload(handle)
+    deadline = time.monotonic() + UNLOAD_WAIT_SECONDS
+    records: list[dict] = []
+    since = mark
+    needle = f"prog-id={prog_id} op=UNLOAD"
+    while True:
+        res = _call(session, "audit_read", since=since, wait=0.3)
+        records.extend(res.get("records", []))
+        since = res.get("mark", since)
+        if any(needle in r.get("text", "") for r in records) or time.monotonic() > deadline:
+            return records
+
+
+def _save_logs(load: dict, log_dir: Path) -> dict[str, Path]:
+    files = {}
+    vlog = log_dir / "verifier.log"
+    vlog.write_text(load.get("verifier_log", "") or "")
+    files["verifier log"] = vlog
+    llog = log_dir / "libbpf.log"
+    llog.write_text("\n".join(load.get("libbpf_log", [])) + "\n")
+    files["libbpf log"] = llog
+    return files
+
+
+def _tail(text: str, n: int = 25) -> str:
+    return "\n".join(text.splitlines()[-n:])
+
+
+def _brief(res: dict) -> str:
+    keys = ("action", "pid", "comm", "rc", "errno", "strerror", "step", "timed_out", "target_pid", "stdout", "stderr")
+    return ", ".join(f"{k}={res[k]!r}" for k in keys if k in res and res[k] not in ("", None))
