@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Rejected on any BPF-LSM kernel: the record is written after it was submitted ("invalid mem access 'scalar'"). */
+#include "common.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} rb SEC(".maps");
+
+HOOK_FILE_OPEN
+int BPF_PROG(ringbuf_use_after_submit, struct file *file)
+{
+	int *rec = bpf_ringbuf_reserve(&rb, sizeof(*rec), 0);
+
+	if (!rec)
+		return 0;
+	bpf_ringbuf_submit(rec, 0);
+	asm volatile("" : "+r"(rec));
+	*rec = 2;
+	return 0;
+}
