@@ -49,6 +49,44 @@ def cmd_build(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_boot(ns: argparse.Namespace) -> int:
+    """Boot the harness's kernel (or --kernel IMAGE) and run CMD, or open an interactive shell."""
+    import os
+    import subprocess
+
+    from harness.settings import new_run_dir
+    from harness.vm import LocalVM, VMConfig
+
+    opts = kernel_options(ns)
+    if ns.kernel:
+        image = Path(ns.kernel)
+    else:
+        from harness.pipeline import build_kernel
+
+        image = build_kernel(opts).artifact.bzimage
+    run_dir = new_run_dir(opts.layout(), "boot")
+    vm = LocalVM(VMConfig(kernel=image, accel=ns.accel, memory=ns.memory), run_dir, name="boot",
+                 state_dir=opts.layout().state)
+    print(f"booting {image} (console log: {vm.console_log})", file=sys.stderr)
+    with vm:
+        print(f"up in {vm.boot_seconds:.1f}s ({vm.accel.accel}); ssh port 127.0.0.1:{vm.port}", file=sys.stderr)
+        command = [c for c in ns.command if c != "--"]
+        if command:
+            import shlex
+
+            res = vm.guest.run(shlex.join(command), timeout=ns.timeout)
+            sys.stdout.write(res.stdout)
+            sys.stderr.write(res.stderr)
+            return res.rc
+        t = vm.guest.target
+        known = run_dir / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{t.port} ssh-ed25519 {t.host_key_b64}\n")
+        argv = ["ssh", "-i", str(t.key), "-p", str(t.port), "-o", f"UserKnownHostsFile={known}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"]
+        print("$ " + " ".join(argv), file=sys.stderr)
+        return subprocess.call(argv, env=os.environ)
+
+
 def cmd_config(ns: argparse.Namespace) -> int:
     from harness import kconfig
 
@@ -64,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("build", help="source -> patches -> config -> cached kernel artifact")
     _kernel_args(p)
     p.set_defaults(func=cmd_build)
+    p = sub.add_parser("boot", help="boot the kernel in a VM: run `-- CMD` or open a shell")
+    _kernel_args(p)
+    p.add_argument("--kernel", help="boot this bzImage instead of the harness's build")
+    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.add_argument("--memory", default="1G")
+    p.add_argument("--timeout", type=float, default=600, help="seconds CMD may run")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS (default: interactive shell)")
+    p.set_defaults(func=cmd_boot)
     p = sub.add_parser("config", help="show the merged config fragments")
     _kernel_args(p)
     p.add_argument("--dump", action="store_true", help="print the merged fragments with their origin")
