@@ -8,7 +8,8 @@ middle of a report, and interleaved ``harness-agent:`` kmsg lines are all handle
 A *finding* is one kernel report. It starts at a head line (``WARNING: CPU: ...``, ``BUG: ...``,
 ``Kernel panic - not syncing: ...``) and its excerpt runs to the end of that report: an
 ``---[ end trace ... ]---`` / ``---[ end Kernel panic ... ]---`` marker, the ``=====`` rule closing a
-KASAN/UBSAN report, a ``</TASK>`` that closes the last stack dump, the next report's head, or
+KASAN/UBSAN report, a ``</TASK>`` that closes the last stack dump (other kinds) and is not followed by
+more of the report (registers, module list, markers), the next report's head, or
 ``max_lines`` lines, whichever comes first. Line numbers are 1-based and count ``\\n``-separated lines
 of the text as given (what ``grep -n`` prints).
 
@@ -179,7 +180,7 @@ def _report_end(lines: Sequence[str], msgs: Sequence[str], start: int, kind: str
                 i += 1
                 continue
             return i, _final_kind(kind, head_msg, merged_oops)
-        if _TASK_END.match(msg):
+        if _TASK_END.match(msg) and kind not in ("kasan", "ubsan"):
             nxt = i + 1
             if nxt >= len(lines) or not _CONTINUATION.match(msgs[nxt]):
                 return nxt, _final_kind(kind, head_msg, merged_oops)

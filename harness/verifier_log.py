@@ -201,7 +201,7 @@ def match_messages(
     pos = 0
     for idx, exp in enumerate(exps):
         try:
-            pattern = compile_expectation(exp)
+            pattern = compile_expectation(_normalize(exp))
         except ExpectationError as exc:
             ctx, start = _tail(lines, context_lines)
             return MatchResult(False, exps, tuple(matches), idx, exp, str(exc), ctx, start, text)
@@ -220,7 +220,7 @@ def match_messages(
             )
             ctx, start = _window(lines, line_no, context_lines)
         else:
-            partial = _best_partial(text, _first_literal(exp), pos)
+            partial = _best_partial(text, _first_literal(_normalize(exp)), pos)
             if partial is not None:
                 line_no = _line_of(text, partial)
                 reason = f"not found {after}; closest partial match at line {line_no}"
@@ -263,11 +263,12 @@ def split_libbpf_log(text: str | bytes | Iterable[str] | None) -> tuple[str, str
 
 # Lines of the verifier's instruction trace / state dumps, which are not error messages.
 _TRACE = re.compile(
-    r"^(?:\d+: |\d+:\s*$|; |from \d+ to \d+|R\d+|last_idx|mark_precise|frame\d|regs=|parent |"
+    r"^(?:\d+: |\d+:\s*$|; |from \d+ to \d+|R\d+(?:_\w+)?=|last_idx|mark_precise|frame\d|regs=|parent |"
     r"func#\d|Func#|Validating|\s|Live regs|Global function|propagating|caller:|callee:|"
     r"processed \d+ insns|verification time|stack depth|libbpf: |-- (?:BEGIN|END) PROG LOAD LOG --)"
 )
 _PROCESSED = re.compile(r"^processed \d+ insns")
+_STATS = re.compile(r"^(?:verification time \d+|stack depth \d+|\s*$)")
 
 
 def last_error(log: str | bytes | Iterable[str] | None, max_lines: int = 3) -> str:
@@ -283,7 +284,7 @@ def last_error(log: str | bytes | Iterable[str] | None, max_lines: int = 3) -> s
             break
     found: list[str] = []
     i = end - 1
-    while i >= 0 and not lines[i].strip():
+    while i >= 0 and _STATS.match(lines[i]):
         i -= 1
     while i >= 0 and len(found) < max_lines:
         line = lines[i]

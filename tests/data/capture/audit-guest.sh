@@ -44,14 +44,16 @@ hex_comm
 phase console-syscall-hex-comm
 
 # the same with auditd running (it takes over from the console)
-auditd -s nochange
+mkdir -p /var/log/audit
+auditd -n -s nochange > "$out/auditd.stderr" 2>&1 &
+auditd_pid=$!
 for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s /var/log/audit/audit.log ] && break; sleep 1; done
 bpf_load_unload
 hex_comm
 sleep 1
 auditctl -D
-kill "$(cat /run/auditd.pid)"
-for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e /run/auditd.pid ] || break; sleep 1; done
+kill "$auditd_pid"
+wait "$auditd_pid"
 cp /var/log/audit/audit.log "$out/auditd.log"
 phase after-auditd
 auditctl -s > "$out/auditctl-status.txt"

@@ -18,15 +18,15 @@ PATH=$(dirname "$vng"):$PATH
 export PATH
 kernel=${KERNEL:-$(ls /boot/vmlinuz-6.1.* | tail -n 1)}
 work=$(mktemp -d /tmp/audit-capture.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 clang-19 -g -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c "$here/bpf/minimal.bpf.c" -o "$work/minimal.o"
 mkdir "$work/out"
 rc=0
 timeout 400 "$vng" --run "$kernel" --disable-kvm --verbose --append "audit=1" --rwdir "$work/out" \
-	--exec "sh $here/audit-guest.sh $work/out $work/minimal.o" 2>"$work/console.log" || rc=$?
+	--exec "sh $here/audit-guest.sh $work/out $work/minimal.o" >"$work/out/guest.stdout" 2>"$work/console.log" || rc=$?
 echo "vng exit status $rc"
 ls -la "$work/out"
+cp "$work/console.log" "$outdir/console-audit-boot.log"
 cp "$work/out/console-bpf-load-unload.dmesg" "$outdir/audit-console-bpf-load-unload.log"
 cp "$work/out/console-syscall-hex-comm.dmesg" "$outdir/audit-console-syscall-hex-comm.log"
 cp "$work/out/auditd.log" "$outdir/audit-auditd.log"
-cp "$work/console.log" "$outdir/console-audit-boot.log"
+rm -rf "$work"
