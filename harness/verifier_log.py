@@ -273,10 +273,16 @@ _STATS = re.compile(r"^(?:verification time \d+|stack depth \d+|\s*$)")
 
 def last_error(log: str | bytes | Iterable[str] | None, max_lines: int = 3) -> str:
     """The verifier's final error message: the non-trace lines just before ``processed N insns``
-    (or before the end of the log), joined with newlines; "" when there is none."""
+    (or before the end of the log), joined with newlines; "" when there is none.
+
+    ``log`` is a verifier log, or libbpf output with one embedded (``-- BEGIN PROG LOAD LOG --``);
+    libbpf output without one (the load failed before the verifier ran) gives "".
+    """
     lines = [line.rstrip() for line in _normalize(_to_text(log)).split("\n")]
     if any(_BEGIN.search(line) for line in lines):
         lines = split_libbpf_log("\n".join(lines))[1].split("\n")
+    elif any(line.startswith("libbpf: ") for line in lines):
+        return ""  # libbpf output without a verifier log: the load failed before the verifier ran
     end = len(lines)
     for i in range(len(lines) - 1, -1, -1):
         if _PROCESSED.match(lines[i]):

@@ -96,6 +96,56 @@ def test_recorded_expectations_match(name: str, expected: list[str], error: str)
     assert last_error(read(name)) == error
 
 
+GUEST = "verifier-6.1-lsm-"  # lsm/file_open programs verified by Debian's 6.1 kernel in a guest
+
+RECORDED_6_1 = [
+    (
+        GUEST + "ringbuf-unreleased.log",
+        ["Unreleased reference id={{[0-9]+}} alloc_insn={{[0-9]+}}"],
+        "Unreleased reference id=2 alloc_insn=4",
+    ),
+    (
+        GUEST + "ringbuf-possibly-null.log",
+        ["R1 type=alloc_mem_or_null expected=alloc_mem"],
+        "R1 type=alloc_mem_or_null expected=alloc_mem",
+    ),
+    (
+        GUEST + "ringbuf-use-after-submit.log",
+        ["call bpf_ringbuf_submit", "R6 invalid mem access 'scalar'"],
+        "R6 invalid mem access 'scalar'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "expected", "error"), RECORDED_6_1, ids=[r[0] for r in RECORDED_6_1])
+def test_recorded_6_1_lsm_expectations_match(name: str, expected: list[str], error: str) -> None:
+    log = vlog(name)
+    assert "R1=ctx(off=0,imm=0)" in log  # 6.1's state format, unlike 6.18's "R1=ctx()"
+    result = match_messages(log, expected)
+    assert result.ok, result.explain()
+    assert last_error(read(name)) == error
+
+
+def test_one_regex_expectation_fits_both_kernels() -> None:
+    expectation = ["R1 type={{(alloc|ringbuf)_mem}}_or_null expected={{(alloc|ringbuf)_mem}}"]
+    assert match_messages(vlog(GUEST + "ringbuf-possibly-null.log"), expected=expectation).ok
+    assert match_messages(vlog(HOST + "ringbuf-possibly-null.log"), expected=expectation).ok
+    literal = match_messages(vlog(GUEST + "ringbuf-possibly-null.log"), ["R1 type=ringbuf_mem_or_null"])
+    assert not literal.ok
+    assert "closest partial match" in (literal.reason or "")
+    assert any("R1 type=alloc_mem_or_null" in line for line in literal.context)
+
+
+def test_6_1_accepted_and_missing_kfunc() -> None:
+    assert last_error(read(GUEST + "ringbuf-accepted.log")) == ""
+    text = read(GUEST + "missing-kfunc.log")
+    own, verifier = split_libbpf_log(text)
+    assert verifier == ""
+    assert last_error(text) == ""  # the verifier never ran
+    expected = ["extern (func ksym) 'bpf_task_acquire': not found in kernel or module BTFs"]
+    assert match_messages(verifier, expected, libbpf_log=own).ok
+
+
 def test_match_positions_are_concrete() -> None:
     result = match_messages(vlog(HOST + "unreleased-reference.log"), ["Unreleased reference id={{[0-9]+}}"])
     (m,) = result.matches
