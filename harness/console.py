@@ -117,13 +117,8 @@ def _clean(line: str) -> str:
     return line
 
 
-def message_of(line: str) -> str:
-    """The kernel message in one console line: log level, timestamp and caller id removed.
-
-    A timestamp that appears mid-line (a kernel line printed after partial user output on the same
-    console) starts the message. Lines without a timestamp are returned as they are.
-    """
-    line = _clean(line)
+def _split(line: str) -> tuple[str, bool]:
+    """(message, whether the line carries a console timestamp) for one cleaned console line."""
     rest = line
     m = _LEVEL.match(rest)
     if m:
@@ -131,14 +126,24 @@ def message_of(line: str) -> str:
     m = _TIMESTAMP.match(rest)
     if not m:
         m = _TIMESTAMP.search(rest)
-    if m:
-        rest = rest[m.end() :]
-        c = _CALLER.match(rest)
-        if c:
-            rest = rest[c.end() :]
-        if rest.startswith(" "):
-            rest = rest[1:]
-    return rest
+    if not m:
+        return rest, False
+    rest = rest[m.end() :]
+    c = _CALLER.match(rest)
+    if c:
+        rest = rest[c.end() :]
+    if rest.startswith(" "):
+        rest = rest[1:]
+    return rest, True
+
+
+def message_of(line: str) -> str:
+    """The kernel message in one console line: log level, timestamp and caller id removed.
+
+    A timestamp that appears mid-line (a kernel line printed after partial user output on the same
+    console) starts the message. Lines without a timestamp are returned as they are.
+    """
+    return _split(_clean(line))[0]
 
 
 def _head_kind(msg: str) -> str | None:
@@ -161,9 +166,10 @@ def _compile_allowlist(allowlist: Iterable[str | re.Pattern[str]] | None) -> lis
     return out
 
 
-def _report_end(lines: Sequence[str], msgs: Sequence[str], start: int, kind: str, max_lines: int) -> tuple[int, str]:
+def _report_end(msgs: Sequence[str], kinds: Sequence[str | None], start: int, max_lines: int) -> tuple[int, str]:
     """Index one past the report that starts at ``start``, and its final kind."""
-    limit = min(len(lines), start + max(1, max_lines))
+    kind = kinds[start] or "bug"
+    limit = min(len(msgs), start + max(1, max_lines))
     i = start + 1
     merged_oops = False
     head_msg = msgs[start]
@@ -173,8 +179,7 @@ def _report_end(lines: Sequence[str], msgs: Sequence[str], start: int, kind: str
             return i + 1, _final_kind(kind, head_msg, merged_oops)
         if kind in ("kasan", "ubsan") and _RULE.match(msg):
             return i + 1, kind
-        next_kind = _head_kind(msg)
-        if next_kind is not None:
+        if kinds[i] is not None:
             if kind == "bug" and not merged_oops and _DIE_HEADER.match(msg):
                 merged_oops = True
                 i += 1
@@ -182,7 +187,7 @@ def _report_end(lines: Sequence[str], msgs: Sequence[str], start: int, kind: str
             return i, _final_kind(kind, head_msg, merged_oops)
         if _TASK_END.match(msg) and kind not in ("kasan", "ubsan"):
             nxt = i + 1
-            if nxt >= len(lines) or not _CONTINUATION.match(msgs[nxt]):
+            if nxt >= len(msgs) or not _CONTINUATION.match(msgs[nxt]):
                 return nxt, _final_kind(kind, head_msg, merged_oops)
         i += 1
     return limit, _final_kind(kind, head_msg, merged_oops)
@@ -199,26 +204,33 @@ def scan(
     allowlist: Iterable[str | re.Pattern[str]] | None = None,
     *,
     max_lines: int = DEFAULT_MAX_LINES,
+    require_timestamp: bool | None = None,
 ) -> tuple[Finding, ...]:
     """Find kernel reports in console ``text``.
 
     ``allowlist``: regexes (strings or compiled) searched in each finding's ``first_line``; a finding
     that matches any of them is dropped (known noise). An invalid regex string is used as a literal.
     ``max_lines`` caps each excerpt.
+    ``require_timestamp``: only lines with a console timestamp can start a report, so that a guest
+    program printing ``WARNING: ...`` on the same console is not taken for the kernel. The default
+    (None) decides from the text: required when at least half of its non-empty lines are timestamped.
     """
-    raw_lines = _to_text(text).split("\n")
-    lines = [_clean(line) for line in raw_lines]
-    msgs = [message_of(line) for line in lines]
+    lines = [_clean(line) for line in _to_text(text).split("\n")]
+    split = [_split(line) for line in lines]
+    msgs = [msg for msg, _ in split]
+    if require_timestamp is None:
+        non_empty = [stamped for (msg, stamped), line in zip(split, lines, strict=True) if line.strip()]
+        require_timestamp = bool(non_empty) and 2 * sum(non_empty) >= len(non_empty)
+    kinds = [_head_kind(msg) if (stamped or not require_timestamp) else None for msg, stamped in split]
     allow = _compile_allowlist(allowlist)
     findings: list[Finding] = []
     i = 0
     n = len(lines)
     while i < n:
-        kind = _head_kind(msgs[i])
-        if kind is None:
+        if kinds[i] is None:
             i += 1
             continue
-        end, final = _report_end(lines, msgs, i, kind, max_lines)
+        end, final = _report_end(msgs, kinds, i, max_lines)
         first = msgs[i].rstrip()
         if not any(p.search(first) for p in allow):
             excerpt = "\n".join(line.rstrip() for line in lines[i:end]).rstrip("\n")
@@ -274,9 +286,8 @@ def summarize(findings: Iterable[Finding]) -> str:
     if not items:
         return "no kernel reports found"
     counts = Counter(f.kind for f in items)
-    parts = ", ".join(f"{counts[k]} {k}" for k in KINDS if counts.get(k)) or ", ".join(
-        f"{v} {k}" for k, v in counts.items()
-    )
+    order = [k for k in KINDS if k in counts] + sorted(k for k in counts if k not in KINDS)
+    parts = ", ".join(f"{counts[k]} {k}" for k in order)
     noun = "report" if len(items) == 1 else "reports"
     out = [f"{len(items)} kernel {noun}: {parts}"]
     for f in items:

@@ -101,7 +101,6 @@ class MatchResult:
         n = len(self.expectations)
         if self.ok:
             return f"all {n} expected message(s) found in order"
-        assert self.failed_index is not None or self.reason is not None
         idx = self.failed_index if self.failed_index is not None else 0
         out = [f"expected message {idx + 1} of {n} not found: {self.failed!r}"]
         if self.reason:

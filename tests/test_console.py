@@ -194,6 +194,18 @@ def test_report_after_partial_user_output_on_the_same_line() -> None:
     assert finding.first_line.startswith("WARNING: CPU: 0 PID: 238 at ")
 
 
+def test_guest_program_output_is_not_a_kernel_report() -> None:
+    lines = read("console-clean-boot.log").split("\n")
+    lines.insert(300, "WARNING: this line was printed by a guest program, not by the kernel")
+    lines.insert(301, "BUG: neither was this one")
+    text = "\n".join(lines)
+    assert console.scan(text) == ()  # the log is timestamped, these two lines are not
+    findings = console.scan(text, require_timestamp=False)
+    assert [(f.kind, f.line_no) for f in findings] == [("warning", 301), ("bug", 302)]
+    # a log without any timestamps (printk.time=0) is scanned line by line
+    assert [f.kind for f in console.scan("x\nWARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2\ny")] == ["warning"]
+
+
 def test_log_cut_off_mid_report() -> None:
     lines = read("console-oops.log").split("\n")
     # cut before the "Oops:" header (line 486) arrived: a BUG report, ending in the partial last line
