@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ from hypothesis import strategies as st
 from harness import audit
 from harness.audit import Record
 
+# Hypothesis keeps its example database and caches out of the repository (read lazily, so this works
+# as long as nothing in this process has used Hypothesis's storage yet).
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.expanduser("~/.cache/hypothesis/bpf-audit-harness"))
 settings.register_profile("harness-audit", database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PROFILE = settings.get_profile("harness-audit")
 

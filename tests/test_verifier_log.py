@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ from harness.verifier_log import (
     split_libbpf_log,
 )
 
+# Hypothesis keeps its example database and caches out of the repository (read lazily, so this works
+# as long as nothing in this process has used Hypothesis's storage yet).
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.expanduser("~/.cache/hypothesis/bpf-audit-harness"))
 settings.register_profile(
     "harness-verifier-log", database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
