@@ -131,6 +131,14 @@ class Guest:
         t = self._client.get_transport() if self._client else None
         return bool(t and t.is_active())
 
+    def _transport_alive_after(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.connected:
+                return False
+            time.sleep(0.1)
+        return self.connected
+
     def reconnect(self) -> None:
         """After a dropped connection: one new connection, or LostVMError if the guest does not answer."""
         self.close()
@@ -168,6 +176,11 @@ class Guest:
         except (paramiko.SSHException, EOFError, OSError) as e:
             self.reconnect()  # raises LostVMError when the guest is gone
             raise GuestCommandError(f"connection dropped during: {command} ({e}); reconnected") from e
+        if rc == -1 and not self._transport_alive_after(2.0):
+            # No exit status and a dead transport: the connection (or the guest) went away mid-command.
+            # (-1 on a live transport is a command killed by a signal: reported as is.)
+            self.reconnect()  # raises LostVMError when the guest is gone
+            raise GuestCommandError(f"connection dropped during: {command}; reconnected")
         result = CommandResult(command, rc, stdout, stderr, time.monotonic() - t0)
         return result.check() if check else result
 
