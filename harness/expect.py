@@ -96,7 +96,7 @@ def judge(
             partners = matched.get(str(exp.same_event), ())
             serials = {r.serial for r in partners if r.serial is not None}
             passing = [r for r in passing if r.serial in serials]
-        matched[str(exp.type)] = tuple(passing)
+        matched[str(exp.type)] = matched.get(str(exp.type), ()) + tuple(passing)  # union per type
         want = f"exactly {exp.count}" if exp.count is not None else "at least one"
         ok = len(passing) == exp.count if exp.count is not None else bool(passing)
         if not ok:
