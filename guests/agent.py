@@ -558,11 +558,23 @@ class Triggers:
             address = (host, port)
         else:
             raise BadRequest("argument 'family' must be 'inet', 'inet6' or 'unix'")
+        bind_to = None
+        if "bind_addr" in req or "bind_port" in req:
+            if family == "unix":
+                raise BadRequest("bind_addr/bind_port apply to inet and inet6 only")
+            bind_port = arg(req, "bind_port", int, 0)
+            if not 0 <= bind_port <= 65535:
+                raise BadRequest("argument 'bind_port' must be 0..65535")
+            bind_to = (arg(req, "bind_addr", str, "127.0.0.1" if family == "inet" else "::1"), bind_port)
 
         def run(res: dict) -> None:
             res["step"] = "socket"
             s = socket.socket(fam, stype)
             try:
+                if bind_to is not None:
+                    res["step"] = "bind"
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(bind_to)
                 res["step"] = "connect"
                 s.connect(address)
             finally:

@@ -15,6 +15,10 @@ from harness.errors import GuestCommandError, LostVMError
 from harness.features import KernelFeatures
 
 REMOTE_DIR = "/tmp/harness-cases"
+# Case files live on a plain tmpfs: virtme-ng's /tmp is an overlayfs, and opening a file there runs the
+# file_open hook twice (ovl_open opens the real upper file through do_dentry_open again), so a case that
+# expects one record per open would see two.
+CASE_FS = "/tmp/bah"
 # Any loaded rule makes audit contexts non-dummy, so a record logged inside a syscall gets its SYSCALL
 # record at exit (kernel/auditsc.c: __audit_syscall_exit skips dummy contexts). vhangup never fires here.
 AUDIT_RULE = ["auditctl", "-a", "always,exit", "-F", "arch=b64", "-S", "vhangup", "-k", "bpf-audit-harness"]
@@ -81,7 +85,12 @@ class GuestSession:
 
     @property
     def agent(self):
-        return self.machine.guest.agent()
+        agent = self.machine.guest.agent()
+        if not getattr(agent, "harness_prepared", False):
+            agent.harness_prepared = True
+            self.shell(f"mkdir -p {CASE_FS} && {{ mountpoint -q {CASE_FS} || "
+                       f"mount -t tmpfs -o mode=1777 bpf-audit-harness {CASE_FS}; }}")
+        return agent
 
     def lsms(self) -> tuple[str, ...]:
         if self.active_lsms is None:
@@ -207,14 +216,21 @@ def _trigger_request(prog: CaseProgram) -> dict:
     if trig.action == "shell":
         return {"shell": args["cmd"], "timeout": 30}
     req: dict = {"action": trig.action, "timeout": 30}
+    renamed = {"sig": "signal", "name": "hostname"}
     for key, value in args.items():
-        if key == "sig":
-            req["signal"] = int(value) if value.isdigit() else value
-        elif key == "name":
-            req["hostname"] = value
-        else:
-            req[key] = value
+        req[renamed.get(key, key)] = int(value, 0) if key in _INT_ARGS and _is_int(value) else value
     return req
+
+
+_INT_ARGS = frozenset({"port", "bind_port", "cmd", "arg", "size", "sig"})
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text, 0)
+        return True
+    except ValueError:
+        return False
 
 
 def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, handle: int, prog_id: int,
@@ -232,6 +248,9 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
     try:
         if prog.trigger is not None:
             trig_res = _call(session, "trigger", **_trigger_request(prog))
+            if not trig_res.get("ok"):
+                return Outcome("failed", f"the agent could not run the trigger {prog.trigger.action}: "
+                               f"{trig_res.get('error')}", [("trigger request", repr(_trigger_request(prog)))], logs)
     finally:
         if was_enabled is not None:
             _call(session, "audit_set", enabled=was_enabled)

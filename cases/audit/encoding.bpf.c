@@ -141,7 +141,8 @@ int BPF_PROG(ocomm_space_hex, struct task_struct *p, struct kernel_siginfo *info
 {
 	struct bpf_audit_context *ac;
 
-	if (!harness_comm_is("bah_encocomm"))
+	/* only the trigger's signal 0, not the SIGKILL the agent cleans its target up with */
+	if (!harness_comm_is("bah_encocomm") || sig != 0)
 		return 0;
 	ac = harness_audit_start();
 	if (!ac)

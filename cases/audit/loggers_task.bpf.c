@@ -15,7 +15,8 @@ int BPF_PROG(log_task_on_kill, struct task_struct *p, struct kernel_siginfo *inf
 {
 	struct bpf_audit_context *ac;
 
-	if (!harness_comm_is("bah_ltask"))
+	/* only the trigger's signal 0, not the SIGKILL the agent cleans its target up with */
+	if (!harness_comm_is("bah_ltask") || sig != 0)
 		return 0;
 	ac = harness_audit_start();
 	if (!ac)
