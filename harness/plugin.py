@@ -23,6 +23,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--vm-memory", default="1G", help="guest memory (QEMU -m), default 1G")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from harness.settings import cache_root
+
+    # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
+    config._harness_cache_root = (config.getoption("--harness-cache") or cache_root()).resolve()
+
+
 def kernel_options_from(config: pytest.Config):
     from harness.pipeline import KernelOptions
 
@@ -30,7 +37,7 @@ def kernel_options_from(config: pytest.Config):
         kernel_src=config.getoption("--kernel-src"),
         ref=config.getoption("--kernel-ref"),
         no_patches=config.getoption("--no-patches"),
-        cache_dir=config.getoption("--harness-cache"),
+        cache_dir=config._harness_cache_root,
     )
     if config.getoption("--patches"):
         kw["patches_dir"] = config.getoption("--patches")
