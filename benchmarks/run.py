@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,99 @@ def bench_cache(ns: argparse.Namespace) -> dict:
     return out
 
 
+def _default_artifact():
+    return build_kernel(KernelOptions(), progress=False).artifact
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def _vng_exec(image: Path, command: str, accel: str) -> float:
+    argv = [str(Path(sys.executable).parent / "vng"), "--run", str(image), "--user", "root", "--cwd", "/",
+            "--memory", "1G", "--cpus", "1", "--exec", command]
+    if accel == "tcg":
+        argv.insert(-2, "--disable-kvm")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    t0 = time.monotonic()
+    subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                   timeout=600, check=True)
+    return time.monotonic() - t0
+
+
+@section("boot")
+def bench_boot(ns: argparse.Namespace) -> dict:
+    """Boot to SSH-ready (harness) vs `vng --run <same bzImage> --exec true` (target <= 1.3x)."""
+    from harness import accel
+    from harness.vm import LocalVM, VMConfig
+
+    art = _default_artifact()
+    layout = KernelOptions().layout()
+    choice = accel.choose("auto", layout.state, art.bzimage)
+    ours, theirs = [], []
+    for i in range(ns.repeat):
+        run_dir = Path(tempfile.mkdtemp(prefix="bench-boot-", dir=ns.scratch))
+        vm = LocalVM(VMConfig(kernel=art.bzimage, accel=choice.accel), run_dir, name=f"b{i}", state_dir=layout.state)
+        with vm:
+            ours.append(vm.boot_seconds)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        theirs.append(_vng_exec(art.bzimage, "true", choice.accel))
+    return {"accel": choice.accel, "runs": ns.repeat, "harness_boot_to_ssh_s": _median(ours),
+            "vng_exec_true_s": _median(theirs), "ratio_harness_vs_vng": round(_median(ours) / _median(theirs), 3),
+            "target": "<= 1.3x"}
+
+
+@section("roundtrip")
+def bench_roundtrip(ns: argparse.Namespace) -> dict:
+    """One rejected load in a warm VM (agent) vs a fresh `vng --exec` boot running bpftool (target >= 10x)."""
+    from harness import accel, bpfobj
+    from harness.vm import LocalVM, VMConfig
+
+    art = _default_artifact()
+    layout = KernelOptions().layout()
+    choice = accel.choose("auto", layout.state, art.bzimage)
+    case = REPO_ROOT / "cases" / "verifier" / "unreleased.bpf.c"
+    obj = bpfobj.compile_case(case, art.vmlinux_h, layout.root / "objects").obj
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-rt-", dir=ns.scratch))
+    warm = []
+    with LocalVM(VMConfig(kernel=art.bzimage, accel=choice.accel), run_dir, name="rt", state_dir=layout.state) as vm:
+        vm.guest.put(obj, "/tmp/case.o")
+        agent = vm.guest.agent()
+        for _ in range(10):
+            t0 = time.monotonic()
+            res = agent.request("load", path="/tmp/case.o", programs=["unreleased_missing_end"])
+            warm.append(time.monotonic() - t0)
+            assert res["loaded"] is False and "Unreleased reference" in res["verifier_log"]
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cold = []
+    for _ in range(ns.repeat):
+        cold.append(_vng_exec(art.bzimage, f"mount -t bpf bpf /sys/fs/bpf; bpftool prog load {obj} /sys/fs/bpf/c "
+                              "type lsm || true", choice.accel))
+    return {"accel": choice.accel, "warm_load_round_trip_s": _median(warm), "fresh_boot_bpftool_s": _median(cold),
+            "speedup": round(_median(cold) / _median(warm), 1), "target": ">= 10x"}
+
+
+@section("suite")
+def bench_suite(ns: argparse.Namespace) -> dict:
+    """The whole conformance suite with -n 1 vs -n auto (target >= 1.6x on 2 cores); median per-case time."""
+    import xml.etree.ElementTree as ET
+
+    _default_artifact()
+    out: dict = {}
+    for workers in ("1", "auto"):
+        xml = Path(ns.scratch) / f"bench-suite-{workers}.xml"
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers, "cases",
+                        f"--junitxml={xml}"], cwd=REPO_ROOT, stdout=subprocess.DEVNULL, check=False)
+        out[f"wall_n_{workers}_s"] = round(time.monotonic() - t0, 1)
+        times = [float(tc.get("time", 0)) for tc in ET.parse(xml).iter("testcase") if tc.find("skipped") is None]
+        out[f"median_case_n_{workers}_s"] = _median(times)
+        out[f"cases_run_n_{workers}"] = len(times)
+    out["speedup_n_auto"] = round(out["wall_n_1_s"] / out["wall_n_auto_s"], 2)
+    out["target"] = ">= 1.6x"
+    return out
+
+
 def _commit() -> str:
     res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
     return res.stdout.strip() or "unknown"
@@ -122,6 +216,7 @@ def markdown(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("sections", nargs="*", default=list(SECTIONS), help=f"subset of: {', '.join(SECTIONS)}")
+    p.add_argument("--repeat", type=int, default=3, help="repetitions for the boot/round-trip medians")
     p.add_argument("--scratch", default=str(Path.home() / ".cache" / "bpf-audit-harness" / "work"))
     ns = p.parse_args(argv)
     Path(ns.scratch).mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Dump how auparse (Debian python3-audit, auditd's own parser) sees an audit log, as JSON for the tests.
 
-    cd tests/data && /usr/bin/python3 capture/auparse_dump.py audit-auditd.log > audit-auditd.auparse.json
+    cd tests/data && /usr/bin/python3 ../../guests/auparse_dump.py audit-auditd.log > audit-auditd.auparse.json
 
 Output: a list of events {"serial", "timestamp", "records": [{"type", "type_name", "fields": [[name, raw], ...],
 "interpreted": {name: value}}]}. The raw values are auparse's get_field_str(); "interpreted" holds
