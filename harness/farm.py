@@ -61,6 +61,7 @@ class PoolConfig:
     worker: str
     target: str | None = None
     target_key: Path | None = None
+    target_known_hosts: Path | None = None
     memory: str = "1G"
 
 
@@ -86,7 +87,8 @@ class VMPool:
         name = f"{self.cfg.worker}-{self.generation}"
         if self.cfg.target:
             key = self.cfg.target_key or Path.home() / ".ssh" / "id_ed25519"
-            return RemoteMachine(Target.parse(self.cfg.target, key), self.cfg.run_dir, name).start()
+            target = Target.parse(self.cfg.target, key, self.cfg.target_known_hosts)
+            return RemoteMachine(target, self.cfg.run_dir, name).start()
         assert self.cfg.kernel is not None
         vm = LocalVM(VMConfig(kernel=self.cfg.kernel, accel=self.cfg.accel, memory=self.cfg.memory),
                      self.cfg.run_dir, name=name, state_dir=self.cfg.state_dir)

@@ -56,14 +56,15 @@ class Target:
     user: str
     key: Path
     host_key_b64: str | None  # None: take the key from known_hosts (remote targets)
+    known_hosts: Path | None = None  # extra known_hosts file for a remote target (else ~/.ssh/known_hosts)
 
     @classmethod
-    def parse(cls, url: str, key: Path) -> Target:
+    def parse(cls, url: str, key: Path, known_hosts: Path | None = None) -> Target:
         """ssh://user@host:port as given to --target."""
         u = urlparse(url)
         if u.scheme != "ssh" or not u.hostname:
             raise ValueError(f"--target must look like ssh://user@host:port, not {url!r}")
-        return cls(u.hostname, u.port or 22, u.username or "root", key, None)
+        return cls(u.hostname, u.port or 22, u.username or "root", key, None, known_hosts)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class Guest:
             client.get_host_keys().add(name, "ssh-ed25519", paramiko.Ed25519Key(data=_b64(self.target.host_key_b64)))
         else:
             client.load_system_host_keys()
+            if self.target.known_hosts is not None:
+                client.load_host_keys(str(self.target.known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         client.connect(
             self.target.host, port=self.target.port, username=self.target.user, key_filename=str(self.target.key),

@@ -20,6 +20,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="QEMU accelerator; auto probes KVM with a real boot and falls back to TCG")
     g.addoption("--target", help="run on an existing machine over SSH instead of a local VM: ssh://user@host:port")
     g.addoption("--target-key", type=Path, help="private key for --target (default ~/.ssh/id_ed25519)")
+    g.addoption("--target-known-hosts", type=Path,
+                help="known_hosts file pinning the --target's host key (default: ~/.ssh/known_hosts)")
     g.addoption("--vm-memory", default="1G", help="guest memory (QEMU -m), default 1G")
 
 
@@ -88,6 +90,7 @@ def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
         kernel=kernel, accel=pytestconfig.getoption("--accel"), run_dir=new_run_dir(opts.layout(), f"vm-{worker}"),
         state_dir=opts.layout().state, worker=worker, target=target,
         target_key=pytestconfig.getoption("--target-key"), memory=pytestconfig.getoption("--vm-memory"),
+        target_known_hosts=pytestconfig.getoption("--target-known-hosts"),
     ))
     try:
         yield pool
