@@ -209,22 +209,6 @@ def _split_regex(text: str) -> list[tuple[bool, str]]:
         pos = end + 2
 
 
-def msg_regex(msg: str) -> re.Pattern[str]:
-    """A __msg string as a regex: literal text, {{...}} parts as regular expressions."""
-    return re.compile("".join(p if is_re else re.escape(p) for is_re, p in _split_regex(msg)))
-
-
-def first_unmatched_msg(msgs: tuple[str, ...] | list[str], log: str) -> int | None:
-    """Index of the first msg not found (in order) in log, or None when all are found."""
-    pos = 0
-    for i, msg in enumerate(msgs):
-        m = msg_regex(msg).search(log, pos)
-        if m is None:
-            return i
-        pos = m.end()
-    return None
-
-
 def expand(value: str, variables: Mapping[str, str]) -> str:
     """Substitute ${name} placeholders (KeyError for a missing variable)."""
     return _PLACEHOLDER_RE.sub(lambda m: variables[m.group(1)], value)

@@ -11,8 +11,6 @@ import pytest
 from harness.cases import (
     CaseProgram,
     FieldCheck,
-    first_unmatched_msg,
-    msg_regex,
     parse_case_file,
     parse_case_text,
     value_matches,
@@ -178,12 +176,14 @@ def test_trigger_actions(trigger: str) -> None:
     assert p.trigger is not None and p.trigger.action == trigger.split('"')[1]
 
 
-def test_msg_matching_helpers() -> None:
-    assert msg_regex("R{{[0-9]+}} a.b").pattern == r"R[0-9]+\ a\.b"
-    log = "libbpf: Error loading .BTF into kernel: -2\n...\nmap 'm' has to have BTF in order to use bpf_kptr_xchg\n"
-    assert first_unmatched_msg(["Error loading .BTF", "has to have BTF"], log) is None
-    assert first_unmatched_msg(["has to have BTF", "Error loading .BTF"], log) == 1
-    assert first_unmatched_msg(["Unreleased reference id={{[0-9]+}}"], "Unreleased reference id=2 alloc_insn=2") is None
+def test_parsed_msgs_match_with_verifier_log_rules() -> None:
+    """__msg strings from a case are matched by harness.verifier_log (in order, {{regex}} parts)."""
+    from harness.verifier_log import match_messages
+
+    p = one(src(prog('__description("d") __failure __msg("Error loading .BTF") __msg("id={{[0-9]+}}")')))
+    assert match_messages("Unreleased reference id=2", p.msgs, ["libbpf: Error loading .BTF into kernel: -2"]).ok
+    assert not match_messages("Unreleased reference id=2", tuple(reversed(p.msgs)),
+                              ["libbpf: Error loading .BTF into kernel: -2"]).ok
 
 
 def test_value_matching_helpers() -> None:
