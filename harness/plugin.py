@@ -113,7 +113,8 @@ def vm(vm_pool):
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    if file_path.name.endswith(".bpf.c"):
+    # A case is a BPF C file that includes the case header; other BPF sources (test fixtures) are not cases.
+    if file_path.name.endswith(".bpf.c") and '#include "harness.h"' in file_path.read_text(errors="replace"):
         from harness.items import CaseFileCollector
 
         return CaseFileCollector.from_parent(parent, path=file_path)

@@ -14,12 +14,6 @@ REPO = Path(__file__).resolve().parent.parent
 CASE = REPO / "cases" / "audit" / "encoding.bpf.c"  # quoted and hex-encoded untrusted strings, plus SYSCALL
 
 
-def _auditd_line(rec: audit.Record, types: dict[int, str]) -> str:
-    """A record as auditd writes it to audit.log (the form auparse reads from a file)."""
-    name = types.get(rec.type, f"UNKNOWN[{rec.type}]")
-    return f"type={name} msg={rec.raw}\n"
-
-
 def test_auparse_sees_what_harness_audit_sees(vm, kernel_artifact, tmp_path):
     types = audit.parse_audit_h(kernel_artifact.audit_h.read_text())
     compiled = bpfobj.compile_case(CASE, kernel_artifact.vmlinux_h, tmp_path)
@@ -41,9 +35,9 @@ def test_auparse_sees_what_harness_audit_sees(vm, kernel_artifact, tmp_path):
     ours = audit.parse_records(raw, types)
     assert any(r.is_type("BPF_LSM_ACCESS") for r in ours), "the cases emitted no BPF_LSM_ACCESS record"
 
-    log = tmp_path / "captured-audit.log"
-    log.write_text("".join(_auditd_line(r, types) for r in ours if r.type != 1320))
-    remote_log = "/tmp/harness-auparse-input.log"
+    log = tmp_path / "captured.jsonl"  # the guest's libaudit names the types, as auditd would
+    log.write_text("".join(json.dumps({"type": r["type"], "text": r["text"]}) + "\n" for r in raw if r["type"] != 1320))
+    remote_log = "/tmp/harness-auparse-input.jsonl"
     vm.guest.put(log, remote_log)
     res = vm.guest.run(f"/usr/bin/python3 {REPO}/guests/auparse_dump.py {remote_log}", timeout=120, check=True)
     theirs = json.loads(res.stdout)

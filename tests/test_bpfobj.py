@@ -119,7 +119,9 @@ def test_harness_h_compiles_against_a_patched_vmlinux_h(vmlinux_h: Path, tmp_pat
     """A patched kernel's vmlinux.h defines struct bpf_audit_context; the forward declaration must not clash."""
     patched = tmp_path / "patched" / "vmlinux.h"
     patched.parent.mkdir()
-    patched.write_text(f'#include "{vmlinux_h}"\nstruct bpf_audit_context {{ int opaque; }};\n')
+    defined = "struct bpf_audit_context {" in vmlinux_h.read_text()
+    extra = "" if defined else "struct bpf_audit_context { int opaque; };\n"
+    patched.write_text(f'#include "{vmlinux_h}"\n{extra}')
     res = compile_case(REPO / "cases" / "audit" / "record.bpf.c", patched, tmp_path / "objs")
     assert res.ok, res.stderr
 
