@@ -163,3 +163,21 @@ def case_objects(kernel_options):
     path = kernel_options.layout().root / "objects"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def bpf(case_session, kernel_under_test, case_objects):
+    """Compile, load and attach case programs in this worker's VM; everything is unloaded after the test."""
+    from harness.scenario import BPF
+
+    loader = BPF(case_session, kernel_under_test, case_objects)
+    yield loader
+    loader.close()
+
+
+@pytest.fixture
+def audit(case_session, kernel_under_test):
+    """`with audit.capture() as recs:` collects the audit records the guest kernel emits inside the block."""
+    from harness.scenario import AuditCapture
+
+    return AuditCapture(case_session, kernel_under_test)

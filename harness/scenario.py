@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Building blocks for scenario tests in plain Python: load/attach case programs, capture and query records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import audit, bpfobj
+from harness.errors import GuestCommandError
+from harness.runner import GuestSession, KernelUnderTest
+
+FIELD_ALIASES = {"prog_id": "prog-id"}
+
+
+@dataclass
+class Program:
+    name: str
+    id: int
+    handle: int
+    link: int | None = None
+
+
+class BPF:
+    """`bpf` fixture: compile a case file against the kernel under test, load one program, attach it."""
+
+    def __init__(self, session: GuestSession, kut: KernelUnderTest, objects: Path) -> None:
+        self.session = session
+        self.kut = kut
+        self.objects = objects
+        self.loaded: list[Program] = []
+
+    def load(self, case: str | Path, program: str) -> Program:
+        compiled = bpfobj.compile_case(Path(case), self.kut.vmlinux_h, self.objects)
+        if not compiled.ok or compiled.obj is None:
+            raise GuestCommandError(f"{case} does not compile:\n{compiled.stderr}")
+        remote = self.session.push(compiled.obj)
+        res = self.session.agent.request("load", path=remote, programs=[program])
+        if not res.get("loaded"):
+            raise GuestCommandError(f"{program} was rejected (errno {res.get('errno')}):\n"
+                                    f"{res.get('verifier_log', '')[-2000:]}")
+        prog = Program(program, next(p["id"] for p in res["programs"] if p["name"] == program), res["handle"])
+        self.loaded.append(prog)
+        return prog
+
+    def attach(self, prog: Program) -> Program:
+        res = self.session.agent.request("attach", handle=prog.handle, program=prog.name)
+        if not res.get("ok"):
+            raise GuestCommandError(f"attach {prog.name} failed: {res.get('error')}")
+        prog.link = res["link"]
+        return prog
+
+    def load_and_attach(self, case: str | Path, program: str) -> Program:
+        return self.attach(self.load(case, program))
+
+    def close(self) -> None:
+        for prog in self.loaded:
+            self.session.unload(prog.handle)
+        self.loaded.clear()
+
+
+@dataclass
+class Records:
+    """Records captured in one `audit.capture()` block (filled when the block exits)."""
+
+    types: dict[int, str]
+    items: list[audit.Record] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def all(self, type: str | int | None = None, **fields: str | int) -> list[audit.Record]:  # noqa: A002
+        """Records of `type` whose decoded fields equal the given ones (prog_id= means prog-id=)."""
+        out = []
+        for rec in self.items:
+            if type is not None and not rec.is_type(type if isinstance(type, int) else str(type)):
+                continue
+            if all(rec.decoded(FIELD_ALIASES.get(k, k)) == str(v) for k, v in fields.items()):
+                out.append(rec)
+        return out
+
+    def one(self, type: str | int | None = None, **fields: str | int) -> audit.Record:  # noqa: A002
+        found = self.all(type, **fields)
+        if len(found) != 1:
+            shown = "\n".join(f"  {r.type} {r.raw}" for r in self.items[-30:])
+            raise AssertionError(f"expected exactly one {type} record with {fields}, found {len(found)}; "
+                                 f"captured:\n{shown}")
+        return found[0]
+
+    def events(self) -> list[audit.Event]:
+        return audit.group_events(self.items)
+
+
+class AuditCapture:
+    """`audit` fixture: the guest agent is the audit daemon; capture() collects what arrives inside the block."""
+
+    def __init__(self, session: GuestSession, kut: KernelUnderTest) -> None:
+        self.session = session
+        self.kut = kut
+
+    @contextmanager
+    def capture(self, wait: float = 0.5) -> Iterator[Records]:
+        self.session.ensure_audit()
+        agent = self.session.agent
+        mark = agent.request("audit_mark")["mark"]
+        recs = Records(self.kut.audit_types)
+        yield recs
+        raw = agent.request("audit_read", since=mark, wait=wait)["records"]
+        recs.items.extend(audit.parse_records(raw, self.kut.audit_types))
+
+    def status(self) -> dict:
+        return self.session.agent.request("audit_status")
