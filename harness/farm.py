@@ -98,6 +98,15 @@ class VMPool:
             vm.stop()
             raise
 
+    def responsive(self, timeout: float = 20.0) -> bool:
+        """Whether the current machine still runs a command; used after a failed test to spot a wedged guest."""
+        if self.machine is None or self.machine.guest is None:
+            return False
+        try:
+            return self.machine.guest.run("true", timeout=timeout).rc == 0
+        except (LostVMError, GuestCommandError):
+            return False
+
     def discard(self, why: str) -> None:
         """Throw the current machine away (it is lost or wedged); the next get() boots a fresh one."""
         if self.machine is not None:

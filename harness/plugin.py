@@ -98,8 +98,16 @@ def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
         pool.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item._harness_call_failed = report.failed  # read by the vm fixture's teardown
+    return report
+
+
 @pytest.fixture
-def vm(vm_pool):
+def vm(vm_pool, request: pytest.FixtureRequest):
     """A live machine for this test. If the test leaves it lost or wedged, the next test gets a fresh one."""
     from harness.errors import LostVMError
 
@@ -110,6 +118,8 @@ def vm(vm_pool):
     yield machine
     if not machine.alive():
         vm_pool.discard("lost during a test")
+    elif getattr(request.node, "_harness_call_failed", False) and not vm_pool.responsive():
+        vm_pool.discard("did not answer after a failed test (wedged)")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
