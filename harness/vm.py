@@ -28,7 +28,11 @@ DEFAULT_APPEND = (
     "net.ifnames=0",
     "hung_task_timeout_secs=30",
     "printk.devkmsg=on",  # the agent's /dev/kmsg lines must not be rate-limited away
+    "printk.time=1",  # timestamps in the console log (the lean config has no CONFIG_PRINTK_TIME)
 )
+# sshd -e prints this on the console once it listens: connecting earlier only meets QEMU's user-mode
+# network, which accepts the host side at once and leaves the SSH client waiting for a banner.
+SSHD_READY = "Server listening on 10.0.2.15 port 22"
 
 _LIVE: set[LocalVM] = set()
 
@@ -149,11 +153,26 @@ class LocalVM:
         self._pump.start()
         target = Target("127.0.0.1", self.port, "root", keys.client_key, keys.host_public)
         self.guest = Guest(target, describe=f"guest {self.name} (console: {self.console_log})")
+        deadline = t0 + self.config.boot_timeout
         try:
-            self.guest.wait_ready(t0 + self.config.boot_timeout, alive=self.alive)
+            self._wait_console(SSHD_READY, deadline)
+            self.guest.wait_ready(deadline, alive=self.alive)
         except LostVMError as e:
             raise self.lost(str(e)) from e
         self.boot_seconds = time.monotonic() - t0
+
+    def _wait_console(self, marker: str, deadline: float) -> None:
+        """Wait for `marker` on the console; a VM that exits or panics first is lost."""
+        seen = 0
+        while time.monotonic() < deadline:
+            text = self.console_text()
+            if marker in text[max(0, seen - len(marker)):]:
+                return
+            seen = len(text)
+            if not self.alive():
+                raise LostVMError(f"{self.name} exited before sshd started")
+            time.sleep(0.05)
+        raise LostVMError(f"sshd did not start within {self.config.boot_timeout:.0f}s")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
