@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Decide KVM or TCG by booting a tiny guest under KVM with a timeout, never by /dev/kvm alone."""
+"""Decide KVM or TCG by booting the kernel itself under KVM with a timeout, never by /dev/kvm alone."""
 
 from __future__ import annotations
 

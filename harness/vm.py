@@ -184,10 +184,8 @@ class LocalVM:
             return ""
 
     def findings(self) -> tuple:
-        try:
-            from harness import console
-        except ImportError:
-            return ()
+        from harness import console
+
         return tuple(console.scan(self.console_text()))
 
     def lost(self, why: str) -> LostVMError:
