@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import kconfig
+from harness.errors import PatchError
 from harness.kbuild import BuildRequest, BuildResult, build
 from harness.patches import load_series
 from harness.settings import DEFAULT_CONFIG_DIR, DEFAULT_PATCHES_DIR, CacheLayout, cache_root, new_run_dir
@@ -27,6 +28,7 @@ class KernelOptions:
     cache_dir: Path | None = None
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     no_patches: bool = False
+    mutant: str | None = None  # a patches/mutants/<name>.patch applied after the series (mutation checks)
 
     def layout(self) -> CacheLayout:
         return CacheLayout(self.cache_dir or cache_root())
@@ -38,6 +40,12 @@ def make_request(opts: KernelOptions) -> BuildRequest:
     series = load_series(opts.patches_dir, opts.series_file)
     if opts.no_patches:
         series = type(series)(series.directory, ())
+    if opts.mutant:
+        from harness.mutants import with_mutant
+
+        if opts.no_patches:
+            raise PatchError(f"mutant {opts.mutant} applies on top of the series: it cannot be used without patches.")
+        series = with_mutant(series, opts.patches_dir, opts.mutant)
     fragments = tuple(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
     kconfig.merge(list(fragments))  # conflicts surface before any copying or building
     return BuildRequest(source=source, series=series, fragments=fragments, layout=layout, jobs=opts.jobs)

@@ -14,6 +14,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--kernel-ref", help="git ref to build from --kernel-src (checked out in a worktree)")
     g.addoption("--patches", type=Path, help="patch directory with a series file (default: the repo's patches/)")
     g.addoption("--no-patches", action="store_true", help="build the source without the patch series")
+    g.addoption("--mutant", metavar="NAME",
+                help="apply patches/mutants/NAME.patch after the series (a deliberately broken kernel)")
     g.addoption("--kernel-config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
     g.addoption("--harness-cache", type=Path, help="build cache directory (default: ~/.cache/bpf-audit-harness)")
     g.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"),
@@ -30,6 +32,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
     config._harness_cache_root = (config.getoption("--harness-cache") or cache_root()).resolve()
+    if config.getoption("--mutant"):
+        _check_mutant(config)
+
+
+def _check_mutant(config: pytest.Config) -> None:
+    from harness.errors import PatchError
+    from harness.mutants import mutant_path
+    from harness.settings import DEFAULT_PATCHES_DIR
+
+    if config.getoption("--no-patches"):
+        raise pytest.UsageError("--mutant applies on top of the patch series: it cannot be used with --no-patches.")
+    try:
+        mutant_path(config.getoption("--patches") or DEFAULT_PATCHES_DIR, config.getoption("--mutant"))
+    except PatchError as e:
+        raise pytest.UsageError(f"--mutant: {e}") from None
 
 
 def kernel_options_from(config: pytest.Config):
@@ -40,6 +57,7 @@ def kernel_options_from(config: pytest.Config):
         ref=config.getoption("--kernel-ref"),
         no_patches=config.getoption("--no-patches"),
         cache_dir=config._harness_cache_root,
+        mutant=config.getoption("--mutant"),
     )
     if config.getoption("--patches"):
         kw["patches_dir"] = config.getoption("--patches")

@@ -1,0 +1,220 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Mutation checks: build the series plus one deliberate bug from patches/mutants/, run the suite, report kills."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.errors import HarnessError, PatchError
+from harness.patches import Patch, Series
+
+MUTANTS_SUBDIR = "mutants"
+
+
+# ---------------------------------------------------------------- mutant files
+
+
+@dataclass(frozen=True)
+class MutantInfo:
+    """What a mutant's header says: its name, the spec rules it breaks, the bug in one line."""
+
+    name: str
+    breaks: str
+    bug: str
+
+
+def mutants_dir(patches_dir: Path) -> Path:
+    return patches_dir / MUTANTS_SUBDIR
+
+
+def available(patches_dir: Path) -> list[str]:
+    """Names of the mutants shipped beside a series (file stem of patches/mutants/*.patch), sorted."""
+    d = mutants_dir(patches_dir)
+    return sorted(p.name[: -len(".patch")] for p in d.glob("*.patch")) if d.is_dir() else []
+
+
+def mutant_path(patches_dir: Path, name: str) -> Path:
+    """The patch file of mutant `name`; PatchError naming the known mutants when there is none."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
+        raise PatchError(f"mutant name {name!r} is not a plain file stem (letters, digits, '.', '_', '-').")
+    path = mutants_dir(patches_dir) / f"{name}.patch"
+    if not path.is_file():
+        known = ", ".join(available(patches_dir)) or "none"
+        raise PatchError(f"no mutant {name!r}: {path} does not exist. Known mutants: {known}.")
+    return path
+
+
+def parse_header(text: str, name: str) -> MutantInfo:
+    """The `Breaks:` and `Bug:` lines of a mutant patch's header (the text before the first diff)."""
+    head = text.split("\ndiff --git ", 1)[0]
+    breaks = re.search(r"^Breaks:\s*(.+)$", head, re.M)
+    bug = re.search(r"^Bug:\s*(.+)$", head, re.M)
+    if not breaks or not bug:
+        raise PatchError(f"mutant {name}: the header needs a 'Breaks: rule N' line and a 'Bug: ...' line.")
+    return MutantInfo(name, breaks.group(1).strip(), bug.group(1).strip())
+
+
+def load_info(patches_dir: Path, name: str) -> MutantInfo:
+    return parse_header(mutant_path(patches_dir, name).read_text(errors="replace"), name)
+
+
+def with_mutant(series: Series, patches_dir: Path, name: str) -> Series:
+    """`series` with mutant `name` appended: a different patch list, hence a different cache key."""
+    path = mutant_path(patches_dir, name)
+    mutant = Patch(path.resolve(), 1, hashlib.sha256(path.read_bytes()).hexdigest())
+    return Series(series.directory, (*series.patches, mutant))
+
+
+# ---------------------------------------------------------------- JUnit results (pure)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    nodeid: str
+    outcome: str  # passed | failed | error | skipped
+    message: str = ""
+
+
+def _nodeid(classname: str, name: str) -> str:
+    """pytest's JUnit names back to a node id: classname 'cases.audit.x.bpf.c' + name -> 'cases/audit/x.bpf.c::name'."""
+    if classname.endswith(".bpf.c"):
+        stem = classname[: -len(".bpf.c")].replace(".", "/")
+        return f"{stem}.bpf.c::{name}"
+    return f"{classname}::{name}" if classname else name
+
+
+def parse_junit(text: str) -> list[CaseResult]:
+    """Every <testcase> of a pytest JUnit XML report with its outcome and first failure message."""
+    root = ET.fromstring(text)
+    results = []
+    for tc in root.iter("testcase"):
+        nodeid = _nodeid(tc.get("classname", ""), tc.get("name", ""))
+        outcome, message = "passed", ""
+        for child in tc:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
+                message = (child.get("message") or "") + ("\n" + child.text if child.text else "")
+                if child.tag != "skipped":
+                    break
+        results.append(CaseResult(nodeid, outcome, message.strip()))
+    return results
+
+
+# ---------------------------------------------------------------- running
+
+
+@dataclass
+class MutantResult:
+    name: str
+    breaks: str
+    bug: str
+    status: str  # killed | survived | build-failed | harness-error
+    failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    passed: int = 0
+    skipped: int = 0
+    kernel_key: str = ""
+    build_seconds: float = 0.0
+    cache_hit: bool = False
+    suite_seconds: float = 0.0
+    junit: str = ""
+    detail: str = ""
+
+    @property
+    def killed(self) -> bool:
+        return self.status == "killed"
+
+
+def classify(results: list[CaseResult]) -> tuple[str, list[str], list[str]]:
+    """killed when at least one case failed or errored (a crash the mutant caused is a kill too)."""
+    failed = [r.nodeid for r in results if r.outcome == "failed"]
+    errors = [r.nodeid for r in results if r.outcome == "error"]
+    return ("killed" if failed or errors else "survived"), failed, errors
+
+
+def suite_argv(name: str, junit: Path, *, cases: list[str], workers: int, cache_dir: Path | None,
+               extra: list[str]) -> list[str]:
+    argv = [sys.executable, "-m", "pytest", *cases, "--mutant", name, f"--junitxml={junit}", "-q",
+            "-p", "no:cacheprovider", "-o", "junit_family=xunit2"]
+    if workers > 1:
+        argv += ["-n", str(workers)]
+    if cache_dir:
+        argv += ["--harness-cache", str(cache_dir)]
+    return argv + extra
+
+
+def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int,
+               extra_pytest: list[str] = ()) -> MutantResult:
+    """Build series + mutant `name` (cache-aware) and run the suite on it in a pytest subprocess."""
+    from dataclasses import replace
+
+    from harness.pipeline import build_kernel
+    from harness.settings import REPO_ROOT
+
+    info = load_info(opts.patches_dir, name)
+    res = MutantResult(name, info.breaks, info.bug, "harness-error")
+    mopts = replace(opts, mutant=name)
+    try:
+        built = build_kernel(mopts, run_dir=run_dir)
+    except PatchError as e:
+        res.detail = f"does not apply: {e}"
+        return res
+    except HarnessError as e:
+        res.status, res.detail = "build-failed", f"{e.stage}: {e}"
+        return res
+    res.kernel_key, res.build_seconds, res.cache_hit = built.artifact.key, round(built.seconds, 1), built.cache_hit
+    junit = run_dir / f"junit-{name}.xml"
+    argv = suite_argv(name, junit, cases=cases, workers=workers, cache_dir=opts.cache_dir, extra=list(extra_pytest))
+    log = run_dir / f"pytest-{name}.log"
+    t0 = time.monotonic()
+    with log.open("w") as f:
+        f.write("$ " + " ".join(argv) + "\n")
+        f.flush()
+        rc = subprocess.run(argv, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT, check=False).returncode
+    res.suite_seconds = round(time.monotonic() - t0, 1)
+    res.junit = str(junit)
+    if rc not in (0, 1) or not junit.is_file():
+        tail = log.read_text(errors="replace")[-1500:]
+        res.detail = f"pytest exited {rc} (not a test verdict); log {log}:\n{tail}"
+        return res
+    results = parse_junit(junit.read_text())
+    res.status, res.failed, res.errors = classify(results)
+    res.passed = sum(r.outcome == "passed" for r in results)
+    res.skipped = sum(r.outcome == "skipped" for r in results)
+    return res
+
+
+def format_table(results: list[MutantResult]) -> str:
+    """The kill table: one line per mutant, then the cases that killed it, indented."""
+    width = max([len(r.name) for r in results] + [6])
+    lines = [f"{'mutant':<{width}}  {'rule':<7} {'verdict':<13} kills  passed skipped", "-" * (width + 44)]
+    for r in results:
+        kills = len(r.failed) + len(r.errors)
+        lines.append(f"{r.name:<{width}}  {r.breaks.removeprefix('rule '):<7} {r.status:<13} {kills:>5}  "
+                     f"{r.passed:>6} {r.skipped:>7}")
+        for n in r.failed:
+            lines.append(f"{'':<{width}}    failed: {n}")
+        for n in r.errors:
+            lines.append(f"{'':<{width}}    error:  {n}")
+        if r.detail:
+            lines.append(f"{'':<{width}}    {r.detail.splitlines()[0][:200]}")
+    killed = sum(r.killed for r in results)
+    lines.append(f"{killed}/{len(results)} mutants killed")
+    return "\n".join(lines)
+
+
+def write_json(results: list[MutantResult], path: Path) -> None:
+    data = {
+        "killed": sum(r.killed for r in results),
+        "total": len(results),
+        "mutants": [asdict(r) | {"killed": r.killed} for r in results],
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
