@@ -16,6 +16,7 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ref", help="git ref to build from --kernel-src (checked out in a worktree)")
     p.add_argument("--patches", type=Path, help="patch directory with a `series` file (default: patches/)")
     p.add_argument("--no-patches", action="store_true", help="build the source as is, without the series")
+    p.add_argument("--mutant", metavar="NAME", help="apply patches/mutants/NAME.patch after the series")
     p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
     p.add_argument("--fragment", type=Path, action="append", default=[], help="extra config fragment (repeatable)")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
@@ -25,7 +26,7 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
 def kernel_options(ns: argparse.Namespace):
     from harness.pipeline import KernelOptions
 
-    kw = dict(kernel_src=ns.kernel_src, ref=ns.ref, no_patches=ns.no_patches,
+    kw = dict(kernel_src=ns.kernel_src, ref=ns.ref, no_patches=ns.no_patches, mutant=getattr(ns, "mutant", None),
               extra_fragments=tuple(ns.fragment), cache_dir=ns.cache_dir)
     if ns.patches:
         kw["patches_dir"] = ns.patches
@@ -96,6 +97,18 @@ def cmd_config(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mutants(ns: argparse.Namespace) -> int:
+    """Build series + each mutant, run the suite on it, print the kill table; exit 1 if any mutant survived."""
+    from harness.mutants import run_all
+
+    opts = kernel_options(ns)
+    if ns.no_patches or ns.mutant:
+        raise SystemExit("bpf-audit-harness mutants: --no-patches/--mutant make no sense here (name mutants instead).")
+    results = run_all(opts, ns.names, cases=ns.cases, workers=ns.workers, json_path=ns.json,
+                      extra_pytest=ns.pytest_arg)
+    return 0 if all(r.killed for r in results) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bpf-audit-harness", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -110,11 +123,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600, help="seconds CMD may run")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS (default: interactive shell)")
     p.set_defaults(func=cmd_boot)
+    p = sub.add_parser("mutants", help="build each patches/mutants/ bug on top of the series, run the suite: "
+                       "which cases kill which mutant")
+    _kernel_args(p)
+    p.add_argument("names", nargs="*", metavar="NAME", help="mutants to check (default: all in patches/mutants/)")
+    p.add_argument("--cases", action="append", default=None, help="pytest paths to run (default: cases)")
+    p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (VMs) per suite run")
+    p.add_argument("--json", type=Path, help="write the kill table here (default: the run directory)")
+    p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    p.set_defaults(func=cmd_mutants)
     p = sub.add_parser("config", help="show the merged config fragments")
     _kernel_args(p)
     p.add_argument("--dump", action="store_true", help="print the merged fragments with their origin")
     p.set_defaults(func=cmd_config)
     ns = parser.parse_args(argv)
+    if getattr(ns, "cases", "absent") is None:
+        ns.cases = ["cases"]
     try:
         return ns.func(ns)
     except HarnessError as e:

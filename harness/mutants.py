@@ -140,14 +140,27 @@ def classify(results: list[CaseResult]) -> tuple[str, list[str], list[str]]:
     return ("killed" if failed or errors else "survived"), failed, errors
 
 
-def suite_argv(name: str, junit: Path, *, cases: list[str], workers: int, cache_dir: Path | None,
-               extra: list[str]) -> list[str]:
+def suite_argv(opts, name: str, junit: Path, *, cases: list[str], workers: int, extra: list[str]) -> list[str]:
+    """pytest on the same kernel the mutant build used: every kernel option is passed through."""
+    from harness.settings import DEFAULT_CONFIG_DIR, DEFAULT_PATCHES_DIR
+
+    if opts.extra_fragments or opts.series_file:
+        raise HarnessError("mutants: --fragment and a custom series file have no pytest equivalent; "
+                           "put the fragment in a --config-dir instead.")
     argv = [sys.executable, "-m", "pytest", *cases, "--mutant", name, f"--junitxml={junit}", "-q",
             "-p", "no:cacheprovider", "-o", "junit_family=xunit2"]
     if workers > 1:
         argv += ["-n", str(workers)]
-    if cache_dir:
-        argv += ["--harness-cache", str(cache_dir)]
+    if opts.kernel_src:
+        argv += ["--kernel-src", str(opts.kernel_src)]
+    if opts.ref:
+        argv += ["--kernel-ref", opts.ref]
+    if Path(opts.patches_dir) != DEFAULT_PATCHES_DIR:
+        argv += ["--patches", str(Path(opts.patches_dir).resolve())]
+    if Path(opts.config_dir) != DEFAULT_CONFIG_DIR:
+        argv += ["--kernel-config-dir", str(Path(opts.config_dir).resolve())]
+    if opts.cache_dir:
+        argv += ["--harness-cache", str(Path(opts.cache_dir).resolve())]
     return argv + extra
 
 
@@ -172,7 +185,7 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
         return res
     res.kernel_key, res.build_seconds, res.cache_hit = built.artifact.key, round(built.seconds, 1), built.cache_hit
     junit = run_dir / f"junit-{name}.xml"
-    argv = suite_argv(name, junit, cases=cases, workers=workers, cache_dir=opts.cache_dir, extra=list(extra_pytest))
+    argv = suite_argv(opts, name, junit, cases=cases, workers=workers, extra=list(extra_pytest))
     log = run_dir / f"pytest-{name}.log"
     t0 = time.monotonic()
     with log.open("w") as f:
@@ -218,3 +231,31 @@ def write_json(results: list[MutantResult], path: Path) -> None:
         "mutants": [asdict(r) | {"killed": r.killed} for r in results],
     }
     path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def run_all(opts, names: list[str], *, cases: list[str], workers: int, json_path: Path | None,
+            extra_pytest: list[str] = ()) -> list[MutantResult]:
+    """Build and test each mutant in turn (sequentially: one build at a time), print and save the kill table."""
+    from harness.settings import new_run_dir
+
+    names = names or available(opts.patches_dir)
+    if not names:
+        raise PatchError(f"no mutants in {mutants_dir(opts.patches_dir)} (expected NAME.patch files).")
+    for name in names:  # every name and option checked before the first (long) build
+        load_info(opts.patches_dir, name)
+    suite_argv(opts, names[0], Path("junit.xml"), cases=cases, workers=workers, extra=[])
+    cases = [str(Path(c).resolve()) if Path(c.split("::")[0]).exists() else c for c in cases]
+    run_dir = new_run_dir(opts.layout(), "mutants")
+    json_path = json_path or run_dir / "mutants.json"
+    results: list[MutantResult] = []
+    for i, name in enumerate(names, 1):
+        print(f"[mutants] {i}/{len(names)} {name}", file=sys.stderr, flush=True)
+        r = run_mutant(name, opts, run_dir, cases=cases, workers=workers, extra_pytest=extra_pytest)
+        print(f"[mutants] {name}: {r.status} ({len(r.failed) + len(r.errors)} failing cases; build "
+              f"{'cache hit' if r.cache_hit else f'{r.build_seconds:.0f}s'}, suite {r.suite_seconds:.0f}s)",
+              file=sys.stderr, flush=True)
+        results.append(r)
+        write_json(results, json_path)  # partial results survive an interrupted run
+    print(format_table(results))
+    print(f"JSON: {json_path}\nlogs: {run_dir}")
+    return results
