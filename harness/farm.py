@@ -63,6 +63,7 @@ class PoolConfig:
     target_key: Path | None = None
     target_known_hosts: Path | None = None
     memory: str = "1G"
+    append: tuple[str, ...] = ()  # extra kernel command line (a matrix target's `append`)
 
 
 class VMPool:
@@ -90,7 +91,8 @@ class VMPool:
             target = Target.parse(self.cfg.target, key, self.cfg.target_known_hosts)
             return RemoteMachine(target, self.cfg.run_dir, name).start()
         assert self.cfg.kernel is not None
-        vm = LocalVM(VMConfig(kernel=self.cfg.kernel, accel=self.cfg.accel, memory=self.cfg.memory),
+        vm = LocalVM(VMConfig(kernel=self.cfg.kernel, accel=self.cfg.accel, memory=self.cfg.memory,
+                              append=self.cfg.append),
                      self.cfg.run_dir, name=name, state_dir=self.cfg.state_dir)
         try:
             return vm.start()

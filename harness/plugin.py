@@ -25,6 +25,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--target-known-hosts", type=Path,
                 help="known_hosts file pinning the --target's host key (default: ~/.ssh/known_hosts)")
     g.addoption("--vm-memory", default="1G", help="guest memory (QEMU -m), default 1G")
+    g.addoption("--kernel-target", metavar="NAME",
+                help="run on this kernel of the matrix file (kernel-config/matrix.toml): sets source, series and "
+                     "boot options; a prebuilt-deb target is booted as shipped")
+    g.addoption("--kernel-matrix", type=Path, metavar="FILE", help="matrix file for --kernel-target")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,6 +36,33 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
     config._harness_cache_root = (config.getoption("--harness-cache") or cache_root()).resolve()
+    config._harness_kernel_target = _kernel_target(config)
+
+
+def _kernel_target(config: pytest.Config):
+    """The matrix Target named by --kernel-target (None without it); bad names and combinations are usage errors."""
+    name = config.getoption("--kernel-target")
+    if not name:
+        if config.getoption("--kernel-matrix"):
+            raise pytest.UsageError("--kernel-matrix needs --kernel-target NAME")
+        return None
+    from harness import matrix_spec
+
+    clash = [o for o in ("--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--target", "--mutant")
+             if _given(config, o)]
+    if clash:
+        raise pytest.UsageError(f"--kernel-target {name} already says which kernel to run; drop {', '.join(clash)}")
+    try:
+        return matrix_spec.load(config.getoption("--kernel-matrix")).get(name)
+    except matrix_spec.MatrixError as e:
+        raise pytest.UsageError(str(e)) from e
+
+
+def _given(config: pytest.Config, option: str) -> bool:
+    try:
+        return bool(config.getoption(option))
+    except ValueError:  # an option another plugin version does not define
+        return False
     if config.getoption("--mutant"):
         _check_mutant(config)
 
@@ -52,6 +83,10 @@ def _check_mutant(config: pytest.Config) -> None:
 def kernel_options_from(config: pytest.Config):
     from harness.pipeline import KernelOptions
 
+    target = getattr(config, "_harness_kernel_target", None)
+    if target is not None:
+        return KernelOptions(kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
+                             extra_fragments=target.fragments, cache_dir=config._harness_cache_root)
     kw = dict(
         kernel_src=config.getoption("--kernel-src"),
         ref=config.getoption("--kernel-ref"),
@@ -73,12 +108,20 @@ def kernel_options(pytestconfig: pytest.Config):
 
 
 @pytest.fixture(scope="session")
-def kernel_build(kernel_options):
-    """The BuildResult for the kernel under test: one build shared by all xdist workers (file lock)."""
+def kernel_build(kernel_options, pytestconfig: pytest.Config):
+    """The BuildResult for the kernel under test: one build shared by all xdist workers (file lock).
+    A prebuilt-deb --kernel-target is fetched and booted once for its BTF instead (same lock, same cache)."""
     from harness.errors import HarnessError
     from harness.pipeline import build_kernel
 
+    target = pytestconfig._harness_kernel_target
     try:
+        if target is not None and target.kind == "prebuilt-deb":
+            from harness.prebuilt import PrebuiltRequest, prepare
+            from harness.settings import new_run_dir
+
+            req = PrebuiltRequest(target.package, target.version, target.append, pytestconfig.getoption("--accel"))
+            return prepare(req, kernel_options.layout(), new_run_dir(kernel_options.layout(), "prebuilt"))
         return build_kernel(kernel_options, progress=True)
     except HarnessError as e:
         pytest.fail(f"kernel {e.stage} stage failed: {e}", pytrace=False)
@@ -109,6 +152,7 @@ def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
         state_dir=opts.layout().state, worker=worker, target=target,
         target_key=pytestconfig.getoption("--target-key"), memory=pytestconfig.getoption("--vm-memory"),
         target_known_hosts=pytestconfig.getoption("--target-known-hosts"),
+        append=pytestconfig._harness_kernel_target.append if pytestconfig._harness_kernel_target else (),
     ))
     try:
         yield pool
