@@ -1,0 +1,253 @@
+# SPDX-License-Identifier: GPL-2.0
+"""A distribution's prebuilt kernel (a Debian linux-image .deb) as a cached artifact: no build, BTF from the guest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import cache
+from harness.errors import BuildError, HarnessError, SourceError
+from harness.settings import CacheLayout
+from harness.tools import quoted
+
+# Bump when the preparation recipe (what is extracted, how BTF is read) changes.
+RECIPE_VERSION = 1
+GUEST_BTF = "/sys/kernel/btf/vmlinux"
+
+
+class PrebuiltError(HarnessError):
+    stage = "prebuilt"
+
+
+@dataclass(frozen=True)
+class PrebuiltRequest:
+    """Which package to boot. `package` may be a metapackage (linux-image-amd64): its image dependency is used."""
+
+    package: str
+    version: str
+    append: tuple[str, ...] = ()
+    accel: str = "auto"
+
+    def key(self) -> str:
+        blob = json.dumps({"kind": "prebuilt-deb", "package": self.package, "version": self.version,
+                           "append": list(self.append), "recipe": RECIPE_VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class PrebuiltArtifact:
+    """Same attribute names as kbuild.KernelArtifact where the harness reads them; `vmlinux` is raw BTF here."""
+
+    key: str
+    dir: Path
+    release: str
+    meta: dict
+
+    @property
+    def bzimage(self) -> Path:
+        # Inside the extracted package root, so virtme-ng finds root/lib/modules/<release> next to it.
+        return self.dir / "root" / "boot" / f"vmlinuz-{self.release}"
+
+    @property
+    def vmlinux(self) -> Path:
+        return self.dir / "vmlinux.btf"  # /sys/kernel/btf/vmlinux read in the guest: bpftool reads it like a vmlinux
+
+    @property
+    def vmlinux_h(self) -> Path:
+        return self.dir / "vmlinux.h"
+
+    @property
+    def audit_h(self) -> Path:
+        return self.dir / "audit.h"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config"
+
+    @property
+    def system_map(self) -> Path:
+        return self.dir / "root" / "boot" / f"System.map-{self.release}"
+
+    @classmethod
+    def load(cls, entry: Path) -> PrebuiltArtifact:
+        meta = json.loads((entry / "meta.json").read_text())
+        return cls(meta["key"], entry, meta["release"], meta)
+
+
+@dataclass(frozen=True)
+class PrebuiltResult:
+    """Shaped like kbuild.BuildResult (artifact, cache_hit, seconds, log)."""
+
+    artifact: PrebuiltArtifact
+    cache_hit: bool
+    seconds: float
+    log: Path | None
+
+
+_DEP_RE = re.compile(r"^\s*(linux-image-[^\s(|,]+)\s*(?:\(\s*=\s*([^)\s]+)\s*\))?")
+
+
+def image_dependency(depends: str) -> tuple[str, str | None] | None:
+    """The linux-image-* package (and pinned version) a metapackage's Depends field names, if any."""
+    for alt in depends.split(","):
+        m = _DEP_RE.match(alt.split("|")[0])
+        if m:
+            return m.group(1), m.group(2)
+    return None
+
+
+def kernel_release_from_members(members: list[str]) -> str | None:
+    """The release from a package's file list: ./boot/vmlinuz-<release>."""
+    for name in members:
+        m = re.search(r"(?:^|/)boot/vmlinuz-(\S+)$", name)
+        if m:
+            return m.group(1)
+    return None
+
+
+def prepare(req: PrebuiltRequest, layout: CacheLayout, run_dir: Path, *, progress: bool = True) -> PrebuiltResult:
+    """Return the cached artifact for this package version, fetching, extracting and booting it first if needed."""
+    t0 = time.monotonic()
+    cache.ensure_writable(layout)
+    key = req.key()
+    hit = cache.published(layout, key)
+    if hit:
+        return PrebuiltResult(PrebuiltArtifact.load(hit), True, time.monotonic() - t0, None)
+    with cache.key_lock(layout, key):
+        hit = cache.published(layout, key)
+        if hit:
+            return PrebuiltResult(PrebuiltArtifact.load(hit), True, time.monotonic() - t0, None)
+        log = run_dir / f"prebuilt-{key}.log"
+        entry = _prepare_and_publish(req, key, layout, run_dir, log, progress)
+    return PrebuiltResult(PrebuiltArtifact.load(entry), False, time.monotonic() - t0, log)
+
+
+def _run(argv: list[str], log: Path, what: str, cwd: Path | None = None) -> str:
+    with log.open("a") as f:
+        f.write(f"$ {quoted(argv)}\n")
+    res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, errors="replace", check=False)
+    with log.open("a") as f:
+        f.write(res.stdout[-20000:] + res.stderr[-20000:])
+    if res.returncode != 0:
+        raise PrebuiltError(f"{what} failed (exit {res.returncode}): {quoted(argv)}\n{res.stderr.strip()[-1500:]}",
+                            log_path=log)
+    return res.stdout
+
+
+def _download(package: str, version: str | None, dest: Path, log: Path) -> Path:
+    """`apt-get download pkg=ver` into dest; the .deb it wrote."""
+    spec = f"{package}={version}" if version else package
+    before = set(dest.glob("*.deb"))
+    try:
+        _run(["apt-get", "download", spec], log, f"downloading {spec}", cwd=dest)
+    except PrebuiltError as e:
+        raise SourceError(f"{e}\nIs {spec} still in the archive? `apt-cache policy {package}` lists the versions "
+                          "apt knows (run `apt-get update` first); pin another in kernel-config/matrix.toml.",
+                          log_path=log) from e
+    new = sorted(set(dest.glob("*.deb")) - before)
+    if len(new) != 1:
+        raise PrebuiltError(f"apt-get download {spec} wrote {len(new)} .deb files in {dest}, expected one",
+                            log_path=log)
+    return new[0]
+
+
+def _image_deb(req: PrebuiltRequest, work: Path, log: Path) -> Path:
+    deb = _download(req.package, req.version, work, log)
+    for _ in range(3):  # metapackage -> versioned image package (at most a short chain)
+        members = _run(["dpkg-deb", "-c", str(deb)], log, f"listing {deb.name}").splitlines()
+        if kernel_release_from_members([line.split()[-1] for line in members if line.split()]):
+            return deb
+        dep = image_dependency(_run(["dpkg-deb", "-f", str(deb), "Depends"], log, f"reading {deb.name}"))
+        if dep is None:
+            raise PrebuiltError(f"{deb.name} has no boot/vmlinuz-* and depends on no linux-image-* package",
+                                log_path=log)
+        deb = _download(dep[0], dep[1], work, log)
+    raise PrebuiltError(f"no kernel image found following the dependencies of {req.package}", log_path=log)
+
+
+def _prepare_and_publish(req: PrebuiltRequest, key: str, layout: CacheLayout, run_dir: Path, log: Path,
+                         progress: bool) -> Path:
+    from harness.vm import LocalVM, VMConfig
+
+    layout.work.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"build-{key}-", dir=layout.work))
+    (work / ".owner-pid").write_text(str(os.getpid()))
+    t0 = time.monotonic()
+    try:
+        _say(progress, f"[prebuilt] fetching {req.package}={req.version} (log: {log})")
+        deb = _image_deb(req, work, log)
+        image_pkg = _run(["dpkg-deb", "-f", str(deb), "Package"], log, "reading Package").strip()
+        image_ver = _run(["dpkg-deb", "-f", str(deb), "Version"], log, "reading Version").strip()
+        with cache.staging(layout, key) as staged:
+            root = staged / "root"
+            _run(["dpkg-deb", "-x", str(deb), str(root)], log, f"extracting {deb.name}")
+            boots = sorted((root / "boot").glob("vmlinuz-*"))
+            if len(boots) != 1:
+                raise PrebuiltError(f"{deb.name}: expected one boot/vmlinuz-*, found {[p.name for p in boots]}",
+                                    log_path=log)
+            release = boots[0].name.removeprefix("vmlinuz-")
+            # The .deb ships no modules.dep (postinst makes it): generate it in the extracted root, not the system.
+            _run(["depmod", "-b", str(root), release], log, "depmod")
+            shutil.copy2(root / "boot" / f"config-{release}", staged / "config")
+            # uapi audit.h of the same kernel source version: linux-libc-dev is built from the same source package.
+            hdr = _download("linux-libc-dev", image_ver, work, log)
+            hdr_root = work / "libc-dev"
+            _run(["dpkg-deb", "-x", str(hdr), str(hdr_root)], log, f"extracting {hdr.name}")
+            shutil.copy2(hdr_root / "usr/include/linux/audit.h", staged / "audit.h")
+            image = root / "boot" / f"vmlinuz-{release}"
+            _say(progress, f"[prebuilt] booting {image} to read {GUEST_BTF}")
+            vm = LocalVM(VMConfig(kernel=image, accel=req.accel, append=req.append), run_dir, name="prebuilt-btf",
+                         state_dir=layout.state)
+            with vm:
+                assert vm.guest is not None
+                facts = {}
+                for name, cmd in (("uname", "uname -r"), ("cmdline", "cat /proc/cmdline"),
+                                  ("lsm", "cat /sys/kernel/security/lsm")):
+                    facts[name] = vm.guest.run(cmd, timeout=60).stdout.strip()
+                res = vm.guest.run(f"cat {GUEST_BTF} > /tmp/vmlinux.btf && wc -c < /tmp/vmlinux.btf", timeout=120)
+                if res.rc != 0:
+                    raise PrebuiltError(f"reading {GUEST_BTF} in the guest failed (rc {res.rc}): {res.stderr[-800:]}; "
+                                        f"console: {vm.console_log}", log_path=log)
+                vm.guest.get("/tmp/vmlinux.btf", staged / "vmlinux.btf")
+            if facts["uname"] != release:
+                raise PrebuiltError(f"the guest runs {facts['uname']!r}, not the package's {release!r}", log_path=log)
+            out = subprocess.run(["bpftool", "btf", "dump", "file", str(staged / "vmlinux.btf"), "format", "c"],
+                                 capture_output=True, text=True, check=False)
+            if out.returncode != 0 or "struct task_struct {" not in out.stdout:
+                raise BuildError(f"bpftool could not dump the guest's BTF: {out.stderr.strip()[-800:]}", log_path=log)
+            (staged / "vmlinux.h").write_text(out.stdout)
+            meta = {
+                "key": key,
+                "kind": "prebuilt-deb",
+                "release": release,
+                "package": req.package,
+                "version": req.version,
+                "image_package": image_pkg,
+                "image_version": image_ver,
+                "append": list(req.append),
+                "guest_cmdline": facts["cmdline"],
+                "guest_lsm": facts["lsm"],
+                "btf_bytes": (staged / "vmlinux.btf").stat().st_size,
+                "prepare_seconds": round(time.monotonic() - t0, 1),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            entry = cache.publish(layout, key, staged, meta)
+        _say(progress, f"[prebuilt] {release} ready in {time.monotonic() - t0:.0f}s: {entry}")
+        return entry
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _say(enabled: bool, msg: str) -> None:
+    if enabled:
+        print(msg, file=sys.stderr, flush=True)
