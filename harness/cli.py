@@ -40,6 +40,8 @@ def kernel_options(ns: argparse.Namespace):
 def cmd_build(ns: argparse.Namespace) -> int:
     from harness.pipeline import build_kernel
 
+    if ns.kernel_target or ns.print_key:
+        return _build_target_or_key(ns)
     res = build_kernel(kernel_options(ns))
     art = res.artifact
     state = "cache hit" if res.cache_hit else "built"
@@ -48,6 +50,64 @@ def cmd_build(ns: argparse.Namespace) -> int:
     print(f"  vmlinux   {art.vmlinux}")
     print(f"  vmlinux.h {art.vmlinux_h}")
     return 0
+
+
+def _build_target_or_key(ns: argparse.Namespace) -> int:
+    """build --print-key (the cache key, for CI caches) and/or --kernel-target NAME (a matrix kernel)."""
+    from harness import matrix_spec
+    from harness.settings import CacheLayout, cache_root, new_run_dir
+
+    layout = CacheLayout(ns.cache_dir or cache_root())
+    target = matrix_spec.load(ns.matrix).get(ns.kernel_target) if ns.kernel_target else None
+    if target is not None and (ns.kernel_src or ns.ref or ns.patches or ns.no_patches or getattr(ns, "mutant", None)):
+        raise SystemExit("bpf-audit-harness build: --kernel-target already names the kernel; drop the source options")
+    if ns.print_key:
+        if target is not None and target.kind == "prebuilt-deb":
+            from harness.prebuilt import PrebuiltRequest
+
+            print(PrebuiltRequest(target.package, target.version, target.append).key())
+            return 0
+        from harness.pipeline import KernelOptions, make_request
+
+        opts = kernel_options(ns) if target is None else KernelOptions(
+            kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
+            extra_fragments=target.fragments, cache_dir=layout.root)
+        print(make_request(opts).key_inputs().key())
+        return 0
+    from harness.matrix import prepare_target
+
+    res = prepare_target(target, layout, "auto", new_run_dir(layout, f"build-{target.name}"))
+    print(f"{'cache hit' if res.cache_hit else 'built'} in {res.seconds:.1f}s: {res.artifact.release} "
+          f"key={res.artifact.key}")
+    print(f"  kernel    {res.artifact.bzimage}\n  vmlinux.h {res.artifact.vmlinux_h}")
+    return 0
+
+
+def cmd_matrix(ns: argparse.Namespace) -> int:
+    """Build and run the suite on each matrix kernel; write JUnit, JSON, HTML and text; exit 1 on a failure."""
+    import time
+
+    from harness import matrix_spec
+    from harness.matrix import MatrixOptions, run_matrix
+
+    matrix = matrix_spec.load(ns.matrix)
+    known = matrix_spec.parse_known_failures(ns.known_failures or matrix.path.parent / "known-failures.toml",
+                                             matrix=matrix)
+    names = [n.strip() for n in ns.targets.split(",") if n.strip()] if ns.targets else None
+    targets = matrix.select(names)
+    if ns.rerun_failures < 0:
+        raise SystemExit("bpf-audit-harness matrix: --rerun-failures must be >= 0")
+    out = ns.out or Path("results") / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}"
+    opts = MatrixOptions(out_dir=out.resolve(), cases=tuple(ns.cases or ["cases"]), workers=ns.workers,
+                         rerun_failures=ns.rerun_failures, cache_dir=ns.cache_dir, accel=ns.accel,
+                         extra_pytest=tuple(ns.pytest_arg))
+    report, paths = run_matrix(matrix, targets, known, opts)
+    from harness.matrix_report import to_text
+
+    sys.stdout.write(to_text(report))
+    for kind, path in paths.items():
+        print(f"{kind:6} {path}")
+    return 0 if report.ok() else 1
 
 
 def cmd_boot(ns: argparse.Namespace) -> int:
@@ -114,7 +174,26 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("build", help="source -> patches -> config -> cached kernel artifact")
     _kernel_args(p)
+    p.add_argument("--kernel-target", metavar="NAME", help="build (or fetch) this kernel of the matrix file")
+    p.add_argument("--matrix", type=Path, help="matrix file (default: kernel-config/matrix.toml)")
+    p.add_argument("--print-key", action="store_true",
+                   help="print the cache key of this kernel and exit (no build; for CI caches)")
     p.set_defaults(func=cmd_build)
+    p = sub.add_parser("matrix", help="run the suite on each kernel of kernel-config/matrix.toml; write JUnit "
+                       "(a <testsuite> per kernel), JSON and an HTML table")
+    p.add_argument("--targets", help="comma-separated target names (default: all, in file order)")
+    p.add_argument("--matrix", type=Path, help="matrix file (default: kernel-config/matrix.toml)")
+    p.add_argument("--known-failures", type=Path, help="known-failures list (default: known-failures.toml "
+                   "beside the matrix file)")
+    p.add_argument("--rerun-failures", type=int, default=0, metavar="N",
+                   help="rerun each failing case up to N times; one that then passes is reported flaky")
+    p.add_argument("--out", type=Path, help="output directory (default: results/matrix-<time>)")
+    p.add_argument("--cases", action="append", default=None, help="pytest paths to run (default: cases)")
+    p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (VMs) per kernel")
+    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    p.set_defaults(func=cmd_matrix)
     p = sub.add_parser("boot", help="boot the kernel in a VM: run `-- CMD` or open a shell")
     _kernel_args(p)
     p.add_argument("--kernel", help="boot this bzImage instead of the harness's build")
