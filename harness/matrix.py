@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`bpf-audit-harness matrix`: per kernel target build (cache-aware) and run the suite, then write the reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import matrix_report as mr
+from harness.errors import HarnessError
+from harness.matrix_spec import KnownFailure, Matrix, Target
+from harness.settings import REPO_ROOT, CacheLayout, cache_root, new_run_dir
+from harness.tools import quoted
+
+
+@dataclass(frozen=True)
+class MatrixOptions:
+    out_dir: Path
+    cases: tuple[str, ...] = ("cases",)
+    workers: int = 2
+    rerun_failures: int = 0
+    cache_dir: Path | None = None
+    accel: str = "auto"
+    extra_pytest: tuple[str, ...] = ()
+
+
+def prepare_target(target: Target, layout: CacheLayout, accel: str, run_dir: Path):
+    """Build (or fetch) the target's kernel; a cache hit costs a key computation. Returns a BuildResult-like."""
+    if target.kind == "prebuilt-deb":
+        from harness.prebuilt import PrebuiltRequest, prepare
+
+        assert target.package and target.version
+        return prepare(PrebuiltRequest(target.package, target.version, target.append, accel), layout, run_dir)
+    from harness.pipeline import KernelOptions, build_kernel
+
+    opts = KernelOptions(kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
+                         extra_fragments=target.fragments, cache_dir=layout.root)
+    return build_kernel(opts, run_dir=run_dir)
+
+
+def pytest_argv(target: Target, matrix_path: Path, opts: MatrixOptions, junit: Path, tests: list[str],
+                workers: int) -> list[str]:
+    argv = [sys.executable, "-m", "pytest", *tests, "--kernel-target", target.name, "--kernel-matrix",
+            str(matrix_path), "--accel", opts.accel, "-o", "junit_family=xunit1", f"--junitxml={junit}",
+            "-p", "no:cacheprovider", "-q", "-rfEs"]
+    if workers > 1:
+        argv += ["-n", str(workers)]
+    if opts.cache_dir:
+        argv += ["--harness-cache", str(opts.cache_dir)]
+    return argv + list(opts.extra_pytest)
+
+
+def _pytest(argv: list[str], log: Path) -> int:
+    with log.open("a") as f:
+        f.write(f"$ {quoted(argv)}\n")
+        f.flush()
+        return subprocess.call(argv, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+
+
+def run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
+               layout: CacheLayout) -> mr.KernelRun:
+    t0 = time.monotonic()
+    tdir = opts.out_dir / target.name
+    tdir.mkdir(parents=True, exist_ok=True)
+    log = tdir / "pytest.log"
+    _say(f"[matrix] {target.name}: {target.description}")
+    try:
+        built = prepare_target(target, layout, opts.accel, new_run_dir(layout, f"matrix-{target.name}"))
+    except HarnessError as e:
+        return mr.KernelRun(target.name, target.description, error=f"{e.stage} stage failed: {e}",
+                            seconds=time.monotonic() - t0)
+    art = built.artifact
+    _say(f"[matrix] {target.name}: kernel {art.release} ({'cache hit' if built.cache_hit else 'built'}, "
+         f"{built.seconds:.0f}s, key {art.key})")
+    junit = tdir / "junit.xml"
+    argv = pytest_argv(target, matrix.path, opts, junit, list(opts.cases), opts.workers)
+    _say(f"[matrix] {target.name}: $ {quoted(argv)}  (log: {log})")
+    rc = _pytest(argv, log)
+    if rc not in (0, 1) or not junit.is_file():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        return mr.KernelRun(target.name, target.description, art.release, seconds=time.monotonic() - t0,
+                            error=f"pytest exited {rc} (not a test verdict; see {log}):\n{tail}", artifact_key=art.key)
+    first = mr.parse_junit(junit.read_text())
+    reruns: list[list[mr.CaseResult]] = []
+    remaining = [r.case for r in first if r.status in mr.FAILING]
+    for i in range(1, opts.rerun_failures + 1):
+        if not remaining:
+            break
+        rjunit = tdir / f"rerun-{i}.junit.xml"
+        _say(f"[matrix] {target.name}: rerun {i}/{opts.rerun_failures} of {len(remaining)} failing case(s)")
+        rc = _pytest(pytest_argv(target, matrix.path, opts, rjunit, remaining, min(opts.workers, len(remaining))),
+                     log)
+        if rc not in (0, 1) or not rjunit.is_file():
+            break  # a rerun that crashed says nothing about flakiness; the first verdict stands
+        run = mr.parse_junit(rjunit.read_text())
+        reruns.append(run)
+        remaining = [r.case for r in run if r.status in mr.FAILING and r.case in remaining]
+    cells, now_passing = mr.judge(target.name, first, reruns, known)
+    run = mr.KernelRun(target.name, target.description, art.release, tuple(cells), now_passing=tuple(now_passing),
+                       seconds=time.monotonic() - t0, artifact_key=art.key)
+    _say(f"[matrix] {target.name}: {run.counts()} in {run.seconds:.0f}s")
+    return run
+
+
+def write_outputs(report: mr.Report, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"junit": out_dir / "matrix.junit.xml", "json": out_dir / "matrix.json",
+             "html": out_dir / "matrix.html", "text": out_dir / "matrix.txt"}
+    junit = mr.to_junit(report)
+    paths["junit"].write_bytes(junit if isinstance(junit, bytes) else junit.encode())
+    paths["json"].write_text(json.dumps(mr.to_json(report), indent=2) + "\n")
+    paths["html"].write_text(mr.to_html(report))
+    paths["text"].write_text(mr.to_text(report))
+    return paths
+
+
+def run_matrix(matrix: Matrix, targets: tuple[Target, ...], known: tuple[KnownFailure, ...],
+               opts: MatrixOptions) -> tuple[mr.Report, dict[str, Path]]:
+    layout = CacheLayout(opts.cache_dir or cache_root())
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    runs = tuple(run_target(t, matrix, known, opts, layout) for t in targets)
+    report = mr.Report(runs, generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+                       + f", {time.monotonic() - t0:.0f}s on {os.uname().nodename}"
+                       + (f", failures rerun up to {opts.rerun_failures}x" if opts.rerun_failures else ""))
+    return report, write_outputs(report, opts.out_dir)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
