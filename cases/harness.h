@@ -89,6 +89,9 @@
  *                            "btf_type_tag"  the compiler emits
  *                                            btf_type_tag (clang >= 15;
  *                                            every __kptr case).
+ *                            "task_kfuncs"   bpf_task_acquire/_release in
+ *                                            vmlinux BTF (6.2+; Debian's
+ *                                            6.1 lacks them).
  *                          __needs("bpf_audit", "btf_type_tag")
  * __drop_caps("cap", ...)  Load with these capabilities dropped (lower
  *                          case, no CAP_ prefix), everything else as usual:

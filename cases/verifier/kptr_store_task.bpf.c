@@ -19,7 +19,7 @@ struct {
 
 SEC("lsm/file_open")
 __description("rule 4 twin: bpf_kptr_xchg of an acquired task_struct (has a destructor) into the same map loads")
-__rule(4) __needs("btf_type_tag")
+__rule(4) __needs("btf_type_tag", "task_kfuncs")
 __success
 int BPF_PROG(kptr_store_task, struct file *file)
 {
