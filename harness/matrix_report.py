@@ -30,13 +30,16 @@ class CaseResult:
 
 
 def _case_id(tc: ET.Element) -> str:
+    """The pytest node id: the `nodeid` property the plugin writes, else rebuilt from file/classname/name."""
+    for prop in tc.iter("property"):
+        if prop.get("name") == "nodeid" and prop.get("value"):
+            return prop.get("value", "")
     name = tc.get("name", "")
     file = tc.get("file")
     classname = tc.get("classname", "")
-    if file:
-        # xunit1: file is the path; classname is the dotted module (+ class) path
-        module = file.removesuffix(".py").replace("/", ".")
-        cls = classname[len(module) + 1:] if classname.startswith(module + ".") else ""
+    module = file.removesuffix(".py").replace("/", ".") if file else ""
+    if module and (classname == module or classname.startswith(module + ".")):
+        cls = classname[len(module) + 1:]
         return "::".join(p for p in (file, cls, name) if p)
     return f"{classname}::{name}" if name else classname
 
