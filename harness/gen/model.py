@@ -1,0 +1,319 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Pure reference model: what a conforming 6.12 kernel does with a generated program (verdict, message, records).
+
+Built from the spec (../shared/spec/bpf-audit-kfuncs.md) and what the hand-written cases prove the reference
+series does; no kernel, no I/O. The verifier is modelled as it explores an LSM program: the main path
+(straight through, every exit branch not taken) first, then the side paths it pushed on the way (each
+`if (!ac)` NULL branch and each `if (prop_exit_N)` branch), last pushed first. The first error found is the
+one reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.audit import encode_untrusted
+from harness.gen.ast import (
+    BAD_NETIF,
+    CAP_LAST_CAP,
+    DENY,
+    EPERM,
+    IOCTL_CMD,
+    LOOPBACK_NETIF,
+    End,
+    Exit,
+    KptrStore,
+    Log,
+    Program,
+    Setup,
+    Start,
+)
+
+ECONNREFUSED = 111
+
+# Spec rule -> the 6.12 verifier's message (substring), as the spec and cases/verifier/ record them.
+MSG_UNRELEASED = "Unreleased reference"
+MSG_RELEASED = "arg#0 pointer type STRUCT bpf_audit_context must point to scalar, or struct with scalar"
+MSG_MAYBE_NULL = "Possibly NULL pointer passed to trusted arg0"
+MSG_KPTR_BTF = "Error loading .BTF into kernel"
+MSG_KPTR = "map 'm' has to have BTF in order to use bpf_kptr_xchg"
+MSG_CONST_STACK = "arg#1 doesn't point to a const string"
+MSG_CONST_WRITABLE = "does not point to a readonly map"
+
+# Every field name a BPF_LSM_ACCESS record can carry: a predicted record lacks all the others.
+RECORD_FIELDS = ("prog-id", "pid", "comm", "cause", "capability", "path", "dev", "ino", "ioctlcmd", "name", "opid",
+                 "ocomm", "laddr", "lport", "faddr", "fport", "daddr", "dest", "netif")
+TMPFS_DEV = "tmpfs"  # sb->s_id of a tmpfs superblock
+
+# Field groups: a logger claims one (rule 12); path and file share one.
+CLAIMS = {"cause": "cause", "cap": "cap", "path": "path", "file": "path", "ioctl_op": "ioctl", "dentry": "dentry",
+          "inode": "inode", "task": "task", "net_sock": "net_sock", "net_sockaddr": "net_sockaddr"}
+
+# Context states along one verifier path.
+UNSET, MAYBE_NULL, OPEN, RELEASED = "unset", "maybe_null", "open", "released"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    rule: int
+    messages: tuple[str, ...]  # substrings, in the order they appear (libbpf's log, then the verifier's)
+    reason: str  # which operation, on which path
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A predicted field: value is the decoded value (None: only present), may use ${prog_id} etc.;
+    raw is the exact on-the-wire text when the model knows it."""
+
+    name: str
+    value: str | None = None
+    raw: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    fields: tuple[FieldSpec, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+@dataclass(frozen=True)
+class Run:
+    """An accepted program's run on its trigger: records in emission order, the hook's return, trigger errno."""
+
+    records: tuple[RecordSpec, ...]
+    verdict: int
+    errno: int
+
+
+@dataclass(frozen=True)
+class Prediction:
+    rejection: Rejection | None = None
+    run: Run | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.rejection is None
+
+    def summary(self) -> str:
+        if self.rejection is not None:
+            r = self.rejection
+            return f"rejected (rule {r.rule}: {r.reason}) with {' / '.join(map(repr, r.messages))}"
+        assert self.run is not None
+        recs = "; ".join(" ".join(rec.names) for rec in self.run.records) or "no record"
+        verdict = "-EPERM" if self.run.verdict else "0"
+        return f"accepted; hook returns {verdict}, trigger errno {self.run.errno}; records: {recs}"
+
+
+class _Reject(Exception):
+    def __init__(self, rule: int, message: str, reason: str) -> None:
+        super().__init__(reason)
+        self.rule, self.message, self.reason = rule, message, reason
+
+
+# --- verifier ---------------------------------------------------------------------------------------------------
+
+
+def _use(states: dict[int, str], ctx: int, what: str) -> None:
+    """A kfunc takes ac<ctx> as arg0 (KF_TRUSTED_ARGS loggers and KF_RELEASE end alike)."""
+    st = states.get(ctx, UNSET)
+    if st == MAYBE_NULL:
+        raise _Reject(3, MSG_MAYBE_NULL, f"{what} on ac{ctx} before a NULL check")
+    if st == RELEASED:
+        raise _Reject(2, MSG_RELEASED, f"{what} on ac{ctx} after its end")
+    if st != OPEN:
+        raise ValueError(f"{what} on ac{ctx}, which the program never started (generator bug)")
+
+
+def _end(states: dict[int, str], ctx: int, what: str) -> None:
+    _use(states, ctx, what)
+    states[ctx] = RELEASED
+
+
+def _exit_check(states: dict[int, str], where: str) -> None:
+    leaked = [c for c, st in sorted(states.items()) if st in (OPEN, MAYBE_NULL)]
+    if leaked:
+        names = ", ".join(f"ac{c}" for c in leaked)
+        raise _Reject(1, MSG_UNRELEASED, f"{names} not ended on {where}")
+
+
+def null_path_cleanup(states: dict[int, str], ctx: int) -> tuple[tuple[int, bool], ...]:
+    """What the `if (!ac<ctx>)` branch ends before returning: (other ctx, needs its own NULL check)."""
+    return tuple((c, st == MAYBE_NULL) for c, st in sorted(states.items()) if c != ctx and st in (OPEN, MAYBE_NULL))
+
+
+def static_states(prog: Program) -> list[dict[int, str]]:
+    """The context states on the main path before each operation (the renderer's view, too)."""
+    states: dict[int, str] = {}
+    out = []
+    for op in prog.ops:
+        out.append(dict(states))
+        try:
+            _step_main(states, op, 0)
+        except _Reject:
+            states = dict(states)  # the verifier stops here; the renderer still renders the rest
+            if isinstance(op, End):
+                states[op.ctx] = RELEASED
+            elif isinstance(op, Start):
+                states[op.ctx] = OPEN if op.null_check else MAYBE_NULL
+    out.append(dict(states))
+    return out
+
+
+def _step_main(states: dict[int, str], op, i: int) -> None:
+    where = f"op {i + 1}"
+    if isinstance(op, Start):
+        if states.get(op.ctx, UNSET) in (OPEN, MAYBE_NULL):
+            raise ValueError(f"{where}: ac{op.ctx} started again while open (generator bug)")
+        states[op.ctx] = OPEN if op.null_check else MAYBE_NULL
+    elif isinstance(op, Log):
+        _use(states, op.ctx, f"{where} bpf_audit_log_{op.logger}")
+        if op.logger == "cause" and op.bad == "stack":
+            raise _Reject(7, MSG_CONST_STACK, f"{where}: cause string on the stack")
+        if op.logger == "cause" and op.bad == "writable":
+            raise _Reject(7, MSG_CONST_WRITABLE, f"{where}: cause string in a writable global")
+    elif isinstance(op, End):
+        _end(states, op.ctx, f"{where} bpf_audit_log_end")
+    elif isinstance(op, KptrStore):
+        raise _Reject(4, MSG_KPTR, f"{where}: bpf_kptr_xchg of ac{op.ctx} into a map (the map has no BTF)")
+    elif isinstance(op, Exit):
+        pass  # the main path does not take the branch
+    else:
+        raise TypeError(op)
+
+
+def _side_path(states: dict[int, str], op, i: int) -> None:
+    """The path through op i's branch, to its return."""
+    states = dict(states)
+    where = f"op {i + 1}"
+    if isinstance(op, Start) and op.null_check:
+        states[op.ctx] = UNSET  # NULL: the acquired reference is dropped with it
+        for c, check in null_path_cleanup(states, op.ctx):
+            if not check:
+                _end(states, c, f"{where} NULL branch end")
+            else:
+                states[c] = RELEASED  # `if (ac) end(ac)`: released on one side, NULL (no reference) on the other
+        _exit_check(states, f"{where}'s NULL branch")
+    elif isinstance(op, Exit):
+        for c in op.ends:
+            _end(states, c, f"{where} exit branch end")
+        _exit_check(states, f"the exit branch of {where}")
+
+
+def verify(prog: Program) -> Rejection | None:
+    messages: tuple[str, ...] = (MSG_KPTR_BTF,) if prog.uses_kptr else ()
+    states: dict[int, str] = {}
+    pushed: list[tuple[dict[int, str], object, int]] = []
+    try:
+        for i, op in enumerate(prog.ops):
+            if (isinstance(op, Start) and op.null_check) or isinstance(op, Exit):
+                pushed.append((dict(states), op, i))
+            _step_main(states, op, i)
+        _exit_check(states, "the main path's return")
+        for saved, op, i in reversed(pushed):
+            _side_path(saved, op, i)
+    except _Reject as r:
+        return Rejection(r.rule, messages + (r.message,), r.reason)
+    return None
+
+
+# --- run time ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Ctx:
+    claimed: set[str] = field(default_factory=set)
+    fields: list[FieldSpec] = field(default_factory=list)
+
+
+def _leading() -> list[FieldSpec]:
+    return [FieldSpec("prog-id", "${prog_id}"), FieldSpec("pid", "${pid}"), FieldSpec("comm", "${comm}")]
+
+
+def _file_fields(setup: Setup) -> list[FieldSpec]:
+    return [FieldSpec("path", setup.path, encode_untrusted(setup.path.encode())), FieldSpec("dev", TMPFS_DEV),
+            FieldSpec("ino")]
+
+
+def _log(ctx: _Ctx, op: Log, prog: Program, setup: Setup) -> int:
+    """Apply one logger call to a context; returns what the kfunc returns."""
+    if op.logger == "cap" and not (isinstance(op.arg, int) and 0 <= op.arg <= CAP_LAST_CAP):
+        return -22  # -EINVAL, before the field is claimed
+    if op.logger == "net_sockaddr" and op.bad == "short":
+        return -22  # addrlen shorter than a sockaddr_in: -EINVAL, checked first
+    if op.logger in ("net_sock", "net_sockaddr") and op.arg not in (0, LOOPBACK_NETIF):
+        assert op.arg == BAD_NETIF, op
+        return -19  # -ENODEV, before the field is claimed
+    claim = CLAIMS[op.logger]
+    if claim in ctx.claimed:
+        return -114  # -EALREADY (rule 12)
+    ctx.claimed.add(claim)
+    add = ctx.fields.extend
+    if op.logger == "cause":
+        assert isinstance(op.arg, str)
+        add([FieldSpec("cause", op.arg, encode_untrusted(op.arg.encode()))])
+    elif op.logger == "cap":
+        add([FieldSpec("capability", str(op.arg))])
+    elif op.logger in ("path", "file"):
+        add(_file_fields(setup))
+    elif op.logger == "ioctl_op":
+        cmd = IOCTL_CMD if op.arg is None else op.arg
+        assert isinstance(cmd, int)
+        add(_file_fields(setup) + [FieldSpec("ioctlcmd", f"0x{cmd & 0xFFFF:x}")])
+    elif op.logger in ("dentry", "inode"):
+        name = setup.dir_name if op.arg == "dir" else setup.file
+        add([FieldSpec("name", name, encode_untrusted(name.encode())), FieldSpec("dev", TMPFS_DEV), FieldSpec("ino")])
+    elif op.logger == "task":
+        if op.arg == "current":
+            add([FieldSpec("opid", "${pid}"), FieldSpec("ocomm", "${comm}")])
+        else:
+            add([FieldSpec("opid", "${target_pid}"),
+                 FieldSpec("ocomm", setup.target_comm, encode_untrusted(setup.target_comm.encode()))])
+    elif op.logger == "net_sock":
+        # bound, not yet connected: the zero foreign address and port are left out
+        add([FieldSpec("laddr", "127.0.0.1"), FieldSpec("lport", str(setup.bind_port))])
+    elif op.logger == "net_sockaddr":
+        add([FieldSpec("daddr", "127.0.0.1"), FieldSpec("dest", str(setup.port))])
+    else:
+        raise ValueError(op.logger)
+    if op.logger in ("net_sock", "net_sockaddr") and op.arg == LOOPBACK_NETIF:
+        add([FieldSpec("netif", "lo")])
+    return 0
+
+
+def run(prog: Program) -> Run:
+    """The run of an accepted program on its trigger (audit enabled, so every start succeeds)."""
+    setup = prog.setup
+    ctxs: dict[int, _Ctx] = {}
+    records: list[RecordSpec] = []
+
+    def end(c: int) -> None:
+        records.append(RecordSpec(tuple(_leading() + ctxs.pop(c).fields)))
+
+    verdict = prog.ret
+    for op in prog.ops:
+        if isinstance(op, Start):
+            ctxs[op.ctx] = _Ctx()
+        elif isinstance(op, Log):
+            _log(ctxs[op.ctx], op, prog, setup)
+        elif isinstance(op, End):
+            end(op.ctx)
+        elif isinstance(op, Exit) and op.taken:
+            for c in op.ends:
+                end(c)
+            verdict = op.ret
+            break
+    if verdict == DENY:
+        errno = EPERM
+    else:
+        errno = ECONNREFUSED if prog.hook == "socket_connect" else 0  # nothing listens on the port
+    return Run(tuple(records), verdict, errno)
+
+
+def predict(prog: Program) -> Prediction:
+    rejection = verify(prog)
+    if rejection is not None:
+        return Prediction(rejection=rejection)
+    return Prediction(run=run(prog))

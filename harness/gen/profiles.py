@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The hypothesis profiles of the generated-program property, registered in this one place.
+
+    BPF_AUDIT_HYPOTHESIS_PROFILE=ci       (default) fixed, derandomized, small: fits a CI run
+    BPF_AUDIT_HYPOTHESIS_PROFILE=nightly  500 examples (BPF_AUDIT_HYPOTHESIS_EXAMPLES overrides), a random
+                                          seed that is printed (BPF_AUDIT_HYPOTHESIS_SEED replays one)
+
+The nightly example database lives under the harness cache (<cache>/hypothesis), never in the repository;
+the ci profile, being derandomized, uses none.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+PROFILE_ENV = "BPF_AUDIT_HYPOTHESIS_PROFILE"
+EXAMPLES_ENV = "BPF_AUDIT_HYPOTHESIS_EXAMPLES"
+SEED_ENV = "BPF_AUDIT_HYPOTHESIS_SEED"
+CI_EXAMPLES = 30
+NIGHTLY_EXAMPLES = 500
+PROFILES = ("ci", "nightly")
+
+
+def register(cache_root: Path) -> None:
+    """Register both profiles (idempotent), with the example database under `cache_root`."""
+    db = DirectoryBasedExampleDatabase(str(cache_root / "hypothesis" / "examples"))
+    common = dict(deadline=None, print_blob=True,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                         HealthCheck.function_scoped_fixture])
+    # derandomize implies no database: a CI run is the same examples every time
+    settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, **common)
+    settings.register_profile("nightly", max_examples=NIGHTLY_EXAMPLES, database=db,
+                              phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+                              **common)
+
+
+def selected_name() -> str:
+    name = os.environ.get(PROFILE_ENV, "ci")
+    if name not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={name!r}: choose one of {', '.join(PROFILES)}")
+    return name
+
+
+def selected(cache_root: Path) -> tuple[settings, int | None]:
+    """The chosen profile's settings and, for a randomized profile, the seed to use (print it)."""
+    register(cache_root)
+    name = selected_name()
+    base = settings.get_profile(name)
+    examples = os.environ.get(EXAMPLES_ENV)
+    if examples:
+        if not examples.isdigit() or int(examples) < 1:
+            raise ValueError(f"{EXAMPLES_ENV}={examples!r}: write a positive number of examples")
+        base = settings(base, max_examples=int(examples))
+    if base.derandomize:
+        return base, None
+    raw = os.environ.get(SEED_ENV)
+    if raw is not None and not raw.isdigit():
+        raise ValueError(f"{SEED_ENV}={raw!r}: write a non-negative integer")
+    return base, int(raw) if raw is not None else random.SystemRandom().randrange(2**32)

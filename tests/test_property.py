@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Property: every generated BPF LSM program does in a real guest exactly what the reference model predicts.
+
+Profiles (harness/gen/profiles.py): BPF_AUDIT_HYPOTHESIS_PROFILE=ci (default, derandomized) or nightly.
+A failure is shrunk by hypothesis and written to cases/found/<name>.bpf.c as a ready case file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import given, note, seed
+
+from harness.gen import profiles, strategy
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parent.parent
+FOUND_ENV = "BPF_AUDIT_FOUND_DIR"
+
+
+@dataclass
+class Failure:
+    prog: object
+    prediction: object
+    observed: str
+    report: str
+
+
+def found_dir() -> Path:
+    return Path(os.environ.get(FOUND_ENV) or REPO / "cases" / "found")
+
+
+def write_found_case(fail: Failure, where: Path, kernel: str, how: str) -> Path:
+    """The shrunk program as a case file: the model's prediction as its annotations (so the normal suite
+    fails on it the same way until kernel or model is fixed), observed vs expected in its description."""
+    from harness.gen import render
+
+    prog = fail.prog
+    desc = (f"found by tests/test_property.py on {kernel}: expected {fail.prediction.summary()}; "
+            f"observed {fail.observed}")
+    comment = "\n".join([
+        "Shrunk by hypothesis from a generated program; the annotations hold the reference model's",
+        "prediction (harness/gen/model.py). Reproduce: " + how, "",
+        "Operations:", prog.describe(), "", "What the kernel did:", fail.report])
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / f"{prog.setup.name}.bpf.c"
+    path.write_text(render.render(prog, fail.prediction, description=desc, comment=comment))
+    return path
+
+
+def test_generated_programs_match_the_model(kernel_under_test, case_session, case_log_root, case_objects,
+                                            pytestconfig, capsys, request):
+    from harness import bpfobj, runner
+    from harness.cases import parse_case_text
+    from harness.gen import model, render
+
+    missing = kernel_under_test.features.missing("bpf_audit")
+    if missing:
+        pytest.skip(missing)
+    cache = pytestconfig._harness_cache_root
+    chosen, rand_seed = profiles.selected(cache)
+    profile = profiles.selected_name()
+    with capsys.disabled():
+        extra = f", seed {rand_seed} (replay: {profiles.SEED_ENV}={rand_seed})" if rand_seed is not None else ""
+        print(f"\n[property] hypothesis profile {profile}: {chosen.max_examples} examples{extra}", flush=True)
+    request.node.user_properties.append(("hypothesis_profile", profile))
+    if rand_seed is not None:
+        request.node.user_properties.append(("hypothesis_seed", str(rand_seed)))
+    gen_dir = cache / "generated"
+    gen_dir.mkdir(parents=True, exist_ok=True)
+    failures: list[Failure] = []
+    stats = {"examples": 0, "accepted": 0, "compile_s": 0.0, "run_s": 0.0}
+    lost: list[str] = []
+
+    def check(prog) -> None:
+        if lost:
+            raise AssertionError(f"VM lost earlier: {lost[0]}")
+        pred = model.predict(prog)
+        text = render.render(prog, pred)
+        path = gen_dir / f"{prog.setup.name}.bpf.c"
+        path.write_text(text)
+        note(f"program:\n{prog.describe()}\nexpected: {pred.summary()}\ncase file: {path}")
+        case = parse_case_text(text, path).programs[0]
+        t0 = time.monotonic()
+        compiled = bpfobj.compile_case(path, kernel_under_test.vmlinux_h, case_objects)
+        t1 = time.monotonic()
+        assert compiled.ok and compiled.obj is not None, f"generated program does not compile:\n{compiled.stderr}"
+        outcome = runner.run_case(case, compiled.obj, kernel_under_test, case_session,
+                                  case_log_root / "property" / prog.setup.name)
+        stats["compile_s"] += t1 - t0
+        stats["run_s"] += time.monotonic() - t1
+        stats["examples"] += 1
+        stats["accepted"] += pred.accepted
+        if outcome.status == "lost":
+            lost.append(outcome.summary)
+            request.getfixturevalue("vm_pool").discard("lost during the property")
+        if outcome.status != "passed":
+            failures.append(Failure(prog, pred, outcome.summary, outcome.report()))
+            raise AssertionError(f"kernel and model disagree on {path}:\nexpected {pred.summary()}\n"
+                                 f"{outcome.report()}")
+
+    test = given(strategy.programs())(check)
+    test = chosen(test)
+    if rand_seed is not None:
+        test = seed(rand_seed)(test)
+    t_start = time.monotonic()
+    try:
+        test()
+    except BaseException:
+        if failures:
+            how = (f"{profiles.PROFILE_ENV}={profile} " + (f"{profiles.SEED_ENV}={rand_seed} " if rand_seed else "")
+                   + "pytest tests/test_property.py; or pytest <this file>")
+            path = write_found_case(failures[-1], found_dir(), kernel_under_test.release, how)
+            with capsys.disabled():
+                print(f"\n[property] shrunk failing program written to {path}\n{failures[-1].prog.describe()}",
+                      flush=True)
+        raise
+    finally:
+        wall = time.monotonic() - t_start
+        summary = (f"{stats['examples']} programs ({stats['accepted']} predicted to load) in {wall:.0f} s: "
+                   f"compile {stats['compile_s']:.0f} s, guest {stats['run_s']:.0f} s")
+        request.node.user_properties.append(("property_stats", summary))
+        with capsys.disabled():
+            print(f"\n[property] {summary}", flush=True)
