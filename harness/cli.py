@@ -97,6 +97,16 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
     targets = matrix.select(names)
     if ns.rerun_failures < 0:
         raise SystemExit("bpf-audit-harness matrix: --rerun-failures must be >= 0")
+    if ns.report_only:
+        from harness.matrix import report_from_dir, write_outputs
+        from harness.matrix_report import to_text
+
+        report = report_from_dir(ns.report_only, targets, known)
+        paths = write_outputs(report, ns.out or ns.report_only)
+        sys.stdout.write(to_text(report))
+        for kind, path in paths.items():
+            print(f"{kind:6} {path}")
+        return 0 if report.ok() else 1
     out = ns.out or Path("results") / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}"
     opts = MatrixOptions(out_dir=out.resolve(), cases=tuple(ns.cases or ["cases"]), workers=ns.workers,
                          rerun_failures=ns.rerun_failures, cache_dir=ns.cache_dir, accel=ns.accel,
@@ -188,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rerun-failures", type=int, default=0, metavar="N",
                    help="rerun each failing case up to N times; one that then passes is reported flaky")
     p.add_argument("--out", type=Path, help="output directory (default: results/matrix-<time>)")
+    p.add_argument("--report-only", type=Path, metavar="DIR",
+                   help="run nothing: rebuild the reports from DIR/<target>/ (junit.xml, rerun-N.junit.xml, "
+                        "target.json), e.g. the per-kernel results of CI jobs")
     p.add_argument("--cases", action="append", default=None, help="pytest paths to run (default: cases)")
     p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (VMs) per kernel")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))

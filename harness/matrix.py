@@ -64,6 +64,52 @@ def _pytest(argv: list[str], log: Path) -> int:
 
 def run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
                layout: CacheLayout) -> mr.KernelRun:
+    run = _run_target(target, matrix, known, opts, layout)
+    save_target_meta(run, opts.out_dir / target.name)
+    return run
+
+
+TARGET_META = "target.json"
+
+
+def save_target_meta(run: mr.KernelRun, tdir: Path) -> None:
+    """What the JUnit files do not say (release, key, a setup error), so --report-only can rebuild the report."""
+    tdir.mkdir(parents=True, exist_ok=True)
+    meta = {"kernel": run.kernel, "description": run.description, "release": run.release, "error": run.error,
+            "seconds": round(run.seconds, 1), "artifact_key": run.artifact_key}
+    (tdir / TARGET_META).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_target_run(target: Target, tdir: Path, known: tuple[KnownFailure, ...]) -> mr.KernelRun:
+    """A KernelRun rebuilt from a target's output directory (junit.xml, rerun-N.junit.xml, target.json)."""
+    try:
+        meta = json.loads((tdir / TARGET_META).read_text())
+    except (OSError, ValueError):
+        meta = {}
+    base = dict(kernel=target.name, description=meta.get("description") or target.description,
+                release=meta.get("release", ""), seconds=float(meta.get("seconds") or 0.0),
+                artifact_key=meta.get("artifact_key", ""))
+    junit = tdir / "junit.xml"
+    if meta.get("error") or not junit.is_file():
+        return mr.KernelRun(**base, error=meta.get("error") or f"no results: {junit} does not exist")
+    first = mr.parse_junit(junit.read_text())
+    reruns = []
+    i = 1
+    while (tdir / f"rerun-{i}.junit.xml").is_file():
+        reruns.append(mr.parse_junit((tdir / f"rerun-{i}.junit.xml").read_text()))
+        i += 1
+    cells, now_passing = mr.judge(target.name, first, reruns, known)
+    return mr.KernelRun(**base, cells=tuple(cells), now_passing=tuple(now_passing))
+
+
+def report_from_dir(out_dir: Path, targets: tuple[Target, ...], known: tuple[KnownFailure, ...]) -> mr.Report:
+    """Rebuild the matrix report from per-target directories (CI: one job per kernel, one report job)."""
+    runs = tuple(load_target_run(t, out_dir / t.name, known) for t in targets)
+    return mr.Report(runs, generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", from {out_dir}")
+
+
+def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
+                layout: CacheLayout) -> mr.KernelRun:
     t0 = time.monotonic()
     tdir = opts.out_dir / target.name
     tdir.mkdir(parents=True, exist_ok=True)
