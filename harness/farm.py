@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,11 @@ class RemoteMachine:
 
     def lost(self, why: str) -> LostVMError:
         return LostVMError(f"{self.name} lost: {why}")
+
+    def kill(self) -> None:
+        """Cut the connection (a remote machine is not ours to kill): a command waiting on it ends."""
+        if self.guest is not None:
+            self.guest.close()
 
     def stop(self) -> None:
         if self.guest is not None:
@@ -120,6 +126,29 @@ class VMPool:
         if self.machine is not None:
             self.machine.stop()
             self.machine = None
+
+
+class Watchdog:
+    """Per-test time limit: when it expires the machine is killed, so whatever waits on the guest ends with a
+    lost VM; the vm fixture then discards the machine and the next test boots a fresh one."""
+
+    def __init__(self, machine, seconds: float, node=None) -> None:
+        self.machine = machine
+        self.seconds = seconds
+        self.node = node
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self.fired = True
+        if self.node is not None:
+            self.node._harness_timed_out = self.seconds  # read by the case item to say why the VM was lost
+        self.machine.kill()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 _HANDLER_SET = False

@@ -240,7 +240,11 @@ class AgentSession:
     def alive(self) -> bool:
         return not self.channel.closed and not self.channel.exit_status_ready()
 
-    def request(self, op: str, timeout: float = 60.0, **args) -> dict:
+    def request(self, op: str, timeout: float = 60.0, *, guest_timeout: float | None = None, **args) -> dict:
+        """Send one op and wait (host side) up to `timeout` for its answer. `guest_timeout` is the op's own
+        `timeout` argument (e.g. how long a trigger may run in the guest), which `timeout` would shadow."""
+        if guest_timeout is not None:
+            args["timeout"] = guest_timeout
         req_id = self._next_id
         self._next_id += 1
         self.channel.sendall((json.dumps({"id": req_id, "op": op, **args}) + "\n").encode())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -32,23 +33,30 @@ class CaseFileCollector(pytest.File):
 
 
 def _case_function(prog: CaseProgram):
-    def case(kernel_under_test, case_session, case_log_root, case_objects, request):
+    def case(kernel_under_test, case_log_root, case_objects, request):
         from harness import bpfobj, runner
 
         compiled = bpfobj.compile_case(Path(prog.path), kernel_under_test.vmlinux_h, case_objects)
         if not compiled.ok or compiled.obj is None:
             pytest.fail(f"{prog.path}: does not compile against {kernel_under_test.release}'s vmlinux.h:\n"
                         f"{compiled.stderr.strip()}\n$ {' '.join(compiled.argv)}", pytrace=False)
+        case_session = request.getfixturevalue("case_session")  # a VM only for a case that compiled
         log_dir = case_log_root / _slug(f"{Path(prog.path).stem}-{prog.name}")
-        outcome = runner.run_case(prog, compiled.obj, kernel_under_test, case_session, log_dir)
+        outcome = runner.run_case(prog, compiled.obj, kernel_under_test, case_session, log_dir,
+                                  console_policy=request.config.getoption("--console-findings"))
         for name, path in outcome.files.items():
             request.node.user_properties.append((name, str(path)))
+        for text in outcome.warnings:
+            warnings.warn(pytest.PytestWarning(f"{prog.location}: {text}"), stacklevel=1)
         if outcome.status == "skipped":
             pytest.skip(outcome.summary)
         if outcome.status == "lost":
             request.node.user_properties.append(("status", "lost VM"))
             request.getfixturevalue("vm_pool").discard("lost during a case")
-            pytest.fail(f"LOST VM (not a verdict on the case): {outcome.report()}", pytrace=False)
+            timed_out = getattr(request.node, "_harness_timed_out", None)
+            why = (f"the case ran longer than --case-timeout={timed_out:g}s, so its VM was killed; "
+                   if timed_out else "")
+            pytest.fail(f"LOST VM (not a verdict on the case): {why}{outcome.report()}", pytrace=False)
         if outcome.status != "passed":
             pytest.fail(f"{prog.location}: {prog.description}\n{outcome.report()}", pytrace=False)
 

@@ -23,6 +23,8 @@ CASE_FS = "/tmp/bah"
 # record at exit (kernel/auditsc.c: __audit_syscall_exit skips dummy contexts). vhangup never fires here.
 AUDIT_RULE = ["auditctl", "-a", "always,exit", "-F", "arch=b64", "-S", "vhangup", "-k", "bpf-audit-harness"]
 UNLOAD_WAIT_SECONDS = 5.0
+# How long a case's trigger may run in the guest (the agent kills it then; its default would be 10 s).
+TRIGGER_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Outcome:
     summary: str
     details: list[tuple[str, str]] = field(default_factory=list)  # (title, text) report sections
     files: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # reported, not failing (e.g. --console-findings=warn)
 
     def report(self) -> str:
         parts = [self.summary]
@@ -101,6 +104,9 @@ class GuestSession:
     def push(self, obj: Path) -> str:
         digest = hashlib.sha256(obj.read_bytes()).hexdigest()[:16]
         if digest not in self.pushed:
+            from harness.bpfobj import check_object
+
+            check_object(obj)  # a clear error here, not libbpf's in the guest
             remote = f"{REMOTE_DIR}/{digest}-{obj.name}"
             self.shell(f"mkdir -p {REMOTE_DIR}")
             self.machine.guest.put(obj, remote)
@@ -128,7 +134,13 @@ def _call(session: GuestSession, op: str, timeout: float = 120, **args) -> dict:
     return session.agent.request(op, timeout=timeout, **args)
 
 
-def run_case(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSession, log_dir: Path) -> Outcome:
+CONSOLE_POLICIES = ("fail", "warn")
+
+
+def run_case(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSession, log_dir: Path,
+             console_policy: str = "fail") -> Outcome:
+    """Run one case. A kernel report (WARNING:, BUG:, ...) on the console fails a case that otherwise passed,
+    unless `console_policy` is "warn": then it stays passed and the report is in `details` (and `warnings`)."""
     reason = skip_reason(prog, kut, session.lsms() if "bpf_lsm" in prog.needs else ())
     if reason:
         return Outcome("skipped", reason)
@@ -137,23 +149,38 @@ def run_case(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestS
     try:
         outcome = _run(prog, obj, kut, session, log_dir)
     except (GuestCommandError, LostVMError) as e:
-        if not session.machine.alive() or isinstance(e, LostVMError):
-            lost = e if isinstance(e, LostVMError) else session.machine.lost(str(e))
+        if isinstance(e, LostVMError) or not session.machine.alive() or not answers(session.machine):
+            # The machine's own report carries the console findings (panic excerpt) and the console log path.
+            lost = e if isinstance(e, LostVMError) and e.console_log else session.machine.lost(str(e))
             return Outcome("lost", f"lost VM during {prog.name}: {lost}",
                            files={"console log": lost.console_log} if lost.console_log else {})
         raise
-    _add_console_findings(outcome, session, console_start, log_dir)
+    _add_console_findings(outcome, session, console_start, log_dir, console_policy)
     return outcome
 
 
-def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, log_dir: Path) -> None:
+def answers(machine, timeout: float = 20.0) -> bool:
+    """Whether the machine still runs a command (over a new connection if the old one died)."""
+    if getattr(machine, "guest", None) is None:
+        return False
+    try:
+        return machine.guest.run("true", timeout=timeout).rc == 0
+    except (LostVMError, GuestCommandError):
+        return False
+
+
+def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, log_dir: Path,
+                          policy: str = "fail") -> None:
     if not hasattr(session.machine, "console_text"):
         return
     found = console.scan(session.machine.console_text()[start:])
     if found:
         outcome.details.append(("kernel console during the case", console.summarize(found)))
         outcome.files["console log"] = session.machine.console_log
-        if outcome.status == "passed":
+        if policy == "warn":
+            outcome.warnings.append(f"kernel reported {found[0].kind} during the case (warn-only): "
+                                    f"{found[0].first_line}\n{found[0].excerpt[-2000:]}")
+        elif outcome.status == "passed":
             outcome.status = "failed"
             outcome.summary = f"kernel reported {found[0].kind} during the case: {found[0].first_line}"
 
@@ -214,8 +241,8 @@ def _trigger_request(prog: CaseProgram) -> dict:
     assert trig is not None
     args = trig.as_dict()
     if trig.action == "shell":
-        return {"shell": args["cmd"], "timeout": 30}
-    req: dict = {"action": trig.action, "timeout": 30}
+        return {"shell": args["cmd"], "guest_timeout": TRIGGER_SECONDS}
+    req: dict = {"action": trig.action, "guest_timeout": TRIGGER_SECONDS}
     renamed = {"sig": "signal", "name": "hostname"}
     for key, value in args.items():
         req[renamed.get(key, key)] = int(value, 0) if key in _INT_ARGS and _is_int(value) else value

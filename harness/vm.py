@@ -18,7 +18,7 @@ from pathlib import Path
 from harness import accel
 from harness.errors import LostVMError, MissingToolError
 from harness.guest import Guest, KeyPair, Target
-from harness.tools import quoted
+from harness.tools import quoted, require
 
 BOOT_SCRIPT = Path(__file__).resolve().parent.parent / "guests" / "boot-sshd.sh"
 DEFAULT_APPEND = (
@@ -105,6 +105,7 @@ class LocalVM:
             raise LostVMError(f"kernel image {self.config.kernel} does not exist")
         if shutil.which(self.config.vng) is None and not os.access(self.config.vng, os.X_OK):
             raise MissingToolError("vng (virtme-ng) not found: run `make venv` (it is a pip package of the project)")
+        require("qemu-system-x86_64")  # vng would only say it found no QEMU; this names the Debian package
         self.accel = accel.choose(self.config.accel, self.state_dir, self.config.kernel)
         keys = KeyPair.generate(self.run_dir / f"{self.name}-ssh")
         sshd_config = keys.dir / "sshd_config"
@@ -197,6 +198,15 @@ class LocalVM:
         else:
             excerpt = "\nLast console lines:\n" + "\n".join(self.console_text().splitlines()[-15:])
         return LostVMError(f"VM {self.name} lost: {why}{excerpt}", console_log=self.console_log, findings=findings)
+
+    def kill(self) -> None:
+        """SIGKILL the process group now, from any thread (a watchdog); stop() later reaps and cleans up."""
+        proc = self.proc
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def stop(self, timeout: float = 5.0) -> None:
         """Kill the whole process group (vng, virtme-run, qemu); the guest is disposable."""
