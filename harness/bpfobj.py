@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import CaseError, HarnessError
 from harness.settings import REPO_ROOT
 from harness.tools import quoted, require, version_line
 
@@ -54,6 +54,26 @@ def find_clang() -> str:
             return path
     require("clang-19")  # raises MissingToolError naming the Debian package
     raise AssertionError("unreachable")
+
+
+EM_BPF = 247
+
+
+def check_object(path: Path) -> None:
+    """Raise CaseError unless `path` is a little-endian 64-bit ELF relocatable for BPF (what libbpf loads)."""
+    try:
+        head = path.read_bytes()[:64]
+    except OSError as e:
+        raise CaseError(f"BPF object {path} cannot be read ({e.strerror}).") from e
+    if head[:4] != b"\x7fELF":
+        raise CaseError(f"{path} is not an ELF file (it starts with {head[:16]!r}), so it is not a BPF object. "
+                        "Build one with `clang -target bpf -O2 -g -c prog.bpf.c -o prog.bpf.o`, or hand the harness "
+                        "the .bpf.c source and let it compile it.")
+    machine = int.from_bytes(head[18:20], "little") if len(head) >= 20 else -1
+    if head[4] != 2 or head[5] != 1 or machine != EM_BPF:
+        raise CaseError(f"{path} is an ELF file but not a BPF object (class {head[4]}, data {head[5]}, machine "
+                        f"{machine}; a BPF object is ELF64 little-endian with machine {EM_BPF}). It was compiled "
+                        "for another target: use `clang -target bpf`.")
 
 
 def compile_argv(clang: str, src: Path, vmlinux_h: Path, obj: Path) -> list[str]:

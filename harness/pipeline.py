@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import kconfig
+from harness import cache, kconfig
 from harness.errors import PatchError
 from harness.kbuild import BuildRequest, BuildResult, build
 from harness.patches import load_series
@@ -36,6 +36,7 @@ class KernelOptions:
 
 def make_request(opts: KernelOptions) -> BuildRequest:
     layout = opts.layout()
+    cache.ensure_writable(layout)  # before anything writes there: a clear error, not a traceback from mkdir
     source = resolve(SourceSpec.from_args(opts.kernel_src, opts.ref), layout)
     series = load_series(opts.patches_dir, opts.series_file)
     if opts.no_patches:

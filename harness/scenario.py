@@ -33,10 +33,16 @@ class BPF:
         self.loaded: list[Program] = []
 
     def load(self, case: str | Path, program: str) -> Program:
-        compiled = bpfobj.compile_case(Path(case), self.kut.vmlinux_h, self.objects)
-        if not compiled.ok or compiled.obj is None:
-            raise GuestCommandError(f"{case} does not compile:\n{compiled.stderr}")
-        remote = self.session.push(compiled.obj)
+        """Load `program` from a case source (.bpf.c, compiled here) or from a ready BPF object (.o)."""
+        if str(case).endswith(".o"):
+            obj = Path(case)
+            bpfobj.check_object(obj)
+        else:
+            compiled = bpfobj.compile_case(Path(case), self.kut.vmlinux_h, self.objects)
+            if not compiled.ok or compiled.obj is None:
+                raise GuestCommandError(f"{case} does not compile:\n{compiled.stderr}")
+            obj = compiled.obj
+        remote = self.session.push(obj)
         res = self.session.agent.request("load", path=remote, programs=[program])
         if not res.get("loaded"):
             raise GuestCommandError(f"{program} was rejected (errno {res.get('errno')}):\n"
