@@ -29,11 +29,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="run on this kernel of the matrix file (kernel-config/matrix.toml): sets source, series and "
                      "boot options; a prebuilt-deb target is booted as shipped")
     g.addoption("--kernel-matrix", type=Path, metavar="FILE", help="matrix file for --kernel-target")
+    g.addoption("--case-timeout", type=float, default=300.0, metavar="SECONDS",
+                help="a test (case) that holds its VM longer than this is stopped: its VM is killed, the test "
+                     "is reported as a lost VM and the next test gets a fresh VM (default 300; 0: no limit)")
+    g.addoption("--console-findings", default="fail", choices=("fail", "warn"),
+                help="a WARNING:/BUG:/Oops on the guest console during a case that otherwise passed: fail it "
+                     "(default) or only warn")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     from harness.settings import cache_root
 
+    # Case items carry these marks in any project, not only in one whose ini file declares them.
+    config.addinivalue_line("markers", "vm: needs a booted guest (boots the cached kernel under QEMU)")
+    config.addinivalue_line("markers", "slow: builds a kernel or boots several guests")
     # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
     config._harness_cache_root = (config.getoption("--harness-cache") or cache_root()).resolve()
     config._harness_kernel_target = _kernel_target(config)
@@ -171,14 +180,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 @pytest.fixture
 def vm(vm_pool, request: pytest.FixtureRequest):
     """A live machine for this test. If the test leaves it lost or wedged, the next test gets a fresh one."""
-    from harness.errors import LostVMError
+    from harness.errors import HarnessError, LostVMError
 
     try:
         machine = vm_pool.get()
     except LostVMError as e:
         pytest.fail(f"lost VM: {e}", pytrace=False)
-    yield machine
-    if not machine.alive():
+    except HarnessError as e:  # e.g. QEMU not installed
+        pytest.fail(f"cannot start a VM: {e.stage} error: {e}", pytrace=False)
+    timeout = request.config.getoption("--case-timeout")
+    watchdog = None
+    if timeout and timeout > 0:
+        from harness.farm import Watchdog
+
+        watchdog = Watchdog(machine, timeout, request.node)
+    try:
+        yield machine
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+    if watchdog is not None and watchdog.fired:
+        vm_pool.discard(f"killed after --case-timeout={timeout:g}s")
+    elif not machine.alive():
         vm_pool.discard("lost during a test")
     elif getattr(request.node, "_harness_call_failed", False) and not vm_pool.responsive():
         vm_pool.discard("did not answer after a failed test (wedged)")
