@@ -22,6 +22,7 @@ FEATURES: dict[str, str] = {
     "bpf_audit": "the bpf_audit kfuncs (bpf_audit_log_start in vmlinux BTF)",
     "bpf_lsm": "BPF LSM active (bpf in the kernel's lsm= list)",
     "btf_type_tag": "a compiler that emits btf_type_tag (__kptr members)",
+    "task_kfuncs": "bpf_task_acquire/bpf_task_release in vmlinux BTF (6.2+; not in Debian's 6.1)",
 }
 
 CAPABILITIES = (
@@ -994,6 +995,12 @@ def _build_program(
             line,
             f'{where} uses bpf_kptr_xchg: add __needs("btf_type_tag") so it is skipped with a '
             "compiler that drops __kptr (clang 14).",
+        )
+    if {"bpf_task_acquire", "bpf_task_release"} & body_ids and "task_kfuncs" not in needs:
+        raise err(
+            line,
+            f'{where} calls bpf_task_acquire/bpf_task_release: add __needs("task_kfuncs") so it is skipped on '
+            "kernels without them (6.1) instead of failing to load.",
         )
 
     trig_ann = one("__trigger")

@@ -369,6 +369,13 @@ def test_kfunc_use_needs_bpf_audit_and_kptr_needs_type_tags() -> None:
     raises(src(prog('__description("d") __success', body="bpf_kptr_xchg(0, 0);")), 6, '__needs("btf_type_tag")')
 
 
+def test_task_kfunc_use_needs_task_kfuncs() -> None:
+    # Debian's 6.1 has no bpf_task_acquire: without the need the case failed to load there instead of skipping.
+    raises(src(prog('__description("d") __success', body="bpf_task_acquire(0);")), 6, '__needs("task_kfuncs")')
+    assert one(src(prog('__description("d") __success __needs("task_kfuncs")',
+                        body="bpf_task_acquire(0);"))).needs == ("task_kfuncs",)
+
+
 def test_parse_case_file_reads_the_file(tmp_path: Path) -> None:
     f = tmp_path / "x.bpf.c"
     f.write_text(src(prog('__description("d") __success')))
