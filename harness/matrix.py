@@ -133,7 +133,7 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
                             error=f"pytest exited {rc} (not a test verdict; see {log}):\n{tail}", artifact_key=art.key)
     first = mr.parse_junit(junit.read_text())
     reruns: list[list[mr.CaseResult]] = []
-    remaining = [r.case for r in first if r.status in mr.FAILING]
+    remaining = [r.case for r in first if r.status in mr.FAILING and mr.rerunnable(r.case)]
     for i in range(1, opts.rerun_failures + 1):
         if not remaining:
             break

@@ -41,7 +41,15 @@ def _case_id(tc: ET.Element) -> str:
     if module and (classname == module or classname.startswith(module + ".")):
         cls = classname[len(module) + 1:]
         return "::".join(p for p in (file, cls, name) if p)
+    if not classname:  # a collection error: pytest names the file, dotted, in `name`
+        return name
     return f"{classname}::{name}" if name else classname
+
+
+def rerunnable(case: str) -> bool:
+    """Whether `case` is a node id pytest can be asked to run again (a collection error's dotted name is not)."""
+    path, sep, _ = case.partition("::")
+    return bool(sep and path and ("/" in path or path.endswith((".py", ".c"))))
 
 
 def parse_junit(text: str) -> list[CaseResult]:
