@@ -10,7 +10,8 @@ STAMP     := $(VENV)/.installed
 # Debian packages the harness uses on the host (and, through virtme-ng's shared root, in the guest).
 APT_PACKAGES := make gcc flex bison bc libelf-dev libssl-dev dwarves ccache zstd xz-utils cpio kmod git patch \
 	linux-source-6.12 qemu-system-x86 clang-19 llvm-19 bpftool libbpf-dev \
-	openssh-server openssh-client busybox-static iproute2 procps auditd python3 python3-audit linux-libc-dev
+	openssh-server openssh-client busybox-static iproute2 procps auditd python3 python3-audit linux-libc-dev \
+	chromium nodejs npm
 
 .PHONY: conformance test unit deps venv build lint bench clean-venv
 
