@@ -174,9 +174,20 @@ def cmd_mutants(ns: argparse.Namespace) -> int:
     opts = kernel_options(ns)
     if ns.no_patches or ns.mutant:
         raise SystemExit("bpf-audit-harness mutants: --no-patches/--mutant make no sense here (name mutants instead).")
-    results = run_all(opts, ns.names, cases=ns.cases, workers=ns.workers, json_path=ns.json,
+    results = run_all(opts, ns.names, cases=ns.cases, workers=ns.workers, json_path=ns.json, out_dir=ns.out,
                       extra_pytest=ns.pytest_arg)
     return 0 if all(r.killed for r in results) else 1
+
+
+def cmd_bisect(ns: argparse.Namespace) -> int:
+    """git bisect run with the harness step; prints the first bad commit and its failing cases."""
+    from harness.bisect import format_result, run_bisect
+
+    tree = Path(ns.kernel_src or ".")
+    result = run_bisect(tree, ns.good, ns.bad, ns.case, retries=ns.retries, cache_dir=ns.cache_dir,
+                        config_dir=ns.config_dir, accel=ns.accel, extra_pytest=ns.pytest_arg)
+    print(format_result(result))
+    return 0 if result.first_bad else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,8 +233,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", action="append", default=None, help="pytest paths to run (default: cases)")
     p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (VMs) per suite run")
     p.add_argument("--json", type=Path, help="write the kill table here (default: the run directory)")
+    p.add_argument("--out", type=Path, help="directory for JUnit files and logs (default: a new run directory)")
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
     p.set_defaults(func=cmd_mutants)
+    p = sub.add_parser("bisect", help="git bisect run over a kernel git tree: build, boot, run CASE... per step")
+    p.add_argument("--good", required=True, help="a commit where the cases pass")
+    p.add_argument("--bad", required=True, help="a later commit where they fail")
+    p.add_argument("--kernel-src", help="the kernel git tree to bisect (default: the current directory); "
+                   "each step builds it as it is at that commit, without patches/")
+    p.add_argument("--retries", type=int, default=3,
+                   help="tries of a failing case before the commit is called bad (default 3); a failure that "
+                   "does not repeat is flaky and the commit is skipped")
+    p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    p.add_argument("case", nargs="+", metavar="CASE", help="pytest node id, e.g. cases/audit/x.bpf.c::prog")
+    p.set_defaults(func=cmd_bisect)
     p = sub.add_parser("config", help="show the merged config fragments")
     _kernel_args(p)
     p.add_argument("--dump", action="store_true", help="print the merged fragments with their origin")

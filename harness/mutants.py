@@ -96,7 +96,8 @@ def parse_junit(text: str) -> list[CaseResult]:
     root = ET.fromstring(text)
     results = []
     for tc in root.iter("testcase"):
-        nodeid = _nodeid(tc.get("classname", ""), tc.get("name", ""))
+        prop = tc.find("properties/property[@name='nodeid']")
+        nodeid = prop.get("value") if prop is not None else _nodeid(tc.get("classname", ""), tc.get("name", ""))
         outcome, message = "passed", ""
         for child in tc:
             if child.tag in ("failure", "error", "skipped"):
@@ -184,6 +185,7 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
         res.status, res.detail = "build-failed", f"{e.stage}: {e}"
         return res
     res.kernel_key, res.build_seconds, res.cache_hit = built.artifact.key, round(built.seconds, 1), built.cache_hit
+    run_dir.mkdir(parents=True, exist_ok=True)  # a long run's directory may have been pruned meanwhile
     junit = run_dir / f"junit-{name}.xml"
     argv = suite_argv(opts, name, junit, cases=cases, workers=workers, extra=list(extra_pytest))
     log = run_dir / f"pytest-{name}.log"
@@ -234,7 +236,7 @@ def write_json(results: list[MutantResult], path: Path) -> None:
 
 
 def run_all(opts, names: list[str], *, cases: list[str], workers: int, json_path: Path | None,
-            extra_pytest: list[str] = ()) -> list[MutantResult]:
+            out_dir: Path | None = None, extra_pytest: list[str] = ()) -> list[MutantResult]:
     """Build and test each mutant in turn (sequentially: one build at a time), print and save the kill table."""
     from harness.settings import new_run_dir
 
@@ -245,16 +247,19 @@ def run_all(opts, names: list[str], *, cases: list[str], workers: int, json_path
         load_info(opts.patches_dir, name)
     suite_argv(opts, names[0], Path("junit.xml"), cases=cases, workers=workers, extra=[])
     cases = [str(Path(c).resolve()) if Path(c.split("::")[0]).exists() else c for c in cases]
-    run_dir = new_run_dir(opts.layout(), "mutants")
+    run_dir = out_dir.resolve() if out_dir else new_run_dir(opts.layout(), "mutants")
+    run_dir.mkdir(parents=True, exist_ok=True)
     json_path = json_path or run_dir / "mutants.json"
     results: list[MutantResult] = []
     for i, name in enumerate(names, 1):
         print(f"[mutants] {i}/{len(names)} {name}", file=sys.stderr, flush=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
         r = run_mutant(name, opts, run_dir, cases=cases, workers=workers, extra_pytest=extra_pytest)
         print(f"[mutants] {name}: {r.status} ({len(r.failed) + len(r.errors)} failing cases; build "
               f"{'cache hit' if r.cache_hit else f'{r.build_seconds:.0f}s'}, suite {r.suite_seconds:.0f}s)",
               file=sys.stderr, flush=True)
         results.append(r)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         write_json(results, json_path)  # partial results survive an interrupted run
     print(format_table(results))
     print(f"JSON: {json_path}\nlogs: {run_dir}")

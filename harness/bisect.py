@@ -1,0 +1,270 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`git bisect run` over a kernel git tree with a harness step (build, boot, run cases); the tree is left as found."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import HarnessError, SourceError
+
+# Exit codes of harness.bisect_step, in git bisect run's language.
+GOOD, BAD, SKIP, ABORT, INTERRUPTED = 0, 1, 125, 128, 130
+
+
+class BisectError(HarnessError):
+    stage = "bisect"
+
+
+# ---------------------------------------------------------------- pure parsing
+
+
+@dataclass
+class StepReport:
+    """What one step decided about one commit (a JSON line written by harness.bisect_step)."""
+
+    commit: str
+    subject: str
+    verdict: str  # good | bad | skip | abort
+    exit_code: int
+    reason: str = ""
+    tries: list[str] = field(default_factory=list)  # per try: pass | fail | skip | error
+    failing: list[str] = field(default_factory=list)  # node ids that failed (first failing try)
+    output: str = ""  # the failing cases' messages
+    kernel_key: str = ""
+    build: str = ""  # "cache hit" or "built in Ns"
+    seconds: float = 0.0
+
+    @classmethod
+    def from_json(cls, line: str) -> StepReport:
+        data = json.loads(line)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def read_reports(path: Path) -> list[StepReport]:
+    if not path.is_file():
+        return []
+    return [StepReport.from_json(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    first_bad: str | None  # full sha when git named exactly one commit
+    candidates: tuple[str, ...] = ()  # when skipped commits left it ambiguous
+    aborted: str = ""
+
+
+_FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit$", re.M)
+_ABORT = re.compile(r"^bisect run (?:failed|cannot continue).*$", re.M)
+
+
+def parse_run_output(text: str) -> Conclusion:
+    """The verdict of `git bisect run` from its output."""
+    m = _FIRST_BAD.search(text)
+    if m:
+        return Conclusion(m.group(1))
+    if "There are only 'skip'ped commits left to test." in text:
+        tail = text.split("The first bad commit could be any of:", 1)[-1]
+        return Conclusion(None, tuple(re.findall(r"^([0-9a-f]{40})$", tail, re.M)))
+    m = _ABORT.search(text)
+    return Conclusion(None, aborted=m.group(0) if m else "git bisect run ended without naming a commit")
+
+
+# ---------------------------------------------------------------- the git tree
+
+
+def git(tree: Path, *args: str, check: bool = True) -> str:
+    out = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True, check=False)
+    if check and out.returncode != 0:
+        raise BisectError(f"git {' '.join(args)} in {tree} failed: {out.stderr.strip() or out.stdout.strip()}")
+    return out.stdout.strip()
+
+
+@dataclass(frozen=True)
+class TreeState:
+    """Where the tree is: the branch checked out (None when detached) and the commit."""
+
+    branch: str | None
+    head: str
+
+    def describe(self) -> str:
+        return f"branch {self.branch} at {self.head[:12]}" if self.branch else f"detached HEAD {self.head[:12]}"
+
+
+def tree_state(tree: Path) -> TreeState:
+    branch = git(tree, "symbolic-ref", "-q", "HEAD", check=False) or None
+    return TreeState(branch, git(tree, "rev-parse", "HEAD"))
+
+
+def check_tree(tree: Path) -> None:
+    """A tree that can be bisected: a git work tree, not mid-bisect, no changes to tracked files."""
+    if not (tree / "Makefile").is_file():
+        raise SourceError(f"{tree} is not a kernel tree (no Makefile); pass --kernel-src DIR.")
+    if git(tree, "rev-parse", "--is-inside-work-tree", check=False) != "true":
+        raise SourceError(f"{tree} is not a git work tree: bisect needs one (pass --kernel-src DIR).")
+    log = tree / git(tree, "rev-parse", "--git-path", "BISECT_LOG")  # relative to tree, or absolute
+    if log.exists():
+        raise BisectError(f"{tree} is already being bisected ({log} exists). Finish it or run `git bisect reset`.")
+    dirty = git(tree, "status", "--porcelain", "--untracked-files=no")
+    if dirty:
+        raise BisectError(f"{tree} has changes to tracked files; commit or stash them before bisecting:\n{dirty[:800]}")
+
+
+def resolve_commit(tree: Path, rev: str, what: str) -> str:
+    sha = git(tree, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+    if not sha:
+        raise BisectError(f"{what} {rev!r} is not a commit in {tree}.")
+    return sha
+
+
+# ---------------------------------------------------------------- running
+
+
+@dataclass
+class BisectResult:
+    conclusion: Conclusion
+    steps: list[StepReport]
+    seconds: float
+    run_dir: Path
+    subject: str = ""
+
+    @property
+    def first_bad(self) -> str | None:
+        return self.conclusion.first_bad
+
+    def flaky(self) -> list[StepReport]:
+        return [s for s in self.steps if s.reason.startswith("flaky")]
+
+
+def step_argv(tree: Path, cases: list[str], *, retries: int, report: Path, cache_dir: Path | None,
+              config_dir: Path | None, accel: str, extra_pytest: list[str]) -> list[str]:
+    argv = [sys.executable, "-m", "harness.bisect_step", "--tree", str(tree), "--retries", str(retries),
+            "--report", str(report), "--accel", accel]
+    if cache_dir:
+        argv += ["--cache-dir", str(cache_dir)]
+    if config_dir:
+        argv += ["--config-dir", str(config_dir)]
+    for a in extra_pytest:
+        argv += [f"--pytest-arg={a}"]
+    return argv + ["--", *cases]
+
+
+def absolute_cases(cases: list[str], cwd: Path) -> list[str]:
+    """Node ids with their file part made absolute (the step runs pytest from the harness's repo)."""
+    from harness.settings import REPO_ROOT
+
+    out = []
+    for case in cases:
+        file, sep, rest = case.partition("::")
+        for base in (cwd, REPO_ROOT):
+            if (base / file).exists():
+                file = str((base / file).resolve())
+                break
+        else:
+            raise BisectError(f"case {case!r}: {file} exists neither in {cwd} nor in {REPO_ROOT}.")
+        out.append(file + sep + rest)
+    return out
+
+
+def run_bisect(tree: Path, good: str, bad: str, cases: list[str], *, retries: int = 3,
+               cache_dir: Path | None = None, config_dir: Path | None = None, accel: str = "auto",
+               extra_pytest: list[str] = (), out=sys.stdout) -> BisectResult:
+    """Bisect `tree` between good and bad with the harness step; always `git bisect reset` at the end."""
+    from harness.settings import CacheLayout, cache_root, new_run_dir
+
+    if not cases:
+        raise BisectError("name at least one case to bisect on (a pytest node id like cases/x.bpf.c::prog).")
+    if retries < 1:
+        raise BisectError(f"--retries must be at least 1 (got {retries}).")
+    tree = tree.resolve()
+    check_tree(tree)
+    good_sha, bad_sha = resolve_commit(tree, good, "--good"), resolve_commit(tree, bad, "--bad")
+    if subprocess.run(["git", "-C", str(tree), "merge-base", "--is-ancestor", good_sha, bad_sha]).returncode != 0:
+        raise BisectError(f"--good {good} is not an ancestor of --bad {bad}: nothing to bisect between them.")
+    cases = absolute_cases(cases, Path.cwd())
+    run_dir = new_run_dir(CacheLayout(cache_dir or cache_root()), "bisect")
+    report = run_dir / "steps.jsonl"
+    before = tree_state(tree)
+    t0 = time.monotonic()
+    text = ""
+    try:
+        git(tree, "bisect", "start", bad_sha, good_sha)
+        argv = ["git", "-C", str(tree), "bisect", "run",
+                *step_argv(tree, cases, retries=retries, report=report, cache_dir=cache_dir,
+                           config_dir=config_dir, accel=accel, extra_pytest=list(extra_pytest))]
+        print(f"[bisect] {tree}: good {good_sha[:12]}, bad {bad_sha[:12]}; cases: {' '.join(cases)}", file=out)
+        print(f"[bisect] step logs: {run_dir}", file=out, flush=True)
+        text = _stream(argv, run_dir / "bisect-run.log", out)
+    finally:
+        _reset(tree, before)
+    result = BisectResult(parse_run_output(text), read_reports(report), time.monotonic() - t0, run_dir)
+    if result.first_bad:
+        result.subject = git(tree, "log", "-1", "--format=%s", result.first_bad)
+    return result
+
+
+def _stream(argv: list[str], log: Path, out) -> str:
+    """Run git bisect run, echoing its output; on Ctrl-C wait for the step to clean up its VMs first."""
+    chunks = []
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    try:
+        assert proc.stdout is not None
+        with log.open("w") as f:
+            for line in proc.stdout:
+                f.write(line)
+                chunks.append(line)
+                out.write(line)
+                out.flush()
+        proc.wait()
+    except BaseException:
+        try:
+            proc.wait(timeout=60)  # the step got the same SIGINT; let pytest stop its guests
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    return "".join(chunks)
+
+
+def _reset(tree: Path, before: TreeState) -> None:
+    """`git bisect reset` back to where the tree was; say so loudly if that did not work."""
+    res = subprocess.run(["git", "-C", str(tree), "bisect", "reset"], capture_output=True, text=True)
+    after = tree_state(tree)
+    if after != before:
+        target = before.branch.removeprefix("refs/heads/") if before.branch else before.head
+        subprocess.run(["git", "-C", str(tree), "checkout", "-q", target], capture_output=True)
+        after = tree_state(tree)
+    if after != before:
+        print(f"bpf-audit-harness bisect: could not restore {tree} to {before.describe()} (now "
+              f"{after.describe()}): {res.stderr.strip()}", file=sys.stderr)
+
+
+def format_result(result: BisectResult) -> str:
+    lines = [f"{'commit':<12}  {'verdict':<7} {'tries':<16} {'build':<16} reason / subject"]
+    for s in result.steps:
+        lines.append(f"{s.commit[:12]:<12}  {s.verdict:<7} {','.join(s.tries):<16} {s.build:<16} "
+                     f"{s.reason or s.subject}")
+    lines.append(f"{len(result.steps)} steps in {result.seconds:.0f}s")
+    flaky = result.flaky()
+    if flaky:
+        lines.append("flaky (skipped, never a verdict): " + ", ".join(s.commit[:12] for s in flaky))
+    c = result.conclusion
+    if c.first_bad:
+        lines.append(f"first bad commit: {c.first_bad} {result.subject}")
+        step = next((s for s in result.steps if s.commit == c.first_bad and s.verdict == "bad"), None)
+        if step:
+            lines.append("failing cases: " + ", ".join(step.failing))
+            lines.append(step.output.rstrip())
+        else:
+            lines.append("(the step never ran on it: it is the --bad commit you gave; its failure was not checked)")
+    elif c.candidates:
+        lines.append("inconclusive: skipped commits hide the first bad one; it is one of:")
+        lines += [f"  {sha}" for sha in c.candidates]
+    else:
+        lines.append(f"no verdict: {c.aborted}")
+    return "\n".join(lines)

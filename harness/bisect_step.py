@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: GPL-2.0
+"""One `git bisect run` step: build the tree at HEAD (cached), boot it, run the cases; exit 0/1/125/128."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+from harness.bisect import ABORT, BAD, GOOD, INTERRUPTED, SKIP, StepReport, git
+from harness.errors import BuildError, ConfigError, HarnessError, PatchError
+from harness.mutants import CaseResult, parse_junit
+
+
+def judge_try(rc: int, results: list[CaseResult]) -> tuple[str, str]:
+    """One pytest run -> (pass|fail|skip|error|abort, reason). Pure: the step's whole decision table."""
+    failed = [r for r in results if r.outcome == "failed"]
+    errors = [r for r in results if r.outcome == "error"]
+    if rc == 0 and results and all(r.outcome == "skipped" for r in results):
+        first = results[0].message.splitlines()[0] if results[0].message else ""
+        return "skip", f"every case skipped: {first}"
+    if rc == 0:
+        return "pass", ""
+    if rc == 1 and failed:
+        return "fail", ""
+    if rc == 1 and errors:  # setup failed: build or boot of this commit, not the case's verdict
+        return "error", "setup error (build or boot, not the case): " + (errors[0].message.splitlines() or [""])[0]
+    if rc == 2:
+        return "abort", "pytest was interrupted"
+    if rc == 5:
+        return "abort", "pytest collected no tests: check the case ids"
+    return "abort", f"pytest exited {rc} (usage or internal error)"
+
+
+def judge_step(tries: list[str]) -> tuple[int, str]:
+    """The step's exit code from its tries: bad only when every try failed; a failure that went away is flaky."""
+    if not tries:
+        return ABORT, "no try ran"
+    last = tries[-1]
+    if last == "abort":
+        return ABORT, ""
+    if tries[0] == "pass":
+        return GOOD, ""
+    if tries[0] in ("skip", "error"):
+        return SKIP, ""
+    if all(t == "fail" for t in tries):
+        return BAD, ""
+    return SKIP, f"flaky: failed then {','.join(tries[1:])} (tries: {','.join(tries)})"
+
+
+def _pytest_argv(ns: argparse.Namespace, junit: Path) -> list[str]:
+    argv = [sys.executable, "-m", "pytest", *ns.cases, "--kernel-src", str(ns.tree), "--no-patches",
+            f"--junitxml={junit}", "-o", "junit_family=xunit2", "-p", "no:cacheprovider", "-q",
+            "--accel", ns.accel]
+    if ns.cache_dir:
+        argv += ["--harness-cache", str(ns.cache_dir)]
+    if ns.config_dir:
+        argv += ["--kernel-config-dir", str(ns.config_dir)]
+    return argv + ns.pytest_arg
+
+
+def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
+    from harness.pipeline import KernelOptions, build_kernel
+    from harness.settings import REPO_ROOT
+
+    t0 = time.monotonic()
+    commit = git(ns.tree, "rev-parse", "HEAD")
+    rep = StepReport(commit, git(ns.tree, "log", "-1", "--format=%s"), "abort", ABORT)
+    kw = dict(kernel_src=str(ns.tree), no_patches=True, cache_dir=ns.cache_dir)
+    if ns.config_dir:
+        kw["config_dir"] = ns.config_dir
+    print(f"[step] {commit[:12]} {rep.subject}", flush=True)
+    try:
+        built = build_kernel(KernelOptions(**kw), progress=True)
+    except (BuildError, PatchError, ConfigError) as e:
+        rep.verdict, rep.exit_code, rep.reason = "skip", SKIP, f"build failed ({e.stage}): {str(e).splitlines()[0]}"
+        return SKIP, rep
+    rep.kernel_key = built.artifact.key
+    rep.build = "cache hit" if built.cache_hit else f"built in {built.seconds:.0f}s"
+    run_dir = Path(ns.report).parent
+    run_dir.mkdir(parents=True, exist_ok=True)  # a long bisection's run directory may have been pruned meanwhile
+    for n in range(1, ns.retries + 1):
+        junit = run_dir / f"junit-{commit[:12]}-{n}.xml"
+        log = run_dir / f"pytest-{commit[:12]}-{n}.log"
+        with log.open("w") as f:
+            rc = subprocess.run(_pytest_argv(ns, junit), cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+        results = parse_junit(junit.read_text()) if junit.is_file() else []
+        outcome, reason = judge_try(rc, results)
+        rep.tries.append(outcome)
+        print(f"[step] try {n}/{ns.retries}: {outcome} {reason}".rstrip(), flush=True)
+        if outcome == "abort":
+            rep.reason = f"{reason} (log {log})"
+            break
+        if outcome == "fail" and not rep.failing:
+            rep.failing = [r.nodeid for r in results if r.outcome == "failed"]
+            rep.output = "\n".join(f"--- {r.nodeid}\n{r.message}" for r in results if r.outcome == "failed")
+        if outcome != "fail":
+            rep.reason = rep.reason or reason
+            break
+    code, why = judge_step(rep.tries)
+    rep.exit_code = code
+    rep.verdict = {GOOD: "good", BAD: "bad", SKIP: "skip"}.get(code, "abort")
+    rep.reason = why or rep.reason
+    rep.seconds = round(time.monotonic() - t0, 1)
+    return code, rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.bisect_step", description=__doc__)
+    p.add_argument("--tree", type=Path, required=True)
+    p.add_argument("--retries", type=int, default=3, help="tries before a failing commit is called bad")
+    p.add_argument("--report", type=Path, required=True, help="append this step's JSON line here")
+    p.add_argument("--cache-dir", type=Path)
+    p.add_argument("--config-dir", type=Path)
+    p.add_argument("--accel", default="auto")
+    p.add_argument("--pytest-arg", action="append", default=[])
+    p.add_argument("cases", nargs="+")
+    ns = p.parse_args(argv)
+    try:
+        code, rep = run_step(ns)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except HarnessError as e:  # source, cache, tools: the harness cannot work, no verdict on the commit
+        print(f"[step] harness error ({e.stage}): {e}", file=sys.stderr)
+        return ABORT
+    except Exception:
+        traceback.print_exc()
+        return ABORT
+    ns.report.parent.mkdir(parents=True, exist_ok=True)
+    with ns.report.open("a") as f:
+        f.write(json.dumps(asdict(rep)) + "\n")
+    print(f"[step] {rep.commit[:12]}: {rep.verdict} (exit {code}) {rep.reason}".rstrip(), flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: GPL-2.0
+"""bisect: the step's decision table, git's verdict parsing, and a real bisection that names a planted bug."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.bisect import BAD, GOOD, SKIP, BisectError, Conclusion, check_tree, parse_run_output, tree_state
+from harness.bisect_step import judge_step, judge_try
+from harness.mutants import CaseResult
+from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
+
+# ---------------------------------------------------------------- pure parts
+
+
+def test_a_step_passes_fails_or_skips_on_what_pytest_reported():
+    passed, failed = CaseResult("c::a", "passed"), CaseResult("c::a", "failed", "boom")
+    assert judge_try(0, [passed]) == ("pass", "")
+    assert judge_try(1, [failed]) == ("fail", "")
+    outcome, reason = judge_try(0, [CaseResult("c::a", "skipped", "kernel lacks bpf_audit_log_start")])
+    assert outcome == "skip" and "kernel lacks bpf_audit_log_start" in reason
+    outcome, reason = judge_try(1, [CaseResult("c::a", "error", "lost VM: no console output")])
+    assert outcome == "error" and "lost VM" in reason
+    assert judge_try(5, [])[0] == "abort"
+    assert judge_try(2, [])[0] == "abort"
+
+
+def test_bad_needs_every_try_to_fail_and_a_failure_that_goes_away_is_flaky():
+    assert judge_step(["pass"]) == (GOOD, "")
+    assert judge_step(["fail", "fail", "fail"]) == (BAD, "")
+    code, why = judge_step(["fail", "pass"])
+    assert code == SKIP and why.startswith("flaky")
+    assert judge_step(["skip"])[0] == SKIP
+    assert judge_step(["error"])[0] == SKIP
+    assert judge_step(["fail", "abort"])[0] >= 128
+
+
+def test_git_bisect_run_output_names_the_first_bad_commit_or_the_candidates():
+    sha = "3" * 40
+    assert parse_run_output(f"running ...\n{sha} is the first bad commit\ncommit {sha}\n") == Conclusion(sha)
+    skipped = ("There are only 'skip'ped commits left to test.\nThe first bad commit could be any of:\n"
+               f"{'a' * 40}\n{'b' * 40}\nWe cannot bisect more!\n")
+    assert parse_run_output(skipped).candidates == ("a" * 40, "b" * 40)
+    aborted = parse_run_output("bisect run failed:\nexit code 128 from 'x' is < 0 or >= 128\n")
+    assert aborted.first_bad is None and "bisect run failed" in aborted.aborted
+
+
+def _git(tree: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(tree), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_tree_with_changes_or_mid_bisect_is_refused(tmp_path):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "Makefile").write_text("VERSION = 6\n")
+    _git(tmp_path, "add", "Makefile")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    check_tree(tmp_path)  # clean: fine
+    assert tree_state(tmp_path).branch in ("refs/heads/master", "refs/heads/main")
+    (tmp_path / "Makefile").write_text("VERSION = 7\n")
+    with pytest.raises(BisectError, match="changes to tracked files"):
+        check_tree(tmp_path)
+    _git(tmp_path, "checkout", "-q", "Makefile")
+    _git(tmp_path, "bisect", "start")
+    with pytest.raises(BisectError, match="already being bisected"):
+        check_tree(tmp_path)
+    _git(tmp_path, "bisect", "reset")
+
+
+def test_cli_rejects_a_good_that_is_not_an_ancestor_and_leaves_the_tree(tmp_path):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "Makefile").write_text("VERSION = 6\n")
+    _git(tmp_path, "add", "Makefile")
+    for msg in ("one", "two"):
+        (tmp_path / "f").write_text(msg)
+        _git(tmp_path, "add", "f")
+        _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", msg)
+    before = tree_state(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tmp_path),
+                          "--good", "HEAD", "--bad", "HEAD~1", "cases/verifier/null_unchecked.bpf.c"],
+                         cwd=REPO_ROOT, capture_output=True, text=True)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "is not an ancestor of --bad" in out.stderr
+    assert tree_state(tmp_path) == before
+
+
+# ---------------------------------------------------------------- a real history
+
+MUTANT = "start-not-ret-null"
+CASE = "cases/verifier/null_unchecked.bpf.c::unchecked_to_end"
+DEMO_VERSION = 1
+# Fixed identities and dates: the same commits (hence the same cache keys) on every run and every machine.
+_IDENT = {"GIT_AUTHOR_NAME": "bpf-audit-harness", "GIT_AUTHOR_EMAIL": "harness@example.invalid",
+          "GIT_COMMITTER_NAME": "bpf-audit-harness", "GIT_COMMITTER_EMAIL": "harness@example.invalid"}
+
+
+def _plumb(git_dir: Path, *args: str, stdin: str | None = None, when: int = 0, work_tree: Path | None = None) -> str:
+    """git with a fixed identity and date and no user or system config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    date = f"{1767225600 + when * 3600} +0000"  # 2026-01-01, one hour per commit
+    env.update(_IDENT, GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date, GIT_CONFIG_NOSYSTEM="1",
+               GIT_CONFIG_GLOBAL=os.devnull)
+    argv = ["git", f"--git-dir={git_dir}", *([f"--work-tree={work_tree}"] if work_tree else []), *args]
+    out = subprocess.run(argv, input=stdin, env=env, capture_output=True, text=True, cwd=work_tree)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {out.stderr}")
+    return out.stdout.strip()
+
+
+def _commit(git_dir: Path, parent: str | None, message: str, when: int) -> str:
+    tree = _plumb(git_dir, "write-tree")
+    sha = _plumb(git_dir, "commit-tree", "--no-gpg-sign", tree, *(["-p", parent] if parent else []),
+                 stdin=message + "\n", when=when)
+    _plumb(git_dir, "update-ref", "refs/heads/main", sha)
+    return sha
+
+
+def _subject(patch: Path) -> str:
+    for line in patch.read_text().splitlines():
+        if line.startswith("Subject:"):
+            return line.split("]", 1)[-1].strip() if "]" in line else line[len("Subject:"):].strip()
+    return patch.stem
+
+
+def _harmless_diff(path: str, old_line: str, new_line: str) -> str:
+    """A one-line patch of a Documentation file (not built into the kernel)."""
+    return (f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -1,1 +1,1 @@\n-{old_line}\n+{new_line}\n")
+
+
+def build_demo_repo(layout, source_tree: Path, identity: str, version: str) -> tuple[Path, dict[str, str]]:
+    """A git repository: 6.12, the series patch by patch, a commit reintroducing MUTANT, two harmless commits.
+
+    Built once per input (cached under the harness cache's src/) with git plumbing only: the index is filled
+    from the unpacked tarball without copying it, patches go in with `git apply --cached`, and every commit has
+    a fixed author, committer and date, so its hash is the same on every run.
+    """
+    from harness.patches import load_series
+
+    series = load_series(DEFAULT_PATCHES_DIR)
+    mutant = DEFAULT_PATCHES_DIR / "mutants" / f"{MUTANT}.patch"
+    h = hashlib.sha256(f"{DEMO_VERSION}:{identity}".encode())
+    for p in (*[p.path for p in series.patches], mutant):
+        h.update(p.read_bytes())
+    repo = layout.sources / f"bisect-demo-{h.hexdigest()[:16]}"
+    refs = repo / "refs.json"
+    if refs.is_file():
+        return repo, json.loads(refs.read_text())
+    import fcntl
+    import shutil
+    import tempfile
+
+    layout.locks.mkdir(parents=True, exist_ok=True)
+    with open(layout.locks / "bisect-demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if refs.is_file():
+            return repo, json.loads(refs.read_text())
+        tmp = Path(tempfile.mkdtemp(prefix=".bisect-demo-", dir=layout.sources))
+        try:
+            git_dir = tmp / "repo.git"
+            subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)
+            _plumb(git_dir, "add", "-A", "-f", ".", work_tree=source_tree)
+            shas = {"base": _commit(git_dir, None, f"Linux {version} (Debian linux-source-6.12)", 0)}
+            parent = shas["base"]
+            for i, p in enumerate(series.patches, 1):
+                _plumb(git_dir, "apply", "--cached", str(p.path))
+                parent = shas[f"series-{i}"] = _commit(git_dir, parent, _subject(p.path), i)
+            _plumb(git_dir, "apply", "--cached", str(mutant))
+            parent = shas["bug"] = _commit(git_dir, parent, "bpf, lsm: register bpf_audit_log_start without "
+                                           "KF_RET_NULL (planted bug)", 10)
+            doc = "Documentation/bpf/index.rst"
+            first = _plumb(git_dir, "show", f"main:{doc}").splitlines()[0]
+            for i, word in enumerate(("one", "two"), 1):
+                new = f"{first} .. harmless {word}"
+                _plumb(git_dir, "apply", "--cached", "-", stdin=_harmless_diff(doc, first, new))
+                parent = shas[f"harmless-{i}"] = _commit(git_dir, parent, f"Documentation: harmless {word}", 10 + i)
+                first = new
+            (tmp / "refs.json").write_text(json.dumps(shas, indent=1))
+            os.rename(tmp, repo)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return repo, json.loads(refs.read_text())
+
+
+@pytest.fixture
+def demo_tree(kernel_options, tmp_path):
+    """A worktree of the demo repository on its own branch, removed after the test."""
+    from harness.source import SourceSpec, resolve
+
+    layout = kernel_options.layout()
+    src = resolve(SourceSpec.from_args(None, None), layout)  # the unpacked Debian 6.12 tarball
+    repo, shas = build_demo_repo(layout, src.path, src.identity, src.kernelversion)
+    git_dir = repo / "repo.git"
+    branch = f"bisect-test-{os.getpid()}"
+    tree = tmp_path / "linux"
+    _plumb(git_dir, "worktree", "prune")
+    _plumb(git_dir, "worktree", "add", "-q", "-b", branch, str(tree), shas["harmless-2"])
+    try:
+        yield tree, shas
+    finally:
+        _plumb(git_dir, "worktree", "remove", "--force", str(tree))
+        _plumb(git_dir, "branch", "-D", branch)
+
+
+@pytest.mark.slow
+@pytest.mark.vm
+def test_bisect_names_the_planted_bug_commit_and_leaves_the_tree_as_found(demo_tree, kernel_options):
+    tree, shas = demo_tree
+    before = tree_state(tree)
+    t0 = time.monotonic()
+    argv = [sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tree), "--good", shas["series-1"],
+            "--bad", "HEAD", "--retries", "2", "--cache-dir", str(kernel_options.layout().root), CASE]
+    out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-4000:]
+    assert f"first bad commit: {shas['bug']}" in out.stdout, text[-4000:]
+    assert "planted bug" in out.stdout
+    assert "failing cases: " in out.stdout and "unchecked_to_end" in out.stdout
+    steps = [line for line in out.stdout.splitlines() if line.startswith("[step] ") and " try " not in line
+             and "(exit" in line]
+    assert 2 <= len(steps) <= 4, text[-4000:]
+    assert tree_state(tree) == before, "bisect did not leave the tree on its branch and commit"
+    assert _git(tree, "status", "--porcelain", "--untracked-files=no") == ""
+    assert not (tree / _git(tree, "rev-parse", "--git-path", "BISECT_LOG")).exists()
+    print(f"bisect: {len(steps)} steps in {time.monotonic() - t0:.0f}s")
