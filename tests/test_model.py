@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The pure reference model of generated programs (harness/gen): hand-picked programs with known outcomes,
+and properties tying strategy, model, renderer, case parser and record judge together (no kernel)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from harness import audit, expect
+from harness.cases import parse_case_text
+from harness.gen import model, render, strategy
+from harness.gen.ast import ALLOW, BAD_NETIF, DENY, End, Exit, KptrStore, Log, Program, Start
+
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.expanduser("~/.cache/hypothesis/bpf-audit-harness"))
+PURE = settings(database=None, deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+LEADING = ("prog-id", "pid", "comm")
+FILE = ("path", "dev", "ino")
+
+
+def names(prog: Program) -> list[tuple[str, ...]]:
+    pred = model.predict(prog)
+    assert pred.run is not None, pred.summary()
+    return [rec.names for rec in pred.run.records]
+
+
+def rejected(prog: Program) -> model.Rejection:
+    pred = model.predict(prog)
+    assert pred.rejection is not None, pred.summary()
+    return pred.rejection
+
+
+# --- verifier rules ---------------------------------------------------------------------------------------------
+
+
+def test_checked_started_ended_loads_and_logs_in_call_order() -> None:
+    prog = Program("file_open", (Start(0), Log(0, "file"), Log(0, "cause", "denied"), End(0)), DENY)
+    pred = model.predict(prog)
+    assert pred.accepted and pred.run is not None
+    assert names(prog) == [LEADING + FILE + ("cause",)]
+    assert pred.run.verdict == DENY and pred.run.errno == 1
+
+
+def test_missing_end_is_rule_1() -> None:
+    r = rejected(Program("file_open", (Start(0), Log(0, "cause", "x"))))
+    assert (r.rule, r.messages) == (1, (model.MSG_UNRELEASED,))
+
+
+def test_double_end_and_use_after_end_are_rule_2() -> None:
+    assert rejected(Program("file_open", (Start(0), End(0), End(0)))).rule == 2
+    r = rejected(Program("file_open", (Start(0), End(0), Log(0, "cause", "x"))))
+    assert (r.rule, r.messages) == (2, (model.MSG_RELEASED,))
+
+
+def test_unchecked_context_is_rule_3_for_loggers_and_end() -> None:
+    assert rejected(Program("file_open", (Start(0, False), End(0)))).messages == (model.MSG_MAYBE_NULL,)
+    assert rejected(Program("file_open", (Start(0, False), Log(0, "file"), End(0)))).rule == 3
+
+
+def test_unchecked_context_never_used_is_a_leak() -> None:
+    assert rejected(Program("file_open", (Start(0, False),))).rule == 1
+
+
+def test_kptr_store_is_rule_4_with_the_btf_refusal_first() -> None:
+    r = rejected(Program("file_open", (Start(0), KptrStore(0), End(0))))
+    assert (r.rule, r.messages) == (4, (model.MSG_KPTR_BTF, model.MSG_KPTR))
+
+
+def test_an_earlier_error_wins_over_kptr_but_the_btf_refusal_is_still_logged() -> None:
+    r = rejected(Program("file_open", (Start(0), End(0), End(0), KptrStore(0))))
+    assert (r.rule, r.messages) == (2, (model.MSG_KPTR_BTF, model.MSG_RELEASED))
+
+
+def test_non_constant_cause_is_rule_7_with_the_message_of_its_kind() -> None:
+    stack = rejected(Program("file_open", (Start(0), Log(0, "cause", "x", "stack"), End(0))))
+    writable = rejected(Program("file_open", (Start(0), Log(0, "cause", "x", "writable"), End(0))))
+    assert (stack.rule, stack.messages) == (7, (model.MSG_CONST_STACK,))
+    assert (writable.rule, writable.messages) == (7, (model.MSG_CONST_WRITABLE,))
+
+
+def test_arg0_is_checked_before_the_cause_string() -> None:
+    assert rejected(Program("file_open", (Start(0, False), Log(0, "cause", "x", "stack"), End(0)))).rule == 3
+
+
+def test_exit_branch_that_skips_an_end_is_rule_1() -> None:
+    r = rejected(Program("file_open", (Start(0), Exit(()), End(0))))
+    assert r.rule == 1 and "exit branch" in r.reason
+
+
+def test_exit_branch_ending_everything_loads() -> None:
+    assert model.predict(Program("file_open", (Start(0), Exit((0,)), End(0)))).accepted
+
+
+def test_main_path_error_is_found_before_an_exit_branch_leak() -> None:
+    assert rejected(Program("file_open", (Start(0), Exit(()), End(0), End(0)))).rule == 2
+
+
+def test_side_paths_are_explored_last_pushed_first() -> None:
+    # two exit branches: the second one ends a released context (rule 2), the first leaks (rule 1)
+    prog = Program("file_open", (Start(0), Exit(()), End(0), Exit((0,))))
+    assert rejected(prog).rule == 2
+
+
+def test_null_branch_ends_the_other_open_contexts() -> None:
+    prog = Program("file_open", (Start(0), Start(1), Log(1, "cause", "b"), End(1), End(0)))
+    assert model.predict(prog).accepted
+    assert "if (!ac1) {\n\t\tbpf_audit_log_end(ac0);" in render.render(prog)
+
+
+# --- records ----------------------------------------------------------------------------------------------------
+
+
+def test_second_call_of_a_logger_logs_nothing_and_path_shares_the_file_field() -> None:
+    prog = Program("file_open", (Start(0), Log(0, "file"), Log(0, "path"), Log(0, "cap", 21), Log(0, "cap", 1),
+                                 End(0)))
+    assert names(prog) == [LEADING + FILE + ("capability",)]
+
+
+def test_a_rejected_argument_leaves_the_field_free() -> None:
+    prog = Program("file_open", (Start(0), Log(0, "cap", 4242), Log(0, "cap", 12), End(0)))
+    rec = model.predict(prog).run.records[0]  # type: ignore[union-attr]
+    assert [(f.name, f.value) for f in rec.fields[3:]] == [("capability", "12")]
+
+
+def test_net_loggers_bad_netif_short_addrlen_and_lo() -> None:
+    prog = Program("socket_connect", (Start(0), Log(0, "net_sockaddr", BAD_NETIF), Log(0, "net_sockaddr", 0, "short"),
+                                      Log(0, "net_sock", 1), Log(0, "net_sockaddr", 0), End(0)))
+    assert names(prog) == [LEADING + ("laddr", "lport", "netif", "daddr", "dest")]
+    assert model.predict(prog).run.errno == model.ECONNREFUSED  # type: ignore[union-attr]
+
+
+def test_inode_and_file_repeat_dev_and_ino() -> None:
+    prog = Program("file_open", (Start(0), Log(0, "inode", "file"), Log(0, "file"), End(0)))
+    assert names(prog) == [LEADING + ("name", "dev", "ino") + FILE]
+
+
+def test_two_contexts_give_records_in_end_order() -> None:
+    prog = Program("task_kill", (Start(0), Log(0, "cause", "first"), Start(1), Log(1, "task", "target"), End(1),
+                                 End(0)))
+    assert names(prog) == [LEADING + ("opid", "ocomm"), LEADING + ("cause",)]
+
+
+def test_taken_exit_ends_the_run_with_its_own_verdict() -> None:
+    prog = Program("inode_unlink", (Start(0), Log(0, "dentry"), Exit((0,), DENY, taken=True), Log(0, "cause", "no"),
+                                    End(0)),
+                   ALLOW)
+    run = model.predict(prog).run
+    assert run is not None and run.verdict == DENY and run.errno == 1
+    assert [r.names for r in run.records] == [LEADING + ("name", "dev", "ino")]
+
+
+def test_untrusted_strings_carry_their_wire_encoding() -> None:
+    prog = Program("file_open", (Start(0), Log(0, "cause", "has space"), End(0)))
+    cause = model.predict(prog).run.records[0].fields[3]  # type: ignore[union-attr]
+    assert (cause.value, cause.raw) == ("has space", "686173207370616365")
+
+
+# --- the pieces fit together -------------------------------------------------------------------------------------
+
+
+def _as_record(rec: model.RecordSpec, variables: dict[str, str], serial: int) -> audit.Record:
+    """The record a conforming kernel would print for `rec` (unknown values made up)."""
+    parts = []
+    for f in rec.fields:
+        value = f.value if f.value is not None else "4242"
+        value = value.replace("${", "{").format(**variables)
+        raw = f.raw if f.raw is not None else (
+            audit.encode_untrusted(value.encode()) if audit.is_untrusted_field(f.name) else value)
+        parts.append(f"{f.name}={raw}")
+    return audit.parse_netlink(1425, f"audit(1.0:{serial}): " + " ".join(parts), {1425: "BPF_LSM_ACCESS"})
+
+
+@PURE
+@given(strategy.programs())
+def test_every_generated_program_renders_to_a_case_that_accepts_the_model_s_own_records(prog: Program) -> None:
+    pred = model.predict(prog)
+    text = render.render(prog, pred)
+    case = parse_case_text(text, Path(f"/gen/{prog.setup.name}.bpf.c")).programs[0]
+    assert case.name == prog.setup.name
+    if pred.rejection is not None:
+        assert case.expect == "failure" and case.msgs == pred.rejection.messages
+        return
+    assert pred.run is not None and case.expect == "success" and case.expect_errno == pred.run.errno
+    variables = {"prog_id": "7", "pid": "100", "comm": prog.setup.comm, "target_pid": "101"}
+    records = [_as_record(r, variables, i) for i, r in enumerate(pred.run.records)]
+    verdict = expect.judge(records, case.expect_records, case.expect_no_records, variables)
+    assert verdict.ok, verdict.problems
+    if records:  # and a record with one field too many is refused
+        extra = records[:-1] + [_as_record(model.RecordSpec(pred.run.records[-1].fields + (
+            model.FieldSpec("faddr", "1.2.3.4"),)), variables, 99)]
+        assert not expect.judge(extra, case.expect_records, case.expect_no_records, variables).ok
+
+
+@pytest.mark.parametrize("hook", ["file_open", "file_ioctl", "inode_unlink", "task_kill", "socket_connect"])
+def test_empty_program_of_each_hook_renders_its_trigger_and_filter(hook: str) -> None:
+    prog = Program(hook, (), DENY)
+    case = parse_case_text(render.render(prog), Path("/gen/x.bpf.c")).programs[0]
+    assert case.trigger is not None and case.trigger.comm == prog.setup.comm
+    assert case.expect_errno == 1 and not case.expect_records and case.expect_no_records
