@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Matrix report building on JUnit files recorded from real runs: flaky by rerun, known failures, all outputs."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from harness import matrix_report as mr
+from harness.matrix_spec import KnownFailure
+
+DATA = Path(__file__).resolve().parent / "data" / "matrix"
+SERIAL = "cases/audit/serial.bpf.c::grouped_with_syscall"
+LACKS_SERIES = "kernel lacks bpf_audit_log_start (not in vmlinux BTF)"
+
+
+def load(name: str) -> list[mr.CaseResult]:
+    return mr.parse_junit((DATA / name).read_text())
+
+
+@pytest.fixture
+def timed_out():  # first try: the case's VM was killed by a 3 s --case-timeout (a lost VM)
+    return load("6.12-series-serial-case-timeout-lost-vm.junit.xml")
+
+
+@pytest.fixture
+def rerun_passed():  # the same case run again without the limit: passed
+    return load("6.12-series-serial-rerun-passes.junit.xml")
+
+
+def test_parse_failure_with_node_id(timed_out):
+    (r,) = timed_out
+    assert r.case == SERIAL
+    assert r.status == "fail"
+    assert r.message.startswith("LOST VM (not a verdict on the case): the case ran longer than --case-timeout=3s")
+    assert "console" in r.detail
+
+
+def test_parse_collection_error_keeps_the_file_and_is_not_rerunnable():
+    results = load("6.12-series-collection-error.junit.xml")
+    errors = [r for r in results if r.status == "error"]
+    assert len(results) == 86 and len(errors) == 1
+    (e,) = errors
+    assert e.case == "cases.verifier.kptr_store_task.bpf.c"
+    assert "__needs('task_kfuncs'): unknown feature" in e.detail
+    assert not mr.rerunnable(e.case)
+    assert all(mr.rerunnable(r.case) for r in results if r.status == "pass")
+
+
+def test_parse_without_node_ids_falls_back_to_classname():
+    # Recorded on Debian's 6.1 before the plugin wrote node ids into the JUnit properties.
+    results = load("6.1-debian-kptr-task-fails-no-nodeids.junit.xml")
+    by = {r.case: r for r in results}
+    fail = by["cases.verifier.kptr_store_task.bpf.c::kptr_store_task"]
+    assert fail.status == "fail" and "kernel rejected it" in fail.detail
+    statuses = [r.status for r in results]
+    assert (statuses.count("pass"), statuses.count("skip"), statuses.count("fail")) == (4, 81, 1)
+    assert {r.message for r in results if r.status == "skip"} == {LACKS_SERIES}
+
+
+def test_fail_then_pass_is_flaky(timed_out, rerun_passed):
+    cells, now_passing = mr.judge("6.12-series", timed_out, [rerun_passed])
+    (c,) = cells
+    assert c.status == "flaky"
+    assert c.attempts == ("fail", "pass")
+    assert c.reason.startswith("flaky: passed 1 of 2 tries; a failing try said: LOST VM")
+    assert now_passing == []
+
+
+def test_fail_on_every_try_is_a_failure(timed_out):
+    cells, _ = mr.judge("6.12-series", timed_out, [timed_out, timed_out])
+    (c,) = cells
+    assert (c.status, c.attempts) == ("fail", ("fail", "fail", "fail"))
+    assert c.reason.startswith("failed all 3 tries: LOST VM")
+
+
+def test_no_rerun_keeps_the_first_verdict(timed_out, rerun_passed):
+    assert mr.judge("k", timed_out)[0][0].status == "fail"
+    assert mr.judge("k", rerun_passed)[0][0].status == "pass"
+
+
+KF = KnownFailure(SERIAL, "6.12-series", "guest too slow for a 3 s case limit", "https://example.invalid/issues/8")
+
+
+def test_known_failure_becomes_xfail_with_its_reason(timed_out):
+    (c,), now_passing = mr.judge("6.12-series", timed_out, [], (KF,))
+    assert c.status == "xfail"
+    assert c.reason == "known failure: guest too slow for a 3 s case limit (https://example.invalid/issues/8)"
+    assert "LOST VM" in c.detail  # the original failure is kept
+    assert now_passing == []
+
+
+def test_known_failure_of_another_kernel_does_not_apply(timed_out):
+    (c,), _ = mr.judge("6.1-debian", timed_out, [], (KF,))
+    assert c.status == "fail"
+
+
+def test_known_failure_that_passes_is_reported_for_pruning(rerun_passed):
+    (c,), now_passing = mr.judge("6.12-series", rerun_passed, [], (KF,))
+    assert c.status == "pass"
+    assert now_passing == [(SERIAL, KF)]
+    assert "prune it" in c.reason
+
+
+def test_known_failure_that_is_flaky_is_also_reported(timed_out, rerun_passed):
+    (c,), now_passing = mr.judge("6.12-series", timed_out, [rerun_passed], (KF,))
+    assert c.status == "flaky" and now_passing == [(SERIAL, KF)]
+
+
+def _report(timed_out, rerun_passed) -> mr.Report:
+    """Two kernels: one with a flaky case, one with a known failure; plus a kernel that could not run."""
+    flaky, _ = mr.judge("6.12-series", timed_out, [rerun_passed])
+    series_61 = load("6.1-debian-kptr-task-fails-no-nodeids.junit.xml")
+    kf61 = KnownFailure("cases.verifier.kptr_store_task.bpf.c::*", "6.1-debian", "no bpf_task_acquire in 6.1",
+                        "https://example.invalid/kptr")
+    cells61, np61 = mr.judge("6.1-debian", series_61, [], (kf61,))
+    return mr.Report((
+        mr.KernelRun("6.12-series", "series", "6.12.117", tuple(flaky)),
+        mr.KernelRun("6.1-debian", "prebuilt", "6.1.0-56-amd64", tuple(cells61), now_passing=tuple(np61)),
+        mr.KernelRun("6.12-plain", "plain", error="build stage failed: make failed (exit 2)"),
+    ), generated="recorded")
+
+
+def test_junit_has_one_testsuite_per_kernel(timed_out, rerun_passed):
+    root = ET.fromstring(mr.to_junit(_report(timed_out, rerun_passed)))
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert list(suites) == ["6.12-series", "6.1-debian", "6.12-plain"]
+    (flaky,) = suites["6.12-series"].iter("testcase")
+    assert flaky.get("status") == "flaky" and flaky.find("failure") is None
+    assert "FLAKY (fail, pass)" in flaky.find("system-out").text
+    xfail = next(t for t in suites["6.1-debian"].iter("testcase") if t.get("status") == "xfail")
+    assert xfail.find("skipped").get("message") == "known failure: no bpf_task_acquire in 6.1 (https://example.invalid/kptr)"
+    assert int(suites["6.1-debian"].get("skipped")) == 82 and int(suites["6.1-debian"].get("failures")) == 0
+    (setup,) = suites["6.12-plain"].iter("testcase")
+    assert setup.find("error").get("message") == "build stage failed: make failed (exit 2)"
+    props = {p.get("name"): p.get("value") for p in suites["6.1-debian"].iter("property")}
+    assert props["release"] == "6.1.0-56-amd64" and props["count.pass"] == "4"
+
+
+def test_junit_output_parses_back(timed_out, rerun_passed):
+    again = mr.parse_junit(mr.to_junit(_report(timed_out, rerun_passed)))
+    by = {r.case: r.status for r in again}
+    assert by["cases.verifier.kptr_store_task.bpf.c::kptr_store_task"] == "skip"  # xfail is written as skipped
+    assert by[SERIAL] == "pass"  # flaky is a pass with status="flaky"
+
+
+def test_json_summary(timed_out, rerun_passed):
+    data = mr.to_json(_report(timed_out, rerun_passed))
+    json.dumps(data)
+    assert data["ok"] is False  # 6.12-plain could not run
+    k = {x["name"]: x for x in data["kernels"]}
+    assert k["6.12-series"]["flaky"] == [SERIAL]
+    assert k["6.1-debian"]["counts"] == {"pass": 4, "fail": 0, "error": 0, "skip": 81, "xfail": 1, "flaky": 0}
+    assert k["6.12-plain"]["error"].startswith("build stage failed")
+    assert data["cases"][SERIAL]["6.12-series"] == {
+        "status": "flaky", "reason": data["cases"][SERIAL]["6.12-series"]["reason"], "attempts": ["fail", "pass"]}
+    assert data["cases"][SERIAL]["6.1-debian"]["status"] == "missing"
+
+
+def test_ok_ignores_skip_xfail_and_flaky(timed_out, rerun_passed):
+    flaky, _ = mr.judge("a", timed_out, [rerun_passed])
+    assert mr.Report((mr.KernelRun("a", cells=tuple(flaky)),)).ok()
+    failed, _ = mr.judge("a", timed_out)
+    assert not mr.Report((mr.KernelRun("a", cells=tuple(failed)),)).ok()
+
+
+class Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[dict] = []
+        self.tables: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "td" and "cell" in (a.get("class") or ""):
+            self.cells.append(a)
+        if tag == "table":
+            self.tables.append(a)
+
+
+def test_html_table_has_a_cell_per_case_and_kernel_with_reasons(timed_out, rerun_passed):
+    page = mr.to_html(_report(timed_out, rerun_passed))
+    p = Cells()
+    p.feed(page)
+    assert [t.get("id") for t in p.tables] == ["matrix"]
+    assert len(p.cells) == 87 * 3  # 86 cases of the 6.1 run + the serial case, 3 kernels
+    flaky = [c for c in p.cells if c["data-status"] == "flaky"]
+    assert len(flaky) == 1 and flaky[0]["title"].startswith("flaky: passed 1 of 2 tries")
+    skip = [c for c in p.cells if c["data-kernel"] == "6.1-debian" and c["data-status"] == "skip"]
+    assert len(skip) == 81 and {c["title"] for c in skip} == {LACKS_SERIES}
+    assert all(c["data-status"] == "missing" for c in p.cells if c["data-kernel"] == "6.12-plain")
+    assert "known failure now passes" not in page
+    assert "could not run" in page
+
+
+def test_html_escapes_reasons():
+    cell = mr.Cell("t.py::x", "k", "fail", reason='<script>"x"</script>')
+    page = mr.to_html(mr.Report((mr.KernelRun("k", cells=(cell,)),)))
+    assert "<script>" not in page and "&lt;script&gt;&quot;x&quot;" in page
+
+
+def test_text_table(timed_out, rerun_passed):
+    text = mr.to_text(_report(timed_out, rerun_passed))
+    header = text.splitlines()[0].split()
+    assert header == ["case", "6.12-series", "6.1-debian", "6.12-plain"]
+    row = next(line for line in text.splitlines() if line.startswith(SERIAL))
+    assert row.split()[1:] == ["FLAKY", "-", "-"]
+    assert "6.1-debian (6.1.0-56-amd64): 4 pass, 81 skip, 1 xfail" in text
+    assert "6.12-plain (?): no results [ERROR: build stage failed: make failed (exit 2)]" in text
