@@ -200,3 +200,10 @@ def test_empty_program_of_each_hook_renders_its_trigger_and_filter(hook: str) ->
     case = parse_case_text(render.render(prog), Path("/gen/x.bpf.c")).programs[0]
     assert case.trigger is not None and case.trigger.comm == prog.setup.comm
     assert case.expect_errno == 1 and not case.expect_records and case.expect_no_records
+
+
+def test_trigger_errno_when_allowed_depends_on_the_trigger() -> None:
+    errnos = {hook: model.predict(Program(hook, ())).run.errno  # type: ignore[union-attr]
+              for hook in ("file_open", "file_ioctl", "inode_unlink", "task_kill", "socket_connect")}
+    assert errnos == {"file_open": 0, "file_ioctl": model.EFAULT, "inode_unlink": 0, "task_kill": 0,
+                      "socket_connect": model.ECONNREFUSED}
