@@ -284,12 +284,12 @@ table.matrix { border-collapse: collapse; }
 table.matrix th, table.matrix td { border: 1px solid #ccc; padding: 3px 8px; }
 table.matrix th.case, table.matrix td.case { text-align: left; font-family: ui-monospace, monospace; }
 table.matrix td.cell { text-align: center; font-weight: 600; min-width: 5em; cursor: help; }
-td.pass { background: #d8f0d8; color: #1d5e1d; }
-td.fail, td.error { background: #f6c9c9; color: #8a1010; }
-td.skip { background: #eeeeee; color: #666; }
-td.xfail { background: #fde9c4; color: #7a4d00; }
-td.flaky { background: #f4d6f4; color: #6d1d6d; }
-td.missing { background: #fff; color: #aaa; }
+.pass { background: #d8f0d8; color: #1d5e1d; }
+.fail, .error { background: #f6c9c9; color: #8a1010; }
+.skip { background: #eeeeee; color: #666; }
+.xfail { background: #fde9c4; color: #7a4d00; }
+.flaky { background: #f4d6f4; color: #6d1d6d; }
+.missing { background: #fff; color: #aaa; }
 tr.counts td { font-size: 12px; color: #444; }
 .legend span { display: inline-block; padding: 1px 8px; margin-right: 6px; border: 1px solid #ccc; }
 """
@@ -315,7 +315,7 @@ def to_html(report: Report) -> str:
             _e(k.error) if k.error else "",
             _e(", ".join(f"{n} {s}" for s, n in k.counts().items() if n) or ("ERROR" if k.error else "no results")))
         for k in report.kernels)
-    legend = "".join(f'<span class="{s}" style="background:inherit">{_e(SHORT[s])}: {s}</span>' for s in STATUSES)
+    legend = "".join(f'<span class="{s}">{_e(SHORT[s])}: {s}</span>' for s in STATUSES)
     notes = []
     for k in report.kernels:
         if k.error:
@@ -333,9 +333,10 @@ def to_html(report: Report) -> str:
         f"<h1>{_e(report.title)}</h1>\n<p>{_e(report.generated)} — hover a cell for its reason. "
         f"Overall: <b id=\"overall\">{'OK' if report.ok() else 'FAILURES'}</b></p>\n"
         f'<p class="legend">{legend}</p>\n'
-        f'<table class="matrix" id="matrix"><thead><tr><th class="case">case</th>{head}</tr></thead>\n<tbody>\n'
+        f'<table class="matrix" id="matrix"><thead><tr><th class="case">case</th>{head}</tr>\n'
+        f'<tr class="counts"><td class="case">counts</td>{counts}</tr></thead>\n<tbody>\n'
         + "\n".join(body)
-        + f'\n</tbody><tfoot><tr class="counts"><td class="case">counts</td>{counts}</tr></tfoot></table>\n'
+        + "\n</tbody></table>\n"
         + (f"<h2>Notes</h2><ul>{''.join(notes)}</ul>\n" if notes else "")
         + "</body></html>\n"
     )
