@@ -212,6 +212,53 @@ def bench_suite(ns: argparse.Namespace) -> dict:
     return out
 
 
+@section("audit")
+def bench_audit(ns: argparse.Namespace) -> dict:
+    """Audit records per second under load (rule 18): 5000 hook calls, each record received or counted lost; the
+    baseline is the same open loop with the program detached (how fast the guest opens files at all)."""
+    from harness import accel, audit, bpfobj, features
+    from harness.flood import flood, flood_command
+    from harness.runner import GuestSession, KernelUnderTest
+    from harness.scenario import BPF
+    from harness.vm import LocalVM, VMConfig
+
+    art = _default_artifact()
+    layout = KernelOptions().layout()
+    choice = accel.choose("auto", layout.state, art.bzimage)
+    kut = KernelUnderTest(release=art.release, features=features.from_vmlinux(art.vmlinux),
+                          audit_types=audit.parse_audit_h(art.audit_h.read_text()), vmlinux_h=art.vmlinux_h,
+                          type_tags=bpfobj.compiler_emits_type_tags(bpfobj.find_clang()))
+    rec_type = next(n for n, name in kut.audit_types.items() if name == "BPF_LSM_ACCESS")
+    calls = 5000
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-audit-", dir=ns.scratch))
+    out: dict = {"accel": choice.accel, "hook_calls": calls}
+    try:
+        with LocalVM(VMConfig(kernel=art.bzimage, accel=choice.accel), run_dir, name="audit",
+                     state_dir=layout.state) as vm:
+            session = GuestSession(vm)
+            session.ensure_audit()
+            bare = []
+            for _ in range(ns.repeat):
+                res = session.agent.request("trigger", timeout=660, guest_timeout=600, shell=flood_command(calls))
+                bare.append(float(res["elapsed"]))
+            loader = BPF(session, kut, layout.root / "objects")
+            prog = loader.load_and_attach(REPO_ROOT / "cases" / "audit" / "load.bpf.c", "load_flood")
+            runs = [flood(session, rec_type, prog.id, calls) for _ in range(ns.repeat)]
+            loader.close()
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    rates = [r.records_per_second for r in runs]
+    out.update({
+        "records_per_second": round(statistics.median(rates)),
+        "hook_calls_per_second": round(statistics.median(r.hook_calls_per_second for r in runs)),
+        "opens_per_second_no_program": round(calls / statistics.median(bare)),
+        "received": [r.received for r in runs], "lost": [r.lost for r in runs],
+        "all_accounted": all(r.accounted for r in runs),
+    })
+    out["ratio_hook_loop_vs_bare_loop"] = round(out["hook_calls_per_second"] / out["opens_per_second_no_program"], 3)
+    return out
+
+
 def _commit() -> str:
     res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
     return res.stdout.strip() or "unknown"
