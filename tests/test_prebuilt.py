@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Debian's prebuilt kernel as a matrix target: package parsing, and the real 6.1 artifact (BTF from the guest)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import audit, features, matrix_spec
+from harness.prebuilt import PrebuiltRequest, image_dependency, kernel_release_from_members
+
+
+def test_image_dependency_of_the_metapackage():
+    # `dpkg-deb -f linux-image-amd64_6.1.192-2_amd64.deb Depends`
+    assert image_dependency("linux-image-6.1.0-56-amd64 (= 6.1.192-2)") == ("linux-image-6.1.0-56-amd64", "6.1.192-2")
+    assert image_dependency("linux-image-6.1.0-56-amd64-unsigned | linux-image-6.1.0-56-amd64, kmod") == (
+        "linux-image-6.1.0-56-amd64-unsigned", None)
+    assert image_dependency("kmod, linux-base (>= 4.3~)") is None
+
+
+def test_kernel_release_from_package_members():
+    members = ["./boot/", "./boot/System.map-6.1.0-56-amd64", "./boot/vmlinuz-6.1.0-56-amd64", "./lib/modules/"]
+    assert kernel_release_from_members(members) == "6.1.0-56-amd64"
+    assert kernel_release_from_members(["./usr/share/doc/linux-image-amd64/copyright"]) is None
+
+
+def test_key_changes_with_what_is_booted():
+    a = PrebuiltRequest("linux-image-amd64", "6.1.192-2")
+    assert a.key() == PrebuiltRequest("linux-image-amd64", "6.1.192-2", accel="tcg").key()  # accel is not content
+    assert a.key() != PrebuiltRequest("linux-image-amd64", "6.1.176-1").key()
+    assert a.key() != PrebuiltRequest("linux-image-amd64", "6.1.192-2", ("lsm=bpf",)).key()
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_debian_61_artifact_has_guest_btf_and_features(kernel_options, tmp_path):
+    """Fetch (apt-get download), extract into the cache, boot once, copy the guest's BTF: a cache hit after."""
+    from harness.prebuilt import prepare
+
+    t = matrix_spec.load().get("6.1-debian")
+    res = prepare(PrebuiltRequest(t.package, t.version, t.append), kernel_options.layout(), tmp_path)
+    art = res.artifact
+    assert art.release == "6.1.0-56-amd64" and art.bzimage.is_file()
+    assert (art.dir / "root" / "lib" / "modules" / art.release / "modules.dep").is_file()
+    assert art.meta["image_package"] == "linux-image-6.1.0-56-amd64"
+    assert "bpf" in art.meta["guest_lsm"].split(",")  # Debian's CONFIG_LSM ends in bpf: no lsm= needed
+    assert "audit=1" in art.meta["guest_cmdline"].split()
+    assert "struct task_struct {" in art.vmlinux_h.read_text()
+    feats = features.from_vmlinux(art.vmlinux)
+    assert feats.missing("bpf_audit") == "kernel lacks bpf_audit_log_start (not in vmlinux BTF)"
+    assert feats.missing("bpf_lsm") is None
+    assert feats.missing("task_kfuncs") == "kernel lacks bpf_task_acquire (not in vmlinux BTF)"
+    types = audit.parse_audit_h(art.audit_h.read_text())
+    assert types[1400] == "AVC"  # the uapi audit.h of the same source version (linux-libc-dev 6.1.192-2)
+    assert 1425 not in types  # the series' AUDIT_BPF_LSM_ACCESS number is not in 6.1's header
+    again = prepare(PrebuiltRequest(t.package, t.version, t.append), kernel_options.layout(), tmp_path)
+    assert again.cache_hit and again.artifact.dir == art.dir
