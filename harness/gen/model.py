@@ -2,10 +2,10 @@
 """Pure reference model: what a conforming 6.12 kernel does with a generated program (verdict, message, records).
 
 Built from the spec (../shared/spec/bpf-audit-kfuncs.md) and what the hand-written cases prove the reference
-series does; no kernel, no I/O. The verifier is modelled as it explores an LSM program: the main path
-(straight through, every exit branch not taken) first, then the side paths it pushed on the way (each
-`if (!ac)` NULL branch and each `if (prop_exit_N)` branch), last pushed first. The first error found is the
-one reported.
+series does; no kernel, no I/O. The verifier is modelled as it explores a program: depth first, the
+fall-through of each conditional jump before its target (pushed, walked later, last pushed first); the first
+error found is the one reported. Which side of an `if` is the fall-through is clang's choice, so where that
+decides the first error the prediction lists every possibility (see verify()).
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ class Rejection:
     rule: int
     messages: tuple[str, ...]  # substrings, in the order they appear (libbpf's log, then the verifier's)
     reason: str  # which operation, on which path
+    # other (rule, message) the verifier reports instead when clang lays the branches out differently
+    alternatives: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def rules(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys((self.rule,) + tuple(r for r, _ in self.alternatives)))
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,8 @@ class Prediction:
     def summary(self) -> str:
         if self.rejection is not None:
             r = self.rejection
-            return f"rejected (rule {r.rule}: {r.reason}) with {' / '.join(map(repr, r.messages))}"
+            alt = "".join(f", or rule {rule} {msg!r} (block layout)" for rule, msg in r.alternatives)
+            return f"rejected (rule {r.rule}: {r.reason}) with {' / '.join(map(repr, r.messages))}{alt}"
         assert self.run is not None
         recs = "; ".join(" ".join(rec.names) for rec in self.run.records) or "no record"
         verdict = "-EPERM" if self.run.verdict else "0"
@@ -206,21 +213,50 @@ def _side_path(states: dict[int, str], op, i: int) -> None:
         _exit_check(states, f"the exit branch of {where}")
 
 
-def verify(prog: Program) -> Rejection | None:
-    messages: tuple[str, ...] = (MSG_KPTR_BTF,) if prog.uses_kptr else ()
+def _explore(prog: Program, layout: tuple[bool, ...]) -> _Reject | None:
+    """The first error of one exploration order. layout[k]: exit branch k is the fall-through (the verifier
+    walks it first, right at the branch) rather than the jump target (pushed, walked after the main path,
+    last pushed first). NULL branches are left out: by construction their paths hold no error."""
     states: dict[int, str] = {}
     pushed: list[tuple[dict[int, str], object, int]] = []
+    k = 0
     try:
         for i, op in enumerate(prog.ops):
-            if (isinstance(op, Start) and op.null_check) or isinstance(op, Exit):
+            if isinstance(op, Start) and op.null_check:
                 pushed.append((dict(states), op, i))
+            elif isinstance(op, Exit):
+                if layout[k]:
+                    _side_path(dict(states), op, i)
+                else:
+                    pushed.append((dict(states), op, i))
+                k += 1
             _step_main(states, op, i)
         _exit_check(states, "the main path's return")
         for saved, op, i in reversed(pushed):
             _side_path(saved, op, i)
     except _Reject as r:
-        return Rejection(r.rule, messages + (r.message,), r.reason)
+        return r
     return None
+
+
+def verify(prog: Program) -> Rejection | None:
+    """The verifier's verdict. Which branch of an `if` clang lays out as the fall-through is the compiler's
+    choice (__builtin_expect does not pin it), and the verifier walks the fall-through first: when the first
+    error depends on that, the rejection lists the other possible (rule, message) pairs as alternatives."""
+    prefix: tuple[str, ...] = (MSG_KPTR_BTF,) if prog.uses_kptr else ()
+    n_exits = sum(isinstance(op, Exit) for op in prog.ops)
+    found: list[_Reject] = []
+    for bits in range(2 ** n_exits):
+        r = _explore(prog, tuple(bool(bits >> k & 1) for k in range(n_exits)))
+        if r is None:
+            if found:
+                raise AssertionError(f"exploration orders disagree on acceptance (model bug): {prog}")
+            return None
+        if all((r.rule, r.message) != (f.rule, f.message) for f in found):
+            found.append(r)
+    first = found[0]  # every branch the jump target: the main path first
+    return Rejection(first.rule, prefix + (first.message,), first.reason,
+                     tuple((f.rule, f.message) for f in found[1:]))
 
 
 # --- run time ---------------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from harness.gen import model
 from harness.gen.ast import DENY, IOCTL_CMD, End, Exit, KptrStore, Log, Program, Start
 
@@ -157,6 +159,11 @@ def _body(prog: Program) -> list[str]:
     return lines
 
 
+def _regex_literal(text: str) -> str:
+    """`text` as a regex matching itself, escaping only what is special (readable in an annotation)."""
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
+
+
 def _q(text: str) -> str:
     return c_string(text)
 
@@ -205,8 +212,13 @@ def annotations(prog: Program, pred: model.Prediction, description: str) -> list
         needs.append('"btf_type_tag"')
     out = [f"__description({_q(description)})"]
     if pred.rejection is not None:
-        out.append(f"__rule({pred.rejection.rule})" + (f" __needs({', '.join(needs)})" if needs else ""))
-        out.append("__failure " + " ".join(f"__msg({_q(m)})" for m in pred.rejection.messages))
+        rej = pred.rejection
+        out.append(" ".join(f"__rule({r})" for r in rej.rules) + (f" __needs({', '.join(needs)})" if needs else ""))
+        msgs = list(rej.messages)
+        if rej.alternatives:  # the verifier's first error depends on clang's block layout: any of them
+            either = dict.fromkeys([msgs[-1]] + [m for _, m in rej.alternatives])
+            msgs[-1] = "{{" + "|".join(_regex_literal(m) for m in either) + "}}"
+        out.append("__failure " + " ".join(f"__msg({_q(m)})" for m in msgs))
         return out
     assert pred.run is not None
     if needs:
