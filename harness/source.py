@@ -71,7 +71,7 @@ def _kernelversion(tree: Path) -> str:
         raise SourceError(f"{tree} is not a kernel tree (no top-level Makefile).") from e
     parts = {}
     for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
-        m = re.search(rf"^{key}\s*=\s*(\S*)", text, re.M)
+        m = re.search(rf"^{key}[ \t]*=[ \t]*(\S*)", text, re.M)  # [ \t]: an empty value must not eat the newline
         parts[key] = m.group(1) if m else ""
     if not parts["VERSION"]:
         raise SourceError(f"{tree}/Makefile has no VERSION line: not a kernel tree.")

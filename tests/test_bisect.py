@@ -4,6 +4,7 @@
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -99,7 +100,8 @@ _IDENT = {"GIT_AUTHOR_NAME": "bpf-audit-harness", "GIT_AUTHOR_EMAIL": "harness@e
           "GIT_COMMITTER_NAME": "bpf-audit-harness", "GIT_COMMITTER_EMAIL": "harness@example.invalid"}
 
 
-def _plumb(git_dir: Path, *args: str, stdin: str | None = None, when: int = 0, work_tree: Path | None = None) -> str:
+def _plumb(git_dir: Path, *args: str, stdin: str | None = None, when: int = 0, work_tree: Path | None = None,
+           strip: bool = True) -> str:
     """git with a fixed identity and date and no user or system config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     date = f"{1767225600 + when * 3600} +0000"  # 2026-01-01, one hour per commit
@@ -109,7 +111,7 @@ def _plumb(git_dir: Path, *args: str, stdin: str | None = None, when: int = 0, w
     out = subprocess.run(argv, input=stdin, env=env, capture_output=True, text=True, cwd=work_tree)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: {out.stderr}")
-    return out.stdout.strip()
+    return out.stdout.strip() if strip else out.stdout
 
 
 def _commit(git_dir: Path, parent: str | None, message: str, when: int) -> str:
@@ -121,15 +123,11 @@ def _commit(git_dir: Path, parent: str | None, message: str, when: int) -> str:
 
 
 def _subject(patch: Path) -> str:
-    for line in patch.read_text().splitlines():
-        if line.startswith("Subject:"):
-            return line.split("]", 1)[-1].strip() if "]" in line else line[len("Subject:"):].strip()
-    return patch.stem
-
-
-def _harmless_diff(path: str, old_line: str, new_line: str) -> str:
-    """A one-line patch of a Documentation file (not built into the kernel)."""
-    return (f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -1,1 +1,1 @@\n-{old_line}\n+{new_line}\n")
+    """The patch's Subject header, unfolded, without the [PATCH n/m] tag."""
+    m = re.search(r"^Subject: (.*(?:\n[ \t].*)*)", patch.read_text(), re.M)
+    if not m:
+        return patch.stem
+    return re.sub(r"^\[[^]]*\]\s*", "", re.sub(r"\s*\n[ \t]+", " ", m.group(1))).strip()
 
 
 def build_demo_repo(layout, source_tree: Path, identity: str, version: str) -> tuple[Path, dict[str, str]]:
@@ -164,7 +162,7 @@ def build_demo_repo(layout, source_tree: Path, identity: str, version: str) -> t
             git_dir = tmp / "repo.git"
             subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)
             _plumb(git_dir, "add", "-A", "-f", ".", work_tree=source_tree)
-            shas = {"base": _commit(git_dir, None, f"Linux {version} (Debian linux-source-6.12)", 0)}
+            shas = {"base": _commit(git_dir, None, f"Linux {version} (Debian linux-source-6.12 as unpacked)", 0)}
             parent = shas["base"]
             for i, p in enumerate(series.patches, 1):
                 _plumb(git_dir, "apply", "--cached", str(p.path))
@@ -172,13 +170,13 @@ def build_demo_repo(layout, source_tree: Path, identity: str, version: str) -> t
             _plumb(git_dir, "apply", "--cached", str(mutant))
             parent = shas["bug"] = _commit(git_dir, parent, "bpf, lsm: register bpf_audit_log_start without "
                                            "KF_RET_NULL (planted bug)", 10)
-            doc = "Documentation/bpf/index.rst"
-            first = _plumb(git_dir, "show", f"main:{doc}").splitlines()[0]
+            doc = "Documentation/bpf/index.rst"  # not part of any build
+            text = _plumb(git_dir, "cat-file", "blob", f"main:{doc}", strip=False)
             for i, word in enumerate(("one", "two"), 1):
-                new = f"{first} .. harmless {word}"
-                _plumb(git_dir, "apply", "--cached", "-", stdin=_harmless_diff(doc, first, new))
+                text += f"\n.. harmless comment {word}\n"
+                blob = _plumb(git_dir, "hash-object", "-w", "--stdin", stdin=text)
+                _plumb(git_dir, "update-index", "--cacheinfo", f"100644,{blob},{doc}")
                 parent = shas[f"harmless-{i}"] = _commit(git_dir, parent, f"Documentation: harmless {word}", 10 + i)
-                first = new
             (tmp / "refs.json").write_text(json.dumps(shas, indent=1))
             os.rename(tmp, repo)
         finally:
