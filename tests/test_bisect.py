@@ -225,3 +225,55 @@ def test_bisect_names_the_planted_bug_commit_and_leaves_the_tree_as_found(demo_t
     assert _git(tree, "status", "--porcelain", "--untracked-files=no") == ""
     assert not (tree / _git(tree, "rev-parse", "--git-path", "BISECT_LOG")).exists()
     print(f"bisect: {len(steps)} steps in {time.monotonic() - t0:.0f}s")
+
+
+def _toy_history(tree: Path, n: int = 4) -> list[str]:
+    """A git tree whose Makefile is no kernel: every build fails at `make allnoconfig`."""
+    _git(tree, "init", "-q", "-b", "work")
+    shas = []
+    for i in range(n):
+        (tree / "Makefile").write_text(f"VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = {i}\n")
+        _git(tree, "add", "Makefile")
+        _git(tree, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"step {i}")
+        shas.append(_git(tree, "rev-parse", "HEAD"))
+    return shas
+
+
+def test_commits_that_do_not_build_are_skipped_and_the_tree_is_reset(tmp_path):
+    """Real git bisect run with the real step: every build fails (125), so git cannot name one commit."""
+    tree = tmp_path / "toy"
+    tree.mkdir()
+    shas = _toy_history(tree)
+    before = tree_state(tree)
+    argv = [sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tree), "--good", shas[0],
+            "--bad", shas[-1], "--cache-dir", str(tmp_path / "cache"), "cases/verifier/null_unchecked.bpf.c"]
+    out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "inconclusive: skipped commits hide the first bad one" in out.stdout, out.stdout
+    assert out.stdout.count("build failed (config)") >= 2, out.stdout
+    assert tree_state(tree) == before
+    assert not (tree / _git(tree, "rev-parse", "--git-path", "BISECT_LOG")).exists()
+
+
+def test_ctrl_c_during_a_step_still_resets_the_tree(tmp_path):
+    import signal
+
+    tree = tmp_path / "toy"
+    tree.mkdir()
+    shas = _toy_history(tree, 8)
+    _git(tree, "checkout", "-q", "-b", "other", shas[2])  # not at the tip: the reset must come back here
+    before = tree_state(tree)
+    argv = [sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tree), "--good", shas[0],
+            "--bad", shas[-1], "--cache-dir", str(tmp_path / "cache"), "cases/verifier/null_unchecked.bpf.c"]
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("[step] "):
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+            break
+    rest = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert tree_state(tree) == before, "".join(seen) + rest
+    assert not (tree / _git(tree, "rev-parse", "--git-path", "BISECT_LOG")).exists()
