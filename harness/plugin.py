@@ -43,6 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Case items carry these marks in any project, not only in one whose ini file declares them.
     config.addinivalue_line("markers", "vm: needs a booted guest (boots the cached kernel under QEMU)")
     config.addinivalue_line("markers", "slow: builds a kernel or boots several guests")
+    if config.getoption("--case-timeout") < 0:
+        raise pytest.UsageError("--case-timeout must be a number of seconds >= 0 (0: no limit).")
     # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
     config._harness_cache_root = (config.getoption("--harness-cache") or cache_root()).resolve()
     config._harness_kernel_target = _kernel_target(config)
