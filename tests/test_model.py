@@ -221,3 +221,17 @@ def test_trigger_errno_when_allowed_depends_on_the_trigger() -> None:
               for hook in ("file_open", "file_ioctl", "inode_unlink", "task_kill", "socket_connect")}
     assert errnos == {"file_open": 0, "file_ioctl": model.EFAULT, "inode_unlink": 0, "task_kill": 0,
                       "socket_connect": model.ECONNREFUSED}
+
+
+def test_field_sequence_mismatch_compares_every_record_in_order() -> None:
+    prog = Program("file_open", (Start(0), Log(0, "cause", "a"), Start(1), End(1), End(0)))
+    run = model.predict(prog).run
+    assert run is not None
+    types = {1425: "BPF_LSM_ACCESS"}
+    first = audit.parse_netlink(1425, 'audit(1.0:1): prog-id=3 pid=5 comm="x"', types)
+    second = audit.parse_netlink(1425, 'audit(1.0:2): prog-id=3 pid=5 comm="x" cause="a"', types)
+    other = audit.parse_netlink(1300, "audit(1.0:2): arch=c000003e syscall=2", {1300: "SYSCALL"})
+    assert model.field_sequence_mismatch(run, [first, other, second]) is None
+    assert "expected" in (model.field_sequence_mismatch(run, [second, first]) or "")
+    extra = audit.parse_netlink(1425, 'audit(1.0:2): prog-id=3 pid=5 comm="x" cause="a" zz=1', types)
+    assert model.field_sequence_mismatch(run, [first, extra]) is not None

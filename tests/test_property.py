@@ -53,6 +53,20 @@ def write_found_case(fail: Failure, where: Path, kernel: str, how: str) -> Path:
     return path
 
 
+def _read_records(outcome, kut) -> list:
+    """The records the runner saved for one case (records.txt: "<type> <netlink text>" per line)."""
+    from harness import audit
+
+    path = outcome.files.get("audit records")
+    if path is None:
+        return []
+    out = []
+    for line in Path(path).read_text().splitlines():
+        kind, _, text = line.partition(" ")
+        out.append(audit.parse_netlink(int(kind) if kind.lstrip("-").isdigit() else kind, text, kut.audit_types))
+    return out
+
+
 def test_generated_programs_match_the_model(kernel_under_test, case_session, case_log_root, case_objects,
                                             pytestconfig, capsys, request):
     from harness import bpfobj, runner
@@ -99,6 +113,10 @@ def test_generated_programs_match_the_model(kernel_under_test, case_session, cas
         if outcome.status == "lost":
             lost.append(outcome.summary)
             request.getfixturevalue("vm_pool").discard("lost during the property")
+        if outcome.status == "passed" and pred.run is not None:
+            problem = model.field_sequence_mismatch(pred.run, _read_records(outcome, kernel_under_test))
+            if problem:
+                outcome = runner.Outcome("failed", problem.split("\n", 1)[0], [("records", problem)], outcome.files)
         if outcome.status != "passed":
             failures.append(Failure(prog, pred, outcome.summary, outcome.report()))
             raise AssertionError(f"kernel and model disagree on {path}:\nexpected {pred.summary()}\n"

@@ -357,3 +357,16 @@ def predict(prog: Program) -> Prediction:
     if rejection is not None:
         return Prediction(rejection=rejection)
     return Prediction(run=run(prog))
+
+
+def field_sequence_mismatch(run: Run, records) -> str | None:
+    """Compare the BPF_LSM_ACCESS records a run produced (harness.audit.Record, in arrival order) with the
+    prediction: the same number, in the same order, each with exactly the predicted field names in order
+    (stricter than the case annotations, which cannot rule out a field the model has never heard of)."""
+    got = [r.field_names() for r in records if r.is_type("BPF_LSM_ACCESS")]
+    want = [rec.names for rec in run.records]
+    if got == want:
+        return None
+    show = "\n".join(f"  {' '.join(names)}" for names in got) or "  (none)"
+    expected = "\n".join(f"  {' '.join(names)}" for names in want) or "  (none)"
+    return f"BPF_LSM_ACCESS field names, record by record, expected:\n{expected}\ngot:\n{show}"
