@@ -67,3 +67,48 @@ def test_no_qemu_left_after_ctrl_c(kernel_artifact, kernel_options, tmp_path):
     while time.monotonic() < deadline and any(_running(p) for p in pids):
         time.sleep(0.2)
     assert [p for p in pids if _running(p)] == [], f"QEMU survived Ctrl-C:\n{out[-2000:]}"
+
+
+XDIST_INNER = """\
+import json, os, time
+import pytest
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_holds_a_vm(vm, n):
+    open(os.path.join({out!r}, f"pids-{{n}}.json"), "w").write(json.dumps(vm.qemu_pids()))
+    time.sleep(600)
+"""
+
+
+def test_ctrl_c_with_xdist_workers_leaves_no_qemu_and_no_temp_dir(kernel_artifact, kernel_options, tmp_path):
+    """A terminal's Ctrl-C goes to the whole foreground process group: the controller and both workers."""
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    out.mkdir()
+    tmp.mkdir()
+    (tmp_path / "test_inner.py").write_text(XDIST_INNER.format(out=str(out)))
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+                             "test_inner.py", "--harness-cache", str(kernel_options.layout().root)],
+                            cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("pids-*.json"))) < 2:
+            time.sleep(0.5)
+        time.sleep(1)  # let both files be written completely
+        pids = [p for f in out.glob("pids-*.json") for p in json.loads(f.read_text())]
+        assert len(pids) == 2 and all(_running(p) for p in pids), proc.poll() or pids
+        os.killpg(proc.pid, signal.SIGINT)
+        text, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(p) for p in pids):
+        time.sleep(0.2)
+    assert [p for p in pids if _running(p)] == [], f"QEMU survived Ctrl-C:\n{text[-2000:]}"
+    # pytest's own basetemp (pytest-of-<user>/, made by xdist for its workers) is kept by design; the run's
+    # tempfiles (keys, sockets, anything vng or the harness makes) must not be, in it or beside it
+    assert [p.name for p in tmp.iterdir() if not p.name.startswith("pytest-of-")] == []
+    assert [p for p in tmp.rglob("*") if not p.is_dir()] == [], "the session left temporary files behind"
