@@ -189,6 +189,7 @@ def _make(req: BuildRequest, tree: Path, log: Path, progress: bool) -> None:
     _say(progress, f"[build] {quoted(argv)}  (full output: {log})")
     t0 = time.monotonic()
     tail: deque[str] = deque(maxlen=60)
+    errors: list[str] = []  # with -j, other jobs' lines bury the error in the tail: keep the first ones
     objects = 0
     last_print = 0.0
     is_tty = sys.stderr.isatty()
@@ -201,6 +202,8 @@ def _make(req: BuildRequest, tree: Path, log: Path, progress: bool) -> None:
             for line in proc.stdout:
                 f.write(line)
                 tail.append(line)
+                if len(errors) < 20 and _ERROR_LINE.search(line):
+                    errors.append(line)
                 if line.startswith("  CC ") or line.startswith("  AS "):
                     objects += 1
                 now = time.monotonic()
@@ -216,12 +219,18 @@ def _make(req: BuildRequest, tree: Path, log: Path, progress: bool) -> None:
     if progress and is_tty:
         print(file=sys.stderr)
     if rc != 0:
+        first = f"First errors:\n{''.join(errors)[:3000]}" if errors else ""
         raise BuildError(
-            f"make failed (exit {rc}) after {time.monotonic() - t0:.0f}s. Last lines:\n{''.join(tail)[-3000:]}",
+            f"make failed (exit {rc}) after {time.monotonic() - t0:.0f}s. {first}"
+            f"Last lines:\n{''.join(tail)[-3000:]}",
             log_path=log,
             output="".join(tail),
         )
     _say(progress, f"[build] done: {objects} objects in {time.monotonic() - t0:.0f}s")
+
+
+# gcc/ld/make error lines ("file.c:3:2: error: ...", "make[2]: *** [...] Error 1")
+_ERROR_LINE = re.compile(r"(?:: (?:fatal )?error: |\*\*\* .*Error \d+|undefined reference to )")
 
 
 def _collect(tree: Path, staged: Path, log: Path) -> None:
