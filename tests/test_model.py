@@ -235,3 +235,14 @@ def test_field_sequence_mismatch_compares_every_record_in_order() -> None:
     assert "expected" in (model.field_sequence_mismatch(run, [second, first]) or "")
     extra = audit.parse_netlink(1425, 'audit(1.0:2): prog-id=3 pid=5 comm="x" cause="a" zz=1', types)
     assert model.field_sequence_mismatch(run, [first, extra]) is not None
+
+
+def test_found_case_is_a_case_file_saying_expected_and_observed() -> None:
+    prog = Program("file_open", (Start(0, False), End(0)))
+    pred = model.predict(prog)
+    text = render.found_case(prog, pred, "it loaded (prog ids [12])", "report */ with a comment end",
+                             "6.12.117", "pytest tests/test_property.py")
+    case = parse_case_text(text, Path(f"/found/{prog.setup.name}.bpf.c")).programs[0]
+    assert case.expect == "failure" and case.msgs == (model.MSG_MAYBE_NULL,)
+    assert "expected rejected (rule 3" in case.description and "observed it loaded" in case.description
+    assert "Start(ctx=0, null_check=False)" in text and "report * / with a comment end" in text

@@ -36,20 +36,11 @@ def found_dir() -> Path:
 
 
 def write_found_case(fail: Failure, where: Path, kernel: str, how: str) -> Path:
-    """The shrunk program as a case file: the model's prediction as its annotations (so the normal suite
-    fails on it the same way until kernel or model is fixed), observed vs expected in its description."""
     from harness.gen import render
 
-    prog = fail.prog
-    desc = (f"found by tests/test_property.py on {kernel}: expected {fail.prediction.summary()}; "
-            f"observed {fail.observed}")
-    comment = "\n".join([
-        "Shrunk by hypothesis from a generated program; the annotations hold the reference model's",
-        "prediction (harness/gen/model.py). Reproduce: " + how, "",
-        "Operations:", prog.describe(), "", "What the kernel did:", fail.report])
     where.mkdir(parents=True, exist_ok=True)
-    path = where / f"{prog.setup.name}.bpf.c"
-    path.write_text(render.render(prog, fail.prediction, description=desc, comment=comment))
+    path = where / f"{fail.prog.setup.name}.bpf.c"
+    path.write_text(render.found_case(fail.prog, fail.prediction, fail.observed, fail.report, kernel, how))
     return path
 
 

@@ -277,3 +277,15 @@ def render(prog: Program, pred: model.Prediction | None = None, description: str
     out += [("\t" + line) if line else "" for line in _body(prog)]
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def found_case(prog: Program, pred: model.Prediction, observed: str, report: str, kernel: str, how: str) -> str:
+    """The case file for a program on which kernel and model disagreed: the model's prediction as its
+    annotations (the suite fails on it the same way until kernel or model is fixed), expected vs observed
+    in its description, the operations and the kernel's full report in a comment."""
+    desc = f"found by tests/test_property.py on {kernel}: expected {pred.summary()}; observed {observed}"
+    comment = "\n".join([
+        "Shrunk by hypothesis from a generated program; the annotations hold the reference model's",
+        "prediction (harness/gen/model.py). Reproduce: " + how, "",
+        "Operations:", prog.describe(), "", "What the kernel did:", report])
+    return render(prog, pred, description=desc, comment=comment.replace("*/", "* /"))
