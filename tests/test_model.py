@@ -246,3 +246,16 @@ def test_found_case_is_a_case_file_saying_expected_and_observed() -> None:
     assert case.expect == "failure" and case.msgs == (model.MSG_MAYBE_NULL,)
     assert "expected rejected (rule 3" in case.description and "observed it loaded" in case.description
     assert "Start(ctx=0, null_check=False)" in text and "report * / with a comment end" in text
+
+
+def test_starting_an_open_context_again_loses_the_first_reference() -> None:
+    r = rejected(Program("file_open", (Start(0), Start(0), End(0))))
+    assert r.rule == 1 and "overwritten" in r.reason
+
+
+def test_the_null_branch_of_a_second_start_leaks_an_overwritten_context() -> None:
+    # the main path fails (rule 3) at the end of the unchecked restart, the NULL branch leaks (rule 1)
+    r = rejected(Program("file_open", (Start(0), Start(0, False), End(0))))
+    assert r.rules == (3,)  # the unchecked start has no NULL branch: only the main path
+    r = rejected(Program("file_open", (Start(0), Start(0), Log(0, "cause", "x", "stack"), End(0))))
+    assert r.rule == 7 and r.alternatives == ((1, model.MSG_UNRELEASED),)

@@ -53,6 +53,8 @@ TMPFS_DEV = "tmpfs"  # sb->s_id of a tmpfs superblock
 CLAIMS = {"cause": "cause", "cap": "cap", "path": "path", "file": "path", "ioctl_op": "ioctl", "dentry": "dentry",
           "inode": "inode", "task": "task", "net_sock": "net_sock", "net_sockaddr": "net_sockaddr"}
 
+LOST_BASE = 100  # state keys from here on: references whose variable was overwritten by a new start
+
 # Context states along one verifier path.
 UNSET, MAYBE_NULL, OPEN, RELEASED = "unset", "maybe_null", "open", "released"
 
@@ -146,13 +148,14 @@ def _end(states: dict[int, str], ctx: int, what: str) -> None:
 def _exit_check(states: dict[int, str], where: str) -> None:
     leaked = [c for c, st in sorted(states.items()) if st in (OPEN, MAYBE_NULL)]
     if leaked:
-        names = ", ".join(f"ac{c}" for c in leaked)
+        names = ", ".join(f"ac{c}" if c < LOST_BASE else "an overwritten context" for c in leaked)
         raise _Reject(1, MSG_UNRELEASED, f"{names} not ended on {where}")
 
 
 def null_path_cleanup(states: dict[int, str], ctx: int) -> tuple[tuple[int, bool], ...]:
     """What the `if (!ac<ctx>)` branch ends before returning: (other ctx, needs its own NULL check)."""
-    return tuple((c, st == MAYBE_NULL) for c, st in sorted(states.items()) if c != ctx and st in (OPEN, MAYBE_NULL))
+    return tuple((c, st == MAYBE_NULL) for c, st in sorted(states.items())
+                 if c != ctx and c < LOST_BASE and st in (OPEN, MAYBE_NULL))
 
 
 def static_states(prog: Program) -> list[dict[int, str]]:
@@ -173,11 +176,16 @@ def static_states(prog: Program) -> list[dict[int, str]]:
     return out
 
 
+def _overwrite(states: dict[int, str], ctx: int) -> None:
+    """ac<ctx> = ...: if it held a reference, that reference is lost for good (it can never be ended)."""
+    if states.get(ctx, UNSET) in (OPEN, MAYBE_NULL):
+        states[LOST_BASE + sum(c >= LOST_BASE for c in states)] = states[ctx]
+
+
 def _step_main(states: dict[int, str], op, i: int) -> None:
     where = f"op {i + 1}"
     if isinstance(op, Start):
-        if states.get(op.ctx, UNSET) in (OPEN, MAYBE_NULL):
-            raise ValueError(f"{where}: ac{op.ctx} started again while open (generator bug)")
+        _overwrite(states, op.ctx)
         states[op.ctx] = OPEN if op.null_check else MAYBE_NULL
     elif isinstance(op, Log):
         _use(states, op.ctx, f"{where} bpf_audit_log_{op.logger}")
@@ -200,6 +208,7 @@ def _side_path(states: dict[int, str], op, i: int) -> None:
     states = dict(states)
     where = f"op {i + 1}"
     if isinstance(op, Start) and op.null_check:
+        _overwrite(states, op.ctx)
         states[op.ctx] = UNSET  # NULL: the acquired reference is dropped with it
         for c, check in null_path_cleanup(states, op.ctx):
             if not check:
@@ -213,48 +222,63 @@ def _side_path(states: dict[int, str], op, i: int) -> None:
         _exit_check(states, f"the exit branch of {where}")
 
 
-def _explore(prog: Program, layout: tuple[bool, ...]) -> _Reject | None:
-    """The first error of one exploration order. layout[k]: exit branch k is the fall-through (the verifier
-    walks it first, right at the branch) rather than the jump target (pushed, walked after the main path,
-    last pushed first). NULL branches are left out: by construction their paths hold no error."""
+def _events(prog: Program) -> list[tuple[str, _Reject | None]]:
+    """The main path as the verifier walks it, layout aside: ("branch", the error on that branch's side path
+    or None) at each conditional, ("error", e) where the main path itself fails (the walk stops there)."""
     states: dict[int, str] = {}
-    pushed: list[tuple[dict[int, str], object, int]] = []
-    k = 0
-    try:
-        for i, op in enumerate(prog.ops):
-            if isinstance(op, Start) and op.null_check:
-                pushed.append((dict(states), op, i))
-            elif isinstance(op, Exit):
-                if layout[k]:
-                    _side_path(dict(states), op, i)
-                else:
-                    pushed.append((dict(states), op, i))
-                k += 1
+    out: list[tuple[str, _Reject | None]] = []
+    for i, op in enumerate(prog.ops):
+        if (isinstance(op, Start) and op.null_check) or isinstance(op, Exit):
+            try:
+                _side_path(dict(states), op, i)
+                out.append(("branch", None))
+            except _Reject as r:
+                out.append(("branch", r))
+        try:
             _step_main(states, op, i)
+        except _Reject as r:
+            out.append(("error", r))
+            return out
+    try:
         _exit_check(states, "the main path's return")
-        for saved, op, i in reversed(pushed):
-            _side_path(saved, op, i)
     except _Reject as r:
-        return r
-    return None
+        out.append(("error", r))
+    return out
+
+
+def _first_error(events: list[tuple[str, _Reject | None]], inline: tuple[bool, ...]) -> _Reject | None:
+    """The first error for one layout. inline[k]: the k-th branch with an erroring side path is the
+    fall-through (walked right away) rather than the jump target (pushed, walked after the main path,
+    last pushed first). Side paths without errors cannot change the answer, so they are left out."""
+    pushed: list[_Reject] = []
+    k = 0
+    for kind, err in events:
+        if err is None:
+            continue
+        if kind == "error":
+            return err
+        if inline[k]:
+            return err
+        pushed.append(err)
+        k += 1
+    return pushed[-1] if pushed else None
 
 
 def verify(prog: Program) -> Rejection | None:
-    """The verifier's verdict. Which branch of an `if` clang lays out as the fall-through is the compiler's
+    """The verifier's verdict. Which side of an `if` clang lays out as the fall-through is the compiler's
     choice (__builtin_expect does not pin it), and the verifier walks the fall-through first: when the first
     error depends on that, the rejection lists the other possible (rule, message) pairs as alternatives."""
     prefix: tuple[str, ...] = (MSG_KPTR_BTF,) if prog.uses_kptr else ()
-    n_exits = sum(isinstance(op, Exit) for op in prog.ops)
+    events = _events(prog)
+    n = sum(kind == "branch" and err is not None for kind, err in events)
     found: list[_Reject] = []
-    for bits in range(2 ** n_exits):
-        r = _explore(prog, tuple(bool(bits >> k & 1) for k in range(n_exits)))
+    for bits in range(2 ** n):  # bits 0: every branch the jump target, the main path first
+        r = _first_error(events, tuple(bool(bits >> k & 1) for k in range(n)))
         if r is None:
-            if found:
-                raise AssertionError(f"exploration orders disagree on acceptance (model bug): {prog}")
-            return None
+            return None  # no error on any path: every layout accepts
         if all((r.rule, r.message) != (f.rule, f.message) for f in found):
             found.append(r)
-    first = found[0]  # every branch the jump target: the main path first
+    first = found[0]
     return Rejection(first.rule, prefix + (first.message,), first.reason,
                      tuple((f.rule, f.message) for f in found[1:]))
 

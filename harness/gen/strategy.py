@@ -53,14 +53,82 @@ def _log_arg(draw, hook: str, logger: str, mistakes: bool) -> tuple[int | str | 
     return None, None
 
 
+# A careful program loads and runs; each mistake breaks one spec rule; "careless" draws freely.
+MISTAKES = ("none", "none", "none", "none", "none", "none", "unchecked", "double_end", "use_after_end", "skip_end",
+            "missing_end", "kptr", "cause_nonconst", "careless")
+
+
+def _live_at(ops: list) -> list[list[int]]:
+    """For a careful op list: the open contexts before each position 0..len(ops)."""
+    live: list[int] = []
+    out = []
+    for op in ops:
+        out.append(list(live))
+        if isinstance(op, Start):
+            live.append(op.ctx)
+        elif isinstance(op, End) and op.ctx in live:
+            live.remove(op.ctx)
+    out.append(list(live))
+    return out
+
+
+def _inject(draw, ops: list, mistake: str, hook: str) -> list:
+    """Put one mistake into a careful op list (which always has at least one started and ended context)."""
+    live = _live_at(ops)
+    starts = [i for i, op in enumerate(ops) if isinstance(op, Start)]
+    ends = [i for i, op in enumerate(ops) if isinstance(op, End)]
+    where = [i for i in range(len(ops) + 1) if live[i]]  # positions with an open context
+    if mistake == "unchecked":
+        i = draw(st.sampled_from(starts))
+        return ops[:i] + [Start(ops[i].ctx, False)] + ops[i + 1:]
+    if mistake in ("double_end", "use_after_end"):
+        i = draw(st.sampled_from(ends))
+        c = ops[i].ctx
+        extra = End(c) if mistake == "double_end" else Log(c, *_arg(draw, hook, draw(st.sampled_from(HOOKS[hook]))))
+        return ops[:i + 1] + [extra] + ops[i + 1:]
+    if mistake == "missing_end":
+        i = draw(st.sampled_from(ends))
+        return ops[:i] + ops[i + 1:]
+    i = draw(st.sampled_from(where))
+    c = draw(st.sampled_from(live[i]))
+    if mistake == "skip_end":
+        kept = tuple(x for x in live[i] if x != c)
+        op = Exit(kept, draw(st.sampled_from((ALLOW, DENY))), draw(st.booleans()))
+    elif mistake == "kptr":
+        op = KptrStore(c)
+    else:
+        op = Log(c, "cause", draw(st.sampled_from(CAUSES)), draw(st.sampled_from(("stack", "writable"))))
+    return ops[:i] + [op] + ops[i:]
+
+
+def _arg(draw, hook: str, logger: str) -> tuple[str, int | str | None, str | None]:
+    arg, bad = _log_arg(draw, hook, logger, False)
+    return logger, arg, bad
+
+
 @st.composite
 def programs(draw, hooks: tuple[str, ...] | None = None, max_ops: int = MAX_OPS) -> Program:
-    """A Program. About half are drawn "careful" (every context checked and ended on every path: they load
-    and run); the others may skip NULL checks, end twice, use after end, skip an end on a branch, store a
-    context with bpf_kptr_xchg or pass a non-constant cause."""
+    """A Program: a careful one (every context checked and ended on every path: it loads and runs), the same
+    with one deliberate mistake (a missing NULL check, a second end, a use after end, an exit branch that
+    skips an end, a missing end, bpf_kptr_xchg into a map, a non-constant cause), or a careless one drawn
+    freely. Shrinking moves towards fewer operations and the front of each list (plain causes, valid caps)."""
+    mistake = draw(st.sampled_from(MISTAKES))
+    if mistake == "careless":
+        return draw(_careless(hooks, max_ops))
+    prog = draw(_careless(hooks, max_ops, careful=True))
+    ops = list(prog.ops)
+    if mistake == "none":
+        return prog
+    if not any(isinstance(op, End) for op in ops):
+        ops = [Start(0)] + ops + [End(0)]  # one context to make the mistake with
+    return Program(prog.hook, tuple(_inject(draw, ops, mistake, prog.hook)), prog.ret)
+
+
+@st.composite
+def _careless(draw, hooks: tuple[str, ...] | None, max_ops: int, careful: bool = False) -> Program:
     hook = draw(st.sampled_from(hooks or tuple(HOOKS)))
     loggers = HOOKS[hook]
-    mistakes = draw(st.booleans())
+    mistakes = not careful
     nctx = draw(st.integers(0, 2))
     ops: list = []
     state: dict[int, str] = {}  # ctx -> "open" | "maybe_null" | "released" (the careful generator's view)
