@@ -73,6 +73,13 @@ def new_run_dir(layout: CacheLayout, label: str = "run") -> Path:
 def _prune_runs(runs: Path) -> None:
     import shutil
 
-    entries = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    dated = []
+    for p in runs.iterdir():
+        try:  # another process may be pruning the same directory right now
+            if p.is_dir():
+                dated.append((p.stat().st_mtime, p))
+        except FileNotFoundError:
+            continue
+    entries = [p for _, p in sorted(dated)]
     for old in entries[:-KEEP_RUNS]:
         shutil.rmtree(old, ignore_errors=True)
