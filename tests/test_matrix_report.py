@@ -239,3 +239,21 @@ def test_real_plain_612_run_skips_every_series_case_by_name():
         "cases/baseline/prog_records.bpf.c::baseline_tracing_load_unload",
         "cases/verifier/kptr_store_task.bpf.c::kptr_store_task",
     ]
+
+
+BASELINE = [
+    "cases/baseline/lsm_deny.bpf.c::baseline_file_open_deny",
+    "cases/baseline/lsm_deny.bpf.c::baseline_file_open_other_file",
+    "cases/baseline/prog_records.bpf.c::baseline_lsm_load_unload",
+    "cases/baseline/prog_records.bpf.c::baseline_tracing_load_unload",
+]
+
+
+def test_real_debian_61_run_skips_series_and_task_kfunc_cases_by_name():
+    results = load("6.1-debian-series-and-task-kfunc-cases-skip.junit.xml")
+    assert sorted(r.case for r in results if r.status == "pass") == BASELINE
+    reasons = {r.case: r.message for r in results if r.status == "skip"}
+    assert len(reasons) == 82
+    assert reasons.pop("cases/verifier/kptr_store_task.bpf.c::kptr_store_task") == (
+        "kernel lacks bpf_task_acquire (not in vmlinux BTF)")
+    assert set(reasons.values()) == {LACKS_SERIES}
