@@ -244,7 +244,7 @@ def test_found_case_is_a_case_file_saying_expected_and_observed() -> None:
                              "6.12.117", "pytest tests/test_property.py")
     case = parse_case_text(text, Path(f"/found/{prog.setup.name}.bpf.c")).programs[0]
     assert case.expect == "failure" and case.msgs == (model.MSG_MAYBE_NULL,)
-    assert "expected rejected (rule 3" in case.description and "observed it loaded" in case.description
+    assert "expected rejected (rule 3" in case.description and "the kernel: it loaded" in case.description
     assert "Start(ctx=0, null_check=False)" in text and "report * / with a comment end" in text
 
 

@@ -122,9 +122,11 @@ def test_generated_programs_match_the_model(kernel_under_test, case_session, cas
         test()
     except BaseException:
         if failures:
-            how = (f"{profiles.PROFILE_ENV}={profile} " + (f"{profiles.SEED_ENV}={rand_seed} " if rand_seed else "")
-                   + "pytest tests/test_property.py; or pytest <this file>")
-            path = write_found_case(failures[-1], found_dir(), kernel_under_test.release, how)
+            env = f"{profiles.PROFILE_ENV}={profile} " + (f"{profiles.SEED_ENV}={rand_seed} " if rand_seed else "")
+            how = env + "pytest " + " ".join(pytestconfig.invocation_params.args)
+            mutant = pytestconfig.getoption("--mutant", None)
+            kernel = kernel_under_test.release + (f" with mutant {mutant}" if mutant else "")
+            path = write_found_case(failures[-1], found_dir(), kernel, how)
             with capsys.disabled():
                 print(f"\n[property] shrunk failing program written to {path}\n{failures[-1].prog.describe()}",
                       flush=True)

@@ -283,9 +283,10 @@ def found_case(prog: Program, pred: model.Prediction, observed: str, report: str
     """The case file for a program on which kernel and model disagreed: the model's prediction as its
     annotations (the suite fails on it the same way until kernel or model is fixed), expected vs observed
     in its description, the operations and the kernel's full report in a comment."""
-    desc = f"found by tests/test_property.py on {kernel}: expected {pred.summary()}; observed {observed}"
+    desc = f"found by tests/test_property.py on {kernel}: the model expected {pred.summary()}; the kernel: {observed}"
     comment = "\n".join([
         "Shrunk by hypothesis from a generated program; the annotations hold the reference model's",
-        "prediction (harness/gen/model.py). Reproduce: " + how, "",
+        "prediction (harness/gen/model.py). Found with: " + how,
+        "Run alone: pytest this file once git tracks it (cases/found/conftest.py).", "",
         "Operations:", prog.describe(), "", "What the kernel did:", report])
     return render(prog, pred, description=desc, comment=comment.replace("*/", "* /"))
