@@ -82,4 +82,20 @@ def _prune_runs(runs: Path) -> None:
             continue
     entries = [p for _, p in sorted(dated)]
     for old in entries[:-KEEP_RUNS]:
+        if _owner_alive(old):  # a long run (bisect, mutants, matrix) still writes there
+            continue
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _owner_alive(run_dir: Path) -> bool:
+    """Run directories end in -<pid> of the process that made them (new_run_dir)."""
+    pid = run_dir.name.rsplit("-", 1)[-1]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
