@@ -299,6 +299,11 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def _overall(report: Report) -> str:
+    flaky = sum(c.status == "flaky" for k in report.kernels for c in k.cells)
+    return ("OK" if report.ok() else "FAILURES") + (f" ({flaky} flaky)" if flaky else "")
+
+
 def to_html(report: Report) -> str:
     """A static page: cases x kernels, each cell's reason in its title (hover)."""
     head = "".join(
@@ -331,7 +336,7 @@ def to_html(report: Report) -> str:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{_e(report.title)}</title><style>{_CSS}</style></head><body>\n"
         f"<h1>{_e(report.title)}</h1>\n<p>{_e(report.generated)} — hover a cell for its reason. "
-        f"Overall: <b id=\"overall\">{'OK' if report.ok() else 'FAILURES'}</b></p>\n"
+        f"Overall: <b id=\"overall\">{_overall(report)}</b></p>\n"
         f'<p class="legend">{legend}</p>\n'
         f'<table class="matrix" id="matrix"><thead><tr><th class="case">case</th>{head}</tr>\n'
         f'<tr class="counts"><td class="case">counts</td>{counts}</tr></thead>\n<tbody>\n'

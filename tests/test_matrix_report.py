@@ -257,3 +257,10 @@ def test_real_debian_61_run_skips_series_and_task_kfunc_cases_by_name():
     assert reasons.pop("cases/verifier/kptr_store_task.bpf.c::kptr_store_task") == (
         "kernel lacks bpf_task_acquire (not in vmlinux BTF)")
     assert set(reasons.values()) == {LACKS_SERIES}
+
+
+def test_html_overall_counts_flaky_cases(timed_out, rerun_passed):
+    flaky, _ = mr.judge("a", timed_out, [rerun_passed])
+    assert '<b id="overall">OK (1 flaky)</b>' in mr.to_html(mr.Report((mr.KernelRun("a", cells=tuple(flaky)),)))
+    passed, _ = mr.judge("a", rerun_passed)
+    assert '<b id="overall">OK</b>' in mr.to_html(mr.Report((mr.KernelRun("a", cells=tuple(passed)),)))
