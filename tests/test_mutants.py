@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Mutation checks: the shipped mutants, --mutant in the cache key and the series, and one real kill."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import PatchError
+from harness.mutants import MutantResult, available, classify, format_table, load_info, mutant_path, parse_junit
+from harness.patches import load_series
+from harness.pipeline import KernelOptions, make_request
+from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
+
+pytest_plugins = ["pytester"]
+DATA = Path(__file__).parent / "data" / "mutants"
+
+
+def test_at_least_seven_mutants_each_naming_the_rule_it_breaks():
+    names = available(DEFAULT_PATCHES_DIR)
+    assert len(names) >= 7, names
+    for name in names:
+        info = load_info(DEFAULT_PATCHES_DIR, name)
+        assert re.fullmatch(r"rule \d+(, \d+)*", info.breaks), (name, info.breaks)
+        assert info.bug
+
+
+def test_every_mutant_applies_with_patch_p1_on_top_of_the_series(kernel_options, tmp_path):
+    """Only the files the series and mutants touch are copied from the 6.12 tree: cheap, and the real check."""
+    from harness.patches import apply_series
+    from harness.source import SourceSpec, resolve
+
+    src = resolve(SourceSpec.from_args(None, None), kernel_options.layout()).path
+    series = load_series(DEFAULT_PATCHES_DIR)
+    mutants = [mutant_path(DEFAULT_PATCHES_DIR, n) for n in available(DEFAULT_PATCHES_DIR)]
+    touched = set()
+    for p in [*(p.path for p in series.patches), *mutants]:
+        touched |= set(re.findall(r"^--- a/(\S+)$", p.read_text(), re.M))
+    base = tmp_path / "base"
+    for rel in touched:
+        if (src / rel).is_file():
+            (base / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, base / rel)
+    apply_series(series, base)
+    for m in mutants:
+        tree = tmp_path / m.stem
+        shutil.copytree(base, tree)
+        out = subprocess.run(["patch", "-p1", "--batch", "--forward", "-i", str(m)], cwd=tree,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, f"{m.name} does not apply on top of the series:\n{out.stdout}{out.stderr}"
+        assert "offset" not in out.stdout and "fuzz" not in out.stdout, f"{m.name} applies only loosely: {out.stdout}"
+
+
+def test_a_mutant_is_one_more_patch_and_a_different_cache_key():
+    ref = make_request(KernelOptions())
+    a = make_request(KernelOptions(mutant="prog-id-zero"))
+    b = make_request(KernelOptions(mutant="record-type-avc"))
+    assert a.series.patches[:-1] == ref.series.patches
+    assert a.series.patches[-1].name == "prog-id-zero.patch"
+    keys = {r.key_inputs().key() for r in (ref, a, b)}
+    assert len(keys) == 3, "a mutant kernel must not share a cache entry with the reference or another mutant"
+    assert make_request(KernelOptions(mutant="prog-id-zero")).key_inputs().key() == a.key_inputs().key()
+
+
+def test_unknown_mutant_is_an_error_naming_the_known_ones():
+    with pytest.raises(PatchError, match=r"no mutant 'nope'.*Known mutants: .*prog-id-zero"):
+        make_request(KernelOptions(mutant="nope"))
+    with pytest.raises(PatchError, match="not a plain file stem"):
+        make_request(KernelOptions(mutant="../series"))
+    with pytest.raises(PatchError, match="without patches"):
+        make_request(KernelOptions(mutant="prog-id-zero", no_patches=True))
+
+
+def test_pytest_mutant_option_rejects_unknown_names_and_no_patches(pytester):
+    result = pytester.runpytest("--mutant", "nope", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mutant: no mutant 'nope'*Known mutants:*prog-id-zero*"])
+    result = pytester.runpytest("--mutant", "prog-id-zero", "--no-patches", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mutant applies on top of the patch series*"])
+
+
+def test_junit_of_a_real_mutant_run_gives_outcomes_by_node_id():
+    """Recorded from `bpf-audit-harness mutants start-not-ret-null` (the full suite on that kernel)."""
+    results = parse_junit((DATA / "junit-start-not-ret-null.xml").read_text())
+    by_id = {r.nodeid: r for r in results}
+    assert by_id["cases/verifier/null_unchecked.bpf.c::unchecked_to_end"].outcome == "failed"
+    assert by_id["cases/verifier/null_unchecked.bpf.c::checked_before_use"].outcome == "passed"
+    status, failed, errors = classify(results)
+    assert status == "killed" and "cases/verifier/null_unchecked.bpf.c::unchecked_to_logger" in failed
+    assert all(n.startswith("cases/") and ".bpf.c::" in n for n in by_id)
+
+
+def test_kill_table_lists_each_mutant_and_its_killing_cases():
+    rows = [MutantResult("a-bug", "rule 3", "x", "killed", failed=["cases/v.bpf.c::p"], passed=3),
+            MutantResult("b-bug", "rule 12", "y", "survived", passed=4)]
+    table = format_table(rows)
+    assert re.search(r"^a-bug\s+3\s+killed\s+1", table, re.M)
+    assert "failed: cases/v.bpf.c::p" in table
+    assert re.search(r"^b-bug\s+12\s+survived", table, re.M)
+    assert table.endswith("1/2 mutants killed")
+
+
+@pytest.mark.slow
+@pytest.mark.vm
+def test_cli_mutants_builds_one_mutant_and_a_case_kills_it(kernel_options, tmp_path):
+    """End to end: series + start-not-ret-null (a cache hit once built), the rule 3 cases on it, the kill table."""
+    out_json = tmp_path / "kills.json"
+    argv = [sys.executable, "-m", "harness.cli", "mutants", "start-not-ret-null", "--cases",
+            "cases/verifier/null_unchecked.bpf.c", "-n", "1", "--json", str(out_json),
+            "--cache-dir", str(kernel_options.layout().root)]
+    out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert re.search(r"^start-not-ret-null\s+3\s+killed\s+2", out.stdout, re.M), out.stdout
+    data = json.loads(out_json.read_text())
+    (m,) = data["mutants"]
+    assert m["killed"] and data["killed"] == 1
+    assert sorted(m["failed"]) == ["cases/verifier/null_unchecked.bpf.c::unchecked_to_end",
+                                   "cases/verifier/null_unchecked.bpf.c::unchecked_to_logger"]
+    assert m["passed"] == 1  # the accepted twin still loads: the kernel works, only rule 3 is broken
