@@ -264,3 +264,25 @@ def test_html_overall_counts_flaky_cases(timed_out, rerun_passed):
     assert '<b id="overall">OK (1 flaky)</b>' in mr.to_html(mr.Report((mr.KernelRun("a", cells=tuple(flaky)),)))
     passed, _ = mr.judge("a", rerun_passed)
     assert '<b id="overall">OK</b>' in mr.to_html(mr.Report((mr.KernelRun("a", cells=tuple(passed)),)))
+
+
+def test_real_three_kernel_matrix_has_the_expected_pattern():
+    """The recorded clean runs of the three shipped targets, judged together as `matrix` does."""
+    runs = []
+    for kernel, name in (("6.12-series", "6.12-series-green.junit.xml"),
+                         ("6.12-plain", "6.12-plain-series-cases-skip.junit.xml"),
+                         ("6.1-debian", "6.1-debian-series-and-task-kfunc-cases-skip.junit.xml")):
+        cells, _ = mr.judge(kernel, load(name))
+        runs.append(mr.KernelRun(kernel, cells=tuple(cells)))
+    report = mr.Report(tuple(runs))
+    assert report.ok()
+    assert [k.counts() for k in report.kernels] == [
+        {"pass": 86, "fail": 0, "error": 0, "skip": 0, "xfail": 0, "flaky": 0},
+        {"pass": 5, "fail": 0, "error": 0, "skip": 81, "xfail": 0, "flaky": 0},
+        {"pass": 4, "fail": 0, "error": 0, "skip": 82, "xfail": 0, "flaky": 0},
+    ]
+    patterns: dict[tuple[str, ...], int] = {}
+    for _case, row in report.grid():
+        key = tuple(c.status for c in row)
+        patterns[key] = patterns.get(key, 0) + 1
+    assert patterns == {("pass", "pass", "pass"): 4, ("pass", "skip", "skip"): 81, ("pass", "pass", "skip"): 1}

@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`bpf-audit-harness matrix` end to end on two real kernels (a few cases each): JUnit, JSON, HTML, exit code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+CASES = ["cases/baseline/lsm_deny.bpf.c", "cases/audit/deny.bpf.c"]
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_matrix_on_series_612_and_prebuilt_61(kernel_options, tmp_path):
+    out = tmp_path / "m"
+    argv = [sys.executable, "-m", "harness.cli", "matrix", "--targets", "6.12-series,6.1-debian", "-n", "1",
+            "--out", str(out), "--cache-dir", str(kernel_options.layout().root)]
+    for c in CASES:
+        argv += ["--cases", c]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+    suites = {s.get("name"): s for s in ET.parse(out / "matrix.junit.xml").getroot().iter("testsuite")}
+    assert list(suites) == ["6.12-series", "6.1-debian"]
+    status = {(k, tc.get("classname") + "::" + tc.get("name")): tc.get("status")
+              for k, s in suites.items() for tc in s.iter("testcase")}
+    deny = "cases/audit/deny.bpf.c::deny_after_logging"
+    base = "cases/baseline/lsm_deny.bpf.c::baseline_file_open_deny"
+    assert status[("6.12-series", deny)] == "pass" and status[("6.12-series", base)] == "pass"
+    assert status[("6.1-debian", deny)] == "skip" and status[("6.1-debian", base)] == "pass"
+
+    data = json.loads((out / "matrix.json").read_text())
+    k = {x["name"]: x for x in data["kernels"]}
+    assert k["6.1-debian"]["release"] == "6.1.0-56-amd64" and k["6.12-series"]["counts"]["fail"] == 0
+    assert data["cases"][deny]["6.1-debian"]["reason"] == "kernel lacks bpf_audit_log_start (not in vmlinux BTF)"
+    assert 'id="matrix"' in (out / "matrix.html").read_text()
+    for target in ("6.12-series", "6.1-debian"):
+        assert (out / target / "junit.xml").is_file() and (out / target / "target.json").is_file()
