@@ -23,6 +23,11 @@ REPO = Path(__file__).resolve().parent.parent
 FOUND_ENV = "BPF_AUDIT_FOUND_DIR"
 
 
+class LostVM(BaseException):
+    """A guest lost twice in a row: no verdict on any program. A BaseException, so hypothesis does not take
+    it for a failing example (nothing to shrink, no case file to write) and the test stops at once."""
+
+
 @dataclass
 class Failure:
     prog: object
@@ -79,12 +84,32 @@ def test_generated_programs_match_the_model(kernel_under_test, case_session, cas
     gen_dir = cache / "generated"
     gen_dir.mkdir(parents=True, exist_ok=True)
     failures: list[Failure] = []
-    stats = {"examples": 0, "accepted": 0, "compile_s": 0.0, "run_s": 0.0}
-    lost: list[str] = []
+    stats = {"examples": 0, "accepted": 0, "compile_s": 0.0, "run_s": 0.0, "lost": 0}
+    session = [case_session]
+    pool = request.getfixturevalue("vm_pool")
+
+    def replace_vm(why: str) -> None:
+        """A lost guest is infrastructure, not a verdict: boot a fresh one and carry on."""
+        pool.discard(why)
+        machine = pool.get()
+        sessions = pool.__dict__.setdefault("_case_sessions", {})
+        sessions.clear()
+        sessions[id(machine)] = session[0] = runner.GuestSession(machine)
+
+    def run_once(case, obj, log_dir):
+        outcome = runner.run_case(case, obj, kernel_under_test, session[0], log_dir)
+        if outcome.status != "lost":
+            return outcome
+        stats["lost"] += 1
+        with capsys.disabled():
+            print(f"\n[property] {outcome.summary}; booting a fresh VM and running {case.name} again", flush=True)
+        replace_vm("lost during the property")
+        outcome = runner.run_case(case, obj, kernel_under_test, session[0], log_dir.with_name(log_dir.name + "-again"))
+        if outcome.status == "lost":
+            raise LostVM(f"LOST VM twice in a row (not a verdict on the programs): {outcome.report()}")
+        return outcome
 
     def check(prog) -> None:
-        if lost:
-            raise AssertionError(f"VM lost earlier: {lost[0]}")
         pred = model.predict(prog)
         text = render.render(prog, pred)
         path = gen_dir / f"{prog.setup.name}.bpf.c"
@@ -95,15 +120,11 @@ def test_generated_programs_match_the_model(kernel_under_test, case_session, cas
         compiled = bpfobj.compile_case(path, kernel_under_test.vmlinux_h, case_objects)
         t1 = time.monotonic()
         assert compiled.ok and compiled.obj is not None, f"generated program does not compile:\n{compiled.stderr}"
-        outcome = runner.run_case(case, compiled.obj, kernel_under_test, case_session,
-                                  case_log_root / "property" / prog.setup.name)
+        outcome = run_once(case, compiled.obj, case_log_root / "property" / prog.setup.name)
         stats["compile_s"] += t1 - t0
         stats["run_s"] += time.monotonic() - t1
         stats["examples"] += 1
         stats["accepted"] += pred.accepted
-        if outcome.status == "lost":
-            lost.append(outcome.summary)
-            request.getfixturevalue("vm_pool").discard("lost during the property")
         if outcome.status == "passed" and pred.run is not None:
             problem = model.field_sequence_mismatch(pred.run, _read_records(outcome, kernel_under_test))
             if problem:
@@ -120,6 +141,8 @@ def test_generated_programs_match_the_model(kernel_under_test, case_session, cas
     t_start = time.monotonic()
     try:
         test()
+    except LostVM as e:
+        pytest.fail(str(e), pytrace=False)
     except BaseException:
         if failures:
             env = f"{profiles.PROFILE_ENV}={profile} " + (f"{profiles.SEED_ENV}={rand_seed} " if rand_seed else "")
@@ -134,7 +157,7 @@ def test_generated_programs_match_the_model(kernel_under_test, case_session, cas
     finally:
         wall = time.monotonic() - t_start
         summary = (f"{stats['examples']} programs ({stats['accepted']} predicted to load) in {wall:.0f} s: "
-                   f"compile {stats['compile_s']:.0f} s, guest {stats['run_s']:.0f} s")
+                   f"compile {stats['compile_s']:.0f} s, guest {stats['run_s']:.0f} s, lost VMs {stats['lost']}")
         request.node.user_properties.append(("property_stats", summary))
         with capsys.disabled():
             print(f"\n[property] {summary}", flush=True)
