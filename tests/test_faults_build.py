@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Ctrl-C during a real kernel build, and a build that fails: nothing is published; the next build starts clean."""
+
+import difflib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.pipeline import KernelOptions, make_request
+from harness.settings import DEFAULT_PATCHES_DIR
+
+pytestmark = [pytest.mark.slow]
+CLI = str(Path(sys.executable).parent / "bpf-audit-harness")
+
+
+def _append_patch(tree: Path, relpath: str, line: str) -> str:
+    """A patch adding one line at the end of `relpath` (a new cache key that warm ccache makes cheap)."""
+    old = (tree / relpath).read_text().splitlines(keepends=True)
+    return "".join(difflib.unified_diff(old, [*old, line], f"a/{relpath}", f"b/{relpath}"))
+
+
+def _patch_dir(where: Path, name: str, text: str) -> Path:
+    """The project's series plus one extra patch."""
+    where.mkdir(parents=True)
+    for p in DEFAULT_PATCHES_DIR.glob("*.patch"):
+        shutil.copy(p, where / p.name)
+    (where / name).write_text(text)
+    (where / "series").write_text((DEFAULT_PATCHES_DIR / "series").read_text().rstrip("\n") + f"\n{name}\n")
+    return where
+
+
+def _leftovers(layout, key: str) -> list[Path]:
+    """Anything of `key` in the cache but its lock file: an entry, a staging dir, a work dir."""
+    found = [layout.kernels / key] if (layout.kernels / key).exists() else []
+    found += list(layout.kernels.glob(f".staging-{key}-*")) if layout.kernels.is_dir() else []
+    found += list(layout.work.glob(f"build-{key}-*")) if layout.work.is_dir() else []
+    return found
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_ctrl_c_and_a_failing_build_publish_nothing_and_the_next_build_succeeds(kernel_artifact, kernel_options,
+                                                                                 tmp_path):
+    layout = kernel_options.layout()
+    src = make_request(kernel_options).source.path
+    good = _patch_dir(tmp_path / "good", "9999-fault-test-comment.patch",
+                      _append_patch(src, "init/version.c", "/* bpf-audit-harness fault test: a harmless comment */\n"))
+    # kernel/bounds.c is compiled in make's prepare stage: the build fails within seconds of make starting
+    error = '#error "bpf-audit-harness fault test: this build must fail"\n'
+    bad = _patch_dir(tmp_path / "bad", "9999-fault-test-error.patch", _append_patch(src, "kernel/bounds.c", error))
+    good_opts = KernelOptions(patches_dir=good, cache_dir=layout.root)
+    good_key = make_request(good_opts).key_inputs().key()
+    bad_key = make_request(KernelOptions(patches_dir=bad, cache_dir=layout.root)).key_inputs().key()
+    for key in (good_key, bad_key):  # an entry left by an earlier run of this test would make it a cache hit
+        shutil.rmtree(layout.kernels / key, ignore_errors=True)
+
+    # 1. Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) once make runs.
+    proc = subprocess.Popen([CLI, "build", "--patches", str(good), "--cache-dir", str(layout.root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("[build] make "):
+                break
+        assert proc.poll() is None, "".join(seen)[-3000:]
+        time.sleep(5)  # compiling by now
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = "".join(seen) + rest
+    assert proc.returncode == 130 and "bpf-audit-harness: interrupted" in out, out[-3000:]
+    assert _group_gone(proc.pid), "make or a compiler outlived the interrupted build"
+    assert _leftovers(layout, good_key) == []
+
+    # 2. A build that fails in make.
+    res = subprocess.run([CLI, "build", "--patches", str(bad), "--cache-dir", str(layout.root)],
+                         capture_output=True, text=True, timeout=3600)
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert "bpf-audit-harness: build error: make failed" in res.stderr, res.stderr[-3000:]
+    assert "this build must fail" in res.stderr and "Full log: " in res.stderr, res.stderr[-3000:]
+    assert _leftovers(layout, bad_key) == []
+
+    # 3. The interrupted inputs again: a clean build from scratch that succeeds and is published. A second
+    # build of the same inputs, started while make runs, waits on the key's lock and then reuses the entry.
+    argv = [CLI, "build", "--patches", str(good), "--cache-dir", str(layout.root)]
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    second = None
+    try:
+        assert first.stdout is not None
+        head = []
+        for line in first.stdout:
+            head.append(line)
+            if line.startswith("[build] make "):
+                break
+        second = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out_first = "".join(head) + first.communicate(timeout=3600)[0]
+        out_second = second.communicate(timeout=600)[0]
+        assert first.returncode == 0 and f"key={good_key}" in out_first, out_first[-3000:]
+        assert "built in " in out_first, out_first[-3000:]
+        assert second.returncode == 0 and out_second.startswith("cache hit in "), out_second[-3000:]
+        assert f"key={good_key}" in out_second and "[build]" not in out_second, out_second[-3000:]
+        assert _leftovers(layout, good_key) == [layout.kernels / good_key]
+        assert (layout.kernels / good_key / "meta.json").is_file() and (layout.kernels / good_key / "bzImage").is_file()
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(layout.kernels / good_key, ignore_errors=True)  # ~100 MB nobody else needs
