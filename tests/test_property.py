@@ -49,6 +49,18 @@ def write_found_case(fail: Failure, where: Path, kernel: str, how: str) -> Path:
     return path
 
 
+def _observed(outcome) -> str:
+    """What the kernel did, in one line for a case description: the summary, or the first problem in full
+    (a record mismatch shows the record that was seen)."""
+    problems = dict(outcome.details).get("problems") or dict(outcome.details).get("records")
+    text = problems.split("\n\n")[0] if problems else outcome.summary
+    if "records seen:" in text:  # the expectation is in the annotations already: show what came instead
+        head, _, seen = text.partition("records seen:")
+        text = head.split(";")[-1].strip() + " Records seen:" + seen
+    text = " ".join(text.split())
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
 def _read_records(outcome, kut) -> list:
     """The records the runner saved for one case (records.txt: "<type> <netlink text>" per line)."""
     from harness import audit
@@ -130,7 +142,7 @@ def test_generated_programs_match_the_model(kernel_under_test, case_session, cas
             if problem:
                 outcome = runner.Outcome("failed", problem.split("\n", 1)[0], [("records", problem)], outcome.files)
         if outcome.status != "passed":
-            failures.append(Failure(prog, pred, outcome.summary, outcome.report()))
+            failures.append(Failure(prog, pred, _observed(outcome), outcome.report()))
             raise AssertionError(f"kernel and model disagree on {path}:\nexpected {pred.summary()}\n"
                                  f"{outcome.report()}")
 

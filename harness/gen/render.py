@@ -231,7 +231,7 @@ def annotations(prog: Program, pred: model.Prediction, description: str) -> list
         key = tuple(record_checks(rec))
         groups[key] = groups.get(key, 0) + 1
     for checks, n in groups.items():
-        out.append(_annotation("__expect_record", ("BPF_LSM_ACCESS", "prog-id=${prog_id}") + checks + (f"count={n}",)))
+        out.append(_annotation("__expect_record", ("BPF_LSM_ACCESS",) + checks + (f"count={n}",)))
     if pred.run.records:
         out.append(_annotation("__expect_record",
                                ("BPF_LSM_ACCESS", "prog-id=${prog_id}", f"count={len(pred.run.records)}")))
