@@ -13,7 +13,7 @@ APT_PACKAGES := make gcc flex bison bc libelf-dev libssl-dev dwarves ccache zstd
 	openssh-server openssh-client busybox-static iproute2 procps auditd python3 python3-audit linux-libc-dev \
 	chromium nodejs npm
 
-.PHONY: conformance test unit deps venv build lint bench clean-venv
+.PHONY: conformance test unit deps venv build lint bench matrix clean-venv
 
 ## The conformance suite on the default kernel (6.12 + patches/), one VM per xdist worker.
 conformance: deps venv
@@ -49,6 +49,10 @@ build: deps venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+
+## The suite on every kernel of kernel-config/matrix.toml: JUnit, JSON and HTML in results/matrix-<time>/.
+matrix: deps venv
+	$(VENV)/bin/bpf-audit-harness matrix $(MATRIX_ARGS)
 
 bench: deps venv
 	$(VPY) -m benchmarks.run
