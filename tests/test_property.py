@@ -75,10 +75,15 @@ def _read_records(outcome, kut) -> list:
     return out
 
 
-def test_generated_programs_match_the_model(kernel_under_test, case_session, case_log_root, case_objects,
-                                            pytestconfig, capsys, request):
+def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log_root, case_objects, pytestconfig,
+                                            capsys, request):
+    """One test, hundreds of programs: it takes the worker's machine from vm_pool itself (not the `vm` fixture,
+    whose --case-timeout watchdog would kill the guest minutes into the run) and gives each program its own
+    --case-timeout instead; a guest lost on one program is replaced and the program run again."""
     from harness import bpfobj, runner
     from harness.cases import parse_case_text
+    from harness.errors import LostVMError
+    from harness.farm import Watchdog
     from harness.gen import model, render
 
     missing = kernel_under_test.features.missing("bpf_audit")
@@ -97,29 +102,48 @@ def test_generated_programs_match_the_model(kernel_under_test, case_session, cas
     gen_dir.mkdir(parents=True, exist_ok=True)
     failures: list[Failure] = []
     stats = {"examples": 0, "accepted": 0, "compile_s": 0.0, "run_s": 0.0, "lost": 0}
-    session = [case_session]
-    pool = request.getfixturevalue("vm_pool")
+    pool = vm_pool
+    session: list = []
+    case_timeout = pytestconfig.getoption("--case-timeout", 0) or 0
 
-    def replace_vm(why: str) -> None:
-        """A lost guest is infrastructure, not a verdict: boot a fresh one and carry on."""
-        pool.discard(why)
-        machine = pool.get()
+    def use_machine() -> None:
+        """This worker's machine and its runner state, shared with case items like the case_session fixture."""
+        try:
+            machine = pool.get()
+        except LostVMError as e:
+            raise LostVM(f"lost VM: {e}") from None
         sessions = pool.__dict__.setdefault("_case_sessions", {})
-        sessions.clear()
-        sessions[id(machine)] = session[0] = runner.GuestSession(machine)
+        if id(machine) not in sessions:
+            sessions.clear()
+            sessions[id(machine)] = runner.GuestSession(machine)
+        session[:] = [sessions[id(machine)]]
+
+    def run_case(case, obj, log_dir):
+        machine = session[0].machine
+        watchdog = Watchdog(machine, case_timeout) if case_timeout > 0 else None
+        try:
+            return runner.run_case(case, obj, kernel_under_test, session[0], log_dir)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
 
     def run_once(case, obj, log_dir):
-        outcome = runner.run_case(case, obj, kernel_under_test, session[0], log_dir)
+        outcome = run_case(case, obj, log_dir)
         if outcome.status != "lost":
             return outcome
+        # a lost guest is infrastructure, not a verdict: boot a fresh one and run the program again
         stats["lost"] += 1
         with capsys.disabled():
             print(f"\n[property] {outcome.summary}; booting a fresh VM and running {case.name} again", flush=True)
-        replace_vm("lost during the property")
-        outcome = runner.run_case(case, obj, kernel_under_test, session[0], log_dir.with_name(log_dir.name + "-again"))
+        pool.discard(f"lost during the property ({case.name})")
+        use_machine()
+        outcome = run_case(case, obj, log_dir.with_name(log_dir.name + "-again"))
         if outcome.status == "lost":
+            pool.discard(f"lost twice during the property ({case.name})")
             raise LostVM(f"LOST VM twice in a row (not a verdict on the programs): {outcome.report()}")
         return outcome
+
+    use_machine()
 
     def check(prog) -> None:
         pred = model.predict(prog)
