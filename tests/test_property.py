@@ -122,10 +122,17 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
         machine = session[0].machine
         watchdog = Watchdog(machine, case_timeout) if case_timeout > 0 else None
         try:
-            return runner.run_case(case, obj, kernel_under_test, session[0], log_dir)
+            outcome = runner.run_case(case, obj, kernel_under_test, session[0], log_dir)
+        except Exception as e:  # a guest killed mid-transfer fails in paramiko, not as a LostVMError
+            if not (watchdog is not None and watchdog.fired) and machine.alive():
+                raise
+            outcome = runner.Outcome("lost", f"lost VM during {case.name}: {type(e).__name__}: {e}")
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+        if outcome.status == "lost" and watchdog is not None and watchdog.fired:
+            outcome.summary += f" (killed after --case-timeout={case_timeout:g}s)"
+        return outcome
 
     def run_once(case, obj, log_dir):
         outcome = run_case(case, obj, log_dir)
@@ -170,7 +177,7 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
             raise AssertionError(f"kernel and model disagree on {path}:\nexpected {pred.summary()}\n"
                                  f"{outcome.report()}")
 
-    test = given(strategy.programs())(check)
+    test = given(strategy.programs(hooks=profiles.selected_hooks()))(check)
     test = chosen(test)
     if rand_seed is not None:
         test = seed(rand_seed)(test)

@@ -5,6 +5,8 @@
     BPF_AUDIT_HYPOTHESIS_PROFILE=nightly  500 examples (BPF_AUDIT_HYPOTHESIS_EXAMPLES overrides), a random
                                           seed that is printed (BPF_AUDIT_HYPOTHESIS_SEED replays one)
 
+    BPF_AUDIT_PROPERTY_HOOKS=socket_connect,task_kill   generate programs for these hooks only
+
 The nightly example database lives under the harness cache (<cache>/hypothesis), never in the repository;
 the ci profile, being derandomized, uses none.
 """
@@ -21,6 +23,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 PROFILE_ENV = "BPF_AUDIT_HYPOTHESIS_PROFILE"
 EXAMPLES_ENV = "BPF_AUDIT_HYPOTHESIS_EXAMPLES"
 SEED_ENV = "BPF_AUDIT_HYPOTHESIS_SEED"
+HOOKS_ENV = "BPF_AUDIT_PROPERTY_HOOKS"
 CI_EXAMPLES = 40
 NIGHTLY_EXAMPLES = 500
 PROFILES = ("ci", "nightly")
@@ -62,3 +65,17 @@ def selected(cache_root: Path) -> tuple[settings, int | None]:
     if raw is not None and not raw.isdigit():
         raise ValueError(f"{SEED_ENV}={raw!r}: write a non-negative integer")
     return base, int(raw) if raw is not None else random.SystemRandom().randrange(2**32)
+
+
+def selected_hooks() -> tuple[str, ...] | None:
+    """The hooks to generate programs for (None: all of harness.gen.ast.HOOKS)."""
+    from harness.gen.ast import HOOKS
+
+    raw = os.environ.get(HOOKS_ENV, "").strip()
+    if not raw:
+        return None
+    hooks = tuple(h.strip() for h in raw.split(",") if h.strip())
+    unknown = [h for h in hooks if h not in HOOKS]
+    if unknown:
+        raise ValueError(f"{HOOKS_ENV}={raw!r}: unknown hook(s) {', '.join(unknown)}; known: {', '.join(HOOKS)}")
+    return hooks

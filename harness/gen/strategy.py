@@ -141,6 +141,8 @@ def _careless(draw, hooks: tuple[str, ...] | None, max_ops: int, careful: bool =
         kinds = []
         if live:
             kinds += ["log", "log", "log", "end"]
+        if any(isinstance(op, Log) and op.ctx in live for op in ops):
+            kinds.append("again")  # the same logger once more: -EALREADY, or a field a failed call left free
         if startable:
             kinds.append("start")
         if live or (mistakes and used):
@@ -160,6 +162,10 @@ def _careless(draw, hooks: tuple[str, ...] | None, max_ops: int, careful: bool =
             logger = draw(st.sampled_from(loggers))
             arg, bad = _log_arg(draw, hook, logger, mistakes)
             ops.append(Log(c, logger, arg, bad))
+        elif kind == "again":
+            prev = draw(st.sampled_from([op for op in ops if isinstance(op, Log) and op.ctx in live]))
+            arg, bad = _log_arg(draw, hook, prev.logger, mistakes)
+            ops.append(Log(prev.ctx, prev.logger, arg, bad))
         elif kind in ("end", "bad_end"):
             c = draw(st.sampled_from(live if kind == "end" else used))
             ops.append(End(c))
