@@ -224,6 +224,7 @@ def test_bisect_names_the_planted_bug_commit_and_leaves_the_tree_as_found(demo_t
     assert tree_state(tree) == before, "bisect did not leave the tree on its branch and commit"
     assert _git(tree, "status", "--porcelain", "--untracked-files=no") == ""
     assert not (tree / _git(tree, "rev-parse", "--git-path", "BISECT_LOG")).exists()
+    print(out.stdout[out.stdout.find("commit        verdict"):])  # the step table and the verdict
     print(f"bisect: {len(steps)} steps in {time.monotonic() - t0:.0f}s")
 
 
