@@ -102,7 +102,7 @@ def parse_junit(text: str) -> list[CaseResult]:
         for child in tc:
             if child.tag in ("failure", "error", "skipped"):
                 outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
-                message = (child.get("message") or "") + ("\n" + child.text if child.text else "")
+                message = child.text or child.get("message") or ""  # the text holds the message and more
                 if child.tag != "skipped":
                     break
         results.append(CaseResult(nodeid, outcome, message.strip()))
