@@ -10,6 +10,15 @@ import pytest
 from harness.gen import profiles
 
 
+@pytest.fixture(autouse=True)
+def _restore_hypothesis_home():
+    """profiles.register() points hypothesis's storage at the given cache: undo it for the other tests."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    yield
+    set_hypothesis_home_dir(None)
+
+
 def test_ci_is_the_default_derandomized_without_database(monkeypatch, tmp_path: Path) -> None:
     for var in (profiles.PROFILE_ENV, profiles.EXAMPLES_ENV, profiles.SEED_ENV):
         monkeypatch.delenv(var, raising=False)

@@ -7,8 +7,10 @@
 
     BPF_AUDIT_PROPERTY_HOOKS=socket_connect,task_kill   generate programs for these hooks only
 
-The nightly example database lives under the harness cache (<cache>/hypothesis), never in the repository;
-the ci profile, being derandomized, uses none.
+Hypothesis's storage lives under the harness cache (<cache>/hypothesis), never in the repository. The ci
+profile, being derandomized, uses no example database; a nightly run is replayed from its printed seed
+(hypothesis bypasses the example database whenever a seed is forced, so <cache>/hypothesis/examples only
+fills from unseeded runs).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import random
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 PROFILE_ENV = "BPF_AUDIT_HYPOTHESIS_PROFILE"
@@ -30,7 +33,8 @@ PROFILES = ("ci", "nightly")
 
 
 def register(cache_root: Path) -> None:
-    """Register both profiles (idempotent), with the example database under `cache_root`."""
+    """Register both profiles (idempotent); hypothesis's storage (example database, caches) under `cache_root`."""
+    set_hypothesis_home_dir(cache_root / "hypothesis")  # not .hypothesis/ in the current directory
     db = DirectoryBasedExampleDatabase(str(cache_root / "hypothesis" / "examples"))
     common = dict(deadline=None, print_blob=True,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
