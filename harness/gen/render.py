@@ -76,8 +76,7 @@ def _filter(prog: Program) -> list[str]:
         # only the trigger's signal 0, not the SIGKILL the agent cleans its target up with
         cond = f"{comm} || sig != 0"
     else:
-        return ["struct sock *sk = sock->sk;", "",
-                f"if (!sk || address->sa_family != AF_INET || {comm})", "\treturn 0;"]
+        return [f"if (!sk || address->sa_family != AF_INET || {comm})", "\treturn 0;"]
     return [f"if ({cond})", "\treturn 0;"]
 
 
@@ -122,6 +121,8 @@ def _body(prog: Program) -> list[str]:
         lines.append("struct bpf_audit_context " + ", ".join(f"*ac{c}" for c in ctxs) + ";")
     if prog.uses_kptr:
         lines += ["struct bpf_audit_context *old;", "struct prop_slot *slot;", "int key = 0;"]
+    if prog.hook == "socket_connect":
+        lines.append("struct sock *sk = sock->sk;")
     if lines:
         lines.append("")
     lines += _filter(prog)
