@@ -135,7 +135,13 @@ class MutantResult:
 
 
 def classify(results: list[CaseResult]) -> tuple[str, list[str], list[str]]:
-    """killed when at least one case failed or errored (a crash the mutant caused is a kill too)."""
+    """killed when at least one case failed or errored (a crash the mutant caused is a kill too).
+
+    An error that belongs to no test item (an xdist worker's collection failure: JUnit names it after the
+    worker, without '::') says nothing about the kernel: the run is a harness error, not a kill.
+    """
+    if any(r.outcome == "error" and "::" not in r.nodeid for r in results):
+        return "harness-error", [], [r.nodeid for r in results if r.outcome == "error" and "::" not in r.nodeid]
     failed = [r.nodeid for r in results if r.outcome == "failed"]
     errors = [r.nodeid for r in results if r.outcome == "error"]
     return ("killed" if failed or errors else "survived"), failed, errors
@@ -203,6 +209,9 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
         return res
     results = parse_junit(junit.read_text())
     res.status, res.failed, res.errors = classify(results)
+    if res.status == "harness-error":
+        first = next(r for r in results if r.nodeid in res.errors)
+        res.detail = f"not a verdict: {first.nodeid}: {first.message.splitlines()[0] if first.message else ''}"
     res.passed = sum(r.outcome == "passed" for r in results)
     res.skipped = sum(r.outcome == "skipped" for r in results)
     return res

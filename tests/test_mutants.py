@@ -95,6 +95,14 @@ def test_junit_of_a_real_mutant_run_gives_outcomes_by_node_id():
     assert all(n.startswith("cases/") and ".bpf.c::" in n for n in by_id)
 
 
+def test_a_worker_collection_error_is_no_kill():
+    """Recorded: a file appeared under cases/ while two xdist workers collected (a shared checkout)."""
+    results = parse_junit((DATA / "junit-dentry-untrusted-args-worker-collection-race.xml").read_text())
+    assert [r.nodeid for r in results] == ["gw1"]
+    status, failed, errors = classify(results)
+    assert status == "harness-error" and errors == ["gw1"] and not failed
+
+
 def test_kill_table_lists_each_mutant_and_its_killing_cases():
     rows = [MutantResult("a-bug", "rule 3", "x", "killed", failed=["cases/v.bpf.c::p"], passed=3),
             MutantResult("b-bug", "rule 12", "y", "survived", passed=4)]
