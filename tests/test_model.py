@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from harness import audit, expect, verifier_log
 from harness.cases import parse_case_text
 from harness.gen import model, render, strategy
-from harness.gen.ast import ALLOW, BAD_NETIF, DENY, End, Exit, KptrStore, Log, Program, Start
+from harness.gen.ast import ALLOW, BAD_NETIF, DENY, LOGGERS, End, Exit, KptrStore, Log, Program, Start
 
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.expanduser("~/.cache/hypothesis/bpf-audit-harness"))
 PURE = settings(database=None, deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -259,3 +259,9 @@ def test_the_null_branch_of_a_second_start_leaks_an_overwritten_context() -> Non
     assert r.rules == (3,)  # the unchecked start has no NULL branch: only the main path
     r = rejected(Program("file_open", (Start(0), Start(0), Log(0, "cause", "x", "stack"), End(0))))
     assert r.rule == 7 and r.alternatives == ((1, model.MSG_UNRELEASED),)
+
+
+def test_explicit_examples_cover_every_logger_and_load() -> None:
+    used = {op.logger for prog in strategy.EXPLICIT for op in prog.ops if isinstance(op, Log)}
+    assert used == set(LOGGERS)
+    assert all(model.predict(prog).accepted for prog in strategy.EXPLICIT)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import given, note, seed
+from hypothesis import example, given, note, seed
 
 from harness.gen import profiles, strategy
 
@@ -176,7 +176,11 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
             raise AssertionError(f"kernel and model disagree on {path}:\nexpected {pred.summary()}\n"
                                  f"{outcome.report()}")
 
-    test = given(strategy.programs(hooks=profiles.selected_hooks()))(check)
+    hooks = profiles.selected_hooks()
+    test = given(strategy.programs(hooks=hooks))(check)
+    for prog in reversed(strategy.EXPLICIT):  # every logger once, whatever the profile
+        if hooks is None or prog.hook in hooks:
+            test = example(prog)(test)
     test = chosen(test)
     if rand_seed is not None:
         test = seed(rand_seed)(test)

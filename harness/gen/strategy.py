@@ -187,3 +187,33 @@ def _careless(draw, hooks: tuple[str, ...] | None, max_ops: int, careful: bool =
         if state.get(c) == "open" and (not mistakes or draw(st.booleans())):
             ops.append(End(c))
     return Program(hook, tuple(ops), draw(st.sampled_from((ALLOW, DENY))))
+
+
+def _every_logger(hook: str) -> Program:
+    """Every logger the hook can feed, once, with good arguments (a cause that needs hex encoding)."""
+    ops: list = [Start(0)]
+    for logger in HOOKS[hook]:
+        if logger == "cause":
+            ops.append(Log(0, "cause", "has space"))
+        elif logger == "cap":
+            ops.append(Log(0, "cap", 21))
+        elif logger == "ioctl_op":
+            ops.append(Log(0, "ioctl_op", None if hook == "file_ioctl" else CONST_IOCTL_CMDS[1]))
+        elif logger == "inode":
+            ops.append(Log(0, "inode", INODE_SOURCES[hook][-1]))
+        elif logger == "task":
+            ops.append(Log(0, "task", "target"))
+        elif logger in ("net_sock", "net_sockaddr"):
+            ops.append(Log(0, logger, LOOPBACK_NETIF))
+        elif (logger, hook) not in (("file", "file_open"), ("path", "file_ioctl")):  # they share one field
+            ops.append(Log(0, logger))
+    return Program(hook, tuple(ops + [End(0)]), DENY)
+
+
+# Run first in every profile (hypothesis @example): each of the ten loggers on its hook, two contexts with a
+# taken exit branch, and a plain cause, so that even a short derandomized run sees every field once.
+EXPLICIT: tuple[Program, ...] = tuple(_every_logger(h) for h in HOOKS) + (
+    Program("file_open", (Start(0), Log(0, "cause", "denied"), End(0))),
+    Program("file_open", (Start(0), Log(0, "cap", 4242), Log(0, "file"), Log(0, "path"), Start(1),
+                          Log(1, "cause", 'a"quote'), Exit((0, 1), DENY, taken=True), End(1), End(0)), ALLOW),
+)
