@@ -195,9 +195,11 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
             how = env + "pytest " + " ".join(pytestconfig.invocation_params.args)
             mutant = pytestconfig.getoption("--mutant", None)
             kernel = kernel_under_test.release + (f" with mutant {mutant}" if mutant else "")
-            path = write_found_case(failures[-1], found_dir(), kernel, how)
+            # the shrunk example is replayed last; explicit examples all run: take the smallest, the latest on ties
+            smallest = min(reversed(failures), key=lambda f: len(f.prog.ops))
+            path = write_found_case(smallest, found_dir(), kernel, how)
             with capsys.disabled():
-                print(f"\n[property] shrunk failing program written to {path}\n{failures[-1].prog.describe()}",
+                print(f"\n[property] smallest failing program written to {path}\n{smallest.prog.describe()}",
                       flush=True)
         raise
     finally:
