@@ -47,19 +47,28 @@ def _timed_cpu(argv: list[str], cwd: Path, env: dict | None = None, log: Path | 
     return time.monotonic() - t0, _children_cpu() - c0
 
 
+def _checkpoint(ns: argparse.Namespace) -> None:
+    """Print the figures a long section has so far: an interrupted run still leaves them in its output."""
+    print(f"[bench] so far: {json.dumps(ns.partial)}", file=sys.stderr, flush=True)
+
+
 def _objects(tree: Path) -> int:
     return sum(1 for _ in tree.rglob("*.o"))
 
 
 @section("build")
 def bench_build(ns: argparse.Namespace) -> dict:
-    """Cold lean build vs cold build of virtme-ng's default config + the same BPF/audit fragments (no ccache)."""
+    """Cold lean build vs cold build of virtme-ng's default config + the same BPF/audit fragments (no ccache).
+
+    Figures land in the result as soon as each build ends, so a failure in the second keeps the first."""
     req = make_request(KernelOptions(no_patches=True))
     work = Path(tempfile.mkdtemp(prefix="bench-build-", dir=ns.scratch))
     log = work / "bench.log"
-    env = {**os.environ, "CCACHE_DISABLE": "1"}
+    venv_bin = str(Path(sys.executable).parent)  # vng runs virtme-configkernel by name
+    env = {**os.environ, "CCACHE_DISABLE": "1", "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
     jobs = str(os.cpu_count() or 1)
-    out: dict = {"jobs": int(jobs)}
+    out: dict = {"jobs": int(jobs), "log": str(log)}
+    ns.partial = out
     try:
         lean = work / "lean"
         shutil.copytree(req.source.path, lean, symlinks=True)
@@ -67,6 +76,7 @@ def bench_build(ns: argparse.Namespace) -> dict:
         wall, cpu = _timed_cpu(["make", f"-j{jobs}", "bzImage", "vmlinux"], lean, env, log)
         out["lean_cold_s"], out["lean_cold_cpu_s"] = round(wall, 1), round(cpu, 1)
         out["lean_objects"] = _objects(lean)
+        _checkpoint(ns)
         shutil.rmtree(lean)
 
         default = work / "vng-default"
@@ -74,9 +84,8 @@ def bench_build(ns: argparse.Namespace) -> dict:
         features = [f for f in req.fragments if not Path(f.path).name.startswith("00-")]  # all but the lean base
         frag = work / "features.config"
         frag.write_text(kconfig.merge(features).render())
-        vng = str(Path(sys.executable).parent / "vng")
-        subprocess.run([vng, "--kconfig", "--config", str(frag)], cwd=default, check=True, capture_output=True)
-        subprocess.run(["make", "olddefconfig"], cwd=default, check=True, capture_output=True)
+        _timed_cpu([str(Path(venv_bin) / "vng"), "--kconfig", "--config", str(frag)], default, env, log)
+        _timed_cpu(["make", "olddefconfig"], default, env, log)
         wall, cpu = _timed_cpu(["make", f"-j{jobs}", "bzImage", "vmlinux"], default, env, log)
         out["default_cold_s"], out["default_cold_cpu_s"] = round(wall, 1), round(cpu, 1)
         out["default_objects"] = _objects(default)
@@ -84,7 +93,8 @@ def bench_build(ns: argparse.Namespace) -> dict:
         out["ratio_lean_vs_default_cpu"] = round(out["lean_cold_cpu_s"] / out["default_cold_cpu_s"], 3)
         out["target"] = "lean <= 0.5x default"
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work / "lean", ignore_errors=True)
+        shutil.rmtree(work / "vng-default", ignore_errors=True)
     return out
 
 
@@ -282,10 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     results = {"date": time.strftime("%Y-%m-%d"), "commit": _commit(), "host_cpus": os.cpu_count(), "sections": {}}
     for name in ns.sections:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        ns.partial = {}
         try:
             results["sections"][name] = SECTIONS[name](ns)
         except Exception as e:  # noqa: BLE001 - one failed section must not lose the others' figures
-            results["sections"][name] = {"error": f"{type(e).__name__}: {e}"}
+            results["sections"][name] = {**ns.partial, "error": f"{type(e).__name__}: {e}"}
         print(json.dumps({name: results["sections"][name]}), file=sys.stderr, flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"{results['date']}-{results['commit']}"
