@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from interrupts import sigint_default
 
 from harness.bisect import BAD, GOOD, SKIP, BisectError, Conclusion, check_tree, parse_run_output, tree_state
 from harness.bisect_step import judge_step, judge_try
@@ -267,7 +268,7 @@ def test_ctrl_c_during_a_step_still_resets_the_tree(tmp_path):
     argv = [sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tree), "--good", shas[0],
             "--bad", shas[-1], "--cache-dir", str(tmp_path / "cache"), "cases/verifier/null_unchecked.bpf.c"]
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=sigint_default)
     seen = []
     for line in proc.stdout:
         seen.append(line)

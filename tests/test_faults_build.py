@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from interrupts import sigint_default
 
 from harness.pipeline import KernelOptions, make_request
 from harness.settings import DEFAULT_PATCHES_DIR
@@ -68,7 +69,8 @@ def test_ctrl_c_and_a_failing_build_publish_nothing_and_the_next_build_succeeds(
 
     # 1. Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) once make runs.
     proc = subprocess.Popen([CLI, "build", "--patches", str(good), "--cache-dir", str(layout.root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=sigint_default)
     seen = []
     try:
         assert proc.stdout is not None

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from interrupts import sigint_default
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -34,7 +35,7 @@ def _start(tmp_path: Path, cache_root: Path, sleep: int) -> tuple[subprocess.Pop
     (tmp_path / "test_inner.py").write_text(INNER_TEST.format(pids=str(pids), sleep=sleep))
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_inner.py",
                              "--harness-cache", str(cache_root)], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=sigint_default)
     return proc, pids
 
 
@@ -89,7 +90,7 @@ def test_ctrl_c_with_xdist_workers_leaves_no_qemu_and_no_temp_dir(kernel_artifac
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
                              "test_inner.py", "--harness-cache", str(kernel_options.layout().root)],
                             cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=sigint_default)
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("pids-*.json"))) < 2:
