@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -173,6 +174,7 @@ def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, l
                           policy: str = "fail") -> None:
     if not hasattr(session.machine, "console_text"):
         return
+    _console_barrier(session, start)
     found = console.scan(session.machine.console_text()[start:])
     if found:
         outcome.details.append(("kernel console during the case", console.summarize(found)))
@@ -183,6 +185,19 @@ def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, l
         elif outcome.status == "passed":
             outcome.status = "failed"
             outcome.summary = f"kernel reported {found[0].kind} during the case: {found[0].first_line}"
+
+
+def _console_barrier(session: GuestSession, start: int, timeout: float = 15.0) -> None:
+    """Wait until the console has caught up with the guest: a kernel report printed during the case may still be
+    in the serial line's buffers when the case ends (seen under load), and must not leak into the next case."""
+    token = f"bah-console-barrier {uuid.uuid4().hex[:12]}"
+    try:
+        session.shell(f"echo '<3>{token}' > /dev/kmsg", timeout=10)
+    except (GuestCommandError, LostVMError):
+        return
+    deadline = time.monotonic() + timeout
+    while token not in session.machine.console_text()[start:] and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _run(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSession, log_dir: Path) -> Outcome:
