@@ -11,7 +11,10 @@ STAMP     := $(VENV)/.installed
 APT_PACKAGES := make gcc flex bison bc libelf-dev libssl-dev dwarves ccache zstd xz-utils cpio kmod git patch \
 	linux-source-6.12 qemu-system-x86 clang-19 llvm-19 bpftool libbpf-dev \
 	openssh-server openssh-client busybox-static iproute2 procps auditd python3 python3-audit linux-libc-dev \
-	chromium nodejs npm
+	chromium
+# Needed as commands, from whichever package provides them: NodeSource's nodejs bundles npm and conflicts
+# with Debian's npm package, so these are installed only when the command is missing (command:package).
+CMD_PACKAGES := node:nodejs npm:npm
 
 .PHONY: conformance test unit deps venv build lint bench matrix clean-venv
 
@@ -29,7 +32,8 @@ unit: venv
 
 ## Install missing Debian packages (idempotent: only what dpkg does not already have).
 deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done; \
+		for cp in $(CMD_PACKAGES); do command -v $${cp%%:*} >/dev/null || echo $${cp#*:}; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
