@@ -57,12 +57,35 @@ def test_no_qemu_left_after_a_normal_session(kernel_artifact, kernel_options, tm
     assert [p for p in pids if _running(p)] == [], "QEMU outlived the pytest session"
 
 
+def _reap(proc: subprocess.Popen, pids: list[int], group: bool) -> None:
+    """A failed test must not leak its inner session or VMs: SIGTERM (the harness cleans up), then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        if proc.poll() is not None:
+            break
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+    for pid in pids:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_no_qemu_left_after_ctrl_c(kernel_artifact, kernel_options, tmp_path):
     proc, pids_file = _start(tmp_path, kernel_options.layout().root, sleep=600)
-    pids = _wait_for(pids_file, proc, 600)
-    assert pids and all(_running(p) for p in pids)
-    os.kill(proc.pid, signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    pids: list[int] = []
+    try:
+        pids = _wait_for(pids_file, proc, 600)
+        assert pids and all(_running(p) for p in pids)
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            _reap(proc, pids, group=False)
     assert proc.returncode != 0
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(_running(p) for p in pids):
@@ -91,6 +114,7 @@ def test_ctrl_c_with_xdist_workers_leaves_no_qemu_and_no_temp_dir(kernel_artifac
                              "test_inner.py", "--harness-cache", str(kernel_options.layout().root)],
                             cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=sigint_default)
+    pids: list[int] = []
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("pids-*.json"))) < 2:
@@ -102,8 +126,7 @@ def test_ctrl_c_with_xdist_workers_leaves_no_qemu_and_no_temp_dir(kernel_artifac
         text, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _reap(proc, pids, group=True)
     assert proc.returncode != 0
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(_running(p) for p in pids):
