@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness import cache
 from harness.errors import BuildError, HarnessError, SourceError
+from harness.kbuild import BuildResult, KernelArtifact
 from harness.settings import CacheLayout
 from harness.tools import quoted
 
@@ -45,13 +46,9 @@ class PrebuiltRequest:
 
 
 @dataclass(frozen=True)
-class PrebuiltArtifact:
-    """Same attribute names as kbuild.KernelArtifact where the harness reads them; `vmlinux` is raw BTF here."""
-
-    key: str
-    dir: Path
-    release: str
-    meta: dict
+class PrebuiltArtifact(KernelArtifact):
+    """A prepared distribution kernel: the kbuild artifact's layout, but the image and System.map stay inside the
+    extracted package root and `vmlinux` is raw BTF read in the guest."""
 
     @property
     def bzimage(self) -> Path:
@@ -63,35 +60,11 @@ class PrebuiltArtifact:
         return self.dir / "vmlinux.btf"  # /sys/kernel/btf/vmlinux read in the guest: bpftool reads it like a vmlinux
 
     @property
-    def vmlinux_h(self) -> Path:
-        return self.dir / "vmlinux.h"
-
-    @property
-    def audit_h(self) -> Path:
-        return self.dir / "audit.h"
-
-    @property
-    def config(self) -> Path:
-        return self.dir / "config"
-
-    @property
     def system_map(self) -> Path:
         return self.dir / "root" / "boot" / f"System.map-{self.release}"
 
-    @classmethod
-    def load(cls, entry: Path) -> PrebuiltArtifact:
-        meta = json.loads((entry / "meta.json").read_text())
-        return cls(meta["key"], entry, meta["release"], meta)
 
-
-@dataclass(frozen=True)
-class PrebuiltResult:
-    """Shaped like kbuild.BuildResult (artifact, cache_hit, seconds, log)."""
-
-    artifact: PrebuiltArtifact
-    cache_hit: bool
-    seconds: float
-    log: Path | None
+PrebuiltResult = BuildResult  # artifact, cache_hit, seconds, log
 
 
 _DEP_RE = re.compile(r"^\s*(linux-image-[^\s(|,]+)\s*(?:\(\s*=\s*([^)\s]+)\s*\))?")
