@@ -75,6 +75,13 @@ def _reap(proc: subprocess.Popen, pids: list[int], group: bool) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _assert_gone_soon(pids: list[int], out: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(p) for p in pids):
+        time.sleep(0.2)
+    assert [p for p in pids if _running(p)] == [], f"QEMU survived Ctrl-C:\n{out[-2000:]}"
+
+
 def test_no_qemu_left_after_ctrl_c(kernel_artifact, kernel_options, tmp_path):
     proc, pids_file = _start(tmp_path, kernel_options.layout().root, sleep=600)
     pids: list[int] = []
@@ -87,10 +94,7 @@ def test_no_qemu_left_after_ctrl_c(kernel_artifact, kernel_options, tmp_path):
         if proc.poll() is None:
             _reap(proc, pids, group=False)
     assert proc.returncode != 0
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_running(p) for p in pids):
-        time.sleep(0.2)
-    assert [p for p in pids if _running(p)] == [], f"QEMU survived Ctrl-C:\n{out[-2000:]}"
+    _assert_gone_soon(pids, out)
 
 
 XDIST_INNER = """\
@@ -128,10 +132,7 @@ def test_ctrl_c_with_xdist_workers_leaves_no_qemu_and_no_temp_dir(kernel_artifac
         if proc.poll() is None:
             _reap(proc, pids, group=True)
     assert proc.returncode != 0
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_running(p) for p in pids):
-        time.sleep(0.2)
-    assert [p for p in pids if _running(p)] == [], f"QEMU survived Ctrl-C:\n{text[-2000:]}"
+    _assert_gone_soon(pids, text)
     # pytest's own basetemp (pytest-of-<user>/, made by xdist for its workers) is kept by design; the run's
     # tempfiles (keys, sockets, anything vng or the harness makes) must not be, in it or beside it
     assert [p.name for p in tmp.iterdir() if not p.name.startswith("pytest-of-")] == []
