@@ -92,6 +92,9 @@ class LocalVM:
         self.name = name
         self.state_dir = state_dir or run_dir
         self.console_log = run_dir / f"{name}-console.log"
+        # virtme-run's own temp files (its exit-code file, made with mkstemp) go here, not in the user's
+        # TMPDIR: it only removes them at exit, which a killed virtme-run never reaches. stop() removes it.
+        self.tmp_dir = run_dir / f"{name}-tmp"
         self.proc: subprocess.Popen | None = None
         self.guest: Guest | None = None
         self.port: int | None = None
@@ -147,6 +150,8 @@ class LocalVM:
         env = dict(os.environ)
         # vng runs virtme-run (same venv) by name: make sure that venv is on PATH.
         env["PATH"] = f"{Path(self.config.vng).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(self.tmp_dir)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True, cwd="/", env=env)
         _LIVE.add(self)
@@ -217,6 +222,7 @@ class LocalVM:
             _kill_group(proc, timeout)
         if self._pump is not None:
             self._pump.join(timeout=2)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
         _LIVE.discard(self)
 
     def qemu_pids(self) -> list[int]:

@@ -103,6 +103,7 @@ import pytest
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_holds_a_vm(vm, n):
+    open(os.path.join({out!r}, f"tmp-{{n}}"), "w").write(str(vm.tmp_dir))
     open(os.path.join({out!r}, f"pids-{{n}}.json"), "w").write(json.dumps(vm.qemu_pids()))
     time.sleep(600)
 """
@@ -137,3 +138,6 @@ def test_ctrl_c_with_xdist_workers_leaves_no_qemu_and_no_temp_dir(kernel_artifac
     # tempfiles (keys, sockets, anything vng or the harness makes) must not be, in it or beside it
     assert [p.name for p in tmp.iterdir() if not p.name.startswith("pytest-of-")] == []
     assert [p for p in tmp.rglob("*") if not p.is_dir()] == [], "the session left temporary files behind"
+    # virtme-run's own temp files live in a per-VM directory in the run dir, removed when the VM stops
+    vm_tmps = [Path(f.read_text()) for f in out.glob("tmp-*")]
+    assert len(vm_tmps) == 2 and [d for d in vm_tmps if d.exists()] == []
