@@ -132,8 +132,12 @@ class LocalVM:
     def argv(self, sshdir: Path) -> list[str]:
         assert self.port is not None and self.accel is not None
         append = " ".join(DEFAULT_APPEND + self.config.append)
+        # --force-9p: the host root reaches the guest over read-only 9p on every machine. virtme would
+        # otherwise try virtiofsd first, which (a) shares the root read-write when that virtiofsd lacks
+        # --readonly, so the guest could write the run's key directory, and (b) on Debian 12's legacy
+        # virtiofsd fails after ~3 s of polling before virtme falls back to 9p anyway (every boot).
         argv = [self.config.vng, "--run", str(self.config.kernel), "--verbose", "--user", "root", "--cwd", "/",
-                "--memory", self.config.memory, "--cpus", str(self.config.cpus), "--append", append]
+                "--force-9p", "--memory", self.config.memory, "--cpus", str(self.config.cpus), "--append", append]
         if self.accel.accel == "tcg":
             argv.append("--disable-kvm")
         argv += ["--exec", f"/bin/sh {BOOT_SCRIPT} {sshdir}",
