@@ -137,9 +137,12 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
 
-def _vng_exec(image: Path, command: str, accel: str) -> float:
+def _vng_exec(image: Path, command: str, accel: str, *, force_9p: bool = True) -> float:
+    """One `vng --exec` boot; force_9p gives it the harness's root filesystem (like for like)."""
     argv = [str(Path(sys.executable).parent / "vng"), "--run", str(image), "--user", "root", "--cwd", "/",
             "--memory", "1G", "--cpus", "1", "--exec", command]
+    if force_9p:
+        argv.insert(-2, "--force-9p")
     if accel == "tcg":
         argv.insert(-2, "--disable-kvm")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
@@ -151,14 +154,17 @@ def _vng_exec(image: Path, command: str, accel: str) -> float:
 
 @section("boot")
 def bench_boot(ns: argparse.Namespace) -> dict:
-    """Boot to SSH-ready (harness) vs `vng --run <same bzImage> --exec true` (target <= 1.3x)."""
+    """Boot to SSH-ready (harness) vs `vng --run <same bzImage> --force-9p --exec true` (target <= 1.3x).
+
+    The harness boots with --force-9p; the ratio is against vng on the same root filesystem, so it measures
+    what the harness adds (sshd, keys, network). Plain vng (virtiofsd tried first) is reported beside it."""
     from harness import accel
     from harness.vm import LocalVM, VMConfig
 
     art = _default_artifact()
     layout = KernelOptions().layout()
     choice = accel.choose("auto", layout.state, art.bzimage)
-    ours, theirs = [], []
+    ours, theirs, plain = [], [], []
     for i in range(ns.repeat):
         run_dir = Path(tempfile.mkdtemp(prefix="bench-boot-", dir=ns.scratch))
         vm = LocalVM(VMConfig(kernel=art.bzimage, accel=choice.accel), run_dir, name=f"b{i}", state_dir=layout.state)
@@ -166,9 +172,11 @@ def bench_boot(ns: argparse.Namespace) -> dict:
             ours.append(vm.boot_seconds)
         shutil.rmtree(run_dir, ignore_errors=True)
         theirs.append(_vng_exec(art.bzimage, "true", choice.accel))
+        plain.append(_vng_exec(art.bzimage, "true", choice.accel, force_9p=False))
     return {"accel": choice.accel, "runs": ns.repeat, "harness_boot_to_ssh_s": _median(ours),
-            "vng_exec_true_s": _median(theirs), "ratio_harness_vs_vng": round(_median(ours) / _median(theirs), 3),
-            "target": "<= 1.3x"}
+            "vng_9p_exec_true_s": _median(theirs), "ratio_harness_vs_vng": round(_median(ours) / _median(theirs), 3),
+            "target": "<= 1.3x", "vng_plain_exec_true_s": _median(plain),
+            "ratio_harness_vs_plain_vng": round(_median(ours) / _median(plain), 3)}
 
 
 @section("roundtrip")
