@@ -126,7 +126,7 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, progress: bool) -
         tree = work / "linux"
         _say(progress, f"[build] copying {req.source.path} -> {tree}")
         _run(["cp", "-a", "--reflink=auto", str(req.source.path), str(tree)], log, "copy source")
-        applied = apply_series(req.series, tree, log)
+        applied = apply_series(req.series, tree, log, pristine=req.source.path)
         final_config = configure(tree, req.merged, work, log)
         _make(req, tree, log, progress)
         with cache.staging(req.layout, key) as staged:

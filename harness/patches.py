@@ -97,8 +97,20 @@ def _patch(tree: Path, patch: Patch, *extra: str) -> subprocess.CompletedProcess
     return subprocess.run(argv, cwd=tree, capture_output=True, text=True, check=False)
 
 
-def apply_series(series: Series, tree: Path, log: Path | None = None) -> ApplyResult:
-    """Apply every patch in order onto `tree` (a disposable copy). Already-applied patches are skipped."""
+def reproduction(series: Series, failing: Patch, applied: list[str], pristine: Path,
+                 scratch: str = "/tmp/bpf-audit-harness-patch-check") -> str:
+    """Shell commands that redo the failed step by hand on a scratch copy of the pristine source (the
+    harness's own copy is removed when the build stops)."""
+    steps = [quoted(["rm", "-rf", scratch]), quoted(["cp", "-a", str(pristine), scratch]), quoted(["cd", scratch])]
+    by_name = {p.name: p for p in series.patches}
+    steps += [quoted(["patch", f"-p{by_name[n].strip}", "-i", str(by_name[n].path)]) for n in applied]
+    steps.append(quoted(["patch", f"-p{failing.strip}", "--dry-run", "-i", str(failing.path)]))
+    return " && ".join(steps)
+
+
+def apply_series(series: Series, tree: Path, log: Path | None = None, *, pristine: Path | None = None) -> ApplyResult:
+    """Apply every patch in order onto `tree` (a disposable copy of `pristine`). Already-applied patches are
+    skipped. A patch that does not apply is a PatchError naming the patch, file and hunk, and how to redo it."""
     applied, skipped = [], []
     for patch in series.patches:
         dry = _patch(tree, patch, "--dry-run")
@@ -117,7 +129,10 @@ def apply_series(series: Series, tree: Path, log: Path | None = None) -> ApplyRe
             continue
         where = first_failure(dry.stdout + dry.stderr)
         location = f"{where[0]}, {where[1]}" if where else "see output below"
-        by_hand = quoted(["patch", f"-p{patch.strip}", "--dry-run", "-d", str(tree), "-i", str(patch.path)])
+        if pristine is not None:
+            by_hand = reproduction(series, patch, applied, pristine)
+        else:
+            by_hand = quoted(["patch", f"-p{patch.strip}", "--dry-run", "-d", str(tree), "-i", str(patch.path)])
         raise PatchError(
             f"patch {patch.path} does not apply: first failure in {location}. "
             f"Earlier patches applied: {', '.join(applied) or 'none'}. Reproduce with: {by_hand}\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import PatchError
-from harness.patches import apply_series, load_series, parse_series_text
+from harness.patches import apply_series, load_series, parse_series_text, reproduction
 
 
 def test_series_parsing_skips_comments_and_reads_strip_level():
@@ -80,3 +80,29 @@ def test_failing_patch_names_patch_file_and_hunk(tmp_path: Path, tree: Path):
     assert "security/Makefile, hunk #1 at line" in msg
     assert "patch -p1 --dry-run -d" in msg
     assert (tree / "security/Makefile").read_text() == base  # nothing half-applied
+
+
+def test_reproduction_redoes_the_failure_on_a_copy_of_the_pristine_source(tmp_path: Path, tree: Path):
+    """The build's own tree is gone by the time a user reads the error: the recipe starts from the source."""
+    base = (tree / "security/Makefile").read_text()
+    one = base.replace("line 5\n", "line 5 patched\n")
+    _make_patch(tmp_path / "p1", "0001-one.patch", "security/Makefile", base, one)
+    _make_patch(tmp_path / "p2", "0002-bad.patch", "security/Makefile", base.replace("line 5\n", "other\n"),
+                base.replace("line 5\n", "changed\n"))
+    pdir = tmp_path / "patches"
+    pdir.mkdir()
+    for src in ("p1", "p2"):
+        for f in (tmp_path / src / "patches").iterdir():
+            (pdir / f.name).write_text(f.read_text())
+    (pdir / "series").write_text("0001-one.patch\n0002-bad.patch\n")
+    series = load_series(pdir)
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-a", str(tree), str(work)], check=True)
+    with pytest.raises(PatchError) as e:
+        apply_series(series, work, pristine=tree)
+    assert f"cp -a {tree} /tmp/bpf-audit-harness-patch-check" in str(e.value)
+    recipe = reproduction(series, series.patches[1], ["0001-one.patch"], tree, scratch=str(tmp_path / "by-hand"))
+    res = subprocess.run(["sh", "-c", recipe], capture_output=True, text=True)
+    assert res.returncode != 0 and "Hunk #1 FAILED" in res.stdout, res.stdout + res.stderr
+    assert (tmp_path / "by-hand/security/Makefile").read_text() == one  # the first patch went in by hand too
+    assert (tree / "security/Makefile").read_text() == base  # the pristine source is never touched
