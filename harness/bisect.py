@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError, SourceError
+from harness.tools import stream
 
 # Exit codes of harness.bisect_step, in git bisect run's language.
 GOOD, BAD, SKIP, ABORT, INTERRUPTED = 0, 1, 125, 128, 130
@@ -210,24 +211,15 @@ def run_bisect(tree: Path, good: str, bad: str, cases: list[str], *, retries: in
 
 def _stream(argv: list[str], log: Path, out) -> str:
     """Run git bisect run, echoing its output; on Ctrl-C wait for the step to clean up its VMs first."""
-    chunks = []
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-    try:
-        assert proc.stdout is not None
-        with log.open("w") as f:
-            for line in proc.stdout:
-                f.write(line)
-                chunks.append(line)
-                out.write(line)
-                out.flush()
-        proc.wait()
-    except BaseException:
-        try:
-            proc.wait(timeout=60)  # the step got the same SIGINT; let pytest stop its guests
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        raise
+    chunks: list[str] = []
+
+    def on_line(line: str) -> None:
+        chunks.append(line)
+        out.write(line)
+        out.flush()
+
+    log.write_text("")
+    stream(argv, log, on_line, grace=60)  # the step got the same SIGINT; let pytest stop its guests
     return "".join(chunks)
 
 

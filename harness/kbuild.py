@@ -20,7 +20,7 @@ from harness.errors import BuildError, ConfigError
 from harness.patches import Series, apply_series
 from harness.settings import CacheLayout
 from harness.source import SourceTree
-from harness.tools import BUILD_TOOLS, quoted, require, version_line
+from harness.tools import BUILD_TOOLS, quoted, require, stream, version_line
 
 ARTIFACT_FILES = ("bzImage", "vmlinux", "System.map", "config", "audit.h", "vmlinux.h")
 
@@ -193,29 +193,21 @@ def _make(req: BuildRequest, tree: Path, log: Path, progress: bool) -> None:
     objects = 0
     last_print = 0.0
     is_tty = sys.stderr.isatty()
-    proc = subprocess.Popen(
-        argv, env=_make_env(req, tree), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-    )
-    try:
-        assert proc.stdout is not None
-        with log.open("a") as f:
-            for line in proc.stdout:
-                f.write(line)
-                tail.append(line)
-                if len(errors) < 20 and _ERROR_LINE.search(line):
-                    errors.append(line)
-                if line.startswith("  CC ") or line.startswith("  AS "):
-                    objects += 1
-                now = time.monotonic()
-                if progress and now - last_print >= (1.0 if is_tty else 30.0):
-                    last_print = now
-                    msg = f"[build] {objects} objects compiled, {now - t0:.0f}s elapsed"
-                    print("\r" + msg if is_tty else msg, end="" if is_tty else "\n", file=sys.stderr, flush=True)
-        rc = proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
+
+    def on_line(line: str) -> None:
+        nonlocal objects, last_print
+        tail.append(line)
+        if len(errors) < 20 and _ERROR_LINE.search(line):
+            errors.append(line)
+        if line.startswith("  CC ") or line.startswith("  AS "):
+            objects += 1
+        now = time.monotonic()
+        if progress and now - last_print >= (1.0 if is_tty else 30.0):
+            last_print = now
+            msg = f"[build] {objects} objects compiled, {now - t0:.0f}s elapsed"
+            print("\r" + msg if is_tty else msg, end="" if is_tty else "\n", file=sys.stderr, flush=True)
+
+    rc = stream(argv, log, on_line, env=_make_env(req, tree))
     if progress and is_tty:
         print(file=sys.stderr)
     if rc != 0:

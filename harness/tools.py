@@ -6,7 +6,9 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 from harness.errors import MissingToolError
 
@@ -68,3 +70,26 @@ def version_line(*argv: str) -> str:
 def quoted(argv: list[str] | tuple[str, ...]) -> str:
     """An argument list as a shell-quoted string, for logs and 'run this by hand' hints."""
     return shlex.join([str(a) for a in argv])
+
+
+def stream(argv: list[str], log: Path, on_line: Callable[[str], None], *, env: dict[str, str] | None = None,
+           grace: float = 0.0) -> int:
+    """Run argv with stdout+stderr merged, appending every line to `log` and handing it to `on_line`; returns
+    the exit code. If the caller is interrupted (Ctrl-C, an exception), the child gets `grace` seconds to end
+    by itself (it saw the same SIGINT and may be cleaning up, e.g. stopping VMs), then it is killed."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace")
+    try:
+        assert proc.stdout is not None
+        with log.open("a") as f:
+            for line in proc.stdout:
+                f.write(line)
+                on_line(line)
+        return proc.wait()
+    except BaseException:
+        try:
+            proc.wait(timeout=grace) if grace > 0 else proc.kill()
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        proc.wait()
+        raise
