@@ -133,6 +133,8 @@ class BisectResult:
     seconds: float
     run_dir: Path
     subject: str = ""
+    good: str = ""
+    bad: str = ""
 
     @property
     def first_bad(self) -> str | None:
@@ -172,10 +174,49 @@ def absolute_cases(cases: list[str], cwd: Path) -> list[str]:
     return out
 
 
+def _endpoint_problem(name: str, sha: str, want: int, rc: int, step: StepReport | None) -> str | None:
+    """Why an endpoint the step judged does not bound a bisection (None when it does)."""
+    if rc == want:
+        return None
+    why = f" ({step.reason})" if step and step.reason else ""
+    if rc == GOOD:
+        return (f"the cases pass at --bad {sha[:12]}: there is no failure to bisect. Check the case names, and "
+                "that --bad is a commit where you saw the failure.")
+    if rc == BAD:
+        return (f"the cases already fail at --good {sha[:12]}: the first bad commit is older. Pick an older "
+                "--good.")
+    if rc == SKIP:
+        return (f"{name} {sha[:12]} could not be judged{why}: the build, the boot or a flaky case made the "
+                "step skip it, and a bisection needs two endpoints the harness can judge. Pick another "
+                f"{name}, or pass --no-verify-endpoints to trust it.")
+    return f"the step aborted on {name} {sha[:12]} (exit {rc}){why}; see the step log."
+
+
+def _verify_endpoints(tree: Path, good_sha: str, bad_sha: str, step: list[str], report: Path, log: Path,
+                      out) -> None:
+    """Run the step on --bad (must fail) and --good (must pass) before git bisect trusts them."""
+    def echo(line: str) -> None:
+        out.write(line)
+        out.flush()
+
+    for name, sha, want in (("--bad", bad_sha, BAD), ("--good", good_sha, GOOD)):
+        print(f"[bisect] checking {name} {sha[:12]} first: the cases must {'fail' if want else 'pass'} there",
+              file=out, flush=True)
+        git(tree, "checkout", "-q", "--detach", sha)
+        rc = stream(step, log, echo, grace=60)
+        reports = [r for r in read_reports(report) if r.commit == sha]
+        problem = _endpoint_problem(name, sha, want, rc, reports[-1] if reports else None)
+        if problem:
+            raise BisectError(problem)
+
+
 def run_bisect(tree: Path, good: str, bad: str, cases: list[str], *, retries: int = 3,
                cache_dir: Path | None = None, config_dir: Path | None = None, accel: str = "auto",
-               extra_pytest: list[str] = (), out=sys.stdout) -> BisectResult:
-    """Bisect `tree` between good and bad with the harness step; always `git bisect reset` at the end."""
+               extra_pytest: list[str] = (), verify_endpoints: bool = True, out=sys.stdout) -> BisectResult:
+    """Bisect `tree` between good and bad with the harness step; always `git bisect reset` at the end.
+
+    With verify_endpoints (the default) the step first runs on --bad and --good: a bisection between a
+    "bad" that passes or a "good" that fails names a wrong commit with full confidence."""
     from harness.settings import CacheLayout, cache_root, new_run_dir
 
     if not cases:
@@ -193,17 +234,19 @@ def run_bisect(tree: Path, good: str, bad: str, cases: list[str], *, retries: in
     before = tree_state(tree)
     t0 = time.monotonic()
     text = ""
+    step = step_argv(tree, cases, retries=retries, report=report, cache_dir=cache_dir, config_dir=config_dir,
+                     accel=accel, extra_pytest=list(extra_pytest))
     try:
-        git(tree, "bisect", "start", bad_sha, good_sha)
-        argv = ["git", "-C", str(tree), "bisect", "run",
-                *step_argv(tree, cases, retries=retries, report=report, cache_dir=cache_dir,
-                           config_dir=config_dir, accel=accel, extra_pytest=list(extra_pytest))]
         print(f"[bisect] {tree}: good {good_sha[:12]}, bad {bad_sha[:12]}; cases: {' '.join(cases)}", file=out)
         print(f"[bisect] step logs: {run_dir}", file=out, flush=True)
-        text = _stream(argv, run_dir / "bisect-run.log", out)
+        if verify_endpoints:
+            _verify_endpoints(tree, good_sha, bad_sha, step, report, run_dir / "endpoints.log", out)
+        git(tree, "bisect", "start", bad_sha, good_sha)
+        text = _stream(["git", "-C", str(tree), "bisect", "run", *step], run_dir / "bisect-run.log", out)
     finally:
         _reset(tree, before)
-    result = BisectResult(parse_run_output(text), read_reports(report), time.monotonic() - t0, run_dir)
+    result = BisectResult(parse_run_output(text), read_reports(report), time.monotonic() - t0, run_dir,
+                          good=good_sha, bad=bad_sha)
     if result.first_bad:
         result.subject = git(tree, "log", "-1", "--format=%s", result.first_bad)
     return result
@@ -238,9 +281,10 @@ def _reset(tree: Path, before: TreeState) -> None:
 
 def format_result(result: BisectResult) -> str:
     lines = [f"{'commit':<12}  {'verdict':<7} {'tries':<16} {'build':<16} reason / subject"]
+    role = {result.good: "[--good] ", result.bad: "[--bad] "}
     for s in result.steps:
         lines.append(f"{s.commit[:12]:<12}  {s.verdict:<7} {','.join(s.tries):<16} {s.build:<16} "
-                     f"{s.reason or s.subject}")
+                     f"{role.get(s.commit, '')}{s.reason or s.subject}")
     lines.append(f"{len(result.steps)} steps in {result.seconds:.0f}s")
     flaky = result.flaky()
     if flaky:
@@ -253,7 +297,8 @@ def format_result(result: BisectResult) -> str:
             lines.append("failing cases: " + ", ".join(step.failing))
             lines.append(step.output.rstrip())
         else:
-            lines.append("(the step never ran on it: it is the --bad commit you gave; its failure was not checked)")
+            lines.append("(the step never ran on it: it is the --bad commit you gave, and --no-verify-endpoints "
+                         "skipped checking that it fails)")
     elif c.candidates:
         lines.append("inconclusive: skipped commits hide the first bad one; it is one of:")
         lines += [f"  {sha}" for sha in c.candidates]

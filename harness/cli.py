@@ -185,7 +185,8 @@ def cmd_bisect(ns: argparse.Namespace) -> int:
 
     tree = Path(ns.kernel_src or ".")
     result = run_bisect(tree, ns.good, ns.bad, ns.case, retries=ns.retries, cache_dir=ns.cache_dir,
-                        config_dir=ns.config_dir, accel=ns.accel, extra_pytest=ns.pytest_arg)
+                        config_dir=ns.config_dir, accel=ns.accel, extra_pytest=ns.pytest_arg,
+                        verify_endpoints=ns.verify_endpoints)
     print(format_result(result))
     return 0 if result.first_bad else 1
 
@@ -251,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    p.add_argument("--no-verify-endpoints", dest="verify_endpoints", action="store_false",
+                   help="do not run the step on --bad and --good first (by default it must fail on --bad and "
+                   "pass on --good, or nothing is bisected)")
     p.add_argument("case", nargs="+", metavar="CASE", help="pytest node id, e.g. cases/audit/x.bpf.c::prog")
     p.set_defaults(func=cmd_bisect)
     p = sub.add_parser("config", help="show the merged config fragments")

@@ -221,12 +221,15 @@ def test_bisect_names_the_planted_bug_commit_and_leaves_the_tree_as_found(demo_t
     assert "failing cases: " in out.stdout and "unchecked_to_end" in out.stdout
     steps = [line for line in out.stdout.splitlines() if line.startswith("[step] ") and " try " not in line
              and "(exit" in line]
-    assert 2 <= len(steps) <= 4, text[-4000:]
+    # the endpoints first (--bad fails, --good passes), then git bisect's own steps
+    assert steps[0].startswith(f"[step] {_git(tree, 'rev-parse', 'HEAD')[:12]}: bad (exit 1)"), text[-4000:]
+    assert steps[1].startswith(f"[step] {shas['series-1'][:12]}: good (exit 0)"), text[-4000:]
+    assert 2 <= len(steps) - 2 <= 4, text[-4000:]
     assert tree_state(tree) == before, "bisect did not leave the tree on its branch and commit"
     assert _git(tree, "status", "--porcelain", "--untracked-files=no") == ""
     assert not (tree / _git(tree, "rev-parse", "--git-path", "BISECT_LOG")).exists()
     print(out.stdout[out.stdout.find("commit        verdict"):])  # the step table and the verdict
-    print(f"bisect: {len(steps)} steps in {time.monotonic() - t0:.0f}s")
+    print(f"bisect: 2 endpoint checks + {len(steps) - 2} steps in {time.monotonic() - t0:.0f}s")
 
 
 def _toy_history(tree: Path, n: int = 4) -> list[str]:
@@ -248,13 +251,45 @@ def test_commits_that_do_not_build_are_skipped_and_the_tree_is_reset(tmp_path):
     shas = _toy_history(tree)
     before = tree_state(tree)
     argv = [sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tree), "--good", shas[0],
-            "--bad", shas[-1], "--cache-dir", str(tmp_path / "cache"), "cases/verifier/null_unchecked.bpf.c"]
+            "--bad", shas[-1], "--cache-dir", str(tmp_path / "cache"), "--no-verify-endpoints",
+            "cases/verifier/null_unchecked.bpf.c"]
     out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "inconclusive: skipped commits hide the first bad one" in out.stdout, out.stdout
     assert out.stdout.count("build failed (config)") >= 2, out.stdout
     assert tree_state(tree) == before
     assert not (tree / _git(tree, "rev-parse", "--git-path", "BISECT_LOG")).exists()
+
+
+def test_an_endpoint_the_step_cannot_judge_stops_before_git_bisect_starts(tmp_path):
+    """By default the step runs on --bad first: here its build fails (125), so nothing is bisected."""
+    tree = tmp_path / "toy"
+    tree.mkdir()
+    shas = _toy_history(tree)
+    before = tree_state(tree)
+    argv = [sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tree), "--good", shas[0],
+            "--bad", shas[-1], "--cache-dir", str(tmp_path / "cache"), "cases/verifier/null_unchecked.bpf.c"]
+    out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"checking --bad {shas[-1][:12]} first" in out.stdout
+    assert f"--bad {shas[-1][:12]} could not be judged (build failed (config)" in out.stderr, out.stderr
+    assert "--no-verify-endpoints" in out.stderr
+    assert out.stdout.count("(exit 125)") == 1, out.stdout  # one step, on --bad; git bisect never ran
+    assert tree_state(tree) == before
+    assert not (tree / _git(tree, "rev-parse", "--git-path", "BISECT_LOG")).exists()
+
+
+@pytest.mark.parametrize("rc, name, want, phrase", [
+    (0, "--bad", 1, "the cases pass at --bad"),
+    (1, "--good", 0, "the cases already fail at --good"),
+    (125, "--good", 0, "could not be judged"),
+    (128, "--bad", 1, "the step aborted on --bad"),
+])
+def test_endpoint_verdicts_that_do_not_bound_a_bisection_are_explained(rc, name, want, phrase):
+    from harness.bisect import _endpoint_problem
+
+    assert _endpoint_problem(name, "a" * 40, want, want, None) is None
+    assert phrase in _endpoint_problem(name, "a" * 40, want, rc, None)
 
 
 def test_ctrl_c_during_a_step_still_resets_the_tree(tmp_path):
