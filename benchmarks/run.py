@@ -189,7 +189,7 @@ def bench_roundtrip(ns: argparse.Namespace) -> dict:
     layout = KernelOptions().layout()
     choice = accel.choose("auto", layout.state, art.bzimage)
     case = REPO_ROOT / "cases" / "verifier" / "unreleased.bpf.c"
-    obj = bpfobj.compile_case(case, art.vmlinux_h, layout.root / "objects").obj
+    obj = bpfobj.compile_case(case, art.vmlinux_h, layout.objects).obj
     run_dir = Path(tempfile.mkdtemp(prefix="bench-rt-", dir=ns.scratch))
     warm = []
     with LocalVM(VMConfig(kernel=art.bzimage, accel=choice.accel), run_dir, name="rt", state_dir=layout.state) as vm:
@@ -259,7 +259,7 @@ def bench_audit(ns: argparse.Namespace) -> dict:
             for _ in range(ns.repeat):
                 res = session.agent.request("trigger", timeout=660, guest_timeout=600, shell=flood_command(calls))
                 bare.append(float(res["elapsed"]))
-            loader = BPF(session, kut, layout.root / "objects")
+            loader = BPF(session, kut, layout.objects)
             prog = loader.load_and_attach(REPO_ROOT / "cases" / "audit" / "load.bpf.c", "load_flood")
             runs = [flood(session, rec_type, prog.id, calls) for _ in range(ns.repeat)]
             loader.close()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -158,6 +159,8 @@ def compile_case(src: Path, vmlinux_h: Path, out_dir: Path, *, clang: str | None
         try:
             saved = json.loads(meta.read_text())
             if not saved["ok"] or obj.is_file():
+                with contextlib.suppress(OSError):
+                    os.utime(meta)  # a use: harness.gc evicts objects by the sidecar's mtime
                 return CompileResult(obj if saved["ok"] else None, saved["ok"], saved["stderr"], argv, cached=True)
         except (OSError, ValueError, KeyError):
             pass  # unreadable sidecar: compile again and overwrite it

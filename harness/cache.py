@@ -67,9 +67,19 @@ def key_lock(layout: CacheLayout, key: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+LAST_USED = ".last-used"  # touched in an entry on every lookup that finds it (harness.gc evicts by it)
+
+
 def published(layout: CacheLayout, key: str) -> Path | None:
+    """The published entry for `key`, or None. Finding it counts as a use."""
     path = layout.kernels / key
-    return path if (path / "meta.json").is_file() else None
+    if not (path / "meta.json").is_file():
+        return None
+    try:
+        (path / LAST_USED).touch()
+    except OSError:
+        pass  # a read-only cache still serves hits
+    return path
 
 
 @contextmanager
@@ -101,7 +111,7 @@ def sweep_stale(layout: CacheLayout) -> None:
         if not parent.is_dir():
             continue
         for entry in parent.iterdir():
-            if not entry.name.startswith((".staging-", "build-")):
+            if not entry.name.startswith((".staging-", "build-", ".evicting-")):
                 continue
             pid_file = entry / ".owner-pid"
             try:

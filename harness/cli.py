@@ -167,6 +167,40 @@ def cmd_config(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(ns: argparse.Namespace) -> int:
+    """Show what the cache holds; with --prune, evict kernels and case objects unused for a while."""
+    import time
+
+    from harness import gc
+    from harness.settings import CacheLayout, cache_root
+
+    layout = CacheLayout(Path(ns.cache_dir) if ns.cache_dir else cache_root())
+    try:
+        max_bytes = gc.parse_size(ns.max_size) if ns.max_size else None
+    except ValueError as e:
+        raise SystemExit(f"bpf-audit-harness cache: --max-size: {e}") from None
+    items = gc.scan(layout)
+    now = time.time()
+    for kind in ("kernel", "object"):
+        mine = [i for i in items if i.kind == kind]
+        unused = [i for i in mine if now - i.last_used > ns.older_than * gc.DAY]
+        print(f"{kind}s: {len(mine)}, {gc.human(sum(i.size for i in mine))}; unused for over {ns.older_than:g} days: "
+              f"{len(unused)}, {gc.human(sum(i.size for i in unused))}")
+    if not ns.prune:
+        print(f"cache: {layout.root} (run with --prune to evict; the source trees, ccache and runs/ manage "
+              "themselves)")
+        return 0
+    doomed = gc.collect(layout, gc.Policy(ns.older_than, max_bytes), dry_run=ns.dry_run)
+    verb = "would evict" if ns.dry_run else "evicted"
+    for item in doomed:
+        if item.kind == "kernel" or ns.verbose:
+            print(f"{verb} {item.kind} {item.name} ({gc.human(item.size)}, last used "
+                  f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(item.last_used))})")
+    print(f"{verb} {len(doomed)} items, {gc.human(sum(i.size for i in doomed))} (nothing used in the last "
+          f"{gc.IN_USE_SECONDS / 3600:g} hours is evicted: another session may be using it)")
+    return 0
+
+
 def cmd_mutants(ns: argparse.Namespace) -> int:
     """Build series + each mutant, run the suite on it, print the kill table; exit 1 if any mutant survived."""
     from harness.mutants import run_all
@@ -257,6 +291,17 @@ def main(argv: list[str] | None = None) -> int:
                    "pass on --good, or nothing is bisected)")
     p.add_argument("case", nargs="+", metavar="CASE", help="pytest node id, e.g. cases/audit/x.bpf.c::prog")
     p.set_defaults(func=cmd_bisect)
+    p = sub.add_parser("cache", help="show the build cache; --prune evicts kernels and objects unused for a while")
+    p.add_argument("--cache-dir", help="cache root (default: $BPF_AUDIT_HARNESS_CACHE or "
+                   "~/.cache/bpf-audit-harness)")
+    p.add_argument("--prune", action="store_true", help="evict kernel entries and compiled case objects")
+    p.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
+                   help="evict what was not used for this many days (default 30)")
+    p.add_argument("--max-size", metavar="SIZE", help="then evict least recently used until kernels + objects fit "
+                   "(e.g. 10G); nothing used in the last 6 hours is ever evicted")
+    p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every evicted object, not only kernels")
+    p.set_defaults(func=cmd_cache)
     p = sub.add_parser("config", help="show the merged config fragments")
     _kernel_args(p)
     p.add_argument("--dump", action="store_true", help="print the merged fragments with their origin")

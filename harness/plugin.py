@@ -52,6 +52,21 @@ def pytest_configure(config: pytest.Config) -> None:
         _check_mutant(config)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Once per run (the controller, not each xdist worker): evict case objects unused for 30 days. They are
+    recompiled in a second; kernels are only evicted by `bpf-audit-harness cache --prune`."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    from harness import gc
+    from harness.settings import CacheLayout
+
+    try:
+        gc.collect(CacheLayout(config._harness_cache_root), gc.Policy(older_than_days=30), kinds=("object",))
+    except OSError:
+        pass  # a read-only or vanished cache: nothing to evict
+
+
 def _kernel_target(config: pytest.Config):
     """The matrix Target named by --kernel-target (None without it); bad names and combinations are usage errors."""
     name = config.getoption("--kernel-target")
@@ -265,7 +280,7 @@ def case_log_root(vm_pool):
 @pytest.fixture(scope="session")
 def case_objects(kernel_options):
     """Compiled case objects, content-addressed in the cache."""
-    path = kernel_options.layout().root / "objects"
+    path = kernel_options.layout().objects
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -59,6 +59,11 @@ class CacheLayout:
     def state(self) -> Path:
         return self.root / "state"
 
+    @property
+    def objects(self) -> Path:
+        """Compiled case objects (bpfobj), content-addressed."""
+        return self.root / "objects"
+
 
 def new_run_dir(layout: CacheLayout, label: str = "run") -> Path:
     """A fresh directory for one invocation's logs; old ones beyond KEEP_RUNS are pruned."""

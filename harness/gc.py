@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Cache eviction: which kernel entries and case objects have gone unused long enough to delete."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.cache import LAST_USED, key_lock
+from harness.settings import CacheLayout
+
+DAY = 86400.0
+# Never evict what was used this recently: another session may be using it right now.
+IN_USE_SECONDS = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class Item:
+    """One evictable thing: a kernel entry (a directory) or a compiled object (its .o and .json)."""
+
+    kind: str  # "kernel" | "object"
+    name: str
+    paths: tuple[Path, ...]
+    size: int
+    last_used: float
+
+
+@dataclass(frozen=True)
+class Policy:
+    older_than_days: float | None = 30.0  # evict what was not used for this long
+    max_bytes: int | None = None  # then evict least recently used until the total fits
+
+
+def plan(items: Iterable[Item], policy: Policy, now: float) -> list[Item]:
+    """Pure: the items to delete, oldest first. Nothing used within IN_USE_SECONDS is ever chosen."""
+    ordered = sorted(items, key=lambda i: i.last_used)
+    evictable = [i for i in ordered if now - i.last_used > IN_USE_SECONDS]
+    doomed: list[Item] = []
+    if policy.older_than_days is not None:
+        doomed = [i for i in evictable if now - i.last_used > policy.older_than_days * DAY]
+    if policy.max_bytes is not None:
+        total = sum(i.size for i in ordered) - sum(i.size for i in doomed)
+        for item in evictable:
+            if total <= policy.max_bytes:
+                break
+            if item not in doomed:
+                doomed.append(item)
+                total -= item.size
+    return sorted(doomed, key=lambda i: i.last_used)
+
+
+def parse_size(text: str) -> int:
+    """'20G', '500M', '1024' -> bytes (binary units)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise ValueError(f"size {text!r}: expected a number with an optional K, M, G or T suffix") from None
+
+
+def human(n: int) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return f"{n}"
+
+
+# ---------------------------------------------------------------- the cache on disk
+
+
+def _du(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _mtime(*paths: Path) -> float:
+    times = []
+    for p in paths:
+        try:
+            times.append(p.stat().st_mtime)
+        except OSError:
+            continue
+    return max(times, default=0.0)
+
+
+def scan(layout: CacheLayout) -> list[Item]:
+    """Published kernel entries and compiled case objects, with their size and last use."""
+    items: list[Item] = []
+    if layout.kernels.is_dir():
+        for entry in sorted(layout.kernels.iterdir()):
+            if entry.name.startswith(".") or not (entry / "meta.json").is_file():
+                continue  # staging dirs belong to sweep_stale
+            items.append(Item("kernel", entry.name, (entry,), _du(entry),
+                              _mtime(entry / LAST_USED, entry / "meta.json")))
+    if layout.objects.is_dir():
+        for meta in sorted(layout.objects.glob("*.json")):
+            obj = meta.with_suffix(".o")
+            paths = (meta, obj) if obj.exists() else (meta,)
+            items.append(Item("object", meta.stem, paths, sum(_du(p) for p in paths), _mtime(meta)))
+    return items
+
+
+def delete(item: Item, layout: CacheLayout) -> None:
+    """Kernel entries go by renaming away first, so no reader ever sees half an entry."""
+    if item.kind == "kernel":
+        entry = item.paths[0]
+        doomed = entry.with_name(f".evicting-{entry.name}-{os.getpid()}")
+        with key_lock(layout, entry.name):  # not while someone builds this key
+            try:
+                os.rename(entry, doomed)
+            except OSError:
+                return
+        shutil.rmtree(doomed, ignore_errors=True)
+        return
+    for p in item.paths:
+        p.unlink(missing_ok=True)
+
+
+def collect(layout: CacheLayout, policy: Policy, *, dry_run: bool = False, now: float | None = None,
+            kinds: tuple[str, ...] = ("kernel", "object")) -> list[Item]:
+    """Evict what `policy` says (only items of `kinds`); returns what went (or would go, with dry_run)."""
+    items = [i for i in scan(layout) if i.kind in kinds]
+    doomed = plan(items, policy, time.time() if now is None else now)
+    if not dry_run:
+        for item in doomed:
+            delete(item, layout)
+    return doomed

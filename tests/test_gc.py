@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Cache eviction: the pure plan (age, size, in-use protection) and `bpf-audit-harness cache --prune`."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness import cache, gc
+from harness.settings import REPO_ROOT, CacheLayout
+
+NOW = 1_800_000_000.0
+DAY = gc.DAY
+
+
+def _item(name: str, age_days: float, size: int = 100, kind: str = "kernel") -> gc.Item:
+    return gc.Item(kind, name, (Path(name),), size, NOW - age_days * DAY)
+
+
+def test_only_items_unused_for_longer_than_the_age_go_oldest_first():
+    items = [_item("new", 1), _item("old", 40), _item("older", 90), _item("edge", 29.9)]
+    assert [i.name for i in gc.plan(items, gc.Policy(30), NOW)] == ["older", "old"]
+
+
+def test_max_size_evicts_least_recently_used_until_it_fits():
+    items = [_item("a", 1, 400), _item("b", 2, 300), _item("c", 3, 200), _item("d", 4, 100)]
+    doomed = gc.plan(items, gc.Policy(older_than_days=None, max_bytes=550), NOW)
+    assert [i.name for i in doomed] == ["d", "c", "b"]  # 1000 -> 900 -> 700 -> 400 <= 550
+
+
+def test_nothing_used_in_the_last_hours_is_evicted_even_over_the_size_limit():
+    items = [_item("running", 0.01, 10_000), _item("old", 50, 10)]
+    doomed = gc.plan(items, gc.Policy(older_than_days=0, max_bytes=0), NOW)
+    assert [i.name for i in doomed] == ["old"]
+
+
+@given(st.lists(st.tuples(st.floats(0, 400), st.integers(0, 10**9)), max_size=30),
+       st.one_of(st.none(), st.floats(0, 100)), st.one_of(st.none(), st.integers(0, 10**10)))
+def test_plan_properties(specs, days, max_bytes):
+    items = [_item(f"i{n}", age, size) for n, (age, size) in enumerate(specs)]
+    doomed = gc.plan(items, gc.Policy(days, max_bytes), NOW)
+    names = {i.name for i in doomed}
+    assert len(names) == len(doomed)
+    assert all(NOW - i.last_used > gc.IN_USE_SECONDS for i in doomed)
+    kept = [i for i in items if i.name not in names]
+    if days is not None:  # everything old enough and not in use went
+        assert all(NOW - i.last_used <= max(days * DAY, gc.IN_USE_SECONDS) for i in kept)
+    if max_bytes is not None and sum(i.size for i in kept) > max_bytes:  # over only if the rest is in use
+        assert all(NOW - i.last_used <= gc.IN_USE_SECONDS for i in kept)
+
+
+@pytest.mark.parametrize("text, value", [("20G", 20 << 30), ("500M", 500 << 20), ("1.5K", 1536), ("1024", 1024),
+                                         ("2GiB", 2 << 30)])
+def test_parse_size(text, value):
+    assert gc.parse_size(text) == value
+
+
+def test_parse_size_says_what_it_expected():
+    with pytest.raises(ValueError, match="optional K, M, G or T suffix"):
+        gc.parse_size("lots")
+
+
+def _kernel_entry(layout: CacheLayout, key: str, age_days: float) -> Path:
+    entry = layout.kernels / key
+    entry.mkdir(parents=True)
+    (entry / "bzImage").write_bytes(b"\0" * 4096)
+    (entry / "meta.json").write_text(json.dumps({"key": key}))
+    stamp = time.time() - age_days * DAY
+    for f in entry.iterdir():
+        os.utime(f, (stamp, stamp))
+    return entry
+
+
+def test_a_cache_hit_counts_as_a_use(tmp_path):
+    layout = CacheLayout(tmp_path)
+    _kernel_entry(layout, "k1", 60)
+    assert [i.name for i in gc.plan(gc.scan(layout), gc.Policy(30), time.time())] == ["k1"]
+    assert cache.published(layout, "k1") is not None
+    assert gc.plan(gc.scan(layout), gc.Policy(30), time.time()) == []
+
+
+def test_cli_prunes_old_kernels_and_objects_and_keeps_the_rest(tmp_path):
+    layout = CacheLayout(tmp_path)
+    _kernel_entry(layout, "old", 45)
+    _kernel_entry(layout, "fresh", 2)
+    (layout.kernels / ".staging-x-1").mkdir()  # a build in progress is not an entry
+    layout.objects.mkdir()
+    for stem, age in (("a.bpf-1", 40), ("b.bpf-2", 1)):
+        for suffix in (".o", ".json"):
+            f = layout.objects / f"{stem}{suffix}"
+            f.write_text("{}")
+            os.utime(f, (time.time() - age * DAY,) * 2)
+    base = [sys.executable, "-m", "harness.cli", "cache", "--cache-dir", str(tmp_path)]
+    dry = subprocess.run(base + ["--prune", "--dry-run"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    assert "would evict kernel old" in dry.stdout and "would evict 2 items" in dry.stdout, dry.stdout
+    assert (layout.kernels / "old").is_dir()
+    out = subprocess.run(base + ["--prune"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and "evicted 2 items" in out.stdout, out.stdout + out.stderr
+    assert sorted(p.name for p in layout.kernels.iterdir()) == [".staging-x-1", "fresh"]
+    assert sorted(p.name for p in layout.objects.iterdir()) == ["b.bpf-2.json", "b.bpf-2.o"]
+    bad = subprocess.run(base + ["--prune", "--max-size", "lots"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert bad.returncode != 0 and "--max-size" in bad.stderr
