@@ -110,6 +110,8 @@
  *                          path= are created (empty, parents too) before the
  *                          program is attached, unless they exist.
  *                            open        path= [flags=r|w|rw] [comm=]
+ *                                        [thread=1] (open(2) from a second
+ *                                        thread: its tid is not ${pid})
  *                            read        path= [comm=]  (open + read(2))
  *                            mprotect    [prot=r|rw|rx] [comm=]  (anon page)
  *                            connect     family=inet|inet6|unix

@@ -8,6 +8,7 @@ Imports are kept minimal at start-up (no `re`, no `json` module on the fast path
 
 import os
 import sys
+import threading
 import time
 
 _T0 = time.monotonic()
@@ -498,10 +499,30 @@ class Triggers:
     def _prep_open(self, req: dict):
         path = arg(req, "path", str)
         flags = _open_flags(req, "r")
+        in_thread = arg(req, "thread", int, 0)
+
+        def open_close(res: dict) -> None:
+            res["tid"] = threading.get_native_id()
+            os.close(os.open(path, flags | os.O_CLOEXEC, 0o644))
 
         def run(res: dict) -> None:
             res["step"] = "open"
-            os.close(os.open(path, flags | os.O_CLOEXEC, 0o644))
+            if not in_thread:
+                open_close(res)
+                return
+            failure: list[BaseException] = []
+
+            def body() -> None:  # a second thread: its tid is not the process id
+                try:
+                    open_close(res)
+                except BaseException as e:  # noqa: BLE001 - handed to the child's own error path
+                    failure.append(e)
+
+            worker = threading.Thread(target=body, name="bah-trigger")
+            worker.start()
+            worker.join()
+            if failure:
+                raise failure[0]
 
         return run
 

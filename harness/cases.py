@@ -35,7 +35,7 @@ CAPABILITIES = (
 
 # action -> (required keys, optional keys). The guest agent implements these.
 TRIGGER_ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "open": (frozenset({"path"}), frozenset({"comm", "flags"})),
+    "open": (frozenset({"path"}), frozenset({"comm", "flags", "thread"})),
     "read": (frozenset({"path"}), frozenset({"comm"})),
     "mprotect": (frozenset(), frozenset({"comm", "prot"})),
     "connect": (
@@ -852,6 +852,8 @@ def _validate_trigger_values(err: _Err, trig: Trigger) -> None:
             )
     if trig.action == "open" and d.get("flags", "r") not in ("r", "w", "rw"):
         raise err(line, f"flags={d['flags']!r}: write flags=r, flags=w or flags=rw.")
+    if trig.action == "open" and d.get("thread", "0") not in ("0", "1"):
+        raise err(line, f"thread={d['thread']!r}: write thread=1 (open from a second thread) or leave it out.")
     if trig.action == "mprotect" and d.get("prot", "r") not in ("none", "r", "rw", "rx", "rwx"):
         raise err(line, f"prot={d['prot']!r}: write none, r, rw, rx or rwx.")
     if trig.action == "ioctl" and not re.fullmatch(r"0[xX][0-9A-Fa-f]+|[0-9]+", d["cmd"]):

@@ -264,7 +264,7 @@ def _trigger_request(prog: CaseProgram) -> dict:
     return req
 
 
-_INT_ARGS = frozenset({"port", "bind_port", "cmd", "arg", "size", "sig"})
+_INT_ARGS = frozenset({"port", "bind_port", "cmd", "arg", "size", "sig", "thread"})
 
 
 def _is_int(text: str) -> bool:
@@ -312,6 +312,10 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
                         f"expected {prog.expect_errno}")
     if trig_res.get("timed_out"):
         problems.append("the trigger timed out")
+    if prog.trigger is not None and prog.trigger.get("thread") == "1" and not (
+            trig_res.get("tid") and trig_res.get("tid") != trig_res.get("pid")):
+        problems.append(f"thread=1, but the trigger's syscall did not run in a second thread "
+                        f"(pid {trig_res.get('pid')}, tid {trig_res.get('tid')}): the case would prove nothing")
     verdict = expect.judge(records, prog.expect_records, prog.expect_no_records, variables)
     problems.extend(verdict.problems)
     details = [("trigger", _brief(trig_res))] if trig_res else []
@@ -351,5 +355,6 @@ def _tail(text: str, n: int = 25) -> str:
 
 
 def _brief(res: dict) -> str:
-    keys = ("action", "pid", "comm", "rc", "errno", "strerror", "step", "timed_out", "target_pid", "stdout", "stderr")
+    keys = ("action", "pid", "tid", "comm", "rc", "errno", "strerror", "step", "timed_out", "target_pid", "stdout",
+            "stderr")
     return ", ".join(f"{k}={res[k]!r}" for k in keys if k in res and res[k] not in ("", None))

@@ -483,6 +483,7 @@ def test_action_triggers_report_errno(agent: AgentClient, tmp_path: Path) -> Non
         ({"action": "open", "path": "/etc/hostname"}, 0),
         ({"action": "open", "path": str(tmp_path / "missing")}, errno.ENOENT),
         ({"action": "open", "path": str(tmp_path / "new"), "flags": "w"}, 0),
+        ({"action": "open", "path": str(tmp_path / "missing2"), "thread": 1}, errno.ENOENT),  # from the thread
         ({"action": "read", "path": "/etc/hostname"}, 0),
         ({"action": "mprotect"}, 0),
         ({"action": "connect", "family": "inet", "port": _refused_port()}, errno.ECONNREFUSED),
@@ -498,6 +499,14 @@ def test_action_triggers_report_errno(agent: AgentClient, tmp_path: Path) -> Non
         assert res["rc"] == 0 and res["timed_out"] is False and res["comm"] == "hx trig", (args, res)
         assert res["pid"] not in (agent.pid, 0)
     assert not target.exists() and (tmp_path / "new").exists()
+
+
+def test_open_from_a_second_thread_reports_a_tid_that_is_not_the_pid(agent: AgentClient, tmp_path: Path) -> None:
+    plain = agent.ok("trigger", action="open", path="/etc/hostname", comm="hx main")
+    assert plain["errno"] == 0 and plain["tid"] == plain["pid"]
+    threaded = agent.ok("trigger", action="open", path="/etc/hostname", comm="hx thread", thread=1)
+    assert threaded["errno"] == 0 and threaded["comm"] == "hx thread", threaded
+    assert threaded["tid"] not in (threaded["pid"], 0, None), threaded
     kill = agent.ok("trigger", action="kill", signal=15)
     assert kill["target_status"] == -15 and kill["target_pid"] > 0
 

@@ -168,6 +168,7 @@ def test_errno_forms() -> None:
         '"sethostname"',
         '"mprotect", "prot=rx"',
         '"read", "path=/tmp/bah/r"',
+        '"open", "path=/tmp/bah/t", "thread=1"',
         '"shell", "cmd=cat /etc/hostname"',
     ],
 )
@@ -312,6 +313,7 @@ def test_second_sec() -> None:
         ('"connect", "family=ipx"', "family=inet"),
         ('"ioctl", "path=/tmp/x", "cmd=FIONREAD"', "not an integer"),
         ('"kill", "sig=USR1"', "SIGUSR1"),
+        ('"open", "path=/tmp/x", "thread=yes"', "write thread=1"),
     ],
 )
 def test_bad_triggers(trigger: str, fragment: str) -> None:

@@ -27,6 +27,27 @@ int BPF_PROG(record_leading_fields, struct file *file)
 }
 
 SEC("lsm/file_open")
+__description("rule 10: pid= is the thread group id, also when the hook runs in a second thread of the process")
+__rule(10) __needs("bpf_audit")
+__success
+__trigger("open", "path=/tmp/bah/rectgid", "comm=bah_rectgid", "thread=1")
+__expect_record("BPF_LSM_ACCESS", "prog-id=${prog_id}", "pid=${pid}", "comm=bah_rectgid", "cause=rectgid",
+		"count=1")
+int BPF_PROG(record_pid_is_tgid_in_thread, struct file *file)
+{
+	struct bpf_audit_context *ac;
+
+	if (!harness_comm_is("bah_rectgid") || !harness_file_name_is(file, "rectgid"))
+		return 0;
+	ac = harness_audit_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_cause(ac, "rectgid");
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/file_open")
 __description("rule 9: two contexts started and ended in one hook call give two records")
 __rule(9) __needs("bpf_audit")
 __success
