@@ -211,7 +211,10 @@ def test_bisect_names_the_planted_bug_commit_and_leaves_the_tree_as_found(demo_t
     tree, shas = demo_tree
     before = tree_state(tree)
     t0 = time.monotonic()
-    argv = [sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tree), "--good", shas["series-1"],
+    # --good is the whole series: at series-1 (only the record type) the case cannot run at all (the kfuncs do
+    # not exist yet), so the endpoint check rightly refuses it as a commit it cannot judge.
+    last = max((k for k in shas if k.startswith("series-")), key=lambda k: int(k.split("-")[1]))
+    argv = [sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tree), "--good", shas[last],
             "--bad", "HEAD", "--retries", "2", "--cache-dir", str(kernel_options.layout().root), CASE]
     out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True)
     text = out.stdout + out.stderr
@@ -223,8 +226,8 @@ def test_bisect_names_the_planted_bug_commit_and_leaves_the_tree_as_found(demo_t
              and "(exit" in line]
     # the endpoints first (--bad fails, --good passes), then git bisect's own steps
     assert steps[0].startswith(f"[step] {_git(tree, 'rev-parse', 'HEAD')[:12]}: bad (exit 1)"), text[-4000:]
-    assert steps[1].startswith(f"[step] {shas['series-1'][:12]}: good (exit 0)"), text[-4000:]
-    assert 2 <= len(steps) - 2 <= 4, text[-4000:]
+    assert steps[1].startswith(f"[step] {shas[last][:12]}: good (exit 0)"), text[-4000:]
+    assert 1 <= len(steps) - 2 <= 3, text[-4000:]  # bug, harmless-1 and harmless-2 (the known bad) are left
     assert tree_state(tree) == before, "bisect did not leave the tree on its branch and commit"
     assert _git(tree, "status", "--porcelain", "--untracked-files=no") == ""
     assert not (tree / _git(tree, "rev-parse", "--git-path", "BISECT_LOG")).exists()
