@@ -2,6 +2,7 @@
 """KVM/TCG choice: real probes with QEMU (one that boots, one that hangs), a missing /dev/kvm, caching."""
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,10 +32,12 @@ def test_probe_succeeds_when_the_kernel_prints(kernel_artifact):
 
 def test_probe_of_a_hung_guest_times_out_and_reaps_qemu(kernel_artifact):
     # -S starts QEMU with the CPU stopped: exactly what a hung KVM guest looks like from outside.
-    ok, detail, seconds = accel.probe("tcg", kernel_artifact.bzimage, timeout=2, extra_args=("-S",))
+    # A name of its own: other xdist workers' sessions probe KVM at the same time, with the same kernel line.
+    name = f"bah-hung-probe-{uuid.uuid4().hex[:12]}"
+    ok, detail, seconds = accel.probe("tcg", kernel_artifact.bzimage, timeout=2, extra_args=("-S", "-name", name))
     assert not ok
     assert "printed nothing within 2s" in detail
-    assert _qemu_with("root=/dev/harness-probe") == [], "the probe left its QEMU running"
+    assert _qemu_with(name) == [], "the probe left its QEMU running"
 
 
 def test_missing_dev_kvm_falls_back_to_tcg_with_a_warning(tmp_path: Path, kernel_artifact):

@@ -114,7 +114,7 @@ def test_xdist_worker_over_ssh_uses_its_own_cache_and_vm(loopback_sshd, kernel_a
     out = "\n".join(line for line in (res.stdout + res.stderr).splitlines() if " <= cases/" not in line)  # rsync
     assert res.returncode == 0, out[-4000:]
     assert (checkout / "cases" / "harness.h").is_file(), "xdist did not rsync cases/ to the worker"
-    assert "[gw0]" in out and " failed" not in out and "6 passed" in out, out[-2000:]
+    assert "[gw0]" in out and " failed" not in out and "7 passed" in out, out[-2000:]
     sshd_log = loopback_sshd.log.read_text()
     assert "Accepted publickey for root from 127.0.0.1" in sshd_log, sshd_log[-2000:]
     # The worker resolved the kernel through the remote cache (a hit: no build) and kept its VM's files there.
