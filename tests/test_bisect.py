@@ -247,15 +247,20 @@ def _toy_history(tree: Path, n: int = 4) -> list[str]:
     return shas
 
 
-def test_commits_that_do_not_build_are_skipped_and_the_tree_is_reset(tmp_path):
-    """Real git bisect run with the real step: every build fails (125), so git cannot name one commit."""
+def _toy_bisect(tmp_path: Path, *extra: str) -> tuple[Path, list[str], list[str]]:
+    """A toy history and the CLI call that bisects all of it (first commit good, last bad)."""
     tree = tmp_path / "toy"
     tree.mkdir()
     shas = _toy_history(tree)
-    before = tree_state(tree)
     argv = [sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tree), "--good", shas[0],
-            "--bad", shas[-1], "--cache-dir", str(tmp_path / "cache"), "--no-verify-endpoints",
-            "cases/verifier/null_unchecked.bpf.c"]
+            "--bad", shas[-1], "--cache-dir", str(tmp_path / "cache"), *extra, "cases/verifier/null_unchecked.bpf.c"]
+    return tree, shas, argv
+
+
+def test_commits_that_do_not_build_are_skipped_and_the_tree_is_reset(tmp_path):
+    """Real git bisect run with the real step: every build fails (125), so git cannot name one commit."""
+    tree, shas, argv = _toy_bisect(tmp_path, "--no-verify-endpoints")
+    before = tree_state(tree)
     out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "inconclusive: skipped commits hide the first bad one" in out.stdout, out.stdout
@@ -266,12 +271,8 @@ def test_commits_that_do_not_build_are_skipped_and_the_tree_is_reset(tmp_path):
 
 def test_an_endpoint_the_step_cannot_judge_stops_before_git_bisect_starts(tmp_path):
     """By default the step runs on --bad first: here its build fails (125), so nothing is bisected."""
-    tree = tmp_path / "toy"
-    tree.mkdir()
-    shas = _toy_history(tree)
+    tree, shas, argv = _toy_bisect(tmp_path)
     before = tree_state(tree)
-    argv = [sys.executable, "-m", "harness.cli", "bisect", "--kernel-src", str(tree), "--good", shas[0],
-            "--bad", shas[-1], "--cache-dir", str(tmp_path / "cache"), "cases/verifier/null_unchecked.bpf.c"]
     out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"checking --bad {shas[-1][:12]} first" in out.stdout
