@@ -66,11 +66,13 @@ def parse_size(text: str) -> int:
 
 
 def human(n: int) -> str:
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return f"{n}"
+    """Bytes for people: 512B, 1.5K, 780.1M, 3.3G (G is the largest unit)."""
+    size = float(n)
+    for unit in ("B", "K", "M"):
+        if size < 1024:
+            return f"{n}B" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}G"
 
 
 # ---------------------------------------------------------------- the cache on disk

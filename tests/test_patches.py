@@ -41,6 +41,17 @@ def _make_patch(tmp: Path, name: str, path: str, old: str, new: str) -> str:
     return diff
 
 
+def _series_of(tmp_path: Path, *names: str):
+    """The patches _make_patch wrote under tmp_path/p1, p2, ... gathered into one series, in this order."""
+    pdir = tmp_path / "patches"
+    pdir.mkdir()
+    for n in range(1, len(names) + 1):
+        for f in (tmp_path / f"p{n}" / "patches").iterdir():
+            (pdir / f.name).write_text(f.read_text())
+    (pdir / "series").write_text("".join(f"{name}\n" for name in names))
+    return load_series(pdir)
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     t = tmp_path / "tree"
@@ -55,13 +66,7 @@ def test_apply_in_order_and_detect_already_applied(tmp_path: Path, tree: Path):
     two = one.replace("line 20\n", "line 20 patched\n")
     _make_patch(tmp_path / "p1", "0001-one.patch", "security/Makefile", base, one)
     _make_patch(tmp_path / "p2", "0002-two.patch", "security/Makefile", one, two)
-    pdir = tmp_path / "patches"
-    pdir.mkdir()
-    for src in ("p1", "p2"):
-        for f in (tmp_path / src / "patches").iterdir():
-            (pdir / f.name).write_text(f.read_text())
-    (pdir / "series").write_text("0001-one.patch\n0002-two.patch\n")
-    series = load_series(pdir)
+    series = _series_of(tmp_path, "0001-one.patch", "0002-two.patch")
     assert apply_series(series, tree).applied == ("0001-one.patch", "0002-two.patch")
     assert (tree / "security/Makefile").read_text() == two
     again = apply_series(series, tree)
@@ -89,13 +94,7 @@ def test_reproduction_redoes_the_failure_on_a_copy_of_the_pristine_source(tmp_pa
     _make_patch(tmp_path / "p1", "0001-one.patch", "security/Makefile", base, one)
     _make_patch(tmp_path / "p2", "0002-bad.patch", "security/Makefile", base.replace("line 5\n", "other\n"),
                 base.replace("line 5\n", "changed\n"))
-    pdir = tmp_path / "patches"
-    pdir.mkdir()
-    for src in ("p1", "p2"):
-        for f in (tmp_path / src / "patches").iterdir():
-            (pdir / f.name).write_text(f.read_text())
-    (pdir / "series").write_text("0001-one.patch\n0002-bad.patch\n")
-    series = load_series(pdir)
+    series = _series_of(tmp_path, "0001-one.patch", "0002-bad.patch")
     work = tmp_path / "work"
     subprocess.run(["cp", "-a", str(tree), str(work)], check=True)
     with pytest.raises(PatchError) as e:
