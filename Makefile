@@ -27,7 +27,7 @@ test: deps venv
 	$(PYTEST) -n auto tests
 
 ## Only the fast tests that need neither a kernel build nor a VM.
-unit: venv
+unit: deps venv
 	$(PYTEST) -m "not vm and not slow" tests
 
 ## Install missing Debian packages (idempotent: only what dpkg does not already have).

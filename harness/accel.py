@@ -31,6 +31,9 @@ class AccelChoice:
 def probe(accel: str, kernel: Path, *, qemu: str = "qemu-system-x86_64", timeout: float = PROBE_TIMEOUT_SECONDS,
           extra_args: tuple[str, ...] = ()) -> tuple[bool, str, float]:
     """Boot `kernel` with `accel` until it prints MARKER. Returns (works, detail, seconds); QEMU is always reaped."""
+    from harness.settings import refuse_if_forbidden
+
+    refuse_if_forbidden("boot", f"probing {accel} with {kernel}")
     qemu_path = shutil.which(qemu)
     if qemu_path is None:
         return False, f"{qemu} not found (apt-get install qemu-system-x86)", 0.0

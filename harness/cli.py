@@ -65,7 +65,10 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
         if target is not None and target.kind == "prebuilt-deb":
             from harness.prebuilt import PrebuiltRequest
 
-            print(PrebuiltRequest(target.package, target.version, target.append).key())
+            actual, why = PrebuiltRequest.for_target(target).resolved()
+            if why.note:
+                print(why.note, file=sys.stderr)
+            print(actual.key())
             return 0
         from harness.pipeline import KernelOptions, make_request
 

@@ -69,3 +69,9 @@ class CaseError(HarnessError):
     """A case file is malformed (annotation syntax) or does not compile."""
 
     stage = "case"
+
+
+class RefusedError(HarnessError):
+    """BPF_AUDIT_HARNESS_FORBID forbids what was about to happen (a kernel build, a VM boot) in this process."""
+
+    stage = "policy"

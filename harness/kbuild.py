@@ -18,7 +18,7 @@ from pathlib import Path
 from harness import cache, kconfig
 from harness.errors import BuildError, ConfigError
 from harness.patches import Series, apply_series
-from harness.settings import CacheLayout
+from harness.settings import CacheLayout, refuse_if_forbidden
 from harness.source import SourceTree
 from harness.tools import BUILD_TOOLS, quoted, require, stream, version_line
 
@@ -92,6 +92,7 @@ class BuildResult:
     cache_hit: bool
     seconds: float
     log: Path | None
+    notes: tuple[str, ...] = ()  # what the user should hear once (e.g. a pinned package version apt no longer has)
 
 
 def toolchain_identity() -> tuple[str, ...]:
@@ -111,6 +112,7 @@ def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildRe
         hit = cache.published(req.layout, key)  # somebody else built it while we waited
         if hit:
             return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None)
+        refuse_if_forbidden("build", f"building kernel {key} ({req.source.spec.describe()})")
         cache.sweep_stale(req.layout)
         log = run_dir / f"build-{key}.log"
         artifact = _build_and_publish(req, key, log, progress)
@@ -140,6 +142,7 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, progress: bool) -
                 "source": req.source.identity,
                 "source_path": str(req.source.spec.describe()),
                 "kernelversion": req.source.kernelversion,
+                "packages": req.source.packages(),
                 "patches": [p.name for p in req.series.patches],
                 "patches_applied": list(applied.applied),
                 "patches_already_present": list(applied.already_applied),

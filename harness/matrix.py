@@ -34,8 +34,7 @@ def prepare_target(target: Target, layout: CacheLayout, accel: str, run_dir: Pat
     if target.kind == "prebuilt-deb":
         from harness.prebuilt import PrebuiltRequest, prepare
 
-        assert target.package and target.version
-        return prepare(PrebuiltRequest(target.package, target.version, target.append, accel), layout, run_dir)
+        return prepare(PrebuiltRequest.for_target(target, accel), layout, run_dir)
     from harness.pipeline import KernelOptions, build_kernel
 
     opts = KernelOptions(kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
@@ -76,7 +75,8 @@ def save_target_meta(run: mr.KernelRun, tdir: Path) -> None:
     """What the JUnit files do not say (release, key, a setup error), so --report-only can rebuild the report."""
     tdir.mkdir(parents=True, exist_ok=True)
     meta = {"kernel": run.kernel, "description": run.description, "release": run.release, "error": run.error,
-            "seconds": round(run.seconds, 1), "artifact_key": run.artifact_key}
+            "seconds": round(run.seconds, 1), "artifact_key": run.artifact_key, "packages": dict(run.packages),
+            "version_notes": list(run.version_notes)}
     (tdir / TARGET_META).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -88,7 +88,8 @@ def load_target_run(target: Target, tdir: Path, known: tuple[KnownFailure, ...])
         meta = {}
     base = dict(kernel=target.name, description=meta.get("description") or target.description,
                 release=meta.get("release", ""), seconds=float(meta.get("seconds") or 0.0),
-                artifact_key=meta.get("artifact_key", ""))
+                artifact_key=meta.get("artifact_key", ""), packages=tuple((meta.get("packages") or {}).items()),
+                version_notes=tuple(meta.get("version_notes") or ()))
     junit = tdir / "junit.xml"
     if meta.get("error") or not junit.is_file():
         return mr.KernelRun(**base, error=meta.get("error") or f"no results: {junit} does not exist")
@@ -121,8 +122,12 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
         return mr.KernelRun(target.name, target.description, error=f"{e.stage} stage failed: {e}",
                             seconds=time.monotonic() - t0)
     art = built.artifact
+    versions = dict(packages=tuple(sorted((art.meta.get("packages") or {}).items())), version_notes=built.notes)
+    for note in built.notes:
+        _say(f"[matrix] {target.name}: {note}")
     _say(f"[matrix] {target.name}: kernel {art.release} ({'cache hit' if built.cache_hit else 'built'}, "
-         f"{built.seconds:.0f}s, key {art.key})")
+         f"{built.seconds:.0f}s, key {art.key})"
+         + "".join(f"\n[matrix] {target.name}:   {n} {v}" for n, v in versions["packages"]))
     junit = tdir / "junit.xml"
     argv = pytest_argv(target, matrix.path, opts, junit, list(opts.cases), opts.workers)
     _say(f"[matrix] {target.name}: $ {quoted(argv)}  (log: {log})")
@@ -130,7 +135,8 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
     if rc not in (0, 1) or not junit.is_file():
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         return mr.KernelRun(target.name, target.description, art.release, seconds=time.monotonic() - t0,
-                            error=f"pytest exited {rc} (not a test verdict; see {log}):\n{tail}", artifact_key=art.key)
+                            error=f"pytest exited {rc} (not a test verdict; see {log}):\n{tail}", artifact_key=art.key,
+                            **versions)
     first = mr.parse_junit(junit.read_text())
     reruns: list[list[mr.CaseResult]] = []
     remaining = [r.case for r in first if r.status in mr.FAILING and mr.rerunnable(r.case)]
@@ -148,7 +154,7 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
         remaining = [r.case for r in run if r.status in mr.FAILING and r.case in remaining]
     cells, now_passing = mr.judge(target.name, first, reruns, known)
     run = mr.KernelRun(target.name, target.description, art.release, tuple(cells), now_passing=tuple(now_passing),
-                       seconds=time.monotonic() - t0, artifact_key=art.key)
+                       seconds=time.monotonic() - t0, artifact_key=art.key, **versions)
     _say(f"[matrix] {target.name}: {run.counts()} in {run.seconds:.0f}s")
     return run
 

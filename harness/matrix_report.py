@@ -147,6 +147,8 @@ class KernelRun:
     now_passing: tuple[tuple[str, KnownFailure], ...] = ()
     seconds: float = 0.0
     artifact_key: str = ""
+    packages: tuple[tuple[str, str], ...] = ()  # the exact Debian packages the kernel came from (name, version)
+    version_notes: tuple[str, ...] = ()  # e.g. a pinned version the archive no longer had, and what was used
 
     def counts(self) -> dict[str, int]:
         c = Counter(cell.status for cell in self.cells)
@@ -218,6 +220,8 @@ def to_junit(report: Report) -> str:
             cases.append(tc)
         props = {"kernel": k.kernel, "release": k.release, "description": k.description,
                  "artifact_key": k.artifact_key}
+        props.update({f"package.{name}": version for name, version in k.packages})
+        props.update({f"version_note.{i}": note for i, note in enumerate(k.version_notes, 1)})
         props.update({f"count.{s}": str(n) for s, n in k.counts().items()})
         suites.append(TestSuite(k.kernel, cases, properties=props, package="bpf-audit-harness.matrix"))
     return to_xml_report_string(suites, prettyprint=True, encoding="utf-8")
@@ -235,6 +239,7 @@ def to_json(report: Report) -> dict:
             {
                 "name": k.kernel, "description": k.description, "release": k.release, "error": k.error,
                 "artifact_key": k.artifact_key, "seconds": round(k.seconds, 1), "counts": k.counts(),
+                "packages": dict(k.packages), "version_notes": list(k.version_notes),
                 "flaky": [c.case for c in k.cells if c.status == "flaky"],
                 "failed": [c.case for c in k.cells if c.status in FAILING],
                 "known_failures_now_passing": [{"case": case, "pattern": kf.case, "reason": kf.reason,
@@ -271,6 +276,9 @@ def to_text(report: Report) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in k.counts().items() if n)
         extra = f" [ERROR: {_first_line(k.error)}]" if k.error else ""
         lines.append(f"{k.kernel} ({k.release or '?'}): {counts or 'no results'}{extra}")
+        if k.packages:
+            lines.append("  packages: " + ", ".join(f"{name} {version}" for name, version in k.packages))
+        lines += [f"  {note}" for note in k.version_notes]
         for case, kf in k.now_passing:
             lines.append(f"  known failure now passes, prune it: {case} ({kf.link})")
     return "\n".join(lines) + "\n"
@@ -308,7 +316,9 @@ def to_html(report: Report) -> str:
     """A static page: cases x kernels, each cell's reason in its title (hover)."""
     head = "".join(
         f'<th class="kernel" title="{_e(k.description + (" — " + k.release if k.release else ""))}">{_e(k.kernel)}'
-        f"<br><small>{_e(k.release)}</small></th>" for k in report.kernels)
+        f"<br><small>{_e(k.release)}</small>"
+        + "".join(f'<br><small class="package">{_e(name)} {_e(version)}</small>' for name, version in k.packages)
+        + "</th>" for k in report.kernels)
     body = []
     for case, row in report.grid():
         cells = "".join(
@@ -325,6 +335,8 @@ def to_html(report: Report) -> str:
     for k in report.kernels:
         if k.error:
             notes.append(f"<li><b>{_e(k.kernel)}</b>: could not run: <code>{_e(_first_line(k.error))}</code></li>")
+        for note in k.version_notes:
+            notes.append(f"<li><b>{_e(k.kernel)}</b>: {_e(note)}</li>")
         for case, kf in k.now_passing:
             notes.append(f"<li><b>{_e(k.kernel)}</b>: known failure now passes, prune it from known-failures.toml: "
                          f"<code>{_e(case)}</code> ({_e(kf.link)})</li>")

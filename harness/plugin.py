@@ -146,7 +146,7 @@ def kernel_build(kernel_options, pytestconfig: pytest.Config):
             from harness.prebuilt import PrebuiltRequest, prepare
             from harness.settings import new_run_dir
 
-            req = PrebuiltRequest(target.package, target.version, target.append, pytestconfig.getoption("--accel"))
+            req = PrebuiltRequest.for_target(target, pytestconfig.getoption("--accel"))
             return prepare(req, kernel_options.layout(), new_run_dir(kernel_options.layout(), "prebuilt"))
         return build_kernel(kernel_options, progress=True)
     except HarnessError as e:

@@ -12,13 +12,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import cache
+from harness import apt, cache
 from harness.errors import BuildError, HarnessError, SourceError
 from harness.kbuild import BuildResult, KernelArtifact
-from harness.settings import CacheLayout
+from harness.settings import CacheLayout, refuse_if_forbidden
 from harness.tools import quoted
 
 # Bump when the preparation recipe (what is extracted, how BTF is read) changes.
@@ -32,7 +32,8 @@ class PrebuiltError(HarnessError):
 
 @dataclass(frozen=True)
 class PrebuiltRequest:
-    """Which package to boot. `package` may be a metapackage (linux-image-amd64): its image dependency is used."""
+    """Which package to boot. `package` may be a metapackage (linux-image-amd64): its image dependency is used.
+    `version` is a pin, a preference: `resolved()` says which version the archive really serves."""
 
     package: str
     version: str
@@ -43,6 +44,19 @@ class PrebuiltRequest:
         blob = json.dumps({"kind": "prebuilt-deb", "package": self.package, "version": self.version,
                            "append": list(self.append), "recipe": RECIPE_VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    @classmethod
+    def for_target(cls, target, accel: str = "auto") -> PrebuiltRequest:
+        """The request a prebuilt-deb matrix target makes."""
+        if not (target.package and target.version):
+            raise PrebuiltError(f"matrix target {target.name} has no package/version")
+        return cls(target.package, target.version, target.append, accel)
+
+    def resolved(self) -> tuple[PrebuiltRequest, apt.Resolution]:
+        """This request with the version apt really has (the pin, or the newest of the same kernel line), and
+        why. Its key() is the key of what is fetched: a different .deb is a different kernel."""
+        res = apt.resolve(self.package, self.version)
+        return replace(self, version=res.version), res
 
 
 @dataclass(frozen=True)
@@ -89,20 +103,26 @@ def kernel_release_from_members(members: list[str]) -> str | None:
 
 
 def prepare(req: PrebuiltRequest, layout: CacheLayout, run_dir: Path, *, progress: bool = True) -> PrebuiltResult:
-    """Return the cached artifact for this package version, fetching, extracting and booting it first if needed."""
+    """Return the cached artifact for this package (the version apt has for the pin), fetching, extracting and
+    booting it first if needed."""
     t0 = time.monotonic()
     cache.ensure_writable(layout)
-    key = req.key()
+    actual, why = req.resolved()
+    notes = (why.note,) if why.note else ()
+    key = actual.key()
     hit = cache.published(layout, key)
     if hit:
-        return PrebuiltResult(PrebuiltArtifact.load(hit), True, time.monotonic() - t0, None)
+        return PrebuiltResult(PrebuiltArtifact.load(hit), True, time.monotonic() - t0, None, notes)
     with cache.key_lock(layout, key):
         hit = cache.published(layout, key)
         if hit:
-            return PrebuiltResult(PrebuiltArtifact.load(hit), True, time.monotonic() - t0, None)
+            return PrebuiltResult(PrebuiltArtifact.load(hit), True, time.monotonic() - t0, None, notes)
+        refuse_if_forbidden("build", f"preparing prebuilt kernel {actual.package}={actual.version}")
         log = run_dir / f"prebuilt-{key}.log"
-        entry = _prepare_and_publish(req, key, layout, run_dir, log, progress)
-    return PrebuiltResult(PrebuiltArtifact.load(entry), False, time.monotonic() - t0, log)
+        if why.note:
+            _say(progress, f"[prebuilt] {why.note}")
+        entry = _prepare_and_publish(actual, why, key, layout, run_dir, log, progress)
+    return PrebuiltResult(PrebuiltArtifact.load(entry), False, time.monotonic() - t0, log, notes)
 
 
 def _run(argv: list[str], log: Path, what: str, cwd: Path | None = None) -> str:
@@ -148,8 +168,26 @@ def _image_deb(req: PrebuiltRequest, work: Path, log: Path) -> Path:
     raise PrebuiltError(f"no kernel image found following the dependencies of {req.package}", log_path=log)
 
 
-def _prepare_and_publish(req: PrebuiltRequest, key: str, layout: CacheLayout, run_dir: Path, log: Path,
-                         progress: bool) -> Path:
+def _audit_h(image_pkg: str, image_ver: str, work: Path, log: Path) -> tuple[Path, str]:
+    """The uapi audit.h of the image's upstream kernel and where it came from: linux-libc-dev of that upstream
+    version (its Debian revision may differ from the image's), else the image's own linux-headers-*-common."""
+    try:
+        res = apt.choose_same_upstream("linux-libc-dev", image_ver, apt.available_versions("linux-libc-dev"))
+        pkg, ver, rel = "linux-libc-dev", res.version, "usr/include/linux/audit.h"
+    except SourceError:
+        abi = image_pkg.removeprefix("linux-image-").rsplit("-", 1)[0]  # linux-image-6.1.0-56-amd64 -> 6.1.0-56
+        pkg, ver = f"linux-headers-{abi}-common", image_ver
+        rel = f"usr/src/{pkg}/include/uapi/linux/audit.h"
+    deb = _download(pkg, ver, work, log)
+    root = work / "headers"
+    _run(["dpkg-deb", "-x", str(deb), str(root)], log, f"extracting {deb.name}")
+    if not (root / rel).is_file():
+        raise PrebuiltError(f"{deb.name} has no {rel}", log_path=log)
+    return root / rel, f"{pkg} {ver}"
+
+
+def _prepare_and_publish(req: PrebuiltRequest, why: apt.Resolution, key: str, layout: CacheLayout, run_dir: Path,
+                         log: Path, progress: bool) -> Path:
     from harness.vm import LocalVM, VMConfig
 
     layout.work.mkdir(parents=True, exist_ok=True)
@@ -172,11 +210,8 @@ def _prepare_and_publish(req: PrebuiltRequest, key: str, layout: CacheLayout, ru
             # The .deb ships no modules.dep (postinst makes it): generate it in the extracted root, not the system.
             _run(["depmod", "-b", str(root), release], log, "depmod")
             shutil.copy2(root / "boot" / f"config-{release}", staged / "config")
-            # uapi audit.h of the same kernel source version: linux-libc-dev is built from the same source package.
-            hdr = _download("linux-libc-dev", image_ver, work, log)
-            hdr_root = work / "libc-dev"
-            _run(["dpkg-deb", "-x", str(hdr), str(hdr_root)], log, f"extracting {hdr.name}")
-            shutil.copy2(hdr_root / "usr/include/linux/audit.h", staged / "audit.h")
+            header, header_from = _audit_h(image_pkg, image_ver, work, log)
+            shutil.copy2(header, staged / "audit.h")
             image = root / "boot" / f"vmlinuz-{release}"
             _say(progress, f"[prebuilt] booting {image} to read {GUEST_BTF}")
             vm = LocalVM(VMConfig(kernel=image, accel=req.accel, append=req.append), run_dir, name="prebuilt-btf",
@@ -205,8 +240,13 @@ def _prepare_and_publish(req: PrebuiltRequest, key: str, layout: CacheLayout, ru
                 "release": release,
                 "package": req.package,
                 "version": req.version,
+                "pinned_version": why.pinned,
+                "version_note": why.note,
                 "image_package": image_pkg,
                 "image_version": image_ver,
+                "audit_h_from": header_from,
+                "packages": {req.package: req.version, image_pkg: image_ver,
+                             header_from.split()[0]: header_from.split()[1]},
                 "append": list(req.append),
                 "guest_cmdline": facts["cmdline"],
                 "guest_lsm": facts["lsm"],

@@ -13,7 +13,22 @@ DEFAULT_PATCHES_DIR = REPO_ROOT / "patches"
 DEFAULT_CONFIG_DIR = REPO_ROOT / "kernel-config"
 DEFAULT_DEBIAN_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 CACHE_ENV = "BPF_AUDIT_HARNESS_CACHE"
+# Comma-separated actions this process (and its children) must not take: "build" (a kernel build or a
+# prebuilt kernel's preparation on a cache miss) and "boot" (any QEMU). For CI steps that must only reuse what
+# is cached, and for the project's own tests (tests/conftest.py holds each test to its marks with it).
+FORBID_ENV = "BPF_AUDIT_HARNESS_FORBID"
 KEEP_RUNS = 30
+
+
+def refuse_if_forbidden(action: str, what: str) -> None:
+    """Raise RefusedError if FORBID_ENV names `action` ("build" or "boot")."""
+    forbidden = {a.strip() for a in os.environ.get(FORBID_ENV, "").split(",") if a.strip()}
+    if action in forbidden:
+        from harness.errors import RefusedError
+
+        raise RefusedError(f"{what}: refused, {FORBID_ENV}={os.environ[FORBID_ENV]} forbids '{action}' here. "
+                           f"(The project's own tests set it for a test not marked "
+                           f"{'slow' if action == 'build' else 'vm'}: mark the test for what it does.)")
 
 
 def cache_root() -> Path:

@@ -51,6 +51,15 @@ class SourceTree:
     kernelversion: str
     spec: SourceSpec
 
+    def packages(self) -> dict[str, str]:
+        """The Debian package (and exact version) the source came from, when a package owns the tarball."""
+        if self.spec.kind != "tarball":
+            return {}
+        from harness.apt import installed_version
+
+        owner = installed_version(str(self.spec.path))
+        return {owner[0]: owner[1]} if owner else {}
+
 
 def resolve(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
     """Turn a SourceSpec into a tree on disk plus an identity for the cache key."""

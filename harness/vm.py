@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 from harness import accel
 from harness.errors import LostVMError, MissingToolError
 from harness.guest import Guest, KeyPair, Target
+from harness.settings import refuse_if_forbidden
 from harness.tools import quoted, require
 
 BOOT_SCRIPT = Path(__file__).resolve().parent.parent / "guests" / "boot-sshd.sh"
@@ -95,6 +97,9 @@ class LocalVM:
         # virtme-run's own temp files (its exit-code file, made with mkstemp) go here, not in the user's
         # TMPDIR: it only removes them at exit, which a killed virtme-run never reaches. stop() removes it.
         self.tmp_dir = run_dir / f"{name}-tmp"
+        # Which process group this VM's vng/virtme-run/QEMU run in, and who owns them: kept after stop(), so a
+        # test (or a later run) can check that nothing of it outlived its owner.
+        self.record_file = run_dir / f"{name}.vm.json"
         self.proc: subprocess.Popen | None = None
         self.guest: Guest | None = None
         self.port: int | None = None
@@ -104,6 +109,7 @@ class LocalVM:
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> LocalVM:
+        refuse_if_forbidden("boot", f"booting {self.name} ({self.config.kernel})")
         if not self.config.kernel.is_file():
             raise LostVMError(f"kernel image {self.config.kernel} does not exist")
         if shutil.which(self.config.vng) is None and not os.access(self.config.vng, os.X_OK):
@@ -159,6 +165,8 @@ class LocalVM:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True, cwd="/", env=env)
         _LIVE.add(self)
+        self.record_file.write_text(json.dumps({"pgid": self.proc.pid, "owner_pid": os.getpid(),
+                                                "kernel": str(self.config.kernel), "port": self.port}) + "\n")
         self._pump = threading.Thread(target=_pump, args=(self.proc.stdout, log), daemon=True)
         self._pump.start()
         target = Target("127.0.0.1", self.port, "root", keys.client_key, keys.host_public)
@@ -240,6 +248,32 @@ class LocalVM:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def recorded_groups(run_dir: Path) -> dict[str, int]:
+    """VM name -> process group of every VM a run directory recorded (LocalVM.record_file)."""
+    out = {}
+    for rec in sorted(run_dir.glob("*.vm.json")):
+        try:
+            out[rec.name.removesuffix(".vm.json")] = int(json.loads(rec.read_text())["pgid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process (not a zombie) is still in process group `pgid`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def qemu_pids_in_group(pgid: int) -> list[int]:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import group_gone
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = ROOT / "guests" / "agent.py"
@@ -424,35 +425,13 @@ def test_eof_exits_zero_and_releases_everything(tmp_path: Path, bpf_objects: dic
 # Triggers
 
 
-def _pgrp_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_bytes()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(b")") + 2 :].split()
-            if int(fields[2]) == pgid and fields[0] != b"Z":
-                members.append(int(entry.name))
-    return members
-
-
 def test_shell_trigger_timeout_kills_the_whole_group(agent: AgentClient) -> None:
     t0 = time.monotonic()
     res = agent.ok("trigger", shell="sleep 30 & sleep 30; echo never", timeout=0.5)
     assert time.monotonic() - t0 < 10
     assert res["timed_out"] is True and res["rc"] == -9
     assert "never" not in res["stdout"]
-    assert _group_gone(res["pid"]) == []
-
-
-def _group_gone(pgid: int, timeout: float = 5) -> list[int]:
-    """Members of process group pgid still alive after up to `timeout` s (SIGKILLed ones take a moment to exit)."""
-    deadline = time.monotonic() + timeout
-    while (members := _pgrp_members(pgid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return members
+    assert group_gone(res["pid"]) == []
 
 
 def test_action_trigger_timeout_kills_the_child(agent: AgentClient, tmp_path: Path) -> None:
@@ -462,7 +441,7 @@ def test_action_trigger_timeout_kills_the_child(agent: AgentClient, tmp_path: Pa
     res = agent.ok("trigger", action="open", path=str(fifo), timeout=0.5)  # blocks: no writer ever comes
     assert time.monotonic() - t0 < 10
     assert res["timed_out"] is True and res["rc"] == -9
-    assert _group_gone(res["pid"]) == []
+    assert group_gone(res["pid"]) == []
 
 
 def test_shell_trigger_output_and_exit_code(agent: AgentClient) -> None:

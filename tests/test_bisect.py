@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from interrupts import sigint_default
+from helpers import sigint_default
 
 from harness.bisect import BAD, GOOD, SKIP, BisectError, Conclusion, check_tree, parse_run_output, tree_state
 from harness.bisect_step import judge_step, judge_try
@@ -257,6 +257,7 @@ def _toy_bisect(tmp_path: Path, *extra: str) -> tuple[Path, list[str], list[str]
     return tree, shas, argv
 
 
+@pytest.mark.slow  # runs the real build stage (on a toy tree, where it fails at allnoconfig)
 def test_commits_that_do_not_build_are_skipped_and_the_tree_is_reset(tmp_path):
     """Real git bisect run with the real step: every build fails (125), so git cannot name one commit."""
     tree, shas, argv = _toy_bisect(tmp_path, "--no-verify-endpoints")
@@ -269,6 +270,7 @@ def test_commits_that_do_not_build_are_skipped_and_the_tree_is_reset(tmp_path):
     assert not (tree / _git(tree, "rev-parse", "--git-path", "BISECT_LOG")).exists()
 
 
+@pytest.mark.slow  # runs the real build stage (on a toy tree, where it fails at allnoconfig)
 def test_an_endpoint_the_step_cannot_judge_stops_before_git_bisect_starts(tmp_path):
     """By default the step runs on --bad first: here its build fails (125), so nothing is bisected."""
     tree, shas, argv = _toy_bisect(tmp_path)

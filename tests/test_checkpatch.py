@@ -14,10 +14,8 @@ PATCHES = SERIES + [mutant_path(DEFAULT_PATCHES_DIR, n) for n in available(DEFAU
 
 
 @pytest.fixture(scope="module")
-def checkpatch(kernel_options):
-    from harness.source import SourceSpec, resolve
-
-    script = resolve(SourceSpec.from_args(None, None), kernel_options.layout()).path / "scripts" / "checkpatch.pl"
+def checkpatch(plain_source):
+    script = plain_source / "scripts" / "checkpatch.pl"
     assert script.is_file(), f"the default source tree has no {script}"
     return script
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from interrupts import sigint_default
+from helpers import group_gone, sigint_default
 
 from harness.pipeline import KernelOptions, make_request
 from harness.settings import DEFAULT_PATCHES_DIR
@@ -42,14 +42,6 @@ def _leftovers(layout, key: str) -> list[Path]:
     found += list(layout.kernels.glob(f".staging-{key}-*")) if layout.kernels.is_dir() else []
     found += list(layout.work.glob(f"build-{key}-*")) if layout.work.is_dir() else []
     return found
-
-
-def _group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_ctrl_c_and_a_failing_build_publish_nothing_and_the_next_build_succeeds(kernel_artifact, kernel_options,
@@ -88,7 +80,7 @@ def test_ctrl_c_and_a_failing_build_publish_nothing_and_the_next_build_succeeds(
             proc.wait()
     out = "".join(seen) + rest
     assert proc.returncode == 130 and "bpf-audit-harness: interrupted" in out, out[-3000:]
-    assert _group_gone(proc.pid), "make or a compiler outlived the interrupted build"
+    assert group_gone(proc.pid) == [], "make or a compiler outlived the interrupted build"
     assert _leftovers(layout, good_key) == []
 
     # 2. A build that fails in make.

@@ -6,9 +6,9 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from helpers import alive
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -30,14 +30,6 @@ def test_holds_a_vm_while_the_other_session_does(vm, kernel_artifact):
     assert vm.guest.run("cat /tmp/bah-session", check=True).stdout.strip() == me.name
     assert vm.guest.run("cat /proc/sys/kernel/random/boot_id", check=True).stdout.strip() == boot_id
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_two_sessions_share_the_cache_and_their_vms_do_not_collide(kernel_artifact, kernel_options, tmp_path):
@@ -68,6 +60,6 @@ def test_two_sessions_share_the_cache_and_their_vms_do_not_collide(kernel_artifa
     assert a["boot_id"] != b["boot_id"]
     assert len(a["qemu"]) == len(b["qemu"]) == 1 and a["qemu"] != b["qemu"]
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in a["qemu"] + b["qemu"]):
+    while time.monotonic() < deadline and any(alive(p) for p in a["qemu"] + b["qemu"]):
         time.sleep(0.2)
-    assert not [p for p in a["qemu"] + b["qemu"] if _alive(p)], "a session's QEMU outlived it"
+    assert not [p for p in a["qemu"] + b["qemu"] if alive(p)], "a session's QEMU outlived it"

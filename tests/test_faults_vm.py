@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import descendants, group_gone
+
+from harness.vm import recorded_groups
 
 pytest_plugins = ["pytester"]
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -75,10 +78,6 @@ int BPF_PROG(fault_hang, struct file *file)
 """
 
 
-def _inner_args(kernel_options) -> list[str]:
-    return ["-p", "no:cacheprovider", "--harness-cache", str(kernel_options.layout().root)]
-
-
 def _write_cases(root: Path, *parts: str) -> Path:
     case = root / "cases" / "faults.bpf.c"
     case.parent.mkdir(exist_ok=True)
@@ -108,27 +107,27 @@ def _check_lost_then_fresh(result, fault: str, n_faults: int = 1) -> str:
     return out
 
 
-def test_guest_panic_mid_case_is_a_lost_vm_and_the_next_case_passes(pytester, kernel_artifact, kernel_options):
+def test_guest_panic_mid_case_is_a_lost_vm_and_the_next_case_passes(pytester, kernel_artifact, inner_args):
     _write_cases(pytester.path,
                  FAULT.format(what="the trigger panics the guest", cmd="echo c > /proc/sysrq-trigger",
                               name="fault_panic"),
                  AFTER.format(n=1))
-    result = pytester.runpytest_subprocess("cases", *_inner_args(kernel_options), timeout=900)
+    result = pytester.runpytest_subprocess("cases", *inner_args, timeout=900)
     out = _check_lost_then_fresh(result, "fault_panic")
     assert "[panic]" in out and "Kernel panic - not syncing: sysrq triggered crash" in out, out[-6000:]
     (log,) = [p for p in _console_logs(out) if p.name == "main-1-console.log"]
     assert "sysrq triggered crash" in log.read_text(errors="replace")
 
 
-def test_guest_hang_hits_the_case_timeout_and_the_next_case_passes(pytester, kernel_artifact, kernel_options):
+def test_guest_hang_hits_the_case_timeout_and_the_next_case_passes(pytester, kernel_artifact, inner_args):
     _write_cases(pytester.path, SPIN, AFTER.format(n=1))
-    result = pytester.runpytest_subprocess("cases", "--case-timeout", "45", *_inner_args(kernel_options),
+    result = pytester.runpytest_subprocess("cases", "--case-timeout", "45", *inner_args,
                                            timeout=900)
     out = _check_lost_then_fresh(result, "fault_hang")
     assert "ran longer than --case-timeout=45s, so its VM was killed" in out, out[-6000:]
 
 
-def test_sshd_killed_in_the_guest_replaces_the_vm_and_the_run_continues(pytester, kernel_artifact, kernel_options):
+def test_sshd_killed_in_the_guest_replaces_the_vm_and_the_run_continues(pytester, kernel_artifact, inner_args):
     # 1: every sshd gets SIGKILL (the listener is the guest's main command, so the guest powers off);
     # 2: the listener is frozen and the connection's sshd killed: QEMU runs on, but a reconnect fails.
     freeze = "kill -STOP $(cat /run/harness-sshd.pid); pkill -KILL -P $(cat /run/harness-sshd.pid)"
@@ -137,42 +136,18 @@ def test_sshd_killed_in_the_guest_replaces_the_vm_and_the_run_continues(pytester
                  AFTER.format(n=1),
                  FAULT.format(what="sshd stops answering", cmd=freeze, name="fault_sshd_frozen"),
                  AFTER.format(n=2))
-    result = pytester.runpytest_subprocess("cases", *_inner_args(kernel_options), timeout=900)
+    result = pytester.runpytest_subprocess("cases", *inner_args, timeout=900)
     out = _check_lost_then_fresh(result, "fault_sshd_killed", n_faults=2)
     assert "lost VM during fault_sshd_frozen" in out and "does not answer a reconnect" in out, out[-6000:]
 
 
-def _descendants(root: int) -> dict[int, str]:
-    """pid -> comm of every live process descended from `root` (only the run this test started)."""
-    parent: dict[int, int] = {}
-    comm: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        if rest[0] != "Z":
-            parent[int(entry.name)], comm[int(entry.name)] = int(rest[1]), name
-    found: dict[int, str] = {}
-    frontier = [root]
-    while frontier:
-        pid = frontier.pop()
-        for child, ppid in parent.items():
-            if ppid == pid and child not in found:
-                found[child] = comm[child]
-                frontier.append(child)
-    return found
-
-
-def test_qemu_sigkilled_from_outside_is_detected_reported_and_replaced(kernel_artifact, kernel_options, tmp_path):
+def test_qemu_sigkilled_from_outside_is_detected_reported_and_replaced(kernel_artifact, kernel_options, inner_args,
+                                                                    tmp_path):
     marker = "harness-fault-test: sleeping in the trigger"
     _write_cases(tmp_path, FAULT.format(what="QEMU is killed while the trigger sleeps",
                                         cmd=f"echo {marker} > /dev/kmsg; sleep 25", name="fault_qemu_killed"),
                  AFTER.format(n=1))
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "cases", *_inner_args(kernel_options)],
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "cases", *inner_args],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         runs = kernel_options.layout().runs
@@ -185,8 +160,8 @@ def test_qemu_sigkilled_from_outside_is_detected_reported_and_replaced(kernel_ar
                 break
             time.sleep(0.5)
         assert console is not None, f"the trigger never started: {proc.communicate()[0][-3000:]}"
-        qemu = [pid for pid, name in _descendants(proc.pid).items() if name.startswith("qemu-system")]
-        assert len(qemu) == 1, _descendants(proc.pid)
+        qemu = [pid for pid, name in descendants(proc.pid).items() if name.startswith("qemu-system")]
+        assert len(qemu) == 1, descendants(proc.pid)
         os.kill(qemu[0], signal.SIGKILL)
         out, _ = proc.communicate(timeout=600)
     finally:
@@ -198,7 +173,11 @@ def test_qemu_sigkilled_from_outside_is_detected_reported_and_replaced(kernel_ar
     assert "LOST VM (not a verdict on the case)" in out and "lost VM during fault_qemu_killed" in out, out[-4000:]
     assert str(console) in out, out[-4000:]
     assert (console.parent / "main-2-console.log").is_file(), "no fresh VM was booted for the next case"
-    assert not _descendants(proc.pid)
+    # Every VM the run recorded (the killed one and its replacement): its whole process group is gone. (Not the
+    # reaped pytest's descendants: orphans are reparented, so that check could never fail.)
+    groups = recorded_groups(console.parent)
+    assert sorted(groups) == ["main-1", "main-2"], groups
+    assert [name for name, pgid in groups.items() if group_gone(pgid)] == [], "a VM outlived its session"
 
 
 # A real kernel report from userspace: with watchdog_thresh=1 the soft-lockup detector reports after 2 s,
@@ -232,16 +211,16 @@ int BPF_PROG(console_bug, struct file *file)
 """
 
 
-def test_kernel_bug_on_the_console_fails_a_passing_case_or_only_warns(pytester, kernel_artifact, kernel_options):
+def test_kernel_bug_on_the_console_fails_a_passing_case_or_only_warns(pytester, kernel_artifact, inner_args):
     _write_cases(pytester.path, LOCKUP)
-    strict = pytester.runpytest_subprocess("cases", *_inner_args(kernel_options), timeout=900)
+    strict = pytester.runpytest_subprocess("cases", *inner_args, timeout=900)
     strict.assert_outcomes(failed=1)
     out = strict.stdout.str()
     assert "kernel reported soft_lockup during the case: watchdog: BUG: soft lockup" in out, out[-5000:]
     assert "--- kernel console during the case ---" in out and "stuck for" in out, out[-5000:]
     assert re.search(r"console log: /\S+-console\.log", out), out[-5000:]
 
-    lenient = pytester.runpytest_subprocess("cases", "--console-findings", "warn", *_inner_args(kernel_options),
+    lenient = pytester.runpytest_subprocess("cases", "--console-findings", "warn", *inner_args,
                                             timeout=900)
     lenient.assert_outcomes(passed=1, warnings=1)
     out = lenient.stdout.str()

@@ -111,6 +111,9 @@ def test_known_failure_that_is_flaky_is_also_reported(timed_out, rerun_passed):
     assert c.status == "flaky" and now_passing == [(SERIAL, KF)]
 
 
+PIN_NOTE = "linux-image-amd64 6.1.180-1 (pinned) is no longer in the archive; using 6.1.192-2"
+
+
 def _report(timed_out, rerun_passed) -> mr.Report:
     """Two kernels: one with a flaky case, one with a known failure; plus a kernel that could not run."""
     flaky, _ = mr.judge("6.12-series", timed_out, [rerun_passed])
@@ -120,7 +123,9 @@ def _report(timed_out, rerun_passed) -> mr.Report:
     cells61, np61 = mr.judge("6.1-debian", series_61, [], (kf61,))
     return mr.Report((
         mr.KernelRun("6.12-series", "series", "6.12.117", tuple(flaky)),
-        mr.KernelRun("6.1-debian", "prebuilt", "6.1.0-56-amd64", tuple(cells61), now_passing=tuple(np61)),
+        mr.KernelRun("6.1-debian", "prebuilt", "6.1.0-56-amd64", tuple(cells61), now_passing=tuple(np61),
+                     packages=(("linux-image-6.1.0-56-amd64", "6.1.192-2"), ("linux-libc-dev", "6.1.192-3")),
+                     version_notes=(PIN_NOTE,)),
         mr.KernelRun("6.12-plain", "plain", error="build stage failed: make failed (exit 2)"),
     ), generated="recorded")
 
@@ -139,6 +144,18 @@ def test_junit_has_one_testsuite_per_kernel(timed_out, rerun_passed):
     assert setup.find("error").get("message") == "build stage failed: make failed (exit 2)"
     props = {p.get("name"): p.get("value") for p in suites["6.1-debian"].iter("property")}
     assert props["release"] == "6.1.0-56-amd64" and props["count.pass"] == "4"
+    assert props["package.linux-libc-dev"] == "6.1.192-3" and props["version_note.1"] == PIN_NOTE
+
+
+def test_every_output_names_the_exact_packages_and_the_pin_fallback(timed_out, rerun_passed):
+    report = _report(timed_out, rerun_passed)
+    k = {x["name"]: x for x in mr.to_json(report)["kernels"]}
+    assert k["6.1-debian"]["packages"] == {"linux-image-6.1.0-56-amd64": "6.1.192-2", "linux-libc-dev": "6.1.192-3"}
+    assert k["6.1-debian"]["version_notes"] == [PIN_NOTE]
+    page = mr.to_html(report)
+    assert "linux-image-6.1.0-56-amd64 6.1.192-2" in page and PIN_NOTE in page
+    text = mr.to_text(report)
+    assert "packages: linux-image-6.1.0-56-amd64 6.1.192-2, linux-libc-dev 6.1.192-3" in text and PIN_NOTE in text
 
 
 def test_junit_output_parses_back(timed_out, rerun_passed):

@@ -35,7 +35,16 @@ def test_matrix_on_series_612_and_prebuilt_61(kernel_options, tmp_path):
 
     data = json.loads((out / "matrix.json").read_text())
     k = {x["name"]: x for x in data["kernels"]}
-    assert k["6.1-debian"]["release"] == "6.1.0-56-amd64" and k["6.12-series"]["counts"]["fail"] == 0
+    assert k["6.1-debian"]["release"].startswith("6.1.") and k["6.12-series"]["counts"]["fail"] == 0
+    # The exact packages each kernel came from, in JSON, JUnit properties and HTML.
+    image = f"linux-image-{k['6.1-debian']['release']}"
+    assert k["6.1-debian"]["packages"][image].startswith("6.1.")
+    assert k["6.1-debian"]["packages"]["linux-image-amd64"] == k["6.1-debian"]["packages"][image]
+    assert k["6.12-series"]["packages"]["linux-source-6.12"].startswith("6.12.")
+    props = {p.get("name"): p.get("value") for p in suites["6.1-debian"].find("properties")}
+    assert props[f"package.{image}"] == k["6.1-debian"]["packages"][image]
+    html = (out / "matrix.html").read_text()
+    assert f"{image} {k['6.1-debian']['packages'][image]}" in html
     assert data["cases"][deny]["6.1-debian"]["reason"] == "kernel lacks bpf_audit_log_start (not in vmlinux BTF)"
     assert 'id="matrix"' in (out / "matrix.html").read_text()
     for target in ("6.12-series", "6.1-debian"):

@@ -29,12 +29,11 @@ def test_at_least_seven_mutants_each_naming_the_rule_it_breaks():
         assert info.bug
 
 
-def test_every_mutant_applies_with_patch_p1_on_top_of_the_series(kernel_options, tmp_path):
+def test_every_mutant_applies_with_patch_p1_on_top_of_the_series(plain_source, tmp_path):
     """Only the files the series and mutants touch are copied from the 6.12 tree: cheap, and the real check."""
     from harness.patches import apply_series
-    from harness.source import SourceSpec, resolve
 
-    src = resolve(SourceSpec.from_args(None, None), kernel_options.layout()).path
+    src = plain_source
     series = load_series(DEFAULT_PATCHES_DIR)
     mutants = [mutant_path(DEFAULT_PATCHES_DIR, n) for n in available(DEFAULT_PATCHES_DIR)]
     touched = set()
@@ -55,7 +54,7 @@ def test_every_mutant_applies_with_patch_p1_on_top_of_the_series(kernel_options,
         assert "offset" not in out.stdout and "fuzz" not in out.stdout, f"{m.name} applies only loosely: {out.stdout}"
 
 
-def test_a_mutant_is_one_more_patch_and_a_different_cache_key():
+def test_a_mutant_is_one_more_patch_and_a_different_cache_key(plain_source):
     ref = make_request(KernelOptions())
     a = make_request(KernelOptions(mutant="prog-id-zero"))
     b = make_request(KernelOptions(mutant="record-type-avc"))
@@ -66,7 +65,7 @@ def test_a_mutant_is_one_more_patch_and_a_different_cache_key():
     assert make_request(KernelOptions(mutant="prog-id-zero")).key_inputs().key() == a.key_inputs().key()
 
 
-def test_unknown_mutant_is_an_error_naming_the_known_ones():
+def test_unknown_mutant_is_an_error_naming_the_known_ones(plain_source):
     with pytest.raises(PatchError, match=r"no mutant 'nope'.*Known mutants: .*prog-id-zero"):
         make_request(KernelOptions(mutant="nope"))
     with pytest.raises(PatchError, match="not a plain file stem"):

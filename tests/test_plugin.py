@@ -22,11 +22,6 @@ int BPF_PROG(scratch_prog, struct file *file)
 """
 
 
-def _inner_args(kernel_options) -> list[str]:
-    """Make the inner session use the same cache (so the kernel is a cache hit) and TCG-or-KVM as probed."""
-    return ["-p", "no:cacheprovider", "--harness-cache", str(kernel_options.layout().root)]
-
-
 def test_malformed_annotation_is_a_collection_error_naming_file_and_line(pytester):
     case = pytester.path / "cases" / "bad.bpf.c"
     case.parent.mkdir()
@@ -48,12 +43,12 @@ def test_case_items_are_collected_one_per_program(pytester):
 
 @pytest.mark.vm
 @pytest.mark.slow
-def test_wrong_expectation_fails_with_a_clear_message(pytester, kernel_artifact, kernel_options):
+def test_wrong_expectation_fails_with_a_clear_message(pytester, kernel_artifact, inner_args):
     case = pytester.path / "cases" / "wrong.bpf.c"
     case.parent.mkdir()
     case.write_text(GOOD_PROGRAM.format(description="claims a rejection that does not happen",
                                         verdict='__failure __msg("Unreleased reference")'))
-    result = pytester.runpytest_subprocess("cases", *_inner_args(kernel_options), timeout=900)
+    result = pytester.runpytest_subprocess("cases", *inner_args, timeout=900)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*wrong.bpf.c:*claims a rejection that does not happen*",

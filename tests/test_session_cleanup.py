@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from interrupts import sigint_default
+from helpers import alive, sigint_default
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -20,14 +20,6 @@ def test_holds_a_vm(vm):
     open({pids!r}, "w").write(json.dumps(vm.qemu_pids()))
     time.sleep({sleep})
 """
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _start(tmp_path: Path, cache_root: Path, sleep: int) -> tuple[subprocess.Popen, Path]:
@@ -54,7 +46,7 @@ def test_no_qemu_left_after_a_normal_session(kernel_artifact, kernel_options, tm
     assert proc.returncode == 0, out[-3000:]
     pids = json.loads(pids_file.read_text())
     assert len(pids) == 1
-    assert [p for p in pids if _running(p)] == [], "QEMU outlived the pytest session"
+    assert [p for p in pids if alive(p)] == [], "QEMU outlived the pytest session"
 
 
 def _reap(proc: subprocess.Popen, pids: list[int], group: bool) -> None:
@@ -71,15 +63,15 @@ def _reap(proc: subprocess.Popen, pids: list[int], group: bool) -> None:
         except subprocess.TimeoutExpired:
             pass
     for pid in pids:
-        if _running(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 
 def _assert_gone_soon(pids: list[int], out: str) -> None:
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_running(p) for p in pids):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.2)
-    assert [p for p in pids if _running(p)] == [], f"QEMU survived Ctrl-C:\n{out[-2000:]}"
+    assert [p for p in pids if alive(p)] == [], f"QEMU survived Ctrl-C:\n{out[-2000:]}"
 
 
 def test_no_qemu_left_after_ctrl_c(kernel_artifact, kernel_options, tmp_path):
@@ -87,7 +79,7 @@ def test_no_qemu_left_after_ctrl_c(kernel_artifact, kernel_options, tmp_path):
     pids: list[int] = []
     try:
         pids = _wait_for(pids_file, proc, 600)
-        assert pids and all(_running(p) for p in pids)
+        assert pids and all(alive(p) for p in pids)
         os.kill(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
     finally:
@@ -126,7 +118,7 @@ def test_ctrl_c_with_xdist_workers_leaves_no_qemu_and_no_temp_dir(kernel_artifac
             time.sleep(0.5)
         time.sleep(1)  # let both files be written completely
         pids = [p for f in out.glob("pids-*.json") for p in json.loads(f.read_text())]
-        assert len(pids) == 2 and all(_running(p) for p in pids), proc.poll() or pids
+        assert len(pids) == 2 and all(alive(p) for p in pids), proc.poll() or pids
         os.killpg(proc.pid, signal.SIGINT)
         text, _ = proc.communicate(timeout=120)
     finally:

@@ -3,6 +3,7 @@
 
 import paramiko
 import pytest
+from helpers import alive
 
 from harness.errors import LostVMError
 from harness.guest import Guest, Target
@@ -60,15 +61,7 @@ def test_stop_leaves_no_qemu(kernel_artifact, tmp_path):
         assert len(pids) == 1, pids
     finally:
         vm.stop()
-    assert [p for p in pids if _running(p)] == [], "QEMU survived LocalVM.stop()"
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has exited; only its parent's bookkeeping remains
+    assert [p for p in pids if alive(p)] == [], "QEMU survived LocalVM.stop()"
 
 
 def test_missing_kernel_image_is_a_lost_vm(tmp_path):

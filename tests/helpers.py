@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Helpers the project's own tests share: processes (alive, groups, descendants), signals, inner pytest runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def sigint_default() -> None:
+    """preexec_fn: undo an inherited SIG_IGN for SIGINT, so a test's Ctrl-C reaches the child for real.
+
+    A shell starts background jobs (`cmd &`, CI runners, nohup) with SIGINT ignored; children inherit that and
+    Python then installs no KeyboardInterrupt handler at all, so a Ctrl-C test would see nothing happen."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    return stat[stat.rindex(b")") + 2:].split()
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a reaped or reparented-and-reaped process is not alive)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != b"Z"
+
+
+def _live_processes() -> dict[int, tuple[int, int, str]]:
+    """pid -> (ppid, pgrp, comm) of every live process."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(entry.name)
+        if fields is None or fields[0] == b"Z":
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        out[int(entry.name)] = (int(fields[1]), int(fields[2]), comm)
+    return out
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live members of process group `pgid`."""
+    return [pid for pid, (_, pgrp, _) in _live_processes().items() if pgrp == pgid]
+
+
+def group_gone(pgid: int, timeout: float = 5) -> list[int]:
+    """Members of process group `pgid` still alive after up to `timeout` s (SIGKILLed ones take a moment)."""
+    deadline = time.monotonic() + timeout
+    while (members := group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return members
+
+
+def descendants(root: int) -> dict[int, str]:
+    """pid -> comm of every live process descended from `root` (only while `root` has not been reaped: orphans
+    are reparented, so use it to find processes, never to prove they are gone)."""
+    procs = _live_processes()
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, (ppid, _, comm) in procs.items():
+            if ppid == pid and child not in found:
+                found[child] = comm
+                frontier.append(child)
+    return found
+
+
+def processes_with(marker: str) -> list[int]:
+    """PIDs (other than this one) whose command line contains `marker`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def wait_dead(pids: list[int], timeout: float = 10) -> list[int]:
+    """Those of `pids` still alive after up to `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in pids if alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def inner_args(cache_root: Path) -> list[str]:
+    """Options for an inner pytest session: the same cache (so the kernel is a cache hit), no cache provider."""
+    return ["-p", "no:cacheprovider", "--harness-cache", str(cache_root)]
