@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from harness.errors import CacheError
 from harness.settings import CacheLayout
 
 # Bump when the build recipe changes in a way the inputs below do not show.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: out-of-tree builds in kept slots (harness.trees, kbuild.slot_dir)
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,29 @@ def ensure_writable(layout: CacheLayout) -> None:
 
 
 @contextmanager
-def key_lock(layout: CacheLayout, key: str) -> Iterator[None]:
-    """Exclusive lock for one key: one process builds, the others wait and then reuse."""
+def key_lock(layout: CacheLayout, key: str, *, holder: str = "", waiting=None) -> Iterator[None]:
+    """Exclusive lock for one key: one process builds, the others wait and then reuse. `holder` says what the
+    holder does (written beside the lock); `waiting(message)` is told, once, when another process holds it."""
     layout.locks.mkdir(parents=True, exist_ok=True)
-    with open(layout.locks / f"{key}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    path = layout.locks / f"{key}.lock"
+    with open(path, "a+") as fh:
         try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                fh.seek(0)
+                who = fh.read().strip() or "another process"
+                waiting(f"[lock] waiting for {who}")
+            t0 = time.monotonic()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if waiting is not None:
+                waiting(f"[lock] got it after {time.monotonic() - t0:.0f}s")
+        try:
+            if holder:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(f"pid {os.getpid()}: {holder}\n")
+                fh.flush()
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)

@@ -212,7 +212,7 @@ def cmd_mutants(ns: argparse.Namespace) -> int:
     if ns.no_patches or ns.mutant:
         raise SystemExit("bpf-audit-harness mutants: --no-patches/--mutant make no sense here (name mutants instead).")
     results = run_all(opts, ns.names, cases=ns.cases, workers=ns.workers, json_path=ns.json, out_dir=ns.out,
-                      extra_pytest=ns.pytest_arg, incremental=not ns.full_builds)
+                      extra_pytest=ns.pytest_arg)
     return 0 if all(r.killed for r in results) else 1
 
 
@@ -272,9 +272,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (VMs) per suite run")
     p.add_argument("--json", type=Path, help="write the kill table here (default: the run directory)")
     p.add_argument("--out", type=Path, help="directory for JUnit files and logs (default: a new run directory)")
-    p.add_argument("--full-builds", action="store_true",
-                   help="build each mutant from a fresh copy like any kernel (default: incrementally, in one "
-                   "kept build tree of the reference series under the cache's work/)")
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
     p.set_defaults(func=cmd_mutants)
     p = sub.add_parser("bisect", help="git bisect run over a kernel git tree: build, boot, run CASE... per step")

@@ -13,6 +13,16 @@ from harness.cases import CaseProgram, parse_case_file
 from harness.errors import CaseError
 
 
+def is_case_file(path: Path) -> bool:
+    """A case is a BPF C file that includes the case header; other BPF sources (test fixtures) are not cases."""
+    if not path.name.endswith(".bpf.c"):
+        return False
+    try:
+        return '#include "harness.h"' in path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
 class CaseFileCollector(pytest.File):
     """A cases/**/*.bpf.c file. A malformed annotation is a collection error naming file and line."""
 

@@ -1,23 +1,23 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Build stage: source + series + fragments -> configured, built, cached kernel artifact."""
+"""Build stage: source + series + fragments -> configured, built (incrementally, out of tree), cached artifact."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import cache, kconfig
+from harness import cache, kconfig, trees
 from harness.errors import BuildError, ConfigError
-from harness.patches import Series, apply_series
+from harness.patches import Series
 from harness.settings import CacheLayout, refuse_if_forbidden
 from harness.source import SourceTree
 from harness.tools import BUILD_TOOLS, quoted, require, stream, version_line
@@ -100,7 +100,10 @@ def toolchain_identity() -> tuple[str, ...]:
 
 
 def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildResult:
-    """Return the cached artifact for these inputs, building it first if nobody has."""
+    """Return the cached artifact for these inputs, building it first if nobody has.
+
+    The build is make's own incremental build: out of tree (make O=<slot>) from the tree harness.trees
+    prepares (the source itself, or its patched mirror), in a slot kept per (tree, merged config, toolchain)."""
     t0 = time.monotonic()
     cache.ensure_writable(req.layout)
     key = req.key_inputs().key()
@@ -108,74 +111,130 @@ def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildRe
     if hit:
         return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None)
     require(*BUILD_TOOLS)
-    with cache.key_lock(req.layout, key):
+    say = _sayer(progress)
+    log = run_dir / f"build-{key}.log"
+    with cache.key_lock(req.layout, key, holder=f"building kernel {key} (log: {log})", waiting=say):
         hit = cache.published(req.layout, key)  # somebody else built it while we waited
         if hit:
             return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None)
         refuse_if_forbidden("build", f"building kernel {key} ({req.source.spec.describe()})")
         cache.sweep_stale(req.layout)
-        log = run_dir / f"build-{key}.log"
-        artifact = _build_and_publish(req, key, log, progress)
+        with cache.key_lock(req.layout, trees.lock_name(req.source), waiting=say,
+                            holder=f"building kernel {key} from {req.source.path} (log: {log})"):
+            artifact = _build_and_publish(req, key, log, say)
     return BuildResult(artifact, False, time.monotonic() - t0, log)
 
 
-def _build_and_publish(req: BuildRequest, key: str, log: Path, progress: bool) -> KernelArtifact:
-    req.layout.work.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"build-{key}-", dir=req.layout.work))
-    (work / ".owner-pid").write_text(str(os.getpid()))
+def slot_dir(layout: CacheLayout, tree: Path, merged: kconfig.MergedConfig) -> Path:
+    """The build directory of one (tree, merged config, toolchain): make's incremental state lives there."""
+    blob = json.dumps({"tree": str(tree), "config": merged.render(), "toolchain": list(toolchain_identity()),
+                       "recipe": cache.RECIPE_VERSION}, sort_keys=True)
+    return layout.slots / hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArtifact:
     t0 = time.monotonic()
+    tree = trees.prepare(req.source, req.series, req.layout, log)
+    if tree.patched:
+        say(f"[build] patched tree {tree.path}: {tree.linked} files mirrored from the source, {tree.written} "
+            "written by the series")
+    slot = slot_dir(req.layout, tree.path, req.merged)
+    slot.mkdir(parents=True, exist_ok=True)
+    (slot / SLOT_INFO).write_text(json.dumps({"tree": str(tree.path), "source": req.source.spec.describe(),
+                                              "last_key": key, "last_build": time.time()}, indent=1) + "\n")
+    recovered = recover_interrupted(slot)
+    if recovered:
+        say(f"[build] {slot} was left by an interrupted build: removed the {recovered} files it wrote")
+    fresh = not (slot / ".config").is_file()
+    configure(tree.path, slot, req.merged, log)
+    marker = slot / BUILDING
+    marker.write_text(f"{os.getpid()}\n")
+    objects = _make(req, tree.path, slot, log, say, fresh=fresh)
+    marker.unlink()
+    final_config = (slot / ".config").read_text()
+    kconfig.verify(req.merged, final_config, str(slot / ".config"))  # Kconfig may have moved under an old slot
+    with cache.staging(req.layout, key) as staged:
+        (staged / ".owner-pid").write_text(str(os.getpid()))
+        _collect(tree.path, slot, staged, log)
+        release = (slot / "include/config/kernel.release").read_text().strip()
+        (staged / ".owner-pid").unlink()
+        meta = {
+            "key": key,
+            "release": release,
+            "source": req.source.identity,
+            "source_path": str(req.source.spec.describe()),
+            "kernelversion": req.source.kernelversion,
+            "packages": req.source.packages(),
+            "patches": [p.name for p in req.series.patches],
+            "patches_applied": list(tree.applied.applied),
+            "patches_already_present": list(tree.applied.already_applied),
+            "tree": str(tree.path),
+            "slot": str(slot),
+            "objects_compiled": objects,
+            "toolchain": list(toolchain_identity()),
+            "build_seconds": round(time.monotonic() - t0, 1),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "config_options": len(kconfig.parse_dotconfig(final_config)),
+        }
+        entry = cache.publish(req.layout, key, staged, meta)
+    return KernelArtifact.load(entry)
+
+
+SLOT_INFO = ".harness-slot.json"
+BUILDING = ".harness-building"  # present while make runs in a slot: left behind only by a killed build
+
+
+def recover_interrupted(slot: Path) -> int:
+    """A slot whose last build was killed mid-way may hold half-written objects that look up to date to make:
+    remove every file written since that build started. Everything older is from a finished build and stays, so
+    the next build is still incremental. Returns how many files went."""
+    marker = slot / BUILDING
     try:
-        tree = work / "linux"
-        _say(progress, f"[build] copying {req.source.path} -> {tree}")
-        _run(["cp", "-a", "--reflink=auto", str(req.source.path), str(tree)], log, "copy source")
-        applied = apply_series(req.series, tree, log, pristine=req.source.path)
-        final_config = configure(tree, req.merged, work, log)
-        _make(req, tree, log, progress)
-        with cache.staging(req.layout, key) as staged:
-            (staged / ".owner-pid").write_text(str(os.getpid()))
-            _collect(tree, staged, log)
-            release = (tree / "include/config/kernel.release").read_text().strip()
-            (staged / ".owner-pid").unlink()
-            meta = {
-                "key": key,
-                "release": release,
-                "source": req.source.identity,
-                "source_path": str(req.source.spec.describe()),
-                "kernelversion": req.source.kernelversion,
-                "packages": req.source.packages(),
-                "patches": [p.name for p in req.series.patches],
-                "patches_applied": list(applied.applied),
-                "patches_already_present": list(applied.already_applied),
-                "toolchain": list(toolchain_identity()),
-                "build_seconds": round(time.monotonic() - t0, 1),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "config_options": len(kconfig.parse_dotconfig(final_config)),
-            }
-            entry = cache.publish(req.layout, key, staged, meta)
-        return KernelArtifact.load(entry)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        since = marker.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for root, _dirs, files in os.walk(slot):
+        for name in files:
+            path = os.path.join(root, name)
+            if name in (".config", SLOT_INFO, BUILDING) and root == str(slot):
+                continue
+            try:
+                if os.lstat(path).st_mtime_ns >= since:
+                    os.unlink(path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    marker.unlink()
+    return removed
 
 
-def configure(tree: Path, merged: kconfig.MergedConfig, work: Path, log: Path) -> str:
-    """allnoconfig with the merged fragments forced in, then olddefconfig; verify every option stuck."""
-    frag = work / "requested.config"
+def configure(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path) -> str:
+    """allnoconfig with the merged fragments forced in, into a scratch config; verify every option stuck; the
+    slot's .config is replaced only when it differs (an unchanged .config keeps make's incremental state)."""
+    frag = slot / ".harness-requested.config"
     frag.write_text(merged.render())
-    _run(["make", "-C", str(tree), f"KCONFIG_ALLCONFIG={frag}", "allnoconfig"], log, "allnoconfig")
-    _run(["make", "-C", str(tree), "olddefconfig"], log, "olddefconfig")
-    final = (tree / ".config").read_text()
-    kconfig.verify(merged, final, str(tree / ".config"))
+    scratch = slot / ".harness-new.config"
+    _run(["make", "-C", str(tree), f"O={slot}", f"KCONFIG_CONFIG={scratch}", f"KCONFIG_ALLCONFIG={frag}",
+          "allnoconfig"], log, "allnoconfig")
+    final = scratch.read_text()
+    kconfig.verify(merged, final, str(slot / ".config"))
+    current = slot / ".config"
+    if current.is_file() and current.read_text() == final:
+        scratch.unlink()
+    else:
+        os.replace(scratch, current)
     return final
 
 
-def _make_env(req: BuildRequest, tree: Path) -> dict[str, str]:
+def _make_env(req: BuildRequest, tree: Path, slot: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("MAKEFLAGS", None)
     if req.use_ccache and shutil.which("ccache"):
         req.layout.ccache.mkdir(parents=True, exist_ok=True)
         env.update(
             CCACHE_DIR=str(req.layout.ccache),
-            CCACHE_BASEDIR=str(tree.parent),
+            CCACHE_BASEDIR=os.path.commonpath([str(tree), str(slot)]),
             CCACHE_NOHASHDIR="true",
             CCACHE_MAXSIZE=env.get("CCACHE_MAXSIZE", "20G"),
         )
@@ -184,12 +243,14 @@ def _make_env(req: BuildRequest, tree: Path) -> dict[str, str]:
     return env
 
 
-def _make(req: BuildRequest, tree: Path, log: Path, progress: bool) -> None:
+def _make(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: bool) -> int:
+    """make bzImage vmlinux in the slot; returns how many objects it compiled."""
     cc = "ccache gcc" if req.use_ccache and shutil.which("ccache") else "gcc"
-    argv = ["make", "-C", str(tree), f"-j{req.jobs}", f"CC={cc}", "bzImage", "vmlinux"]
+    argv = ["make", "-C", str(tree), f"O={slot}", f"-j{req.jobs}", f"CC={cc}", "bzImage", "vmlinux"]
     with log.open("a") as f:
         f.write(f"$ {quoted(argv)}\n")
-    _say(progress, f"[build] {quoted(argv)}  (full output: {log})")
+    progress = say is not _quiet
+    say(f"[build] {'a first build in a new slot' if fresh else 'incremental'}: {quoted(argv)}  (full output: {log})")
     t0 = time.monotonic()
     tail: deque[str] = deque(maxlen=60)
     errors: list[str] = []  # with -j, other jobs' lines bury the error in the tail: keep the first ones
@@ -210,10 +271,11 @@ def _make(req: BuildRequest, tree: Path, log: Path, progress: bool) -> None:
             msg = f"[build] {objects} objects compiled, {now - t0:.0f}s elapsed"
             print("\r" + msg if is_tty else msg, end="" if is_tty else "\n", file=sys.stderr, flush=True)
 
-    rc = stream(argv, log, on_line, env=_make_env(req, tree))
+    rc = stream(argv, log, on_line, env=_make_env(req, tree, slot))
     if progress and is_tty:
         print(file=sys.stderr)
     if rc != 0:
+        (slot / BUILDING).unlink(missing_ok=True)  # make itself deleted what it could not finish
         first = f"First errors:\n{''.join(errors)[:3000]}" if errors else ""
         raise BuildError(
             f"make failed (exit {rc}) after {time.monotonic() - t0:.0f}s. {first}"
@@ -221,21 +283,22 @@ def _make(req: BuildRequest, tree: Path, log: Path, progress: bool) -> None:
             log_path=log,
             output="".join(tail),
         )
-    _say(progress, f"[build] done: {objects} objects in {time.monotonic() - t0:.0f}s")
+    say(f"[build] done: {objects} objects in {time.monotonic() - t0:.0f}s")
+    return objects
 
 
 # gcc/ld/make error lines ("file.c:3:2: error: ...", "make[2]: *** [...] Error 1")
 _ERROR_LINE = re.compile(r"(?:: (?:fatal )?error: |\*\*\* .*Error \d+|undefined reference to )")
 
 
-def _collect(tree: Path, staged: Path, log: Path) -> None:
-    shutil.copy2(tree / "arch/x86/boot/bzImage", staged / "bzImage")
-    shutil.copy2(tree / "vmlinux", staged / "vmlinux")
-    shutil.copy2(tree / "System.map", staged / "System.map")
-    shutil.copy2(tree / ".config", staged / "config")
+def _collect(tree: Path, slot: Path, staged: Path, log: Path) -> None:
+    shutil.copy2(slot / "arch/x86/boot/bzImage", staged / "bzImage")
+    shutil.copy2(slot / "vmlinux", staged / "vmlinux")
+    shutil.copy2(slot / "System.map", staged / "System.map")
+    shutil.copy2(slot / ".config", staged / "config")
     shutil.copy2(tree / "include/uapi/linux/audit.h", staged / "audit.h")
     out = subprocess.run(
-        ["bpftool", "btf", "dump", "file", str(tree / "vmlinux"), "format", "c"], capture_output=True, text=True
+        ["bpftool", "btf", "dump", "file", str(slot / "vmlinux"), "format", "c"], capture_output=True, text=True
     )
     if out.returncode != 0 or "struct task_struct {" not in out.stdout:
         raise BuildError(f"bpftool could not dump BTF from vmlinux: {out.stderr.strip()[-800:]}", log_path=log)
@@ -253,9 +316,16 @@ def _run(argv: list[str], log: Path, what: str) -> None:
         raise err(f"{what} failed (exit {res.returncode}): {quoted(argv)}\n{tail}", log_path=log)
 
 
-def _say(enabled: bool, msg: str) -> None:
-    if enabled:
-        print(msg, file=sys.stderr, flush=True)
+def _print(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def _sayer(progress: bool):
+    return _print if progress else _quiet
 
 
 def kernel_has_btf(vmlinux: Path) -> bool:

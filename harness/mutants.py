@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -14,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError, PatchError
-from harness.patches import Patch, Series
+from harness.patches import available_mutants as available
+from harness.patches import mutant_path, mutants_dir
 
-MUTANTS_SUBDIR = "mutants"
+__all__ = ["available", "mutant_path", "mutants_dir"]  # the mutant files themselves live with the series
 
 
 # ---------------------------------------------------------------- mutant files
@@ -31,27 +31,6 @@ class MutantInfo:
     bug: str
 
 
-def mutants_dir(patches_dir: Path) -> Path:
-    return patches_dir / MUTANTS_SUBDIR
-
-
-def available(patches_dir: Path) -> list[str]:
-    """Names of the mutants shipped beside a series (file stem of patches/mutants/*.patch), sorted."""
-    d = mutants_dir(patches_dir)
-    return sorted(p.name[: -len(".patch")] for p in d.glob("*.patch")) if d.is_dir() else []
-
-
-def mutant_path(patches_dir: Path, name: str) -> Path:
-    """The patch file of mutant `name`; PatchError naming the known mutants when there is none."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
-        raise PatchError(f"mutant name {name!r} is not a plain file stem (letters, digits, '.', '_', '-').")
-    path = mutants_dir(patches_dir) / f"{name}.patch"
-    if not path.is_file():
-        known = ", ".join(available(patches_dir)) or "none"
-        raise PatchError(f"no mutant {name!r}: {path} does not exist. Known mutants: {known}.")
-    return path
-
-
 def parse_header(text: str, name: str) -> MutantInfo:
     """The `Breaks:` and `Bug:` lines of a mutant patch's header (the text before the first diff)."""
     head = text.split("\ndiff --git ", 1)[0]
@@ -64,13 +43,6 @@ def parse_header(text: str, name: str) -> MutantInfo:
 
 def load_info(patches_dir: Path, name: str) -> MutantInfo:
     return parse_header(mutant_path(patches_dir, name).read_text(errors="replace"), name)
-
-
-def with_mutant(series: Series, patches_dir: Path, name: str) -> Series:
-    """`series` with mutant `name` appended: a different patch list, hence a different cache key."""
-    path = mutant_path(patches_dir, name)
-    mutant = Patch(path.resolve(), 1, hashlib.sha256(path.read_bytes()).hexdigest())
-    return Series(series.directory, (*series.patches, mutant))
 
 
 # ---------------------------------------------------------------- JUnit results (pure)
@@ -172,8 +144,9 @@ def suite_argv(opts, name: str, junit: Path, *, cases: list[str], workers: int, 
 
 
 def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int,
-               extra_pytest: list[str] = (), incremental: bool = True) -> MutantResult:
-    """Build series + mutant `name` (cache-aware) and run the suite on it in a pytest subprocess."""
+               extra_pytest: list[str] = ()) -> MutantResult:
+    """Build series + mutant `name` (cache-aware; incremental in the series' patched tree and slot, since a
+    mutant changes one file) and run the suite on it in a pytest subprocess."""
     from dataclasses import replace
 
     from harness.pipeline import build_kernel
@@ -184,7 +157,7 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
     mopts = replace(opts, mutant=name)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        built = build_incremental(opts, name, run_dir) if incremental else build_kernel(mopts, run_dir=run_dir)
+        built = build_kernel(mopts, run_dir=run_dir)
     except PatchError as e:
         res.detail = f"does not apply: {e}"
         return res
@@ -246,7 +219,7 @@ def write_json(results: list[MutantResult], path: Path) -> None:
 
 
 def run_all(opts, names: list[str], *, cases: list[str], workers: int, json_path: Path | None,
-            out_dir: Path | None = None, extra_pytest: list[str] = (), incremental: bool = True) -> list[MutantResult]:
+            out_dir: Path | None = None, extra_pytest: list[str] = ()) -> list[MutantResult]:
     """Build and test each mutant in turn (sequentially: one build at a time), print and save the kill table."""
     from harness.settings import new_run_dir
 
@@ -264,8 +237,7 @@ def run_all(opts, names: list[str], *, cases: list[str], workers: int, json_path
     for i, name in enumerate(names, 1):
         print(f"[mutants] {i}/{len(names)} {name}", file=sys.stderr, flush=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        r = run_mutant(name, opts, run_dir, cases=cases, workers=workers, extra_pytest=extra_pytest,
-                       incremental=incremental)
+        r = run_mutant(name, opts, run_dir, cases=cases, workers=workers, extra_pytest=extra_pytest)
         print(f"[mutants] {name}: {r.status} ({len(r.failed) + len(r.errors)} failing cases; build "
               f"{'cache hit' if r.cache_hit else f'{r.build_seconds:.0f}s'}, suite {r.suite_seconds:.0f}s)",
               file=sys.stderr, flush=True)
@@ -275,96 +247,3 @@ def run_all(opts, names: list[str], *, cases: list[str], workers: int, json_path
     print(format_table(results))
     print(f"JSON: {json_path}\nlogs: {run_dir}")
     return results
-
-
-# ---------------------------------------------------------------- incremental mutant builds
-
-BASE_READY = ".harness-mutant-base-ready"
-
-
-def base_tree_dir(layout, base_key: str) -> Path:
-    """The reference kernel's build tree kept for mutants (not swept: its name is not build-*)."""
-    return layout.work / f"mutant-base-{base_key}"
-
-
-def build_incremental(opts, name: str, run_dir: Path, *, progress: bool = True):
-    """Series + mutant `name`, published under the same key a full build would have, built incrementally.
-
-    All mutants patch the same few files of one tree: a full build per mutant would redo ~1,400 objects
-    (ccache hits, but still hashed) plus copying the tree. Instead one build tree of the reference series is
-    kept in the cache's work/ (mutant-base-<reference key>); each mutant is applied to it, `make` rebuilds
-    what changed and relinks, the artifact is published under the mutant's own key, and the patch is
-    reverted. A per-base lock serialises users of that tree; the mutant's key lock is taken as in
-    kbuild.build, so a concurrent `pytest --mutant` waits and then hits the cache.
-    """
-    import os
-    import shutil
-    from dataclasses import replace
-
-    from harness import cache, kbuild, kconfig
-    from harness.kbuild import BuildResult, KernelArtifact
-    from harness.patches import apply_series
-    from harness.pipeline import make_request
-    from harness.tools import BUILD_TOOLS, require
-
-    t0 = time.monotonic()
-    req = make_request(replace(opts, mutant=name))
-    layout = req.layout
-    cache.ensure_writable(layout)
-    key = req.key_inputs().key()
-    hit = cache.published(layout, key)
-    if hit:
-        return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None)
-    require(*BUILD_TOOLS)
-    base_req = make_request(replace(opts, mutant=None))
-    base_key = base_req.key_inputs().key()
-    base = base_tree_dir(layout, base_key)
-    tree = base / "linux"
-    mutant = Series(req.series.directory, req.series.patches[-1:])
-    log = run_dir / f"build-{key}.log"
-    with cache.key_lock(layout, f"mutant-base-{base_key}"), cache.key_lock(layout, key):
-        hit = cache.published(layout, key)
-        if hit:
-            return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None)
-        if not (base / BASE_READY).is_file():
-            shutil.rmtree(base, ignore_errors=True)
-            base.mkdir(parents=True)
-            kbuild._say(progress, f"[mutants] new base tree for {base_key}: copying {req.source.path} -> {tree}")
-            kbuild._run(["cp", "-a", "--reflink=auto", str(req.source.path), str(tree)], log, "copy source")
-            apply_series(base_req.series, tree, log)
-            kbuild.configure(tree, base_req.merged, base, log)
-            (base / BASE_READY).write_text(base_key + "\n")
-        applied = apply_series(mutant, tree, log)
-        if not applied.applied:
-            raise PatchError(f"mutant {name} was already present in {tree}: the base tree is not clean; "
-                             f"delete {base} and rerun.")
-        try:
-            kbuild._make(req, tree, log, progress)
-            final_config = (tree / ".config").read_text()
-            kconfig.verify(req.merged, final_config, str(tree / ".config"))
-            with cache.staging(layout, key) as staged:
-                kbuild._collect(tree, staged, log)
-                meta = {
-                    "key": key,
-                    "release": (tree / "include/config/kernel.release").read_text().strip(),
-                    "source": req.source.identity,
-                    "source_path": str(req.source.spec.describe()),
-                    "kernelversion": req.source.kernelversion,
-                    "patches": [p.name for p in req.series.patches],
-                    "patches_applied": [p.name for p in req.series.patches],
-                    "patches_already_present": [],
-                    "toolchain": list(kbuild.toolchain_identity()),
-                    "build_seconds": round(time.monotonic() - t0, 1),
-                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "config_options": len(kconfig.parse_dotconfig(final_config)),
-                    "incremental_from": base_key,
-                    "builder_pid": os.getpid(),
-                }
-                entry = cache.publish(layout, key, staged, meta)
-        finally:
-            patch = mutant.patches[0]
-            undo = subprocess.run(["patch", f"-p{patch.strip}", "-R", "--batch", "--no-backup-if-mismatch",
-                                   "-i", str(patch.path)], cwd=tree, capture_output=True, text=True)
-            if undo.returncode != 0:  # never leave a mutant in the base: the next one would build on top
-                (base / BASE_READY).unlink(missing_ok=True)
-    return BuildResult(KernelArtifact.load(entry), False, time.monotonic() - t0, log)

@@ -108,6 +108,11 @@ def reproduction(series: Series, failing: Patch, applied: list[str], pristine: P
     return " && ".join(steps)
 
 
+def already_applied(series: Series, tree: Path) -> bool:
+    """Every patch of the series reverse-applies cleanly: the tree (a user's, never modified) carries it."""
+    return all(_patch(tree, patch, "--dry-run", "--reverse").returncode == 0 for patch in series.patches)
+
+
 def apply_series(series: Series, tree: Path, log: Path | None = None, *, pristine: Path | None = None) -> ApplyResult:
     """Apply every patch in order onto `tree` (a disposable copy of `pristine`). Already-applied patches are
     skipped. A patch that does not apply is a PatchError naming the patch, file and hunk, and how to redo it."""
@@ -140,3 +145,36 @@ def apply_series(series: Series, tree: Path, log: Path | None = None, *, pristin
             output=dry.stdout + dry.stderr,
         )
     return ApplyResult(tuple(applied), tuple(skipped))
+
+
+# -- mutants: a series plus one deliberate bug (patches/mutants/NAME.patch) -----------------------------------
+
+MUTANTS_SUBDIR = "mutants"
+
+
+def mutants_dir(patches_dir: Path) -> Path:
+    return patches_dir / MUTANTS_SUBDIR
+
+
+def available_mutants(patches_dir: Path) -> list[str]:
+    """Names of the mutants shipped beside a series (file stem of patches/mutants/*.patch), sorted."""
+    d = mutants_dir(patches_dir)
+    return sorted(p.name[: -len(".patch")] for p in d.glob("*.patch")) if d.is_dir() else []
+
+
+def mutant_path(patches_dir: Path, name: str) -> Path:
+    """The patch file of mutant `name`; PatchError naming the known mutants when there is none."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
+        raise PatchError(f"mutant name {name!r} is not a plain file stem (letters, digits, '.', '_', '-').")
+    path = mutants_dir(patches_dir) / f"{name}.patch"
+    if not path.is_file():
+        known = ", ".join(available_mutants(patches_dir)) or "none"
+        raise PatchError(f"no mutant {name!r}: {path} does not exist. Known mutants: {known}.")
+    return path
+
+
+def with_mutant(series: Series, patches_dir: Path, name: str) -> Series:
+    """`series` with mutant `name` appended: a different patch list, hence a different cache key."""
+    path = mutant_path(patches_dir, name)
+    mutant = Patch(path.resolve(), 1, hashlib.sha256(path.read_bytes()).hexdigest())
+    return Series(series.directory, (*series.patches, mutant))

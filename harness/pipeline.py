@@ -42,7 +42,7 @@ def make_request(opts: KernelOptions) -> BuildRequest:
     if opts.no_patches:
         series = type(series)(series.directory, ())
     if opts.mutant:
-        from harness.mutants import with_mutant
+        from harness.patches import with_mutant
 
         if opts.no_patches:
             raise PatchError(f"mutant {opts.mutant} applies on top of the series: it cannot be used without patches.")

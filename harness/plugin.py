@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--console-findings", default="fail", choices=("fail", "warn"),
                 help="a WARNING:/BUG:/Oops on the guest console during a case that otherwise passed: fail it "
                      "(default) or only warn")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from harness import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -133,23 +140,56 @@ def kernel_options(pytestconfig: pytest.Config):
     return kernel_options_from(pytestconfig)
 
 
-@pytest.fixture(scope="session")
-def kernel_build(kernel_options, pytestconfig: pytest.Config):
-    """The BuildResult for the kernel under test: one build shared by all xdist workers (file lock).
-    A prebuilt-deb --kernel-target is fetched and booted once for its BTF instead (same lock, same cache)."""
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In the controller (before xdist starts workers): prepare the kernel the selected tests need, with its
+    progress on the terminal, and decide the accelerator once. A failure ends the run here, once."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    from harness import run_kernel
+
+    run_kernel.start_run()
+    if config.option.collectonly or not config.hook.pytest_harness_needs_kernel(config=config):
+        return
     from harness.errors import HarnessError
-    from harness.pipeline import build_kernel
 
-    target = pytestconfig._harness_kernel_target
+    say = run_kernel.say_to_terminal(config)
     try:
-        if target is not None and target.kind == "prebuilt-deb":
-            from harness.prebuilt import PrebuiltRequest, prepare
-            from harness.settings import new_run_dir
-
-            req = PrebuiltRequest.for_target(target, pytestconfig.getoption("--accel"))
-            return prepare(req, kernel_options.layout(), new_run_dir(kernel_options.layout(), "prebuilt"))
-        return build_kernel(kernel_options, progress=True)
+        built = run_kernel.prepare(config)
+        prepared = run_kernel.describe(config, built)
+        accel = run_kernel.choose_accel(config, built, say)
     except HarnessError as e:
+        pytest.exit(f"kernel {e.stage} stage failed: {e}", returncode=3)
+    config._harness_prepared = dataclasses.replace(prepared, accel=accel)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_harness_needs_kernel(config: pytest.Config) -> bool:
+    from harness.run_kernel import selects_cases
+
+    return selects_cases(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    prepared = getattr(config, "_harness_prepared", None)
+    return prepared.header() if prepared is not None else []
+
+
+@pytest.fixture(scope="session")
+def kernel_build(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
+    """The BuildResult for the kernel under test (the controller prepared it; otherwise, on first use, under the
+    cache's lock). A prebuilt-deb --kernel-target is fetched and booted once for its BTF instead. A failure stops
+    the run after this test, and no other worker tries again."""
+    from harness import run_kernel
+    from harness.errors import HarnessError
+
+    try:
+        return run_kernel.prepare(pytestconfig)
+    except run_kernel.AlreadyFailed as e:
+        pytest.fail(f"{e} (not retried: it failed earlier in this run)", pytrace=False)
+    except HarnessError as e:
+        request.session.shouldstop = f"kernel {e.stage} stage failed" + (f" (log: {e.log_path})" if e.log_path else "")
         pytest.fail(f"kernel {e.stage} stage failed: {e}", pytrace=False)
 
 
@@ -233,11 +273,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    # A case is a BPF C file that includes the case header; other BPF sources (test fixtures) are not cases.
-    if file_path.name.endswith(".bpf.c") and '#include "harness.h"' in file_path.read_text(errors="replace"):
-        from harness.items import CaseFileCollector
+    if file_path.name.endswith(".bpf.c"):
+        from harness.items import CaseFileCollector, is_case_file
 
-        return CaseFileCollector.from_parent(parent, path=file_path)
+        if is_case_file(file_path):
+            return CaseFileCollector.from_parent(parent, path=file_path)
     return None
 
 

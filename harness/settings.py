@@ -51,6 +51,16 @@ class CacheLayout:
         return self.root / "src"
 
     @property
+    def trees(self) -> Path:
+        """Patched trees: a hard-link mirror of a source with the series applied (harness.trees)."""
+        return self.root / "trees"
+
+    @property
+    def slots(self) -> Path:
+        """Build directories (make O=...), one per (tree, merged config, toolchain): incremental builds."""
+        return self.root / "slots"
+
+    @property
     def kernels(self) -> Path:
         return self.root / "kernels"
 

@@ -73,9 +73,9 @@ def resolve(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
     return _from_dir(spec)
 
 
-def _kernelversion(tree: Path) -> str:
+def _kernelversion(tree: Path, makefile: str | None = None) -> str:
     try:
-        text = (tree / "Makefile").read_text(errors="replace")[:2000]
+        text = (makefile if makefile is not None else (tree / "Makefile").read_text(errors="replace"))[:2000]
     except OSError as e:
         raise SourceError(f"{tree} is not a kernel tree (no top-level Makefile).") from e
     parts = {}
@@ -146,30 +146,48 @@ def _is_git(tree: Path) -> bool:
     return (tree / ".git").exists()
 
 
+def worktree_dir(repo: Path, layout: CacheLayout) -> Path:
+    """The one worktree the harness keeps per repository for --ref builds (moved from commit to commit, so a
+    build of the next commit is an incremental build)."""
+    return layout.sources / ("worktree-" + hashlib.sha256(str(repo).encode()).hexdigest()[:16])
+
+
 def _from_git_ref(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
+    """A commit of a repository. Nothing is checked out here: harness.trees moves the worktree to the commit
+    under the tree's lock, when (and if) a build needs it."""
     if not _is_git(spec.path):
         raise SourceError(f"--ref {spec.ref} given but {spec.path} is not a git tree.")
     commit = _git(spec.path, "rev-parse", "--verify", f"{spec.ref}^{{commit}}")
-    dest = layout.sources / f"git-{commit}"
-    if not (dest / "Makefile").exists():
-        layout.sources.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(dest, ignore_errors=True)
-        _git(spec.path, "worktree", "prune")
-        _git(spec.path, "worktree", "add", "--detach", "--force", str(dest), commit)
-    return SourceTree(dest, f"git:{commit}", _kernelversion(dest), spec)
+    makefile = _git(spec.path, "show", f"{commit}:Makefile")
+    return SourceTree(worktree_dir(spec.path, layout), f"git:{commit}", _kernelversion(spec.path, makefile), spec)
 
 
 def _from_dir(spec: SourceSpec) -> SourceTree:
     tree = spec.path
     version = _kernelversion(tree)
-    if _is_git(tree):
-        head = _git(tree, "rev-parse", "HEAD")
-        dirty = _git(tree, "status", "--porcelain", "--untracked-files=no")
-        diff = _git(tree, "diff", "HEAD") if dirty else ""
-        ident = f"git:{head}" + (f"+dirty:{hashlib.sha256(diff.encode()).hexdigest()}" if dirty else "")
-    else:
-        ident = "dir:" + _tree_fingerprint(tree)
+    ident = git_identity(tree) if _is_git(tree) else "dir:" + _tree_fingerprint(tree)
     return SourceTree(tree, ident, version, spec)
+
+
+def git_identity(tree: Path) -> str:
+    """HEAD, plus a hash of every change git sees: tracked changes (staged or not) and untracked files that are
+    not ignored, by content. Build outputs are ignored by the kernel's .gitignore, so they do not count."""
+    head = _git(tree, "rev-parse", "HEAD")
+    res = subprocess.run(["git", "-C", str(tree), "diff", "HEAD", "--binary"], capture_output=True, check=False)
+    if res.returncode != 0:
+        raise SourceError(f"git diff HEAD in {tree} failed: {res.stderr.decode(errors='replace').strip()}")
+    h = hashlib.sha256(res.stdout)
+    untracked = subprocess.run(["git", "-C", str(tree), "ls-files", "--others", "--exclude-standard", "-z"],
+                               capture_output=True, check=False).stdout.split(b"\0")
+    for rel in sorted(u for u in untracked if u):
+        path = tree / os.fsdecode(rel)
+        h.update(b"\0untracked\0" + rel + b"\0")
+        try:
+            h.update(path.read_bytes() if not path.is_symlink() else os.readlink(path).encode())
+        except OSError:
+            continue
+    dirty = bool(res.stdout) or any(untracked)
+    return f"git:{head}" + (f"+dirty:{h.hexdigest()}" if dirty else "")
 
 
 _BUILD_OUTPUT = re.compile(r"\.(o|cmd|ko|a|d|tmp|mod|order|symvers)$")

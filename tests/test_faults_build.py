@@ -37,7 +37,8 @@ def _patch_dir(where: Path, name: str, text: str) -> Path:
 
 
 def _leftovers(layout, key: str) -> list[Path]:
-    """Anything of `key` in the cache but its lock file: an entry, a staging dir, a work dir."""
+    """Anything of `key` in the cache but its lock file: an entry, a staging dir, a work dir. (The build slot is
+    not the key's: it is kept for the next build of the same tree and config.)"""
     found = [layout.kernels / key] if (layout.kernels / key).exists() else []
     found += list(layout.kernels.glob(f".staging-{key}-*")) if layout.kernels.is_dir() else []
     found += list(layout.work.glob(f"build-{key}-*")) if layout.work.is_dir() else []
@@ -68,7 +69,7 @@ def test_ctrl_c_and_a_failing_build_publish_nothing_and_the_next_build_succeeds(
         assert proc.stdout is not None
         for line in proc.stdout:
             seen.append(line)
-            if line.startswith("[build] make "):
+            if line.startswith("[build]") and ": make -C " in line:
                 break
         assert proc.poll() is None, "".join(seen)[-3000:]
         time.sleep(5)  # compiling by now
@@ -89,6 +90,8 @@ def test_ctrl_c_and_a_failing_build_publish_nothing_and_the_next_build_succeeds(
     assert res.returncode == 2, res.stderr[-3000:]
     assert "bpf-audit-harness: build error: make failed" in res.stderr, res.stderr[-3000:]
     assert "this build must fail" in res.stderr and "Full log: " in res.stderr, res.stderr[-3000:]
+    # It ran in the build slot the Ctrl-C left: what that build wrote was removed, the rest reused.
+    assert "was left by an interrupted build: removed the" in res.stderr, res.stderr[-3000:]
     assert _leftovers(layout, bad_key) == []
 
     # 3. The interrupted inputs again: a clean build from scratch that succeeds and is published. A second
@@ -101,15 +104,18 @@ def test_ctrl_c_and_a_failing_build_publish_nothing_and_the_next_build_succeeds(
         head = []
         for line in first.stdout:
             head.append(line)
-            if line.startswith("[build] make "):
+            if line.startswith("[build]") and ": make -C " in line:
                 break
         second = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         out_first = "".join(head) + first.communicate(timeout=3600)[0]
         out_second = second.communicate(timeout=600)[0]
         assert first.returncode == 0 and f"key={good_key}" in out_first, out_first[-3000:]
         assert "built in " in out_first, out_first[-3000:]
-        assert second.returncode == 0 and out_second.startswith("cache hit in "), out_second[-3000:]
-        assert f"key={good_key}" in out_second and "[build]" not in out_second, out_second[-3000:]
+        # The second says whom it waits for, then reuses the entry without building.
+        assert second.returncode == 0, out_second[-3000:]
+        assert out_second.startswith(f"[lock] waiting for pid {first.pid}: building kernel {good_key}"), out_second
+        assert "cache hit in " in out_second and f"key={good_key}" in out_second, out_second[-3000:]
+        assert "[build]" not in out_second, out_second[-3000:]
         assert _leftovers(layout, good_key) == [layout.kernels / good_key]
         assert (layout.kernels / good_key / "meta.json").is_file() and (layout.kernels / good_key / "bzImage").is_file()
     finally:

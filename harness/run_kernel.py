@@ -1,0 +1,197 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The kernel a pytest run tests: prepared once, by the controller, where the user sees it; shared by workers."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+# Set by the controller before xdist starts its workers (they inherit it): the run's identity, for the
+# "this run's kernel build already failed" note that keeps workers from retrying a failed build.
+RUN_ENV = "BPF_AUDIT_HARNESS_RUN"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the report header says about the kernel under test."""
+
+    release: str
+    key: str
+    source: str
+    series: str
+    cache_hit: bool
+    seconds: float
+    accel: str = ""
+    notes: tuple[str, ...] = ()
+
+    def header(self) -> list[str]:
+        how = "cache hit" if self.cache_hit else f"built in {self.seconds:.0f}s"
+        lines = [f"kernel under test: {self.release} ({how}, cache key {self.key})",
+                 f"  source: {self.source}", f"  series: {self.series}"]
+        if self.accel:
+            lines.append(f"  accelerator: {self.accel}")
+        return lines + [f"  note: {n}" for n in self.notes]
+
+
+def start_run() -> str:
+    """A new identity for this run, made by the controller before xdist starts workers (they inherit it). A new
+    one also in a pytest started from a test: it must not read its parent's notes."""
+    os.environ[RUN_ENV] = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return os.environ[RUN_ENV]
+
+
+def run_id() -> str:
+    """This run's identity (see start_run)."""
+    return os.environ.get(RUN_ENV) or start_run()
+
+
+def _failure_note(layout, run: str) -> Path:
+    return layout.state / "runs" / f"{run}.kernel-failed"
+
+
+def prepare(config, *, progress: bool = True):
+    """The BuildResult of this run's kernel (built, or a prebuilt package prepared, on a cache miss). A failure
+    is noted for the run, so a second caller (another xdist worker) fails at once instead of building again."""
+    from harness import cache
+    from harness.plugin import kernel_options_from
+
+    opts = kernel_options_from(config)
+    layout = opts.layout()
+    run = run_id()
+    note = _failure_note(layout, run)
+    cache.ensure_writable(layout)
+    # One caller of this run at a time: a second xdist worker waits here, then reads the first one's verdict.
+    with cache.key_lock(layout, f"run-{run}"):
+        if note.is_file():
+            raise AlreadyFailed(note.read_text())
+        return _prepare(config, opts, layout, note, progress)
+
+
+def _prepare(config, opts, layout, note: Path, progress: bool):
+    try:
+        target = config._harness_kernel_target
+        if target is not None and target.kind == "prebuilt-deb":
+            from harness.prebuilt import PrebuiltRequest
+            from harness.prebuilt import prepare as prepare_prebuilt
+            from harness.settings import new_run_dir
+
+            req = PrebuiltRequest.for_target(target, config.getoption("--accel"))
+            return prepare_prebuilt(req, layout, new_run_dir(layout, "prebuilt"), progress=progress)
+        from harness.pipeline import build_kernel
+
+        return build_kernel(opts, progress=progress)
+    except HarnessError as e:
+        note.parent.mkdir(parents=True, exist_ok=True)
+        note.write_text(f"kernel {e.stage} stage failed: {_first_line(str(e))}"
+                        + (f" (log: {e.log_path})" if e.log_path else ""))
+        raise
+
+
+class AlreadyFailed(HarnessError):
+    """This run's kernel could not be prepared by an earlier caller: the reason, not a second attempt."""
+
+    stage = "kernel"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def describe(config, built) -> Prepared:
+    art = built.artifact
+    meta = art.meta
+    if meta.get("kind") == "prebuilt-deb":
+        source = f"Debian package {meta.get('image_package')} {meta.get('image_version')} (prebuilt)"
+        series = "none (booted as shipped)"
+    else:
+        source = meta.get("source_path", "?") + "".join(f" [{p} {v}]" for p, v in meta.get("packages", {}).items())
+        patches = meta.get("patches") or []
+        series = f"{len(patches)} patches: {', '.join(patches)}" if patches else "none"
+    return Prepared(art.release, art.key, source, series, built.cache_hit, built.seconds, notes=built.notes)
+
+
+def choose_accel(config, built, say) -> str:
+    """The accelerator decision, made once here (probed, cached for the workers) and said where it is seen."""
+    if config.getoption("--target"):
+        return f"none: cases run on --target {config.getoption('--target')}"
+    from harness import accel
+    from harness.plugin import kernel_options_from
+
+    choice = accel.choose(config.getoption("--accel"), kernel_options_from(config).layout().state,
+                          built.artifact.bzimage, warn=say)
+    return f"{choice.accel} ({choice.reason})"
+
+
+# -- does this run need a kernel at all? ---------------------------------------------------------------------
+
+def selects_cases(config) -> bool:
+    """Whether the run's paths hold case files (which always need the kernel) and -m does not drop them."""
+    from harness.items import is_case_file
+
+    if not marks_admit(config, {"vm", "slow"}):
+        return False
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0])
+        if not path.is_absolute():
+            path = Path(config.invocation_params.dir) / path
+        if path.is_file() and is_case_file(path):
+            return True
+        if path.is_dir() and any(is_case_file(p) for p in _walk(path, "*.bpf.c")):
+            return True
+    return False
+
+
+def files_request(config, fixtures: frozenset[str], pattern: str = "test_*.py") -> bool:
+    """Whether a selected Python test file names one of `fixtures` as a parameter of a def (a test or a fixture
+    of its own that needs it). A text check, made before collection: a test it misses still gets its kernel on
+    first use, only less visibly."""
+    if not marks_admit(config, {"vm", "slow"}):
+        return False
+    sig = re.compile(r"def\s+\w+\s*\(([^)]*)\)", re.S)
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0])
+        if not path.is_absolute():
+            path = Path(config.invocation_params.dir) / path
+        files = [path] if path.is_file() else list(_walk(path, pattern)) if path.is_dir() else []
+        for f in files:
+            if f.suffix != ".py":
+                continue
+            text = f.read_text(errors="replace")
+            for params in sig.findall(text):
+                names = {p.split(":")[0].split("=")[0].strip() for p in params.split(",")}
+                if names & fixtures:
+                    return True
+    return False
+
+
+def _walk(root: Path, pattern: str):
+    for p in root.rglob(pattern):
+        if not any(part.startswith(".") for part in p.relative_to(root).parts):
+            yield p
+
+
+def marks_admit(config, marks: set[str]) -> bool:
+    """Whether -m (if given) selects an item carrying `marks`."""
+    expr = config.getoption("markexpr", "") or ""
+    if not expr:
+        return True
+    from _pytest.mark.expression import Expression
+
+    try:
+        return bool(Expression.compile(expr).evaluate(lambda name, **kw: name in marks))
+    except Exception:  # noqa: BLE001 - pytest reports a bad -m itself; do not guess
+        return True
+
+
+def say_to_terminal(config):
+    """A line printer that reaches the terminal in the controller (not captured, also under xdist)."""
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    return say

@@ -1,0 +1,81 @@
+# SPDX-License-Identifier: GPL-2.0
+"""One build per run, seen: under -n 2 the controller builds with progress on the terminal and names the kernel;
+a tree that does not build ends the run with one error, not one per item or per worker."""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
+
+pytest_plugins = ["pytester"]
+
+
+def _series_plus(where: Path, relpath: str, line: str, src: Path) -> Path:
+    """The project's series plus one patch appending `line` to `relpath` (a new cache key, an incremental build
+    in the series' patched tree and slot)."""
+    where.mkdir(parents=True)
+    for p in DEFAULT_PATCHES_DIR.glob("*.patch"):
+        shutil.copy(p, where / p.name)
+    old = (src / relpath).read_text().splitlines(keepends=True)
+    (where / "9999-extra.patch").write_text("".join(difflib.unified_diff(old, [*old, line], f"a/{relpath}",
+                                                                           f"b/{relpath}")))
+    (where / "series").write_text((DEFAULT_PATCHES_DIR / "series").read_text().rstrip("\n") + "\n9999-extra.patch\n")
+    return where
+
+
+@pytest.mark.slow
+@pytest.mark.vm
+def test_n2_run_builds_once_in_the_controller_visibly_and_a_broken_tree_is_one_error(pytester, plain_source,
+                                                                                      inner_args, tmp_path):
+    case = REPO_ROOT / "cases" / "baseline" / "lsm_deny.bpf.c"
+    (pytester.path / "cases").mkdir()
+    shutil.copy(case, pytester.path / "cases" / case.name)
+    shutil.copy(REPO_ROOT / "cases" / "harness.h", pytester.path / "cases" / "harness.h")
+    good = _series_plus(tmp_path / "good", "init/version.c", "/* bpf-audit-harness: session build test */\n",
+                        plain_source)
+    result = pytester.runpytest_subprocess("cases", "-n", "2", "--patches", str(good), *inner_args, timeout=1800)
+    out = result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(passed=1)
+    # Built by the controller (the header comes after it), with its progress, its log and the kernel named.
+    assert out.count("[build] incremental: make -C ") == 1, out[-5000:]
+    assert "(full output: " in out and "[build] done: " in out, out[-5000:]
+    assert out.index("[build] done: ") < out.index("kernel under test: "), out[-5000:]
+    assert "  series: 4 patches: " in out and "9999-extra.patch" in out, out[-5000:]
+    assert "  accelerator: " in out, out[-5000:]
+    assert "created: 2/2 workers" in out or "2 workers [1 item]" in out, out[-5000:]
+
+    # A tree that does not build: one error for the run, before any worker starts; no item runs.
+    bad = _series_plus(tmp_path / "bad", "kernel/bounds.c",
+                       '#error "bpf-audit-harness: session build test, this build must fail"\n', plain_source)
+    result = pytester.runpytest_subprocess("cases", "-n", "2", "--patches", str(bad), *inner_args, timeout=1800)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == 3, out[-5000:]
+    assert out.count("this build must fail") >= 1 and out.count("kernel build stage failed: make failed") == 1, out
+    assert "Full log: " in out and " passed" not in out and "workers" not in out, out[-5000:]
+
+
+@pytest.mark.slow
+def test_a_build_that_fails_on_first_use_in_a_worker_is_not_retried_by_the_other(pytester, plain_source,
+                                                                                  inner_args, tmp_path):
+    """No case files: the controller does not know that these tests need the kernel, so the first one to ask
+    builds it in its worker. It fails once; the other worker does not build it again, and the run stops."""
+    bad = _series_plus(tmp_path / "bad", "kernel/bounds.c",
+                       '#error "bpf-audit-harness: lazy build test, this build must fail"\n', plain_source)
+    pytester.makepyfile(test_lazy="""
+        def test_one(kernel_artifact):
+            pass
+
+        def test_two(kernel_artifact):
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-n", "2", "-rN", "--patches", str(bad), *inner_args, timeout=1800)
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0, out[-5000:]
+    assert out.count("kernel build stage failed: make failed") == 1, out[-8000:]
+    assert "not retried: it failed earlier in this run" in out or "Interrupted: kernel build stage failed" in out, \
+        out[-8000:]
