@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import kconfig
-from harness.kbuild import configure
-from harness.pipeline import KernelOptions, build_kernel, make_request
+from harness.kernel import kconfig
+from harness.kernel.build import configure
+from harness.kernel.request import KernelOptions, build_kernel, make_request
 from harness.settings import REPO_ROOT
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -144,7 +144,7 @@ def bench_devloop(ns: argparse.Namespace) -> dict:
     builds) vs `bpf-audit-harness build --kernel-src TREE --no-patches` after the same kind of edit (target
     <= 1.3x), and edit -> `pytest -n 2 cases/audit/record.bpf.c` verdict. The harness's cold build from the
     git tree reports the bytes of the tree it copied into the cache (target: none)."""
-    from harness.patches import apply_series, load_series
+    from harness.kernel.patches import apply_series, load_series
     from harness.settings import DEFAULT_PATCHES_DIR
 
     work = Path(tempfile.mkdtemp(prefix="bench-devloop-", dir=ns.scratch))
@@ -237,8 +237,8 @@ def bench_boot(ns: argparse.Namespace) -> dict:
 
     The harness boots with --force-9p; the ratio is against vng on the same root filesystem, so it measures
     what the harness adds (sshd, keys, network). Plain vng (virtiofsd tried first) is reported beside it."""
-    from harness import accel
-    from harness.vm import LocalVM, VMConfig
+    from harness.machine import accel
+    from harness.machine.vm import LocalVM, VMConfig
 
     art = _default_artifact()
     layout = KernelOptions().layout()
@@ -261,8 +261,9 @@ def bench_boot(ns: argparse.Namespace) -> dict:
 @section("roundtrip")
 def bench_roundtrip(ns: argparse.Namespace) -> dict:
     """One rejected load in a warm VM (agent) vs a fresh `vng --exec` boot running bpftool (target >= 10x)."""
-    from harness import accel, bpfobj
-    from harness.vm import LocalVM, VMConfig
+    from harness.cases import compile as bpfobj
+    from harness.machine import accel
+    from harness.machine.vm import LocalVM, VMConfig
 
     art = _default_artifact()
     layout = KernelOptions().layout()
@@ -313,11 +314,13 @@ def bench_suite(ns: argparse.Namespace) -> dict:
 def bench_audit(ns: argparse.Namespace) -> dict:
     """Audit records per second under load (rule 18): 5000 hook calls, each record received or counted lost; the
     baseline is the same open loop with the program detached (how fast the guest opens files at all)."""
-    from harness import accel, audit, bpfobj, features
-    from harness.flood import flood, flood_command
-    from harness.runner import GuestSession, KernelUnderTest
-    from harness.scenario import BPF
-    from harness.vm import LocalVM, VMConfig
+    from harness.cases import audit, features
+    from harness.cases import compile as bpfobj
+    from harness.cases.flood import flood, flood_command
+    from harness.cases.run import GuestSession, KernelUnderTest
+    from harness.cases.scenario import BPF
+    from harness.machine import accel
+    from harness.machine.vm import LocalVM, VMConfig
 
     art = _default_artifact()
     layout = KernelOptions().layout()

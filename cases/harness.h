@@ -24,7 +24,7 @@
  *     int BPF_PROG(unreleased_missing_end, struct file *file)
  *     { ... }
  *
- * The harness reads annotations from the SOURCE TEXT (harness/cases.py),
+ * The harness reads annotations from the SOURCE TEXT (harness/cases/),
  * before compiling, so a malformed one is reported as file:line. Hence:
  * every argument must be a plain C string literal (or adjacent literals
  * "a" "b"), except the integer of __rule and __expect_errno; macros are NOT

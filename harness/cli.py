@@ -24,7 +24,7 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
 
 
 def kernel_options(ns: argparse.Namespace):
-    from harness.pipeline import KernelOptions
+    from harness.kernel.request import KernelOptions
 
     kw = dict(kernel_src=ns.kernel_src, ref=ns.ref, no_patches=ns.no_patches, mutant=getattr(ns, "mutant", None),
               extra_fragments=tuple(ns.fragment), cache_dir=ns.cache_dir)
@@ -38,7 +38,7 @@ def kernel_options(ns: argparse.Namespace):
 
 
 def cmd_build(ns: argparse.Namespace) -> int:
-    from harness.pipeline import build_kernel
+    from harness.kernel.request import build_kernel
 
     if ns.kernel_target or ns.print_key:
         return _build_target_or_key(ns)
@@ -54,7 +54,7 @@ def cmd_build(ns: argparse.Namespace) -> int:
 
 def _build_target_or_key(ns: argparse.Namespace) -> int:
     """build --print-key (the cache key, for CI caches) and/or --kernel-target NAME (a matrix kernel)."""
-    from harness import matrix_spec
+    from harness.campaigns.matrix import spec as matrix_spec
     from harness.settings import CacheLayout, cache_root, new_run_dir
 
     layout = CacheLayout(ns.cache_dir or cache_root())
@@ -63,21 +63,21 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
         raise SystemExit("bpf-audit-harness build: --kernel-target already names the kernel; drop the source options")
     if ns.print_key:
         if target is not None and target.kind == "prebuilt-deb":
-            from harness.prebuilt import PrebuiltRequest
+            from harness.kernel.prebuilt import PrebuiltRequest
 
             actual, why = PrebuiltRequest.for_target(target).resolved()
             if why.note:
                 print(why.note, file=sys.stderr)
             print(actual.key())
             return 0
-        from harness.pipeline import KernelOptions, make_request
+        from harness.kernel.request import KernelOptions, make_request
 
         opts = kernel_options(ns) if target is None else KernelOptions(
             kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
             extra_fragments=target.fragments, cache_dir=layout.root)
         print(make_request(opts).key_inputs().key())
         return 0
-    from harness.matrix import prepare_target
+    from harness.campaigns.matrix.run import prepare_target
 
     res = prepare_target(target, layout, "auto", new_run_dir(layout, f"build-{target.name}"))
     print(f"{'cache hit' if res.cache_hit else 'built'} in {res.seconds:.1f}s: {res.artifact.release} "
@@ -90,8 +90,8 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
     """Build and run the suite on each matrix kernel; write JUnit, JSON, HTML and text; exit 1 on a failure."""
     import time
 
-    from harness import matrix_spec
-    from harness.matrix import MatrixOptions, run_matrix
+    from harness.campaigns.matrix import spec as matrix_spec
+    from harness.campaigns.matrix.run import MatrixOptions, run_matrix
 
     matrix = matrix_spec.load(ns.matrix)
     known = matrix_spec.parse_known_failures(ns.known_failures or matrix.path.parent / "known-failures.toml",
@@ -101,8 +101,8 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
     if ns.rerun_failures < 0:
         raise SystemExit("bpf-audit-harness matrix: --rerun-failures must be >= 0")
     if ns.report_only:
-        from harness.matrix import report_from_dir, write_outputs
-        from harness.matrix_report import to_text
+        from harness.campaigns.matrix.report import to_text
+        from harness.campaigns.matrix.run import report_from_dir, write_outputs
 
         report = report_from_dir(ns.report_only, targets, known)
         paths = write_outputs(report, ns.out or ns.report_only)
@@ -115,7 +115,7 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
                          rerun_failures=ns.rerun_failures, cache_dir=ns.cache_dir, accel=ns.accel,
                          extra_pytest=tuple(ns.pytest_arg))
     report, paths = run_matrix(matrix, targets, known, opts)
-    from harness.matrix_report import to_text
+    from harness.campaigns.matrix.report import to_text
 
     sys.stdout.write(to_text(report))
     for kind, path in paths.items():
@@ -128,14 +128,14 @@ def cmd_boot(ns: argparse.Namespace) -> int:
     import os
     import subprocess
 
+    from harness.machine.vm import LocalVM, VMConfig
     from harness.settings import new_run_dir
-    from harness.vm import LocalVM, VMConfig
 
     opts = kernel_options(ns)
     if ns.kernel:
         image = Path(ns.kernel)
     else:
-        from harness.pipeline import build_kernel
+        from harness.kernel.request import build_kernel
 
         image = build_kernel(opts).artifact.bzimage
     run_dir = new_run_dir(opts.layout(), "boot")
@@ -162,7 +162,7 @@ def cmd_boot(ns: argparse.Namespace) -> int:
 
 
 def cmd_config(ns: argparse.Namespace) -> int:
-    from harness import kconfig
+    from harness.kernel import kconfig
 
     opts = kernel_options(ns)
     merged = kconfig.merge(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
@@ -174,7 +174,7 @@ def cmd_cache(ns: argparse.Namespace) -> int:
     """Show what the cache holds; with --prune, evict kernels and case objects unused for a while."""
     import time
 
-    from harness import gc
+    from harness.kernel import gc
     from harness.settings import CacheLayout, cache_root
 
     layout = CacheLayout(Path(ns.cache_dir) if ns.cache_dir else cache_root())
@@ -206,7 +206,7 @@ def cmd_cache(ns: argparse.Namespace) -> int:
 
 def cmd_mutants(ns: argparse.Namespace) -> int:
     """Build series + each mutant, run the suite on it, print the kill table; exit 1 if any mutant survived."""
-    from harness.mutants import run_all
+    from harness.campaigns.mutants import run_all
 
     opts = kernel_options(ns)
     if ns.no_patches or ns.mutant:
@@ -218,7 +218,7 @@ def cmd_mutants(ns: argparse.Namespace) -> int:
 
 def cmd_bisect(ns: argparse.Namespace) -> int:
     """git bisect run with the harness step; prints the first bad commit and its failing cases."""
-    from harness.bisect import format_result, run_bisect
+    from harness.campaigns.bisect.run import format_result, run_bisect
 
     tree = Path(ns.kernel_src or ".")
     result = run_bisect(tree, ns.good, ns.bad, ns.case, retries=ns.retries, cache_dir=ns.cache_dir,

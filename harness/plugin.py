@@ -65,7 +65,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if hasattr(config, "workerinput"):
         return
-    from harness import gc
+    from harness.kernel import gc
     from harness.settings import CacheLayout
 
     try:
@@ -81,7 +81,7 @@ def _kernel_target(config: pytest.Config):
         if config.getoption("--kernel-matrix"):
             raise pytest.UsageError("--kernel-matrix needs --kernel-target NAME")
         return None
-    from harness import matrix_spec
+    from harness.campaigns.matrix import spec as matrix_spec
 
     clash = [o for o in ("--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--target", "--mutant")
              if _given(config, o)]
@@ -101,8 +101,8 @@ def _given(config: pytest.Config, option: str) -> bool:
 
 
 def _check_mutant(config: pytest.Config) -> None:
+    from harness.campaigns.mutants import mutant_path
     from harness.errors import PatchError
-    from harness.mutants import mutant_path
     from harness.settings import DEFAULT_PATCHES_DIR
 
     if config.getoption("--no-patches"):
@@ -114,7 +114,7 @@ def _check_mutant(config: pytest.Config) -> None:
 
 
 def kernel_options_from(config: pytest.Config):
-    from harness.pipeline import KernelOptions
+    from harness.kernel.request import KernelOptions
 
     target = getattr(config, "_harness_kernel_target", None)
     if target is not None:
@@ -206,7 +206,7 @@ def _worker_id(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
     """This worker's machine pool: one VM (or --target) per pytest-xdist worker, stopped at session end."""
-    from harness.farm import PoolConfig, VMPool
+    from harness.machine.pool import PoolConfig, VMPool
     from harness.settings import new_run_dir
 
     worker = _worker_id(pytestconfig)
@@ -248,7 +248,7 @@ def vm(vm_pool, request: pytest.FixtureRequest):
     timeout = request.config.getoption("--case-timeout")
     watchdog = None
     if timeout and timeout > 0:
-        from harness.farm import Watchdog
+        from harness.machine.pool import Watchdog
 
         watchdog = Watchdog(machine, timeout, request.node)
     try:
@@ -274,7 +274,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     if file_path.name.endswith(".bpf.c"):
-        from harness.items import CaseFileCollector, is_case_file
+        from harness.cases.collect import CaseFileCollector, is_case_file
 
         if is_case_file(file_path):
             return CaseFileCollector.from_parent(parent, path=file_path)
@@ -284,8 +284,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 @pytest.fixture(scope="session")
 def kernel_under_test(kernel_artifact):
     """Features, audit type names and vmlinux.h of the kernel the cases run on."""
-    from harness import audit, bpfobj, features
-    from harness.runner import KernelUnderTest
+    from harness.cases import audit, features
+    from harness.cases import compile as bpfobj
+    from harness.cases.run import KernelUnderTest
 
     clang = bpfobj.find_clang()
     return KernelUnderTest(
@@ -300,7 +301,7 @@ def kernel_under_test(kernel_artifact):
 @pytest.fixture
 def case_session(vm, vm_pool):
     """The runner's per-machine state (agent, pushed objects, audit registration) for this worker's VM."""
-    from harness.runner import GuestSession
+    from harness.cases.run import GuestSession
 
     sessions = vm_pool.__dict__.setdefault("_case_sessions", {})
     if id(vm) not in sessions:
@@ -328,7 +329,7 @@ def case_objects(kernel_options):
 @pytest.fixture
 def bpf(case_session, kernel_under_test, case_objects):
     """Compile, load and attach case programs in this worker's VM; everything is unloaded after the test."""
-    from harness.scenario import BPF
+    from harness.cases.scenario import BPF
 
     loader = BPF(case_session, kernel_under_test, case_objects)
     yield loader
@@ -338,6 +339,6 @@ def bpf(case_session, kernel_under_test, case_objects):
 @pytest.fixture
 def audit(case_session, kernel_under_test):
     """`with audit.capture() as recs:` collects the audit records the guest kernel emits inside the block."""
-    from harness.scenario import AuditCapture
+    from harness.cases.scenario import AuditCapture
 
     return AuditCapture(case_session, kernel_under_test)

@@ -58,7 +58,7 @@ def _failure_note(layout, run: str) -> Path:
 def prepare(config, *, progress: bool = True):
     """The BuildResult of this run's kernel (built, or a prebuilt package prepared, on a cache miss). A failure
     is noted for the run, so a second caller (another xdist worker) fails at once instead of building again."""
-    from harness import cache
+    from harness.kernel import cache
     from harness.plugin import kernel_options_from
 
     opts = kernel_options_from(config)
@@ -77,13 +77,13 @@ def _prepare(config, opts, layout, note: Path, progress: bool):
     try:
         target = config._harness_kernel_target
         if target is not None and target.kind == "prebuilt-deb":
-            from harness.prebuilt import PrebuiltRequest
-            from harness.prebuilt import prepare as prepare_prebuilt
+            from harness.kernel.prebuilt import PrebuiltRequest
+            from harness.kernel.prebuilt import prepare as prepare_prebuilt
             from harness.settings import new_run_dir
 
             req = PrebuiltRequest.for_target(target, config.getoption("--accel"))
             return prepare_prebuilt(req, layout, new_run_dir(layout, "prebuilt"), progress=progress)
-        from harness.pipeline import build_kernel
+        from harness.kernel.request import build_kernel
 
         return build_kernel(opts, progress=progress)
     except HarnessError as e:
@@ -120,7 +120,7 @@ def choose_accel(config, built, say) -> str:
     """The accelerator decision, made once here (probed, cached for the workers) and said where it is seen."""
     if config.getoption("--target"):
         return f"none: cases run on --target {config.getoption('--target')}"
-    from harness import accel
+    from harness.machine import accel
     from harness.plugin import kernel_options_from
 
     choice = accel.choose(config.getoption("--accel"), kernel_options_from(config).layout().state,
@@ -132,7 +132,7 @@ def choose_accel(config, built, say) -> str:
 
 def selects_cases(config) -> bool:
     """Whether the run's paths hold case files (which always need the kernel) and -m does not drop them."""
-    from harness.items import is_case_file
+    from harness.cases.collect import is_case_file
 
     if not marks_admit(config, {"vm", "slow"}):
         return False

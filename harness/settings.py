@@ -52,7 +52,7 @@ class CacheLayout:
 
     @property
     def trees(self) -> Path:
-        """Patched trees: a hard-link mirror of a source with the series applied (harness.trees)."""
+        """Patched trees: a hard-link mirror of a source with the series applied (harness.kernel.trees)."""
         return self.root / "trees"
 
     @property

@@ -74,8 +74,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 def plain_source(pytestconfig: pytest.Config) -> Path:
     """Debian's linux-source-6.12 as shipped, unpacked by the harness into its own cache (the same tree every
     default build starts from); `make deps` installs the package."""
+    from harness.kernel.source import SourceSpec, resolve
     from harness.settings import CacheLayout
-    from harness.source import SourceSpec, resolve
 
     return resolve(SourceSpec.from_args(None, None), CacheLayout(pytestconfig._harness_cache_root)).path
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import processes_with
 
-from harness import accel
+from harness.machine import accel
 
 
 @pytest.mark.vm

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import audit, bpfobj
+from harness.cases import audit
+from harness.cases import compile as bpfobj
 from harness.errors import GuestCommandError, LostVMError
-from harness.vm import LocalVM, VMConfig
+from harness.machine.vm import LocalVM, VMConfig
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 DATA = Path(__file__).parent / "data"

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import apt
 from harness.errors import SourceError
+from harness.kernel import apt
 from harness.settings import REPO_ROOT
 
 DATA = Path(__file__).parent / "data"
@@ -89,7 +89,7 @@ def test_print_key_of_a_pin_the_archive_lacks_names_the_version_it_uses(tmp_path
                           "old-61", "--print-key"], capture_output=True, text=True, cwd=REPO_ROOT, check=False)
     assert res.returncode == 0, res.stderr
     newest = [v for v in have if apt.kernel_line(v) == "6.1"][0]
-    from harness.prebuilt import PrebuiltRequest
+    from harness.kernel.prebuilt import PrebuiltRequest
 
     assert res.stdout.strip() == PrebuiltRequest("linux-image-amd64", newest).key()
     assert f"linux-image-amd64 6.1.0-0 (pinned) is no longer in the archive; using {newest}" in res.stderr

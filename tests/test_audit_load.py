@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import audit
-from harness.flood import flood
+from harness.cases import audit
+from harness.cases.flood import flood
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 CASE = Path(__file__).resolve().parent.parent / "cases" / "audit" / "load.bpf.c"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import audit, bpfobj
-from harness.runner import GuestSession
+from harness.cases import audit
+from harness.cases import compile as bpfobj
+from harness.cases.run import GuestSession
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import bpfobj, tools
+from harness import tools
+from harness.cases import compile as bpfobj
 from harness.errors import CaseError, MissingToolError
 from harness.settings import DEFAULT_PATCHES_DIR
 

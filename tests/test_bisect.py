@@ -13,9 +13,18 @@ from pathlib import Path
 import pytest
 from helpers import sigint_default
 
-from harness.bisect import BAD, GOOD, SKIP, BisectError, Conclusion, check_tree, parse_run_output, tree_state
-from harness.bisect_step import judge_step, judge_try
-from harness.mutants import CaseResult
+from harness.campaigns.bisect.run import (
+    BAD,
+    GOOD,
+    SKIP,
+    BisectError,
+    Conclusion,
+    check_tree,
+    parse_run_output,
+    tree_state,
+)
+from harness.campaigns.bisect.step import judge_step, judge_try
+from harness.campaigns.mutants import CaseResult
 from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
 
 # ---------------------------------------------------------------- pure parts
@@ -138,7 +147,7 @@ def build_demo_repo(layout, source_tree: Path, identity: str, version: str) -> t
     from the unpacked tarball without copying it, patches go in with `git apply --cached`, and every commit has
     a fixed author, committer and date, so its hash is the same on every run.
     """
-    from harness.patches import load_series
+    from harness.kernel.patches import load_series
 
     series = load_series(DEFAULT_PATCHES_DIR)
     mutant = DEFAULT_PATCHES_DIR / "mutants" / f"{MUTANT}.patch"
@@ -188,7 +197,7 @@ def build_demo_repo(layout, source_tree: Path, identity: str, version: str) -> t
 @pytest.fixture
 def demo_tree(kernel_options, tmp_path):
     """A worktree of the demo repository on its own branch, removed after the test."""
-    from harness.source import SourceSpec, resolve
+    from harness.kernel.source import SourceSpec, resolve
 
     layout = kernel_options.layout()
     src = resolve(SourceSpec.from_args(None, None), layout)  # the unpacked Debian 6.12 tarball
@@ -292,12 +301,13 @@ def test_an_endpoint_the_step_cannot_judge_stops_before_git_bisect_starts(tmp_pa
     (128, "--bad", 1, "the step aborted on --bad"),
 ])
 def test_endpoint_verdicts_that_do_not_bound_a_bisection_are_explained(rc, name, want, phrase):
-    from harness.bisect import _endpoint_problem
+    from harness.campaigns.bisect.run import _endpoint_problem
 
     assert _endpoint_problem(name, "a" * 40, want, want, None) is None
     assert phrase in _endpoint_problem(name, "a" * 40, want, rc, None)
 
 
+@pytest.mark.slow  # runs the real build stage (on a toy tree, where it fails at allnoconfig)
 def test_ctrl_c_during_a_step_still_resets_the_tree(tmp_path):
     import signal
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Tests of harness.bpfobj with the real compiler: cases compile, errors come back, the type-tag probe works."""
+"""Tests of harness.cases.compile with the real compiler: cases compile, errors come back, the type-tag probe works."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import bpfobj
-from harness.bpfobj import compile_case, compiler_emits_type_tags, find_clang
-from harness.cases import parse_case_file
+from harness.cases import compile as bpfobj
+from harness.cases.casefile import parse_case_file
+from harness.cases.compile import compile_case, compiler_emits_type_tags, find_clang
 from harness.errors import HarnessError, MissingToolError
 from harness.settings import cache_root
 

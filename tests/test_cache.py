@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import cache
 from harness.errors import CacheError
+from harness.kernel import cache
 from harness.settings import CacheLayout
 
 BASE = cache.KeyInputs(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases import (
+from harness.cases.casefile import (
     CaseProgram,
     FieldCheck,
     parse_case_file,
@@ -179,7 +179,7 @@ def test_trigger_actions(trigger: str) -> None:
 
 def test_parsed_msgs_match_with_verifier_log_rules() -> None:
     """__msg strings from a case are matched by harness.verifier_log (in order, {{regex}} parts)."""
-    from harness.verifier_log import match_messages
+    from harness.cases.verifier_log import match_messages
 
     p = one(src(prog('__description("d") __failure __msg("Error loading .BTF") __msg("id={{[0-9]+}}")')))
     assert match_messages("Unreleased reference id=2", p.msgs, ["libbpf: Error loading .BTF into kernel: -2"]).ok

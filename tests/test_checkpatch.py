@@ -5,9 +5,9 @@ import subprocess
 
 import pytest
 
-from harness.mutants import available, mutant_path
-from harness.patches import load_series
-from harness.pipeline import DEFAULT_PATCHES_DIR
+from harness.campaigns.mutants import available, mutant_path
+from harness.kernel.patches import load_series
+from harness.kernel.request import DEFAULT_PATCHES_DIR
 
 SERIES = [p.path for p in load_series(DEFAULT_PATCHES_DIR).patches]
 PATCHES = SERIES + [mutant_path(DEFAULT_PATCHES_DIR, n) for n in available(DEFAULT_PATCHES_DIR)]

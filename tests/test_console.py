@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import console
-from harness.console import Finding
+from harness.machine import console
+from harness.machine.console import Finding
 
 # Hypothesis keeps its example database and caches out of the repository (read lazily, so this works
 # as long as nothing in this process has used Hypothesis's storage yet).

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import audit
-from harness.cases import parse_case_text
-from harness.expect import judge
+from harness.cases import audit
+from harness.cases.casefile import parse_case_text
+from harness.cases.expect import judge
 
 DATA = Path(__file__).parent / "data"
 AUDIT_H = Path("/usr/include/linux/audit.h")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import group_gone, sigint_default
 
-from harness.pipeline import KernelOptions, make_request
+from harness.kernel.request import KernelOptions, make_request
 from harness.settings import DEFAULT_PATCHES_DIR
 
 pytestmark = [pytest.mark.slow]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import descendants, group_gone
 
-from harness.vm import recorded_groups
+from harness.machine.vm import recorded_groups
 
 pytest_plugins = ["pytester"]
 pytestmark = [pytest.mark.vm, pytest.mark.slow]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import cache, gc
+from harness.kernel import cache, gc
 from harness.settings import REPO_ROOT, CacheLayout
 
 NOW = 1_800_000_000.0

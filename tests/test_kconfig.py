@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import kconfig
 from harness.errors import ConfigError
+from harness.kernel import kconfig
 from harness.settings import DEFAULT_CONFIG_DIR
 
 

@@ -9,8 +9,8 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import kconfig
 from harness.errors import ConfigError
+from harness.kernel import kconfig
 
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.expanduser("~/.cache/hypothesis/bpf-audit-harness"))
 PURE = settings(database=None, deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow])

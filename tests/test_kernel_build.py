@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from harness import kconfig
-from harness.kbuild import kernel_has_btf
-from harness.pipeline import build_kernel
+from harness.kernel import kconfig
+from harness.kernel.build import kernel_has_btf
+from harness.kernel.request import build_kernel
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix_spec
-from harness.matrix import MatrixOptions, pytest_argv, report_from_dir, save_target_meta
-from harness.matrix_report import KernelRun
+from harness.campaigns.matrix import spec as matrix_spec
+from harness.campaigns.matrix.report import KernelRun
+from harness.campaigns.matrix.run import MatrixOptions, pytest_argv, report_from_dir, save_target_meta
 
 pytest_plugins = ["pytester"]
 DATA = Path(__file__).resolve().parent / "data" / "matrix"
@@ -105,8 +105,8 @@ def test_cli_unknown_target_is_a_clear_error(tmp_path):
 
 def test_cli_print_key_matches_the_prebuilt_request():
     """The key of the version apt really serves for the target's pin (the pin itself while the archive has it)."""
-    from harness import matrix_spec
-    from harness.prebuilt import PrebuiltRequest
+    from harness.campaigns.matrix import spec as matrix_spec
+    from harness.kernel.prebuilt import PrebuiltRequest
 
     res = subprocess.run([*CLI, "build", "--kernel-target", "6.1-debian", "--print-key"], capture_output=True,
                          text=True, timeout=120)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix_report as mr
-from harness.matrix_spec import KnownFailure
+from harness.campaigns.matrix import report as mr
+from harness.campaigns.matrix.spec import KnownFailure
 
 DATA = Path(__file__).resolve().parent / "data" / "matrix"
 SERIAL = "cases/audit/serial.bpf.c::grouped_with_syscall"

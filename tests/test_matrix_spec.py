@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix_spec as ms
+from harness.campaigns.matrix import spec as ms
 
 GOOD = """
 [[target]]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from harness import audit, expect, verifier_log
-from harness.cases import parse_case_text
+from harness.cases import audit, expect, verifier_log
+from harness.cases.casefile import parse_case_text
 from harness.gen import model, render, strategy
 from harness.gen.ast import ALLOW, BAD_NETIF, DENY, LOGGERS, End, Exit, KptrStore, Log, Program, Start
 

@@ -10,10 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from harness.campaigns.mutants import (
+    MutantResult,
+    available,
+    classify,
+    format_table,
+    load_info,
+    mutant_path,
+    parse_junit,
+)
 from harness.errors import PatchError
-from harness.mutants import MutantResult, available, classify, format_table, load_info, mutant_path, parse_junit
-from harness.patches import load_series
-from harness.pipeline import KernelOptions, make_request
+from harness.kernel.patches import load_series
+from harness.kernel.request import KernelOptions, make_request
 from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
 
 pytest_plugins = ["pytester"]
@@ -31,7 +39,7 @@ def test_at_least_seven_mutants_each_naming_the_rule_it_breaks():
 
 def test_every_mutant_applies_with_patch_p1_on_top_of_the_series(plain_source, tmp_path):
     """Only the files the series and mutants touch are copied from the 6.12 tree: cheap, and the real check."""
-    from harness.patches import apply_series
+    from harness.kernel.patches import apply_series
 
     src = plain_source
     series = load_series(DEFAULT_PATCHES_DIR)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import PatchError
-from harness.patches import apply_series, load_series, parse_series_text, reproduction
+from harness.kernel.patches import apply_series, load_series, parse_series_text, reproduction
 
 
 def test_series_parsing_skips_comments_and_reads_strip_level():

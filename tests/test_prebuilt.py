@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import audit, features, matrix_spec
-from harness.prebuilt import PrebuiltRequest, image_dependency, kernel_release_from_members
+from harness.campaigns.matrix import spec as matrix_spec
+from harness.cases import audit, features
+from harness.kernel.prebuilt import PrebuiltRequest, image_dependency, kernel_release_from_members
 
 
 def test_image_dependency_of_the_metapackage():
@@ -34,7 +35,7 @@ def test_key_changes_with_what_is_booted():
 @pytest.mark.slow
 def test_debian_61_artifact_has_guest_btf_and_features(kernel_options, tmp_path):
     """Fetch (apt-get download), extract into the cache, boot once, copy the guest's BTF: a cache hit after."""
-    from harness.prebuilt import prepare
+    from harness.kernel.prebuilt import prepare
 
     t = matrix_spec.load().get("6.1-debian")
     res = prepare(PrebuiltRequest.for_target(t), kernel_options.layout(), tmp_path)
@@ -49,7 +50,7 @@ def test_debian_61_artifact_has_guest_btf_and_features(kernel_options, tmp_path)
     # audit.h from a package of the same upstream kernel, whatever its Debian revision; and it says which.
     header_pkg, header_ver = art.meta["audit_h_from"].split()
     assert art.meta["packages"][header_pkg] == header_ver
-    from harness.apt import upstream_version
+    from harness.kernel.apt import upstream_version
 
     assert upstream_version(header_ver) == upstream_version(art.meta["image_version"])
     assert "bpf" in art.meta["guest_lsm"].split(",")  # Debian's CONFIG_LSM ends in bpf: no lsm= needed

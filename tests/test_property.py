@@ -62,7 +62,7 @@ def _observed(outcome) -> str:
 
 def _read_records(outcome, kut) -> list:
     """The records the runner saved for one case (records.txt: "<type> <netlink text>" per line)."""
-    from harness import audit
+    from harness.cases import audit
 
     path = outcome.files.get("audit records")
     if path is None:
@@ -79,11 +79,12 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
     """One test, hundreds of programs: it takes the worker's machine from vm_pool itself (not the `vm` fixture,
     whose --case-timeout watchdog would kill the guest minutes into the run) and gives each program its own
     --case-timeout instead; a guest lost on one program is replaced and the program run again."""
-    from harness import bpfobj, runner
-    from harness.cases import parse_case_text
+    from harness.cases import compile as bpfobj
+    from harness.cases import run as runner
+    from harness.cases.casefile import parse_case_text
     from harness.errors import LostVMError
-    from harness.farm import Watchdog
     from harness.gen import model, render
+    from harness.machine.pool import Watchdog
 
     missing = kernel_under_test.features.missing("bpf_audit")
     if missing:

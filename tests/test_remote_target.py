@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.vm import LocalVM, VMConfig
+from harness.machine.vm import LocalVM, VMConfig
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent

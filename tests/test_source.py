@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SourceError
+from harness.kernel.source import SourceSpec, resolve
 from harness.settings import CacheLayout
-from harness.source import SourceSpec, resolve
 
 MAKEFILE = "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = {sub}\nEXTRAVERSION =\n"
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import kbuild, trees
 from harness.errors import PatchError, SourceError
-from harness.patches import load_series, with_mutant
+from harness.kernel import build as kbuild
+from harness.kernel import trees
+from harness.kernel.patches import load_series, with_mutant
+from harness.kernel.source import SourceSpec, resolve
 from harness.settings import CacheLayout
-from harness.source import SourceSpec, resolve
 
 
 def _tree(root: Path) -> Path:

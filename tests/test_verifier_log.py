@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.verifier_log import (
+from harness.cases.verifier_log import (
     ExpectationError,
     compile_expectation,
     last_error,

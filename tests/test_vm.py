@@ -6,8 +6,8 @@ import pytest
 from helpers import alive
 
 from harness.errors import LostVMError
-from harness.guest import Guest, Target
-from harness.vm import LocalVM, VMConfig
+from harness.machine.ssh import Guest, Target
+from harness.machine.vm import LocalVM, VMConfig
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 

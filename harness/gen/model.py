@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.audit import encode_untrusted
+from harness.cases.audit import encode_untrusted
 from harness.gen.ast import (
     BAD_NETIF,
     CAP_LAST_CAP,
@@ -384,7 +384,7 @@ def predict(prog: Program) -> Prediction:
 
 
 def field_sequence_mismatch(run: Run, records) -> str | None:
-    """Compare the BPF_LSM_ACCESS records a run produced (harness.audit.Record, in arrival order) with the
+    """Compare the BPF_LSM_ACCESS records a run produced (harness.cases.audit.Record, in arrival order) with the
     prediction: the same number, in the same order, each with exactly the predicted field names in order
     (stricter than the case annotations, which cannot rule out a field the model has never heard of)."""
     got = [r.field_names() for r in records if r.is_type("BPF_LSM_ACCESS")]

@@ -14,7 +14,7 @@ from pathlib import Path
 from harness.errors import HarnessError, SourceError
 from harness.tools import stream
 
-# Exit codes of harness.bisect_step, in git bisect run's language.
+# Exit codes of harness.campaigns.bisect.step, in git bisect run's language.
 GOOD, BAD, SKIP, ABORT, INTERRUPTED = 0, 1, 125, 128, 130
 
 
@@ -27,7 +27,7 @@ class BisectError(HarnessError):
 
 @dataclass
 class StepReport:
-    """What one step decided about one commit (a JSON line written by harness.bisect_step)."""
+    """What one step decided about one commit (a JSON line written by harness.campaigns.bisect.step)."""
 
     commit: str
     subject: str
@@ -146,7 +146,7 @@ class BisectResult:
 
 def step_argv(tree: Path, cases: list[str], *, retries: int, report: Path, cache_dir: Path | None,
               config_dir: Path | None, accel: str, extra_pytest: list[str]) -> list[str]:
-    argv = [sys.executable, "-m", "harness.bisect_step", "--tree", str(tree), "--retries", str(retries),
+    argv = [sys.executable, "-m", "harness.campaigns.bisect.step", "--tree", str(tree), "--retries", str(retries),
             "--report", str(report), "--accel", accel]
     if cache_dir:
         argv += ["--cache-dir", str(cache_dir)]

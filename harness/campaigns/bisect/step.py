@@ -12,9 +12,9 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.bisect import ABORT, BAD, GOOD, INTERRUPTED, SKIP, StepReport, git
+from harness.campaigns.bisect.run import ABORT, BAD, GOOD, INTERRUPTED, SKIP, StepReport, git
+from harness.campaigns.mutants import CaseResult, parse_junit
 from harness.errors import BuildError, ConfigError, HarnessError, PatchError
-from harness.mutants import CaseResult, parse_junit
 
 
 def judge_try(rc: int, results: list[CaseResult]) -> tuple[str, str]:
@@ -65,7 +65,7 @@ def _pytest_argv(ns: argparse.Namespace, junit: Path) -> list[str]:
 
 
 def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
-    from harness.pipeline import KernelOptions, build_kernel
+    from harness.kernel.request import KernelOptions, build_kernel
     from harness.settings import REPO_ROOT
 
     t0 = time.monotonic()
@@ -111,7 +111,7 @@ def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.bisect_step", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m harness.campaigns.bisect.step", description=__doc__)
     p.add_argument("--tree", type=Path, required=True)
     p.add_argument("--retries", type=int, default=3, help="tries before a failing commit is called bad")
     p.add_argument("--report", type=Path, required=True, help="append this step's JSON line here")

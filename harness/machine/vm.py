@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import accel
 from harness.errors import LostVMError, MissingToolError
-from harness.guest import Guest, KeyPair, Target
+from harness.machine import accel
+from harness.machine.ssh import Guest, KeyPair, Target
 from harness.settings import refuse_if_forbidden
 from harness.tools import quoted, require
 
@@ -202,7 +202,7 @@ class LocalVM:
             return ""
 
     def findings(self) -> tuple:
-        from harness import console
+        from harness.machine import console
 
         return tuple(console.scan(self.console_text()))
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError, PatchError
-from harness.patches import available_mutants as available
-from harness.patches import mutant_path, mutants_dir
+from harness.kernel.patches import available_mutants as available
+from harness.kernel.patches import mutant_path, mutants_dir
 
 __all__ = ["available", "mutant_path", "mutants_dir"]  # the mutant files themselves live with the series
 
@@ -149,7 +149,7 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
     mutant changes one file) and run the suite on it in a pytest subprocess."""
     from dataclasses import replace
 
-    from harness.pipeline import build_kernel
+    from harness.kernel.request import build_kernel
     from harness.settings import REPO_ROOT
 
     info = load_info(opts.patches_dir, name)

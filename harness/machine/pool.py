@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import GuestCommandError, LostVMError
-from harness.guest import Guest, Target
-from harness.vm import LocalVM, VMConfig
+from harness.machine.ssh import Guest, Target
+from harness.machine.vm import LocalVM, VMConfig
 
 
 class RemoteMachine:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SourceError
-from harness.patches import ApplyResult, Series, already_applied, apply_series
+from harness.kernel.patches import ApplyResult, Series, already_applied, apply_series
+from harness.kernel.source import SourceTree
 from harness.settings import CacheLayout
-from harness.source import SourceTree
 
 STATE = ".harness-tree.json"
 CHECKOUT = ".harness-checkout"

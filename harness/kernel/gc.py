@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.cache import LAST_USED, key_lock
+from harness.kernel.cache import LAST_USED, key_lock
 from harness.settings import CacheLayout
 
 DAY = 86400.0

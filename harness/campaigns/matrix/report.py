@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Matrix results: per-kernel pytest JUnit files -> cells (pass/fail/skip/xfail/flaky) -> JUnit, JSON, HTML, text.
 
-Pure: strings in, strings out. harness/matrix.py runs the suites and does the file I/O.
+Pure: strings in, strings out. harness/campaigns/matrix/run.py runs the suites and does the file I/O.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 
-from harness.matrix_spec import KnownFailure
+from harness.campaigns.matrix.spec import KnownFailure
 
 # Cell statuses, in the order the summary lists them.
 STATUSES = ("pass", "fail", "error", "skip", "xfail", "flaky", "missing")

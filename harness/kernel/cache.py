@@ -19,7 +19,7 @@ from harness.errors import CacheError
 from harness.settings import CacheLayout
 
 # Bump when the build recipe changes in a way the inputs below do not show.
-RECIPE_VERSION = 2  # 2: out-of-tree builds in kept slots (harness.trees, kbuild.slot_dir)
+RECIPE_VERSION = 2  # 2: out-of-tree builds in kept slots (harness.kernel.trees, build.slot_dir)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def key_lock(layout: CacheLayout, key: str, *, holder: str = "", waiting=None) -
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-LAST_USED = ".last-used"  # touched in an entry on every lookup that finds it (harness.gc evicts by it)
+LAST_USED = ".last-used"  # touched in an entry on every lookup that finds it (harness.kernel.gc evicts by it)
 
 
 def published(layout: CacheLayout, key: str) -> Path | None:

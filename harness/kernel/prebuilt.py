@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness import apt, cache
 from harness.errors import BuildError, HarnessError, SourceError
-from harness.kbuild import BuildResult, KernelArtifact
+from harness.kernel import apt, cache
+from harness.kernel.build import BuildResult, KernelArtifact
 from harness.settings import CacheLayout, refuse_if_forbidden
 from harness.tools import quoted
 
@@ -188,7 +188,7 @@ def _audit_h(image_pkg: str, image_ver: str, work: Path, log: Path) -> tuple[Pat
 
 def _prepare_and_publish(req: PrebuiltRequest, why: apt.Resolution, key: str, layout: CacheLayout, run_dir: Path,
                          log: Path, progress: bool) -> Path:
-    from harness.vm import LocalVM, VMConfig
+    from harness.machine.vm import LocalVM, VMConfig
 
     layout.work.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"build-{key}-", dir=layout.work))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from harness.audit import Record
-from harness.cases import FieldCheck, RecordExpectation, value_matches
+from harness.cases.audit import Record
+from harness.cases.casefile import FieldCheck, RecordExpectation, value_matches
 
 MAX_SHOWN = 8
 

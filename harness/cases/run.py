@@ -10,10 +10,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from harness import audit, console, expect, verifier_log
-from harness.cases import CaseProgram
+from harness.cases import audit, expect, verifier_log
+from harness.cases.casefile import CaseProgram
+from harness.cases.features import KernelFeatures
 from harness.errors import GuestCommandError, LostVMError
-from harness.features import KernelFeatures
+from harness.machine import console
 
 REMOTE_DIR = "/tmp/harness-cases"
 # Case files live on a plain tmpfs: virtme-ng's /tmp is an overlayfs, and opening a file there runs the
@@ -105,7 +106,7 @@ class GuestSession:
     def push(self, obj: Path) -> str:
         digest = hashlib.sha256(obj.read_bytes()).hexdigest()[:16]
         if digest not in self.pushed:
-            from harness.bpfobj import check_object
+            from harness.cases.compile import check_object
 
             check_object(obj)  # a clear error here, not libbpf's in the guest
             remote = f"{REMOTE_DIR}/{digest}-{obj.name}"

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""pytest collection of case files: one item per program, running harness.runner through fixtures."""
+"""pytest collection of case files: one item per program, running harness.cases.run through fixtures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases import CaseProgram, parse_case_file
+from harness.cases.casefile import CaseProgram, parse_case_file
 from harness.errors import CaseError
 
 
@@ -44,7 +44,8 @@ class CaseFileCollector(pytest.File):
 
 def _case_function(prog: CaseProgram):
     def case(kernel_under_test, case_log_root, case_objects, request):
-        from harness import bpfobj, runner
+        from harness.cases import compile as bpfobj
+        from harness.cases import run as runner
 
         compiled = bpfobj.compile_case(Path(prog.path), kernel_under_test.vmlinux_h, case_objects)
         if not compiled.ok or compiled.obj is None:

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import matrix_report as mr
+from harness.campaigns.matrix import report as mr
+from harness.campaigns.matrix.spec import KnownFailure, Matrix, Target
 from harness.errors import HarnessError
-from harness.matrix_spec import KnownFailure, Matrix, Target
 from harness.settings import REPO_ROOT, CacheLayout, cache_root, new_run_dir
 from harness.tools import quoted
 
@@ -32,10 +32,10 @@ class MatrixOptions:
 def prepare_target(target: Target, layout: CacheLayout, accel: str, run_dir: Path):
     """Build (or fetch) the target's kernel; a cache hit costs a key computation. Returns a BuildResult-like."""
     if target.kind == "prebuilt-deb":
-        from harness.prebuilt import PrebuiltRequest, prepare
+        from harness.kernel.prebuilt import PrebuiltRequest, prepare
 
         return prepare(PrebuiltRequest.for_target(target, accel), layout, run_dir)
-    from harness.pipeline import KernelOptions, build_kernel
+    from harness.kernel.request import KernelOptions, build_kernel
 
     opts = KernelOptions(kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
                          extra_fragments=target.fragments, cache_dir=layout.root)

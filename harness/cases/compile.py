@@ -160,7 +160,7 @@ def compile_case(src: Path, vmlinux_h: Path, out_dir: Path, *, clang: str | None
             saved = json.loads(meta.read_text())
             if not saved["ok"] or obj.is_file():
                 with contextlib.suppress(OSError):
-                    os.utime(meta)  # a use: harness.gc evicts objects by the sidecar's mtime
+                    os.utime(meta)  # a use: harness.kernel.gc evicts objects by the sidecar's mtime
                 return CompileResult(obj if saved["ok"] else None, saved["ok"], saved["stderr"], argv, cached=True)
         except (OSError, ValueError, KeyError):
             pass  # unreadable sidecar: compile again and overwrite it

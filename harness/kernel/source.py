@@ -55,7 +55,7 @@ class SourceTree:
         """The Debian package (and exact version) the source came from, when a package owns the tarball."""
         if self.spec.kind != "tarball":
             return {}
-        from harness.apt import installed_version
+        from harness.kernel.apt import installed_version
 
         owner = installed_version(str(self.spec.path))
         return {owner[0]: owner[1]} if owner else {}
@@ -153,7 +153,7 @@ def worktree_dir(repo: Path, layout: CacheLayout) -> Path:
 
 
 def _from_git_ref(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
-    """A commit of a repository. Nothing is checked out here: harness.trees moves the worktree to the commit
+    """A commit of a repository. Nothing is checked out here: harness.kernel.trees moves the worktree to the commit
     under the tree's lock, when (and if) a build needs it."""
     if not _is_git(spec.path):
         raise SourceError(f"--ref {spec.ref} given but {spec.path} is not a git tree.")

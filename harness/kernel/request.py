@@ -7,12 +7,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import cache, kconfig
 from harness.errors import PatchError
-from harness.kbuild import BuildRequest, BuildResult, build
-from harness.patches import load_series
+from harness.kernel import cache, kconfig
+from harness.kernel.build import BuildRequest, BuildResult, build
+from harness.kernel.patches import load_series
+from harness.kernel.source import SourceSpec, resolve
 from harness.settings import DEFAULT_CONFIG_DIR, DEFAULT_PATCHES_DIR, CacheLayout, cache_root, new_run_dir
-from harness.source import SourceSpec, resolve
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def make_request(opts: KernelOptions) -> BuildRequest:
     if opts.no_patches:
         series = type(series)(series.directory, ())
     if opts.mutant:
-        from harness.patches import with_mutant
+        from harness.kernel.patches import with_mutant
 
         if opts.no_patches:
             raise PatchError(f"mutant {opts.mutant} applies on top of the series: it cannot be used without patches.")

@@ -15,11 +15,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import cache, kconfig, trees
 from harness.errors import BuildError, ConfigError
-from harness.patches import Series
+from harness.kernel import cache, kconfig, trees
+from harness.kernel.patches import Series
+from harness.kernel.source import SourceTree
 from harness.settings import CacheLayout, refuse_if_forbidden
-from harness.source import SourceTree
 from harness.tools import BUILD_TOOLS, quoted, require, stream, version_line
 
 ARTIFACT_FILES = ("bzImage", "vmlinux", "System.map", "config", "audit.h", "vmlinux.h")
@@ -102,7 +102,7 @@ def toolchain_identity() -> tuple[str, ...]:
 def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildResult:
     """Return the cached artifact for these inputs, building it first if nobody has.
 
-    The build is make's own incremental build: out of tree (make O=<slot>) from the tree harness.trees
+    The build is make's own incremental build: out of tree (make O=<slot>) from the tree harness.kernel.trees
     prepares (the source itself, or its patched mirror), in a slot kept per (tree, merged config, toolchain)."""
     t0 = time.monotonic()
     cache.ensure_writable(req.layout)

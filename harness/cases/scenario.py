@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import audit, bpfobj
+from harness.cases import audit
+from harness.cases import compile as bpfobj
+from harness.cases.run import GuestSession, KernelUnderTest
 from harness.errors import GuestCommandError
-from harness.runner import GuestSession, KernelUnderTest
 
 FIELD_ALIASES = {"prog_id": "prog-id"}
 
