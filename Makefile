@@ -51,8 +51,11 @@ $(STAMP): pyproject.toml
 build: deps venv
 	$(VENV)/bin/bpf-audit-harness build
 
+## ruff (with RUF100: no stale noqa), mypy on harness/, and the layers contract (imports point down the stages).
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## The suite on every kernel of kernel-config/matrix.toml: JUnit, JSON and HTML in results/matrix-<time>/.
 matrix: deps venv

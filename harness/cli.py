@@ -79,6 +79,7 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
         return 0
     from harness.campaigns.matrix.run import prepare_target
 
+    assert target is not None  # only --print-key comes here without a target
     res = prepare_target(target, layout, "auto", new_run_dir(layout, f"build-{target.name}"))
     print(f"{'cache hit' if res.cache_hit else 'built'} in {res.seconds:.1f}s: {res.artifact.release} "
           f"key={res.artifact.key}")
@@ -143,6 +144,7 @@ def cmd_boot(ns: argparse.Namespace) -> int:
                  state_dir=opts.layout().state)
     print(f"booting {image} (console log: {vm.console_log})", file=sys.stderr)
     with vm:
+        assert vm.guest is not None and vm.accel is not None  # set by a successful start()
         print(f"up in {vm.boot_seconds:.1f}s ({vm.accel.accel}); ssh port 127.0.0.1:{vm.port}", file=sys.stderr)
         command = [c for c in ns.command if c != "--"]
         if command:

@@ -8,6 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from harness.run_kernel import (  # a small module: the stages themselves stay lazily imported
+    CACHE_ROOT,
+    KERNEL_TARGET,
+    Prepared,
+    harness_cache_root,
+    kernel_options_from,
+    kernel_target,
+)
+
+__all__ = ["harness_cache_root", "kernel_options_from", "kernel_target"]  # for conftest.py files and tests
+
+PREPARED = pytest.StashKey[Prepared]()  # when the controller prepared the kernel
+CALL_FAILED = pytest.StashKey[bool]()  # the test's call phase failed (read by the vm fixture's teardown)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("bpf-audit-harness", "kernel under test (bpf-audit-harness)")
@@ -53,8 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--case-timeout") < 0:
         raise pytest.UsageError("--case-timeout must be a number of seconds >= 0 (0: no limit).")
     # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
-    config._harness_cache_root = (config.getoption("--harness-cache") or cache_root()).resolve()
-    config._harness_kernel_target = _kernel_target(config)
+    config.stash[CACHE_ROOT] = (config.getoption("--harness-cache") or cache_root()).resolve()
+    config.stash[KERNEL_TARGET] = _kernel_target(config)
     if config.getoption("--mutant"):
         _check_mutant(config)
 
@@ -69,7 +83,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from harness.settings import CacheLayout
 
     try:
-        gc.collect(CacheLayout(config._harness_cache_root), gc.Policy(older_than_days=30), kinds=("object",))
+        gc.collect(CacheLayout(harness_cache_root(config)), gc.Policy(older_than_days=30), kinds=("object",))
     except OSError:
         pass  # a read-only or vanished cache: nothing to evict
 
@@ -113,27 +127,6 @@ def _check_mutant(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--mutant: {e}") from None
 
 
-def kernel_options_from(config: pytest.Config):
-    from harness.kernel.request import KernelOptions
-
-    target = getattr(config, "_harness_kernel_target", None)
-    if target is not None:
-        return KernelOptions(kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
-                             extra_fragments=target.fragments, cache_dir=config._harness_cache_root)
-    kw = dict(
-        kernel_src=config.getoption("--kernel-src"),
-        ref=config.getoption("--kernel-ref"),
-        no_patches=config.getoption("--no-patches"),
-        cache_dir=config._harness_cache_root,
-        mutant=config.getoption("--mutant"),
-    )
-    if config.getoption("--patches"):
-        kw["patches_dir"] = config.getoption("--patches")
-    if config.getoption("--kernel-config-dir"):
-        kw["config_dir"] = config.getoption("--kernel-config-dir")
-    return KernelOptions(**kw)
-
-
 @pytest.fixture(scope="session")
 def kernel_options(pytestconfig: pytest.Config):
     """The KernelOptions this session was asked to test."""
@@ -161,7 +154,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         accel = run_kernel.choose_accel(config, built, say)
     except HarnessError as e:
         pytest.exit(f"kernel {e.stage} stage failed: {e}", returncode=3)
-    config._harness_prepared = dataclasses.replace(prepared, accel=accel)
+    config.stash[PREPARED] = dataclasses.replace(prepared, accel=accel)
 
 
 @pytest.hookimpl(trylast=True)
@@ -172,7 +165,7 @@ def pytest_harness_needs_kernel(config: pytest.Config) -> bool:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    prepared = getattr(config, "_harness_prepared", None)
+    prepared = config.stash.get(PREPARED, None)
     return prepared.header() if prepared is not None else []
 
 
@@ -218,7 +211,7 @@ def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
         state_dir=opts.layout().state, worker=worker, target=target,
         target_key=pytestconfig.getoption("--target-key"), memory=pytestconfig.getoption("--vm-memory"),
         target_known_hosts=pytestconfig.getoption("--target-known-hosts"),
-        append=pytestconfig._harness_kernel_target.append if pytestconfig._harness_kernel_target else (),
+        append=target.append if (target := kernel_target(pytestconfig)) else (),
     ))
     try:
         yield pool
@@ -230,7 +223,7 @@ def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if report.when == "call":
-        item._harness_call_failed = report.failed  # read by the vm fixture's teardown
+        item.stash[CALL_FAILED] = report.failed  # read by the vm fixture's teardown
     return report
 
 
@@ -260,7 +253,7 @@ def vm(vm_pool, request: pytest.FixtureRequest):
         vm_pool.discard(f"killed after --case-timeout={timeout:g}s")
     elif not machine.alive():
         vm_pool.discard("lost during a test")
-    elif getattr(request.node, "_harness_call_failed", False) and not vm_pool.responsive():
+    elif request.node.stash.get(CALL_FAILED, False) and not vm_pool.responsive():
         vm_pool.discard("did not answer after a failed test (wedged)")
 
 

@@ -10,7 +10,45 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from harness.errors import HarnessError
+
+# Per-run values kept in pytest's typed stash (not as ad-hoc attributes on the config or items).
+CACHE_ROOT = pytest.StashKey[Path]()
+KERNEL_TARGET = pytest.StashKey[object]()  # the matrix KernelTarget named by --kernel-target, or None
+
+
+def harness_cache_root(config: pytest.Config) -> Path:
+    """The harness cache this run uses (resolved once, at start-up: a test may change HOME, as pytester does)."""
+    return config.stash[CACHE_ROOT]
+
+
+def kernel_target(config: pytest.Config):
+    """The matrix target named by --kernel-target (None without it)."""
+    return config.stash.get(KERNEL_TARGET, None)
+
+
+def kernel_options_from(config: pytest.Config):
+    from harness.kernel.request import KernelOptions
+
+    target = kernel_target(config)
+    if target is not None:
+        return KernelOptions(kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
+                             extra_fragments=target.fragments, cache_dir=harness_cache_root(config))
+    kw = dict(
+        kernel_src=config.getoption("--kernel-src"),
+        ref=config.getoption("--kernel-ref"),
+        no_patches=config.getoption("--no-patches"),
+        cache_dir=harness_cache_root(config),
+        mutant=config.getoption("--mutant"),
+    )
+    if config.getoption("--patches"):
+        kw["patches_dir"] = config.getoption("--patches")
+    if config.getoption("--kernel-config-dir"):
+        kw["config_dir"] = config.getoption("--kernel-config-dir")
+    return KernelOptions(**kw)
+
 
 # Set by the controller before xdist starts its workers (they inherit it): the run's identity, for the
 # "this run's kernel build already failed" note that keeps workers from retrying a failed build.
@@ -59,8 +97,6 @@ def prepare(config, *, progress: bool = True):
     """The BuildResult of this run's kernel (built, or a prebuilt package prepared, on a cache miss). A failure
     is noted for the run, so a second caller (another xdist worker) fails at once instead of building again."""
     from harness.kernel import cache
-    from harness.plugin import kernel_options_from
-
     opts = kernel_options_from(config)
     layout = opts.layout()
     run = run_id()
@@ -75,7 +111,7 @@ def prepare(config, *, progress: bool = True):
 
 def _prepare(config, opts, layout, note: Path, progress: bool):
     try:
-        target = config._harness_kernel_target
+        target = kernel_target(config)
         if target is not None and target.kind == "prebuilt-deb":
             from harness.kernel.prebuilt import PrebuiltRequest
             from harness.kernel.prebuilt import prepare as prepare_prebuilt
@@ -121,8 +157,6 @@ def choose_accel(config, built, say) -> str:
     if config.getoption("--target"):
         return f"none: cases run on --target {config.getoption('--target')}"
     from harness.machine import accel
-    from harness.plugin import kernel_options_from
-
     choice = accel.choose(config.getoption("--accel"), kernel_options_from(config).layout().state,
                           built.artifact.bzimage, warn=say)
     return f"{choice.accel} ({choice.reason})"
@@ -183,8 +217,11 @@ def marks_admit(config, marks: set[str]) -> bool:
         return True
     from _pytest.mark.expression import Expression
 
+    def matcher(name: str, /, **kwargs: str | int | bool | None) -> bool:
+        return name in marks
+
     try:
-        return bool(Expression.compile(expr).evaluate(lambda name, **kw: name in marks))
+        return bool(Expression.compile(expr).evaluate(matcher))
     except Exception:  # noqa: BLE001 - pytest reports a bad -m itself; do not guess
         return True
 

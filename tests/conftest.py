@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.plugin import harness_cache_root
 from harness.settings import FORBID_ENV
 
 # Fixtures (the plugin's and ours) by the most expensive thing they do. A test that requests one of them,
@@ -77,7 +78,7 @@ def plain_source(pytestconfig: pytest.Config) -> Path:
     from harness.kernel.source import SourceSpec, resolve
     from harness.settings import CacheLayout
 
-    return resolve(SourceSpec.from_args(None, None), CacheLayout(pytestconfig._harness_cache_root)).path
+    return resolve(SourceSpec.from_args(None, None), CacheLayout(harness_cache_root(pytestconfig))).path
 
 
 @pytest.fixture

@@ -34,8 +34,11 @@ def test_bad_kernel_target_options_are_usage_errors(pytester, args, message):
 
 def test_kernel_target_selects_the_targets_kernel(pytester):
     pytester.makepyfile(test_opts="""
+        from harness.plugin import kernel_target
+
+
         def test_opts(kernel_options, pytestconfig):
-            t = pytestconfig._harness_kernel_target
+            t = kernel_target(pytestconfig)
             assert (t.name, t.kind) == ("6.12-plain", "build")
             assert kernel_options.no_patches is True and kernel_options.kernel_src is None
     """)

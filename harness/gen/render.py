@@ -205,7 +205,7 @@ def record_checks(rec: model.RecordSpec) -> list[str]:
     return checks
 
 
-def annotations(prog: Program, pred: model.Prediction, description: str) -> list[str]:
+def case_annotations(prog: Program, pred: model.Prediction, description: str) -> list[str]:
     needs = []
     if prog.contexts:
         needs.append('"bpf_audit"')
@@ -272,7 +272,7 @@ def render(prog: Program, pred: model.Prediction | None = None, description: str
     if _denies(prog):
         out += PROP_DENY.splitlines() + [""]
     out.append(f'SEC("lsm/{prog.hook}")')
-    out += annotations(prog, pred, desc)
+    out += case_annotations(prog, pred, desc)
     out.append(f"int BPF_PROG({s.name}, {HOOK_ARGS[prog.hook]})")
     out.append("{")
     out += [("\t" + line) if line else "" for line in _body(prog)]

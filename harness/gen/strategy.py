@@ -91,6 +91,7 @@ def _inject(draw, ops: list, mistake: str, hook: str) -> list:
         return ops[:i] + ops[i + 1:]
     i = draw(st.sampled_from(where))
     c = draw(st.sampled_from(live[i]))
+    op: Exit | KptrStore | Log
     if mistake == "skip_end":
         kept = tuple(x for x in live[i] if x != c)
         op = Exit(kept, draw(st.sampled_from((ALLOW, DENY))), draw(st.booleans()))

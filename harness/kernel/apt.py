@@ -30,19 +30,27 @@ def _order(c: str) -> int:
     return ord(c) + 256
 
 
+def _run(pattern: re.Pattern[str], text: str) -> str:
+    """The leading run of `text` that `pattern` (which also matches nothing) matches."""
+    m = pattern.match(text)
+    return m.group(0) if m else ""
+
+
+_NON_DIGITS = re.compile(r"\D*")
+_DIGITS = re.compile(r"\d*")
+
+
 def _compare_part(a: str, b: str) -> int:
     """Compare upstream or revision parts: alternate non-digit runs (by _order) and digit runs (numerically)."""
     while a or b:
-        na = re.match(r"\D*", a).group(0)
-        nb = re.match(r"\D*", b).group(0)
+        na, nb = _run(_NON_DIGITS, a), _run(_NON_DIGITS, b)
         for i in range(max(len(na), len(nb))):
             ca = _order(na[i]) if i < len(na) else 0
             cb = _order(nb[i]) if i < len(nb) else 0
             if ca != cb:
                 return -1 if ca < cb else 1
         a, b = a[len(na):], b[len(nb):]
-        da = re.match(r"\d*", a).group(0)
-        db = re.match(r"\d*", b).group(0)
+        da, db = _run(_DIGITS, a), _run(_DIGITS, b)
         if int(da or 0) != int(db or 0):
             return -1 if int(da or 0) < int(db or 0) else 1
         a, b = a[len(da):], b[len(db):]

@@ -200,7 +200,7 @@ def _write_fresh(dest: Path, content_from: Path) -> None:
     os.replace(tmp, dest)
 
 
-def mirror(src: Path, dest: Path, *, skip: set[str] = frozenset()) -> int:
+def mirror(src: Path, dest: Path, *, skip: set[str] | frozenset[str] = frozenset()) -> int:
     """Make `dest` a hard-link mirror of `src` (without .git and without `skip`): link what is missing or no
     longer the same file, remove what `src` no longer has. Returns how many files were linked or copied."""
     changed = 0

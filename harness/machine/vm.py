@@ -169,6 +169,7 @@ class LocalVM:
                                                 "kernel": str(self.config.kernel), "port": self.port}) + "\n")
         self._pump = threading.Thread(target=_pump, args=(self.proc.stdout, log), daemon=True)
         self._pump.start()
+        assert self.port is not None
         target = Target("127.0.0.1", self.port, "root", keys.client_key, keys.host_public)
         self.guest = Guest(target, describe=f"guest {self.name} (console: {self.console_log})")
         deadline = t0 + self.config.boot_timeout
