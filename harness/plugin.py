@@ -52,12 +52,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "(default) or only warn")
 
 
-def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from harness import hookspecs
-
-    pluginmanager.add_hookspecs(hookspecs)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     from harness.settings import cache_root
 
@@ -69,6 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
     config.stash[CACHE_ROOT] = (config.getoption("--harness-cache") or cache_root()).resolve()
     config.stash[KERNEL_TARGET] = _kernel_target(config)
+    if config.getoption("--patches") and not config.getoption("--no-patches"):
+        _check_patches(config)
     if config.getoption("--mutant"):
         _check_mutant(config)
 
@@ -114,6 +110,16 @@ def _given(config: pytest.Config, option: str) -> bool:
         return False
 
 
+def _check_patches(config: pytest.Config) -> None:
+    from harness.errors import PatchError
+    from harness.kernel.patches import load_series
+
+    try:
+        load_series(config.getoption("--patches"))
+    except PatchError as e:
+        raise pytest.UsageError(f"--patches: {e}") from None
+
+
 def _check_mutant(config: pytest.Config) -> None:
     from harness.campaigns.mutants import mutant_path
     from harness.errors import PatchError
@@ -133,35 +139,65 @@ def kernel_options(pytestconfig: pytest.Config):
     return kernel_options_from(pytestconfig)
 
 
+# -- the kernel under test: prepared once per run, in the controller, before any worker needs it ----------------
+#
+# Case files always need it: prepared at session start, named in the report header. Otherwise the collected
+# items decide (their fixtures, after -k/-m): right after collection without xdist; with xdist, when a worker
+# reports items that need it, while xdist waits to schedule them.
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """In the controller (before xdist starts workers): prepare the kernel the selected tests need, with its
-    progress on the terminal, and decide the accelerator once. A failure ends the run here, once."""
     config = session.config
     if hasattr(config, "workerinput"):
         return
     from harness import run_kernel
 
     run_kernel.start_run()
-    if config.option.collectonly or not config.hook.pytest_harness_needs_kernel(config=config):
+    if not config.option.collectonly and run_kernel.selects_cases(config):
+        _prepare_kernel(config, in_header=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    if config.option.collectonly or config.stash.get(PREPARED, None) is not None:
         return
+    from harness import run_kernel
+
+    if not any(run_kernel.item_needs_kernel(item) for item in session.items):
+        return
+    if hasattr(config, "workerinput"):
+        run_kernel.note_needs_kernel(config)  # read by the controller before it schedules the items
+    elif not config.pluginmanager.hasplugin("dsession"):
+        _prepare_kernel(config, in_header=False)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids) -> None:
+    from harness import run_kernel
+
+    config = node.config
+    if config.stash.get(PREPARED, None) is None and run_kernel.needs_kernel_noted(config):
+        _prepare_kernel(config, in_header=False)
+
+
+def _prepare_kernel(config: pytest.Config, *, in_header: bool) -> None:
+    """Build (or fetch) the kernel with its progress on the terminal and decide the accelerator; a failure ends
+    the run here, once, before any test runs."""
+    from harness import run_kernel
     from harness.errors import HarnessError
 
     say = run_kernel.say_to_terminal(config)
     try:
         built = run_kernel.prepare(config)
-        prepared = run_kernel.describe(config, built)
         accel = run_kernel.choose_accel(config, built, say)
     except HarnessError as e:
         pytest.exit(f"kernel {e.stage} stage failed: {e}", returncode=3)
-    config.stash[PREPARED] = dataclasses.replace(prepared, accel=accel)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_harness_needs_kernel(config: pytest.Config) -> bool:
-    from harness.run_kernel import selects_cases
-
-    return selects_cases(config)
+    prepared = dataclasses.replace(run_kernel.describe(config, built), accel=accel)
+    config.stash[PREPARED] = prepared
+    if not in_header:
+        for line in prepared.header():
+            say(line)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -181,27 +180,28 @@ def selects_cases(config) -> bool:
     return False
 
 
-def files_request(config, fixtures: frozenset[str], pattern: str = "test_*.py") -> bool:
-    """Whether a selected Python test file names one of `fixtures` as a parameter of a def (a test or a fixture
-    of its own that needs it). A text check, made before collection: a test it misses still gets its kernel on
-    first use, only less visibly."""
-    if not marks_admit(config, {"vm", "slow"}):
-        return False
-    sig = re.compile(r"def\s+\w+\s*\(([^)]*)\)", re.S)
-    for arg in config.args:
-        path = Path(arg.split("::", 1)[0])
-        if not path.is_absolute():
-            path = Path(config.invocation_params.dir) / path
-        files = [path] if path.is_file() else list(_walk(path, pattern)) if path.is_dir() else []
-        for f in files:
-            if f.suffix != ".py":
-                continue
-            text = f.read_text(errors="replace")
-            for params in sig.findall(text):
-                names = {p.split(":")[0].split("=")[0].strip() for p in params.split(",")}
-                if names & fixtures:
-                    return True
-    return False
+# Fixtures that need the kernel under test (vm_pool asks for the kernel at run time, so it is named itself).
+NEEDS_KERNEL = frozenset({"kernel_build", "kernel_artifact", "kernel_under_test", "vm_pool"})
+
+
+def item_needs_kernel(item) -> bool:
+    return bool(NEEDS_KERNEL & set(getattr(item, "fixturenames", ())))
+
+
+def _needs_note(config) -> Path:
+    return harness_cache_root(config) / "state" / "runs" / f"{run_id()}.needs-kernel"
+
+
+def note_needs_kernel(config) -> None:
+    """A worker collected items that need the kernel: say so to the controller (it reads this before it
+    schedules the items)."""
+    note = _needs_note(config)
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.touch()
+
+
+def needs_kernel_noted(config) -> bool:
+    return _needs_note(config).is_file()
 
 
 def _walk(root: Path, pattern: str):

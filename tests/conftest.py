@@ -35,13 +35,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.source)
 
 
-def pytest_harness_needs_kernel(config: pytest.Config) -> bool | None:
-    """Tests that use the kernel fixtures get it prepared by the controller, visibly, before any worker starts."""
-    from harness.run_kernel import files_request
-
-    return True if files_request(config, BUILDS | BOOTS) else None
-
-
 def forbidden_for(item: pytest.Item) -> list[str]:
     """What a test may not do by its marks: build a kernel unless `slow`, boot a VM unless `vm`."""
     forbid = []

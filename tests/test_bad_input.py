@@ -31,6 +31,17 @@ def _one_paragraph_error(res: subprocess.CompletedProcess, stage: str) -> str:
     return res.stderr[res.stderr.index(head):]
 
 
+def test_a_patch_directory_that_does_not_exist_or_has_no_series_is_a_usage_error(pytester, tmp_path):
+    """A typo in --patches used to build the unpatched kernel, silently, under the --no-patches key."""
+    for bad, says in ((tmp_path / "nope", "does not exist. Check the path"),
+                      (tmp_path, "needs a series file")):
+        result = pytester.runpytest("--patches", str(bad), "--collect-only", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"*--patches: *{says}*"])
+        err = _one_paragraph_error(_cli("build", "--patches", str(bad), "--print-key"), "patch")
+        assert says in err
+
+
 def test_kernel_source_that_does_not_exist(tmp_path):
     err = _one_paragraph_error(_cli("build", "--kernel-src", str(tmp_path / "no-such-tree")), "source")
     assert str(tmp_path / "no-such-tree") in err and "does not exist" in err

@@ -60,22 +60,29 @@ def test_n2_run_builds_once_in_the_controller_visibly_and_a_broken_tree_is_one_e
 
 
 @pytest.mark.slow
-def test_a_build_that_fails_on_first_use_in_a_worker_is_not_retried_by_the_other(pytester, plain_source,
-                                                                                  inner_args, tmp_path):
-    """No case files: the controller does not know that these tests need the kernel, so the first one to ask
-    builds it in its worker. It fails once; the other worker does not build it again, and the run stops."""
+def test_tests_that_need_the_kernel_have_it_built_by_the_controller_after_collection(pytester, plain_source,
+                                                                                     inner_args, tmp_path):
+    """No case files: the collected items' fixtures say the kernel is needed. A worker says so when it has
+    collected; the controller builds before it schedules anything, and a failure is one error for the run."""
     bad = _series_plus(tmp_path / "bad", "kernel/bounds.c",
-                       '#error "bpf-audit-harness: lazy build test, this build must fail"\n', plain_source)
-    pytester.makepyfile(test_lazy="""
+                       '#error "bpf-audit-harness: collected-items build test, this build must fail"\n',
+                       plain_source)
+    pytester.makepyfile(test_needs="""
         def test_one(kernel_artifact):
             pass
 
         def test_two(kernel_artifact):
             pass
+
+        def test_pure():
+            pass
     """)
-    result = pytester.runpytest_subprocess("-n", "2", "-rN", "--patches", str(bad), *inner_args, timeout=1800)
+    result = pytester.runpytest_subprocess("-n", "2", "--patches", str(bad), *inner_args, timeout=1800)
     out = result.stdout.str() + result.stderr.str()
-    assert result.ret != 0, out[-5000:]
+    assert result.ret == 3, out[-5000:]
     assert out.count("kernel build stage failed: make failed") == 1, out[-8000:]
-    assert "not retried: it failed earlier in this run" in out or "Interrupted: kernel build stage failed" in out, \
-        out[-8000:]
+    assert " passed" not in out and " failed" not in out, out[-5000:]
+    # Deselected, they need nothing: no build at all.
+    result = pytester.runpytest_subprocess("-n", "2", "-k", "pure", "--patches", str(bad), *inner_args, timeout=600)
+    result.assert_outcomes(passed=1)
+    assert "[build]" not in result.stdout.str() + result.stderr.str()

@@ -20,8 +20,12 @@ def test_series_unknown_option_is_an_error():
         parse_series_text("a.patch --fuzz\n")
 
 
-def test_missing_series_file_means_no_patches(tmp_path: Path):
-    assert load_series(tmp_path).patches == ()
+def test_a_patch_directory_without_a_series_file_or_at_all_is_an_error(tmp_path: Path):
+    """A mistyped --patches used to build the unpatched kernel under the --no-patches key."""
+    with pytest.raises(PatchError, match=r"series does not exist: a patch directory needs a series file"):
+        load_series(tmp_path)
+    with pytest.raises(PatchError, match=r"patch directory .*/nonexistent does not exist.*--no-patches"):
+        load_series(tmp_path / "nonexistent")
 
 
 def test_listed_patch_that_does_not_exist(tmp_path: Path):

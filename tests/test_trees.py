@@ -13,7 +13,7 @@ import pytest
 from harness.errors import PatchError, SourceError
 from harness.kernel import build as kbuild
 from harness.kernel import trees
-from harness.kernel.patches import load_series, with_mutant
+from harness.kernel.patches import Series, load_series, with_mutant
 from harness.kernel.source import SourceSpec, resolve
 from harness.settings import CacheLayout
 
@@ -134,7 +134,7 @@ def test_a_series_that_does_not_apply_names_the_patch_and_leaves_no_state(setup)
 
 def test_no_series_builds_the_source_in_place_and_an_in_tree_build_is_refused(setup, tmp_path):
     src, pdir, layout, source, log = setup
-    empty = load_series(tmp_path / "no-patches")
+    empty = Series(tmp_path, ())
     assert trees.prepare(source, empty, layout, log).path == src
     (src / ".config").write_text("CONFIG_X=y\n")
     with pytest.raises(SourceError, match=r"holds an in-tree build \(\.config\).*mrproper"):

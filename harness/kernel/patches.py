@@ -52,10 +52,15 @@ def parse_series_text(text: str, source: str = "series") -> list[tuple[str, int,
 
 
 def load_series(directory: Path, series_file: Path | None = None) -> Series:
-    """The series in `directory` (its `series` file). No series file means no patches."""
+    """The series in `directory` (its `series` file). A directory that does not exist or has no series file is an
+    error, never "no patches": a mistyped --patches must not quietly build the unpatched kernel."""
     series_path = series_file or directory / "series"
-    if not series_path.exists():
-        return Series(directory, ())
+    if not series_path.is_file():
+        if not directory.is_dir():
+            raise PatchError(f"patch directory {directory} does not exist. Check the path, or pass --no-patches "
+                             "to build the source as is.")
+        raise PatchError(f"{series_path} does not exist: a patch directory needs a series file (one patch file name "
+                         "per line, applied in order, quilt style). Create it, or pass --no-patches.")
     patches = []
     for name, strip, lineno in parse_series_text(series_path.read_text(), str(series_path)):
         path = (series_path.parent / name).resolve()

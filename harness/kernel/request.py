@@ -37,7 +37,7 @@ class KernelOptions:
 def make_request(opts: KernelOptions) -> BuildRequest:
     layout = opts.layout()
     cache.ensure_writable(layout)  # before anything writes there: a clear error, not a traceback from mkdir
-    source = resolve(SourceSpec.from_args(opts.kernel_src, opts.ref), layout)
+    # The cheap checks of what the user typed first; resolving the source may unpack a tarball.
     series = load_series(opts.patches_dir, opts.series_file)
     if opts.no_patches:
         series = type(series)(series.directory, ())
@@ -49,6 +49,7 @@ def make_request(opts: KernelOptions) -> BuildRequest:
         series = with_mutant(series, opts.patches_dir, opts.mutant)
     fragments = tuple(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
     kconfig.merge(list(fragments))  # conflicts surface before any copying or building
+    source = resolve(SourceSpec.from_args(opts.kernel_src, opts.ref), layout)
     return BuildRequest(source=source, series=series, fragments=fragments, layout=layout, jobs=opts.jobs)
 
 
