@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.cases import compile as bpfobj
-from harness.cases.casefile import parse_case_file
 from harness.cases.compile import compile_case, compiler_emits_type_tags, find_clang
+from harness.cases.parse import parse_case_file
 from harness.errors import HarnessError, MissingToolError
 from harness.settings import cache_root
 

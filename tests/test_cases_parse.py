@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases.casefile import (
-    CaseProgram,
-    FieldCheck,
-    parse_case_file,
-    parse_case_text,
-    value_matches,
-)
+from harness.cases.model import CaseProgram, FieldCheck
+from harness.cases.parse import parse_case_file, parse_case_text
+from harness.cases.values import value_matches
 from harness.errors import CaseError
 
 REPO = Path(__file__).resolve().parent.parent

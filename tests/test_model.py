@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from harness.cases import audit, expect, verifier_log
-from harness.cases.casefile import parse_case_text
+from harness.cases.parse import parse_case_text
 from harness.gen import model, render, strategy
 from harness.gen.ast import ALLOW, BAD_NETIF, DENY, LOGGERS, End, Exit, KptrStore, Log, Program, Start
 

@@ -81,7 +81,7 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
     --case-timeout instead; a guest lost on one program is replaced and the program run again."""
     from harness.cases import compile as bpfobj
     from harness.cases import run as runner
-    from harness.cases.casefile import parse_case_text
+    from harness.cases.parse import parse_case_text
     from harness.errors import LostVMError
     from harness.gen import model, render
     from harness.machine.pool import Watchdog

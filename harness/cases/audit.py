@@ -362,7 +362,7 @@ def parse_netlink(type_: int | str | None, text: str | bytes | None, types: Mapp
             return _bad(text, "record text is not a string")
         raw = text.rstrip("\x00\r\n")
         return _build(raw, type_, raw.replace("\x00", ""), types)
-    except Exception as exc:  # never raise on odd input
+    except Exception as exc:  # noqa: BLE001 - never raise on odd input
         return _bad(text, f"unparseable record: {exc!r}")
 
 
@@ -389,7 +389,7 @@ def parse_line(line: str | bytes, types: Mapping[int, str] | None = None) -> Rec
             _split_fields(head, prefix_fields)
             lead = [(k, v) for k, v in prefix_fields if k not in ("type", "msg")]
         return _build(raw, type_token, text, types, lead)
-    except Exception as exc:  # never raise on odd input
+    except Exception as exc:  # noqa: BLE001 - never raise on odd input
         return _bad(line, f"unparseable record: {exc!r}")
 
 
@@ -405,7 +405,7 @@ def parse_any(item: Any, types: Mapping[int, str] | None = None) -> Record:
         if isinstance(item, str | bytes | bytearray):
             return parse_line(item, types)
         return _bad(item, f"not an audit record: {type(item).__name__}")
-    except Exception as exc:  # never raise on odd input
+    except Exception as exc:  # noqa: BLE001 - never raise on odd input
         return _bad(item, f"unparseable record: {exc!r}")
 
 
@@ -413,7 +413,7 @@ def parse_records(items: Iterable[Any], types: Mapping[int, str] | None = None) 
     """:func:`parse_any` over a sequence (e.g. the agent's JSON list of raw records)."""
     try:
         return [parse_any(item, types) for item in items]
-    except Exception as exc:  # a broken iterator: keep what we can say
+    except Exception as exc:  # noqa: BLE001 - a broken iterator: keep what we can say
         return [_bad(items, f"unreadable record list: {exc!r}")]
 
 

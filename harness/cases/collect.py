@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases.casefile import CaseProgram, parse_case_file
+from harness.cases.model import CaseProgram
+from harness.cases.parse import parse_case_file
 from harness.errors import CaseError
 
 
@@ -36,7 +37,7 @@ class CaseFileCollector(pytest.File):
             item.user_properties.append(("description", prog.description))
             yield item
 
-    def repr_failure(self, excinfo):  # noqa: D102 - pytest API
+    def repr_failure(self, excinfo):  # pytest API
         if isinstance(excinfo.value, CaseError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from harness.cases.audit import Record
-from harness.cases.casefile import FieldCheck, RecordExpectation, value_matches
+from harness.cases.model import FieldCheck, RecordExpectation
+from harness.cases.values import value_matches
 
 MAX_SHOWN = 8
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from harness.cases import audit, expect, verifier_log
-from harness.cases.casefile import CaseProgram
 from harness.cases.features import KernelFeatures
+from harness.cases.model import CaseProgram
 from harness.errors import GuestCommandError, LostVMError
 from harness.machine import console
 

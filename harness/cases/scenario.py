@@ -81,7 +81,7 @@ class Records:
     def __len__(self) -> int:
         return len(self.items)
 
-    def all(self, type: str | int | None = None, **fields: str | int) -> list[audit.Record]:  # noqa: A002
+    def all(self, type: str | int | None = None, **fields: str | int) -> list[audit.Record]:
         """Records of `type` whose decoded fields equal the given ones (prog_id= means prog-id=)."""
         out = []
         for rec in self.items:
@@ -91,7 +91,7 @@ class Records:
                 out.append(rec)
         return out
 
-    def one(self, type: str | int | None = None, **fields: str | int) -> audit.Record:  # noqa: A002
+    def one(self, type: str | int | None = None, **fields: str | int) -> audit.Record:
         found = self.all(type, **fields)
         if len(found) != 1:
             shown = "\n".join(f"  {r.type} {r.raw}" for r in self.items[-30:])

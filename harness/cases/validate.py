@@ -1,0 +1,393 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Validate one program's parsed annotations and build its CaseProgram (file:line errors that say what to write)."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import signal as _signal
+from collections.abc import Callable
+
+from harness.cases.annotations import (
+    ANNOTATIONS,
+    CAPABILITIES,
+    FEATURES,
+    MAX_NAME_LEN,
+    PLACEHOLDERS,
+    RECORD_KEYWORDS,
+    SPEC_RULES,
+    TASK_COMM_LEN,
+    TRIGGER_ACTIONS,
+)
+from harness.cases.lexer import Tok
+from harness.cases.model import Annotation, CaseProgram, FieldCheck, RecordExpectation, Trigger
+from harness.cases.values import PLACEHOLDER_RE, split_regex
+from harness.errors import CaseError
+
+_Err = Callable[[int, str], CaseError]  # (line, message) -> the error to raise
+
+_FIELD_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_TYPE_RE = re.compile(r"^(?:AUDIT_)?([A-Z][A-Z0-9_]*)$")
+
+
+def _check_regex(err: _Err, line: int, text: str, what: str) -> None:
+    try:
+        parts = split_regex(text)
+    except ValueError as e:
+        raise err(
+            line, f'{what} {text!r}: {e}. Write {{{{regex}}}} with both braces, e.g. "id={{{{[0-9]+}}}}".'
+        ) from None
+    for is_re, part in parts:
+        if is_re:
+            try:
+                re.compile(part)
+            except re.error as e:
+                raise err(line, f"{what} {text!r}: bad regular expression {{{{{part}}}}}: {e}.") from None
+
+
+def _parse_type(err: _Err, line: int, text: str) -> str | int:
+    if text.isdigit():
+        return int(text)
+    m = _TYPE_RE.match(text)
+    if not m:
+        raise err(
+            line,
+            f'record type {text!r} is neither a number nor an audit type name. Write e.g. "BPF_LSM_ACCESS", '
+            '"BPF", "SYSCALL" or "1425".',
+        )
+    return m.group(1)
+
+
+def _field_list(err: _Err, line: int, key: str, value: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in value.split(","))
+    if not value or any(not _FIELD_RE.match(n) for n in names):
+        raise err(line, f'"{key}={value}" needs a comma-separated list of field names, e.g. "{key}=prog-id,pid,comm".')
+    return names
+
+
+def _check_placeholders(err: _Err, line: int, text: str, trigger: Trigger | None) -> None:
+    for name in PLACEHOLDER_RE.findall(text):
+        if name not in PLACEHOLDERS:
+            raise err(
+                line,
+                f"unknown placeholder ${{{name}}} in {text!r}. Known: "
+                + ", ".join(f"${{{p}}}" for p in PLACEHOLDERS)
+                + ".",
+            )
+        if name in ("pid", "comm") and (trigger is None or trigger.action == "shell"):
+            raise err(line, f"${{{name}}} in {text!r} needs a built-in __trigger (not shell) whose process it names.")
+        if name == "target_pid" and (trigger is None or trigger.action != "kill"):
+            raise err(line, f'${{target_pid}} in {text!r} needs __trigger("kill", ...).')
+    if "${" in PLACEHOLDER_RE.sub("", text):
+        raise err(line, f"unclosed placeholder in {text!r}: write ${{name}}.")
+
+
+def _parse_record(err: _Err, ann: Annotation, trigger: Trigger | None, negative: bool) -> RecordExpectation:
+    line = ann.line
+    rtype = _parse_type(err, line, ann.args[0])
+    checks: list[FieldCheck] = []
+    kw: dict[str, object] = {}
+    seen: dict[str, str] = {}
+    for arg in ann.args[1:]:
+        if arg.startswith("!"):
+            name, op, value = arg[1:], "absent", None
+        elif arg.startswith("raw:"):
+            if "=" not in arg:
+                raise err(line, f'"{arg}" needs a value: write "raw:field=text".')
+            name, value = arg[4:].split("=", 1)
+            op = "raw"
+        elif "=" in arg:
+            name, value = arg.split("=", 1)
+            op = "eq"
+            if name in RECORD_KEYWORDS:
+                if negative and name in ("count", "same_event"):
+                    raise err(line, f'"{arg}" is meaningless in {ann.name}; it only fits __expect_record.')
+                if name in kw:
+                    raise err(line, f'"{name}=" given twice in {ann.name}. Keep one.')
+                if name == "count":
+                    if not value.isdigit():
+                        raise err(line, f'"{arg}": count needs a non-negative integer, e.g. "count=1".')
+                    if int(value) == 0:
+                        raise err(
+                            line, f'"{arg}": to expect no such record write __expect_no_record("{ann.args[0]}", ...).'
+                        )
+                    kw["count"] = int(value)
+                elif name == "same_event":
+                    kw["same_event"] = _parse_type(err, line, value)
+                else:
+                    kw[name] = _field_list(err, line, name, value)
+                continue
+        else:
+            name, op, value = arg, "present", None
+        if not _FIELD_RE.match(name):
+            raise err(
+                line,
+                f'{arg!r} in {ann.name} is not a field check. Write "field=value", "field", "!field", '
+                '"raw:field=text" or one of count=, order=, leading=, once=, same_event=.',
+            )
+        if negative and op == "absent":
+            raise err(line, f'"{arg}" in {ann.name}: a record that must not exist has no absent fields; drop it.')
+        if name in seen and (seen[name] == "absent") != (op == "absent"):
+            raise err(line, f"field {name!r} is both required and forbidden in one {ann.name}. Keep one.")
+        seen[name] = op
+        if value is not None:
+            _check_regex(err, line, value, f"value of {name}")
+            _check_placeholders(err, line, value, trigger)
+        checks.append(FieldCheck(name, op, value))
+    return RecordExpectation(type=rtype, checks=tuple(checks), line=line, **kw)  # type: ignore[arg-type]
+
+
+def _parse_trigger(err: _Err, ann: Annotation) -> Trigger:
+    line = ann.line
+    action = ann.args[0]
+    if action not in TRIGGER_ACTIONS:
+        close = difflib.get_close_matches(action, list(TRIGGER_ACTIONS), n=1)
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        raise err(line, f"unknown trigger action {action!r}. {hint}Known: {', '.join(TRIGGER_ACTIONS)}.")
+    required, optional = TRIGGER_ACTIONS[action]
+    args: list[tuple[str, str]] = []
+    for arg in ann.args[1:]:
+        if "=" not in arg:
+            raise err(line, f'trigger argument {arg!r} is not key=value. Write e.g. "path=/tmp/bah/x".')
+        key, value = arg.split("=", 1)
+        if key not in required | optional:
+            if key == "comm" and action == "shell":
+                raise err(
+                    line,
+                    "comm= does not apply to shell triggers: the command's comm is its executable's "
+                    "name. Use a built-in action, or filter on that name.",
+                )
+            allowed = ", ".join(sorted(required | optional))
+            raise err(line, f"trigger {action!r} has no key {key!r}. Allowed: {allowed}.")
+        if any(k == key for k, _ in args):
+            raise err(line, f"trigger key {key!r} given twice. Keep one.")
+        args.append((key, value))
+    trig = Trigger(action, tuple(args), line)
+    missing = sorted(required - {k for k, _ in args})
+    if missing:
+        needed = ", ".join(f'"{k}=..."' for k in missing)
+        raise err(line, f'trigger "{action}" needs {needed}, e.g. __trigger("{action}", {needed}).')
+    _validate_trigger_values(err, trig)
+    return trig
+
+
+def _validate_trigger_values(err: _Err, trig: Trigger) -> None:
+    line, d = trig.line, trig.as_dict()
+    for key in ("comm", "target_comm"):
+        if key in d:
+            size = len(d[key].encode())
+            if not d[key] or size >= TASK_COMM_LEN:
+                raise err(
+                    line,
+                    f"{key}={d[key]!r} must be 1-{TASK_COMM_LEN - 1} bytes (TASK_COMM_LEN); the kernel "
+                    "would truncate it and the program's filter would not match.",
+                )
+    if "path" in d and trig.action != "connect":
+        if not d["path"].startswith("/"):
+            raise err(line, f"path={d['path']!r} must be absolute, e.g. path=/tmp/bah/x.")
+        if len(d["path"].rsplit("/", 1)[1].encode()) > MAX_NAME_LEN:
+            raise err(
+                line,
+                f"the last component of path={d['path']!r} is longer than {MAX_NAME_LEN} bytes "
+                "(harness_dentry_name_is compares at most that).",
+            )
+    if trig.action == "open" and d.get("flags", "r") not in ("r", "w", "rw"):
+        raise err(line, f"flags={d['flags']!r}: write flags=r, flags=w or flags=rw.")
+    if trig.action == "open" and d.get("thread", "0") not in ("0", "1"):
+        raise err(line, f"thread={d['thread']!r}: write thread=1 (open from a second thread) or leave it out.")
+    if trig.action == "mprotect" and d.get("prot", "r") not in ("none", "r", "rw", "rx", "rwx"):
+        raise err(line, f"prot={d['prot']!r}: write none, r, rw, rx or rwx.")
+    if trig.action == "ioctl" and not re.fullmatch(r"0[xX][0-9A-Fa-f]+|[0-9]+", d["cmd"]):
+        raise err(line, f"cmd={d['cmd']!r} is not an integer; write e.g. cmd=0x541b (FIONREAD).")
+    if trig.action == "kill":
+        sig = d["sig"]
+        if not (sig.isdigit() or (sig.startswith("SIG") and sig in _signal.Signals.__members__)):
+            raise err(line, f"sig={sig!r}: write a number (0 probes) or a name such as SIGUSR1.")
+    if trig.action == "connect":
+        _validate_connect(err, line, d)
+
+
+def _validate_connect(err: _Err, line: int, d: dict[str, str]) -> None:
+    fam = d["family"]
+    if fam not in ("inet", "inet6", "unix"):
+        raise err(line, f"family={fam!r}: write family=inet, family=inet6 or family=unix.")
+    if d.get("type", "stream") not in ("stream", "dgram"):
+        raise err(line, f"type={d['type']!r}: write type=stream or type=dgram.")
+    if fam == "unix":
+        if "path" not in d or "addr" in d or "port" in d:
+            raise err(line, "family=unix takes path=/tmp/bah/sock (and no addr=/port=).")
+        if not d["path"] or len(d["path"].encode()) > 107:
+            raise err(line, f"path={d['path']!r}: a unix socket path is 1-107 bytes.")
+        return
+    if "addr" not in d or "port" not in d or "path" in d:
+        raise err(line, f"family={fam} takes addr= and port= (and no path=).")
+    version = 4 if fam == "inet" else 6
+    for key in ("addr", "bind_addr"):
+        if key in d:
+            try:
+                ok = ipaddress.ip_address(d[key]).version == version
+            except ValueError:
+                ok = False
+            if not ok:
+                raise err(line, f"{key}={d[key]!r} is not an IPv{version} address (family={fam}).")
+    for key in ("port", "bind_port"):
+        if key in d and not (d[key].isdigit() and 0 < int(d[key]) < 65536):
+            raise err(line, f"{key}={d[key]!r}: write a port number 1-65535.")
+    if ("bind_addr" in d) != ("bind_port" in d):
+        raise err(line, "bind_addr= and bind_port= go together.")
+
+
+def build_program(
+    path: str, name: str, section: str, line: int, anns: list[Annotation], body: list[Tok]
+) -> CaseProgram:
+    def err(at: int, message: str) -> CaseError:
+        return CaseError(f"{path}:{at}: {message}")
+
+    by: dict[str, list[Annotation]] = {}
+    for a in anns:
+        spec = ANNOTATIONS[a.name]
+        if a.name in by and not spec.repeatable:
+            raise err(a.line, f"{a.name} given twice for {name} (first on line {by[a.name][0].line}). Keep one.")
+        by.setdefault(a.name, []).append(a)
+
+    def one(key: str) -> Annotation | None:
+        return by.get(key, [None])[0]
+
+    where = f"program {name} (line {line})"
+    desc = one("__description")
+    if desc is None:
+        raise err(line, f'{where} has no __description. Add __description("what this case proves").')
+    success, failure = one("__success"), one("__failure")
+    if success and failure:
+        raise err(
+            max(success.line, failure.line),
+            f"{where} has both __success and __failure. Keep the one the "
+            'kernel must do: __failure __msg("...") for a rejection, __success for its accepted twin.',
+        )
+    if not success and not failure:
+        raise err(line, f"{where} says neither __success nor __failure. Add one.")
+    expect = "success" if success else "failure"
+    msgs = tuple(a.args[0] for a in by.get("__msg", []))
+    for a in by.get("__msg", []):
+        _check_regex(err, a.line, a.args[0], "__msg")
+        if not a.args[0]:
+            raise err(a.line, '__msg("") matches anything. Write the message the verifier must print.')
+    if expect == "success" and msgs:
+        raise err(
+            by["__msg"][0].line,
+            f"__msg on {where}, a __success case: messages are only checked when the "
+            "load fails. Drop __msg, or make it __failure.",
+        )
+    if expect == "failure" and not msgs:
+        raise err(
+            failure.line,  # type: ignore[union-attr]
+            f"{where} is __failure without __msg: a rejection must name the message that "
+            'proves the rule, e.g. __failure __msg("Unreleased reference").',
+        )
+    if expect == "failure":
+        for key in ("__trigger", "__expect_record", "__expect_no_record", "__expect_errno", "__audit_disabled"):
+            if key in by:
+                raise err(
+                    by[key][0].line,
+                    f"{key} on {where}, a __failure case: a program that does not load "
+                    "runs nothing. Drop it, or put it on the accepted twin.",
+                )
+
+    rules: list[int] = []
+    for a in by.get("__rule", []):
+        n = int(a.args[0])
+        if n not in SPEC_RULES:
+            raise err(a.line, f"__rule({n}): the spec has rules {SPEC_RULES.start}-{SPEC_RULES.stop - 1}.")
+        if n in rules:
+            raise err(a.line, f"__rule({n}) given twice. Keep one.")
+        rules.append(n)
+    decided = one("__decided")
+    if decided and not rules:
+        raise err(decided.line, "__decided needs the rule it refers to: __rule(N) __decided.")
+
+    needs: list[str] = []
+    for a in by.get("__needs", []):
+        for feat in a.args:
+            if feat not in FEATURES:
+                raise err(a.line, f"__needs({feat!r}): unknown feature. Known: {', '.join(FEATURES)}.")
+            if feat not in needs:
+                needs.append(feat)
+    caps: list[str] = []
+    for a in by.get("__drop_caps", []):
+        for cap in a.args:
+            c = cap.lower().removeprefix("cap_")
+            if c not in CAPABILITIES:
+                raise err(
+                    a.line,
+                    f"__drop_caps({cap!r}): unknown capability. Write it lower case without CAP_, "
+                    'e.g. __drop_caps("sys_boot").',
+                )
+            if cap != c:
+                raise err(a.line, f'__drop_caps({cap!r}): write __drop_caps("{c}").')
+            caps.append(c)
+
+    body_ids = {t.text for t in body if t.kind == "id"}
+    if any(i.startswith("bpf_audit_") or i == "harness_audit_start" for i in body_ids) and "bpf_audit" not in needs:
+        raise err(
+            line,
+            f'{where} calls bpf_audit kfuncs but lacks __needs("bpf_audit"); without it the case would '
+            'fail instead of skipping on kernels without the series. Add __needs("bpf_audit").',
+        )
+    if "bpf_kptr_xchg" in body_ids and "btf_type_tag" not in needs:
+        raise err(
+            line,
+            f'{where} uses bpf_kptr_xchg: add __needs("btf_type_tag") so it is skipped with a '
+            "compiler that drops __kptr (clang 14).",
+        )
+    if {"bpf_task_acquire", "bpf_task_release"} & body_ids and "task_kfuncs" not in needs:
+        raise err(
+            line,
+            f'{where} calls bpf_task_acquire/bpf_task_release: add __needs("task_kfuncs") so it is skipped on '
+            "kernels without them (6.1) instead of failing to load.",
+        )
+
+    trig_ann = one("__trigger")
+    trigger = _parse_trigger(err, trig_ann) if trig_ann else None
+    errno_ann = one("__expect_errno")
+    if errno_ann and trigger is None:
+        raise err(errno_ann.line, "__expect_errno needs a __trigger whose errno it checks.")
+    disabled = one("__audit_disabled")
+    if disabled and trigger is None:
+        raise err(disabled.line, "__audit_disabled needs a __trigger to run while audit is off.")
+
+    records = tuple(_parse_record(err, a, trigger, False) for a in by.get("__expect_record", []))
+    no_records = tuple(_parse_record(err, a, trigger, True) for a in by.get("__expect_no_record", []))
+    types = {r.type for r in records}
+    for r in records:
+        if r.same_event is not None and (r.same_event not in types or r.same_event == r.type):
+            raise err(
+                r.line,
+                f"same_event={r.same_event} must name another __expect_record type of this program "
+                f"(have: {', '.join(str(t) for t in types)}).",
+            )
+    if disabled and records and any(r.type != "SYSCALL" for r in records):
+        raise err(
+            disabled.line,
+            "__audit_disabled with __expect_record: audit is off, no record can appear. Use __expect_no_record.",
+        )
+
+    return CaseProgram(
+        path=path,
+        name=name,
+        section=section,
+        line=line,
+        description=desc.args[0],
+        expect=expect,
+        msgs=msgs,
+        rules=tuple(rules),
+        decided=decided is not None,
+        needs=tuple(needs),
+        drop_caps=tuple(caps),
+        trigger=trigger,
+        expect_records=records,
+        expect_no_records=no_records,
+        expect_errno=int(errno_ann.args[0]) if errno_ann else None,
+        audit_disabled=disabled is not None,
+        annotations=tuple(anns),
+    )
