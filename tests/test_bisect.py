@@ -24,19 +24,19 @@ from harness.campaigns.bisect.run import (
     tree_state,
 )
 from harness.campaigns.bisect.step import judge_step, judge_try
-from harness.campaigns.mutants import CaseResult
+from harness.campaigns.results import CaseResult, Status
 from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
 
 # ---------------------------------------------------------------- pure parts
 
 
 def test_a_step_passes_fails_or_skips_on_what_pytest_reported():
-    passed, failed = CaseResult("c::a", "passed"), CaseResult("c::a", "failed", "boom")
+    passed, failed = CaseResult("c::a", Status.PASS), CaseResult("c::a", Status.FAIL, "boom")
     assert judge_try(0, [passed]) == ("pass", "")
     assert judge_try(1, [failed]) == ("fail", "")
-    outcome, reason = judge_try(0, [CaseResult("c::a", "skipped", "kernel lacks bpf_audit_log_start")])
+    outcome, reason = judge_try(0, [CaseResult("c::a", Status.SKIP, "kernel lacks bpf_audit_log_start")])
     assert outcome == "skip" and "kernel lacks bpf_audit_log_start" in reason
-    outcome, reason = judge_try(1, [CaseResult("c::a", "error", "lost VM: no console output")])
+    outcome, reason = judge_try(1, [CaseResult("c::a", Status.ERROR, "lost VM: no console output")])
     assert outcome == "error" and "lost VM" in reason
     assert judge_try(5, [])[0] == "abort"
     assert judge_try(2, [])[0] == "abort"

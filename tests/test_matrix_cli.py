@@ -13,7 +13,7 @@ import pytest
 
 from harness.campaigns.matrix import spec as matrix_spec
 from harness.campaigns.matrix.report import KernelRun
-from harness.campaigns.matrix.run import MatrixOptions, pytest_argv, report_from_dir, save_target_meta
+from harness.campaigns.matrix.run import MatrixOptions, report_from_dir, save_target_meta, suite_argv
 
 pytest_plugins = ["pytester"]
 DATA = Path(__file__).resolve().parent / "data" / "matrix"
@@ -46,18 +46,18 @@ def test_kernel_target_selects_the_targets_kernel(pytester):
     result.assert_outcomes(passed=1)
 
 
-def test_pytest_argv_names_target_matrix_and_junit(tmp_path):
+def test_suite_argv_names_target_matrix_and_junit(tmp_path):
     m = matrix_spec.load()
     t = m.get("6.1-debian")
     opts = MatrixOptions(out_dir=tmp_path, cache_dir=tmp_path / "c", extra_pytest=("-x",))
-    argv = pytest_argv(t, m.path, opts, tmp_path / "j.xml", ["cases"], 2)
+    argv = suite_argv(t, m.path, opts, tmp_path / "j.xml", ["cases"], 2)
     assert argv[:4] == [sys.executable, "-m", "pytest", "cases"]
     for pair in (["--kernel-target", "6.1-debian"], ["--kernel-matrix", str(m.path)], ["-n", "2"],
-                 ["--harness-cache", str(tmp_path / "c")], ["-o", "junit_family=xunit1"]):
+                 ["--harness-cache", str(tmp_path / "c")], ["-o", "junit_family=xunit2"]):
         i = argv.index(pair[0])
         assert argv[i:i + 2] == pair
     assert f"--junitxml={tmp_path / 'j.xml'}" in argv and argv[-1] == "-x"
-    assert "-n" not in pytest_argv(t, m.path, opts, tmp_path / "j.xml", ["x"], 1)
+    assert "-n" not in suite_argv(t, m.path, opts, tmp_path / "j.xml", ["x"], 1)
 
 
 def _results_dir(tmp_path: Path) -> Path:

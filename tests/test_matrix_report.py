@@ -12,14 +12,15 @@ import pytest
 
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix.spec import KnownFailure
+from harness.campaigns.results import CaseResult, parse_junit
 
 DATA = Path(__file__).resolve().parent / "data" / "matrix"
 SERIAL = "cases/audit/serial.bpf.c::grouped_with_syscall"
 LACKS_SERIES = "kernel lacks bpf_audit_log_start (not in vmlinux BTF)"
 
 
-def load(name: str) -> list[mr.CaseResult]:
-    return mr.parse_junit((DATA / name).read_text())
+def load(name: str) -> list[CaseResult]:
+    return parse_junit((DATA / name).read_text())
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def rerun_passed():  # the same case run again without the limit: passed
 
 def test_parse_failure_with_node_id(timed_out):
     (r,) = timed_out
-    assert r.case == SERIAL
+    assert r.nodeid == SERIAL
     assert r.status == "fail"
     assert r.message.startswith("LOST VM (not a verdict on the case): the case ran longer than --case-timeout=3s")
     assert "console" in r.detail
@@ -45,16 +46,16 @@ def test_parse_collection_error_keeps_the_file_and_is_not_rerunnable():
     errors = [r for r in results if r.status == "error"]
     assert len(results) == 86 and len(errors) == 1
     (e,) = errors
-    assert e.case == "cases.verifier.kptr_store_task.bpf.c"
+    assert e.nodeid == "cases.verifier.kptr_store_task.bpf.c"
     assert "__needs('task_kfuncs'): unknown feature" in e.detail
-    assert not mr.rerunnable(e.case)
-    assert all(mr.rerunnable(r.case) for r in results if r.status == "pass")
+    assert not e.rerunnable
+    assert all(r.rerunnable for r in results if r.status == "pass")
 
 
 def test_parse_without_node_ids_falls_back_to_classname():
     # Recorded on Debian's 6.1 before the plugin wrote node ids into the JUnit properties.
     results = load("6.1-debian-kptr-task-fails-no-nodeids.junit.xml")
-    by = {r.case: r for r in results}
+    by = {r.nodeid: r for r in results}
     fail = by["cases.verifier.kptr_store_task.bpf.c::kptr_store_task"]
     assert fail.status == "fail" and "kernel rejected it" in fail.detail
     statuses = [r.status for r in results]
@@ -159,8 +160,8 @@ def test_every_output_names_the_exact_packages_and_the_pin_fallback(timed_out, r
 
 
 def test_junit_output_parses_back(timed_out, rerun_passed):
-    again = mr.parse_junit(mr.to_junit(_report(timed_out, rerun_passed)))
-    by = {r.case: r.status for r in again}
+    again = parse_junit(mr.to_junit(_report(timed_out, rerun_passed)))
+    by = {r.nodeid: r.status for r in again}
     assert by["cases.verifier.kptr_store_task.bpf.c::kptr_store_task"] == "skip"  # xfail is written as skipped
     assert by[SERIAL] == "pass"  # flaky is a pass with status="flaky"
 
@@ -249,7 +250,7 @@ def test_real_plain_612_run_skips_every_series_case_by_name():
     results = load("6.12-plain-series-cases-skip.junit.xml")
     skipped = [r for r in results if r.status == "skip"]
     assert len(skipped) == 81 and {r.message for r in skipped} == {LACKS_SERIES}
-    assert sorted(r.case for r in results if r.status == "pass") == [
+    assert sorted(r.nodeid for r in results if r.status == "pass") == [
         "cases/baseline/lsm_deny.bpf.c::baseline_file_open_deny",
         "cases/baseline/lsm_deny.bpf.c::baseline_file_open_other_file",
         "cases/baseline/prog_records.bpf.c::baseline_lsm_load_unload",
@@ -268,8 +269,8 @@ BASELINE = [
 
 def test_real_debian_61_run_skips_series_and_task_kfunc_cases_by_name():
     results = load("6.1-debian-series-and-task-kfunc-cases-skip.junit.xml")
-    assert sorted(r.case for r in results if r.status == "pass") == BASELINE
-    reasons = {r.case: r.message for r in results if r.status == "skip"}
+    assert sorted(r.nodeid for r in results if r.status == "pass") == BASELINE
+    reasons = {r.nodeid: r.message for r in results if r.status == "skip"}
     assert len(reasons) == 82
     assert reasons.pop("cases/verifier/kptr_store_task.bpf.c::kptr_store_task") == (
         "kernel lacks bpf_task_acquire (not in vmlinux BTF)")

@@ -17,8 +17,8 @@ from harness.campaigns.mutants import (
     format_table,
     load_info,
     mutant_path,
-    parse_junit,
 )
+from harness.campaigns.results import parse_junit
 from harness.errors import PatchError
 from harness.kernel.patches import load_series
 from harness.kernel.request import KernelOptions, make_request
@@ -95,8 +95,8 @@ def test_junit_of_a_real_mutant_run_gives_outcomes_by_node_id():
     """Recorded from `bpf-audit-harness mutants start-not-ret-null` (the full suite on that kernel)."""
     results = parse_junit((DATA / "junit-start-not-ret-null.xml").read_text())
     by_id = {r.nodeid: r for r in results}
-    assert by_id["cases/verifier/null_unchecked.bpf.c::unchecked_to_end"].outcome == "failed"
-    assert by_id["cases/verifier/null_unchecked.bpf.c::checked_before_use"].outcome == "passed"
+    assert by_id["cases/verifier/null_unchecked.bpf.c::unchecked_to_end"].status == "fail"
+    assert by_id["cases/verifier/null_unchecked.bpf.c::checked_before_use"].status == "pass"
     status, failed, errors = classify(results)
     assert status == "killed" and "cases/verifier/null_unchecked.bpf.c::unchecked_to_logger" in failed
     assert all(n.startswith("cases/") and ".bpf.c::" in n for n in by_id)

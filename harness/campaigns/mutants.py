@@ -8,10 +8,12 @@ import re
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.campaigns.inner import inner_pytest_argv
+from harness.campaigns.results import CaseResult, Status, parse_junit
 from harness.errors import HarnessError, PatchError
 from harness.kernel.patches import available_mutants as available
 from harness.kernel.patches import mutant_path, mutants_dir
@@ -45,42 +47,6 @@ def load_info(patches_dir: Path, name: str) -> MutantInfo:
     return parse_header(mutant_path(patches_dir, name).read_text(errors="replace"), name)
 
 
-# ---------------------------------------------------------------- JUnit results (pure)
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    nodeid: str
-    outcome: str  # passed | failed | error | skipped
-    message: str = ""
-
-
-def _nodeid(classname: str, name: str) -> str:
-    """pytest's JUnit names back to a node id: classname 'cases.audit.x.bpf.c' + name -> 'cases/audit/x.bpf.c::name'."""
-    if classname.endswith(".bpf.c"):
-        stem = classname[: -len(".bpf.c")].replace(".", "/")
-        return f"{stem}.bpf.c::{name}"
-    return f"{classname}::{name}" if classname else name
-
-
-def parse_junit(text: str) -> list[CaseResult]:
-    """Every <testcase> of a pytest JUnit XML report with its outcome and first failure message."""
-    root = ET.fromstring(text)
-    results = []
-    for tc in root.iter("testcase"):
-        prop = tc.find("properties/property[@name='nodeid']")
-        nodeid = prop.get("value") if prop is not None else _nodeid(tc.get("classname", ""), tc.get("name", ""))
-        outcome, message = "passed", ""
-        for child in tc:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
-                message = child.text or child.get("message") or ""  # the text holds the message and more
-                if child.tag != "skipped":
-                    break
-        results.append(CaseResult(nodeid, outcome, message.strip()))
-    return results
-
-
 # ---------------------------------------------------------------- running
 
 
@@ -112,39 +78,30 @@ def classify(results: list[CaseResult]) -> tuple[str, list[str], list[str]]:
     An error that belongs to no test item (an xdist worker's collection failure: JUnit names it after the
     worker, without '::') says nothing about the kernel: the run is a harness error, not a kill.
     """
-    if any(r.outcome == "error" and "::" not in r.nodeid for r in results):
-        return "harness-error", [], [r.nodeid for r in results if r.outcome == "error" and "::" not in r.nodeid]
-    failed = [r.nodeid for r in results if r.outcome == "failed"]
-    errors = [r.nodeid for r in results if r.outcome == "error"]
+    stray = [r.nodeid for r in results if r.status is Status.ERROR and "::" not in r.nodeid]
+    if stray:
+        return "harness-error", [], stray
+    failed = [r.nodeid for r in results if r.status is Status.FAIL]
+    errors = [r.nodeid for r in results if r.status is Status.ERROR]
     return ("killed" if failed or errors else "survived"), failed, errors
 
 
 def suite_argv(opts, name: str, junit: Path, *, cases: list[str], workers: int, extra: list[str]) -> list[str]:
-    """pytest on the same kernel the mutant build used: every kernel option is passed through."""
+    """The inner pytest on the same kernel the mutant build used: every kernel option is passed through."""
     from harness.settings import DEFAULT_CONFIG_DIR, DEFAULT_PATCHES_DIR
 
     if opts.extra_fragments or opts.series_file:
         raise HarnessError("mutants: --fragment and a custom series file have no pytest equivalent; "
                            "put the fragment in a --config-dir instead.")
-    argv = [sys.executable, "-m", "pytest", *cases, "--mutant", name, f"--junitxml={junit}", "-q",
-            "-p", "no:cacheprovider", "-o", "junit_family=xunit2"]
-    if workers > 1:
-        argv += ["-n", str(workers)]
-    if opts.kernel_src:
-        argv += ["--kernel-src", str(opts.kernel_src)]
-    if opts.ref:
-        argv += ["--kernel-ref", opts.ref]
-    if Path(opts.patches_dir) != DEFAULT_PATCHES_DIR:
-        argv += ["--patches", str(Path(opts.patches_dir).resolve())]
-    if Path(opts.config_dir) != DEFAULT_CONFIG_DIR:
-        argv += ["--kernel-config-dir", str(Path(opts.config_dir).resolve())]
-    if opts.cache_dir:
-        argv += ["--harness-cache", str(Path(opts.cache_dir).resolve())]
-    return argv + extra
+    patches, config_dir = Path(opts.patches_dir), Path(opts.config_dir)
+    return inner_pytest_argv(cases, junit=junit, workers=workers, kernel_src=opts.kernel_src, kernel_ref=opts.ref,
+                             patches=patches if patches != DEFAULT_PATCHES_DIR else None, mutant=name,
+                             config_dir=config_dir if config_dir != DEFAULT_CONFIG_DIR else None,
+                             cache_dir=opts.cache_dir, extra=extra)
 
 
 def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int,
-               extra_pytest: list[str] = ()) -> MutantResult:
+               extra_pytest: Sequence[str] = ()) -> MutantResult:
     """Build series + mutant `name` (cache-aware; incremental in the series' patched tree and slot, since a
     mutant changes one file) and run the suite on it in a pytest subprocess."""
     from dataclasses import replace
@@ -184,9 +141,10 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
     res.status, res.failed, res.errors = classify(results)
     if res.status == "harness-error":
         first = next(r for r in results if r.nodeid in res.errors)
-        res.detail = f"not a verdict: {first.nodeid}: {first.message.splitlines()[0] if first.message else ''}"
-    res.passed = sum(r.outcome == "passed" for r in results)
-    res.skipped = sum(r.outcome == "skipped" for r in results)
+        why = (first.detail.strip().splitlines() or [""])[0]  # says more than the message, "collection failure"
+        res.detail = f"not a verdict: {first.nodeid}: {why}"
+    res.passed = sum(r.status is Status.PASS for r in results)
+    res.skipped = sum(r.status in (Status.SKIP, Status.XFAIL) for r in results)
     return res
 
 
@@ -219,7 +177,7 @@ def write_json(results: list[MutantResult], path: Path) -> None:
 
 
 def run_all(opts, names: list[str], *, cases: list[str], workers: int, json_path: Path | None,
-            out_dir: Path | None = None, extra_pytest: list[str] = ()) -> list[MutantResult]:
+            out_dir: Path | None = None, extra_pytest: Sequence[str] = ()) -> list[MutantResult]:
     """Build and test each mutant in turn (sequentially: one build at a time), print and save the kill table."""
     from harness.settings import new_run_dir
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,7 +213,7 @@ def _verify_endpoints(tree: Path, good_sha: str, bad_sha: str, step: list[str], 
 
 def run_bisect(tree: Path, good: str, bad: str, cases: list[str], *, retries: int = 3,
                cache_dir: Path | None = None, config_dir: Path | None = None, accel: str = "auto",
-               extra_pytest: list[str] = (), verify_endpoints: bool = True, out=sys.stdout) -> BisectResult:
+               extra_pytest: Sequence[str] = (), verify_endpoints: bool = True, out=sys.stdout) -> BisectResult:
     """Bisect `tree` between good and bad with the harness step; always `git bisect reset` at the end.
 
     With verify_endpoints (the default) the step first runs on --bad and --good: a bisection between a

@@ -13,23 +13,23 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness.campaigns.bisect.run import ABORT, BAD, GOOD, INTERRUPTED, SKIP, StepReport, git
-from harness.campaigns.mutants import CaseResult, parse_junit
+from harness.campaigns.inner import inner_pytest_argv
+from harness.campaigns.results import CaseResult, Status, parse_junit
 from harness.errors import BuildError, ConfigError, HarnessError, PatchError
 
 
 def judge_try(rc: int, results: list[CaseResult]) -> tuple[str, str]:
     """One pytest run -> (pass|fail|skip|error|abort, reason). Pure: the step's whole decision table."""
-    failed = [r for r in results if r.outcome == "failed"]
-    errors = [r for r in results if r.outcome == "error"]
-    if rc == 0 and results and all(r.outcome == "skipped" for r in results):
-        first = results[0].message.splitlines()[0] if results[0].message else ""
-        return "skip", f"every case skipped: {first}"
+    failed = [r for r in results if r.status is Status.FAIL]
+    errors = [r for r in results if r.status is Status.ERROR]
+    if rc == 0 and results and all(r.status in (Status.SKIP, Status.XFAIL) for r in results):
+        return "skip", f"every case skipped: {results[0].message}"
     if rc == 0:
         return "pass", ""
     if rc == 1 and failed:
         return "fail", ""
     if rc == 1 and errors:  # setup failed: build or boot of this commit, not the case's verdict
-        return "error", "setup error (build or boot, not the case): " + (errors[0].message.splitlines() or [""])[0]
+        return "error", f"setup error (build or boot, not the case): {errors[0].message}"
     if rc == 2:
         return "abort", "pytest was interrupted"
     if rc == 5:
@@ -53,15 +53,10 @@ def judge_step(tries: list[str]) -> tuple[int, str]:
     return SKIP, f"flaky: failed then {','.join(tries[1:])} (tries: {','.join(tries)})"
 
 
-def _pytest_argv(ns: argparse.Namespace, junit: Path) -> list[str]:
-    argv = [sys.executable, "-m", "pytest", *ns.cases, "--kernel-src", str(ns.tree), "--no-patches",
-            f"--junitxml={junit}", "-o", "junit_family=xunit2", "-p", "no:cacheprovider", "-q",
-            "--accel", ns.accel]
-    if ns.cache_dir:
-        argv += ["--harness-cache", str(ns.cache_dir)]
-    if ns.config_dir:
-        argv += ["--kernel-config-dir", str(ns.config_dir)]
-    return argv + ns.pytest_arg
+def suite_argv(ns: argparse.Namespace, junit: Path) -> list[str]:
+    """The inner pytest on the commit checked out in --tree, without the patch series: the cases, one worker."""
+    return inner_pytest_argv(ns.cases, junit=junit, kernel_src=ns.tree, no_patches=True, config_dir=ns.config_dir,
+                             accel=ns.accel, cache_dir=ns.cache_dir, extra=ns.pytest_arg)
 
 
 def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
@@ -88,7 +83,7 @@ def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
         junit = run_dir / f"junit-{commit[:12]}-{n}.xml"
         log = run_dir / f"pytest-{commit[:12]}-{n}.log"
         with log.open("w") as f:
-            rc = subprocess.run(_pytest_argv(ns, junit), cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+            rc = subprocess.run(suite_argv(ns, junit), cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
         results = parse_junit(junit.read_text()) if junit.is_file() else []
         outcome, reason = judge_try(rc, results)
         rep.tries.append(outcome)
@@ -97,8 +92,8 @@ def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
             rep.reason = f"{reason} (log {log})"
             break
         if outcome == "fail" and not rep.failing:
-            rep.failing = [r.nodeid for r in results if r.outcome == "failed"]
-            rep.output = "\n".join(f"--- {r.nodeid}\n{r.message}" for r in results if r.outcome == "failed")
+            rep.failing = [r.nodeid for r in results if r.status is Status.FAIL]
+            rep.output = "\n".join(f"--- {r.nodeid}\n{r.detail.strip()}" for r in results if r.status is Status.FAIL)
         if outcome != "fail":
             rep.reason = rep.reason or reason
             break
@@ -128,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as e:  # source, cache, tools: the harness cannot work, no verdict on the commit
         print(f"[step] harness error ({e.stage}): {e}", file=sys.stderr)
         return ABORT
-    except Exception:
+    except Exception:  # noqa: BLE001 - a traceback's exit 1 would tell git bisect 'bad'; a crash is no verdict
         traceback.print_exc()
         return ABORT
     ns.report.parent.mkdir(parents=True, exist_ok=True)

@@ -1,86 +1,20 @@
 # SPDX-License-Identifier: GPL-2.0
 """Matrix results: per-kernel pytest JUnit files -> cells (pass/fail/skip/xfail/flaky) -> JUnit, JSON, HTML, text.
 
-Pure: strings in, strings out. harness/campaigns/matrix/run.py runs the suites and does the file I/O.
+Pure: strings in, strings out. harness/campaigns/matrix/run.py runs the suites and does the file I/O; the
+results it judges (Status, CaseResult, the JUnit reader) are harness/campaigns/results.py's.
 """
 
 from __future__ import annotations
 
 import html
-import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.campaigns.matrix.spec import KnownFailure
-
-# Cell statuses, in the order the summary lists them.
-STATUSES = ("pass", "fail", "error", "skip", "xfail", "flaky", "missing")
-FAILING = ("fail", "error")
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """One test in one pytest JUnit file."""
-
-    case: str  # pytest node id: cases/audit/serial.bpf.c::grouped_with_syscall
-    status: str  # pass | fail | error | skip
-    message: str = ""  # skip reason or the failure's first line
-    detail: str = ""  # full failure text
-    seconds: float = 0.0
-
-
-def _case_id(tc: ET.Element) -> str:
-    """The pytest node id: the `nodeid` property the plugin writes, else rebuilt from file/classname/name."""
-    for prop in tc.iter("property"):
-        if prop.get("name") == "nodeid" and prop.get("value"):
-            return prop.get("value", "")
-    name = tc.get("name", "")
-    file = tc.get("file")
-    classname = tc.get("classname", "")
-    module = file.removesuffix(".py").replace("/", ".") if file else ""
-    if module and (classname == module or classname.startswith(module + ".")):
-        cls = classname[len(module) + 1:]
-        return "::".join(p for p in (file, cls, name) if p)
-    if not classname:  # a collection error: pytest names the file, dotted, in `name`
-        return name
-    return f"{classname}::{name}" if name else classname
-
-
-def rerunnable(case: str) -> bool:
-    """Whether `case` is a node id pytest can be asked to run again (a collection error's dotted name is not)."""
-    path, sep, _ = case.partition("::")
-    return bool(sep and path and ("/" in path or path.endswith((".py", ".c"))))
-
-
-def parse_junit(text: str) -> list[CaseResult]:
-    """Results from one pytest --junitxml file (xunit1 or xunit2). Collection errors count as errors."""
-    root = ET.fromstring(text)
-    out: list[CaseResult] = []
-    for tc in root.iter("testcase"):
-        seconds = float(tc.get("time") or 0.0)
-        status, message, detail = "pass", "", ""
-        for child in tc:
-            if child.tag in ("failure", "error"):
-                status = "fail" if child.tag == "failure" else "error"
-                message = child.get("message") or ""
-                detail = child.text or ""
-                break
-            if child.tag == "skipped":
-                status = "skip"
-                message = child.get("message") or ""
-                detail = child.text or ""
-                break
-        if status == "skip" and (child.get("type") == "pytest.xfail"):
-            status, message = "xfail", f"pytest xfail: {message}"
-        out.append(CaseResult(_case_id(tc), status, _first_line(message or detail), detail, seconds))
-    return out
-
-
-def _first_line(text: str) -> str:
-    text = text.strip()
-    for prefix in ("Skipped: ", "Failed: "):
-        text = text.removeprefix(prefix)
-    return text.splitlines()[0] if text else ""
+from harness.campaigns.results import CaseResult, Status, first_line
+from harness.campaigns.results import parse_junit as parse_junit  # tests/test_matrix_html.py reads it from here
 
 
 @dataclass(frozen=True)
@@ -89,15 +23,18 @@ class Cell:
 
     case: str
     kernel: str
-    status: str
+    status: Status  # any of them: FLAKY from reruns, XFAIL from the known-failures list, MISSING from grid()
     reason: str = ""
     detail: str = ""
-    attempts: tuple[str, ...] = ()  # statuses of every try (first run + reruns), when reruns happened
+    attempts: tuple[Status, ...] = ()  # statuses of every try (first run + reruns), when reruns happened
     known: KnownFailure | None = None
     seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
 
-def judge(kernel: str, first: list[CaseResult], reruns: list[list[CaseResult]] = (),
+
+def judge(kernel: str, first: list[CaseResult], reruns: Sequence[list[CaseResult]] = (),
           known: tuple[KnownFailure, ...] = ()) -> tuple[list[Cell], list[tuple[str, KnownFailure]]]:
     """Cells for one kernel, and the known failures that passed (to prune).
 
@@ -107,31 +44,33 @@ def judge(kernel: str, first: list[CaseResult], reruns: list[list[CaseResult]] =
     later: dict[str, list[CaseResult]] = {}
     for run in reruns:
         for r in run:
-            later.setdefault(r.case, []).append(r)
+            later.setdefault(r.nodeid, []).append(r)
     cells: list[Cell] = []
     now_passing: list[tuple[str, KnownFailure]] = []
     for r in first:
         status, reason, detail = r.status, r.message, r.detail
-        tries = (r, *later.get(r.case, ()))
+        if status is Status.XFAIL:
+            reason = f"pytest xfail: {reason}"  # the case's own mark, not the known-failures list
+        tries = (r, *later.get(r.nodeid, ()))
         attempts = tuple(t.status for t in tries) if len(tries) > 1 else ()
-        if status in FAILING and attempts:
-            passes = attempts.count("pass")
+        if status.failing and attempts:
+            passes = attempts.count(Status.PASS)
             if passes:
-                bad = next(t for t in tries if t.status in FAILING)
-                status = "flaky"
+                bad = next(t for t in tries if t.status.failing)
+                status = Status.FLAKY
                 reason = f"flaky: passed {passes} of {len(attempts)} tries; a failing try said: {bad.message}"
             else:
                 reason = f"failed all {len(attempts)} tries: {r.message}"
-        kf = next((k for k in known if k.matches(r.case, kernel)), None)
+        kf = next((k for k in known if k.matches(r.nodeid, kernel)), None)
         if kf is not None:
-            if status in FAILING:
+            if status.failing:
                 detail = f"{reason}\n{detail}".strip()
-                status, reason = "xfail", f"known failure: {kf.reason} ({kf.link})"
-            elif status in ("pass", "flaky"):
-                now_passing.append((r.case, kf))
+                status, reason = Status.XFAIL, f"known failure: {kf.reason} ({kf.link})"
+            elif status in (Status.PASS, Status.FLAKY):
+                now_passing.append((r.nodeid, kf))
                 note = f"listed as a known failure ({kf.link}) but passed: prune it"
                 reason = f"{reason}; {note}" if reason else note
-        cells.append(Cell(r.case, kernel, status, reason, detail, attempts, kf, r.seconds))
+        cells.append(Cell(r.nodeid, kernel, status, reason, detail, attempts, kf, r.seconds))
     return cells, now_passing
 
 
@@ -152,7 +91,7 @@ class KernelRun:
 
     def counts(self) -> dict[str, int]:
         c = Counter(cell.status for cell in self.cells)
-        return {s: c.get(s, 0) for s in STATUSES if s != "missing"}
+        return {s: c.get(s, 0) for s in Status if s is not Status.MISSING}
 
     def cell(self, case: str) -> Cell | None:
         return next((c for c in self.cells if c.case == case), None)
@@ -177,14 +116,14 @@ class Report:
                 cell = k.cell(case)
                 if cell is None:
                     why = f"not run on {k.kernel}" + (f": {k.error}" if k.error else "")
-                    cell = Cell(case, k.kernel, "missing", why)
+                    cell = Cell(case, k.kernel, Status.MISSING, why)
                 row.append(cell)
             rows.append((case, row))
         return rows
 
     def ok(self) -> bool:
         """No kernel errored and no case failed (xfail, skip and flaky do not fail the matrix)."""
-        return all(not k.error and not any(c.status in FAILING for c in k.cells) for k in self.kernels)
+        return all(not k.error and not any(c.status.failing for c in k.cells) for k in self.kernels)
 
 
 # -- JUnit -----------------------------------------------------------------------------------------------------
@@ -203,20 +142,20 @@ def to_junit(report: Report) -> str:
                           file=file or None)
             if c.attempts:
                 tc.stdout = f"tries: {', '.join(c.attempts)}"
-            if c.status == "fail":
+            if c.status is Status.FAIL:
                 tc.add_failure_info(message=c.reason, output=c.detail)
-            elif c.status == "error":
+            elif c.status is Status.ERROR:
                 tc.add_error_info(message=c.reason, output=c.detail)
-            elif c.status == "skip":
+            elif c.status is Status.SKIP:
                 tc.add_skipped_info(message=c.reason)
-            elif c.status == "xfail":
+            elif c.status is Status.XFAIL:
                 tc.add_skipped_info(message=c.reason, output=c.detail)
-            elif c.status == "flaky":
+            elif c.status is Status.FLAKY:
                 tc.stdout = f"FLAKY ({', '.join(c.attempts)}): {c.reason}"
             cases.append(tc)
         if k.error:
-            tc = TestCase("kernel setup", classname=k.kernel, status="error")
-            tc.add_error_info(message=_first_line(k.error), output=k.error)
+            tc = TestCase("kernel setup", classname=k.kernel, status=Status.ERROR)
+            tc.add_error_info(message=first_line(k.error), output=k.error)
             cases.append(tc)
         props = {"kernel": k.kernel, "release": k.release, "description": k.description,
                  "artifact_key": k.artifact_key}
@@ -240,8 +179,8 @@ def to_json(report: Report) -> dict:
                 "name": k.kernel, "description": k.description, "release": k.release, "error": k.error,
                 "artifact_key": k.artifact_key, "seconds": round(k.seconds, 1), "counts": k.counts(),
                 "packages": dict(k.packages), "version_notes": list(k.version_notes),
-                "flaky": [c.case for c in k.cells if c.status == "flaky"],
-                "failed": [c.case for c in k.cells if c.status in FAILING],
+                "flaky": [c.case for c in k.cells if c.status is Status.FLAKY],
+                "failed": [c.case for c in k.cells if c.status.failing],
                 "known_failures_now_passing": [{"case": case, "pattern": kf.case, "reason": kf.reason,
                                                 "link": kf.link} for case, kf in k.now_passing],
             }
@@ -257,8 +196,8 @@ def to_json(report: Report) -> dict:
 
 # -- text ------------------------------------------------------------------------------------------------------
 
-SHORT = {"pass": "pass", "fail": "FAIL", "error": "ERROR", "skip": "skip", "xfail": "xfail", "flaky": "FLAKY",
-         "missing": "-"}
+SHORT = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.SKIP: "skip",
+         Status.XFAIL: "xfail", Status.FLAKY: "FLAKY", Status.MISSING: "-"}
 
 
 def to_text(report: Report) -> str:
@@ -274,7 +213,7 @@ def to_text(report: Report) -> str:
     lines.append("")
     for k in report.kernels:
         counts = ", ".join(f"{n} {s}" for s, n in k.counts().items() if n)
-        extra = f" [ERROR: {_first_line(k.error)}]" if k.error else ""
+        extra = f" [ERROR: {first_line(k.error)}]" if k.error else ""
         lines.append(f"{k.kernel} ({k.release or '?'}): {counts or 'no results'}{extra}")
         if k.packages:
             lines.append("  packages: " + ", ".join(f"{name} {version}" for name, version in k.packages))
@@ -308,7 +247,7 @@ def _e(text: str) -> str:
 
 
 def _overall(report: Report) -> str:
-    flaky = sum(c.status == "flaky" for k in report.kernels for c in k.cells)
+    flaky = sum(c.status is Status.FLAKY for k in report.kernels for c in k.cells)
     return ("OK" if report.ok() else "FAILURES") + (f" ({flaky} flaky)" if flaky else "")
 
 
@@ -330,18 +269,18 @@ def to_html(report: Report) -> str:
             _e(k.error) if k.error else "",
             _e(", ".join(f"{n} {s}" for s, n in k.counts().items() if n) or ("ERROR" if k.error else "no results")))
         for k in report.kernels)
-    legend = "".join(f'<span class="{s}">{_e(SHORT[s])}: {s}</span>' for s in STATUSES)
+    legend = "".join(f'<span class="{s}">{_e(SHORT[s])}: {s}</span>' for s in Status)
     notes = []
     for k in report.kernels:
         if k.error:
-            notes.append(f"<li><b>{_e(k.kernel)}</b>: could not run: <code>{_e(_first_line(k.error))}</code></li>")
+            notes.append(f"<li><b>{_e(k.kernel)}</b>: could not run: <code>{_e(first_line(k.error))}</code></li>")
         for note in k.version_notes:
             notes.append(f"<li><b>{_e(k.kernel)}</b>: {_e(note)}</li>")
         for case, kf in k.now_passing:
             notes.append(f"<li><b>{_e(k.kernel)}</b>: known failure now passes, prune it from known-failures.toml: "
                          f"<code>{_e(case)}</code> ({_e(kf.link)})</li>")
         for c in k.cells:
-            if c.status == "flaky":
+            if c.status is Status.FLAKY:
                 notes.append(f"<li><b>{_e(k.kernel)}</b>: flaky <code>{_e(c.case)}</code>: {_e(c.reason)}</li>")
     notes += [f"<li>{_e(n)}</li>" for n in report.notes]
     return (

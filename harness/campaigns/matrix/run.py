@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix.spec import KnownFailure, Matrix, Target
+from harness.campaigns.results import CaseResult, parse_junit
 from harness.errors import HarnessError
 from harness.settings import REPO_ROOT, CacheLayout, cache_root, new_run_dir
 from harness.tools import quoted
@@ -42,16 +44,11 @@ def prepare_target(target: Target, layout: CacheLayout, accel: str, run_dir: Pat
     return build_kernel(opts, run_dir=run_dir)
 
 
-def pytest_argv(target: Target, matrix_path: Path, opts: MatrixOptions, junit: Path, tests: list[str],
-                workers: int) -> list[str]:
-    argv = [sys.executable, "-m", "pytest", *tests, "--kernel-target", target.name, "--kernel-matrix",
-            str(matrix_path), "--accel", opts.accel, "-o", "junit_family=xunit1", f"--junitxml={junit}",
-            "-p", "no:cacheprovider", "-q", "-rfEs"]
-    if workers > 1:
-        argv += ["-n", str(workers)]
-    if opts.cache_dir:
-        argv += ["--harness-cache", str(opts.cache_dir)]
-    return argv + list(opts.extra_pytest)
+def suite_argv(target: Target, matrix_path: Path, opts: MatrixOptions, junit: Path, tests: list[str],
+               workers: int) -> list[str]:
+    """The inner pytest for one target: its kernel by name (--kernel-target), the rest as every campaign runs it."""
+    return inner_pytest_argv(tests, junit=junit, workers=workers, target=target.name, matrix=matrix_path,
+                             accel=opts.accel, cache_dir=opts.cache_dir, extra=opts.extra_pytest)
 
 
 def _pytest(argv: list[str], log: Path) -> int:
@@ -93,11 +90,11 @@ def load_target_run(target: Target, tdir: Path, known: tuple[KnownFailure, ...])
     junit = tdir / "junit.xml"
     if meta.get("error") or not junit.is_file():
         return mr.KernelRun(**base, error=meta.get("error") or f"no results: {junit} does not exist")
-    first = mr.parse_junit(junit.read_text())
+    first = parse_junit(junit.read_text())
     reruns = []
     i = 1
     while (tdir / f"rerun-{i}.junit.xml").is_file():
-        reruns.append(mr.parse_junit((tdir / f"rerun-{i}.junit.xml").read_text()))
+        reruns.append(parse_junit((tdir / f"rerun-{i}.junit.xml").read_text()))
         i += 1
     cells, now_passing = mr.judge(target.name, first, reruns, known)
     return mr.KernelRun(**base, cells=tuple(cells), now_passing=tuple(now_passing))
@@ -129,7 +126,7 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
          f"{built.seconds:.0f}s, key {art.key})"
          + "".join(f"\n[matrix] {target.name}:   {n} {v}" for n, v in versions["packages"]))
     junit = tdir / "junit.xml"
-    argv = pytest_argv(target, matrix.path, opts, junit, list(opts.cases), opts.workers)
+    argv = suite_argv(target, matrix.path, opts, junit, list(opts.cases), opts.workers)
     _say(f"[matrix] {target.name}: $ {quoted(argv)}  (log: {log})")
     rc = _pytest(argv, log)
     if rc not in (0, 1) or not junit.is_file():
@@ -137,21 +134,20 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
         return mr.KernelRun(target.name, target.description, art.release, seconds=time.monotonic() - t0,
                             error=f"pytest exited {rc} (not a test verdict; see {log}):\n{tail}", artifact_key=art.key,
                             **versions)
-    first = mr.parse_junit(junit.read_text())
-    reruns: list[list[mr.CaseResult]] = []
-    remaining = [r.case for r in first if r.status in mr.FAILING and mr.rerunnable(r.case)]
+    first = parse_junit(junit.read_text())
+    reruns: list[list[CaseResult]] = []
+    remaining = [r.nodeid for r in first if r.status.failing and r.rerunnable]
     for i in range(1, opts.rerun_failures + 1):
         if not remaining:
             break
         rjunit = tdir / f"rerun-{i}.junit.xml"
         _say(f"[matrix] {target.name}: rerun {i}/{opts.rerun_failures} of {len(remaining)} failing case(s)")
-        rc = _pytest(pytest_argv(target, matrix.path, opts, rjunit, remaining, min(opts.workers, len(remaining))),
-                     log)
+        rc = _pytest(suite_argv(target, matrix.path, opts, rjunit, remaining, min(opts.workers, len(remaining))), log)
         if rc not in (0, 1) or not rjunit.is_file():
             break  # a rerun that crashed says nothing about flakiness; the first verdict stands
-        run = mr.parse_junit(rjunit.read_text())
-        reruns.append(run)
-        remaining = [r.case for r in run if r.status in mr.FAILING and r.case in remaining]
+        rerun = parse_junit(rjunit.read_text())
+        reruns.append(rerun)
+        remaining = [r.nodeid for r in rerun if r.status.failing and r.nodeid in remaining]
     cells, now_passing = mr.judge(target.name, first, reruns, known)
     run = mr.KernelRun(target.name, target.description, art.release, tuple(cells), now_passing=tuple(now_passing),
                        seconds=time.monotonic() - t0, artifact_key=art.key, **versions)

@@ -1,0 +1,61 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The one command line of a campaign's inner pytest session (matrix, mutants, bisect)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# What harness.campaigns.results.parse_junit is tested on. xunit2 is pytest's default and the schema CI tools
+# read; the node id the reader needs is the plugin's `nodeid` property, written in either family. Passed
+# explicitly so a project's ini file cannot change it under the campaigns.
+JUNIT_FAMILY = "xunit2"
+
+
+def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
+                      target: str | None = None, matrix: Path | None = None,
+                      kernel_src: Path | str | None = None, kernel_ref: str | None = None,
+                      patches: Path | None = None, no_patches: bool = False, mutant: str | None = None,
+                      config_dir: Path | None = None, accel: str | None = None, cache_dir: Path | None = None,
+                      extra: Sequence[str] = ()) -> list[str]:
+    """`python -m pytest PATHS ...` for an inner session, to be run from the harness's repository.
+
+    The kernel is one matrix `target` (from the `matrix` file), or a source (`kernel_src` at `kernel_ref`, with
+    the `patches` series or `no_patches`, plus a `mutant`) built with `config_dir`'s fragments. Files are passed
+    absolute (the session's working directory is the repository, not the caller's). The JUnit report is
+    xunit2; the log gets pytest's quiet output and a summary of failures, errors and skips; `workers` > 1 runs
+    xdist. `extra` comes last, so the user's own pytest arguments can override any of this.
+    """
+    if target and (kernel_src or kernel_ref or patches or no_patches or mutant):
+        raise ValueError("a matrix target already names its kernel: no kernel source, patches or mutant with it")
+    argv = [sys.executable, "-m", "pytest", *paths]
+    if target:
+        argv += ["--kernel-target", target]
+    if matrix:
+        argv += ["--kernel-matrix", _abs(matrix)]
+    if kernel_src:
+        argv += ["--kernel-src", _abs(kernel_src)]
+    if kernel_ref:
+        argv += ["--kernel-ref", kernel_ref]
+    if patches:
+        argv += ["--patches", _abs(patches)]
+    if no_patches:
+        argv.append("--no-patches")
+    if mutant:
+        argv += ["--mutant", mutant]
+    if config_dir:
+        argv += ["--kernel-config-dir", _abs(config_dir)]
+    if accel:
+        argv += ["--accel", accel]
+    argv += [f"--junitxml={_abs(junit)}", "-o", f"junit_family={JUNIT_FAMILY}", "-p", "no:cacheprovider",
+             "-q", "-rfEs"]
+    if workers > 1:
+        argv += ["-n", str(workers)]
+    if cache_dir:
+        argv += ["--harness-cache", _abs(cache_dir)]
+    return argv + list(extra)
+
+
+def _abs(path: Path | str) -> str:
+    return str(Path(path).expanduser().resolve())
