@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from functools import cache
@@ -72,13 +73,38 @@ def quoted(argv: list[str] | tuple[str, ...]) -> str:
     return shlex.join([str(a) for a in argv])
 
 
+_PR_SET_PDEATHSIG = 1
+_libc_prctl = None
+
+
+def _prctl():
+    global _libc_prctl
+    if _libc_prctl is None:
+        import ctypes
+
+        _libc_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved in the parent, not after fork
+    return _libc_prctl
+
+
+def die_with_parent_preexec(sig: int = signal.SIGKILL) -> Callable[[], None]:
+    """A preexec_fn: the child gets `sig` when the process that started it dies, even by SIGKILL (the kernel's
+    PR_SET_PDEATHSIG). For children that write shared state (make in a build slot, git in a worktree): a killed
+    harness must not leave them writing while the next run takes the lock."""
+    prctl = _prctl()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+    return preexec
+
+
 def stream(argv: list[str], log: Path, on_line: Callable[[str], None], *, env: dict[str, str] | None = None,
            grace: float = 0.0) -> int:
     """Run argv with stdout+stderr merged, appending every line to `log` and handing it to `on_line`; returns
     the exit code. If the caller is interrupted (Ctrl-C, an exception), the child gets `grace` seconds to end
     by itself (it saw the same SIGINT and may be cleaning up, e.g. stopping VMs), then it is killed."""
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace")
+                            errors="replace", preexec_fn=die_with_parent_preexec())
     try:
         assert proc.stdout is not None
         with log.open("a") as f:

@@ -101,3 +101,21 @@ def wait_dead(pids: list[int], timeout: float = 10) -> list[int]:
 def inner_args(cache_root: Path) -> list[str]:
     """Options for an inner pytest session: the same cache (so the kernel is a cache hit), no cache provider."""
     return ["-p", "no:cacheprovider", "--harness-cache", str(cache_root)]
+
+
+def series_plus(where: Path, src: Path, relpath: str, line: str) -> Path:
+    """A patch directory: the project's series plus one patch appending `line` to `relpath` of the source tree
+    `src` (a new cache key whose build is incremental in the series' patched tree and slot)."""
+    import difflib
+    import shutil
+
+    from harness.settings import DEFAULT_PATCHES_DIR
+
+    where.mkdir(parents=True)
+    for p in DEFAULT_PATCHES_DIR.glob("*.patch"):
+        shutil.copy(p, where / p.name)
+    old = (src / relpath).read_text().splitlines(keepends=True)
+    (where / "9999-extra.patch").write_text("".join(difflib.unified_diff(old, [*old, line], f"a/{relpath}",
+                                                                           f"b/{relpath}")))
+    (where / "series").write_text((DEFAULT_PATCHES_DIR / "series").read_text().rstrip("\n") + "\n9999-extra.patch\n")
+    return where

@@ -4,28 +4,14 @@ a tree that does not build ends the run with one error, not one per item or per 
 
 from __future__ import annotations
 
-import difflib
 import shutil
-from pathlib import Path
 
 import pytest
+from helpers import series_plus
 
-from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
+from harness.settings import REPO_ROOT
 
 pytest_plugins = ["pytester"]
-
-
-def _series_plus(where: Path, relpath: str, line: str, src: Path) -> Path:
-    """The project's series plus one patch appending `line` to `relpath` (a new cache key, an incremental build
-    in the series' patched tree and slot)."""
-    where.mkdir(parents=True)
-    for p in DEFAULT_PATCHES_DIR.glob("*.patch"):
-        shutil.copy(p, where / p.name)
-    old = (src / relpath).read_text().splitlines(keepends=True)
-    (where / "9999-extra.patch").write_text("".join(difflib.unified_diff(old, [*old, line], f"a/{relpath}",
-                                                                           f"b/{relpath}")))
-    (where / "series").write_text((DEFAULT_PATCHES_DIR / "series").read_text().rstrip("\n") + "\n9999-extra.patch\n")
-    return where
 
 
 @pytest.mark.slow
@@ -36,8 +22,8 @@ def test_n2_run_builds_once_in_the_controller_visibly_and_a_broken_tree_is_one_e
     (pytester.path / "cases").mkdir()
     shutil.copy(case, pytester.path / "cases" / case.name)
     shutil.copy(REPO_ROOT / "cases" / "harness.h", pytester.path / "cases" / "harness.h")
-    good = _series_plus(tmp_path / "good", "init/version.c", "/* bpf-audit-harness: session build test */\n",
-                        plain_source)
+    good = series_plus(tmp_path / "good", plain_source, "init/version.c",
+                       "/* bpf-audit-harness: session build test */\n")
     result = pytester.runpytest_subprocess("cases", "-n", "2", "--patches", str(good), *inner_args, timeout=1800)
     out = result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=1)
@@ -50,8 +36,8 @@ def test_n2_run_builds_once_in_the_controller_visibly_and_a_broken_tree_is_one_e
     assert "created: 2/2 workers" in out or "2 workers [1 item]" in out, out[-5000:]
 
     # A tree that does not build: one error for the run, before any worker starts; no item runs.
-    bad = _series_plus(tmp_path / "bad", "kernel/bounds.c",
-                       '#error "bpf-audit-harness: session build test, this build must fail"\n', plain_source)
+    bad = series_plus(tmp_path / "bad", plain_source, "kernel/bounds.c",
+                      '#error "bpf-audit-harness: session build test, this build must fail"\n')
     result = pytester.runpytest_subprocess("cases", "-n", "2", "--patches", str(bad), *inner_args, timeout=1800)
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == 3, out[-5000:]
@@ -64,9 +50,8 @@ def test_tests_that_need_the_kernel_have_it_built_by_the_controller_after_collec
                                                                                      inner_args, tmp_path):
     """No case files: the collected items' fixtures say the kernel is needed. A worker says so when it has
     collected; the controller builds before it schedules anything, and a failure is one error for the run."""
-    bad = _series_plus(tmp_path / "bad", "kernel/bounds.c",
-                       '#error "bpf-audit-harness: collected-items build test, this build must fail"\n',
-                       plain_source)
+    bad = series_plus(tmp_path / "bad", plain_source, "kernel/bounds.c",
+                      '#error "bpf-audit-harness: collected-items build test, this build must fail"\n')
     pytester.makepyfile(test_needs="""
         def test_one(kernel_artifact):
             pass

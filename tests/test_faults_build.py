@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 """Ctrl-C during a real kernel build, and a build that fails: nothing is published; the next build starts clean."""
 
-import difflib
 import os
 import shutil
 import signal
@@ -11,29 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import group_gone, sigint_default
+from helpers import group_gone, series_plus, sigint_default
 
 from harness.kernel.request import KernelOptions, make_request
-from harness.settings import DEFAULT_PATCHES_DIR
 
 pytestmark = [pytest.mark.slow]
 CLI = str(Path(sys.executable).parent / "bpf-audit-harness")
-
-
-def _append_patch(tree: Path, relpath: str, line: str) -> str:
-    """A patch adding one line at the end of `relpath` (a new cache key that warm ccache makes cheap)."""
-    old = (tree / relpath).read_text().splitlines(keepends=True)
-    return "".join(difflib.unified_diff(old, [*old, line], f"a/{relpath}", f"b/{relpath}"))
-
-
-def _patch_dir(where: Path, name: str, text: str) -> Path:
-    """The project's series plus one extra patch."""
-    where.mkdir(parents=True)
-    for p in DEFAULT_PATCHES_DIR.glob("*.patch"):
-        shutil.copy(p, where / p.name)
-    (where / name).write_text(text)
-    (where / "series").write_text((DEFAULT_PATCHES_DIR / "series").read_text().rstrip("\n") + f"\n{name}\n")
-    return where
 
 
 def _leftovers(layout, key: str) -> list[Path]:
@@ -49,11 +31,11 @@ def test_ctrl_c_and_a_failing_build_publish_nothing_and_the_next_build_succeeds(
                                                                                  tmp_path):
     layout = kernel_options.layout()
     src = make_request(kernel_options).source.path
-    good = _patch_dir(tmp_path / "good", "9999-fault-test-comment.patch",
-                      _append_patch(src, "init/version.c", "/* bpf-audit-harness fault test: a harmless comment */\n"))
+    good = series_plus(tmp_path / "good", src, "init/version.c",
+                       "/* bpf-audit-harness fault test: a harmless comment */\n")
     # kernel/bounds.c is compiled in make's prepare stage: the build fails within seconds of make starting
-    error = '#error "bpf-audit-harness fault test: this build must fail"\n'
-    bad = _patch_dir(tmp_path / "bad", "9999-fault-test-error.patch", _append_patch(src, "kernel/bounds.c", error))
+    bad = series_plus(tmp_path / "bad", src, "kernel/bounds.c",
+                      '#error "bpf-audit-harness fault test: this build must fail"\n')
     good_opts = KernelOptions(patches_dir=good, cache_dir=layout.root)
     good_key = make_request(good_opts).key_inputs().key()
     bad_key = make_request(KernelOptions(patches_dir=bad, cache_dir=layout.root)).key_inputs().key()

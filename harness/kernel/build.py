@@ -20,7 +20,7 @@ from harness.kernel import cache, kconfig, trees
 from harness.kernel.patches import Series
 from harness.kernel.source import SourceTree
 from harness.settings import CacheLayout, refuse_if_forbidden
-from harness.tools import BUILD_TOOLS, quoted, require, stream, version_line
+from harness.tools import BUILD_TOOLS, die_with_parent_preexec, quoted, require, stream, version_line
 
 ARTIFACT_FILES = ("bzImage", "vmlinux", "System.map", "config", "audit.h", "vmlinux.h")
 
@@ -85,6 +85,24 @@ class KernelArtifact:
         meta = json.loads((entry / "meta.json").read_text())
         return cls(meta["key"], entry, meta["release"], meta)
 
+    def files(self) -> tuple[Path, ...]:
+        return (self.bzimage, self.vmlinux, self.system_map, self.config, self.audit_h, self.vmlinux_h)
+
+    @classmethod
+    def problem(cls, entry: Path) -> str | None:
+        """What is wrong with a published entry (a file missing or empty), or None: cache.published's check."""
+        try:
+            art = cls.load(entry)
+        except (OSError, ValueError, KeyError) as e:
+            return f"meta.json: {e}"
+        for path in art.files():
+            try:
+                if path.stat().st_size == 0:
+                    return f"{path.name} is empty"
+            except OSError:
+                return f"{path.relative_to(entry)} is missing"
+        return None
+
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -107,14 +125,14 @@ def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildRe
     t0 = time.monotonic()
     cache.ensure_writable(req.layout)
     key = req.key_inputs().key()
-    hit = cache.published(req.layout, key)
+    hit = cache.published(req.layout, key, KernelArtifact.problem)
     if hit:
         return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None)
     require(*BUILD_TOOLS)
     say = _sayer(progress)
     log = run_dir / f"build-{key}.log"
     with cache.key_lock(req.layout, key, holder=f"building kernel {key} (log: {log})", waiting=say):
-        hit = cache.published(req.layout, key)  # somebody else built it while we waited
+        hit = cache.published(req.layout, key, KernelArtifact.problem)  # somebody else built it while we waited
         if hit:
             return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None)
         refuse_if_forbidden("build", f"building kernel {key} ({req.source.spec.describe()})")
@@ -154,10 +172,8 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
     final_config = (slot / ".config").read_text()
     kconfig.verify(req.merged, final_config, str(slot / ".config"))  # Kconfig may have moved under an old slot
     with cache.staging(req.layout, key) as staged:
-        (staged / ".owner-pid").write_text(str(os.getpid()))
         _collect(tree.path, slot, staged, log)
         release = (slot / "include/config/kernel.release").read_text().strip()
-        (staged / ".owner-pid").unlink()
         meta = {
             "key": key,
             "release": release,
@@ -212,6 +228,7 @@ def recover_interrupted(slot: Path) -> int:
 def configure(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path) -> str:
     """allnoconfig with the merged fragments forced in, into a scratch config; verify every option stuck; the
     slot's .config is replaced only when it differs (an unchanged .config keeps make's incremental state)."""
+    slot.mkdir(parents=True, exist_ok=True)
     frag = slot / ".harness-requested.config"
     frag.write_text(merged.render())
     scratch = slot / ".harness-new.config"
@@ -309,7 +326,8 @@ def _run(argv: list[str], log: Path, what: str) -> None:
     with log.open("a") as f:
         f.write(f"$ {quoted(argv)}\n")
         f.flush()
-        res = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, check=False)
+        res = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, check=False,
+                             preexec_fn=die_with_parent_preexec())
     if res.returncode != 0:
         tail = log.read_text(errors="replace")[-2000:]
         err = ConfigError if "config" in what else BuildError

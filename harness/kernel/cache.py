@@ -8,9 +8,10 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,10 +89,15 @@ def key_lock(layout: CacheLayout, key: str, *, holder: str = "", waiting=None) -
 LAST_USED = ".last-used"  # touched in an entry on every lookup that finds it (harness.kernel.gc evicts by it)
 
 
-def published(layout: CacheLayout, key: str) -> Path | None:
-    """The published entry for `key`, or None. Finding it counts as a use."""
+def published(layout: CacheLayout, key: str, validate: Callable[[Path], str | None] | None = None) -> Path | None:
+    """The published entry for `key`, or None. Finding it counts as a use. An entry `validate` finds damaged
+    (it returns what is wrong) is a miss, said once: the build that follows replaces it."""
     path = layout.kernels / key
     if not (path / "meta.json").is_file():
+        return None
+    problem = _meta_problem(path, key) or (validate(path) if validate else None)
+    if problem:
+        warn_once(f"bpf-audit-harness: cache entry {path} is damaged ({problem}); it is built again and replaced")
         return None
     try:
         (path / LAST_USED).touch()
@@ -100,11 +106,36 @@ def published(layout: CacheLayout, key: str) -> Path | None:
     return path
 
 
+def _meta_problem(entry: Path, key: str) -> str | None:
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        return f"meta.json unreadable: {e}"
+    if not isinstance(meta, dict) or meta.get("key") != key or not meta.get("release"):
+        return "meta.json does not describe this entry (no key/release)"
+    return None
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(msg: str) -> None:
+    if msg not in _WARNED:
+        _WARNED.add(msg)
+        print(msg, file=sys.stderr, flush=True)
+
+
+OWNER = ".owner-pid"  # in a staging or work directory: the process it belongs to (sweep_stale spares it)
+YOUNG_SECONDS = 600  # an owner-less staging dir younger than this may be one whose owner is writing OWNER now
+
+
 @contextmanager
 def staging(layout: CacheLayout, key: str) -> Iterator[Path]:
-    """A private directory that becomes the published entry only via `publish`; removed otherwise."""
+    """A private directory that becomes the published entry only via `publish`; removed otherwise. It names its
+    owner at once, so no other build's sweep takes it for a dead process's leftover."""
     layout.kernels.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".staging-{key}-", dir=layout.kernels))
+    (tmp / OWNER).write_text(str(os.getpid()))
     try:
         yield tmp
     finally:
@@ -112,15 +143,40 @@ def staging(layout: CacheLayout, key: str) -> Iterator[Path]:
 
 
 def publish(layout: CacheLayout, key: str, staged: Path, meta: dict) -> Path:
-    """Write meta.json last, then rename into place: readers see all or nothing."""
+    """Write meta.json last, make everything durable, then rename into place: readers see all or nothing, also
+    after a power cut (an entry is never renamed into place before its files reached the disk)."""
+    (staged / OWNER).unlink(missing_ok=True)
     meta_tmp = staged / "meta.json.tmp"
     meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
     os.replace(meta_tmp, staged / "meta.json")
+    _fsync_tree(staged)
     dest = layout.kernels / key
-    if dest.exists():  # a stale, unpublished leftover (no meta.json): replace it
-        shutil.rmtree(dest)
+    if dest.exists():  # a damaged or unpublished leftover: move it away first, then replace it
+        doomed = dest.with_name(f".evicting-{key}-{os.getpid()}")
+        os.rename(dest, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
     os.rename(staged, dest)
+    _fsync_dir(layout.kernels)
     return dest
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sweep_stale(layout: CacheLayout) -> None:
@@ -131,11 +187,25 @@ def sweep_stale(layout: CacheLayout) -> None:
         for entry in parent.iterdir():
             if not entry.name.startswith((".staging-", "build-", ".evicting-")):
                 continue
-            pid_file = entry / ".owner-pid"
             try:
-                pid = int(pid_file.read_text())
-                os.kill(pid, 0)
-                continue  # owner still alive
+                pid = int((entry / OWNER).read_text())
             except (OSError, ValueError):
-                pass
+                try:
+                    if time.time() - entry.stat().st_mtime < YOUNG_SECONDS:
+                        continue  # just made: its owner may be about to write OWNER
+                except OSError:
+                    continue
+                pid = None
+            if pid is not None and _alive(pid):
+                continue
             shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

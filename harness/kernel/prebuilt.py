@@ -110,11 +110,11 @@ def prepare(req: PrebuiltRequest, layout: CacheLayout, run_dir: Path, *, progres
     actual, why = req.resolved()
     notes = (why.note,) if why.note else ()
     key = actual.key()
-    hit = cache.published(layout, key)
+    hit = cache.published(layout, key, PrebuiltArtifact.problem)
     if hit:
         return PrebuiltResult(PrebuiltArtifact.load(hit), True, time.monotonic() - t0, None, notes)
     with cache.key_lock(layout, key):
-        hit = cache.published(layout, key)
+        hit = cache.published(layout, key, PrebuiltArtifact.problem)
         if hit:
             return PrebuiltResult(PrebuiltArtifact.load(hit), True, time.monotonic() - t0, None, notes)
         refuse_if_forbidden("build", f"preparing prebuilt kernel {actual.package}={actual.version}")
@@ -192,7 +192,7 @@ def _prepare_and_publish(req: PrebuiltRequest, why: apt.Resolution, key: str, la
 
     layout.work.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"build-{key}-", dir=layout.work))
-    (work / ".owner-pid").write_text(str(os.getpid()))
+    (work / cache.OWNER).write_text(str(os.getpid()))
     t0 = time.monotonic()
     try:
         _say(progress, f"[prebuilt] fetching {req.package}={req.version} (log: {log})")

@@ -23,6 +23,7 @@ from harness.errors import SourceError
 from harness.kernel.patches import ApplyResult, Series, already_applied, apply_series
 from harness.kernel.source import SourceTree
 from harness.settings import CacheLayout
+from harness.tools import die_with_parent_preexec
 
 STATE = ".harness-tree.json"
 CHECKOUT = ".harness-checkout"
@@ -85,15 +86,17 @@ def checkout(source: SourceTree, log: Path) -> None:
     if marker.is_file() and marker.read_text().strip() == commit:
         return
     repo = source.spec.path
+    moving = marker.is_file() and (wt / ".git").exists()  # a finished checkout of another commit
     marker.unlink(missing_ok=True)
-    if not (wt / ".git").exists():
+    if moving:  # only the files that differ between the commits are rewritten: the next build is incremental
+        _git_logged(wt, log, "checkout", "--force", "--detach", commit)
+        _git_logged(wt, log, "clean", "-fdq", "--exclude", CHECKOUT)
+    else:  # new, or a checkout that was interrupted (its state is unknown: a lock file, half the files)
         shutil.rmtree(wt, ignore_errors=True)
         wt.parent.mkdir(parents=True, exist_ok=True)
         _git_logged(repo, log, "worktree", "prune")
-        _git_logged(repo, log, "worktree", "add", "--detach", "--force", str(wt), commit)
-    else:
-        _git_logged(wt, log, "checkout", "--force", "--detach", commit)
-        _git_logged(wt, log, "clean", "-fdq", "--exclude", CHECKOUT)
+        # Twice --force: a `worktree add` that was killed leaves its worktree locked ("initializing").
+        _git_logged(repo, log, "worktree", "add", "--detach", "--force", "--force", str(wt), commit)
     marker.write_text(commit + "\n")
 
 
@@ -101,7 +104,8 @@ def _git_logged(tree: Path, log: Path, *args: str) -> None:
     with log.open("a") as f:
         f.write(f"$ git -C {tree} {' '.join(args)}\n")
         f.flush()
-        res = subprocess.run(["git", "-C", str(tree), *args], stdout=f, stderr=subprocess.STDOUT, check=False)
+        res = subprocess.run(["git", "-C", str(tree), *args], stdout=f, stderr=subprocess.STDOUT, check=False,
+                             preexec_fn=die_with_parent_preexec())
     if res.returncode != 0:
         raise SourceError(f"git {' '.join(args)} in {tree} failed (exit {res.returncode}); see the log.", log_path=log)
 
