@@ -1,23 +1,28 @@
 # SPDX-License-Identifier: GPL-2.0
-"""The guest agent run on this host over a pipe: real libbpf loads, verifier logs, attach, triggers and audit."""
+"""The guest agent run on this host over a pipe, as the zipapp the guest runs: real libbpf loads, verifier logs,
+attach, triggers and audit."""
 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import select
 import shutil
 import socket
 import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 from helpers import group_gone
 
+from harness.machine.ssh import AGENT_PACKAGE, agent_zipapp, build_agent_zipapp
+
 ROOT = Path(__file__).resolve().parent.parent
-AGENT = ROOT / "guests" / "agent.py"
 DATA = Path(__file__).resolve().parent / "data"
 PYTHON = "/usr/bin/python3"  # what the guest runs: Debian's python, no site-packages
 CLANG = "clang-19"
@@ -27,14 +32,17 @@ AUDIT_USER_AVC = 1107  # accepted by the kernel even with audit disabled: no hos
 
 
 class AgentClient:
-    """Starts the agent as the host will (interpreter path, -S) and speaks its JSON-lines protocol."""
+    """Starts the agent as the host will (the zipapp, interpreter path, -S) and speaks its JSON-lines protocol."""
 
     def __init__(self, workdir: Path, *args: str) -> None:
-        self.stderr_path = workdir / f"agent-{time.monotonic_ns()}.stderr"
-        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in close()
+        stamp = time.monotonic_ns()
+        self.pyz = workdir / f"agent-{stamp}.pyz"
+        self.pyz.write_bytes(agent_zipapp())
+        self.stderr_path = workdir / f"agent-{stamp}.stderr"
+        self._stderr = open(self.stderr_path, "wb")  # closed in close()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [PYTHON, "-S", str(AGENT), *(args or ("--no-kmsg",))],
+            [PYTHON, "-S", str(self.pyz), *(args or ("--no-kmsg",))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -211,6 +219,69 @@ def test_hello_then_ping(agent: AgentClient) -> None:
     assert hello["libbpf"] and "libbpf.so" in hello["libbpf"] and Path(hello["libbpf"]).exists()
     res = agent.ok("ping")
     assert set(res) == {"id", "ok", "elapsed"}
+
+
+# What the guest runs: one zipapp; from bytecode when its Python matches the host's, else from source.
+HELLO_FIELDS = {"id", "ok", "op", "pid", "kernel", "libbpf", "libbpf_version", "python", "startup"}
+
+
+def _with_foreign_bytecode(pyz: bytes) -> bytes:
+    """The archive as a guest with another Python sees it: every .pyc has a magic number it does not know."""
+    src, out = zipfile.ZipFile(io.BytesIO(pyz)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for info in src.infolist():
+            data = src.read(info)
+            z.writestr(info, b"\0\0\r\n" + data[4:] if info.filename.endswith(".pyc") else data)
+    return out.getvalue()
+
+
+ZIPAPPS = {  # variant: (archive, the file agent.dispatch is loaded from)
+    "bytecode": (agent_zipapp, "dispatch.pyc"),
+    "source-only": (lambda: build_agent_zipapp(bytecode=False), "dispatch.py"),
+    "foreign-python": (lambda: _with_foreign_bytecode(agent_zipapp()), "dispatch.py"),
+}
+
+
+@pytest.mark.parametrize("variant", ZIPAPPS)
+def test_zipapp_under_python_s_says_hello_without_importing_re_or_json(tmp_path: Path, variant: str) -> None:
+    build, loaded_from = ZIPAPPS[variant]
+    pyz = tmp_path / "agent.pyz"
+    pyz.write_bytes(build())
+    proc = subprocess.run([PYTHON, "-S", "-X", "importtime", str(pyz), "--no-kmsg"], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, lines
+    hello = json.loads(lines[0])
+    assert set(hello) == HELLO_FIELDS, hello
+    assert (hello["id"], hello["ok"], hello["op"]) == (0, True, "hello")
+    assert hello["kernel"] == os.uname().release and hello["pid"] > 0 and hello["startup"] >= 0
+    assert hello["python"] == subprocess.run([PYTHON, "-c", "import platform; print(platform.python_version())"],
+                                             capture_output=True, text=True, check=True).stdout.strip()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.decode().splitlines()
+                if line.startswith("import time:")}
+    assert "agent.dispatch" in imported and "_json" in imported, sorted(imported)
+    assert not imported & {"re", "json", "json.decoder", "enum"}, sorted(imported)
+    where = "import sys; sys.path.insert(0, sys.argv[1]); import agent.dispatch as d; print(d.__file__)"
+    probe = subprocess.run([PYTHON, "-S", "-c", where, str(pyz)], capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == f"{pyz}/agent/{loaded_from}"
+
+
+def test_zipapp_build_is_deterministic(tmp_path: Path) -> None:
+    first = build_agent_zipapp()
+    assert build_agent_zipapp() == first
+    names = zipfile.ZipFile(io.BytesIO(first)).namelist()
+    assert names[0] == "__main__.py" and "agent/__main__.py" in names and "agent/dispatch.pyc" in names
+    # Another checkout (other mtimes and modes) and another process (an xdist worker) build the same bytes.
+    copy = tmp_path / "agent"
+    shutil.copytree(AGENT_PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in copy.iterdir():
+        path.chmod(0o600)
+        os.utime(path, (1e9, 1e9))
+    assert build_agent_zipapp(copy) == first
+    other = subprocess.run([sys.executable, "-c", "import sys; from harness.machine.ssh import build_agent_zipapp; "
+                            "sys.stdout.buffer.write(build_agent_zipapp())"], cwd=ROOT, capture_output=True, check=True)
+    assert other.stdout == first
 
 
 @pytest.mark.parametrize(
