@@ -7,7 +7,8 @@ import shlex
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -98,13 +99,34 @@ def die_with_parent_preexec(sig: int = signal.SIGKILL) -> Callable[[], None]:
     return preexec
 
 
+_HANDED_DOWN: list[int] = []
+
+
+@contextmanager
+def hand_down(lock_file) -> Iterator[None]:
+    """Children started inside this block (child_kwargs) inherit the open lock file, so the lock stays held until
+    the last of them exits: a SIGKILLed harness's orphans (git's own children, a compiler make started) finish
+    before the next run may take the lock and touch what they write."""
+    _HANDED_DOWN.append(lock_file.fileno())
+    try:
+        yield
+    finally:
+        _HANDED_DOWN.remove(lock_file.fileno())
+
+
+def child_kwargs() -> dict:
+    """subprocess arguments for a child that writes shared state: it dies with us (SIGKILL via PDEATHSIG) and
+    holds the locks handed down to it."""
+    return {"preexec_fn": die_with_parent_preexec(), "pass_fds": tuple(_HANDED_DOWN)}
+
+
 def stream(argv: list[str], log: Path, on_line: Callable[[str], None], *, env: dict[str, str] | None = None,
            grace: float = 0.0) -> int:
     """Run argv with stdout+stderr merged, appending every line to `log` and handing it to `on_line`; returns
     the exit code. If the caller is interrupted (Ctrl-C, an exception), the child gets `grace` seconds to end
     by itself (it saw the same SIGINT and may be cleaning up, e.g. stopping VMs), then it is killed."""
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", preexec_fn=die_with_parent_preexec())
+                            errors="replace", **child_kwargs())
     try:
         assert proc.stdout is not None
         with log.open("a") as f:

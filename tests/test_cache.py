@@ -49,9 +49,9 @@ def test_publish_is_all_or_nothing(tmp_path: Path):
     assert list(layout.kernels.iterdir()) == []
     with cache.staging(layout, "k2") as staged:
         (staged / "bzImage").write_text("whole")
-        entry = cache.publish(layout, "k2", staged, {"key": "k2"})
+        entry = cache.publish(layout, "k2", staged, {"key": "k2", "release": "6.12.0"})
     assert cache.published(layout, "k2") == entry
-    assert json.loads((entry / "meta.json").read_text()) == {"key": "k2"}
+    assert json.loads((entry / "meta.json").read_text()) == {"key": "k2", "release": "6.12.0"}
     assert [p.name for p in layout.kernels.iterdir()] == ["k2"]
 
 

@@ -92,7 +92,8 @@ PREPARE = """
     from harness.settings import CacheLayout
     layout = CacheLayout(Path(sys.argv[1]))
     src = resolve(SourceSpec.from_args(sys.argv[2], sys.argv[3]), layout)
-    with cache.key_lock(layout, trees.lock_name(src), holder="test"):
+    from harness.tools import hand_down
+    with cache.key_lock(layout, trees.lock_name(src), holder="test") as lock, hand_down(lock):
         tree = trees.prepare(src, Series(Path(sys.argv[2]), ()), layout, Path(sys.argv[4]))
     print(json.dumps({"path": str(tree.path), "f0": (tree.path / "f0.c").read_text()}))
 """
@@ -128,6 +129,7 @@ def test_a_checkout_killed_half_way_is_redone_not_reused(tmp_path):
         marker.unlink()
     for f in list(src.path.glob("f1*.c"))[:50]:
         f.unlink()
-    tree = trees.prepare(src, Series(repo, ()), layout, tmp_path / "log2")
+    with cache.key_lock(layout, trees.lock_name(src)):  # waits for what the killed run's git still does
+        tree = trees.prepare(src, Series(repo, ()), layout, tmp_path / "log2")
     assert marker.read_text().strip() == first
     assert all((tree.path / f"f{i}.c").is_file() for i in range(2000)), "a half checkout was reused"

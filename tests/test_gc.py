@@ -70,7 +70,7 @@ def _kernel_entry(layout: CacheLayout, key: str, age_days: float) -> Path:
     entry = layout.kernels / key
     entry.mkdir(parents=True)
     (entry / "bzImage").write_bytes(b"\0" * 4096)
-    (entry / "meta.json").write_text(json.dumps({"key": key}))
+    (entry / "meta.json").write_text(json.dumps({"key": key, "release": "6.12.0"}))
     stamp = time.time() - age_days * DAY
     for f in entry.iterdir():
         os.utime(f, (stamp, stamp))

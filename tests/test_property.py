@@ -16,6 +16,7 @@ import pytest
 from hypothesis import example, given, note, seed
 
 from harness.gen import profiles, strategy
+from harness.plugin import harness_cache_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -89,7 +90,7 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
     missing = kernel_under_test.features.missing("bpf_audit")
     if missing:
         pytest.skip(missing)
-    cache = pytestconfig._harness_cache_root
+    cache = harness_cache_root(pytestconfig)
     chosen, rand_seed = profiles.selected(cache)
     profile = profiles.selected_name()
     with capsys.disabled():

@@ -20,7 +20,7 @@ from harness.kernel import cache, kconfig, trees
 from harness.kernel.patches import Series
 from harness.kernel.source import SourceTree
 from harness.settings import CacheLayout, refuse_if_forbidden
-from harness.tools import BUILD_TOOLS, die_with_parent_preexec, quoted, require, stream, version_line
+from harness.tools import BUILD_TOOLS, child_kwargs, hand_down, quoted, require, stream, version_line
 
 ARTIFACT_FILES = ("bzImage", "vmlinux", "System.map", "config", "audit.h", "vmlinux.h")
 
@@ -138,7 +138,8 @@ def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildRe
         refuse_if_forbidden("build", f"building kernel {key} ({req.source.spec.describe()})")
         cache.sweep_stale(req.layout)
         with cache.key_lock(req.layout, trees.lock_name(req.source), waiting=say,
-                            holder=f"building kernel {key} from {req.source.path} (log: {log})"):
+                            holder=f"building kernel {key} from {req.source.path} (log: {log})") as tree_lock, \
+                hand_down(tree_lock):  # git and make keep the tree locked for as long as they (or theirs) run
             artifact = _build_and_publish(req, key, log, say)
     return BuildResult(artifact, False, time.monotonic() - t0, log)
 
@@ -326,8 +327,7 @@ def _run(argv: list[str], log: Path, what: str) -> None:
     with log.open("a") as f:
         f.write(f"$ {quoted(argv)}\n")
         f.flush()
-        res = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, check=False,
-                             preexec_fn=die_with_parent_preexec())
+        res = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, check=False, **child_kwargs())
     if res.returncode != 0:
         tail = log.read_text(errors="replace")[-2000:]
         err = ConfigError if "config" in what else BuildError

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from harness.errors import CacheError
 from harness.settings import CacheLayout
@@ -58,7 +59,7 @@ def ensure_writable(layout: CacheLayout) -> None:
 
 
 @contextmanager
-def key_lock(layout: CacheLayout, key: str, *, holder: str = "", waiting=None) -> Iterator[None]:
+def key_lock(layout: CacheLayout, key: str, *, holder: str = "", waiting=None) -> Iterator[IO[str]]:
     """Exclusive lock for one key: one process builds, the others wait and then reuse. `holder` says what the
     holder does (written beside the lock); `waiting(message)` is told, once, when another process holds it."""
     layout.locks.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def key_lock(layout: CacheLayout, key: str, *, holder: str = "", waiting=None) -
                 fh.truncate()
                 fh.write(f"pid {os.getpid()}: {holder}\n")
                 fh.flush()
-            yield
+            yield fh
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 

@@ -23,7 +23,7 @@ from harness.errors import SourceError
 from harness.kernel.patches import ApplyResult, Series, already_applied, apply_series
 from harness.kernel.source import SourceTree
 from harness.settings import CacheLayout
-from harness.tools import die_with_parent_preexec
+from harness.tools import child_kwargs
 
 STATE = ".harness-tree.json"
 CHECKOUT = ".harness-checkout"
@@ -94,9 +94,11 @@ def checkout(source: SourceTree, log: Path) -> None:
     else:  # new, or a checkout that was interrupted (its state is unknown: a lock file, half the files)
         shutil.rmtree(wt, ignore_errors=True)
         wt.parent.mkdir(parents=True, exist_ok=True)
+        # A killed `worktree add` leaves its entry locked ("initializing") with an index.lock: unlock it so
+        # that prune drops the whole entry, instead of a new add reusing it and failing on the lock.
+        subprocess.run(["git", "-C", str(repo), "worktree", "unlock", str(wt)], capture_output=True, check=False)
         _git_logged(repo, log, "worktree", "prune")
-        # Twice --force: a `worktree add` that was killed leaves its worktree locked ("initializing").
-        _git_logged(repo, log, "worktree", "add", "--detach", "--force", "--force", str(wt), commit)
+        _git_logged(repo, log, "worktree", "add", "--detach", "--force", str(wt), commit)
     marker.write_text(commit + "\n")
 
 
@@ -105,7 +107,7 @@ def _git_logged(tree: Path, log: Path, *args: str) -> None:
         f.write(f"$ git -C {tree} {' '.join(args)}\n")
         f.flush()
         res = subprocess.run(["git", "-C", str(tree), *args], stdout=f, stderr=subprocess.STDOUT, check=False,
-                             preexec_fn=die_with_parent_preexec())
+                             **child_kwargs())
     if res.returncode != 0:
         raise SourceError(f"git {' '.join(args)} in {tree} failed (exit {res.returncode}); see the log.", log_path=log)
 

@@ -29,7 +29,7 @@ class RemoteMachine:
         self.guest = Guest(self.target, describe=f"target {self.target.host}:{self.target.port}")
         try:
             self.guest.connect(timeout=15)
-        except Exception as e:  # noqa: BLE001 - any connect failure means the target is unusable
+        except Exception as e:
             raise LostVMError(f"cannot reach {self.guest.describe}: {e}") from e
         return self
 
@@ -160,7 +160,7 @@ def _install_sigterm_handler() -> None:
     if _HANDLER_SET or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
         return
 
-    def _raise(signum, frame):  # noqa: ARG001
+    def _raise(signum, frame):
         sys.exit(128 + signum)
 
     try:

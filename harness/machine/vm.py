@@ -19,10 +19,10 @@ from pathlib import Path
 from harness.errors import LostVMError, MissingToolError
 from harness.machine import accel
 from harness.machine.ssh import Guest, KeyPair, Target
-from harness.settings import refuse_if_forbidden
+from harness.settings import REPO_ROOT, refuse_if_forbidden
 from harness.tools import quoted, require
 
-BOOT_SCRIPT = Path(__file__).resolve().parent.parent / "guests" / "boot-sshd.sh"
+BOOT_SCRIPT = REPO_ROOT / "guests" / "boot-sshd.sh"
 DEFAULT_APPEND = (
     "audit=1",  # every task gets an audit context at fork (audit_alloc needs audit_ever_enabled)
     "audit_backlog_limit=8192",
