@@ -297,8 +297,8 @@ def _resolve_type(token: str | int | None, types: Mapping[int, str] | None) -> t
         return -1, None, "empty record type"
     if text.startswith("AUDIT_"):
         text = text[6:]
-    number = type_number(table, text)
-    return (number if number is not None else -1), text, None
+    found = type_number(table, text)
+    return (found if found is not None else -1), text, None
 
 
 def _build(
@@ -402,7 +402,9 @@ def parse_any(item: Any, types: Mapping[int, str] | None = None) -> Record:
             return parse_netlink(item.get("type"), item.get("text"), types)
         if isinstance(item, tuple | list) and len(item) == 2:
             return parse_netlink(item[0], item[1], types)
-        if isinstance(item, str | bytes | bytearray):
+        if isinstance(item, bytearray):
+            item = bytes(item)
+        if isinstance(item, str | bytes):
             return parse_line(item, types)
         return _bad(item, f"not an audit record: {type(item).__name__}")
     except Exception as exc:  # noqa: BLE001 - never raise on odd input
