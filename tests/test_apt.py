@@ -37,7 +37,7 @@ def test_a_pin_the_archive_dropped_falls_back_to_the_newest_of_its_line_and_says
     res = apt.choose_version("linux-libc-dev", "6.1.192-2", LIBC_DEV)
     assert res.version == "6.1.192-3" and res.pinned == "6.1.192-2"
     assert "6.1.192-2 (pinned) is no longer in the archive; using 6.1.192-3" in res.note
-    with pytest.raises(SourceError, match=r"no other 6\.12 version.*apt-cache madison linux-libc-dev"):
+    with pytest.raises(SourceError, match=r"nothing like it is \(6\.12; apt knows.*apt-cache madison linux-libc-dev"):
         apt.choose_version("linux-libc-dev", "6.12.1-1", LIBC_DEV)
 
 
@@ -45,7 +45,7 @@ def test_headers_follow_the_upstream_version_not_the_debian_revision():
     res = apt.choose_same_upstream("linux-libc-dev", "6.1.192-2", LIBC_DEV)
     assert res.version == "6.1.192-3" and "same upstream kernel 6.1.192" in res.note
     assert apt.choose_same_upstream("linux-libc-dev", "6.1.176-1", LIBC_DEV).note == ""
-    with pytest.raises(SourceError, match="no linux-libc-dev of upstream version 6.1.150"):
+    with pytest.raises(SourceError, match=r"6.1.150-1 is not in the archive and nothing like it is \(6\.1\.150"):
         apt.choose_same_upstream("linux-libc-dev", "6.1.150-1", LIBC_DEV)
 
 

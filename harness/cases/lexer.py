@@ -63,6 +63,14 @@ def _decode_c_string(body: str) -> str:
     return "".join(out)
 
 
+def _skip_block_comment(text: str, i: int, line: int, path: str) -> tuple[int, int]:
+    """Past the /* ... */ that starts at i: the index after it and the line number there."""
+    end = text.find("*/", i + 2)
+    if end < 0:
+        raise CaseError(f"{path}:{line}: comment '/*' never closes. Close it with '*/'.")
+    return end + 2, line + text.count("\n", i, end)
+
+
 def tokenize(text: str, path: str) -> list[Tok]:
     toks: list[Tok] = []
     i, n, line = 0, len(text), 1
@@ -86,11 +94,7 @@ def tokenize(text: str, path: str) -> list[Tok]:
                 i += 1
             continue
         if text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            if end < 0:
-                raise CaseError(f"{path}:{line}: comment '/*' never closes. Close it with '*/'.")
-            line += text.count("\n", i, end)
-            i = end + 2
+            i, line = _skip_block_comment(text, i, line, path)
             continue
         if c == "#" and at_line_start:
             # a preprocessor line, with backslash continuations; comments in it are skipped along
@@ -100,11 +104,7 @@ def tokenize(text: str, path: str) -> list[Tok]:
                     i += 2
                     continue
                 if text.startswith("/*", i):
-                    end = text.find("*/", i + 2)
-                    if end < 0:
-                        raise CaseError(f"{path}:{line}: comment '/*' never closes. Close it with '*/'.")
-                    line += text.count("\n", i, end)
-                    i = end + 2
+                    i, line = _skip_block_comment(text, i, line, path)
                     continue
                 i += 1
             continue

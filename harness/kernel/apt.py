@@ -101,37 +101,41 @@ class Resolution:
     note: str = ""
 
 
+def _closest(package: str, want: str, available: list[str], alike) -> tuple[str, list[str]] | None:
+    """`want` itself if the archive has it (None: nothing to say), else (the newest version `alike` to it, all
+    of them); SourceError naming what apt knows when none is."""
+    if want in available:
+        return None
+    candidates = [v for v in newest_first(available) if alike(v) == alike(want)]
+    if not candidates:
+        have = ", ".join(newest_first(available)) or "none"
+        raise SourceError(f"{package} {want} is not in the archive and nothing like it is ({alike(want)}; apt "
+                          f"knows: {have}). Run `apt-get update`, or pin a version apt lists "
+                          f"(`apt-cache madison {package}`).")
+    return candidates[0], candidates
+
+
 def choose_version(package: str, pinned: str, available: list[str]) -> Resolution:
     """The pin if the archive has it, else the newest version of the same kernel line. A pin is a preference:
     Debian's archive drops old versions with every security update."""
-    if pinned in available:
+    found = _closest(package, pinned, available, kernel_line)
+    if found is None:
         return Resolution(package, pinned, pinned)
-    line = kernel_line(pinned)
-    same_line = [v for v in newest_first(available) if kernel_line(v) == line]
-    if not same_line:
-        have = ", ".join(newest_first(available)) or "none"
-        raise SourceError(f"{package} {pinned} is not in the archive and no other {line} version is "
-                          f"(apt knows: {have}). Run `apt-get update`, or pin a version apt lists "
-                          f"(`apt-cache madison {package}`).")
-    chosen = same_line[0]
+    chosen, same_line = found
     return Resolution(package, pinned, chosen,
                       f"{package} {pinned} (pinned) is no longer in the archive; using {chosen}, the newest "
-                      f"{line} version apt has (apt knows: {', '.join(same_line)})")
+                      f"{kernel_line(pinned)} version apt has (apt knows: {', '.join(same_line)})")
 
 
 def choose_same_upstream(package: str, want: str, available: list[str]) -> Resolution:
     """A version of `package` built from the same upstream kernel as `want` (its Debian revision may differ):
     the exact version if the archive has it, else the newest with the same upstream version."""
-    if want in available:
+    found = _closest(package, want, available, upstream_version)
+    if found is None:
         return Resolution(package, want, want)
-    up = upstream_version(want)
-    same = [v for v in newest_first(available) if upstream_version(v) == up]
-    if not same:
-        have = ", ".join(newest_first(available)) or "none"
-        raise SourceError(f"no {package} of upstream version {up} in the archive (wanted {want}; apt knows: "
-                          f"{have}). Run `apt-get update`.")
-    return Resolution(package, want, same[0], f"{package} {want} is not in the archive; {same[0]} is built from "
-                                              f"the same upstream kernel {up}")
+    chosen = found[0]
+    return Resolution(package, want, chosen, f"{package} {want} is not in the archive; {chosen} is built from "
+                                             f"the same upstream kernel {upstream_version(want)}")
 
 
 # -- the archive, as apt on this machine sees it ----------------------------------------------------------------
