@@ -309,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dump", action="store_true", help="print the merged fragments with their origin")
     p.set_defaults(func=cmd_config)
     ns = parser.parse_args(argv)
+    from harness.machine.lifetime import exit_on_hangup_and_term
+
+    exit_on_hangup_and_term()
     if getattr(ns, "cases", "absent") is None:
         ns.cases = ["cases"]
     try:

@@ -65,6 +65,11 @@ class GuestCommandError(HarnessError):
     stage = "guest"
 
 
+class AgentExitedError(GuestCommandError):
+    """The guest agent's process ended while the guest itself may still answer: the VM's per-agent state (audit
+    registration, loaded programs) is gone with it."""
+
+
 class CaseError(HarnessError):
     """A case file is malformed (annotation syntax) or does not compile."""
 

@@ -58,6 +58,15 @@ def pytest_configure(config: pytest.Config) -> None:
     # Case items carry these marks in any project, not only in one whose ini file declares them.
     config.addinivalue_line("markers", "vm: needs a booted guest (boots the cached kernel under QEMU)")
     config.addinivalue_line("markers", "slow: builds a kernel or boots several guests")
+    from harness.machine.lifetime import exit_on_hangup_and_term
+
+    exit_on_hangup_and_term()  # SIGHUP/SIGTERM end the run as Ctrl-C does: teardown stops the VMs
+    if hasattr(config, "workerinput"):  # an xdist worker ends (and stops its VM) when its controller dies
+        import signal
+
+        from harness.tools import die_with_parent_preexec
+
+        die_with_parent_preexec(signal.SIGTERM)()
     if config.getoption("--case-timeout") < 0:
         raise pytest.UsageError("--case-timeout must be a number of seconds >= 0 (0: no limit).")
     # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.

@@ -340,7 +340,9 @@ class Agent:
     def op_audit_mark(self, req: dict) -> dict:
         if self.audit.mode is None:
             raise OpFailed("audit is not open (send audit_open first)")
-        return {"mark": self.audit.next_seq}
+        # With what was lost so far, so a capture window can tell that records were lost inside it.
+        return {"mark": self.audit.next_seq, "overruns": self.audit.overruns,
+                "lost": self.audit.status().get("lost")}
 
     def op_audit_read(self, req: dict) -> dict:
         since = arg(req, "since", int, 0)

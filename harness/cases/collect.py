@@ -69,6 +69,8 @@ def _case_function(prog: CaseProgram):
             why = (f"the case ran longer than --case-timeout={timed_out:g}s, so its VM was killed; "
                    if timed_out else "")
             pytest.fail(f"LOST VM (not a verdict on the case): {why}{outcome.report()}", pytrace=False)
+        if outcome.status == "error":
+            request.node.user_properties.append(("status", "no verdict"))
         if outcome.status != "passed":
             pytest.fail(f"{prog.location}: {prog.description}\n{outcome.report()}", pytrace=False)
 

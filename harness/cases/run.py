@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from harness.cases import audit, expect, verifier_log
 from harness.cases.features import KernelFeatures
 from harness.cases.model import CaseProgram
-from harness.errors import GuestCommandError, LostVMError
+from harness.errors import AgentExitedError, GuestCommandError, LostVMError
 from harness.machine import console
 
 REMOTE_DIR = "/tmp/harness-cases"
@@ -42,7 +42,7 @@ class KernelUnderTest:
 
 @dataclass
 class Outcome:
-    status: str  # passed | failed | skipped | lost
+    status: str  # passed | failed | skipped | lost (the VM or its agent) | error (no verdict: e.g. records lost)
     summary: str
     details: list[tuple[str, str]] = field(default_factory=list)  # (title, text) report sections
     files: dict[str, Path] = field(default_factory=dict)
@@ -81,6 +81,7 @@ class GuestSession:
         self.audit_ready = False
         self.active_lsms: tuple[str, ...] | None = None
         self._unloaded: set[int] = set()
+        self.agent_pid: int | None = None  # the agent this state belongs to
 
     def unload(self, handle: int) -> None:
         """Unload once; later calls for the same handle do nothing."""
@@ -91,6 +92,11 @@ class GuestSession:
     @property
     def agent(self):
         agent = self.machine.guest.agent()
+        if self.agent_pid is None:
+            self.agent_pid = agent.pid
+        elif agent.pid != self.agent_pid:  # the guest started a new agent: this state is not its state
+            raise LostVMError(f"the guest agent (pid {self.agent_pid}) was replaced by a new one (pid {agent.pid}): "
+                              "its audit registration and loaded programs went with it, so this VM is replaced")
         if not getattr(agent, "harness_prepared", False):
             agent.harness_prepared = True
             self.shell(f"mkdir -p {CASE_FS} && {{ mountpoint -q {CASE_FS} || "
@@ -150,6 +156,10 @@ def run_case(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestS
     console_start = len(session.machine.console_text()) if hasattr(session.machine, "console_text") else 0
     try:
         outcome = _run(prog, obj, kut, session, log_dir)
+    except AgentExitedError as e:
+        return Outcome("lost", f"lost the guest agent during {prog.name}: {e}\n{_guest_view(session)}",
+                       files={"console log": session.machine.console_log}
+                       if getattr(session.machine, "console_log", None) else {})
     except (GuestCommandError, LostVMError) as e:
         if isinstance(e, LostVMError) or not session.machine.alive() or not answers(session.machine):
             # The machine's own report carries the console findings (panic excerpt) and the console log path.
@@ -159,6 +169,15 @@ def run_case(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestS
         raise
     _add_console_findings(outcome, session, console_start, log_dir, console_policy)
     return outcome
+
+
+def _guest_view(session: GuestSession) -> str:
+    """What the guest says about an agent that died under it (the kernel's last lines: an OOM kill, a BUG)."""
+    try:
+        res = session.machine.guest.run("dmesg | tail -n 15", timeout=20)
+    except (LostVMError, GuestCommandError) as e:
+        return f"the guest did not answer either: {e}"
+    return "the guest's last kernel messages:\n" + res.stdout.rstrip()
 
 
 def answers(machine, timeout: float = 20.0) -> bool:
@@ -206,7 +225,7 @@ def _run(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSessi
     if not prog.load_only:
         session.ensure_audit()
         _prepare_paths(prog, session)
-    mark = _call(session, "audit_mark")["mark"] if session.audit_ready else 0
+    start = _call(session, "audit_mark") if session.audit_ready else {"mark": 0}
     load = _call(session, "load", path=remote, programs=[prog.name], log_level=1,
                  drop_caps=list(prog.drop_caps))
     if not load.get("ok"):
@@ -224,7 +243,7 @@ def _run(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSessi
         session.unload(handle)
         return Outcome("passed", f"{prog.name} loaded (prog id {prog_id})", files=logs)
     try:
-        return _run_loaded(prog, kut, session, handle, prog_id, mark, logs, log_dir)
+        return _run_loaded(prog, kut, session, handle, prog_id, start, logs, log_dir)
     finally:
         session.unload(handle)
 
@@ -277,7 +296,7 @@ def _is_int(text: str) -> bool:
 
 
 def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, handle: int, prog_id: int,
-                mark: int, logs: dict[str, Path], log_dir: Path) -> Outcome:
+                start: dict, logs: dict[str, Path], log_dir: Path) -> Outcome:
     attach = _call(session, "attach", handle=handle, program=prog.name)
     if not attach.get("ok"):
         return Outcome("failed", f"attach of {prog.name} failed (errno {attach.get('errno')}): {attach.get('error')}",
@@ -302,11 +321,15 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
         variables.update(pid=str(trig_res.get("pid", "")), comm=str(trig_res.get("comm", "")))
         if "target_pid" in trig_res:
             variables["target_pid"] = str(trig_res["target_pid"])
-    raw = _records_until_unload(session, mark, prog_id, handle)
-    records = audit.parse_records(raw, kut.audit_types)
+    capture = _records_until_unload(session, start, prog_id, handle)
+    records = audit.parse_records(capture.records, kut.audit_types)
     rec_file = log_dir / "records.txt"
     rec_file.write_text("".join(f"{r.type} {r.raw}\n" for r in records))
     logs["audit records"] = rec_file
+    incomplete = capture.problem()
+    if incomplete:  # an expectation met (or a record "absent") in a window that lost records proves nothing
+        return Outcome("error", f"audit capture incomplete, not a verdict on the case: {incomplete}",
+                       [("trigger", _brief(trig_res))] if trig_res else [], logs)
     problems = []
     if prog.expect_errno is not None and trig_res.get("errno") != prog.expect_errno:
         problems.append(f"trigger errno {trig_res.get('errno')} ({trig_res.get('strerror', '')}), "
@@ -325,19 +348,52 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
     return Outcome("passed", f"{len(prog.expect_records)} record expectation(s) met", details, logs)
 
 
-def _records_until_unload(session: GuestSession, mark: int, prog_id: int, handle: int) -> list[dict]:
-    """Records since `mark`, waiting (bounded) for the program's AUDIT_BPF op=UNLOAD to arrive."""
+@dataclass(frozen=True)
+class Capture:
+    """The records of one case's window (from its mark to its program's op=UNLOAD), and what may be missing."""
+
+    records: list[dict]
+    unload_seen: bool
+    lost: int  # the kernel's `lost` counter rose by this much in the window (backlog or rate limit)
+    overruns: int  # the agent's netlink socket overflowed this often in the window (records never read)
+    dropped_before: int | None  # the agent's buffer no longer held records from the window's start
+
+    def problem(self) -> str | None:
+        """Why the window cannot be trusted, or None."""
+        why = []
+        if self.lost:
+            why.append(f"the kernel lost {self.lost} audit record(s) (its `lost` counter rose: the backlog or rate "
+                       "limit was hit)")
+        if self.overruns:
+            why.append(f"the agent's audit socket overran {self.overruns} time(s) (records dropped unread)")
+        if self.dropped_before is not None:
+            why.append(f"the agent's buffer had dropped the window's first records (it starts at seq "
+                       f"{self.dropped_before})")
+        if not self.unload_seen:
+            why.append(f"the program's op=UNLOAD record did not arrive within {UNLOAD_WAIT_SECONDS:g}s (later "
+                       "records may still have been in flight)")
+        return "; ".join(why) or None
+
+
+def _records_until_unload(session: GuestSession, start: dict, prog_id: int, handle: int) -> Capture:
+    """Records since the mark in `start`, waiting (bounded) for the program's AUDIT_BPF op=UNLOAD to arrive, with
+    the loss counters over the same window."""
     session.unload(handle)
     deadline = time.monotonic() + UNLOAD_WAIT_SECONDS
     records: list[dict] = []
-    since = mark
+    since = start["mark"]
     needle = f"prog-id={prog_id} op=UNLOAD"
+    dropped = None
     while True:
         res = _call(session, "audit_read", since=since, wait=0.3)
         records.extend(res.get("records", []))
         since = res.get("mark", since)
-        if any(needle in r.get("text", "") for r in records) or time.monotonic() > deadline:
-            return records
+        if res.get("dropped_before") is not None and dropped is None:
+            dropped = res["dropped_before"]
+        seen = any(needle in r.get("text", "") for r in records)
+        if seen or time.monotonic() > deadline:
+            lost = (res.get("status") or {}).get("lost", 0) - (start.get("lost") or 0)
+            return Capture(records, seen, max(lost, 0), res.get("overruns", 0) - start.get("overruns", 0), dropped)
 
 
 def _save_logs(load: dict, log_dir: Path) -> dict[str, Path]:

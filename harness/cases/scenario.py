@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.cases import audit
 from harness.cases import compile as bpfobj
-from harness.cases.run import GuestSession, KernelUnderTest
+from harness.cases.run import Capture, GuestSession, KernelUnderTest
 from harness.errors import GuestCommandError
 
 FIELD_ALIASES = {"prog_id": "prog-id"}
@@ -103,6 +103,10 @@ class Records:
         return audit.group_events(self.items)
 
 
+class AuditCaptureIncomplete(AssertionError):
+    """Records were lost inside an `audit.capture()` block."""
+
+
 class AuditCapture:
     """`audit` fixture: the guest agent is the audit daemon; capture() collects what arrives inside the block."""
 
@@ -112,13 +116,22 @@ class AuditCapture:
 
     @contextmanager
     def capture(self, wait: float = 0.5) -> Iterator[Records]:
+        """Records that arrive inside the block. A window in which records were lost (the kernel's `lost`
+        counter, socket overruns, a buffer that dropped its start) raises AuditCaptureIncomplete: a test must
+        not pass on what happened not to arrive."""
         self.session.ensure_audit()
         agent = self.session.agent
-        mark = agent.request("audit_mark")["mark"]
+        start = agent.request("audit_mark")
         recs = Records(self.kut.audit_types)
         yield recs
-        raw = agent.request("audit_read", since=mark, wait=wait)["records"]
-        recs.items.extend(audit.parse_records(raw, self.kut.audit_types))
+        res = agent.request("audit_read", since=start["mark"], wait=wait)
+        recs.items.extend(audit.parse_records(res["records"], self.kut.audit_types))
+        lost = (res.get("status") or {}).get("lost", 0) - (start.get("lost") or 0)
+        window = Capture(res["records"], True, max(lost, 0), res.get("overruns", 0) - start.get("overruns", 0),
+                         res.get("dropped_before"))
+        problem = window.problem()
+        if problem:
+            raise AuditCaptureIncomplete(f"audit capture incomplete, not a verdict: {problem}")
 
     def status(self) -> dict:
         return self.session.agent.request("audit_status")

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import GuestCommandError, LostVMError
+from harness.machine import lifetime
 from harness.machine.ssh import Guest, Target
 from harness.machine.vm import LocalVM, VMConfig
 
@@ -80,7 +80,9 @@ class VMPool:
         self.machine: LocalVM | RemoteMachine | None = None
         self.generation = 0
         self.replaced: list[str] = []
-        _install_sigterm_handler()
+        lifetime.exit_on_hangup_and_term()
+        # The safety net: VMs a killed run left behind (its reaper should have ended them already).
+        lifetime.reap_orphans(cfg.run_dir.parent, say=lambda msg: print(msg, file=sys.stderr, flush=True))
 
     def get(self) -> LocalVM | RemoteMachine:
         if self.machine is not None and not self.machine.alive():
@@ -149,22 +151,3 @@ class Watchdog:
 
     def cancel(self) -> None:
         self._timer.cancel()
-
-
-_HANDLER_SET = False
-
-
-def _install_sigterm_handler() -> None:
-    """SIGTERM (CI timeouts, xdist teardown) becomes SystemExit, so fixtures and atexit stop the VMs."""
-    global _HANDLER_SET
-    if _HANDLER_SET or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
-        return
-
-    def _raise(signum, frame):
-        sys.exit(128 + signum)
-
-    try:
-        signal.signal(signal.SIGTERM, _raise)
-        _HANDLER_SET = True
-    except ValueError:  # not the main thread
-        pass

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 import paramiko
 
-from harness.errors import GuestCommandError, LostVMError
+from harness.errors import AgentExitedError, GuestCommandError, LostVMError
 from harness.settings import REPO_ROOT
 
 AGENT_PACKAGE = REPO_ROOT / "guests" / "agent"
@@ -315,14 +315,29 @@ class AgentSession:
             except TimeoutError:
                 continue
             if not chunk:
-                self._drain_stderr()
-                raise GuestCommandError(f"guest agent exited: {self.stderr_tail.decode(errors='replace')[-1500:]}")
+                raise AgentExitedError(f"guest agent exited: {self.death()}")
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         try:
             return json.loads(line)
         except ValueError as e:
             raise GuestCommandError(f"guest agent printed a non-JSON line: {line[:500]!r}") from e
+
+    @property
+    def pid(self) -> int | None:
+        return self.hello.get("pid")
+
+    def death(self) -> str:
+        """How the agent ended, as far as the channel tells: exit status (or the signal) and its last stderr."""
+        self._drain_stderr()
+        status = "still running"
+        if self.channel.exit_status_ready():
+            rc = self.channel.recv_exit_status()
+            status = f"exit status {rc}" + (f" (killed by signal {rc - 128})" if rc > 128 else "")
+        elif self.channel.closed:
+            status = "its channel closed"
+        tail = self.stderr_tail.decode(errors="replace").strip()[-1500:]
+        return f"agent pid {self.pid}: {status}; its last stderr: {tail or '(none)'}"
 
     def _drain_stderr(self) -> None:
         while self.channel.recv_stderr_ready():

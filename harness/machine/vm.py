@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import signal
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import LostVMError, MissingToolError
-from harness.machine import accel
+from harness.machine import accel, lifetime
 from harness.machine.ssh import Guest, KeyPair, Target
 from harness.settings import REPO_ROOT, refuse_if_forbidden
 from harness.tools import quoted, require
@@ -97,9 +96,6 @@ class LocalVM:
         # virtme-run's own temp files (its exit-code file, made with mkstemp) go here, not in the user's
         # TMPDIR: it only removes them at exit, which a killed virtme-run never reaches. stop() removes it.
         self.tmp_dir = run_dir / f"{name}-tmp"
-        # Which process group this VM's vng/virtme-run/QEMU run in, and who owns them: kept after stop(), so a
-        # test (or a later run) can check that nothing of it outlived its owner.
-        self.record_file = run_dir / f"{name}.vm.json"
         self.proc: subprocess.Popen | None = None
         self.guest: Guest | None = None
         self.port: int | None = None
@@ -162,11 +158,13 @@ class LocalVM:
         env["PATH"] = f"{Path(self.config.vng).parent}:{env.get('PATH', '/usr/bin:/bin')}"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         env["TMPDIR"] = str(self.tmp_dir)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        # Under the reaper, in a session of its own: the group holds vng, virtme-run and QEMU, and ends when
+        # this process does, however it ends.
+        self.proc = subprocess.Popen(lifetime.owned(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True, cwd="/", env=env)
         _LIVE.add(self)
-        self.record_file.write_text(json.dumps({"pgid": self.proc.pid, "owner_pid": os.getpid(),
-                                                "kernel": str(self.config.kernel), "port": self.port}) + "\n")
+        lifetime.write_record(self.run_dir, self.name, self.proc.pid, kernel=str(self.config.kernel),
+                              port=self.port)
         self._pump = threading.Thread(target=_pump, args=(self.proc.stdout, log), daemon=True)
         self._pump.start()
         assert self.port is not None
@@ -249,32 +247,6 @@ class LocalVM:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def recorded_groups(run_dir: Path) -> dict[str, int]:
-    """VM name -> process group of every VM a run directory recorded (LocalVM.record_file)."""
-    out = {}
-    for rec in sorted(run_dir.glob("*.vm.json")):
-        try:
-            out[rec.name.removesuffix(".vm.json")] = int(json.loads(rec.read_text())["pgid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return out
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process (not a zombie) is still in process group `pgid`."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
 
 
 def qemu_pids_in_group(pgid: int) -> list[int]:
