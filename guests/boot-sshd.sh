@@ -27,10 +27,12 @@ ip route add default via 10.0.2.2
 # host root's bash rc files (pyenv and all: seconds per command under TCG).
 sed 's#^\(root:[^:]*:0:0:[^:]*:[^:]*:\).*$#\1/bin/sh#' /etc/passwd > /run/harness-passwd
 mount --bind /run/harness-passwd /etc/passwd
-# Key-only login, but sshd (without PAM) refuses a locked account ('!' password): unlock root in the guest's
-# view only. No password is set, so a password login stays impossible.
-sed 's#^root:[^:]*:#root:*:#' /etc/shadow > /run/harness-shadow
-chmod 0600 /run/harness-shadow
+# Key-only login, but sshd (without PAM) refuses a locked account ('!' password): the guest's shadow file is one
+# line of its own for root, with no password ('*': no login by password). Nothing of the host's /etc/shadow
+# (password hashes) is read into the guest.
+umask 077
+printf 'root:*:1:0:99999:7:::\n' > /run/harness-shadow
+umask 022
 mount --bind /run/harness-shadow /etc/shadow
 
 mkdir -p /run/sshd

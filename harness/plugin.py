@@ -74,6 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[KERNEL_TARGET] = _kernel_target(config)
     if config.getoption("--patches") and not config.getoption("--no-patches"):
         _check_patches(config)
+    if config.getoption("--target"):
+        _check_target(config)
     if config.getoption("--mutant"):
         _check_mutant(config)
 
@@ -117,6 +119,22 @@ def _given(config: pytest.Config, option: str) -> bool:
         return bool(config.getoption(option))
     except ValueError:  # an option another plugin version does not define
         return False
+
+
+def _check_target(config: pytest.Config) -> None:
+    """--target: a URL that parses, and one worker (workers would share the machine's agent, audit daemon slot,
+    /tmp/bah and audit rules, and wipe each other's)."""
+    from harness.machine.ssh import Target
+
+    url = config.getoption("--target")
+    try:
+        Target.parse(url, Path("unused"))
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    workers = getattr(config.option, "numprocesses", None)
+    if workers not in (None, 0, 1):
+        raise pytest.UsageError(f"--target {url} runs on one machine: use one worker (drop -n {workers}); "
+                                "several workers would share its agent, audit daemon and rules")
 
 
 def _check_patches(config: pytest.Config) -> None:
@@ -251,16 +269,19 @@ def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
     opts = kernel_options_from(pytestconfig)
     target = pytestconfig.getoption("--target")
     kernel = None if target else request.getfixturevalue("kernel_artifact").bzimage
+    ktarget = kernel_target(pytestconfig)
     pool = VMPool(PoolConfig(
         kernel=kernel, accel=pytestconfig.getoption("--accel"), run_dir=new_run_dir(opts.layout(), f"vm-{worker}"),
         state_dir=opts.layout().state, worker=worker, target=target,
         target_key=pytestconfig.getoption("--target-key"), memory=pytestconfig.getoption("--vm-memory"),
         target_known_hosts=pytestconfig.getoption("--target-known-hosts"),
-        append=target.append if (target := kernel_target(pytestconfig)) else (),
+        append=ktarget.append if ktarget else (),
     ))
     try:
         yield pool
     finally:
+        for session in pool.__dict__.get("_case_sessions", {}).values():
+            session.close()  # a --target gets its own audit rules back
         pool.close()
 
 

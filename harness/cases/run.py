@@ -16,7 +16,6 @@ from harness.cases.model import CaseProgram
 from harness.errors import AgentExitedError, GuestCommandError, LostVMError
 from harness.machine import console
 
-REMOTE_DIR = "/tmp/harness-cases"
 # Case files live on a plain tmpfs: virtme-ng's /tmp is an overlayfs, and opening a file there runs the
 # file_open hook twice (ovl_open opens the real upper file through do_dentry_open again), so a case that
 # expects one record per open would see two.
@@ -82,6 +81,7 @@ class GuestSession:
         self.active_lsms: tuple[str, ...] | None = None
         self._unloaded: set[int] = set()
         self.agent_pid: int | None = None  # the agent this state belongs to
+        self.saved_audit_rules: str | None = None  # the machine's own rules (a --target's), put back by close()
 
     def unload(self, handle: int) -> None:
         """Unload once; later calls for the same handle do nothing."""
@@ -99,7 +99,10 @@ class GuestSession:
                               "its audit registration and loaded programs went with it, so this VM is replaced")
         if not getattr(agent, "harness_prepared", False):
             agent.harness_prepared = True
-            self.shell(f"mkdir -p {CASE_FS} && {{ mountpoint -q {CASE_FS} || "
+            # Cases name fixed paths under CASE_FS: never mount over a link or a directory someone else made.
+            self.shell(f"if [ -L {CASE_FS} ] || {{ [ -e {CASE_FS} ] && [ \"$(stat -c %u {CASE_FS})\" != 0 ]; }}; "
+                       f"then echo '{CASE_FS} is a link or not owned by root: not mounting on it' >&2; exit 1; fi; "
+                       f"mkdir -p {CASE_FS} && {{ mountpoint -q {CASE_FS} || "
                        f"mount -t tmpfs -o mode=1777 bpf-audit-harness {CASE_FS}; }}")
         return agent
 
@@ -115,8 +118,9 @@ class GuestSession:
             from harness.cases.compile import check_object
 
             check_object(obj)  # a clear error here, not libbpf's in the guest
-            remote = f"{REMOTE_DIR}/{digest}-{obj.name}"
-            self.shell(f"mkdir -p {REMOTE_DIR}")
+            cases_dir = f"{self.machine.guest.private_dir()}/cases"  # made per session, 0700: nobody swaps them
+            remote = f"{cases_dir}/{digest}-{obj.name}"
+            self.shell(f"mkdir -p {shlex.quote(cases_dir)}")
             self.machine.guest.put(obj, remote)
             self.pushed[digest] = remote
         return self.pushed[digest]
@@ -133,8 +137,22 @@ class GuestSession:
         res = self.agent.request("audit_open", enable=True, backlog_limit=8192)
         if not res.get("ok"):
             raise GuestCommandError(f"cannot become the guest's audit daemon: {res.get('error')}")
+        if self.saved_audit_rules is None:  # the machine's rules before ours (a --target keeps its own)
+            self.saved_audit_rules = self.shell("auditctl -l").get("stdout", "")
         self.shell(shlex.join(["auditctl", "-D"]) + " >/dev/null; " + shlex.join(AUDIT_RULE))
         self.audit_ready = True
+
+    def close(self) -> None:
+        """Put the machine's audit rules back (they were replaced by the harness's one rule)."""
+        saved, self.saved_audit_rules = self.saved_audit_rules, None
+        if saved is None:
+            return
+        rules = [line for line in saved.splitlines() if line.startswith("-") and "bpf-audit-harness" not in line]
+        script = "auditctl -D >/dev/null" + "".join(f"; auditctl {line}" for line in rules)
+        try:
+            self.shell(script, timeout=60)
+        except (GuestCommandError, LostVMError):
+            pass  # a lost machine has no rules left to restore
 
 
 def _call(session: GuestSession, op: str, timeout: float = 120, **args) -> dict:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -140,8 +141,25 @@ def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildRe
         with cache.key_lock(req.layout, trees.lock_name(req.source), waiting=say,
                             holder=f"building kernel {key} from {req.source.path} (log: {log})") as tree_lock, \
                 hand_down(tree_lock):  # git and make keep the tree locked for as long as they (or theirs) run
-            artifact = _build_and_publish(req, key, log, say)
+            try:
+                artifact = _build_and_publish(req, key, log, say)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                raise disk_full(req.layout, f"{e.strerror}: {e.filename}", log) from e
     return BuildResult(artifact, False, time.monotonic() - t0, log)
+
+
+def disk_full(layout: CacheLayout, what: str, log: Path | None) -> BuildError:
+    """The one error for a build that ran out of disk: where, how much is left, what to do."""
+    try:
+        free = shutil.disk_usage(layout.root).free
+    except OSError:
+        free = 0
+    return BuildError(f"the file system of the harness cache {layout.root} is full ({what}; {free >> 20} MiB free). "
+                      "Nothing was published. Free space (`bpf-audit-harness cache --prune --max-size 20G` evicts "
+                      "old kernels), or point BPF_AUDIT_HARNESS_CACHE at a disk with room (a 6.12 build needs about "
+                      "3 GiB: 1.4 for its build directory, 1.7 for an unpacked source).", log_path=log)
 
 
 def slot_dir(layout: CacheLayout, tree: Path, merged: kconfig.MergedConfig) -> Path:
@@ -294,6 +312,9 @@ def _make(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: b
         print(file=sys.stderr)
     if rc != 0:
         (slot / BUILDING).unlink(missing_ok=True)  # make itself deleted what it could not finish
+        full = next((line.strip() for line in errors + list(tail) if "No space left on device" in line), None)
+        if full:
+            raise disk_full(req.layout, f"make: {full}", log)
         first = f"First errors:\n{''.join(errors)[:3000]}" if errors else ""
         raise BuildError(
             f"make failed (exit {rc}) after {time.monotonic() - t0:.0f}s. {first}"

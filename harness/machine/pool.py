@@ -55,6 +55,7 @@ class RemoteMachine:
 
     def stop(self) -> None:
         if self.guest is not None:
+            self.guest.remove_private_dir()  # the machine is not ours: leave nothing of the session on it
             self.guest.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -66,8 +67,8 @@ SSHD_CONFIG = """\
 # sshd for one bpf-audit-harness guest: key-only root login, reachable only through QEMU's
 # loopback-only forward (hostfwd=tcp:127.0.0.1:PORT-:22).
 ListenAddress 10.0.2.15:22
-HostKey {host_key}
-AuthorizedKeysFile {authorized_keys}
+HostKey "{host_key}"
+AuthorizedKeysFile "{authorized_keys}"
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -77,6 +78,11 @@ StrictModes no
 UseDNS no
 PrintMotd no
 PrintLastLog no
+AllowTcpForwarding no
+AllowStreamLocalForwarding no
+AllowAgentForwarding no
+X11Forwarding no
+PermitTunnel no
 PidFile /run/harness-sshd.pid
 Subsystem sftp internal-sftp
 MaxSessions 64
@@ -142,9 +148,11 @@ class LocalVM:
                 "--force-9p", "--memory", self.config.memory, "--cpus", str(self.config.cpus), "--append", append]
         if self.accel.accel == "tcg":
             argv.append("--disable-kvm")
-        argv += ["--exec", f"/bin/sh {BOOT_SCRIPT} {sshdir}",
+        # restrict=on: the guest reaches nothing (not the host's loopback services, not the world); the one
+        # forward into it still works. Paths are quoted: a cache directory may have spaces in its name.
+        argv += ["--exec", shlex.join(["/bin/sh", str(BOOT_SCRIPT), str(sshdir)]),
                  f"--qemu-opts=-device virtio-net-pci,netdev=hs "
-                 f"-netdev user,id=hs,hostfwd=tcp:127.0.0.1:{self.port}-10.0.2.15:22"]
+                 f"-netdev user,id=hs,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-10.0.2.15:22"]
         return argv
 
     def _launch(self, keys: KeyPair) -> None:

@@ -106,14 +106,23 @@ def _typed(where: str, entry: dict, key: str, typ: type, default=None):
     return value
 
 
+def _tables(path: Path, data: dict, key: str) -> list[dict]:
+    """`key`'s entries, which TOML must hold as an array of tables ([[key]] sections)."""
+    entries = data.get(key, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise MatrixError(f"{path}: {key} must be written as [[{key}]] sections (an array of tables), not "
+                          f"{type(entries).__name__} {entries!r:.60}: start each entry with a [[{key}]] line")
+    return entries
+
+
 def parse_matrix(path: Path, text: str | None = None) -> Matrix:
     """Read and check a matrix file. Every error names the file, the entry and the field."""
     data = _read_toml(path, text)
     unknown_top = set(data) - {"target"}
     if unknown_top:
         raise MatrixError(f"{path}: unknown top-level key(s) {sorted(unknown_top)}; expected only [[target]] entries")
-    entries = data.get("target")
-    if not isinstance(entries, list) or not entries:
+    entries = _tables(path, data, "target")
+    if not entries:
         raise MatrixError(f"{path}: no [[target]] entries")
     targets: list[Target] = []
     for i, entry in enumerate(entries, 1):
@@ -167,7 +176,7 @@ def parse_known_failures(path: Path, text: str | None = None, matrix: Matrix | N
     if unknown_top:
         raise MatrixError(f"{path}: unknown top-level key(s) {sorted(unknown_top)}; expected [[known_failure]]")
     out: list[KnownFailure] = []
-    for i, entry in enumerate(data.get("known_failure", []), 1):
+    for i, entry in enumerate(_tables(path, data, "known_failure"), 1):
         where = f"{path}: [[known_failure]] #{i}"
         extra = set(entry) - _KF_KEYS
         missing = _KF_KEYS - set(entry)
