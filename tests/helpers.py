@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Helpers the project's own tests share: processes (alive, groups, descendants), signals, inner pytest runs."""
+"""Helpers the project's own tests (tests/unit and tests/system) share: where the recorded data is, processes
+(alive, groups, descendants), signals, inner pytest runs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import os
 import signal
 import time
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"  # logs and reports recorded from real runs (tests/data/README.md)
+TOOLS = HERE / "tools"  # scripts the tests run (actionlint's driver)
 
 
 def sigint_default() -> None:

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
+from helpers import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +26,6 @@ settings.register_profile(
 )
 PROFILE = settings.get_profile("harness-verifier-log")
 
-DATA = Path(__file__).parent / "data"
 HOST = "verifier-6.18-tp_btf-"  # recorded on the 6.18 host as tp_btf programs (see tests/data/README.md)
 
 

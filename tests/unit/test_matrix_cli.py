@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import DATA
 
 from harness.campaigns.matrix import spec as matrix_spec
 from harness.campaigns.matrix.report import KernelRun
 from harness.campaigns.matrix.run import MatrixOptions, report_from_dir, save_target_meta, suite_argv
 
 pytest_plugins = ["pytester"]
-DATA = Path(__file__).resolve().parent / "data" / "matrix"
+MATRIX_DATA = DATA / "matrix"
 CLI = [sys.executable, "-m", "harness.cli"]
 
 
@@ -65,8 +66,8 @@ def _results_dir(tmp_path: Path) -> Path:
     out = tmp_path / "matrix"
     series = out / "6.12-series"
     series.mkdir(parents=True)
-    shutil.copy(DATA / "6.12-series-serial-case-timeout-lost-vm.junit.xml", series / "junit.xml")
-    shutil.copy(DATA / "6.12-series-serial-rerun-passes.junit.xml", series / "rerun-1.junit.xml")
+    shutil.copy(MATRIX_DATA / "6.12-series-serial-case-timeout-lost-vm.junit.xml", series / "junit.xml")
+    shutil.copy(MATRIX_DATA / "6.12-series-serial-rerun-passes.junit.xml", series / "rerun-1.junit.xml")
     save_target_meta(KernelRun("6.12-series", "series", "6.12.117", seconds=12.0, artifact_key="k1"), series)
     save_target_meta(KernelRun("6.12-plain", "plain", error="build stage failed: make failed (exit 2)"),
                      out / "6.12-plain")

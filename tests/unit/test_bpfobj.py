@@ -14,11 +14,10 @@ from harness.cases import compile as bpfobj
 from harness.cases.compile import compile_case, compiler_emits_type_tags, find_clang
 from harness.cases.parse import parse_case_file
 from harness.errors import HarnessError, MissingToolError
-from harness.settings import cache_root
+from harness.settings import REPO_ROOT, cache_root
 
-REPO = Path(__file__).resolve().parent.parent
-CASE_FILES = sorted((REPO / "cases").rglob("*.bpf.c"))
-UNRELEASED = REPO / "cases" / "verifier" / "unreleased.bpf.c"
+CASE_FILES = sorted((REPO_ROOT / "cases").rglob("*.bpf.c"))
+UNRELEASED = REPO_ROOT / "cases" / "verifier" / "unreleased.bpf.c"
 
 needs_clang = pytest.mark.skipif(
     not any(shutil.which(c) for c in bpfobj.CLANG_CANDIDATES), reason="no clang-16..19 installed"
@@ -68,7 +67,7 @@ def test_compile_case_success_and_cache(vmlinux_h: Path, tmp_path: Path) -> None
     assert res.obj is not None and res.obj.read_bytes()[:4] == b"\x7fELF" and not res.cached
     argv = res.argv
     assert isinstance(argv, list) and Path(argv[0]).name.startswith("clang")
-    for flag in ("-g", "-O2", "-D__TARGET_ARCH_x86", f"-I{vmlinux_h.parent}", f"-I{REPO / 'cases'}", "-c"):
+    for flag in ("-g", "-O2", "-D__TARGET_ARCH_x86", f"-I{vmlinux_h.parent}", f"-I{REPO_ROOT / 'cases'}", "-c"):
         assert flag in argv
     assert argv[argv.index("-target") + 1] == "bpf" and "-I/usr/include/x86_64-linux-gnu" in argv
     assert argv[argv.index("-o") + 1] == str(res.obj) and str(UNRELEASED) in argv
@@ -122,7 +121,7 @@ def test_harness_h_compiles_against_a_patched_vmlinux_h(vmlinux_h: Path, tmp_pat
     defined = "struct bpf_audit_context {" in vmlinux_h.read_text()
     extra = "" if defined else "struct bpf_audit_context { int opaque; };\n"
     patched.write_text(f'#include "{vmlinux_h}"\n{extra}')
-    res = compile_case(REPO / "cases" / "audit" / "record.bpf.c", patched, tmp_path / "objs")
+    res = compile_case(REPO_ROOT / "cases" / "audit" / "record.bpf.c", patched, tmp_path / "objs")
     assert res.ok, res.stderr
 
 
@@ -161,7 +160,7 @@ def test_clang14_drops_type_tags() -> None:
 
 
 @needs_clang
-@pytest.mark.parametrize("case", CASE_FILES, ids=[str(p.relative_to(REPO)) for p in CASE_FILES])
+@pytest.mark.parametrize("case", CASE_FILES, ids=[str(p.relative_to(REPO_ROOT)) for p in CASE_FILES])
 def test_every_case_parses_and_compiles(case: Path, vmlinux_h: Path, obj_cache: Path) -> None:
     parsed = parse_case_file(case)
     assert parsed.programs

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.settings import REPO_ROOT
+
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
-REPO = Path(__file__).resolve().parent.parent
 SSHD = "/usr/sbin/sshd"
 
 
@@ -91,7 +92,7 @@ def _remote_host_disk(tmp_path: Path, kernel_artifact, kernel_options) -> tuple[
     The cases themselves are not there: xdist ships them (--rsyncdir)."""
     checkout = tmp_path / "remote" / "checkout"
     checkout.mkdir(parents=True)
-    shutil.copy2(REPO / "pyproject.toml", checkout / "pyproject.toml")
+    shutil.copy2(REPO_ROOT / "pyproject.toml", checkout / "pyproject.toml")
     ours = kernel_options.layout()
     cache = tmp_path / "remote" / "cache"
     (cache / "kernels").mkdir(parents=True)
@@ -107,9 +108,9 @@ def test_xdist_worker_over_ssh_uses_its_own_cache_and_vm(loopback_sshd, kernel_a
     tx = (f"ssh=harness-remote//ssh_config={loopback_sshd.ssh_config}//python={python}//chdir={checkout}"
           f"//env:BPF_AUDIT_HARNESS_CACHE={cache}")
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-d", "--tx", tx,
-            "--rsyncdir", str(REPO / "cases"),
-            str(REPO / "cases/baseline/lsm_deny.bpf.c"), str(REPO / "cases/audit/record.bpf.c")]
-    res = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=1200,
+            "--rsyncdir", str(REPO_ROOT / "cases"),
+            str(REPO_ROOT / "cases/baseline/lsm_deny.bpf.c"), str(REPO_ROOT / "cases/audit/record.bpf.c")]
+    res = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
                          env={**os.environ, "BPF_AUDIT_HARNESS_CACHE": str(tmp_path / "controller-cache-unused")})
     out = "\n".join(line for line in (res.stdout + res.stderr).splitlines() if " <= cases/" not in line)  # rsync
     assert res.returncode == 0, out[-4000:]

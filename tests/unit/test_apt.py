@@ -6,9 +6,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +16,6 @@ from harness.errors import SourceError
 from harness.kernel import apt
 from harness.settings import REPO_ROOT
 
-DATA = Path(__file__).parent / "data"
 # `apt-cache madison` on 2026-11-29: the day linux-image-amd64 6.1.192-2 and linux-libc-dev 6.1.192-3 disagreed.
 LIBC_DEV = apt.parse_madison((DATA / "apt-madison-linux-libc-dev-2026-11-29.txt").read_text(), "linux-libc-dev")
 IMAGE = apt.parse_madison((DATA / "apt-madison-linux-image-amd64-2026-11-29.txt").read_text(), "linux-image-amd64")

@@ -18,12 +18,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import group_gone
+from helpers import DATA, group_gone
 
 from harness.machine.ssh import AGENT_PACKAGE, agent_zipapp, build_agent_zipapp
+from harness.settings import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
 PYTHON = "/usr/bin/python3"  # what the guest runs: Debian's python, no site-packages
 CLANG = "clang-19"
 BTF_VMLINUX = Path("/sys/kernel/btf/vmlinux")
@@ -280,7 +279,8 @@ def test_zipapp_build_is_deterministic(tmp_path: Path) -> None:
         os.utime(path, (1e9, 1e9))
     assert build_agent_zipapp(copy) == first
     other = subprocess.run([sys.executable, "-c", "import sys; from harness.machine.ssh import build_agent_zipapp; "
-                            "sys.stdout.buffer.write(build_agent_zipapp())"], cwd=ROOT, capture_output=True, check=True)
+                            "sys.stdout.buffer.write(build_agent_zipapp())"], cwd=REPO_ROOT, capture_output=True,
+                           check=True)
     assert other.stdout == first
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from helpers import descendants, group_gone
 
-from harness.machine.vm import recorded_groups
+from harness.machine.lifetime import recorded_groups
 
 pytest_plugins = ["pytester"]
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
 HEAD = """\
 // SPDX-License-Identifier: GPL-2.0
-/* Scratch case file written by tests/test_faults_vm.py. */
+/* Scratch case file written by tests/system/test_faults_vm.py. */
 #include "harness.h"
 
 char _license[] SEC("license") = "GPL";

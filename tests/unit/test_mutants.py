@@ -6,9 +6,9 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import DATA
 
 from harness.campaigns.mutants import (
     MutantResult,
@@ -25,7 +25,7 @@ from harness.kernel.request import KernelOptions, make_request
 from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
 
 pytest_plugins = ["pytester"]
-DATA = Path(__file__).parent / "data" / "mutants"
+MUTANTS_DATA = DATA / "mutants"
 
 
 def test_at_least_seven_mutants_each_naming_the_rule_it_breaks():
@@ -93,7 +93,7 @@ def test_pytest_mutant_option_rejects_unknown_names_and_no_patches(pytester):
 
 def test_junit_of_a_real_mutant_run_gives_outcomes_by_node_id():
     """Recorded from `bpf-audit-harness mutants start-not-ret-null` (the full suite on that kernel)."""
-    results = parse_junit((DATA / "junit-start-not-ret-null.xml").read_text())
+    results = parse_junit((MUTANTS_DATA / "junit-start-not-ret-null.xml").read_text())
     by_id = {r.nodeid: r for r in results}
     assert by_id["cases/verifier/null_unchecked.bpf.c::unchecked_to_end"].status == "fail"
     assert by_id["cases/verifier/null_unchecked.bpf.c::checked_before_use"].status == "pass"
@@ -104,7 +104,7 @@ def test_junit_of_a_real_mutant_run_gives_outcomes_by_node_id():
 
 def test_a_worker_collection_error_is_no_kill():
     """Recorded: a file appeared under cases/ while two xdist workers collected (a shared checkout)."""
-    results = parse_junit((DATA / "junit-dentry-untrusted-args-worker-collection-race.xml").read_text())
+    results = parse_junit((MUTANTS_DATA / "junit-dentry-untrusted-args-worker-collection-race.xml").read_text())
     assert [r.nodeid for r in results] == ["gw1"]
     status, failed, errors = classify(results)
     assert status == "harness-error" and errors == ["gw1"] and not failed

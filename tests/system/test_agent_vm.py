@@ -4,6 +4,7 @@
 from pathlib import Path
 
 import pytest
+from helpers import DATA
 
 from harness.cases import audit
 from harness.cases import compile as bpfobj
@@ -11,7 +12,6 @@ from harness.errors import GuestCommandError, LostVMError
 from harness.machine.vm import LocalVM, VMConfig
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")

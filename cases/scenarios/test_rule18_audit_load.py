@@ -1,15 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0
 """Spec rule 18 under load: thousands of hook calls; every record is received or counted in the kernel's `lost`."""
 
-from pathlib import Path
-
 import pytest
 
 from harness.cases import audit
 from harness.cases.flood import flood
+from harness.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
-CASE = Path(__file__).resolve().parent.parent / "cases" / "audit" / "load.bpf.c"
+CASE = REPO_ROOT / "cases" / "audit" / "load.bpf.c"
 CALLS = 5000
 
 

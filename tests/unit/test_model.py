@@ -241,7 +241,7 @@ def test_found_case_is_a_case_file_saying_expected_and_observed() -> None:
     prog = Program("file_open", (Start(0, False), End(0)))
     pred = model.predict(prog)
     text = render.found_case(prog, pred, "it loaded (prog ids [12])", "report */ with a comment end",
-                             "6.12.117", "pytest tests/test_property.py")
+                             "6.12.117", "pytest cases/scenarios/test_generated_programs.py")
     case = parse_case_text(text, Path(f"/found/{prog.setup.name}.bpf.c")).programs[0]
     assert case.expect == "failure" and case.msgs == (model.MSG_MAYBE_NULL,)
     assert "expected rejected (rule 3" in case.description and "the kernel: it loaded" in case.description

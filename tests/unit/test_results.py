@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import DATA
 
 from harness.campaigns.bisect import step
 from harness.campaigns.inner import inner_pytest_argv
@@ -20,7 +21,6 @@ from harness.campaigns.results import CaseResult, Status, parse_junit
 from harness.kernel.request import KernelOptions
 
 pytest_plugins = ["pytester"]
-DATA = Path(__file__).resolve().parent / "data"
 
 # Every recorded JUnit file: its family and the statuses the reader must give (the <testsuite> counts agree).
 RECORDED = {

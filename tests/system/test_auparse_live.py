@@ -2,17 +2,16 @@
 """Cross-check harness.audit against auparse (auditd's parser) on records a case made the kernel emit, live."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from harness.cases import audit
 from harness.cases import compile as bpfobj
 from harness.cases.run import GuestSession
+from harness.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
-REPO = Path(__file__).resolve().parent.parent
-CASE = REPO / "cases" / "audit" / "encoding.bpf.c"  # quoted and hex-encoded untrusted strings, plus SYSCALL
+CASE = REPO_ROOT / "cases" / "audit" / "encoding.bpf.c"  # quoted and hex-encoded untrusted strings, plus SYSCALL
 
 
 def test_auparse_sees_what_harness_audit_sees(vm, kernel_artifact, tmp_path):
@@ -40,7 +39,7 @@ def test_auparse_sees_what_harness_audit_sees(vm, kernel_artifact, tmp_path):
     log.write_text("".join(json.dumps({"type": r["type"], "text": r["text"]}) + "\n" for r in raw if r["type"] != 1320))
     remote_log = "/tmp/harness-auparse-input.jsonl"
     vm.guest.put(log, remote_log)
-    res = vm.guest.run(f"/usr/bin/python3 {REPO}/guests/auparse_dump.py {remote_log}", timeout=120, check=True)
+    res = vm.guest.run(f"/usr/bin/python3 {REPO_ROOT}/guests/auparse_dump.py {remote_log}", timeout=120, check=True)
     theirs = json.loads(res.stdout)
 
     ours_events = audit.group_events(r for r in ours if r.type != 1320)

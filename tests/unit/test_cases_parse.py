@@ -12,9 +12,9 @@ from harness.cases.model import CaseProgram, FieldCheck
 from harness.cases.parse import parse_case_file, parse_case_text
 from harness.cases.values import value_matches
 from harness.errors import CaseError
+from harness.settings import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
-CASE_FILES = sorted((REPO / "cases").rglob("*.bpf.c"))
+CASE_FILES = sorted((REPO_ROOT / "cases").rglob("*.bpf.c"))
 
 HEAD = '// SPDX-License-Identifier: GPL-2.0\n/* test */\n#include "harness.h"\n'  # 3 lines
 
@@ -393,7 +393,7 @@ def suite() -> list[CaseProgram]:
 
 def test_suite_files_have_spdx_and_purpose() -> None:
     assert CASE_FILES
-    for f in [*CASE_FILES, REPO / "cases" / "harness.h"]:
+    for f in [*CASE_FILES, REPO_ROOT / "cases" / "harness.h"]:
         first, second = f.read_text().splitlines()[:2]
         assert "SPDX-License-Identifier" in first, f
         assert re.match(r"^/\* .+ \*/$", second), f

@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0
 """Scenario fixtures (vm, bpf, audit) used the way a kernel developer writes a Python test."""
 
-from pathlib import Path
-
 import pytest
 
+from harness.settings import REPO_ROOT
+
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
-CASES = Path(__file__).resolve().parent.parent / "cases"
+CASES = REPO_ROOT / "cases"
 
 
 def test_record_from_a_shell_command_groups_with_its_syscall(vm, bpf, audit):

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,6 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.expanduser("~/.cac
 settings.register_profile("harness-audit", database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PROFILE = settings.get_profile("harness-audit")
 
-DATA = Path(__file__).parent / "data"
 
 
 def read(name: str) -> str:

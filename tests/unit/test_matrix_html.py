@@ -9,11 +9,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from helpers import DATA
 
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix.spec import KnownFailure
 
-DATA = Path(__file__).resolve().parent / "data" / "matrix"
+MATRIX_DATA = DATA / "matrix"
 SERIAL = "cases/audit/serial.bpf.c::grouped_with_syscall"
 
 
@@ -73,9 +74,9 @@ class Dom(HTMLParser):
 
 
 def _report() -> mr.Report:
-    first = mr.parse_junit((DATA / "6.12-series-serial-case-timeout-lost-vm.junit.xml").read_text())
-    again = mr.parse_junit((DATA / "6.12-series-serial-rerun-passes.junit.xml").read_text())
-    old61 = mr.parse_junit((DATA / "6.1-debian-kptr-task-fails-no-nodeids.junit.xml").read_text())
+    first = mr.parse_junit((MATRIX_DATA / "6.12-series-serial-case-timeout-lost-vm.junit.xml").read_text())
+    again = mr.parse_junit((MATRIX_DATA / "6.12-series-serial-rerun-passes.junit.xml").read_text())
+    old61 = mr.parse_junit((MATRIX_DATA / "6.1-debian-kptr-task-fails-no-nodeids.junit.xml").read_text())
     kf = KnownFailure("cases.verifier.kptr_store_task.bpf.c::*", "6.1-debian", "no bpf_task_acquire in 6.1",
                       "https://example.invalid/kptr")
     flaky, _ = mr.judge("6.12-series", first, [again])

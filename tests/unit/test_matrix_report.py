@@ -6,21 +6,21 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
+from helpers import DATA
 
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix.spec import KnownFailure
 from harness.campaigns.results import CaseResult, parse_junit
 
-DATA = Path(__file__).resolve().parent / "data" / "matrix"
+MATRIX_DATA = DATA / "matrix"
 SERIAL = "cases/audit/serial.bpf.c::grouped_with_syscall"
 LACKS_SERIES = "kernel lacks bpf_audit_log_start (not in vmlinux BTF)"
 
 
 def load(name: str) -> list[CaseResult]:
-    return parse_junit((DATA / name).read_text())
+    return parse_junit((MATRIX_DATA / name).read_text())
 
 
 @pytest.fixture

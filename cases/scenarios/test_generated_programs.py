@@ -17,10 +17,10 @@ from hypothesis import example, given, note, seed
 
 from harness.gen import profiles, strategy
 from harness.plugin import harness_cache_root
+from harness.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
 FOUND_ENV = "BPF_AUDIT_FOUND_DIR"
 
 
@@ -38,7 +38,7 @@ class Failure:
 
 
 def found_dir() -> Path:
-    return Path(os.environ.get(FOUND_ENV) or REPO / "cases" / "found")
+    return Path(os.environ.get(FOUND_ENV) or REPO_ROOT / "cases" / "found")
 
 
 def write_found_case(fail: Failure, where: Path, kernel: str, how: str) -> Path:

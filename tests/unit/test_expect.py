@@ -4,12 +4,12 @@
 from pathlib import Path
 
 import pytest
+from helpers import DATA
 
 from harness.cases import audit
 from harness.cases.expect import judge
 from harness.cases.parse import parse_case_text
 
-DATA = Path(__file__).parent / "data"
 AUDIT_H = Path("/usr/include/linux/audit.h")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
+from helpers import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +20,6 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.expanduser("~/.cac
 settings.register_profile("harness-console", database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PROFILE = settings.get_profile("harness-console")
 
-DATA = Path(__file__).parent / "data"
 
 
 def read(name: str) -> str:

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from harness.machine.vm import LocalVM, VMConfig
+from harness.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _inner(target, known: Path, cache_root: Path, *cases: str) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *cases,
             "--target", f"ssh://{target.user}@{target.host}:{target.port}", "--target-key", str(target.key),
             "--target-known-hosts", str(known), "--harness-cache", str(cache_root)]
-    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900)
+    return subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
 
 
 def test_cases_run_on_a_plain_ssh_target_with_a_pinned_host_key(kernel_artifact, kernel_options, tmp_path):
