@@ -26,9 +26,9 @@ conformance: deps venv
 test: deps venv
 	$(PYTEST) -n auto tests
 
-## Only the fast tests that need neither a kernel build nor a VM.
+## Only the fast tests that need neither a kernel build nor a VM (tests/unit; tests/conftest.py keeps them so).
 unit: deps venv
-	$(PYTEST) -m "not vm and not slow" tests
+	$(PYTEST) tests/unit
 
 ## Install missing Debian packages (idempotent: only what dpkg does not already have).
 deps:

@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
-"""The project's own tests: marks follow what a test really does, and a guard holds each test to its marks."""
+"""The project's own tests: marks follow what a test really does, a guard holds each test to its marks, and
+the marks hold each test to its directory (tests/unit: no build, no VM; tests/system: a build or a VM).
+
+This conftest's directory is on sys.path (rootdir-relative "prepend" imports: tests/ is no package), so the
+test files of both directories `import helpers`."""
 
 from __future__ import annotations
 
@@ -11,12 +15,16 @@ import pytest
 from harness.plugin import harness_cache_root
 from harness.settings import FORBID_ENV
 
+pytest.register_assert_rewrite("helpers")  # its checks (one_paragraph_error) explain a failure like a test's
+
 # Fixtures (the plugin's and ours) by the most expensive thing they do. A test that requests one of them,
 # directly or through another fixture, is marked for it; a test that builds or boots in its own body carries
 # the mark by hand, and the guard below fails it if it does not.
 BUILDS = frozenset({"kernel_build", "kernel_artifact", "kernel_under_test"})
 BOOTS = frozenset({"vm_pool", "vm", "case_session", "case_log_root", "bpf", "audit"})
 UNPACKS = frozenset({"plain_source"})
+HERE = Path(__file__).resolve().parent
+UNIT, SYSTEM = HERE / "unit", HERE / "system"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,6 +41,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
         if names & UNPACKS:
             item.add_marker(pytest.mark.source)
+    misplaced = [problem for item in items if (problem := misplaced_because(item))]
+    if misplaced:
+        message = ("tests in the wrong directory (tests/unit: no kernel build and no VM; tests/system: a build or a "
+                   "VM):\n  " + "\n  ".join(misplaced))
+        if items and hasattr(config, "workerinput"):  # xdist shows a worker's shouldstop, not its usage error
+            items[0].session.shouldstop = message
+        # pytest_collection_finish runs even so: with no items, no hook of it prepares a kernel for them
+        items.clear()
+        raise pytest.UsageError(message)
+
+
+def misplaced_because(item: pytest.Item) -> str | None:
+    """Why the item's marks (the automatic ones included) do not fit its directory, and where it belongs."""
+    path = Path(item.path).resolve()
+    slow, vm = item.get_closest_marker("slow") is not None, item.get_closest_marker("vm") is not None
+    if path.is_relative_to(UNIT) and (slow or vm):
+        does = {(True, False): "builds a kernel (slow)", (False, True): "boots a VM (vm)",
+                (True, True): "builds a kernel or boots a VM (slow, vm)"}[slow, vm]
+        return f"{item.nodeid} {does}: move it to tests/system/"
+    if path.is_relative_to(SYSTEM) and not (slow or vm):
+        return (f"{item.nodeid} neither builds a kernel nor boots a VM (no slow or vm mark): move it to tests/unit/, "
+                "or mark it for the build or boot it does in its body")
+    return None
 
 
 def forbidden_for(item: pytest.Item) -> list[str]:

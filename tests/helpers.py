@@ -1,17 +1,20 @@
 # SPDX-License-Identifier: GPL-2.0
 """Helpers the project's own tests (tests/unit and tests/system) share: where the recorded data is, processes
-(alive, groups, descendants), signals, inner pytest runs."""
+(alive, groups, descendants), signals, git, the CLI's error paragraph, inner pytest runs, a scratch case file."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"  # logs and reports recorded from real runs (tests/data/README.md)
 TOOLS = HERE / "tools"  # scripts the tests run (actionlint's driver)
+CLI = str(Path(sys.executable).parent / "bpf-audit-harness")
 
 
 def sigint_default() -> None:
@@ -124,3 +127,40 @@ def series_plus(where: Path, src: Path, relpath: str, line: str) -> Path:
                                                                            f"b/{relpath}")))
     (where / "series").write_text((DEFAULT_PATCHES_DIR / "series").read_text().rstrip("\n") + "\n9999-extra.patch\n")
     return where
+
+
+def git(tree: Path, *args: str) -> str:
+    """`git -C tree ARGS`, checked; its stdout, stripped."""
+    return subprocess.run(["git", "-C", str(tree), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """The venv's `bpf-audit-harness ARGS`, output captured."""
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def one_paragraph_error(res: subprocess.CompletedProcess, stage: str) -> str:
+    """Exit 2, no traceback, and one `bpf-audit-harness: STAGE error: ...` message (returned)."""
+    assert res.returncode == 2, (res.returncode, res.stdout[-2000:], res.stderr[-3000:])
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    head = f"bpf-audit-harness: {stage} error: "
+    assert res.stderr.count("bpf-audit-harness: ") == 1 and head in res.stderr, res.stderr[-3000:]
+    return res.stderr[res.stderr.index(head):]
+
+
+# A case file for pytester sessions: .format(description=..., verdict=...) (one program, scratch_prog).
+SCRATCH_CASE = """\
+// SPDX-License-Identifier: GPL-2.0
+/* Scratch case written by the plugin's tests (tests/helpers.py). */
+#include "harness.h"
+
+char _license[] SEC("license") = "GPL";
+
+SEC("lsm/file_open")
+__description("scratch: {description}")
+{verdict}
+int BPF_PROG(scratch_prog, struct file *file)
+{{
+\treturn 0;
+}}
+"""

@@ -1,11 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Mutation checks: the shipped mutants, --mutant in the cache key and the series, and one real kill."""
+"""Mutation checks: the shipped mutants, --mutant in the cache key and the series, recorded mutant runs (one
+real kill: tests/system/test_mutant_kill.py)."""
 
-import json
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 from helpers import DATA
@@ -22,7 +21,7 @@ from harness.campaigns.results import parse_junit
 from harness.errors import PatchError
 from harness.kernel.patches import load_series
 from harness.kernel.request import KernelOptions, make_request
-from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
+from harness.settings import DEFAULT_PATCHES_DIR
 
 pytest_plugins = ["pytester"]
 MUTANTS_DATA = DATA / "mutants"
@@ -118,22 +117,3 @@ def test_kill_table_lists_each_mutant_and_its_killing_cases():
     assert "failed: cases/v.bpf.c::p" in table
     assert re.search(r"^b-bug\s+12\s+survived", table, re.M)
     assert table.endswith("1/2 mutants killed")
-
-
-@pytest.mark.slow
-@pytest.mark.vm
-def test_cli_mutants_builds_one_mutant_and_a_case_kills_it(kernel_options, tmp_path):
-    """End to end: series + start-not-ret-null (a cache hit once built), the rule 3 cases on it, the kill table."""
-    out_json = tmp_path / "kills.json"
-    argv = [sys.executable, "-m", "harness.cli", "mutants", "start-not-ret-null", "--cases",
-            "cases/verifier/null_unchecked.bpf.c", "-n", "1", "--json", str(out_json),
-            "--cache-dir", str(kernel_options.layout().root)]
-    out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
-    assert re.search(r"^start-not-ret-null\s+3\s+killed\s+2", out.stdout, re.M), out.stdout
-    data = json.loads(out_json.read_text())
-    (m,) = data["mutants"]
-    assert m["killed"] and data["killed"] == 1
-    assert sorted(m["failed"]) == ["cases/verifier/null_unchecked.bpf.c::unchecked_to_end",
-                                   "cases/verifier/null_unchecked.bpf.c::unchecked_to_logger"]
-    assert m["passed"] == 1  # the accepted twin still loads: the kernel works, only rule 3 is broken
