@@ -171,6 +171,14 @@ def slot_dir(layout: CacheLayout, tree: Path, merged: kconfig.MergedConfig) -> P
 
 def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArtifact:
     t0 = time.monotonic()
+    phases: dict[str, float] = {}  # seconds per step, in the entry's meta: where a rebuild's time went
+    lap = [t0]
+
+    def done(phase: str) -> None:
+        now = time.monotonic()
+        phases[phase] = round(now - lap[0], 2)
+        lap[0] = now
+
     tree = trees.prepare(req.source, req.series, req.layout, log)
     if tree.patched:
         say(f"[build] patched tree {tree.path}: {tree.linked} files mirrored from the source, {tree.written} "
@@ -183,16 +191,28 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
     if recovered:
         say(f"[build] {slot} was left by an interrupted build: removed the {recovered} files it wrote")
     fresh = not (slot / ".config").is_file()
-    configure(tree.path, slot, req.merged, log)
-    marker = slot / BUILDING
-    marker.write_text(f"{os.getpid()}\n")
-    objects = _make(req, tree.path, slot, log, say, fresh=fresh)
-    marker.unlink()
+    done("tree")
+    configured = configure_if_needed(tree.path, slot, req.merged, log)
+    done("configure")
+    objects = _make_marked(req, tree.path, slot, log, say, fresh=fresh)
     final_config = (slot / ".config").read_text()
-    kconfig.verify(req.merged, final_config, str(slot / ".config"))  # Kconfig may have moved under an old slot
+    try:
+        kconfig.verify(req.merged, final_config, str(slot / ".config"))
+    except ConfigError:
+        if configured:
+            raise
+        # The slot kept its .config from before, and a Kconfig change (a new series, an edit) moved an option:
+        # configure it anew, and make again (incremental: only what the changed options touch).
+        say("[build] a requested option moved under the slot's old .config: configuring it anew")
+        (slot / CONFIGURED).unlink(missing_ok=True)
+        configure_if_needed(tree.path, slot, req.merged, log)
+        objects += _make_marked(req, tree.path, slot, log, say, fresh=False)
+        final_config = (slot / ".config").read_text()
+    done("make")
     with cache.staging(req.layout, key) as staged:
         _collect(tree.path, slot, staged, log)
         release = (slot / "include/config/kernel.release").read_text().strip()
+        done("collect")
         meta = {
             "key": key,
             "release": release,
@@ -210,9 +230,36 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
             "build_seconds": round(time.monotonic() - t0, 1),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "config_options": len(kconfig.parse_dotconfig(final_config)),
+            "phases": phases,
         }
         entry = cache.publish(req.layout, key, staged, meta)
     return KernelArtifact.load(entry)
+
+
+def _make_marked(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: bool) -> int:
+    """make in the slot, with the slot marked while it runs (a killed build leaves the mark)."""
+    marker = slot / BUILDING
+    marker.write_text(f"{os.getpid()}\n")
+    objects = _make(req, tree, slot, log, say, fresh=fresh)
+    marker.unlink()
+    return objects
+
+
+CONFIGURED = ".harness-configured"  # the sha256 of the merged fragments the slot's .config was made from
+
+
+def configure_if_needed(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path) -> bool:
+    """Configure the slot unless its .config was made from these very fragments (kbuild's own syncconfig
+    follows Kconfig changes during make, and every requested option is verified after make). Returns whether
+    it configured."""
+    stamp = hashlib.sha256(merged.render().encode()).hexdigest()
+    marker = slot / CONFIGURED
+    if (slot / ".config").is_file() and marker.is_file() and marker.read_text().strip() == stamp:
+        return False
+    marker.unlink(missing_ok=True)
+    configure(tree, slot, merged, log)
+    marker.write_text(stamp + "\n")
+    return True
 
 
 SLOT_INFO = ".harness-slot.json"
