@@ -101,27 +101,32 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
     targets = matrix.select(names)
     if ns.rerun_failures < 0:
         raise SystemExit("bpf-audit-harness matrix: --rerun-failures must be >= 0")
-    if ns.report_only:
-        from harness.campaigns.matrix.report import to_text
-        from harness.campaigns.matrix.run import report_from_dir, write_outputs
 
-        report = report_from_dir(ns.report_only, targets, known)
-        paths = write_outputs(report, ns.out or ns.report_only)
-        sys.stdout.write(to_text(report))
+    def done(report, paths: dict[str, Path]) -> int:
+        """The summary (per kernel counts and packages, then failures and flaky cases), not every row."""
+        import shutil
+
+        from harness.campaigns.matrix.report import to_summary
+
+        if ns.json and not (ns.json.exists() and ns.json.samefile(paths["json"])):
+            ns.json.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(paths["json"], ns.json)
+            paths = {**paths, "--json": ns.json}
+        sys.stdout.write(to_summary(report))
         for kind, path in paths.items():
             print(f"{kind:6} {path}")
         return 0 if report.ok() else 1
+
+    if ns.report_only:
+        from harness.campaigns.matrix.run import report_from_dir, write_outputs
+
+        report = report_from_dir(ns.report_only, targets, known)
+        return done(report, write_outputs(report, ns.out or ns.report_only, results_dir=ns.report_only))
     out = ns.out or Path("results") / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}"
     opts = MatrixOptions(out_dir=out.resolve(), cases=tuple(ns.cases or ["cases"]), workers=ns.workers,
                          rerun_failures=ns.rerun_failures, cache_dir=ns.cache_dir, accel=ns.accel,
                          extra_pytest=tuple(ns.pytest_arg))
-    report, paths = run_matrix(matrix, targets, known, opts)
-    from harness.campaigns.matrix.report import to_text
-
-    sys.stdout.write(to_text(report))
-    for kind, path in paths.items():
-        print(f"{kind:6} {path}")
-    return 0 if report.ok() else 1
+    return done(*run_matrix(matrix, targets, known, opts))
 
 
 def cmd_boot(ns: argparse.Namespace) -> int:
@@ -241,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="print the cache key of this kernel and exit (no build; for CI caches)")
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("matrix", help="run the suite on each kernel of kernel-config/matrix.toml; write JUnit "
-                       "(a <testsuite> per kernel), JSON and an HTML table")
+                       "(a <testsuite> per kernel), JSON, text and an HTML page, with each case's logs beside them")
     p.add_argument("--targets", help="comma-separated target names (default: all, in file order)")
     p.add_argument("--matrix", type=Path, help="matrix file (default: kernel-config/matrix.toml)")
     p.add_argument("--known-failures", type=Path, help="known-failures list (default: known-failures.toml "
@@ -252,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report-only", type=Path, metavar="DIR",
                    help="run nothing: rebuild the reports from DIR/<target>/ (junit.xml, rerun-N.junit.xml, "
                         "target.json), e.g. the per-kernel results of CI jobs")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="also write the JSON summary here (it is always written as matrix.json in the output)")
     p.add_argument("--cases", action="append", default=None, help="pytest paths to run (default: cases)")
     p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (VMs) per kernel")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))

@@ -58,6 +58,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Case items carry these marks in any project, not only in one whose ini file declares them.
     config.addinivalue_line("markers", "vm: needs a booted guest (boots the cached kernel under QEMU)")
     config.addinivalue_line("markers", "slow: builds a kernel or boots several guests")
+    if getattr(config.option, "xmlpath", None) and not hasattr(config, "workerinput"):
+        from harness.cases.collect import JUnitCaseNames  # the JUnit file names case files by path, not dotted
+
+        config.pluginmanager.register(JUnitCaseNames(config), "bpf-audit-harness-junit-names")
     from harness.machine.lifetime import exit_on_hangup_and_term
 
     exit_on_hangup_and_term()  # SIGHUP/SIGTERM end the run as Ctrl-C does: teardown stops the VMs

@@ -30,7 +30,8 @@ class CaseFileCollector(pytest.File):
     def collect(self):
         case_file = parse_case_file(Path(self.path))
         for prog in case_file.programs:
-            item = pytest.Function.from_parent(self, name=prog.name, callobj=_case_function(prog))
+            item = CaseItem.from_parent(self, name=prog.name, callobj=_case_function(prog))
+            item.case_line = prog.line
             item.add_marker(pytest.mark.vm)
             for rule in prog.rules:
                 item.user_properties.append(("spec_rule", str(rule)))
@@ -41,6 +42,56 @@ class CaseFileCollector(pytest.File):
         if isinstance(excinfo.value, CaseError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
+
+
+class CaseItem(pytest.Function):
+    """One program of a case file: a pytest.Function located in its case file, not in this module.
+
+    pytest takes an item's location from reportinfo(): a Function's is where its Python function is (this
+    file), and its headline a dotted path built from the node chain (`.main.cases.x.bpf.c.prog`). Here it is the
+    case file, the program's line and the program's name, as pytest shows a test function (its headline is the
+    name, like `test_x`: a full node id there would be mangled by `pytest -v`, which turns the dots of a
+    location's name into '::')."""
+
+    case_line = 0  # 1-based line of the program in its case file (set by the collector)
+
+    def reportinfo(self):  # pytest API
+        return self.path, max(self.case_line - 1, 0), self.name
+
+
+class JUnitCaseNames:
+    """pytest's --junitxml names a testcase by its node id's path with '/' made '.' (`cases.audit.x.bpf.c`: a
+    Python module path, which a case file is not, and which CI readers cannot map back). For case files write
+    the path itself: the classname of a case's testcase, the name of a collection error's. The plugin registers
+    this in the process that writes the JUnit file (xdist's controller: its workers write none)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(tryfirst=True)  # before the JUnit writer opens the testcase
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup":
+            self._rename(report)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if not report.passed:
+            self._rename(report)
+
+    def _rename(self, report) -> None:
+        path, sep, _ = report.nodeid.partition("::")
+        if not path.endswith(".bpf.c"):
+            return
+        try:
+            # pytest has no public way to set a testcase's attributes from a hook: record_xml_attribute is an
+            # experimental per-test fixture, refused under xunit2 and a no-op in xdist workers. Its own writer
+            # keeps attributes set before it fills in the defaults (_NodeReporter.record_testreport).
+            from _pytest.junitxml import xml_key
+        except ImportError:  # a pytest without it: the dotted names stay, the nodeid property still says it
+            return
+        xml = self.config.stash.get(xml_key, None)
+        if xml is not None:
+            xml.node_reporter(report).add_attribute("classname" if sep else "name", path)
 
 
 def _case_function(prog: CaseProgram):

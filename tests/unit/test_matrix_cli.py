@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -61,13 +62,27 @@ def test_suite_argv_names_target_matrix_and_junit(tmp_path):
     assert "-n" not in suite_argv(t, m.path, opts, tmp_path / "j.xml", ["x"], 1)
 
 
+RUNS = "/root/.cache/bpf-audit-harness/runs/"  # where the recorded runs wrote the case logs (long pruned)
+
+
 def _results_dir(tmp_path: Path) -> Path:
-    """A matrix output directory as CI's kernel jobs leave it: one kernel with a rerun, one whose build failed."""
+    """A matrix output directory as CI's kernel jobs leave it: one kernel with a rerun, one whose build failed.
+
+    The recorded JUnit files name each case's logs under the cache's run directories; here they name files
+    under tmp_path/runs (made up, small), and the first try's console log is gone, as a pruned run's would be.
+    """
     out = tmp_path / "matrix"
     series = out / "6.12-series"
     series.mkdir(parents=True)
-    shutil.copy(MATRIX_DATA / "6.12-series-serial-case-timeout-lost-vm.junit.xml", series / "junit.xml")
-    shutil.copy(MATRIX_DATA / "6.12-series-serial-rerun-passes.junit.xml", series / "rerun-1.junit.xml")
+    runs = tmp_path / "runs"
+    for name, dest in (("6.12-series-serial-case-timeout-lost-vm.junit.xml", "junit.xml"),
+                       ("6.12-series-serial-rerun-passes.junit.xml", "rerun-1.junit.xml")):
+        (series / dest).write_text((MATRIX_DATA / name).read_text().replace(RUNS, f"{runs}/"))
+    logs = runs / "20261123-112743-vm-main-6898/cases/serial.bpf-grouped_with_syscall"
+    logs.mkdir(parents=True)
+    for log in ("verifier.log", "libbpf.log", "records.txt"):
+        (logs / log).write_text(f"the {log} of the passing try\n")
+    (series / "pytest.log").write_text("$ pytest cases ...\n")
     save_target_meta(KernelRun("6.12-series", "series", "6.12.117", seconds=12.0, artifact_key="k1"), series)
     save_target_meta(KernelRun("6.12-plain", "plain", error="build stage failed: make failed (exit 2)"),
                      out / "6.12-plain")
@@ -83,21 +98,85 @@ def test_report_from_dir(tmp_path):
         ("cases/audit/serial.bpf.c::grouped_with_syscall", "flaky", ("fail", "pass"))]
     assert plain.error == "build stage failed: make failed (exit 2)"
     assert deb.error.startswith("no results: ") and deb.error.endswith("6.1-debian/junit.xml does not exist")
+    assert series.suite_seconds == pytest.approx(43.534 + 40.061)
+    assert [(f.label, f.href) for f in series.files] == [
+        ("pytest log", "6.12-series/pytest.log"), ("JUnit", "6.12-series/junit.xml"),
+        ("JUnit rerun 1", "6.12-series/rerun-1.junit.xml")]
+
+
+def test_case_logs_are_copied_into_the_results_directory_and_linked(tmp_path):
+    out = _results_dir(tmp_path)
+    (cell,) = report_from_dir(out, matrix_spec.load().targets, ()).kernels[0].cells
+    kept = "6.12-series/logs/cases_audit_serial.bpf.c_grouped_with_syscall/try-2"
+    assert [(link.label, link.href, link.attempt) for link in cell.logs] == [
+        ("JUnit", "6.12-series/junit.xml", 1),  # try 1's console log is gone: no link to a stale path
+        ("JUnit rerun 1", "6.12-series/rerun-1.junit.xml", 2),
+        ("verifier log", f"{kept}/verifier.log", 2), ("libbpf log", f"{kept}/libbpf.log", 2),
+        ("audit records", f"{kept}/records.txt", 2), ("pytest log", "6.12-series/pytest.log", 0)]
+    assert (out / kept / "records.txt").read_text() == "the records.txt of the passing try\n"
+    shutil.rmtree(tmp_path / "runs")  # the cache pruned the run: the copies stay and are still linked
+    (again,) = report_from_dir(out, matrix_spec.load().targets, ()).kernels[0].cells
+    assert again.logs == cell.logs
+
+
+def _hrefs(page: str) -> list[str]:
+    return re.findall(r'<a href="([^"#][^"]*)"', page)
 
 
 def test_cli_report_only_writes_all_outputs_and_fails_on_a_kernel_that_did_not_run(tmp_path):
     out = _results_dir(tmp_path)
-    res = subprocess.run([*CLI, "matrix", "--report-only", str(out)], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 1, res.stderr
-    assert "cases/audit/serial.bpf.c::grouped_with_syscall  FLAKY" in res.stdout
-    assert "6.12-plain (?): no results [ERROR: build stage failed" in res.stdout
+    summary = tmp_path / "ci" / "summary.json"
+    res = subprocess.run([*CLI, "matrix", "--report-only", str(out), "--json", str(summary)], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode not in (0, 2), res.stderr  # not OK: a kernel did not run (what number: the CLI's codes)
+    lines = res.stdout.splitlines()
+    assert lines[0] == "bpf-audit-harness kernel matrix: FAILURES (1 flaky)"
+    assert "  6.12-plain   ?: ERROR: build stage failed: make failed (exit 2)" in lines
+    i = lines.index("flaky (1):")
+    assert lines[i + 1].split() == ["FLAKY", "6.12-series", "cases/audit/serial.bpf.c::grouped_with_syscall"]
     for name in ("matrix.junit.xml", "matrix.json", "matrix.html", "matrix.txt"):
         assert (out / name).is_file()
+    assert f"--json {summary}" in lines
     data = json.loads((out / "matrix.json").read_text())
+    assert json.loads(summary.read_text()) == data
     assert [k["name"] for k in data["kernels"]] == ["6.12-series", "6.12-plain", "6.1-debian"]
+    text = (out / "matrix.txt").read_text()
+    assert text.startswith(res.stdout.split("junit ")[0])  # the summary, then the full table
+    assert "cases/audit/serial.bpf.c::grouped_with_syscall  FLAKY" in text
+    # Every link of the page resolves inside the results directory (it can be uploaded as one artifact).
+    hrefs = _hrefs((out / "matrix.html").read_text())
+    assert "6.12-series/logs/cases_audit_serial.bpf.c_grouped_with_syscall/try-2/verifier.log" in hrefs
+    assert all((out / h).is_file() and (out / h).resolve().is_relative_to(out) for h in hrefs), hrefs
     res = subprocess.run([*CLI, "matrix", "--report-only", str(out), "--targets", "6.12-series"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr  # a flaky case alone does not fail the matrix
+
+
+def test_report_written_elsewhere_links_back_into_the_results_directory(tmp_path):
+    out = _results_dir(tmp_path)
+    elsewhere = tmp_path / "site"
+    res = subprocess.run([*CLI, "matrix", "--report-only", str(out), "--out", str(elsewhere)], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode not in (0, 2), res.stderr
+    hrefs = _hrefs((elsewhere / "matrix.html").read_text())
+    assert "../matrix/6.12-series/pytest.log" in hrefs and all((elsewhere / h).is_file() for h in hrefs)
+
+
+def test_the_written_matrix_junit_reads_as_flaky_in_a_junit_reader_library(tmp_path):
+    from junitparser.xunit2 import JUnitXml
+
+    out = _results_dir(tmp_path)
+    subprocess.run([*CLI, "matrix", "--report-only", str(out)], capture_output=True, text=True, timeout=120)
+    suites = {suite.name: list(suite) for suite in JUnitXml.fromfile(str(out / "matrix.junit.xml"))}
+    (case,) = suites["6.12-series"]
+    assert (case.classname, case.name) == ("cases/audit/serial.bpf.c", "grouped_with_syscall")
+    assert case.is_flaky and case.is_passed and len(case.flaky_failures()) == 1
+    props = {p.name: p.value for p in case.properties()}
+    assert props["nodeid"] == "cases/audit/serial.bpf.c::grouped_with_syscall" and props["spec_rule"] == "16"
+    kept = "6.12-series/logs/cases_audit_serial.bpf.c_grouped_with_syscall/try-2"
+    assert props["verifier log"] == f"{kept}/verifier.log"  # the copy, relative to matrix.junit.xml
+    (setup,) = suites["6.12-plain"]
+    assert setup.is_error
 
 
 def test_cli_unknown_target_is_a_clear_error(tmp_path):

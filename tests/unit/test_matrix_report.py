@@ -46,17 +46,17 @@ def test_parse_collection_error_keeps_the_file_and_is_not_rerunnable():
     errors = [r for r in results if r.status == "error"]
     assert len(results) == 86 and len(errors) == 1
     (e,) = errors
-    assert e.nodeid == "cases.verifier.kptr_store_task.bpf.c"
+    assert e.nodeid == "cases/verifier/kptr_store_task.bpf.c"  # pytest wrote it dotted: the path again
     assert "__needs('task_kfuncs'): unknown feature" in e.detail
     assert not e.rerunnable
     assert all(r.rerunnable for r in results if r.status == "pass")
 
 
-def test_parse_without_node_ids_falls_back_to_classname():
+def test_parse_without_node_ids_rebuilds_them_from_the_dotted_classname():
     # Recorded on Debian's 6.1 before the plugin wrote node ids into the JUnit properties.
     results = load("6.1-debian-kptr-task-fails-no-nodeids.junit.xml")
     by = {r.nodeid: r for r in results}
-    fail = by["cases.verifier.kptr_store_task.bpf.c::kptr_store_task"]
+    fail = by["cases/verifier/kptr_store_task.bpf.c::kptr_store_task"]
     assert fail.status == "fail" and "kernel rejected it" in fail.detail
     statuses = [r.status for r in results]
     assert (statuses.count("pass"), statuses.count("skip"), statuses.count("fail")) == (4, 81, 1)
@@ -119,7 +119,7 @@ def _report(timed_out, rerun_passed) -> mr.Report:
     """Two kernels: one with a flaky case, one with a known failure; plus a kernel that could not run."""
     flaky, _ = mr.judge("6.12-series", timed_out, [rerun_passed])
     series_61 = load("6.1-debian-kptr-task-fails-no-nodeids.junit.xml")
-    kf61 = KnownFailure("cases.verifier.kptr_store_task.bpf.c::*", "6.1-debian", "no bpf_task_acquire in 6.1",
+    kf61 = KnownFailure("cases/verifier/kptr_store_task.bpf.c::*", "6.1-debian", "no bpf_task_acquire in 6.1",
                         "https://example.invalid/kptr")
     cells61, np61 = mr.judge("6.1-debian", series_61, [], (kf61,))
     return mr.Report((
@@ -136,6 +136,7 @@ def test_junit_has_one_testsuite_per_kernel(timed_out, rerun_passed):
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert list(suites) == ["6.12-series", "6.1-debian", "6.12-plain"]
     (flaky,) = suites["6.12-series"].iter("testcase")
+    assert (flaky.get("classname"), flaky.get("name")) == ("cases/audit/serial.bpf.c", "grouped_with_syscall")
     assert flaky.get("status") == "flaky" and flaky.find("failure") is None
     assert "FLAKY (fail, pass)" in flaky.find("system-out").text
     xfail = next(t for t in suites["6.1-debian"].iter("testcase") if t.get("status") == "xfail")
@@ -143,9 +144,62 @@ def test_junit_has_one_testsuite_per_kernel(timed_out, rerun_passed):
     assert int(suites["6.1-debian"].get("skipped")) == 82 and int(suites["6.1-debian"].get("failures")) == 0
     (setup,) = suites["6.12-plain"].iter("testcase")
     assert setup.find("error").get("message") == "build stage failed: make failed (exit 2)"
-    props = {p.get("name"): p.get("value") for p in suites["6.1-debian"].iter("property")}
+    props = {p.get("name"): p.get("value") for p in suites["6.1-debian"].find("properties")}
     assert props["release"] == "6.1.0-56-amd64" and props["count.pass"] == "4"
     assert props["package.linux-libc-dev"] == "6.1.192-3" and props["version_note.1"] == PIN_NOTE
+
+
+def test_junit_flaky_case_is_a_pass_holding_surefire_flaky_failures(timed_out, rerun_passed):
+    root = ET.fromstring(mr.to_junit(_report(timed_out, rerun_passed)))
+    flaky = next(t for t in root.iter("testcase") if t.get("status") == "flaky")
+    assert [child.tag for child in flaky] == ["properties", "flakyFailure", "system-out"]
+    (ff,) = flaky.findall("flakyFailure")
+    assert ff.get("type") == "pytest.failure"
+    assert ff.get("message").startswith("LOST VM (not a verdict on the case): the case ran longer than")
+    assert "Last console lines:" in ff.find("stackTrace").text  # the failing try's full report
+    assert ff.find("system-out").text == (  # which try, and its logs (the run's own paths: nothing was copied)
+        "try 1 of 2 on 6.12-series: fail\n"
+        "console log: /root/.cache/bpf-audit-harness/runs/20261123-112656-vm-main-6357/main-1-console.log")
+    props = [(p.get("name"), p.get("value")) for p in flaky.find("properties")]
+    assert props[:3] == [("nodeid", SERIAL), ("spec_rule", "16"), (
+        "description", "rule 16: the record and the open's SYSCALL record share one event serial")]
+    assert dict(props)["verifier log"].endswith("/serial.bpf-grouped_with_syscall/verifier.log")  # the passing try's
+
+
+def test_junit_case_that_failed_every_try_has_surefire_rerun_failures(timed_out):
+    cells, _ = mr.judge("6.12-series", timed_out, [timed_out, timed_out])
+    root = ET.fromstring(mr.to_junit(mr.Report((mr.KernelRun("6.12-series", cells=tuple(cells)),))))
+    (tc,) = root.iter("testcase")
+    assert [child.tag for child in tc] == ["properties", "failure", "rerunFailure", "rerunFailure", "system-out"]
+    assert tc.find("failure").get("message").startswith("failed all 3 tries: LOST VM")
+    reruns = tc.findall("rerunFailure")
+    assert [r.find("system-out").text.splitlines()[0] for r in reruns] == [
+        "try 2 of 3 on 6.12-series: fail", "try 3 of 3 on 6.12-series: fail"]
+    assert all(r.get("message").startswith("LOST VM") and r.find("stackTrace").text for r in reruns)
+    assert int(root.get("failures")) == 1 and int(root.get("tests")) == 1
+
+
+def test_a_junit_reader_library_sees_flaky_and_rerun_failures(tmp_path, timed_out, rerun_passed):
+    """junitparser's xunit2 flavour reads Surefire's rerun elements: what CI readers are given."""
+    from junitparser.xunit2 import JUnitXml
+
+    flaky, _ = mr.judge("6.12-series", timed_out, [rerun_passed])
+    failed, _ = mr.judge("6.12-slow", timed_out, [timed_out])
+    report = mr.Report((mr.KernelRun("6.12-series", cells=tuple(flaky)),
+                        mr.KernelRun("6.12-slow", cells=tuple(failed))))
+    path = tmp_path / "matrix.junit.xml"
+    path.write_text(mr.to_junit(report))
+    cases = {(suite.name, case.classname, case.name): case for suite in JUnitXml.fromfile(str(path)) for case in suite}
+    c = cases["6.12-series", "cases/audit/serial.bpf.c", "grouped_with_syscall"]
+    assert c.is_flaky and c.is_passed and not c.is_rerun  # flaky: not a plain pass
+    (ff,) = c.flaky_failures()
+    assert ff.message.startswith("LOST VM") and ff.type == "pytest.failure" and "Last console lines" in ff.stack_trace
+    assert ff.system_out.startswith("try 1 of 2 on 6.12-series: fail")
+    assert {p.name: p.value for p in c.properties()}["nodeid"] == SERIAL
+    f = cases["6.12-slow", "cases/audit/serial.bpf.c", "grouped_with_syscall"]
+    assert f.is_failure and f.is_rerun and not f.is_flaky
+    (rf,) = f.rerun_failures()
+    assert rf.message.startswith("LOST VM") and rf.system_out.startswith("try 2 of 2 on 6.12-slow: fail")
 
 
 def test_every_output_names_the_exact_packages_and_the_pin_fallback(timed_out, rerun_passed):
@@ -161,9 +215,12 @@ def test_every_output_names_the_exact_packages_and_the_pin_fallback(timed_out, r
 
 def test_junit_output_parses_back(timed_out, rerun_passed):
     again = parse_junit(mr.to_junit(_report(timed_out, rerun_passed)))
-    by = {r.nodeid: r.status for r in again}
-    assert by["cases.verifier.kptr_store_task.bpf.c::kptr_store_task"] == "skip"  # xfail is written as skipped
-    assert by[SERIAL] == "pass"  # flaky is a pass with status="flaky"
+    series, deb = again[:1], again[1:87]  # a testsuite per kernel, in order; then 6.12-plain's "kernel setup"
+    assert [(r.nodeid, r.status) for r in series] == [(SERIAL, "pass")]  # flaky is a pass with status="flaky"
+    by = {r.nodeid: r.status for r in deb}
+    assert by["cases/verifier/kptr_store_task.bpf.c::kptr_store_task"] == "skip"  # xfail is written as skipped
+    assert by[SERIAL] == "skip" and len(by) == 86
+    assert series[0].prop("spec_rule") == "16" and series[0].prop("verifier log")  # the properties are kept
 
 
 def test_json_summary(timed_out, rerun_passed):
@@ -175,8 +232,12 @@ def test_json_summary(timed_out, rerun_passed):
     assert k["6.1-debian"]["counts"] == {"pass": 4, "fail": 0, "error": 0, "skip": 81, "xfail": 1, "flaky": 0}
     assert k["6.12-plain"]["error"].startswith("build stage failed")
     assert data["cases"][SERIAL]["6.12-series"] == {
-        "status": "flaky", "reason": data["cases"][SERIAL]["6.12-series"]["reason"], "attempts": ["fail", "pass"]}
-    assert data["cases"][SERIAL]["6.1-debian"]["status"] == "missing"
+        "status": "flaky", "reason": data["cases"][SERIAL]["6.12-series"]["reason"], "attempts": ["fail", "pass"],
+        "seconds": 43.34}
+    assert data["cases"][SERIAL]["6.1-debian"]["status"] == "skip"  # the same node id in the older 6.1 file
+    assert data["cases"][SERIAL]["6.12-plain"]["status"] == "missing"
+    assert data["overall"] == "FAILURES (1 flaky)"
+    assert [(f["kernel"], f["case"], f["status"]) for f in data["failures"]] == [("6.12-series", SERIAL, "flaky")]
 
 
 def test_ok_ignores_skip_xfail_and_flaky(timed_out, rerun_passed):
@@ -205,7 +266,7 @@ def test_html_table_has_a_cell_per_case_and_kernel_with_reasons(timed_out, rerun
     p = Cells()
     p.feed(page)
     assert [t.get("id") for t in p.tables] == ["matrix"]
-    assert len(p.cells) == 87 * 3  # 86 cases of the 6.1 run + the serial case, 3 kernels
+    assert len(p.cells) == 86 * 3  # the 86 cases of the 6.1 run (the serial case among them), 3 kernels
     flaky = [c for c in p.cells if c["data-status"] == "flaky"]
     assert len(flaky) == 1 and flaky[0]["title"].startswith("flaky: passed 1 of 2 tries")
     skip = [c for c in p.cells if c["data-kernel"] == "6.1-debian" and c["data-status"] == "skip"]
@@ -218,7 +279,7 @@ def test_html_table_has_a_cell_per_case_and_kernel_with_reasons(timed_out, rerun
 def test_html_escapes_reasons():
     cell = mr.Cell("t.py::x", "k", "fail", reason='<script>"x"</script>')
     page = mr.to_html(mr.Report((mr.KernelRun("k", cells=(cell,)),)))
-    assert "<script>" not in page and "&lt;script&gt;&quot;x&quot;" in page
+    assert page.count("<script>") == 1 and "&lt;script&gt;&quot;x&quot;" in page  # the one is the page's filter
 
 
 def test_text_table(timed_out, rerun_passed):
@@ -226,7 +287,7 @@ def test_text_table(timed_out, rerun_passed):
     header = text.splitlines()[0].split()
     assert header == ["case", "6.12-series", "6.1-debian", "6.12-plain"]
     row = next(line for line in text.splitlines() if line.startswith(SERIAL))
-    assert row.split()[1:] == ["FLAKY", "-", "-"]
+    assert row.split()[1:] == ["FLAKY", "skip", "-"]
     assert "6.1-debian (6.1.0-56-amd64): 4 pass, 81 skip, 1 xfail" in text
     assert "6.12-plain (?): no results [ERROR: build stage failed: make failed (exit 2)]" in text
 
@@ -279,9 +340,13 @@ def test_real_debian_61_run_skips_series_and_task_kfunc_cases_by_name():
 
 def test_html_overall_counts_flaky_cases(timed_out, rerun_passed):
     flaky, _ = mr.judge("a", timed_out, [rerun_passed])
-    assert '<b id="overall">OK (1 flaky)</b>' in mr.to_html(mr.Report((mr.KernelRun("a", cells=tuple(flaky)),)))
+    assert '<b id="overall" class="badge ok">OK (1 flaky)</b>' in mr.to_html(
+        mr.Report((mr.KernelRun("a", cells=tuple(flaky)),)))
     passed, _ = mr.judge("a", rerun_passed)
-    assert '<b id="overall">OK</b>' in mr.to_html(mr.Report((mr.KernelRun("a", cells=tuple(passed)),)))
+    assert '<b id="overall" class="badge ok">OK</b>' in mr.to_html(mr.Report((mr.KernelRun("a", cells=tuple(passed)),)))
+    failed, _ = mr.judge("a", timed_out)
+    assert '<b id="overall" class="badge bad">FAILURES</b>' in mr.to_html(
+        mr.Report((mr.KernelRun("a", cells=tuple(failed)),)))
 
 
 def test_real_three_kernel_matrix_has_the_expected_pattern():
@@ -304,3 +369,36 @@ def test_real_three_kernel_matrix_has_the_expected_pattern():
         key = tuple(c.status for c in row)
         patterns[key] = patterns.get(key, 0) + 1
     assert patterns == {("pass", "pass", "pass"): 4, ("pass", "skip", "skip"): 81, ("pass", "pass", "skip"): 1}
+
+
+def test_legend_says_what_each_status_means(timed_out, rerun_passed):
+    page = mr.to_html(_report(timed_out, rerun_passed))
+    legend = page[page.index('<p class="legend">'):]
+    legend = legend[:legend.index("</p>")]
+    assert "pass: pass" not in page and "pass</span> passed" in legend
+    assert "FLAKY</span> failed, then passed when rerun" in legend and "-</span> not run on this kernel" in legend
+
+
+def test_summary_lists_kernels_and_packages_then_only_the_failures(timed_out, rerun_passed):
+    text = mr.to_summary(_report(timed_out, rerun_passed))
+    lines = text.splitlines()
+    assert lines[0] == "bpf-audit-harness kernel matrix: FAILURES (1 flaky)"
+    assert lines[1].split() == ["6.12-series", "6.12.117:", "1", "flaky"]
+    assert "6.1-debian   6.1.0-56-amd64: 4 pass, 81 skip, 1 xfail" in text
+    assert "    linux-image-6.1.0-56-amd64 6.1.192-2" in text and PIN_NOTE in text
+    assert "6.12-plain   ?: ERROR: build stage failed: make failed (exit 2)" in text
+    i = lines.index("flaky (1):")
+    assert lines[i + 1].split() == ["FLAKY", "6.12-series", SERIAL]
+    assert lines[i + 2].strip().startswith("flaky: passed 1 of 2 tries; a failing try said: LOST VM")
+    assert "\nfailed (" not in text  # the known failure is xfail, not a failure
+    assert "deny_only_its_file" not in text  # not every row
+
+
+def test_a_failure_says_what_went_wrong_not_where_the_case_is():
+    """pytest's message starts with the case's location and description; the reason is the next line."""
+    (r,) = [r for r in load("6.1-debian-kptr-task-fails-no-nodeids.junit.xml") if r.status == "fail"]
+    assert r.message.startswith("/work/main/cases/verifier/kptr_store_task.bpf.c:24: rule 4 twin:")
+    (c,) = [c for c in mr.judge("6.1-debian", [r])[0]]
+    assert c.reason == "expected kptr_store_task to load; the kernel rejected it (errno 22):"
+    text = mr.to_summary(mr.Report((mr.KernelRun("6.1-debian", cells=(c,)),)))
+    assert "failed (1):\n  FAIL   6.1-debian  cases/verifier/kptr_store_task.bpf.c::kptr_store_task\n" in text

@@ -60,7 +60,20 @@ def test_node_ids_come_from_the_plugins_property_else_from_the_dotted_classname(
     green = parse_junit((DATA / "matrix/6.12-series-green.junit.xml").read_text())
     assert all(r.nodeid.startswith("cases/") and ".bpf.c::" in r.nodeid and r.rerunnable for r in green)
     old = parse_junit((DATA / "matrix/6.1-debian-kptr-task-fails-no-nodeids.junit.xml").read_text())
-    assert "cases.audit.deny.bpf.c::deny_only_its_file" in {r.nodeid for r in old}  # no property: as JUnit says
+    # No property: pytest's dotted classname (cases.audit.deny.bpf.c) is turned back into the case file's path.
+    assert "cases/audit/deny.bpf.c::deny_only_its_file" in {r.nodeid for r in old}
+    assert all(r.nodeid.startswith("cases/") and ".bpf.c::" in r.nodeid for r in old)
+    (error,) = [r for r in parse_junit((DATA / "matrix/6.12-series-collection-error.junit.xml").read_text())
+                if r.status is Status.ERROR]
+    assert error.nodeid == "cases/verifier/kptr_store_task.bpf.c"  # a collection error: the file, no '::'
+
+
+def test_properties_are_read_in_order():
+    (r,) = parse_junit((DATA / "matrix/6.12-series-serial-rerun-passes.junit.xml").read_text())
+    assert [k for k, _ in r.properties] == ["spec_rule", "description", "nodeid", "verifier log", "libbpf log",
+                                           "audit records"]
+    assert r.prop("spec_rule") == "16" and r.props("spec_rule") == ("16",) and r.prop("console log") == ""
+    assert r.prop("audit records").endswith("/cases/serial.bpf-grouped_with_syscall/records.txt")
 
 
 @pytest.mark.parametrize("name", [n for n, (family, _) in RECORDED.items() if family == "xunit1"])

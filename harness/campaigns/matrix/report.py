@@ -1,27 +1,42 @@
 # SPDX-License-Identifier: GPL-2.0
 """Matrix results: per-kernel pytest JUnit files -> cells (pass/fail/skip/xfail/flaky) -> JUnit, JSON, HTML, text.
 
-Pure: strings in, strings out. harness/campaigns/matrix/run.py runs the suites and does the file I/O; the
-results it judges (Status, CaseResult, the JUnit reader) are harness/campaigns/results.py's.
+Pure: strings in, strings out. harness/campaigns/matrix/run.py runs the suites and does the file I/O (it also
+copies each case's logs into the results directory and names them in Cell.logs); the results it judges
+(Status, CaseResult, the JUnit reader) are harness/campaigns/results.py's; the HTML page is page.py's.
 """
 
 from __future__ import annotations
 
-import html
+import re
+import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from harness.campaigns.matrix.spec import KnownFailure
 from harness.campaigns.results import CaseResult, Status, first_line
 from harness.campaigns.results import parse_junit as parse_junit  # tests/test_matrix_html.py reads it from here
+
+# The JUnit properties that name a case's log files (harness/cases/collect.py records them); run.py copies them.
+CASE_LOGS = ("verifier log", "libbpf log", "audit records", "console log")
+
+
+class Link(NamedTuple):
+    """A file of the results directory: label, path relative to the directory, the try it belongs to (0: the
+    whole kernel run, 1: the first run, 2: the first rerun, ...)."""
+
+    label: str
+    href: str
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
 class Cell:
     """The verdict for one case on one kernel, after reruns and the known-failures list."""
 
-    case: str
+    case: str  # the pytest node id
     kernel: str
     status: Status  # any of them: FLAKY from reruns, XFAIL from the known-failures list, MISSING from grid()
     reason: str = ""
@@ -29,9 +44,36 @@ class Cell:
     attempts: tuple[Status, ...] = ()  # statuses of every try (first run + reruns), when reruns happened
     known: KnownFailure | None = None
     seconds: float = 0.0
+    tries: tuple[CaseResult, ...] = ()  # what each try said (first run, then reruns), with its JUnit properties
+    logs: tuple[Link, ...] = ()  # its files in the results directory (run.py fills them in)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The spec rules the case tests (its `spec_rule` properties)."""
+        return next((t.props("spec_rule") for t in self.tries if t.props("spec_rule")), ())
+
+    @property
+    def description(self) -> str:
+        return next((t.prop("description") for t in self.tries if t.prop("description")), "")
+
+    def links(self, attempt: int) -> tuple[Link, ...]:
+        return tuple(link for link in self.logs if link.attempt == attempt)
+
+
+# A case's failure starts by echoing its location and description ("/repo/cases/x.bpf.c:24: rule 4: ..."), which
+# the node id already says; the line after it says what went wrong.
+_ECHO = re.compile(r"^\S+\.bpf\.c:\d+: ")
+
+
+def gist(r: CaseResult) -> str:
+    """The line of a result that says what happened: its message, or the line after a case's location echo."""
+    if not _ECHO.match(r.message):
+        return r.message
+    lines = [line.strip() for line in r.detail.splitlines() if line.strip()]
+    return next((line for line in lines[1:] if not _ECHO.match(line)), r.message)
 
 
 def judge(kernel: str, first: list[CaseResult], reruns: Sequence[list[CaseResult]] = (),
@@ -48,7 +90,7 @@ def judge(kernel: str, first: list[CaseResult], reruns: Sequence[list[CaseResult
     cells: list[Cell] = []
     now_passing: list[tuple[str, KnownFailure]] = []
     for r in first:
-        status, reason, detail = r.status, r.message, r.detail
+        status, reason, detail = r.status, (gist(r) if r.status.failing else r.message), r.detail
         if status is Status.XFAIL:
             reason = f"pytest xfail: {reason}"  # the case's own mark, not the known-failures list
         tries = (r, *later.get(r.nodeid, ()))
@@ -58,9 +100,9 @@ def judge(kernel: str, first: list[CaseResult], reruns: Sequence[list[CaseResult
             if passes:
                 bad = next(t for t in tries if t.status.failing)
                 status = Status.FLAKY
-                reason = f"flaky: passed {passes} of {len(attempts)} tries; a failing try said: {bad.message}"
+                reason = f"flaky: passed {passes} of {len(attempts)} tries; a failing try said: {gist(bad)}"
             else:
-                reason = f"failed all {len(attempts)} tries: {r.message}"
+                reason = f"failed all {len(attempts)} tries: {gist(r)}"
         kf = next((k for k in known if k.matches(r.nodeid, kernel)), None)
         if kf is not None:
             if status.failing:
@@ -70,7 +112,7 @@ def judge(kernel: str, first: list[CaseResult], reruns: Sequence[list[CaseResult
                 now_passing.append((r.nodeid, kf))
                 note = f"listed as a known failure ({kf.link}) but passed: prune it"
                 reason = f"{reason}; {note}" if reason else note
-        cells.append(Cell(r.nodeid, kernel, status, reason, detail, attempts, kf, r.seconds))
+        cells.append(Cell(r.nodeid, kernel, status, reason, detail, attempts, kf, r.seconds, tries))
     return cells, now_passing
 
 
@@ -84,10 +126,12 @@ class KernelRun:
     cells: tuple[Cell, ...] = ()
     error: str = ""  # the target could not be run at all (build failed, pytest crashed)
     now_passing: tuple[tuple[str, KnownFailure], ...] = ()
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole target: kernel build or fetch, suite, reruns
     artifact_key: str = ""
     packages: tuple[tuple[str, str], ...] = ()  # the exact Debian packages the kernel came from (name, version)
     version_notes: tuple[str, ...] = ()  # e.g. a pinned version the archive no longer had, and what was used
+    suite_seconds: float = 0.0  # the suite's wall time (first run and reruns), as its JUnit files say
+    files: tuple[Link, ...] = ()  # its pytest log and JUnit files in the results directory
 
     def counts(self) -> dict[str, int]:
         c = Counter(cell.status for cell in self.cells)
@@ -103,6 +147,7 @@ class Report:
     title: str = "bpf-audit-harness kernel matrix"
     generated: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    link_prefix: str = ""  # prepended to every Link.href: where the results directory is, seen from the reports
 
     def cases(self) -> list[str]:
         return sorted({c.case for k in self.kernels for c in k.cells})
@@ -125,17 +170,101 @@ class Report:
         """No kernel errored and no case failed (xfail, skip and flaky do not fail the matrix)."""
         return all(not k.error and not any(c.status.failing for c in k.cells) for k in self.kernels)
 
+    def failures(self) -> list[Cell]:
+        """Failed and errored cells, kernel by kernel in matrix order, then by node id."""
+        return [c for k in self.kernels for c in sorted(k.cells, key=lambda c: c.case) if c.status.failing]
+
+    def flaky(self) -> list[Cell]:
+        return [c for k in self.kernels for c in sorted(k.cells, key=lambda c: c.case) if c.status is Status.FLAKY]
+
+    def href(self, link: Link) -> str:
+        return self.link_prefix + link.href
+
+    def overall(self) -> str:
+        flaky = len(self.flaky())
+        return ("OK" if self.ok() else "FAILURES") + (f" ({flaky} flaky)" if flaky else "")
+
 
 # -- JUnit -----------------------------------------------------------------------------------------------------
 
+# Surefire's elements for tries of a rerun case (maven-surefire's rerunFailingTestsCount; the Jenkins/xunit
+# junit-10.xsd): a flaky case is a passing testcase holding a <flakyFailure>/<flakyError> per failing try; a
+# case that failed every try is a failing testcase whose reruns are <rerunFailure>/<rerunError>.
+_INTERIM = {(True, Status.FAIL): "flakyFailure", (True, Status.ERROR): "flakyError",
+            (False, Status.FAIL): "rerunFailure", (False, Status.ERROR): "rerunError"}
+_TYPE = {Status.FAIL: "pytest.failure", Status.ERROR: "pytest.error"}  # pytest's own failures carry no type
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _XML_ILLEGAL.sub("\ufffd", text)
+
+
+def _case_properties(report: Report, cell: Cell) -> list[tuple[str, str]]:
+    """The testcase's <properties>: node id, rules and description as the plugin wrote them, and its log files
+    (the copies in the results directory; the run's own paths when nothing was copied)."""
+    last = cell.tries[-1] if cell.tries else None
+    props = [("nodeid", cell.case), *(("spec_rule", r) for r in cell.rules)]
+    if cell.description:
+        props.append(("description", cell.description))
+    copied = [link for link in cell.logs if link.label in CASE_LOGS and link.attempt == len(cell.tries)]
+    if copied:
+        props += [(link.label, report.href(link)) for link in copied]
+    elif last is not None:
+        props += [(k, v) for k, v in last.properties if k in CASE_LOGS]
+    if last is not None:
+        props += [(k, v) for k, v in last.properties if k == "status"]  # e.g. "lost VM", "no verdict"
+    return props
+
+
+def _try_output(report: Report, cell: Cell, n: int) -> str:
+    """A try's <system-out>: which try it was and its log files."""
+    t = cell.tries[n - 1]
+    lines = [f"try {n} of {len(cell.tries)} on {cell.kernel}: {t.status}"]
+    copied = {link.label: report.href(link) for link in cell.links(n)}
+    lines += [f"{k}: {copied.get(k, v)}" for k, v in t.properties if k in CASE_LOGS]
+    return "\n".join(lines)
+
+
+def _add_junit_details(report: Report, tc: ET.Element, cell: Cell) -> None:
+    """What junit_xml cannot write (see to_junit), added to the testcase element it built for `cell`."""
+    props = ET.Element("properties")
+    for name, value in _case_properties(report, cell):
+        ET.SubElement(props, "property", name=name, value=_xml_text(value))
+    tc.insert(0, props)
+    if len(cell.tries) < 2:
+        return
+    flaky = cell.status is Status.FLAKY
+    later = cell.tries if flaky else cell.tries[1:]  # a failing testcase's first try is its <failure>/<error>
+    first = 1 if flaky else 2
+    interim = []
+    for n, t in enumerate(later, first):
+        if not t.status.failing:
+            continue
+        el = ET.Element(_INTERIM[flaky, t.status], message=_xml_text(gist(t)), type=_TYPE[t.status],
+                        time=f"{t.seconds:.3f}")
+        ET.SubElement(el, "stackTrace").text = _xml_text(t.detail or t.message)
+        ET.SubElement(el, "system-out").text = _xml_text(_try_output(report, cell, n))
+        interim.append(el)
+    at = next((i for i, child in enumerate(tc) if child.tag in ("system-out", "system-err")), len(tc))
+    for i, el in enumerate(interim):
+        tc.insert(at + i, el)
+
+
 def to_junit(report: Report) -> str:
-    """One <testsuite> per kernel. Flaky: passed with status="flaky" and the tries in system-out; known failure:
-    skipped with status="xfail" and the reason (the original failure in the skip text)."""
+    """One <testsuite> per kernel, a <testcase> per case named by its node id (classname: the case file).
+
+    Flaky: a passing testcase (status="flaky") holding Surefire's <flakyFailure>/<flakyError> per failing try;
+    failed every try: <failure>/<error> plus a <rerunFailure>/<rerunError> per rerun; each with <stackTrace>
+    and <system-out> (the try and its logs). Known failure: skipped with status="xfail" and the reason (the
+    original failure in the skip text). Each testcase keeps the plugin's <properties> (node id, spec rule,
+    description, log files).
+    """
     from junit_xml import TestCase, TestSuite, to_xml_report_string
 
-    suites = []
+    suites, cells_of = [], []
     for k in report.kernels:
-        cases = []
+        cases, cells = [], []
         for c in k.cells:
             file, _, name = c.case.rpartition("::")
             tc = TestCase(name or c.case, classname=file or k.kernel, elapsed_sec=c.seconds, status=c.status,
@@ -143,9 +272,9 @@ def to_junit(report: Report) -> str:
             if c.attempts:
                 tc.stdout = f"tries: {', '.join(c.attempts)}"
             if c.status is Status.FAIL:
-                tc.add_failure_info(message=c.reason, output=c.detail)
+                tc.add_failure_info(message=c.reason, output=c.detail, failure_type=_TYPE[Status.FAIL])
             elif c.status is Status.ERROR:
-                tc.add_error_info(message=c.reason, output=c.detail)
+                tc.add_error_info(message=c.reason, output=c.detail, error_type=_TYPE[Status.ERROR])
             elif c.status is Status.SKIP:
                 tc.add_skipped_info(message=c.reason)
             elif c.status is Status.XFAIL:
@@ -153,32 +282,57 @@ def to_junit(report: Report) -> str:
             elif c.status is Status.FLAKY:
                 tc.stdout = f"FLAKY ({', '.join(c.attempts)}): {c.reason}"
             cases.append(tc)
+            cells.append(c)
         if k.error:
             tc = TestCase("kernel setup", classname=k.kernel, status=Status.ERROR)
             tc.add_error_info(message=first_line(k.error), output=k.error)
             cases.append(tc)
         props = {"kernel": k.kernel, "release": k.release, "description": k.description,
-                 "artifact_key": k.artifact_key}
+                 "artifact_key": k.artifact_key, "suite_seconds": f"{k.suite_seconds:.1f}"}
         props.update({f"package.{name}": version for name, version in k.packages})
         props.update({f"version_note.{i}": note for i, note in enumerate(k.version_notes, 1)})
         props.update({f"count.{s}": str(n) for s, n in k.counts().items()})
+        props.update({f"file.{link.label}": report.href(link) for link in k.files})
         suites.append(TestSuite(k.kernel, cases, properties=props, package="bpf-audit-harness.matrix"))
-    return to_xml_report_string(suites, prettyprint=True, encoding="utf-8")
+        cells_of.append(cells)
+    # junit_xml (the project's JUnit writer) has no per-testcase <properties> and none of Surefire's rerun
+    # elements (<flakyFailure>, <rerunFailure>, ...). Rather than drop the tries and the log paths, its document
+    # is parsed back and those elements are added to the testcases it wrote (in the order it was given them).
+    root = ET.fromstring(to_xml_report_string(suites, prettyprint=False, encoding="utf-8"))
+    for suite_el, cells in zip(root.iter("testsuite"), cells_of, strict=True):
+        for tc_el, cell in zip(suite_el.iter("testcase"), cells, strict=False):  # + "kernel setup"
+            _add_junit_details(report, tc_el, cell)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 # -- JSON ------------------------------------------------------------------------------------------------------
+
+def _cell_json(report: Report, c: Cell) -> dict:
+    out: dict = {"status": c.status, "reason": c.reason}
+    if c.attempts:
+        out["attempts"] = list(c.attempts)
+    if c.seconds:
+        out["seconds"] = round(c.seconds, 3)
+    if c.logs:
+        out["logs"] = [{"label": link.label, "path": report.href(link), "try": link.attempt} for link in c.logs]
+    return out
+
 
 def to_json(report: Report) -> dict:
     return {
         "title": report.title,
         "generated": report.generated,
         "ok": report.ok(),
+        "overall": report.overall(),
         "notes": list(report.notes),
         "kernels": [
             {
                 "name": k.kernel, "description": k.description, "release": k.release, "error": k.error,
-                "artifact_key": k.artifact_key, "seconds": round(k.seconds, 1), "counts": k.counts(),
+                "artifact_key": k.artifact_key, "seconds": round(k.seconds, 1),
+                "suite_seconds": round(k.suite_seconds, 1), "counts": k.counts(),
                 "packages": dict(k.packages), "version_notes": list(k.version_notes),
+                "files": {link.label: report.href(link) for link in k.files},
                 "flaky": [c.case for c in k.cells if c.status is Status.FLAKY],
                 "failed": [c.case for c in k.cells if c.status.failing],
                 "known_failures_now_passing": [{"case": case, "pattern": kf.case, "reason": kf.reason,
@@ -186,11 +340,9 @@ def to_json(report: Report) -> dict:
             }
             for k in report.kernels
         ],
-        "cases": {
-            case: {c.kernel: {"status": c.status, "reason": c.reason, **({"attempts": list(c.attempts)}
-                                                                          if c.attempts else {})} for c in row}
-            for case, row in report.grid()
-        },
+        "failures": [{"kernel": c.kernel, "case": c.case, "status": c.status, "reason": c.reason,
+                      "rules": list(c.rules)} for c in report.failures() + report.flaky()],
+        "cases": {case: {c.kernel: _cell_json(report, c) for c in row} for case, row in report.grid()},
     }
 
 
@@ -198,6 +350,10 @@ def to_json(report: Report) -> dict:
 
 SHORT = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.SKIP: "skip",
          Status.XFAIL: "xfail", Status.FLAKY: "FLAKY", Status.MISSING: "-"}
+
+
+def counts_text(k: KernelRun) -> str:
+    return ", ".join(f"{n} {s}" for s, n in k.counts().items() if n)
 
 
 def to_text(report: Report) -> str:
@@ -212,9 +368,8 @@ def to_text(report: Report) -> str:
         lines.append(case.ljust(w0) + "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
     lines.append("")
     for k in report.kernels:
-        counts = ", ".join(f"{n} {s}" for s, n in k.counts().items() if n)
         extra = f" [ERROR: {first_line(k.error)}]" if k.error else ""
-        lines.append(f"{k.kernel} ({k.release or '?'}): {counts or 'no results'}{extra}")
+        lines.append(f"{k.kernel} ({k.release or '?'}): {counts_text(k) or 'no results'}{extra}")
         if k.packages:
             lines.append("  packages: " + ", ".join(f"{name} {version}" for name, version in k.packages))
         lines += [f"  {note}" for note in k.version_notes]
@@ -223,76 +378,35 @@ def to_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_summary(report: Report) -> str:
+    """What a terminal needs after a run: per kernel its counts and exact packages, then the failures and
+    flaky cases by node id with their reason (the full table is matrix.txt's)."""
+    lines = [f"{report.title}: {report.overall()}"]
+    w = max([len(k.kernel) for k in report.kernels] or [0])
+    for k in report.kernels:
+        timing = f" (suite {k.suite_seconds:.0f}s)" if k.suite_seconds else ""
+        state = f"ERROR: {first_line(k.error)}" if k.error else (counts_text(k) or "no results") + timing
+        lines.append(f"  {k.kernel.ljust(w)}  {k.release or '?'}: {state}")
+        lines += [f"  {''.ljust(w)}    {name} {version}" for name, version in k.packages]
+        lines += [f"  {''.ljust(w)}    {note}" for note in k.version_notes]
+    for title, cells in (("failed", report.failures()), ("flaky", report.flaky())):
+        if cells:
+            lines.append(f"{title} ({len(cells)}):")
+            for c in cells:
+                lines.append(f"  {SHORT[c.status]:5}  {c.kernel.ljust(w)}  {c.case}")
+                lines.append(f"         {first_line(c.reason)}")
+    prune = [(k.kernel, case, kf) for k in report.kernels for case, kf in k.now_passing]
+    if prune:
+        lines.append("known failures that now pass (prune them from known-failures.toml):")
+        lines += [f"  {kernel}  {case} ({kf.link})" for kernel, case, kf in prune]
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
 # -- HTML ------------------------------------------------------------------------------------------------------
 
-_CSS = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
-table.matrix { border-collapse: collapse; }
-table.matrix th, table.matrix td { border: 1px solid #ccc; padding: 3px 8px; }
-table.matrix th.case, table.matrix td.case { text-align: left; font-family: ui-monospace, monospace; }
-table.matrix td.cell { text-align: center; font-weight: 600; min-width: 5em; cursor: help; }
-.pass { background: #d8f0d8; color: #1d5e1d; }
-.fail, .error { background: #f6c9c9; color: #8a1010; }
-.skip { background: #eeeeee; color: #666; }
-.xfail { background: #fde9c4; color: #7a4d00; }
-.flaky { background: #f4d6f4; color: #6d1d6d; }
-.missing { background: #fff; color: #aaa; }
-tr.counts td { font-size: 12px; color: #444; }
-.legend span { display: inline-block; padding: 1px 8px; margin-right: 6px; border: 1px solid #ccc; }
-"""
-
-
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _overall(report: Report) -> str:
-    flaky = sum(c.status is Status.FLAKY for k in report.kernels for c in k.cells)
-    return ("OK" if report.ok() else "FAILURES") + (f" ({flaky} flaky)" if flaky else "")
-
-
 def to_html(report: Report) -> str:
-    """A static page: cases x kernels, each cell's reason in its title (hover)."""
-    head = "".join(
-        f'<th class="kernel" title="{_e(k.description + (" — " + k.release if k.release else ""))}">{_e(k.kernel)}'
-        f"<br><small>{_e(k.release)}</small>"
-        + "".join(f'<br><small class="package">{_e(name)} {_e(version)}</small>' for name, version in k.packages)
-        + "</th>" for k in report.kernels)
-    body = []
-    for case, row in report.grid():
-        cells = "".join(
-            f'<td class="cell {c.status}" data-kernel="{_e(c.kernel)}" data-status="{c.status}" '
-            f'title="{_e(c.reason or c.status)}">{_e(SHORT[c.status])}</td>' for c in row)
-        body.append(f'<tr data-case="{_e(case)}"><td class="case">{_e(case)}</td>{cells}</tr>')
-    counts = "".join(
-        '<td title="{}">{}</td>'.format(
-            _e(k.error) if k.error else "",
-            _e(", ".join(f"{n} {s}" for s, n in k.counts().items() if n) or ("ERROR" if k.error else "no results")))
-        for k in report.kernels)
-    legend = "".join(f'<span class="{s}">{_e(SHORT[s])}: {s}</span>' for s in Status)
-    notes = []
-    for k in report.kernels:
-        if k.error:
-            notes.append(f"<li><b>{_e(k.kernel)}</b>: could not run: <code>{_e(first_line(k.error))}</code></li>")
-        for note in k.version_notes:
-            notes.append(f"<li><b>{_e(k.kernel)}</b>: {_e(note)}</li>")
-        for case, kf in k.now_passing:
-            notes.append(f"<li><b>{_e(k.kernel)}</b>: known failure now passes, prune it from known-failures.toml: "
-                         f"<code>{_e(case)}</code> ({_e(kf.link)})</li>")
-        for c in k.cells:
-            if c.status is Status.FLAKY:
-                notes.append(f"<li><b>{_e(k.kernel)}</b>: flaky <code>{_e(c.case)}</code>: {_e(c.reason)}</li>")
-    notes += [f"<li>{_e(n)}</li>" for n in report.notes]
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{_e(report.title)}</title><style>{_CSS}</style></head><body>\n"
-        f"<h1>{_e(report.title)}</h1>\n<p>{_e(report.generated)} — hover a cell for its reason. "
-        f"Overall: <b id=\"overall\">{_overall(report)}</b></p>\n"
-        f'<p class="legend">{legend}</p>\n'
-        f'<table class="matrix" id="matrix"><thead><tr><th class="case">case</th>{head}</tr>\n'
-        f'<tr class="counts"><td class="case">counts</td>{counts}</tr></thead>\n<tbody>\n'
-        + "\n".join(body)
-        + "\n</tbody></table>\n"
-        + (f"<h2>Notes</h2><ul>{''.join(notes)}</ul>\n" if notes else "")
-        + "</body></html>\n"
-    )
+    """The page a person reads: kernels with charts, failures and flaky cases first, then the filterable grid."""
+    from harness.campaigns.matrix.page import render
+
+    return render(report)

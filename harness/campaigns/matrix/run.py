@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +17,7 @@ from pathlib import Path
 from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix.spec import KnownFailure, Matrix, Target
-from harness.campaigns.results import CaseResult, parse_junit
+from harness.campaigns.results import CaseResult, parse_junit, suite_seconds
 from harness.errors import HarnessError
 from harness.settings import REPO_ROOT, CacheLayout, cache_root, new_run_dir
 from harness.tools import quoted
@@ -78,7 +81,7 @@ def save_target_meta(run: mr.KernelRun, tdir: Path) -> None:
 
 
 def load_target_run(target: Target, tdir: Path, known: tuple[KnownFailure, ...]) -> mr.KernelRun:
-    """A KernelRun rebuilt from a target's output directory (junit.xml, rerun-N.junit.xml, target.json)."""
+    """A KernelRun rebuilt from a target's output directory (junit.xml, rerun-N.junit.xml, target.json, logs/)."""
     try:
         meta = json.loads((tdir / TARGET_META).read_text())
     except (OSError, ValueError):
@@ -89,19 +92,80 @@ def load_target_run(target: Target, tdir: Path, known: tuple[KnownFailure, ...])
                 version_notes=tuple(meta.get("version_notes") or ()))
     junit = tdir / "junit.xml"
     if meta.get("error") or not junit.is_file():
-        return mr.KernelRun(**base, error=meta.get("error") or f"no results: {junit} does not exist")
-    first = parse_junit(junit.read_text())
-    reruns = []
-    i = 1
-    while (tdir / f"rerun-{i}.junit.xml").is_file():
-        reruns.append(parse_junit((tdir / f"rerun-{i}.junit.xml").read_text()))
-        i += 1
-    cells, now_passing = mr.judge(target.name, first, reruns, known)
-    return mr.KernelRun(**base, cells=tuple(cells), now_passing=tuple(now_passing))
+        return mr.KernelRun(**base, error=meta.get("error") or f"no results: {junit} does not exist",
+                            files=_kernel_files(tdir))
+    return judge_dir(tdir, known, **base)
+
+
+def junit_files(tdir: Path) -> list[Path]:
+    """The target's JUnit files in run order: junit.xml, then rerun-1.junit.xml, rerun-2.junit.xml, ..."""
+    files = [tdir / "junit.xml"]
+    while (tdir / f"rerun-{len(files)}.junit.xml").is_file():
+        files.append(tdir / f"rerun-{len(files)}.junit.xml")
+    return files
+
+
+def _rel(path: Path, tdir: Path) -> str:
+    """A path inside the target's directory as the results directory (its parent) sees it."""
+    return path.relative_to(tdir.parent).as_posix()
+
+
+def _kernel_files(tdir: Path) -> tuple[mr.Link, ...]:
+    named = [("pytest log", tdir / "pytest.log")]
+    named += [("JUnit" if i == 0 else f"JUnit rerun {i}", f) for i, f in enumerate(junit_files(tdir))]
+    return tuple(mr.Link(label, _rel(path, tdir)) for label, path in named if path.is_file())
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:120]
+
+
+def keep_case_logs(tdir: Path, runs: list[list[CaseResult]]) -> dict[str, list[mr.Link]]:
+    """Copy the log files each case's JUnit properties name (verifier, libbpf, audit records, console) into
+    tdir/logs/<case>/try-<n>/, so the results directory stands alone: the run directories they were written to
+    are pruned from the cache. Idempotent (a copy already there is kept: --report-only finds the kernel job's
+    copies). Returns node id -> links: each try's JUnit file and the copies that exist."""
+    links: dict[str, list[mr.Link]] = {}
+    copied: dict[str, Path] = {}  # a file two cases name (a VM's console log) is copied once
+    files = junit_files(tdir)
+    for attempt, (junit, results) in enumerate(zip(files, runs, strict=True), 1):
+        for r in results:
+            mine = links.setdefault(r.nodeid, [])
+            mine.append(mr.Link("JUnit" if attempt == 1 else f"JUnit rerun {attempt - 1}", _rel(junit, tdir),
+                                attempt))
+            for label, value in r.properties:
+                if label not in mr.CASE_LOGS or not value:
+                    continue
+                src = Path(value)
+                dest = copied.get(value) or tdir / "logs" / _slug(r.nodeid) / f"try-{attempt}" / _slug(src.name)
+                if not dest.is_file() and src.is_file():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        shutil.copyfile(src, dest)
+                    except OSError as e:
+                        _say(f"[matrix] cannot keep {src} as {dest}: {e.strerror}")
+                if dest.is_file():
+                    copied[value] = dest
+                    mine.append(mr.Link(label, _rel(dest, tdir), attempt))
+    return links
+
+
+def judge_dir(tdir: Path, known: tuple[KnownFailure, ...], **run) -> mr.KernelRun:
+    """Judge a target's JUnit files (first run and reruns) into a KernelRun, its logs kept and linked."""
+    texts = [f.read_text() for f in junit_files(tdir)]
+    runs = [parse_junit(t) for t in texts]
+    cells, now_passing = mr.judge(run["kernel"], runs[0], runs[1:], known)
+    logs = keep_case_logs(tdir, runs)
+    files = _kernel_files(tdir)
+    pytest_log = tuple(f for f in files if f.label == "pytest log")
+    cells = [dataclasses.replace(c, logs=(*logs.get(c.case, ()), *pytest_log)) for c in cells]
+    return mr.KernelRun(**run, cells=tuple(cells), now_passing=tuple(now_passing),
+                        suite_seconds=sum(suite_seconds(t) for t in texts), files=files)
 
 
 def report_from_dir(out_dir: Path, targets: tuple[Target, ...], known: tuple[KnownFailure, ...]) -> mr.Report:
-    """Rebuild the matrix report from per-target directories (CI: one job per kernel, one report job)."""
+    """Rebuild the matrix report from per-target directories (CI: one job per kernel, one report job); its links
+    are relative to out_dir."""
     runs = tuple(load_target_run(t, out_dir / t.name, known) for t in targets)
     return mr.Report(runs, generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", from {out_dir}")
 
@@ -111,6 +175,9 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
     t0 = time.monotonic()
     tdir = opts.out_dir / target.name
     tdir.mkdir(parents=True, exist_ok=True)
+    for stale in (*tdir.glob("rerun-*.junit.xml"), tdir / "junit.xml"):  # an --out reused: only this run's files
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(tdir / "logs", ignore_errors=True)
     log = tdir / "pytest.log"
     _say(f"[matrix] {target.name}: {target.description}")
     try:
@@ -133,9 +200,8 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         return mr.KernelRun(target.name, target.description, art.release, seconds=time.monotonic() - t0,
                             error=f"pytest exited {rc} (not a test verdict; see {log}):\n{tail}", artifact_key=art.key,
-                            **versions)
+                            files=_kernel_files(tdir), **versions)
     first = parse_junit(junit.read_text())
-    reruns: list[list[CaseResult]] = []
     remaining = [r.nodeid for r in first if r.status.failing and r.rerunnable]
     for i in range(1, opts.rerun_failures + 1):
         if not remaining:
@@ -144,26 +210,30 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
         _say(f"[matrix] {target.name}: rerun {i}/{opts.rerun_failures} of {len(remaining)} failing case(s)")
         rc = _pytest(suite_argv(target, matrix.path, opts, rjunit, remaining, min(opts.workers, len(remaining))), log)
         if rc not in (0, 1) or not rjunit.is_file():
+            if rjunit.is_file():  # judge_dir reads rerun-N.junit.xml files: not this one
+                rjunit.rename(rjunit.with_name(f"rerun-{i}.crashed.junit.xml"))
             break  # a rerun that crashed says nothing about flakiness; the first verdict stands
         rerun = parse_junit(rjunit.read_text())
-        reruns.append(rerun)
         remaining = [r.nodeid for r in rerun if r.status.failing and r.nodeid in remaining]
-    cells, now_passing = mr.judge(target.name, first, reruns, known)
-    run = mr.KernelRun(target.name, target.description, art.release, tuple(cells), now_passing=tuple(now_passing),
-                       seconds=time.monotonic() - t0, artifact_key=art.key, **versions)
+    run = judge_dir(tdir, known, kernel=target.name, description=target.description, release=art.release,
+                    seconds=time.monotonic() - t0, artifact_key=art.key, **versions)
     _say(f"[matrix] {target.name}: {run.counts()} in {run.seconds:.0f}s")
     return run
 
 
-def write_outputs(report: mr.Report, out_dir: Path) -> dict[str, Path]:
+def write_outputs(report: mr.Report, out_dir: Path, results_dir: Path | None = None) -> dict[str, Path]:
+    """matrix.junit.xml, matrix.json, matrix.html and matrix.txt (summary, then the full table) in out_dir.
+    results_dir: where the per-kernel directories are, when not out_dir itself (the links are made to reach it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if results_dir is not None and results_dir.resolve() != out_dir.resolve():
+        prefix = Path(os.path.relpath(results_dir.resolve(), out_dir.resolve())).as_posix()
+        report = dataclasses.replace(report, link_prefix=prefix.rstrip("/") + "/")
     paths = {"junit": out_dir / "matrix.junit.xml", "json": out_dir / "matrix.json",
              "html": out_dir / "matrix.html", "text": out_dir / "matrix.txt"}
-    junit = mr.to_junit(report)
-    paths["junit"].write_bytes(junit if isinstance(junit, bytes) else junit.encode())
+    paths["junit"].write_text(mr.to_junit(report))
     paths["json"].write_text(json.dumps(mr.to_json(report), indent=2) + "\n")
     paths["html"].write_text(mr.to_html(report))
-    paths["text"].write_text(mr.to_text(report))
+    paths["text"].write_text(mr.to_summary(report) + "\n" + mr.to_text(report))
     return paths
 
 
