@@ -16,7 +16,7 @@ APT_PACKAGES := make gcc flex bison bc libelf-dev libssl-dev dwarves ccache zstd
 # with Debian's npm package, so these are installed only when the command is missing (command:package).
 CMD_PACKAGES := node:nodejs npm:npm
 
-.PHONY: conformance test unit deps venv build lint bench matrix clean-venv
+.PHONY: conformance test unit deps venv doctor build lint bench matrix report clean-venv
 
 ## The conformance suite on the default kernel (6.12 + patches/), one VM per xdist worker.
 conformance: deps venv
@@ -30,14 +30,15 @@ test: deps venv
 unit: deps venv
 	$(PYTEST) tests/unit
 
-## Install missing Debian packages (idempotent: only what dpkg does not already have).
+## Install missing Debian packages (idempotent: only what dpkg does not already have); `make doctor` then checks.
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done; \
 		for cp in $(CMD_PACKAGES); do command -v $${cp%%:*} >/dev/null || echo $${cp#*:}; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing \
+			&& echo "installed: $$missing (\`make doctor\` checks that a run can work: tools, KVM, the cache)"; \
 	fi
 
 ## A project venv with the harness installed in editable mode (re-done when pyproject.toml changes).
@@ -47,6 +48,10 @@ $(STAMP): pyproject.toml
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -e '.[dev]'
 	touch $@
+
+## Can a run work here? Every tool with its version and package, KVM's verdict, the cache; exit 3 if not.
+doctor: deps venv
+	$(VENV)/bin/bpf-audit-harness doctor
 
 build: deps venv
 	$(VENV)/bin/bpf-audit-harness build
@@ -63,6 +68,10 @@ matrix: deps venv
 
 bench: deps venv
 	$(VPY) -m benchmarks.run
+
+## The benchmark history (benchmarks/results/*.json) as a PNG and an HTML page in results/report/.
+report: venv
+	$(VENV)/bin/bpf-audit-harness report
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,7 +7,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
+
+EXIT_CODES = """\
+exit codes (the same in every subcommand):
+  0  everything asked for passed (build: the kernel is in the cache; doctor: a run can work here)
+  1  it ran and found a failure: matrix: a case failed (not a known failure); mutants: a mutant survived;
+     bisect: no single first bad commit (skipped commits hide it); boot, ssh: the command in the guest failed
+  2  usage: an option, a path or an input file (patch series, config fragment, matrix or known-failures file,
+     mutant name, bisect endpoints that do not judge as given) is wrong; refused before anything ran
+  3  the harness or the machine failed: a build, a boot, a lost VM, a missing tool, an unwritable cache;
+     matrix: a kernel could not be run (and no case failed); mutants: a mutant could not be judged (and none
+     survived); bisect: an endpoint or step could not be judged; doctor: something a run needs is missing
+"""
 
 
 def _kernel_args(p: argparse.ArgumentParser) -> None:
@@ -60,7 +72,7 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
     layout = CacheLayout(ns.cache_dir or cache_root())
     target = matrix_spec.load(ns.matrix).get(ns.kernel_target) if ns.kernel_target else None
     if target is not None and (ns.kernel_src or ns.ref or ns.patches or ns.no_patches or getattr(ns, "mutant", None)):
-        raise SystemExit("bpf-audit-harness build: --kernel-target already names the kernel; drop the source options")
+        raise UsageError("--kernel-target already names the kernel; drop the source options")
     if ns.print_key:
         if target is not None and target.kind == "prebuilt-deb":
             from harness.kernel.prebuilt import PrebuiltRequest
@@ -75,7 +87,7 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
         opts = kernel_options(ns) if target is None else KernelOptions(
             kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
             extra_fragments=target.fragments, cache_dir=layout.root)
-        print(make_request(opts).key_inputs().key())
+        print(make_request(opts, unpack=False).key_inputs().key())
         return 0
     from harness.campaigns.matrix.run import prepare_target
 
@@ -85,6 +97,14 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
           f"key={res.artifact.key}")
     print(f"  kernel    {res.artifact.bzimage}\n  vmlinux.h {res.artifact.vmlinux_h}")
     return 0
+
+
+def _matrix_exit(report) -> int:
+    """1 when a case failed (or errored) on some kernel; else 3 when a kernel could not be run at all (its build or
+    boot failed); else 0 (xfail, skip and flaky do not fail the matrix)."""
+    if report.failures():
+        return EXIT_FAILED
+    return EXIT_OK if report.ok() else EXIT_HARNESS
 
 
 def cmd_matrix(ns: argparse.Namespace) -> int:
@@ -100,7 +120,7 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
     names = [n.strip() for n in ns.targets.split(",") if n.strip()] if ns.targets else None
     targets = matrix.select(names)
     if ns.rerun_failures < 0:
-        raise SystemExit("bpf-audit-harness matrix: --rerun-failures must be >= 0")
+        raise UsageError("--rerun-failures must be >= 0")
 
     def done(report, paths: dict[str, Path]) -> int:
         """The summary (per kernel counts and packages, then failures and flaky cases), not every row."""
@@ -115,7 +135,7 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
         sys.stdout.write(to_summary(report))
         for kind, path in paths.items():
             print(f"{kind:6} {path}")
-        return 0 if report.ok() else 1
+        return _matrix_exit(report)
 
     if ns.report_only:
         from harness.campaigns.matrix.run import report_from_dir, write_outputs
@@ -140,6 +160,8 @@ def cmd_boot(ns: argparse.Namespace) -> int:
     opts = kernel_options(ns)
     if ns.kernel:
         image = Path(ns.kernel)
+        if not image.is_file():
+            raise UsageError(f"--kernel {image} does not exist (a bzImage, e.g. from `bpf-audit-harness build`).")
     else:
         from harness.kernel.request import build_kernel
 
@@ -158,29 +180,41 @@ def cmd_boot(ns: argparse.Namespace) -> int:
             res = vm.guest.run(shlex.join(command), timeout=ns.timeout)
             sys.stdout.write(res.stdout)
             sys.stderr.write(res.stderr)
-            return res.rc
+            return _guest_exit(res.rc)
         t = vm.guest.target
         known = run_dir / "known_hosts"
         known.write_text(f"[127.0.0.1]:{t.port} ssh-ed25519 {t.host_key_b64}\n")
         argv = ["ssh", "-i", str(t.key), "-p", str(t.port), "-o", f"UserKnownHostsFile={known}",
                 "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"]
         print("$ " + " ".join(argv), file=sys.stderr)
-        return subprocess.call(argv, env=os.environ)
+        return _guest_exit(subprocess.call(argv, env=os.environ), ssh=True)
+
+
+def _guest_exit(rc: int, *, ssh: bool = False) -> int:
+    """A command in the guest exited `rc`: 0 stays 0, a failure is 1 (its status said on stderr), and ssh's own
+    255 (no connection) is the machine failing: 3."""
+    if rc == 0:
+        return EXIT_OK
+    if ssh and rc == 255:
+        print("bpf-audit-harness: vm error: ssh could not reach the guest (exit 255)", file=sys.stderr)
+        return EXIT_HARNESS
+    print(f"bpf-audit-harness: the command in the guest exited {rc}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def cmd_config(ns: argparse.Namespace) -> int:
+    """The merged config fragments as one fragment; with --dump, each option with the fragment file and line that
+    set it."""
     from harness.kernel import kconfig
 
     opts = kernel_options(ns)
     merged = kconfig.merge(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
-    sys.stdout.write(merged.render(annotate=True))
+    sys.stdout.write(merged.render(annotate=ns.dump))
     return 0
 
 
 def cmd_cache(ns: argparse.Namespace) -> int:
     """Show what the cache holds; with --prune, evict kernels and case objects unused for a while."""
-    import time
-
     from harness.kernel import gc
     from harness.settings import CacheLayout, cache_root
 
@@ -188,7 +222,22 @@ def cmd_cache(ns: argparse.Namespace) -> int:
     try:
         max_bytes = gc.parse_size(ns.max_size) if ns.max_size else None
     except ValueError as e:
-        raise SystemExit(f"bpf-audit-harness cache: --max-size: {e}") from None
+        raise UsageError(f"--max-size: {e}") from None
+    if layout.root.exists() and not layout.root.is_dir():
+        raise UsageError(f"the cache {layout.root} is not a directory (--cache-dir or $BPF_AUDIT_HARNESS_CACHE).")
+    try:
+        return _cache(ns, layout, max_bytes)
+    except OSError as e:
+        from harness.errors import CacheError
+
+        raise CacheError(f"the cache {layout.root} cannot be read or changed: {e}") from e
+
+
+def _cache(ns: argparse.Namespace, layout, max_bytes: int | None) -> int:
+    import time
+
+    from harness.kernel import gc
+
     items = gc.scan(layout)
     now = time.time()
     for kind in ("kernel", "object"):
@@ -212,19 +261,23 @@ def cmd_cache(ns: argparse.Namespace) -> int:
 
 
 def cmd_mutants(ns: argparse.Namespace) -> int:
-    """Build series + each mutant, run the suite on it, print the kill table; exit 1 if any mutant survived."""
+    """Build series + each mutant, run the suite on it, print the kill table; exit 1 if any mutant survived, 3 if
+    none did but one could not be judged (its build failed, a harness error)."""
     from harness.campaigns.mutants import run_all
 
     opts = kernel_options(ns)
     if ns.no_patches or ns.mutant:
-        raise SystemExit("bpf-audit-harness mutants: --no-patches/--mutant make no sense here (name mutants instead).")
+        raise UsageError("--no-patches/--mutant make no sense with mutants (name the mutants instead).")
     results = run_all(opts, ns.names, cases=ns.cases, workers=ns.workers, json_path=ns.json, out_dir=ns.out,
                       extra_pytest=ns.pytest_arg)
-    return 0 if all(r.killed for r in results) else 1
+    if any(r.status == "survived" for r in results):
+        return EXIT_FAILED
+    return EXIT_OK if all(r.killed for r in results) else EXIT_HARNESS
 
 
 def cmd_bisect(ns: argparse.Namespace) -> int:
-    """git bisect run with the harness step; prints the first bad commit and its failing cases."""
+    """git bisect run with the harness step; prints the first bad commit and its failing cases. Exit 0 when git
+    named it, 1 when skipped commits hide it, 3 when the bisection aborted."""
     from harness.campaigns.bisect.run import format_result, run_bisect
 
     tree = Path(ns.kernel_src or ".")
@@ -232,11 +285,79 @@ def cmd_bisect(ns: argparse.Namespace) -> int:
                         config_dir=ns.config_dir, accel=ns.accel, extra_pytest=ns.pytest_arg,
                         verify_endpoints=ns.verify_endpoints)
     print(format_result(result))
-    return 0 if result.first_bad else 1
+    if result.first_bad:
+        return EXIT_OK
+    return EXIT_FAILED if result.conclusion.candidates else EXIT_HARNESS
+
+
+def cmd_doctor(ns: argparse.Namespace) -> int:
+    """What a run needs, found or missing (with the apt-get line), KVM's verdict, the cache; exit 0 or 3."""
+    from harness import doctor
+
+    return doctor.run(ns.cache_dir)
+
+
+def cmd_ssh(ns: argparse.Namespace) -> int:
+    """A shell (or `-- CMD`) in the VM pytest --keep-vm-on-failure kept; --stop ends it, --keep extends it."""
+    import os
+    import subprocess
+
+    from harness.machine import keep
+    from harness.settings import CacheLayout, cache_root
+
+    kept = keep.find(ns.run, CacheLayout(ns.cache_dir or cache_root()).runs)
+    if ns.stop:
+        keep.stop(kept)
+        print(f"stopped the kept VM {kept.name} of {Path(kept.run_dir).name}")
+        return EXIT_OK
+    if ns.keep is not None:
+        keep.extend(kept, ns.keep)
+    command = ns.command
+    if not kept.known_hosts.is_file():
+        kept.write_known_hosts()
+    argv = kept.ssh_argv(command)
+    if ns.print_command or (ns.keep is not None and not command):
+        from harness.tools import quoted
+
+        print(f"{kept.name} of {Path(kept.run_dir).name}: {kept.describe_deadline()}\n$ {quoted(argv)}")
+        return EXIT_OK
+    print(f"{kept.name} of {Path(kept.run_dir).name} ({kept.describe_deadline()})", file=sys.stderr)
+    return _guest_exit(subprocess.call(argv, env=os.environ), ssh=True)
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    """The benchmark history (benchmarks/results/*.json) as a PNG and an HTML page embedding it."""
+    from harness import report
+
+    paths = report.write(ns.results or report.DEFAULT_RESULTS, ns.out or report.DEFAULT_OUT)
+    for kind, path in paths.items():
+        print(f"{kind:5} {path}")
+    return EXIT_OK
+
+
+def _minutes(text: str) -> float:
+    from harness.machine.keep import parse_minutes
+
+    return parse_minutes(text)
+
+
+class _Version(argparse.Action):
+    """--version: computed only when asked (the git commit takes a subprocess)."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from harness.settings import harness_version
+
+        print(f"bpf-audit-harness {harness_version()}")
+        parser.exit(EXIT_OK)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bpf-audit-harness", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bpf-audit-harness", description=__doc__, epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version, help="print the version (and git commit) and exit")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("build", help="source -> patches -> config -> cached kernel artifact")
     _kernel_args(p)
@@ -311,11 +432,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     p.add_argument("-v", "--verbose", action="store_true", help="list every evicted object, not only kernels")
     p.set_defaults(func=cmd_cache)
-    p = sub.add_parser("config", help="show the merged config fragments")
+    p = sub.add_parser("config", help="print the merged config fragments (one fragment, as make merges it)")
     _kernel_args(p)
-    p.add_argument("--dump", action="store_true", help="print the merged fragments with their origin")
+    p.add_argument("--dump", action="store_true",
+                   help="annotate each option with the fragment file and line it comes from")
     p.set_defaults(func=cmd_config)
+    p = sub.add_parser("doctor", help="check this machine: every tool with its version and Debian package, KVM, "
+                       "the cache; exit 0 when a run can work, 3 (with the apt-get line) when not")
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("ssh", help="a shell (or `-- CMD`) in the VM that pytest --keep-vm-on-failure kept")
+    p.add_argument("run", metavar="RUN", help="the run directory the pytest summary names (a name under the "
+                   "cache's runs/, or a path)")
+    p.add_argument("--stop", action="store_true", help="stop the kept VM now")
+    p.add_argument("--keep", type=_minutes, metavar="MINUTES", help="keep it until MINUTES from now (instead of "
+                   "the time given to --keep-vm-on-failure); without CMD, only say so")
+    p.add_argument("--print-command", action="store_true", help="print the ssh command line; connect to nothing")
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("command", nargs="*", help="-- CMD ARGS: run CMD in the guest (default: an interactive shell)")
+    p.set_defaults(func=cmd_ssh)
+    p = sub.add_parser("report", help="plot the benchmark history (benchmarks/results/*.json): a PNG and an HTML "
+                       "page")
+    p.add_argument("--results", type=Path, help="directory of result JSON files (default: benchmarks/results)")
+    p.add_argument("--out", type=Path, help="output directory (default: results/report)")
+    p.set_defaults(func=cmd_report)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    guest_command = None
+    if argv[:1] == ["ssh"] and "--" in argv:  # `ssh RUN [OPTIONS] -- CMD`: all after -- is the guest's
+        cut = argv.index("--")
+        argv, guest_command = argv[:cut], argv[cut + 1:]
     ns = parser.parse_args(argv)
+    if guest_command is not None:
+        ns.command = guest_command
     from harness.machine.lifetime import exit_on_hangup_and_term
 
     exit_on_hangup_and_term()
@@ -323,9 +471,9 @@ def main(argv: list[str] | None = None) -> int:
         ns.cases = ["cases"]
     try:
         return ns.func(ns)
-    except HarnessError as e:
+    except HarnessError as e:  # usage (2) or the harness/machine (3): e.exit_code says which
         print(f"bpf-audit-harness: {e.stage} error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except KeyboardInterrupt:
         print("bpf-audit-harness: interrupted", file=sys.stderr)
         return 130

@@ -5,23 +5,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The CLI's exit codes (the same in every subcommand; `bpf-audit-harness --help` documents them).
+EXIT_OK = 0  # everything asked for passed
+EXIT_FAILED = 1  # it ran and found something: a case failed, a mutant survived, no single bad commit
+EXIT_USAGE = 2  # the command line, or a file it names, is wrong: refused before anything ran
+EXIT_HARNESS = 3  # the harness or the machine failed: a build, a boot, a lost VM, a missing tool
+
 
 class HarnessError(Exception):
-    """Base class. `str()` is the one-paragraph message a user sees."""
+    """Base class. `str()` is the one-paragraph message a user sees.
+
+    `usage` says whether the error is about what the user typed (an option, a path, a file an option names:
+    exit 2) rather than about the machine or a stage that ran (exit 3). A class sets the default; a raise site
+    that checks user input passes usage=True."""
 
     stage = "harness"
+    usage = False
 
-    def __init__(self, message: str, *, log_path: Path | None = None, output: str = "") -> None:
+    def __init__(self, message: str, *, log_path: Path | None = None, output: str = "",
+                 usage: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.log_path = log_path
         self.output = output
+        if usage is not None:
+            self.usage = usage
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_USAGE if self.usage else EXIT_HARNESS
 
     def __str__(self) -> str:
         text = self.message
         if self.log_path is not None:
             text += f"\nFull log: {self.log_path}"
         return text
+
+
+class UsageError(HarnessError):
+    """An option or argument the harness refuses (argparse's own errors exit 2 too)."""
+
+    stage = "usage"
+    usage = True
 
 
 class SourceError(HarnessError):

@@ -50,6 +50,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--console-findings", default="fail", choices=("fail", "warn"),
                 help="a WARNING:/BUG:/Oops on the guest console during a case that otherwise passed: fail it "
                      "(default) or only warn")
+    g.addoption("--keep-vm-on-failure", nargs="?", const=30.0, default=None, metavar="MINUTES",
+                type=_keep_minutes,
+                help="keep the VM of the first failing test running (its case's program loaded and pinned) for "
+                     "inspection: the summary says how to reach it (`bpf-audit-harness ssh RUN`); it is stopped "
+                     "MINUTES (default 30) after the run ends, or by `bpf-audit-harness ssh RUN --stop`")
+
+
+def _keep_minutes(text: str) -> float:
+    from harness.machine.keep import parse_minutes
+
+    return parse_minutes(text)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,6 +93,43 @@ def pytest_configure(config: pytest.Config) -> None:
         _check_target(config)
     if config.getoption("--mutant"):
         _check_mutant(config)
+    if config.getoption("--keep-vm-on-failure") is not None:
+        _keep_vms(config)
+
+
+def _keep_vms(config: pytest.Config) -> None:
+    """--keep-vm-on-failure: one Keeper per process; the run's first failing test claims the one kept VM."""
+    from harness import run_kernel
+    from harness.machine.keep import KEEPER, Keeper
+
+    if config.getoption("--target"):
+        raise pytest.UsageError("--keep-vm-on-failure keeps a local VM; with --target the machine is yours already")
+    state = config.stash[CACHE_ROOT] / "state" / "runs"
+    config.stash[KEEPER] = Keeper(config.getoption("--keep-vm-on-failure"),
+                                  lambda: state / f"{run_kernel.run_id()}.kept-vm")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Where the kept VM is and how to get a shell in it (--keep-vm-on-failure)."""
+    from harness.machine.keep import KEEPER
+
+    keeper = config.stash.get(KEEPER, None)
+    kept = keeper.kept() if keeper is not None else None
+    if kept is None:
+        return
+    from harness.tools import quoted
+
+    tr = terminalreporter
+    tr.section("VM kept for inspection (--keep-vm-on-failure)", yellow=True)
+    tr.write_line(f"the VM of {kept.case or 'the first failing test'} still runs: stopped {kept.minutes:g} min "
+                  "after this run ends, or now with --stop")
+    for note in kept.notes:
+        tr.write_line(f"  {note}")
+    run = Path(kept.run_dir).name
+    tr.write_line(f"  shell:    bpf-audit-harness ssh {run}")
+    tr.write_line(f"  command:  bpf-audit-harness ssh {run} -- bpftool prog show")
+    tr.write_line(f"  or ssh:   {quoted(kept.ssh_argv())}")
+    tr.write_line(f"  stop:     bpf-audit-harness ssh {run} --stop")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -321,10 +369,32 @@ def vm(vm_pool, request: pytest.FixtureRequest):
             watchdog.cancel()
     if watchdog is not None and watchdog.fired:
         vm_pool.discard(f"killed after --case-timeout={timeout:g}s")
+    elif request.node.stash.get(CALL_FAILED, False) and _kept(request, vm_pool, machine):
+        pass  # handed over for inspection: a fresh VM for the next test
     elif not machine.alive():
         vm_pool.discard("lost during a test")
     elif request.node.stash.get(CALL_FAILED, False) and not vm_pool.responsive():
         vm_pool.discard("did not answer after a failed test (wedged)")
+
+
+def _kept(request: pytest.FixtureRequest, vm_pool, machine) -> bool:
+    """--keep-vm-on-failure: hand the failed test's VM over if it claimed the run's kept VM (a case claims it while
+    pinning its program; any other test here, if its VM still answers)."""
+    from harness.machine import keep
+    from harness.machine.vm import LocalVM
+
+    keeper = request.config.stash.get(keep.KEEPER, None)
+    if keeper is None or not isinstance(machine, LocalVM) or not machine.alive():
+        return False
+    notes = request.node.stash.get(keep.CLAIMED, None)
+    if notes is None:
+        if not vm_pool.responsive() or not keeper.claim():
+            return False
+        notes = []
+    vm_pool.__dict__.get("_case_sessions", {}).pop(id(machine), None)  # its agent goes with the connection
+    vm_pool.release()
+    keeper.note(keep.hand_over(machine, keeper.minutes, request.node.nodeid, notes))
+    return True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

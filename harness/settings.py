@@ -18,6 +18,7 @@ CACHE_ENV = "BPF_AUDIT_HARNESS_CACHE"
 # is cached, and for the project's own tests (tests/conftest.py holds each test to its marks with it).
 FORBID_ENV = "BPF_AUDIT_HARNESS_FORBID"
 KEEP_RUNS = 30
+KEPT_SUFFIX = ".kept.json"  # beside a VM's record while the VM is kept for inspection (harness.machine.keep)
 
 
 def refuse_if_forbidden(action: str, what: str) -> None:
@@ -118,7 +119,11 @@ def _prune_runs(runs: Path) -> None:
 
 
 def _owner_alive(run_dir: Path) -> bool:
-    """Run directories end in -<pid> of the process that made them (new_run_dir)."""
+    """Run directories end in -<pid> of the process that made them (new_run_dir). A directory holding a kept VM
+    (pytest --keep-vm-on-failure: its keys and record, until `bpf-audit-harness ssh RUN --stop` or the timeout)
+    counts as owned too."""
+    if any(run_dir.glob(f"*{KEPT_SUFFIX}")):
+        return True
     pid = run_dir.name.rsplit("-", 1)[-1]
     if not pid.isdigit():
         return False
@@ -129,3 +134,26 @@ def _owner_alive(run_dir: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def harness_version() -> str:
+    """The installed package's version, plus the git commit when the harness runs from a checkout."""
+    import subprocess
+    from importlib import metadata
+
+    try:
+        version = metadata.version("bpf-audit-harness")
+    except metadata.PackageNotFoundError:
+        version = "unknown (not installed: pip install -e .)"
+    if not (REPO_ROOT / ".git").exists():
+        return version
+    try:
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=False)
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return version
+    if head.returncode != 0 or not head.stdout.strip():
+        return version
+    return f"{version} (git {head.stdout.strip()}{', with local changes' if dirty.stdout.strip() else ''})"

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Helpers the project's own tests (tests/unit and tests/system) share: where the recorded data is, processes
-(alive, groups, descendants), signals, git, the CLI's error paragraph, inner pytest runs, a scratch case file."""
+(alive, groups, descendants), signals, git, the CLI's error paragraph, inner pytest runs, a scratch case file, a
+stand-in kept VM."""
 
 from __future__ import annotations
 
@@ -139,9 +140,13 @@ def cli(*args: str, env: dict | None = None, timeout: float = 1200) -> subproces
     return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def one_paragraph_error(res: subprocess.CompletedProcess, stage: str) -> str:
-    """Exit 2, no traceback, and one `bpf-audit-harness: STAGE error: ...` message (returned)."""
-    assert res.returncode == 2, (res.returncode, res.stdout[-2000:], res.stderr[-3000:])
+USAGE, HARNESS = 2, 3  # the CLI's exit codes for an error: what the user typed, the harness or machine failing
+
+
+def one_paragraph_error(res: subprocess.CompletedProcess, stage: str, code: int) -> str:
+    """Exit `code` (USAGE or HARNESS), no traceback, and one `bpf-audit-harness: STAGE error: ...` message
+    (returned)."""
+    assert res.returncode == code, (res.returncode, res.stdout[-2000:], res.stderr[-3000:])
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
     head = f"bpf-audit-harness: {stage} error: "
     assert res.stderr.count("bpf-audit-harness: ") == 1 and head in res.stderr, res.stderr[-3000:]
@@ -164,3 +169,30 @@ int BPF_PROG(scratch_prog, struct file *file)
 \treturn 0;
 }}
 """
+
+
+def fake_kept_vm(run_dir: Path, *, owner: int, minutes: float | None = 30.0, port: int = 9,
+                 name: str = "gw0-1") -> subprocess.Popen:
+    """A stand-in for a VM (`sleep` under the harness's reaper, no QEMU) recorded in `run_dir` as the harness
+    records one: its record, its ssh key directory and, unless minutes is None, a keep file asking for it to be
+    kept `minutes` after `owner` exits. Returns the reaper (the group leader); the caller ends the group."""
+    import json
+
+    from harness.machine import lifetime
+
+    keys = run_dir / f"{name}-ssh"
+    keys.mkdir(parents=True)
+    (keys / "client_ed25519").write_text("not a real key\n")
+    (keys / "host_ed25519.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKey x\n")
+    keep_file = lifetime.kept_file(run_dir, name)
+    if minutes is not None:
+        keep_file.write_text(json.dumps({"minutes": minutes, "case": "cases/x.bpf.c::prog"}) + "\n")
+    argv = [sys.executable, "-S", str(lifetime.REAPER), str(owner), "--keep-file", str(keep_file), "--",
+            "sleep", "600"]
+    reaper = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while len(group_members(reaper.pid)) < 2 and time.monotonic() < deadline:  # the reaper watches, sleep runs
+        time.sleep(0.05)
+    (run_dir / f"{name}{lifetime.RECORD_SUFFIX}").write_text(json.dumps(
+        {"pgid": reaper.pid, "owner_pid": owner, "started": time.time(), "port": port}) + "\n")
+    return reaper

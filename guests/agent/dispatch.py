@@ -302,6 +302,24 @@ class Agent:
         DIAG.log(f"unload handle {lo.handle} ({lo.path})")
         return {"detached": links, "libbpf_log": bpf.take_lines()}
 
+    def op_pin(self, req: dict) -> dict:
+        """Pin a loaded program in bpffs: it stays loaded after unload, and after the agent exits (a VM kept for
+        inspection). Removing the pin file unloads it."""
+        bpf = self._bpf()
+        lo = self._object(req)
+        name = arg(req, "program", str)
+        path = arg(req, "path", str)
+        prog = bpf.lib.bpf_object__find_program_by_name(lo.obj, name.encode())
+        if not prog or bpf.lib.bpf_program__fd(prog) < 0:
+            raise OpFailed(f"no loaded program named {name} in handle {lo.handle}")
+        bpf.take_lines()
+        ret = bpf.lib.bpf_program__pin(prog, path.encode())
+        lines = bpf.take_lines()
+        if ret < 0:
+            raise OpFailed(f"pin {name} at {path} failed: {os_error(-ret)}", errno=-ret, libbpf_log=lines)
+        DIAG.log(f"pin {name} (handle {lo.handle}) at {path}")
+        return {"path": path, "libbpf_log": lines}
+
     # -- triggers ---------------------------------------------------------------------------------------------------
     def op_trigger(self, req: dict) -> dict:
         timeout = arg(req, "timeout", float, 10.0)

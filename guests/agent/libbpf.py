@@ -103,6 +103,7 @@ class Libbpf:
             "bpf_program__set_log_buf": (ci, [vp, vp, ct.c_size_t]),
             "bpf_program__set_log_level": (ci, [vp, ct.c_uint32]),
             "bpf_program__attach": (vp, [vp]),
+            "bpf_program__pin": (ci, [vp, cp]),
             "bpf_link__destroy": (ci, [vp]),
             "bpf_link__fd": (ci, [vp]),
             "bpf_obj_get_info_by_fd": (ci, [ci, vp, ct.POINTER(ct.c_uint32)]),

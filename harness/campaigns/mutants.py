@@ -39,7 +39,7 @@ def parse_header(text: str, name: str) -> MutantInfo:
     breaks = re.search(r"^Breaks:\s*(.+)$", head, re.M)
     bug = re.search(r"^Bug:\s*(.+)$", head, re.M)
     if not breaks or not bug:
-        raise PatchError(f"mutant {name}: the header needs a 'Breaks: rule N' line and a 'Bug: ...' line.")
+        raise PatchError(f"mutant {name}: the header needs a 'Breaks: rule N' line and a 'Bug: ...' line.", usage=True)
     return MutantInfo(name, breaks.group(1).strip(), bug.group(1).strip())
 
 
@@ -92,7 +92,7 @@ def suite_argv(opts, name: str, junit: Path, *, cases: list[str], workers: int, 
 
     if opts.extra_fragments or opts.series_file:
         raise HarnessError("mutants: --fragment and a custom series file have no pytest equivalent; "
-                           "put the fragment in a --config-dir instead.")
+                           "put the fragment in a --config-dir instead.", usage=True)
     patches, config_dir = Path(opts.patches_dir), Path(opts.config_dir)
     return inner_pytest_argv(cases, junit=junit, workers=workers, kernel_src=opts.kernel_src, kernel_ref=opts.ref,
                              patches=patches if patches != DEFAULT_PATCHES_DIR else None, mutant=name,
@@ -183,7 +183,7 @@ def run_all(opts, names: list[str], *, cases: list[str], workers: int, json_path
 
     names = names or available(opts.patches_dir)
     if not names:
-        raise PatchError(f"no mutants in {mutants_dir(opts.patches_dir)} (expected NAME.patch files).")
+        raise PatchError(f"no mutants in {mutants_dir(opts.patches_dir)} (expected NAME.patch files).", usage=True)
     for name in names:  # every name and option checked before the first (long) build
         load_info(opts.patches_dir, name)
     suite_argv(opts, names[0], Path("junit.xml"), cases=cases, workers=workers, extra=[])

@@ -122,11 +122,35 @@ def _case_function(prog: CaseProgram):
             pytest.fail(f"LOST VM (not a verdict on the case): {why}{outcome.report()}", pytrace=False)
         if outcome.status == "error":
             request.node.user_properties.append(("status", "no verdict"))
+        if outcome.status in ("failed", "error"):
+            _keep_for_inspection(request, prog, compiled.obj, case_session, outcome)
         if outcome.status != "passed":
             pytest.fail(f"{prog.location}: {prog.description}\n{outcome.report()}", pytrace=False)
 
     case.__doc__ = prog.description
     return case
+
+
+def _keep_for_inspection(request, prog: CaseProgram, obj: Path, session, outcome) -> None:
+    """--keep-vm-on-failure: the run's first failing case claims the kept VM and pins its program there (the vm
+    fixture hands the VM over when the test ends)."""
+    from harness.errors import GuestCommandError, LostVMError
+    from harness.machine import keep
+    from harness.machine.vm import LocalVM
+
+    keeper = request.config.stash.get(keep.KEEPER, None)
+    if keeper is None or not isinstance(session.machine, LocalVM) or not session.machine.alive():
+        return
+    if not keeper.claim():
+        return
+    from harness.cases import run as runner
+
+    try:
+        notes = runner.keep_program(prog, obj, session, keep.PIN_DIR)
+    except (GuestCommandError, LostVMError) as e:
+        notes = [f"the program could not be kept loaded: {e}"]
+    request.node.stash[keep.CLAIMED] = notes
+    outcome.details.append(("VM kept for inspection (--keep-vm-on-failure)", "\n".join(notes)))
 
 
 def _slug(text: str) -> str:

@@ -189,6 +189,31 @@ def run_case(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestS
     return outcome
 
 
+def keep_program(prog: CaseProgram, obj: Path, session: GuestSession, pin_dir: str) -> list[str]:
+    """For a VM kept for inspection after `prog` failed: load the program again from the same object and pin it
+    under `pin_dir` (bpffs), so it stays loaded when the agent is gone. The case's own load was unloaded before
+    the verdict (its op=UNLOAD audit record ends the case's window), so this is a second load of the same code.
+    Returns what was done, for the report."""
+    remote = session.push(obj)
+    pin = f"{pin_dir}/{prog.name}"
+    session.shell(f"mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; mkdir -p {shlex.quote(pin_dir)} && "
+                  f"rm -f {shlex.quote(pin)}")
+    load = _call(session, "load", path=remote, programs=[prog.name], log_level=1)
+    if not load.get("loaded"):
+        return [f"{prog.name} does not load (errno {load.get('errno')}), so nothing is pinned; its object is "
+                f"{remote} in the guest (e.g. `bpftool prog load {remote} /sys/fs/bpf/x` shows the verifier's "
+                "answer)"]
+    try:
+        res = _call(session, "pin", handle=load["handle"], program=prog.name, path=pin)
+    finally:
+        session.unload(load["handle"])  # the pin holds the program now
+    if not res.get("ok"):
+        return [f"{prog.name} was loaded again but could not be pinned: {res.get('error')}"]
+    prog_id = next((p["id"] for p in load["programs"] if p["name"] == prog.name), 0)
+    return [f"{prog.name} loaded again from {remote} and pinned at {pin} (prog id {prog_id}; not attached): "
+            f"`bpftool prog show pinned {pin}`; `rm {pin}` unloads it"]
+
+
 def _guest_view(session: GuestSession) -> str:
     """What the guest says about an agent that died under it (the kernel's last lines: an OOM kill, a BUG)."""
     try:

@@ -87,14 +87,14 @@ def parse_fragment(text: str, source: str) -> Fragment:
             if not m:
                 raise ConfigError(
                     f"{source}:{lineno}: not a Kconfig line: {raw!r}. "
-                    "Use CONFIG_FOO=y|m|n|\"string\"|number or '# CONFIG_FOO is not set'."
+                    "Use CONFIG_FOO=y|m|n|\"string\"|number or '# CONFIG_FOO is not set'.", usage=True
                 )
             setting = Setting(m.group(1), _normalize(m.group(2)), source, lineno)
         if setting.name in seen and seen[setting.name].value != setting.value:
             prev = seen[setting.name]
             raise ConfigError(
                 f"{setting.name} is set twice in {source}: {prev.render()} at line {prev.line} "
-                f"and {setting.render()} at line {lineno}. Keep one."
+                f"and {setting.render()} at line {lineno}. Keep one.", usage=True
             )
         if setting.name not in seen:
             seen[setting.name] = setting
@@ -106,13 +106,14 @@ def load_fragments(config_dir: Path, extra: tuple[Path, ...] = ()) -> list[Fragm
     """Every `*.config` in config_dir in name order, then any extra fragment files."""
     paths = sorted(config_dir.glob("*.config")) + list(extra)
     if not paths:
-        raise ConfigError(f"no *.config fragments in {config_dir}: nothing says how to configure the kernel.")
+        raise ConfigError(f"no *.config fragments in {config_dir}: nothing says how to configure the kernel.",
+                          usage=True)
     frags = []
     for p in paths:
         try:
             text = p.read_text()
         except OSError as e:
-            raise ConfigError(f"cannot read config fragment {p}: {e.strerror}") from e
+            raise ConfigError(f"cannot read config fragment {p}: {e.strerror}", usage=True) from e
         frags.append(parse_fragment(text, str(p)))
     return frags
 
@@ -128,7 +129,7 @@ def merge(fragments: list[Fragment]) -> MergedConfig:
             elif prev.value != s.value:
                 raise ConfigError(
                     f"conflicting values for {s.name}: {prev.render()} in {prev.where} "
-                    f"but {s.render()} in {s.where}. Make the fragments agree, or drop one."
+                    f"but {s.render()} in {s.where}. Make the fragments agree, or drop one.", usage=True
                 )
     return MergedConfig(tuple(merged.values()))
 

@@ -45,7 +45,7 @@ def parse_series_text(text: str, source: str = "series") -> list[tuple[str, int,
         for opt in parts[1:]:
             m = re.fullmatch(r"-p(\d+)", opt)
             if not m:
-                raise PatchError(f"{source}:{lineno}: unknown option {opt!r} (only -pN is understood).")
+                raise PatchError(f"{source}:{lineno}: unknown option {opt!r} (only -pN is understood).", usage=True)
             strip = int(m.group(1))
         entries.append((parts[0], strip, lineno))
     return entries
@@ -58,14 +58,14 @@ def load_series(directory: Path, series_file: Path | None = None) -> Series:
     if not series_path.is_file():
         if not directory.is_dir():
             raise PatchError(f"patch directory {directory} does not exist. Check the path, or pass --no-patches "
-                             "to build the source as is.")
+                             "to build the source as is.", usage=True)
         raise PatchError(f"{series_path} does not exist: a patch directory needs a series file (one patch file name "
-                         "per line, applied in order, quilt style). Create it, or pass --no-patches.")
+                         "per line, applied in order, quilt style). Create it, or pass --no-patches.", usage=True)
     patches = []
     for name, strip, lineno in parse_series_text(series_path.read_text(), str(series_path)):
         path = (series_path.parent / name).resolve()
         if not path.is_file():
-            raise PatchError(f"{series_path}:{lineno}: patch {name} is listed but {path} does not exist.")
+            raise PatchError(f"{series_path}:{lineno}: patch {name} is listed but {path} does not exist.", usage=True)
         patches.append(Patch(path, strip, hashlib.sha256(path.read_bytes()).hexdigest()))
     return Series(directory, tuple(patches))
 
@@ -170,11 +170,12 @@ def available_mutants(patches_dir: Path) -> list[str]:
 def mutant_path(patches_dir: Path, name: str) -> Path:
     """The patch file of mutant `name`; PatchError naming the known mutants when there is none."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
-        raise PatchError(f"mutant name {name!r} is not a plain file stem (letters, digits, '.', '_', '-').")
+        raise PatchError(f"mutant name {name!r} is not a plain file stem (letters, digits, '.', '_', '-').",
+                         usage=True)
     path = mutants_dir(patches_dir) / f"{name}.patch"
     if not path.is_file():
         known = ", ".join(available_mutants(patches_dir)) or "none"
-        raise PatchError(f"no mutant {name!r}: {path} does not exist. Known mutants: {known}.")
+        raise PatchError(f"no mutant {name!r}: {path} does not exist. Known mutants: {known}.", usage=True)
     return path
 
 

@@ -11,7 +11,7 @@ from harness.errors import PatchError
 from harness.kernel import cache, kconfig
 from harness.kernel.build import BuildRequest, BuildResult, build
 from harness.kernel.patches import load_series
-from harness.kernel.source import SourceSpec, resolve
+from harness.kernel.source import SourceSpec, identify, resolve
 from harness.settings import DEFAULT_CONFIG_DIR, DEFAULT_PATCHES_DIR, CacheLayout, cache_root, new_run_dir
 
 
@@ -34,7 +34,9 @@ class KernelOptions:
         return CacheLayout(self.cache_dir or cache_root())
 
 
-def make_request(opts: KernelOptions) -> BuildRequest:
+def make_request(opts: KernelOptions, *, unpack: bool = True) -> BuildRequest:
+    """The build request for `opts`. unpack=False: a tarball source is only hashed (the request then serves for
+    its cache key, never for a build)."""
     layout = opts.layout()
     cache.ensure_writable(layout)  # before anything writes there: a clear error, not a traceback from mkdir
     # The cheap checks of what the user typed first; resolving the source may unpack a tarball.
@@ -45,11 +47,13 @@ def make_request(opts: KernelOptions) -> BuildRequest:
         from harness.kernel.patches import with_mutant
 
         if opts.no_patches:
-            raise PatchError(f"mutant {opts.mutant} applies on top of the series: it cannot be used without patches.")
+            raise PatchError(f"mutant {opts.mutant} applies on top of the series: it cannot be used without patches.",
+                             usage=True)
         series = with_mutant(series, opts.patches_dir, opts.mutant)
     fragments = tuple(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
     kconfig.merge(list(fragments))  # conflicts surface before any copying or building
-    source = resolve(SourceSpec.from_args(opts.kernel_src, opts.ref), layout)
+    spec = SourceSpec.from_args(opts.kernel_src, opts.ref)
+    source = resolve(spec, layout) if unpack else identify(spec, layout)
     return BuildRequest(source=source, series=series, fragments=fragments, layout=layout, jobs=opts.jobs)
 
 

@@ -29,7 +29,7 @@ class SourceSpec:
     def from_args(cls, kernel_src: str | None, ref: str | None) -> SourceSpec:
         if kernel_src is None:
             if ref:
-                raise SourceError("--ref needs --kernel-src pointing at a git tree.")
+                raise SourceError("--ref needs --kernel-src pointing at a git tree.", usage=True)
             return cls("tarball", DEFAULT_DEBIAN_TARBALL)
         path = Path(kernel_src).expanduser().resolve()
         if path.suffix in {".xz", ".gz", ".bz2", ".zst"} or path.name.endswith(".tar"):
@@ -64,8 +64,9 @@ class SourceTree:
 def resolve(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
     """Turn a SourceSpec into a tree on disk plus an identity for the cache key."""
     if not spec.path.exists():
-        hint = "apt-get install linux-source-6.12" if spec.kind == "tarball" else "check the path"
-        raise SourceError(f"kernel source {spec.path} does not exist ({hint}).")
+        default = spec.path == DEFAULT_DEBIAN_TARBALL  # not typed by the user: a package is missing
+        hint = "apt-get install linux-source-6.12" if default else "check the path"
+        raise SourceError(f"kernel source {spec.path} does not exist ({hint}).", usage=not default)
     if spec.kind == "tarball":
         return _from_tarball(spec, layout)
     if spec.kind == "git":
@@ -73,17 +74,25 @@ def resolve(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
     return _from_dir(spec)
 
 
+def identify(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
+    """resolve() without unpacking a tarball: its identity (what the cache key needs) from its hash alone, its path
+    the tarball itself and no kernel version. For questions about the cache (doctor), never for a build."""
+    if spec.kind != "tarball" or not spec.path.is_file():
+        return resolve(spec, layout)
+    return SourceTree(spec.path, f"tarball:{file_sha256(spec.path, layout)}", "", spec)
+
+
 def _kernelversion(tree: Path, makefile: str | None = None) -> str:
     try:
         text = (makefile if makefile is not None else (tree / "Makefile").read_text(errors="replace"))[:2000]
     except OSError as e:
-        raise SourceError(f"{tree} is not a kernel tree (no top-level Makefile).") from e
+        raise SourceError(f"{tree} is not a kernel tree (no top-level Makefile).", usage=True) from e
     parts = {}
     for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
         m = re.search(rf"^{key}[ \t]*=[ \t]*(\S*)", text, re.M)  # [ \t]: an empty value must not eat the newline
         parts[key] = m.group(1) if m else ""
     if not parts["VERSION"]:
-        raise SourceError(f"{tree}/Makefile has no VERSION line: not a kernel tree.")
+        raise SourceError(f"{tree}/Makefile has no VERSION line: not a kernel tree.", usage=True)
     return f"{parts['VERSION']}.{parts['PATCHLEVEL']}.{parts['SUBLEVEL'] or 0}{parts['EXTRAVERSION']}"
 
 
@@ -132,7 +141,7 @@ def _from_tarball(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     tree = dest / "tree"
-    return SourceTree(tree, f"tarball:{digest}", _kernelversion(tree), spec)
+    return SourceTree(tree, f"tarball:{digest}", _kernelversion(tree), spec)  # identify() says the same
 
 
 def _git(tree: Path, *args: str) -> str:
@@ -156,7 +165,7 @@ def _from_git_ref(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
     """A commit of a repository. Nothing is checked out here: harness.kernel.trees moves the worktree to the commit
     under the tree's lock, when (and if) a build needs it."""
     if not _is_git(spec.path):
-        raise SourceError(f"--ref {spec.ref} given but {spec.path} is not a git tree.")
+        raise SourceError(f"--ref {spec.ref} given but {spec.path} is not a git tree.", usage=True)
     commit = _git(spec.path, "rev-parse", "--verify", f"{spec.ref}^{{commit}}")
     makefile = _git(spec.path, "show", f"{commit}:Makefile")
     return SourceTree(worktree_dir(spec.path, layout), f"git:{commit}", _kernelversion(spec.path, makefile), spec)

@@ -10,13 +10,36 @@ import sys
 import time
 from pathlib import Path
 
+from harness.settings import KEPT_SUFFIX
+
 REAPER = Path(__file__).resolve().with_name("reaper.py")
 RECORD_SUFFIX = ".vm.json"
 
 
-def owned(argv: list[str]) -> list[str]:
-    """argv run under the reaper: when this process dies (even by SIGKILL), the VM's whole group goes too."""
-    return [sys.executable, "-S", str(REAPER), str(os.getpid()), "--", *argv]
+def owned(argv: list[str], *, keep_file: Path | None = None) -> list[str]:
+    """argv run under the reaper: when this process dies (even by SIGKILL), the VM's whole group goes too, unless
+    `keep_file` exists then: the VM was handed over for inspection and lives until that file's deadline (or until
+    the file is removed)."""
+    keep = ["--keep-file", str(keep_file)] if keep_file is not None else []
+    return [sys.executable, "-S", str(REAPER), str(os.getpid()), *keep, "--", *argv]
+
+
+def kept_file(run_dir: Path, name: str) -> Path:
+    """The file that keeps VM `name` alive after its owner exits (see harness.machine.keep)."""
+    return run_dir / f"{name}{KEPT_SUFFIX}"
+
+
+def kept_until(path: Path) -> float:
+    """When a kept VM is due to end: 0 for "not kept" (no file, or one that does not parse), inf while its owner
+    still runs (the reaper sets the deadline when the owner exits), else the deadline (epoch seconds)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0.0
+    if not isinstance(data, dict):
+        return 0.0
+    deadline = data.get("deadline")
+    return float(deadline) if isinstance(deadline, int | float) else float("inf")
 
 
 def write_record(run_dir: Path, name: str, pgid: int, **facts: object) -> Path:
@@ -66,7 +89,7 @@ def _alive(pid: int) -> bool:
     return fields is not None and fields[0] != b"Z"
 
 
-def _is_our_reaper(pid: int) -> bool:
+def is_our_reaper(pid: int) -> bool:
     try:
         return str(REAPER) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
@@ -85,8 +108,12 @@ def reap_orphans(runs: Path, say=None) -> list[str]:
             pgid, owner = int(data["pgid"]), int(data["owner_pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if owner == os.getpid() or _alive(owner) or not group_alive(pgid) or not _is_our_reaper(pgid):
+        if owner == os.getpid() or _alive(owner) or not group_alive(pgid) or not is_our_reaper(pgid):
             continue
+        kept = kept_file(rec.parent, rec.name.removesuffix(RECORD_SUFFIX))
+        if kept_until(kept) > time.time():
+            continue  # kept for inspection: its reaper ends it at the deadline
+        kept.unlink(missing_ok=True)
         try:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

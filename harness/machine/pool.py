@@ -125,6 +125,12 @@ class VMPool:
             self.machine.stop()
             self.machine = None
 
+    def release(self) -> LocalVM | RemoteMachine | None:
+        """Forget the current machine without stopping it (it was kept for inspection); the next get() boots a
+        fresh one."""
+        machine, self.machine = self.machine, None
+        return machine
+
     def close(self) -> None:
         if self.machine is not None:
             self.machine.stop()

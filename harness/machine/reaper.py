@@ -1,14 +1,20 @@
 # SPDX-License-Identifier: GPL-2.0
 """Run a VM's command (vng -> virtme-run -> QEMU) and end its whole process group when the owner process dies.
 
-Usage: python3 -S reaper.py OWNER_PID -- COMMAND...   (stdlib only; started by harness.machine.lifetime)
+Usage: python3 -S reaper.py OWNER_PID [--keep-file PATH] -- COMMAND...   (stdlib only; started by
+harness.machine.lifetime)
 
 The harness starts this in a new session, so its process group holds everything the command starts. QEMU is a
 grandchild: the kernel's parent-death signal would only reach the direct child, so this process watches the
 owner itself (a pidfd: notified by the kernel the moment the owner exits, even by SIGKILL) and then kills the
 group. It exits with the command's own exit status otherwise.
+
+A VM kept for inspection (pytest --keep-vm-on-failure) is handed over: when the owner exits, the keep file exists
+and holds {"minutes": M}. This process then writes the deadline (now + M minutes) into it and keeps the group
+until the deadline passes or the file is removed (`bpf-audit-harness ssh RUN --stop`), then ends it as above.
 """
 
+import json
 import os
 import select
 import signal
@@ -17,6 +23,7 @@ import sys
 import time
 
 GRACE = 2.0  # seconds QEMU gets after SIGTERM before the group is SIGKILLed
+POLL = 0.5
 
 
 class Stop(Exception):
@@ -51,28 +58,99 @@ def watch(owner: int) -> int:
         return -1
 
 
+def parse(argv: list[str]) -> tuple[int, str | None, list[str]] | None:
+    """(owner pid, keep file or None, command) from the command line, or None when it is malformed."""
+    args = argv[1:]
+    if not args or not args[0].isdigit():
+        return None
+    owner, rest = int(args[0]), args[1:]
+    keep_file = None
+    if rest[:1] == ["--keep-file"] and len(rest) >= 2:
+        keep_file, rest = rest[1], rest[2:]
+    if rest[:1] != ["--"] or len(rest) < 2:
+        return None
+    return owner, keep_file, rest[1:]
+
+
+def read_keep(path: str | None) -> dict | None:
+    """The keep file's content, or None (no file, or one that does not parse: not kept)."""
+    if path is None:
+        return None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def start_keeping(path: str, data: dict) -> float:
+    """The owner is gone and the VM is kept: write the deadline into the keep file; return it."""
+    deadline = data.get("deadline")
+    if not isinstance(deadline, int | float):
+        minutes = data.get("minutes", 30)
+        deadline = time.time() + 60 * float(minutes if isinstance(minutes, int | float) else 30)
+        data = {**data, "deadline": deadline, "owner_exited": time.time()}
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.write("\n")
+        os.replace(tmp, path)
+    return float(deadline)
+
+
+def keep(path: str, child: subprocess.Popen) -> int | None:
+    """Keep the group until the deadline (re-read each time: it may be extended) or the file's removal. The
+    command's exit status if it ended by itself, else None (then the group is ended)."""
+    while True:
+        data = read_keep(path)
+        deadline = data.get("deadline") if data else None
+        if not isinstance(deadline, int | float) or time.time() >= deadline:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            return None
+        rc = child.poll()
+        if rc is not None:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            return rc if rc >= 0 else 128 - rc
+        time.sleep(POLL)
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 4 or argv[2] != "--":
-        print("usage: reaper.py OWNER_PID -- COMMAND...", file=sys.stderr)
+    parsed = parse(argv)
+    if parsed is None:
+        print("usage: reaper.py OWNER_PID [--keep-file PATH] -- COMMAND...", file=sys.stderr)
         return 2
-    owner = int(argv[1])
+    owner, keep_file, command = parsed
     fd = watch(owner)
     if fd < 0 and not _alive(owner):
         return 125
-    child = subprocess.Popen(argv[3:])  # same process group: ours
+    child = subprocess.Popen(command)  # same process group: ours
     # The harness stops a VM by signalling the whole group; a signal meant for us alone ends the group too.
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, _stop)
     try:
         while True:
             if fd >= 0:
-                ready, _, _ = select.select([fd], [], [], 0.5)
+                ready, _, _ = select.select([fd], [], [], POLL)
                 owner_gone = bool(ready)
             else:
-                time.sleep(0.5)
+                time.sleep(POLL)
                 owner_gone = not _alive(owner)
             if owner_gone:
-                raise Stop
+                data = read_keep(keep_file)
+                if keep_file is None or data is None:
+                    raise Stop
+                start_keeping(keep_file, data)
+                rc = keep(keep_file, child)
+                if rc is None:
+                    raise Stop
+                return rc
             rc = child.poll()
             if rc is not None:
                 return rc if rc >= 0 else 128 - rc

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +106,6 @@ class LocalVM:
         self.port: int | None = None
         self.accel: accel.AccelChoice | None = None
         self.boot_seconds: float | None = None
-        self._pump: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> LocalVM:
@@ -157,9 +155,6 @@ class LocalVM:
 
     def _launch(self, keys: KeyPair) -> None:
         argv = self.argv(keys.dir)
-        log = self.console_log.open("ab")
-        log.write(f"$ {quoted(argv)}\n".encode())
-        log.flush()
         t0 = time.monotonic()
         env = dict(os.environ)
         # vng runs virtme-run (same venv) by name: make sure that venv is on PATH.
@@ -167,14 +162,17 @@ class LocalVM:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         env["TMPDIR"] = str(self.tmp_dir)
         # Under the reaper, in a session of its own: the group holds vng, virtme-run and QEMU, and ends when
-        # this process does, however it ends.
-        self.proc = subprocess.Popen(lifetime.owned(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True, cwd="/", env=env)
+        # this process does, however it ends (unless the VM was kept for inspection: harness.machine.keep).
+        # The console goes straight to its log file, not through this process: a kept VM outlives it.
+        with self.console_log.open("ab") as log:
+            log.write(f"$ {quoted(argv)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(lifetime.owned(argv, keep_file=lifetime.kept_file(self.run_dir, self.name)),
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, cwd="/", env=env)
         _LIVE.add(self)
         lifetime.write_record(self.run_dir, self.name, self.proc.pid, kernel=str(self.config.kernel),
                               port=self.port)
-        self._pump = threading.Thread(target=_pump, args=(self.proc.stdout, log), daemon=True)
-        self._pump.start()
         assert self.port is not None
         target = Target("127.0.0.1", self.port, "root", keys.client_key, keys.host_public)
         self.guest = Guest(target, describe=f"guest {self.name} (console: {self.console_log})")
@@ -239,9 +237,15 @@ class LocalVM:
         proc, self.proc = self.proc, None
         if proc is not None:
             _kill_group(proc, timeout)
-        if self._pump is not None:
-            self._pump.join(timeout=2)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        _LIVE.discard(self)
+
+    def release(self) -> None:
+        """Stop managing this VM without stopping it (it is kept for inspection: its reaper, told by the keep file,
+        ends it later). Only the connection goes; stop() and exit no longer touch the VM."""
+        if self.guest is not None:
+            self.guest.close()
+        self.proc = None
         _LIVE.discard(self)
 
     def qemu_pids(self) -> list[int]:
@@ -288,15 +292,6 @@ def _kill_group(proc: subprocess.Popen, timeout: float) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
-
-
-def _pump(stream, log) -> None:
-    try:
-        for chunk in iter(lambda: stream.read1(65536), b""):
-            log.write(chunk)
-            log.flush()
-    finally:
-        log.close()
 
 
 @atexit.register

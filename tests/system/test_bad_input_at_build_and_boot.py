@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import cli, one_paragraph_error
+from helpers import HARNESS, cli, one_paragraph_error
 
 from harness.settings import DEFAULT_PATCHES_DIR
 
@@ -24,7 +24,7 @@ def test_missing_qemu_stops_the_boot_with_the_package_to_install(kernel_artifact
         if found:
             (bindir / tool).symlink_to(found)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{bindir}"}
-    err = one_paragraph_error(cli("boot", "--", "true", env=env), "tools")
+    err = one_paragraph_error(cli("boot", "--", "true", env=env), "tools", HARNESS)
     assert "qemu-system-x86_64" in err and "apt-get install qemu-system-x86" in err
 
 
@@ -72,7 +72,7 @@ Subject: [PATCH] scratch: a hunk whose context is not in 6.12
 @pytest.mark.slow
 def test_patch_that_does_not_apply(tmp_path):
     pdir = _patch_dir_with(tmp_path, "9999-does-not-apply.patch", NOT_APPLYING)
-    err = one_paragraph_error(cli("build", "--patches", str(pdir)), "patch")
+    err = one_paragraph_error(cli("build", "--patches", str(pdir)), "patch", HARNESS)
     assert "9999-does-not-apply.patch" in err and "security/commoncap.c" in err, err
 
 
@@ -80,5 +80,5 @@ def test_patch_that_does_not_apply(tmp_path):
 def test_config_option_that_cannot_be_satisfied(tmp_path):
     frag = tmp_path / "kvm.config"
     frag.write_text("# KVM_INTEL depends on KVM, which nothing turns on\nCONFIG_KVM_INTEL=y\n")
-    err = one_paragraph_error(cli("build", "--fragment", str(frag)), "config")
+    err = one_paragraph_error(cli("build", "--fragment", str(frag)), "config", HARNESS)
     assert "did not stick" in err and "CONFIG_KVM_INTEL" in err and "kvm.config" in err, err

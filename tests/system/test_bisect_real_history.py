@@ -200,7 +200,7 @@ def test_an_endpoint_the_step_cannot_judge_stops_before_git_bisect_starts(tmp_pa
     tree, shas, argv = _toy_bisect(tmp_path)
     before = tree_state(tree)
     out = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.returncode == 3, out.stdout + out.stderr  # an endpoint the harness cannot judge: not a usage error
     assert f"checking --bad {shas[-1][:12]} first" in out.stdout
     assert f"--bad {shas[-1][:12]} could not be judged (build failed (config)" in out.stderr, out.stderr
     assert "--no-verify-endpoints" in out.stderr

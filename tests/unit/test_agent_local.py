@@ -390,6 +390,29 @@ def test_accepted_twin_loads_with_prog_id_and_unloads(
     assert agent.request("unload", handle=res["handle"])["ok"] is False
 
 
+def test_pinned_program_outlives_unload_and_the_agent(tmp_path: Path, bpf_objects: dict[str, Path]) -> None:
+    """The `pin` op (a VM kept for inspection): the program stays loaded after unload and after the agent exits,
+    until its pin file is removed."""
+    bpffs = tmp_path / "bpffs"
+    bpffs.mkdir()
+    if subprocess.run(["mount", "-t", "bpf", "bpf", str(bpffs)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a bpffs here")
+    try:
+        client = AgentClient(tmp_path)
+        res = client.ok("load", path=str(bpf_objects["agent-sk-ref"]), programs=["release_sk"])
+        prog_id = next(p["id"] for p in res["programs"] if p["name"] == "release_sk")
+        bad = client.request("pin", handle=res["handle"], program="leak_sk", path=str(bpffs / "x"))
+        assert bad["ok"] is False and "no loaded program named leak_sk" in bad["error"], bad
+        client.ok("pin", handle=res["handle"], program="release_sk", path=str(bpffs / "release_sk"))
+        client.ok("unload", handle=res["handle"])
+        assert client.close() == 0
+        assert not wait_prog_gone(prog_id, timeout=1), "the pinned program went with the agent"
+        (bpffs / "release_sk").unlink()
+        assert wait_prog_gone(prog_id), f"prog id {prog_id} still exists after its pin was removed"
+    finally:
+        subprocess.run(["umount", str(bpffs)], capture_output=True)
+
+
 def test_whole_object_load_names_the_failing_program(agent: AgentClient, bpf_objects: dict[str, Path]) -> None:
     res = agent.ok("load", path=str(bpf_objects["agent-sk-ref"]), program_logs=True)
     assert res["loaded"] is False and res["failed_program"] == "leak_sk"

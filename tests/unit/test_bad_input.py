@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import cli, one_paragraph_error
+from helpers import HARNESS, USAGE, cli, one_paragraph_error
 
 from harness import tools
 from harness.cases import compile as bpfobj
@@ -24,19 +24,19 @@ def test_a_patch_directory_that_does_not_exist_or_has_no_series_is_a_usage_error
         result = pytester.runpytest("--patches", str(bad), "--collect-only", "-p", "no:cacheprovider")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"*--patches: *{says}*"])
-        err = one_paragraph_error(cli("build", "--patches", str(bad), "--print-key"), "patch")
+        err = one_paragraph_error(cli("build", "--patches", str(bad), "--print-key"), "patch", USAGE)
         assert says in err
 
 
 def test_kernel_source_that_does_not_exist(tmp_path):
-    err = one_paragraph_error(cli("build", "--kernel-src", str(tmp_path / "no-such-tree")), "source")
+    err = one_paragraph_error(cli("build", "--kernel-src", str(tmp_path / "no-such-tree")), "source", USAGE)
     assert str(tmp_path / "no-such-tree") in err and "does not exist" in err
 
 
 def test_cache_dir_that_is_not_writable(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("a file where the cache directory should be\n")
-    err = one_paragraph_error(cli("build", "--cache-dir", str(blocker / "cache")), "cache")
+    err = one_paragraph_error(cli("build", "--cache-dir", str(blocker / "cache")), "cache", HARNESS)
     assert f"{blocker / 'cache'} is not writable" in err and "BPF_AUDIT_HARNESS_CACHE" in err
 
 

@@ -20,7 +20,11 @@ GOOD, BAD, SKIP, ABORT, INTERRUPTED = 0, 1, 125, 128, 130
 
 
 class BisectError(HarnessError):
+    """Mostly about the arguments or the tree the user named (exit 2); a step that could not judge an endpoint
+    and a git command that failed are raised with usage=False (exit 3)."""
+
     stage = "bisect"
+    usage = True
 
 
 # ---------------------------------------------------------------- pure parsing
@@ -83,7 +87,8 @@ def parse_run_output(text: str) -> Conclusion:
 def git(tree: Path, *args: str, check: bool = True) -> str:
     out = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True, check=False)
     if check and out.returncode != 0:
-        raise BisectError(f"git {' '.join(args)} in {tree} failed: {out.stderr.strip() or out.stdout.strip()}")
+        raise BisectError(f"git {' '.join(args)} in {tree} failed: {out.stderr.strip() or out.stdout.strip()}",
+                          usage=False)
     return out.stdout.strip()
 
 
@@ -106,9 +111,9 @@ def tree_state(tree: Path) -> TreeState:
 def check_tree(tree: Path) -> None:
     """A tree that can be bisected: a git work tree, not mid-bisect, no changes to tracked files."""
     if not (tree / "Makefile").is_file():
-        raise SourceError(f"{tree} is not a kernel tree (no Makefile); pass --kernel-src DIR.")
+        raise SourceError(f"{tree} is not a kernel tree (no Makefile); pass --kernel-src DIR.", usage=True)
     if git(tree, "rev-parse", "--is-inside-work-tree", check=False) != "true":
-        raise SourceError(f"{tree} is not a git work tree: bisect needs one (pass --kernel-src DIR).")
+        raise SourceError(f"{tree} is not a git work tree: bisect needs one (pass --kernel-src DIR).", usage=True)
     log = tree / git(tree, "rev-parse", "--git-path", "BISECT_LOG")  # relative to tree, or absolute
     if log.exists():
         raise BisectError(f"{tree} is already being bisected ({log} exists). Finish it or run `git bisect reset`.")
@@ -207,8 +212,8 @@ def _verify_endpoints(tree: Path, good_sha: str, bad_sha: str, step: list[str], 
         rc = stream(step, log, echo, grace=60)
         reports = [r for r in read_reports(report) if r.commit == sha]
         problem = _endpoint_problem(name, sha, want, rc, reports[-1] if reports else None)
-        if problem:
-            raise BisectError(problem)
+        if problem:  # a commit that judges the wrong way was mistyped; one that cannot be judged is not
+            raise BisectError(problem, usage=rc in (GOOD, BAD))
 
 
 def run_bisect(tree: Path, good: str, bad: str, cases: list[str], *, retries: int = 3,
@@ -224,6 +229,10 @@ def run_bisect(tree: Path, good: str, bad: str, cases: list[str], *, retries: in
         raise BisectError("name at least one case to bisect on (a pytest node id like cases/x.bpf.c::prog).")
     if retries < 1:
         raise BisectError(f"--retries must be at least 1 (got {retries}).")
+    if config_dir is not None:  # a broken fragment is a usage error now, not a skipped build at every commit
+        from harness.kernel import kconfig
+
+        kconfig.merge(kconfig.load_fragments(config_dir))
     tree = tree.resolve()
     check_tree(tree)
     good_sha, bad_sha = resolve_commit(tree, good, "--good"), resolve_commit(tree, bad, "--bad")

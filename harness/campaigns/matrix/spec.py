@@ -18,7 +18,10 @@ DEBIAN_612 = "debian-6.12"
 
 
 class MatrixError(HarnessError):
+    """The matrix or known-failures file, or a target name, is wrong: what the user gave (CLI exit 2)."""
+
     stage = "matrix"
+    usage = True
 
 
 @dataclass(frozen=True)

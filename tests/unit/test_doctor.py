@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`bpf-audit-harness doctor`'s parts: what it checks matches what the harness runs and `make deps` installs;
+missing tools are named with their package; the default kernel's key is computed without unpacking or building."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness import doctor
+from harness.kernel.request import KernelOptions, make_request
+from harness.settings import REPO_ROOT, CacheLayout
+from harness.tools import BUILD_TOOLS, DEBIAN_PACKAGE
+
+
+def _makefile_packages() -> set[str]:
+    text = (REPO_ROOT / "Makefile").read_text()
+    block = re.search(r"^APT_PACKAGES := (.*?)\n\S", text, re.M | re.S)
+    assert block, "APT_PACKAGES not found in the Makefile"
+    return set(block.group(1).replace("\\\n", " ").split())
+
+
+def test_doctor_checks_every_tool_the_harness_requires():
+    names = {n.name for n in doctor.NEEDS}
+    assert set(BUILD_TOOLS) <= names
+    assert {"clang-19", "bpftool", "qemu-system-x86_64", "vng", "sshd", "ssh-keygen", "patch", "pahole"} <= names
+    for need in doctor.NEEDS:  # the same package the harness's own "missing tool" error names
+        if need.name in DEBIAN_PACKAGE and need.package:
+            assert DEBIAN_PACKAGE[need.name] == need.package, need
+
+
+def test_make_deps_installs_every_package_doctor_asks_for():
+    # libbpf-dev depends on libbpf1; tar is Essential (every Debian system has it)
+    packages = {n.package for n in doctor.NEEDS if n.package} - {"libbpf1", "tar"}
+    assert packages - _makefile_packages() == set()
+
+
+def test_missing_commands_are_named_files_are_still_found(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no command is on PATH
+    found = {f.need.name: f for f in doctor.survey()}
+    for name in ("make", "clang-19", "bpftool", "qemu-system-x86_64", "ssh-keygen"):
+        assert not found[name].ok and found[name].version == ""
+    for name, path in (("python3 (guest)", doctor.GUEST_PYTHON), ("sshd", "/usr/sbin/sshd")):
+        if found[name].ok:
+            assert found[name].where == path
+
+
+def test_default_kernel_without_a_build_is_not_probed(tmp_path):
+    layout = CacheLayout(tmp_path / "cache")
+    kernel, why = doctor.default_kernel(layout)
+    assert kernel is None and why.startswith("no kernel built yet (run `make build`)")
+    assert doctor.accelerator(layout, kernel, why).startswith("not probed: no kernel built yet (run `make build`)")
+    assert not (layout.sources).exists(), "doctor unpacked the kernel source"
+
+
+def test_the_key_without_unpacking_is_the_builds_key(plain_source, pytestconfig):
+    """build --print-key and doctor hash the tarball; a build unpacks it: both must name the same cache entry."""
+    from harness.plugin import harness_cache_root
+
+    opts = KernelOptions(cache_dir=harness_cache_root(pytestconfig))
+    assert make_request(opts, unpack=False).key_inputs().key() == make_request(opts).key_inputs().key()
+
+
+@pytest.mark.parametrize("free, verdict", [(100 << 30, 0), (1 << 30, 3)])
+def test_too_little_disk_fails_the_verdict(monkeypatch, tmp_path, free, verdict):
+    monkeypatch.setattr(doctor, "disk", lambda layout: (f"{layout.root}: 0B; free: x", free))
+    monkeypatch.setattr(doctor, "survey", lambda: [])
+    monkeypatch.setattr(doctor, "type_tags", lambda: (True, "clang-19"))
+    lines: list[str] = []
+    assert doctor.run(tmp_path / "cache", say=lines.append) == verdict
+    assert lines[-1] == ("verdict: a run can work here" if verdict == 0 else
+                         "verdict: a run cannot work here yet (see MISSING above)")
