@@ -123,7 +123,8 @@ def survey() -> list[Found]:
             return Found(need, "", "")
         version = ""
         if need.version:
-            version = _short(version_line(where, *need.version).strip("* "))
+            line = version_line(where, *need.version).replace(where, Path(where).name)  # bpftool says its argv[0]
+            version = _short(line.strip("* "))
         if not version and need.package:
             version = f"{need.package} {packages.get(need.package, '(not from a package)')}"
         return Found(need, where, version)
