@@ -83,8 +83,16 @@ class GuestSession:
         self.agent_pid: int | None = None  # the agent this state belongs to
         self.saved_audit_rules: str | None = None  # the machine's own rules (a --target's), put back by close()
 
+    def interrupted(self) -> bool:
+        """A request to the agent was interrupted (Ctrl-C, SIGTERM): clean-up requests would only wait behind
+        it; the machine is discarded instead."""
+        agent = getattr(self.machine.guest, "_agent", None)
+        return bool(agent is not None and agent.interrupted)
+
     def unload(self, handle: int) -> None:
         """Unload once; later calls for the same handle do nothing."""
+        if self.interrupted():
+            return
         if handle not in self._unloaded:
             self._unloaded.add(handle)
             self.agent.request("unload", handle=handle, timeout=60)
@@ -143,11 +151,13 @@ class GuestSession:
         self.audit_ready = True
 
     def close(self) -> None:
-        """Put the machine's audit rules back (they were replaced by the harness's one rule)."""
+        """Put the machine's own audit rules back (they were replaced by the harness's one rule). A guest the
+        harness booted had none: nothing to do (and its agent may still be busy with an interrupted case)."""
         saved, self.saved_audit_rules = self.saved_audit_rules, None
-        if saved is None:
+        rules = [line for line in (saved or "").splitlines()
+                 if line.startswith("-") and "bpf-audit-harness" not in line]
+        if not rules:
             return
-        rules = [line for line in saved.splitlines() if line.startswith("-") and "bpf-audit-harness" not in line]
         script = "auditctl -D >/dev/null" + "".join(f"; auditctl {line}" for line in rules)
         try:
             self.shell(script, timeout=60)
@@ -357,9 +367,10 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
                 return Outcome("failed", f"the agent could not run the trigger {prog.trigger.action}: "
                                f"{trig_res.get('error')}", [("trigger request", repr(_trigger_request(prog)))], logs)
     finally:
-        if was_enabled is not None:
-            _call(session, "audit_set", enabled=was_enabled)
-        _call(session, "detach", link=attach["link"])
+        if not session.interrupted():
+            if was_enabled is not None:
+                _call(session, "audit_set", enabled=was_enabled)
+            _call(session, "detach", link=attach["link"])
     if trig_res:
         variables.update(pid=str(trig_res.get("pid", "")), comm=str(trig_res.get("comm", "")))
         if "target_pid" in trig_res:

@@ -96,13 +96,26 @@ def is_our_reaper(pid: int) -> bool:
         return False
 
 
+def _records(runs: Path) -> list[Path]:
+    """Every VM record under the run directories; run directories pruned meanwhile are skipped."""
+    out: list[Path] = []
+    try:
+        run_dirs = list(os.scandir(runs))
+    except OSError:
+        return out
+    for run in run_dirs:
+        try:
+            out += [Path(e.path) for e in os.scandir(run.path) if e.name.endswith(RECORD_SUFFIX)]
+        except OSError:  # not a directory, or pruned by another process just now
+            continue
+    return out
+
+
 def reap_orphans(runs: Path, say=None) -> list[str]:
     """The safety net: end the VM groups whose owner died without ending them (recorded in run directories).
     Only groups whose leader is still this harness's reaper are touched: a recycled process group is not ours."""
     reaped: list[str] = []
-    if not runs.is_dir():
-        return reaped
-    for rec in runs.glob(f"*/*{RECORD_SUFFIX}"):
+    for rec in _records(runs):
         try:
             data = json.loads(rec.read_text())
             pgid, owner = int(data["pgid"]), int(data["owner_pid"])

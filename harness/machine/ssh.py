@@ -245,8 +245,12 @@ class Guest:
 
     # -- the resident agent -----------------------------------------------------------------------------------
     def agent(self, timeout: float = 60.0) -> AgentSession:
-        """The one resident agent process of this guest (pushed and started on first use)."""
-        if self._agent is None or not self._agent.alive:
+        """The one resident agent process of this guest (pushed and started on first use). An agent that died is
+        not quietly replaced: the guest's state that lived in it (audit registration, loaded programs) is gone,
+        so the caller hears AgentExitedError and treats the machine as lost."""
+        if self._agent is not None and not self._agent.alive:
+            raise AgentExitedError(f"guest agent exited: {self._agent.death()}")
+        if self._agent is None:
             remote = f"{self.private_dir()}/agent.pyz"
             self.put_bytes(agent_zipapp(), remote)
             self._agent = AgentSession.start(self._ssh(), f"exec {GUEST_PYTHON} -S {shlex.quote(remote)}", timeout)
@@ -293,6 +297,7 @@ class AgentSession:
     def __init__(self, channel: paramiko.Channel, hello: dict) -> None:
         self.channel = channel
         self.hello = hello
+        self.interrupted = False  # a request's wait was interrupted: the agent may still be busy with it
         self._next_id = 1
         self._buf = b""
         self.stderr_tail = b""  # drained continuously: a full stderr pipe would block the agent
@@ -319,13 +324,22 @@ class AgentSession:
         `timeout` argument (e.g. how long a trigger may run in the guest), which `timeout` would shadow."""
         if guest_timeout is not None:
             args["timeout"] = guest_timeout
+        if self.interrupted:
+            raise GuestCommandError(f"not sending {op}: the guest agent is still busy with a request whose wait "
+                                    "was interrupted (Ctrl-C, SIGTERM); the machine is being given up")
         req_id = self._next_id
         self._next_id += 1
         self.channel.sendall((json.dumps({"id": req_id, "op": op, **args}) + "\n").encode())
-        while True:
-            reply = self._read_line(timeout)
-            if reply.get("id") == req_id:
-                return reply
+        try:
+            while True:
+                reply = self._read_line(timeout)
+                if reply.get("id") == req_id:
+                    return reply
+        except (KeyboardInterrupt, SystemExit):
+            # The agent goes on with the request; a cleanup request now (an unload in a `finally`) would wait
+            # behind it, for as long as that takes, while the user waits for the run to stop.
+            self.interrupted = True
+            raise
 
     def _read_line(self, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
@@ -355,10 +369,14 @@ class AgentSession:
     def death(self) -> str:
         """How the agent ended, as far as the channel tells: exit status (or the signal) and its last stderr."""
         self._drain_stderr()
+        self.channel.status_event.wait(3)  # sshd sends the exit status just after the EOF we saw
         status = "still running"
         if self.channel.exit_status_ready():
             rc = self.channel.recv_exit_status()
-            status = f"exit status {rc}" + (f" (killed by signal {rc - 128})" if rc > 128 else "")
+            if rc == -1:  # sshd reported an exit signal, which paramiko does not keep
+                status = "killed by a signal"
+            else:
+                status = f"exit status {rc}" + (f" (killed by signal {rc - 128})" if rc > 128 else "")
         elif self.channel.closed:
             status = "its channel closed"
         tail = self.stderr_tail.decode(errors="replace").strip()[-1500:]

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,8 @@ class LocalVM:
         # virtme-run's own temp files (its exit-code file, made with mkstemp) go here, not in the user's
         # TMPDIR: it only removes them at exit, which a killed virtme-run never reaches. stop() removes it.
         self.tmp_dir = run_dir / f"{name}-tmp"
+        if _splits(self.tmp_dir):  # virtme-run hands its temp files to QEMU unquoted
+            self.tmp_dir = Path(tempfile.mkdtemp(prefix=f"bpf-audit-harness-{name}-"))
         self.proc: subprocess.Popen | None = None
         self.guest: Guest | None = None
         self.port: int | None = None
@@ -135,6 +138,19 @@ class LocalVM:
         assert last_error is not None
         raise last_error
 
+    def _kernel_path(self) -> Path:
+        """The kernel image as vng can take it: vng pastes --run into virtme-run's command line unquoted, so a
+        path with a space reaches it through a link to its directory (the image's neighbours, e.g. a distro
+        kernel's modules, stay beside it)."""
+        kernel = self.config.kernel
+        if not _splits(kernel):
+            return kernel
+        link = self.tmp_dir / "kernel-dir"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(kernel.parent)
+        return link / kernel.name
+
     def argv(self, sshdir: Path) -> list[str]:
         assert self.port is not None and self.accel is not None
         append = " ".join(DEFAULT_APPEND + self.config.append)
@@ -142,7 +158,7 @@ class LocalVM:
         # otherwise try virtiofsd first, which (a) shares the root read-write when that virtiofsd lacks
         # --readonly, so the guest could write the run's key directory, and (b) on Debian 12's legacy
         # virtiofsd fails after ~3 s of polling before virtme falls back to 9p anyway (every boot).
-        argv = [self.config.vng, "--run", str(self.config.kernel), "--verbose", "--user", "root", "--cwd", "/",
+        argv = [self.config.vng, "--run", str(self._kernel_path()), "--verbose", "--user", "root", "--cwd", "/",
                 "--force-9p", "--memory", self.config.memory, "--cpus", str(self.config.cpus), "--append", append]
         if self.accel.accel == "tcg":
             argv.append("--disable-kvm")
@@ -259,6 +275,10 @@ class LocalVM:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _splits(path: Path) -> bool:
+    return any(c.isspace() for c in str(path))
 
 
 def qemu_pids_in_group(pgid: int) -> list[int]:
