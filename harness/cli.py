@@ -240,19 +240,19 @@ def _cache(ns: argparse.Namespace, layout, max_bytes: int | None) -> int:
 
     items = gc.scan(layout)
     now = time.time()
-    for kind in ("kernel", "object"):
+    for kind in ("kernel", "slot", "tree", "object"):
         mine = [i for i in items if i.kind == kind]
         unused = [i for i in mine if now - i.last_used > ns.older_than * gc.DAY]
         print(f"{kind}s: {len(mine)}, {gc.human(sum(i.size for i in mine))}; unused for over {ns.older_than:g} days: "
               f"{len(unused)}, {gc.human(sum(i.size for i in unused))}")
     if not ns.prune:
-        print(f"cache: {layout.root} (run with --prune to evict; the source trees, ccache and runs/ manage "
-              "themselves)")
+        print(f"cache: {layout.root} (run with --prune to evict kernels, build slots, patched trees and case "
+              "objects; the unpacked sources, ccache and runs/ manage themselves)")
         return 0
     doomed = gc.collect(layout, gc.Policy(ns.older_than, max_bytes), dry_run=ns.dry_run)
     verb = "would evict" if ns.dry_run else "evicted"
     for item in doomed:
-        if item.kind == "kernel" or ns.verbose:
+        if item.kind != "object" or ns.verbose:
             print(f"{verb} {item.kind} {item.name} ({gc.human(item.size)}, last used "
                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(item.last_used))})")
     print(f"{verb} {len(doomed)} items, {gc.human(sum(i.size for i in doomed))} (nothing used in the last "

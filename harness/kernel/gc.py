@@ -10,7 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.kernel.build import SLOT_INFO
 from harness.kernel.cache import LAST_USED, key_lock
+from harness.kernel.trees import STATE as TREE_STATE
 from harness.settings import CacheLayout
 
 DAY = 86400.0
@@ -22,7 +24,7 @@ IN_USE_SECONDS = 6 * 3600.0
 class Item:
     """One evictable thing: a kernel entry (a directory) or a compiled object (its .o and .json)."""
 
-    kind: str  # "kernel" | "object"
+    kind: str  # "kernel" | "object" | "slot" (a build directory) | "tree" (a patched tree)
     name: str
     paths: tuple[Path, ...]
     size: int
@@ -110,6 +112,15 @@ def scan(layout: CacheLayout) -> list[Item]:
                 continue  # staging dirs belong to sweep_stale
             items.append(Item("kernel", entry.name, (entry,), _du(entry),
                               _mtime(entry / LAST_USED, entry / "meta.json")))
+    # Build slots and patched trees: used by every build from them (the slot's info file is rewritten then).
+    if layout.slots.is_dir():
+        for slot in sorted(layout.slots.iterdir()):
+            if slot.is_dir():
+                items.append(Item("slot", slot.name, (slot,), _du(slot), _mtime(slot / SLOT_INFO) or _mtime(slot)))
+    if layout.trees.is_dir():
+        for tree in sorted(layout.trees.iterdir()):
+            if tree.is_dir():
+                items.append(Item("tree", tree.name, (tree,), _du_own(tree), _mtime(tree / TREE_STATE) or _mtime(tree)))
     if layout.objects.is_dir():
         for meta in sorted(layout.objects.glob("*.json")):
             obj = meta.with_suffix(".o")
@@ -118,8 +129,59 @@ def scan(layout: CacheLayout) -> list[Item]:
     return items
 
 
+def _du_own(path: Path) -> int:
+    """Bytes a hard-link tree holds of its own (files linked from its source cost nothing)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                st = os.lstat(os.path.join(root, f))
+            except OSError:
+                continue
+            if st.st_nlink == 1:
+                total += st.st_size
+    return total
+
+
+def _tree_lock_of(item: Item) -> str:
+    """The lock a build takes for the tree a slot or patched tree belongs to (harness.kernel.trees.lock_name)."""
+    import hashlib
+    import json
+
+    if item.kind == "tree":
+        path = item.paths[0]
+        try:
+            source = json.loads((path / TREE_STATE).read_text())["source"]
+        except (OSError, ValueError, KeyError):
+            return "tree-unknown"
+        return "tree-" + hashlib.sha256(source.encode()).hexdigest()[:16]
+    try:
+        tree = json.loads((item.paths[0] / SLOT_INFO).read_text())["tree"]
+    except (OSError, ValueError, KeyError):
+        return "tree-unknown"
+    src = tree
+    state = Path(tree) / TREE_STATE
+    if state.is_file():  # a slot of a patched tree: builds lock the tree's source
+        try:
+            src = json.loads(state.read_text())["source"]
+        except (OSError, ValueError, KeyError):
+            pass
+    return "tree-" + hashlib.sha256(src.encode()).hexdigest()[:16]
+
+
 def delete(item: Item, layout: CacheLayout) -> None:
-    """Kernel entries go by renaming away first, so no reader ever sees half an entry."""
+    """Kernel entries go by renaming away first, so no reader ever sees half an entry; slots and patched trees
+    only while no build holds their tree's lock."""
+    if item.kind in ("slot", "tree"):
+        path = item.paths[0]
+        with key_lock(layout, _tree_lock_of(item)):
+            doomed = path.with_name(f".evicting-{path.name}-{os.getpid()}")
+            try:
+                os.rename(path, doomed)
+            except OSError:
+                return
+        shutil.rmtree(doomed, ignore_errors=True)
+        return
     if item.kind == "kernel":
         entry = item.paths[0]
         doomed = entry.with_name(f".evicting-{entry.name}-{os.getpid()}")
@@ -135,7 +197,7 @@ def delete(item: Item, layout: CacheLayout) -> None:
 
 
 def collect(layout: CacheLayout, policy: Policy, *, dry_run: bool = False, now: float | None = None,
-            kinds: tuple[str, ...] = ("kernel", "object")) -> list[Item]:
+            kinds: tuple[str, ...] = ("kernel", "object", "slot", "tree")) -> list[Item]:
     """Evict what `policy` says (only items of `kinds`); returns what went (or would go, with dry_run)."""
     items = [i for i in scan(layout) if i.kind in kinds]
     doomed = plan(items, policy, time.time() if now is None else now)

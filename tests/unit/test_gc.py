@@ -107,3 +107,31 @@ def test_cli_prunes_old_kernels_and_objects_and_keeps_the_rest(tmp_path):
     assert sorted(p.name for p in layout.objects.iterdir()) == ["b.bpf-2.json", "b.bpf-2.o"]
     bad = subprocess.run(base + ["--prune", "--max-size", "lots"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and "--max-size" in bad.stderr
+
+
+def test_build_slots_and_patched_trees_are_listed_and_pruned_by_their_last_use(tmp_path):
+    """A slot is used by every build in it (its info file is rewritten); a patched tree by every sync."""
+    import json as _json
+
+    from harness.kernel.build import SLOT_INFO
+    from harness.kernel.trees import STATE
+
+    layout = CacheLayout(tmp_path)
+    for name, age in (("oldslot", 40), ("newslot", 1)):
+        slot = layout.slots / name
+        (slot / "kernel").mkdir(parents=True)
+        (slot / "kernel" / "fork.o").write_bytes(b"\0" * 8192)
+        (slot / SLOT_INFO).write_text(_json.dumps({"tree": str(tmp_path / "src")}))
+        os.utime(slot / SLOT_INFO, (time.time() - age * DAY,) * 2)
+    tree = layout.trees / "patched-old"
+    tree.mkdir(parents=True)
+    (tree / "Makefile").write_text("VERSION = 6\n")
+    (tree / STATE).write_text(_json.dumps({"source": str(tmp_path / "src")}))
+    os.utime(tree / STATE, (time.time() - 50 * DAY,) * 2)
+    base = [sys.executable, "-m", "harness.cli", "cache", "--cache-dir", str(tmp_path)]
+    listing = subprocess.run(base, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert "slots: 2, " in listing.stdout and "trees: 1, " in listing.stdout, listing.stdout
+    out = subprocess.run(base + ["--prune"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "evicted slot oldslot" in out.stdout and "evicted tree patched-old" in out.stdout, out.stdout
+    assert [p.name for p in layout.slots.iterdir()] == ["newslot"] and not any(layout.trees.iterdir())
