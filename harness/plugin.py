@@ -232,6 +232,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from harness import run_kernel
 
     run_kernel.start_run()
+    if run_kernel.workers_elsewhere(config):
+        return  # xdist workers on other hosts prepare their kernel from their own caches
     if not config.option.collectonly and run_kernel.selects_cases(config):
         _prepare_kernel(config, in_header=True)
 
@@ -271,7 +273,10 @@ def _prepare_kernel(config: pytest.Config, *, in_header: bool) -> None:
         built = run_kernel.prepare(config)
         accel = run_kernel.choose_accel(config, built, say)
     except HarnessError as e:
-        pytest.exit(f"kernel {e.stage} stage failed: {e}", returncode=3)
+        # The error once, in full; pytest repeats the short reason it exits with (summary and stderr).
+        say(f"kernel {e.stage} stage failed: {e}")
+        pytest.exit(f"no test ran: the kernel could not be prepared ({e.stage} stage, the error is above)",
+                    returncode=3)
     prepared = dataclasses.replace(run_kernel.describe(config, built), accel=accel)
     config.stash[PREPARED] = prepared
     if not in_header:

@@ -163,6 +163,13 @@ def choose_accel(config, built, say) -> str:
 
 # -- does this run need a kernel at all? ---------------------------------------------------------------------
 
+def workers_elsewhere(config) -> bool:
+    """Whether xdist runs workers on other hosts (--tx ssh=..., socket=...): each prepares its own kernel there,
+    and the controller must not build one here (nor touch a cache)."""
+    specs = getattr(config.option, "tx", None) or []
+    return any(not spec.split("//", 1)[0].startswith("popen") for spec in specs)
+
+
 def selects_cases(config) -> bool:
     """Whether the run's paths hold case files (which always need the kernel) and -m does not drop them."""
     from harness.cases.collect import is_case_file

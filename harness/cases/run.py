@@ -185,9 +185,15 @@ def run_case(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestS
     try:
         outcome = _run(prog, obj, kut, session, log_dir)
     except AgentExitedError as e:
-        return Outcome("lost", f"lost the guest agent during {prog.name}: {e}\n{_guest_view(session)}",
-                       files={"console log": session.machine.console_log}
-                       if getattr(session.machine, "console_log", None) else {})
+        silent = "its VM exited" if not session.machine.alive() else unanswered(session.machine)
+        if silent is None:  # the guest is fine: its agent died
+            return Outcome("lost", f"lost the guest agent during {prog.name}: {e}\n{_guest_view(session)}",
+                           files={"console log": session.machine.console_log}
+                           if getattr(session.machine, "console_log", None) else {})
+        # The whole guest went (a panic, a killed QEMU, a dead sshd): its console says why.
+        lost = session.machine.lost(f"{e}; then {silent}")
+        return Outcome("lost", f"lost VM during {prog.name}: {lost}",
+                       files={"console log": lost.console_log} if lost.console_log else {})
     except (GuestCommandError, LostVMError) as e:
         if isinstance(e, LostVMError) or not session.machine.alive() or not answers(session.machine):
             # The machine's own report carries the console findings (panic excerpt) and the console log path.
@@ -235,12 +241,18 @@ def _guest_view(session: GuestSession) -> str:
 
 def answers(machine, timeout: float = 20.0) -> bool:
     """Whether the machine still runs a command (over a new connection if the old one died)."""
+    return unanswered(machine, timeout) is None
+
+
+def unanswered(machine, timeout: float = 20.0) -> str | None:
+    """None if the machine still runs a command (over a new connection if the old one died), else why not."""
     if getattr(machine, "guest", None) is None:
-        return False
+        return "it has no connection"
     try:
-        return machine.guest.run("true", timeout=timeout).rc == 0
-    except (LostVMError, GuestCommandError):
-        return False
+        rc = machine.guest.run("true", timeout=timeout).rc
+    except (LostVMError, GuestCommandError) as e:
+        return str(e)
+    return None if rc == 0 else f"`true` exited {rc} in it"
 
 
 def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, log_dir: Path,

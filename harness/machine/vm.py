@@ -112,12 +112,12 @@ class LocalVM:
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> LocalVM:
-        refuse_if_forbidden("boot", f"booting {self.name} ({self.config.kernel})")
         if not self.config.kernel.is_file():
             raise LostVMError(f"kernel image {self.config.kernel} does not exist")
         if shutil.which(self.config.vng) is None and not os.access(self.config.vng, os.X_OK):
             raise MissingToolError("vng (virtme-ng) not found: run `make venv` (it is a pip package of the project)")
         require("qemu-system-x86_64")  # vng would only say it found no QEMU; this names the Debian package
+        refuse_if_forbidden("boot", f"booting {self.name} ({self.config.kernel})")
         self.accel = accel.choose(self.config.accel, self.state_dir, self.config.kernel)
         keys = KeyPair.generate(self.run_dir / f"{self.name}-ssh")
         sshd_config = keys.dir / "sshd_config"
