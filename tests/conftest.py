@@ -30,6 +30,8 @@ UNIT, SYSTEM = HERE / "unit", HERE / "system"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "source: unpacks Debian's linux-source-6.12 into the harness cache (once, "
                                        "about 10 s); needs no build and no VM")
+    config.addinivalue_line("markers", "faults: provokes a fault for real (a signal, a race, a lost guest, a damaged "
+                                       "cache, a full disk): every tests/*/test_faults_*.py test; `pytest -m faults`")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -41,6 +43,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
         if names & UNPACKS:
             item.add_marker(pytest.mark.source)
+        if item.path.name.startswith("test_faults_"):
+            item.add_marker(pytest.mark.faults)
     misplaced = [problem for item in items if (problem := misplaced_because(item))]
     if misplaced:
         message = ("tests in the wrong directory (tests/unit: no kernel build and no VM; tests/system: a build or a "
