@@ -18,6 +18,7 @@ from pathlib import Path
 
 from harness.kernel import kconfig
 from harness.kernel.build import configure
+from harness.kernel.gc import own_bytes
 from harness.kernel.request import KernelOptions, build_kernel, make_request
 from harness.settings import REPO_ROOT
 
@@ -109,19 +110,6 @@ def bench_cache(ns: argparse.Namespace) -> dict:
             "make_invoked": hit.log is not None, "target": "<= 2 s, no make"}
 
 
-def _du(path: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                st = os.lstat(os.path.join(root, f))
-            except OSError:
-                continue
-            if st.st_nlink == 1:  # a hard link into a source tree costs no bytes
-                total += st.st_size
-    return total
-
-
 def _git(tree: Path, *args: str) -> None:
     env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"}
@@ -169,12 +157,12 @@ def bench_devloop(ns: argparse.Namespace) -> dict:
         cli = [str(Path(sys.executable).parent / "bpf-audit-harness"), "build", "--kernel-src", str(tree),
                "--no-patches"]
 
-        before = _du(cache)
+        before = own_bytes(cache)
         wall, _ = _timed_cpu(cli, REPO_ROOT, env, log)
         out["harness_cold_from_git_tree_s"] = round(wall, 1)
-        copied = sum(_du(cache / d) for d in ("src", "trees") if (cache / d).is_dir())
+        copied = sum(own_bytes(cache / d) for d in ("src", "trees") if (cache / d).is_dir())
         out["tree_bytes_copied_into_cache"] = copied
-        out["cache_bytes_after_cold_build"] = _du(cache) - before
+        out["cache_bytes_after_cold_build"] = own_bytes(cache) - before
         _checkpoint(ns)
 
         # make's own out-of-tree build dir for the same tree and config (cold once, then incremental).

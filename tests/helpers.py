@@ -196,3 +196,18 @@ def fake_kept_vm(run_dir: Path, *, owner: int, minutes: float | None = 30.0, por
     (run_dir / f"{name}{lifetime.RECORD_SUFFIX}").write_text(json.dumps(
         {"pgid": reaper.pid, "owner_pid": owner, "started": time.time(), "port": port}) + "\n")
     return reaper
+
+
+def start_until_make(argv: list[str], **popen) -> tuple:
+    """Start a build in its own session and read its output until make runs: (the process, the lines so far)."""
+    import subprocess
+
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **popen)
+    seen: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("[build]") and ": make -C " in line:
+            break
+    return proc, seen

@@ -120,7 +120,7 @@ def scan(layout: CacheLayout) -> list[Item]:
     if layout.trees.is_dir():
         for tree in sorted(layout.trees.iterdir()):
             if tree.is_dir():
-                items.append(Item("tree", tree.name, (tree,), _du_own(tree), _mtime(tree / TREE_STATE) or _mtime(tree)))
+                items.append(Item("tree", tree.name, (tree,), own_bytes(tree), _mtime(tree / TREE_STATE) or _mtime(tree)))
     if layout.objects.is_dir():
         for meta in sorted(layout.objects.glob("*.json")):
             obj = meta.with_suffix(".o")
@@ -129,7 +129,7 @@ def scan(layout: CacheLayout) -> list[Item]:
     return items
 
 
-def _du_own(path: Path) -> int:
+def own_bytes(path: Path) -> int:
     """Bytes a hard-link tree holds of its own (files linked from its source cost nothing)."""
     total = 0
     for root, _dirs, files in os.walk(path):

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import group_gone, series_plus, sigint_default
+from helpers import group_gone, series_plus, sigint_default, start_until_make
 
 from harness.kernel.request import KernelOptions, make_request
 
@@ -43,16 +43,9 @@ def test_ctrl_c_and_a_failing_build_publish_nothing_and_the_next_build_succeeds(
         shutil.rmtree(layout.kernels / key, ignore_errors=True)
 
     # 1. Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) once make runs.
-    proc = subprocess.Popen([CLI, "build", "--patches", str(good), "--cache-dir", str(layout.root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            preexec_fn=sigint_default)
-    seen = []
+    proc, seen = start_until_make([CLI, "build", "--patches", str(good), "--cache-dir", str(layout.root)],
+                                  preexec_fn=sigint_default)
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith("[build]") and ": make -C " in line:
-                break
         assert proc.poll() is None, "".join(seen)[-3000:]
         time.sleep(5)  # compiling by now
         os.killpg(proc.pid, signal.SIGINT)

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from helpers import start_until_make
 
 from harness.kernel import trees
 from harness.kernel.patches import apply_series, load_series, with_mutant
@@ -43,15 +44,8 @@ def test_sigkill_mid_mutant_build_then_another_mutant_is_built_from_the_series_a
             for m in ("prog-id-zero", "record-type-avc")}
     for key in keys.values():  # cached from an earlier run: this test needs real builds
         subprocess.run(["rm", "-rf", str(layout.kernels / key)], check=True)
-    proc = subprocess.Popen([CLI, "build", "--mutant", "prog-id-zero", "--cache-dir", str(layout.root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    seen = []
+    proc, seen = start_until_make([CLI, "build", "--mutant", "prog-id-zero", "--cache-dir", str(layout.root)])
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith("[build]") and ": make -C " in line:
-                break
         os.killpg(proc.pid, signal.SIGKILL)  # no cleanup at all: the tree holds mutant A, the slot is marked
         proc.wait()
     finally:
