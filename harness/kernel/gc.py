@@ -120,7 +120,8 @@ def scan(layout: CacheLayout) -> list[Item]:
     if layout.trees.is_dir():
         for tree in sorted(layout.trees.iterdir()):
             if tree.is_dir():
-                items.append(Item("tree", tree.name, (tree,), own_bytes(tree), _mtime(tree / TREE_STATE) or _mtime(tree)))
+                used = _mtime(tree / TREE_STATE) or _mtime(tree)
+                items.append(Item("tree", tree.name, (tree,), own_bytes(tree), used))
     if layout.objects.is_dir():
         for meta in sorted(layout.objects.glob("*.json")):
             obj = meta.with_suffix(".o")
