@@ -335,6 +335,71 @@ def cmd_report(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_selftests(ns: argparse.Namespace) -> int:
+    """The kernel's own BPF selftests (RUN_TESTS programs): --list discovers, compiles and parses them; 3 when a
+    file did not compile (it is listed as such)."""
+    import json
+
+    from harness.selftests.listing import run_list
+    from harness.settings import CacheLayout, cache_root
+
+    if not ns.list:
+        raise UsageError("selftests: only --list is implemented so far (loading the subtests in a VM comes next)")
+    if ns.jobs is not None and ns.jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    if ns.json:
+        try:
+            ns.json.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--json {ns.json}: its directory cannot be created ({e.strerror})") from e
+    layout = CacheLayout(ns.cache_dir or cache_root())
+    tree, vmlinux_h = _selftests_inputs(ns, layout)
+    listing = run_list(tree, vmlinux_h, layout, ns.files, jobs=ns.jobs)
+    sys.stdout.write(listing.table())
+    if ns.json:
+        try:
+            ns.json.write_text(json.dumps(listing.to_json(), indent=1) + "\n")
+        except OSError as e:
+            raise HarnessError(f"--json {ns.json} cannot be written: {e.strerror}") from e
+        print(f"json   {ns.json}")
+    if listing.failed:
+        print(f"bpf-audit-harness: selftests error: {len(listing.failed)} file(s) could not be compiled or read: "
+              f"{', '.join(f.name for f in listing.failed)}", file=sys.stderr)
+        return EXIT_HARNESS
+    return EXIT_OK
+
+
+def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path]:
+    """The tree (--kernel-src, default Debian's linux-source-6.12, unpacked into the cache) and the vmlinux.h
+    (--vmlinux-h, default: the one of the kernel `bpf-audit-harness build` builds from that tree; never built
+    here)."""
+    from harness.kernel.source import SourceSpec, resolve
+
+    spec = SourceSpec.from_args(ns.kernel_src, None)
+    if spec.kind == "dir":  # used in place: its identity (a walk of the whole tree) is not needed to list it
+        if not spec.path.is_dir():
+            raise UsageError(f"--kernel-src {ns.kernel_src} is not a directory or a source tarball")
+        tree = spec.path
+    else:
+        tree = resolve(spec, layout).path
+    if ns.vmlinux_h is not None:
+        if not ns.vmlinux_h.is_file():
+            raise UsageError(f"--vmlinux-h {ns.vmlinux_h} does not exist")
+        return tree, ns.vmlinux_h
+    from harness.kernel import cache
+    from harness.kernel.request import KernelOptions, make_request
+    from harness.selftests.listing import SelftestsError
+
+    key = make_request(KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root), unpack=False).key_inputs().key()
+    entry = cache.published(layout, key)
+    if entry is None or not (entry / "vmlinux.h").is_file():
+        src = f" --kernel-src {ns.kernel_src}" if ns.kernel_src else ""
+        raise SelftestsError(f"no kernel built from this source is in the cache (key {key}), so there is no "
+                             f"vmlinux.h to compile against: run `bpf-audit-harness build{src}` first, or pass "
+                             "--vmlinux-h FILE")
+    return tree, entry / "vmlinux.h"
+
+
 def _minutes(text: str) -> float:
     from harness.machine.keep import parse_minutes
 
@@ -456,6 +521,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, help="directory of result JSON files (default: benchmarks/results)")
     p.add_argument("--out", type=Path, help="output directory (default: results/report)")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("selftests", help="the kernel's own BPF selftests (the RUN_TESTS programs) judged as "
+                       "test_loader judges them; --list: discover, compile and parse them (no VM)")
+    p.add_argument("--list", action="store_true", help="list each file's programs and subtests (priv/unpriv, "
+                   "unsupported with reasons) and the totals")
+    p.add_argument("--kernel-src", help="kernel tree (dir or tarball) whose tools/testing/selftests/bpf to use "
+                   "(default: Debian's /usr/src/linux-source-6.12.tar.xz)")
+    p.add_argument("--vmlinux-h", type=Path, help="compile against this vmlinux.h (default: the cached kernel "
+                   "built from that source; build it first)")
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("-j", "--jobs", type=int, help="compilers at once (default: the CPUs available)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write every file, subtest and reason as JSON")
+    p.add_argument("files", nargs="*", metavar="FILE", help="only these (skeleton names such as verifier_and, "
+                   "or paths of progs/*.c)")
+    p.set_defaults(func=cmd_selftests)
     argv = sys.argv[1:] if argv is None else list(argv)
     guest_command = None
     if argv[:1] == ["ssh"] and "--" in argv:  # `ssh RUN [OPTIONS] -- CMD`: all after -- is the guest's

@@ -90,6 +90,11 @@ class CacheLayout:
         """Compiled case objects (bpfobj), content-addressed."""
         return self.root / "objects"
 
+    @property
+    def generated(self) -> Path:
+        """Headers generated from a kernel tree (the selftests' bpf_helper_defs.h), keyed by their inputs."""
+        return self.root / "generated"
+
 
 def new_run_dir(layout: CacheLayout, label: str = "run") -> Path:
     """A fresh directory for one invocation's logs; old ones beyond KEEP_RUNS are pruned."""

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,7 +26,10 @@ MULTIARCH_INCLUDE = Path("/usr/include/x86_64-linux-gnu")
 LIBBPF_VERSION_H = Path("/usr/include/bpf/libbpf_version.h")
 COMPILE_TIMEOUT = 300
 # Bump when the compile recipe (flags, layout) changes in a way the key inputs do not show.
-RECIPE_VERSION = 1
+# 2: -mcpu=v3 (what the kernel's selftests use; clang-19 alone emits v1: no 32-bit jumps, no alu32).
+RECIPE_VERSION = 2
+# The BPF ISA the objects target: v3 (alu32, jmp32), as the kernel's own selftests compile (test_progs flavor).
+BPF_CPU = "v3"
 
 TYPE_TAG_PROBE = (
     'struct task_struct;\nstruct probe { struct task_struct __attribute__((btf_type_tag("kptr"))) *t; } probe_var;\n'
@@ -84,6 +88,7 @@ def compile_argv(clang: str, src: Path, vmlinux_h: Path, obj: Path) -> list[str]
         "-O2",
         "-target",
         "bpf",
+        f"-mcpu={BPF_CPU}",
         "-D__TARGET_ARCH_x86",
         f"-I{vmlinux_h.parent}",
         f"-I{CASES_DIR}",
@@ -137,13 +142,8 @@ def compile_case(src: Path, vmlinux_h: Path, out_dir: Path, *, clang: str | None
     holding the outcome (failures are cached too). Compile errors are returned (ok False, clang's stderr),
     never raised; a missing vmlinux.h or compiler raises."""
     src, vmlinux_h, out_dir = Path(src), Path(vmlinux_h), Path(out_dir)
-    if not vmlinux_h.is_file():
-        raise HarnessError(
-            f"vmlinux.h not found at {vmlinux_h}. It comes with the kernel artifact: build the kernel first "
-            "(`bpf-audit-harness build`), or dump one: bpftool btf dump file /sys/kernel/btf/vmlinux format c"
-        )
+    require_vmlinux_h(vmlinux_h)
     clang = clang or find_clang()
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = src.name.removesuffix(".c")
     try:
         src_text = src.read_bytes()
@@ -151,9 +151,29 @@ def compile_case(src: Path, vmlinux_h: Path, out_dir: Path, *, clang: str | None
         argv = compile_argv(clang, src, vmlinux_h, out_dir / f"{stem}.o")
         return CompileResult(None, False, f"cannot read case file {src}: {e.strerror}", argv)
     key = cache_key(src_text, vmlinux_h, clang)[:24]
+    return compile_cached(stem, key, lambda obj: compile_argv(clang, src, vmlinux_h, obj), out_dir,
+                          compiler=clang)
+
+
+def require_vmlinux_h(vmlinux_h: Path) -> None:
+    """Raise HarnessError, with where a vmlinux.h comes from, unless `vmlinux_h` is a file."""
+    if not vmlinux_h.is_file():
+        raise HarnessError(
+            f"vmlinux.h not found at {vmlinux_h}. It comes with the kernel artifact: build the kernel first "
+            "(`bpf-audit-harness build`), or dump one: bpftool btf dump file /sys/kernel/btf/vmlinux format c"
+        )
+
+
+def compile_cached(stem: str, key: str, argv_for: Callable[[Path], list[str]], out_dir: Path, *,
+                   compiler: str = "clang", cwd: Path | None = None) -> CompileResult:
+    """The object cache every compile goes through: `<stem>-<key>.o` in out_dir plus a `.json` sidecar with the
+    outcome (failures are cached too, and the sidecar's mtime is the last use harness.kernel.gc evicts by).
+    `key` must cover everything the object depends on; `argv_for(obj)` is the command writing `obj`. A hit
+    returns the cached outcome; a miss runs the command into a temporary file and publishes it atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     obj = out_dir / f"{stem}-{key}.o"
     meta = out_dir / f"{stem}-{key}.json"
-    argv = compile_argv(clang, src, vmlinux_h, obj)
+    argv = argv_for(obj)
 
     if meta.is_file():
         try:
@@ -170,18 +190,13 @@ def compile_case(src: Path, vmlinux_h: Path, out_dir: Path, *, clang: str | None
     tmp_obj = Path(tmp_name)
     try:
         try:
-            proc = subprocess.run(
-                compile_argv(clang, src, vmlinux_h, tmp_obj),
-                capture_output=True,
-                text=True,
-                timeout=COMPILE_TIMEOUT,
-                check=False,
-            )
+            proc = subprocess.run(argv_for(tmp_obj), capture_output=True, text=True, timeout=COMPILE_TIMEOUT,
+                                  check=False, cwd=cwd)
             ok, stderr = proc.returncode == 0, proc.stderr.replace(str(tmp_obj), str(obj))
             if not ok and not stderr.strip():
-                stderr = f"{Path(clang).name} exited with status {proc.returncode} and no message"
+                stderr = f"{Path(compiler).name} exited with status {proc.returncode} and no message"
         except subprocess.TimeoutExpired:
-            ok, stderr = False, f"{Path(clang).name} did not finish within {COMPILE_TIMEOUT} s"
+            ok, stderr = False, f"{Path(compiler).name} did not finish within {COMPILE_TIMEOUT} s"
         if ok:
             os.replace(tmp_obj, obj)
         _atomic_write(meta, json.dumps({"ok": ok, "stderr": stderr, "argv": argv}, indent=1))

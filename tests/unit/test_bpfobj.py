@@ -67,7 +67,8 @@ def test_compile_case_success_and_cache(vmlinux_h: Path, tmp_path: Path) -> None
     assert res.obj is not None and res.obj.read_bytes()[:4] == b"\x7fELF" and not res.cached
     argv = res.argv
     assert isinstance(argv, list) and Path(argv[0]).name.startswith("clang")
-    for flag in ("-g", "-O2", "-D__TARGET_ARCH_x86", f"-I{vmlinux_h.parent}", f"-I{REPO_ROOT / 'cases'}", "-c"):
+    for flag in ("-g", "-O2", "-mcpu=v3", "-D__TARGET_ARCH_x86", f"-I{vmlinux_h.parent}", f"-I{REPO_ROOT / 'cases'}",
+                 "-c"):
         assert flag in argv
     assert argv[argv.index("-target") + 1] == "bpf" and "-I/usr/include/x86_64-linux-gnu" in argv
     assert argv[argv.index("-o") + 1] == str(res.obj) and str(UNRELEASED) in argv

@@ -262,6 +262,28 @@ def test_report(tmp_path):
                         USAGE)
 
 
+# -- selftests --------------------------------------------------------------------------------------------------
+
+def test_selftests(tmp_path):
+    """--list on a toy tree: 0 when every file compiles, 3 when one does not (it is listed) or no vmlinux.h is
+    in the cache, 2 for what the user typed. (tests/unit/test_selftests_cli.py has the details.)"""
+    from selftests_tree import BPF, make_tree, vmlinux_h
+
+    if not any(shutil.which(c) for c in ("clang-19", "clang-18", "clang-17", "clang-16")):
+        pytest.skip("no clang-16..19")
+    tree, env = make_tree(tmp_path), {**NO_BUILD_NO_BOOT, "BPF_AUDIT_HARNESS_CACHE": str(tmp_path / "cache")}
+    args = ["selftests", "--list", "--kernel-src", str(tree)]
+    res = cli(*args, "--vmlinux-h", str(vmlinux_h(tmp_path)), env=env)
+    assert res.returncode == 0 and "subtests: 14 privileged + 7 unprivileged" in res.stdout, res.stderr
+    one_paragraph_error(cli(*args, "--vmlinux-h", str(tmp_path / "none.h"), env=env), "usage", USAGE)
+    one_paragraph_error(cli(*args, "--vmlinux-h", str(vmlinux_h(tmp_path)), "nope", env=env), "usage", USAGE)
+    one_paragraph_error(cli("selftests", "--kernel-src", str(tree), env=env), "usage", USAGE)
+    assert "no kernel built" in one_paragraph_error(cli(*args, env=env), "selftests", HARNESS)
+    (tree / BPF / "progs" / "foo_after.c").write_text("int x(void) { return nope; }\n")
+    err = one_paragraph_error(cli(*args, "--vmlinux-h", str(vmlinux_h(tmp_path)), env=env), "selftests", HARNESS)
+    assert "foo_after" in err
+
+
 def test_every_subcommand_is_covered_here():
     import re
 

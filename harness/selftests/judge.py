@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: GPL-2.0
+"""test_loader's verdict on one subtest, from what the guest agent's `load` op (and a test run) returned."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness.selftests.match import match_in_order
+from harness.selftests.spec import PRIV, PROG_FLAGS, UNPRIV, TestSpec
+
+PASS, FAIL, SKIP, ERROR = "pass", "fail", "skip", "error"
+LOG_TAIL = 2000  # characters of the verifier log a failure's reason quotes
+ANY_ALIGNMENT = PROG_FLAGS["BPF_F_ANY_ALIGNMENT"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What test_loader asks of the machine it runs on (the guest): its arch (for __arch_*), whether it has
+    CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS (else BPF_F_ANY_ALIGNMENT programs are neither run unprivileged nor
+    executed), and whether kernel.unprivileged_bpf_disabled is set (then no unpriv subtest runs)."""
+
+    arch: str = "x86_64"
+    efficient_unaligned_access: bool = True
+    unpriv_disabled: bool = False
+
+
+X86_64 = Target()
+
+
+def precheck(spec: TestSpec, mode: str, target: Target = X86_64) -> tuple[str, str] | None:
+    """The verdict before anything is loaded, or None when the subtest must be loaded: an invalid spec fails,
+    a program for another arch, an unpriv subtest the target cannot run and an unsupported feature skip."""
+    if not spec.valid:
+        return FAIL, f"can't parse test spec for program '{spec.prog_name}': {spec.error}"
+    if mode not in spec.subtests:
+        raise ValueError(f"{spec.prog_name} has no {mode} subtest (its subtests: {', '.join(spec.subtests) or 'none'})")
+    if not spec.runs_on(target.arch):
+        return SKIP, f"for {', '.join(spec.arches)} only (__arch_*), not {target.arch}"
+    if mode == UNPRIV:
+        if target.unpriv_disabled:
+            return SKIP, "unprivileged BPF is disabled (kernel.unprivileged_bpf_disabled)"
+        if spec.prog_flags() & ANY_ALIGNMENT and not target.efficient_unaligned_access:
+            return SKIP, "BPF_F_ANY_ALIGNMENT without efficient unaligned access: not run unprivileged"
+    reasons = spec.unsupported_reasons(mode)
+    if reasons:
+        return SKIP, "unsupported: " + "; ".join(map(str, reasons))
+    return None
+
+
+def program_log(load_result: Mapping[str, Any], prog_name: str) -> str:
+    """The verifier log of `prog_name`, the only log test_loader matches (its own log buffer): its entry in
+    `programs` when the load asked for program_logs, else the top-level verifier_log when that is its log (the
+    failing program's, or on success the first autoloaded program's, which is it when it loads alone)."""
+    for prog in load_result.get("programs") or ():
+        if prog.get("name") == prog_name and "verifier_log" in prog:
+            return prog.get("verifier_log") or ""
+    log = load_result.get("verifier_log") or ""
+    if not load_result.get("loaded"):
+        failed = load_result.get("failed_program")
+        return log if failed in (None, prog_name) else ""
+    autoloaded = [p.get("name") for p in load_result.get("programs") or () if p.get("autoload", True)]
+    return log if not autoloaded or autoloaded[0] == prog_name else ""
+
+
+def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
+          run_result: Mapping[str, Any] | None = None, *, target: Target = X86_64) -> tuple[str, str]:
+    """run_subtest()'s verdict: (status, reason), status one of pass, fail, skip, error.
+
+    `load_result` is the agent's `load` response for the file's object with this program and the file's
+    auxiliary programs of this mode autoloaded (see guests/README.md); `run_result`, for a subtest that
+    executes (__retval), is the BPF_PROG_TEST_RUN outcome: {"retval": int} or {"errno": int}. Without one, a
+    subtest that should execute is a skip (its load verdict alone is no pass)."""
+    early = precheck(spec, mode, target)
+    if early is not None:
+        return early
+    sub = spec.subspec(mode)
+    if load_result is None:
+        return ERROR, "no load result"
+    if load_result.get("ok") is False:
+        return ERROR, f"the agent's load failed: {load_result.get('error', 'no error message')}"
+    if load_result.get("stage") == "open":
+        return ERROR, f"libbpf could not open the object: {_last_lines(load_result.get('libbpf_log'))}"
+    loaded = bool(load_result.get("loaded"))
+    log = program_log(load_result, spec.prog_name)
+    if sub.expect_failure and loaded:
+        return FAIL, "unexpected_load_success: the verifier accepted a program expected to fail"
+    if not sub.expect_failure and not loaded:
+        who = load_result.get("failed_program")
+        other = f" (program {who} failed)" if who and who != spec.prog_name else ""
+        return FAIL, (f"unexpected_load_failure: errno {load_result.get('errno', '?')}{other}\n"
+                      f"{_tail(log) or _last_lines(load_result.get('libbpf_log'))}")
+    miss = match_in_order(log, sub.msgs)
+    if miss is not None:
+        return FAIL, f"expect_msg\n{miss.describe(sub.msgs)}\nVERIFIER LOG:\n{_tail(log)}"
+    if should_execute(spec, mode, target):
+        return _judge_run(spec, mode, run_result)
+    return PASS, "load failed as expected" if sub.expect_failure else "loaded as expected"
+
+
+def should_execute(spec: TestSpec, mode: str, target: Target = X86_64) -> bool:
+    """should_do_test_run(): a __retval subtest that is expected to load, unless BPF_F_ANY_ALIGNMENT on a
+    machine without efficient unaligned access."""
+    sub = spec.subspec(mode)
+    if not sub.execute or sub.expect_failure:
+        return False
+    return not (spec.prog_flags() & ANY_ALIGNMENT and not target.efficient_unaligned_access)
+
+
+def _judge_run(spec: TestSpec, mode: str, run_result: Mapping[str, Any] | None) -> tuple[str, str]:
+    sub = spec.subspec(mode)
+    reasons = spec.exec_unsupported
+    if reasons:
+        return SKIP, "loaded as expected; unsupported for __retval: " + "; ".join(map(str, reasons))
+    if run_result is None:
+        return SKIP, f"loaded as expected; __retval({sub.retval}) needs BPF_PROG_TEST_RUN, which was not run"
+    if run_result.get("errno"):
+        return FAIL, f"Unexpected bpf_prog_test_run error: errno {run_result['errno']}"
+    got = to_int32(int(run_result.get("retval", 0)))
+    if got != sub.retval and not sub.any_retval:
+        return FAIL, f"Unexpected retval: {got} != {sub.retval}"
+    return PASS, f"loaded as expected, retval {got}"
+
+
+def to_int32(value: int) -> int:
+    """A test run's return value as test_loader compares it: a C int."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _tail(log: str) -> str:
+    return log if len(log) <= LOG_TAIL else "..." + log[-LOG_TAIL:]
+
+
+def _last_lines(lines: Any, count: int = 8) -> str:
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    return "\n".join(list(lines or [])[-count:])
+
+
+__all__ = ["ERROR", "FAIL", "PASS", "PRIV", "SKIP", "UNPRIV", "Target", "judge", "precheck", "program_log",
+           "should_execute"]

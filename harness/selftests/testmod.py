@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-2.0
+"""What bpf_testmod.ko provides (read from the tree's bpf_testmod/ sources) and which programs need it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.selftests.discover import SELFTESTS
+from harness.selftests.elf import BpfObject, Program
+
+TESTMOD_DIR = SELFTESTS / "bpf_testmod"
+_KFUNC = re.compile(r"\bBTF_ID_FLAGS\s*\(\s*func\s*,\s*(\w+)")
+_STRUCT_OPS = re.compile(r"\bregister_bpf_struct_ops\s*\([^,]+,\s*(\w+)\s*\)")
+_TRACE = re.compile(r"^\s*(?:TRACE_EVENT|DECLARE_TRACE\w*|BPF_TESTMOD_DECLARE_TRACE)\s*\(\s*(\w+)\s*,", re.M)
+_FUNC_DEF = re.compile(r"^(?:[A-Za-z_][\w \t\*]*?[\s\*])?([A-Za-z_]\w*)\s*\([^;{}]*\)\s*\{", re.M)
+
+
+@dataclass(frozen=True)
+class Testmod:
+    """Names only bpf_testmod.ko gives the kernel: its kfuncs (BTF_ID_FLAGS), its struct_ops types
+    (register_bpf_struct_ops), its tracepoints and its functions (attach targets of fentry/tp_btf/...)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    kfuncs: frozenset[str]
+    struct_ops: frozenset[str]
+    tracepoints: frozenset[str]
+    functions: frozenset[str]
+
+    @classmethod
+    def from_tree(cls, tree: Path) -> Testmod:
+        base = Path(tree) / TESTMOD_DIR
+        c_text = _read(base / "bpf_testmod.c")
+        events = _without_macros(_read(base / "bpf_testmod-events.h"))
+        # Functions only by a name that says so: bpf_testmod.c also defines names vmlinux has (it shadows
+        # bpf_fentry_shadow_test on purpose), and attaching to those needs no module.
+        return cls(frozenset(_KFUNC.findall(c_text)), frozenset(_STRUCT_OPS.findall(c_text)),
+                   frozenset(_TRACE.findall(events)),
+                   frozenset(n for n in _FUNC_DEF.findall(c_text) if "testmod" in n))
+
+    def object_needs(self, obj: BpfObject) -> list[str]:
+        """Why every program of `obj` needs bpf_testmod: libbpf resolves every extern kfunc and creates every
+        struct_ops map when it loads the object, whichever programs are autoloaded (a missing weak kfunc
+        resolves to a call the verifier refuses)."""
+        reasons = [f"kfunc {e.name}" for e in obj.externs() if e.kind == "func" and e.name in self.kfuncs]
+        reasons += [f"struct_ops map {m} of {t}" for m, t in obj.struct_ops_maps() if t in self.struct_ops]
+        return reasons
+
+    def program_needs(self, prog: Program) -> list[str]:
+        """Why one program needs bpf_testmod: its attach target (a tracepoint or function of the module)."""
+        target = prog.attach_target
+        kind = prog.sec_name.split("/", 1)[0]
+        if target in self.tracepoints and kind.startswith(("tp_btf", "raw_tp", "raw_tracepoint", "tp", "tracepoint")):
+            return [f"attach target tracepoint {target}"]
+        if target in self.functions or target in self.kfuncs:
+            return [f"attach target {target}()"]
+        return []
+
+
+def _without_macros(text: str) -> str:
+    """The text without #define lines and their continuations (a macro's parameters are no tracepoints)."""
+    out, in_macro = [], False
+    for line in text.splitlines():
+        if in_macro or line.lstrip().startswith("#define"):
+            in_macro = line.rstrip().endswith("\\")
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""

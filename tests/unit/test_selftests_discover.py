@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-2.0
+"""harness.selftests.discover and .testmod: the RUN_TESTS set of a tree (a toy one, and Debian's 6.12), its
+groups with the capabilities test_progs changes, guards, pre-execution callbacks, and what bpf_testmod gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from selftests_tree import make_tree
+
+from harness.errors import HarnessError
+from harness.selftests.discover import RUN_TESTS_GROUP, VERIFIER_GROUP, Caps, discover, guards_at, strip_comments
+from harness.selftests.elf import Program
+from harness.selftests.testmod import Testmod
+
+
+def test_the_toy_tree(tmp_path: Path) -> None:
+    d = discover(make_tree(tmp_path))
+    by = d.by_name()
+    # file order (foo.c before verifier.c), line order within, each name once; the comment is no call
+    assert [s.name for s in d.skeletons] == ["foo_success", "foo_testmod", "foo_block", "foo_after", "bar_missing",
+                                             "verifier_x", "verifier_mtu", "verifier_arr"]
+    assert [s.name for s in d.missing] == ["bar_missing"] and by["foo_success"].source.name == "foo_success.c"
+    assert by["foo_success"].group == RUN_TESTS_GROUP and by["foo_success"].where == "prog_tests/foo.c:6"
+    assert by["foo_success"].function == "test_foo" and not by["foo_success"].serial
+    assert by["foo_testmod"].guards == ("env.has_testmod",) and by["foo_block"].guards == ("env.has_testmod",)
+    assert by["foo_after"].guards == () and by["foo_success"].guards == ()
+    assert by["bar_missing"].guards == ("env.has_testmod",) and by["bar_missing"].serial  # the early return
+    x = by["verifier_x"]
+    assert x.group == VERIFIER_GROUP and x.caps.disable == ("CAP_SYS_ADMIN",) and x.caps.enable == ()
+    assert x.caps.where == ("prog_tests/verifier.c:9",) and x.pre_execution is None
+    mtu = by["verifier_mtu"]
+    assert mtu.caps.enable == ("CAP_BPF", "CAP_NET_ADMIN")
+    assert mtu.caps.disable == ("CAP_SYS_ADMIN", "CAP_PERFMON")
+    arr = by["verifier_arr"]
+    assert arr.pre_execution == "init_maps" and arr.pre_execution_maps == ("map_one",)
+    assert arr.caps.disable == ("CAP_SYS_ADMIN",)
+
+
+def test_not_a_selftests_tree_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="no tools/testing/selftests/bpf/prog_tests") as e:
+        discover(tmp_path)
+    assert e.value.usage
+
+
+def test_caps_compose_in_order() -> None:
+    a = Caps(("CAP_BPF",), ("CAP_SYS_ADMIN",))
+    assert a.then(Caps((), ("CAP_BPF",))) == Caps((), ("CAP_SYS_ADMIN", "CAP_BPF"))
+    assert a.then(Caps(("CAP_SYS_ADMIN",), ())) == Caps(("CAP_BPF", "CAP_SYS_ADMIN"), ())
+
+
+def test_strip_comments_keeps_lines_and_strings() -> None:
+    text = 'a /* x\ny */ b // RUN_TESTS(z)\nc "/* kept */"'
+    out = strip_comments(text)
+    assert out.count("\n") == 2 and "RUN_TESTS" not in out and '"/* kept */"' in out and "x" not in out
+
+
+def test_guards_only_around_the_call() -> None:
+    text = "void f(void)\n{\n\tif (env.has_testmod) {\n\t\ta();\n\t}\n\tCALL;\n}\n"
+    assert guards_at(text, 0, text.index("CALL")) == ()
+    assert guards_at(text, 0, text.index("a()")) == ("env.has_testmod",)
+
+
+def test_testmod_names_from_the_toy_sources(tmp_path: Path) -> None:
+    base = tmp_path / "tools/testing/selftests/bpf/bpf_testmod"
+    base.mkdir(parents=True)
+    (base / "bpf_testmod.c").write_text(
+        "noinline int\nbpf_testmod_fentry_test1(int a)\n{\n\treturn a;\n}\n"
+        "__bpf_kfunc void bpf_kfunc_common_test(void)\n{\n}\n"
+        "noinline int bpf_fentry_shadow_test(int a)\n{\n\treturn a;\n}\n"
+        "BTF_ID_FLAGS(func, bpf_kfunc_common_test)\n"
+        "\tret = ret ?: register_bpf_struct_ops(&bpf_bpf_testmod_ops, bpf_testmod_ops);\n")
+    (base / "bpf_testmod-events.h").write_text(
+        "TRACE_EVENT(bpf_testmod_test_read,\n\tTP_PROTO(x),\n);\n"
+        "#define MY_TRACE(call, proto) \\\n\tDECLARE_TRACE(call, PARAMS(proto))\n"
+        "DECLARE_TRACE(bpf_testmod_test_nullable_bare,\n\tTP_PROTO(x));\n")
+    t = Testmod.from_tree(tmp_path)
+    assert t.kfuncs == {"bpf_kfunc_common_test"} and t.struct_ops == {"bpf_testmod_ops"}
+    assert t.tracepoints == {"bpf_testmod_test_read", "bpf_testmod_test_nullable_bare"}  # not the macro's "call"
+    assert "bpf_testmod_fentry_test1" in t.functions and "bpf_fentry_shadow_test" not in t.functions
+    prog = Program("p", "tp_btf/bpf_testmod_test_nullable_bare", 3, 0, 8)
+    assert t.program_needs(prog) == ["attach target tracepoint bpf_testmod_test_nullable_bare"]
+    assert t.program_needs(Program("p", "?fentry.s/bpf_testmod_fentry_test1", 3, 0, 8)) == [
+        "attach target bpf_testmod_fentry_test1()"]
+    assert t.program_needs(Program("p", "fentry/bpf_fentry_shadow_test", 3, 0, 8)) == []
+    assert Testmod.from_tree(tmp_path / "elsewhere").kfuncs == frozenset()
+
+
+def test_debian_6_12_has_156_files(plain_source: Path) -> None:
+    d = discover(plain_source)
+    assert len(d.skeletons) == 156 and d.missing == []
+    groups = [s.group for s in d.skeletons]
+    assert groups.count(VERIFIER_GROUP) == 94 and groups.count(RUN_TESTS_GROUP) == 62
+    by = d.by_name()
+    assert all("CAP_SYS_ADMIN" in s.caps.disable for s in d.skeletons if s.group == VERIFIER_GROUP)
+    assert by["verifier_mtu"].caps.disable == ("CAP_SYS_ADMIN", "CAP_PERFMON")
+    assert by["verifier_array_access"].pre_execution_maps == ("map_array_ro",)
+    assert {s.name for s in d.skeletons if s.guards} == {"iters_testmod", "iters_testmod_seq", "nested_acquire",
+                                                         "test_tp_btf_nullable"}
+    t = Testmod.from_tree(plain_source)
+    assert "bpf_kfunc_call_test_acquire" in t.kfuncs and "bpf_testmod_st_ops" in t.struct_ops

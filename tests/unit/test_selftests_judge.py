@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: GPL-2.0
+"""harness.selftests.judge: run_subtest()'s verdict from a `load` result shaped like the guest agent's (see
+guests/README.md) and, for __retval, a test run's outcome. An unsupported feature is a skip, never a pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, Target, judge, precheck, program_log, should_execute
+from harness.selftests.spec import POINTER_VALUE, PRIV, UNPRIV, Reason, parse_spec
+
+T = "comment:"
+
+
+def spec(*tags: str, name: str = "prog"):
+    return parse_spec([T + t for t in tags], name)
+
+
+def loaded(log: str = "processed 2 insns", **extra):
+    return {"ok": True, "loaded": True, "errno": 0, "verifier_log": log, "libbpf_log": [],
+            "programs": [{"name": "prog", "autoload": True}], **extra}
+
+
+def refused(log: str, errno: int = 13, **extra):
+    return {"ok": True, "loaded": False, "errno": errno, "verifier_log": log, "libbpf_log": ["libbpf: load failed"],
+            "failed_program": "prog", "programs": [{"name": "prog", "autoload": True}], **extra}
+
+
+def test_must_load_and_must_fail() -> None:
+    assert judge(spec(), PRIV, loaded())[0] == PASS
+    status, reason = judge(spec(), PRIV, refused("R1 invalid mem access"))
+    assert status == FAIL and reason.startswith("unexpected_load_failure: errno 13") and "R1 invalid" in reason
+    fail = spec("test_expect_failure", "test_expect_msg=0=invalid mem access")
+    assert judge(fail, PRIV, refused("0: R1 invalid mem access 'scalar'")) == (PASS, "load failed as expected")
+    status, reason = judge(fail, PRIV, loaded())
+    assert status == FAIL and reason.startswith("unexpected_load_success")
+
+
+def test_messages_are_checked_on_success_too_and_on_the_verifier_log_only() -> None:
+    s = spec("test_expect_success", "test_log_level=2", "test_expect_msg=0=R0_w=0", "test_expect_msg=1=exit")
+    assert judge(s, PRIV, loaded("0: R0_w=0\n1: exit\n"))[0] == PASS
+    status, reason = judge(s, PRIV, loaded("1: exit\n0: R0_w=0\n"))  # order matters
+    assert status == FAIL and "EXPECTED   SUBSTR: 'exit'" in reason and "VERIFIER LOG" in reason
+    # what libbpf printed does not count
+    status, _ = judge(s, PRIV, loaded("", libbpf_log=["R0_w=0", "exit"]))
+    assert status == FAIL
+
+
+def test_the_programs_own_log_is_used() -> None:
+    res = loaded("aux log", programs=[{"name": "aux", "autoload": True, "verifier_log": "aux log"},
+                                      {"name": "prog", "autoload": True, "verifier_log": "the prog's log"}])
+    assert program_log(res, "prog") == "the prog's log"
+    no_logs = loaded("first program's log", programs=[{"name": "aux", "autoload": True},
+                                                      {"name": "prog", "autoload": True}])
+    assert program_log(no_logs, "prog") == ""  # the top-level log is aux's: not this program's
+    assert program_log(no_logs, "aux") == "first program's log"
+    assert program_log(refused("why", failed_program="aux"), "prog") == ""
+    assert program_log(refused("why"), "prog") == "why"
+
+
+def test_unpriv_subtests_use_their_subspec() -> None:
+    s = spec("test_expect_success", "test_expect_failure_unpriv", "test_expect_msg_unpriv=0=unpriv msg")
+    assert judge(s, PRIV, loaded())[0] == PASS
+    assert judge(s, UNPRIV, refused("x: unpriv msg"))[0] == PASS
+    assert judge(s, UNPRIV, refused("other"))[0] == FAIL
+    assert judge(s, UNPRIV, refused("unpriv msg"), target=Target(unpriv_disabled=True))[0] == SKIP
+    with pytest.raises(ValueError, match="no unpriv subtest"):
+        judge(spec(), UNPRIV, loaded())
+
+
+def test_any_alignment_on_a_machine_without_efficient_unaligned_access() -> None:
+    s = spec("test_expect_success", "test_expect_success_unpriv", "test_retval=1",
+             "test_prog_flags=BPF_F_ANY_ALIGNMENT")
+    slow = Target(efficient_unaligned_access=False)
+    assert precheck(s, UNPRIV, slow)[0] == SKIP and precheck(s, PRIV, slow) is None
+    assert not should_execute(s, PRIV, slow) and should_execute(s, PRIV)
+    assert judge(s, PRIV, loaded(), target=slow)[0] == PASS  # loaded; no test run on that machine
+
+
+def test_retval_needs_a_test_run_and_is_compared_as_a_c_int() -> None:
+    s = spec("test_expect_success", "test_retval=0xabcdef12")
+    status, reason = judge(s, PRIV, loaded())
+    assert status == SKIP and "needs BPF_PROG_TEST_RUN" in reason  # never a pass without the run
+    assert judge(s, PRIV, loaded(), {"retval": 0xABCDEF12})[0] == PASS
+    status, reason = judge(s, PRIV, loaded(), {"retval": 7})
+    assert status == FAIL and reason == f"Unexpected retval: 7 != {0xABCDEF12 - (1 << 32)}"
+    assert judge(s, PRIV, loaded(), {"errno": 22})[0] == FAIL
+    any_value = spec("test_retval=POINTER_VALUE")
+    assert any_value.priv.retval == POINTER_VALUE and judge(any_value, PRIV, loaded(), {"retval": 12345})[0] == PASS
+    # a program expected to fail is never run
+    assert judge(spec("test_expect_failure", "test_retval=1"), PRIV, refused("no"))[0] == PASS
+
+
+def test_unsupported_and_other_arch_skip_before_anything_loads() -> None:
+    xl = spec("test_expect_success", "test_expect_xlated=0=r0 = 0")
+    status, reason = judge(xl, PRIV, loaded())
+    assert status == SKIP and reason.startswith("unsupported: __xlated")
+    tm = spec().with_unsupported(Reason("bpf_testmod", "kfunc bpf_kfunc_call_test_acquire"))
+    assert judge(tm, PRIV, None) == (SKIP, "unsupported: bpf_testmod (kfunc bpf_kfunc_call_test_acquire)")
+    arm = spec("test_arch=ARM64")
+    assert judge(arm, PRIV, None)[0] == SKIP and "arm64" in judge(arm, PRIV, None)[1]
+    ex = spec("test_retval=0").with_unsupported(Reason("pre-execution callback", "init maps"), execution=True)
+    status, reason = judge(ex, PRIV, loaded(), {"retval": 0})
+    assert status == SKIP and "pre-execution callback" in reason
+    assert judge(ex, PRIV, refused("x"))[0] == FAIL  # the load itself is still judged
+
+
+def test_invalid_specs_and_agent_errors() -> None:
+    bad = spec("test_retval=zz")
+    assert judge(bad, PRIV, loaded())[0] == FAIL and "can't parse test spec" in judge(bad, PRIV, loaded())[1]
+    assert judge(spec(), PRIV, {"ok": False, "error": "bad request: path"}) == (
+        ERROR, "the agent's load failed: bad request: path")
+    assert judge(spec(), PRIV, {"ok": True, "loaded": False, "stage": "open", "libbpf_log": ["no ELF"]})[0] == ERROR
+    assert judge(spec(), PRIV, None) == (ERROR, "no load result")
