@@ -5,6 +5,7 @@ import os
 import sys
 import time
 
+from . import probe
 from .audit import AUDIT_USER, Audit
 from .caps import parse_caps
 from .codec import json_loads
@@ -18,6 +19,9 @@ DEFAULT_LOG_SIZE = 2 * MIB
 MAX_LOG_SIZE = 64 * MIB
 MIN_LOG_SIZE = 1024
 ENOSPC = 28
+TEST_DATA_LEN = 64  # test_loader's BPF_PROG_TEST_RUN input: 64 zero bytes, 4x that room for the output
+# test_loader's drop_capabilities() for an unprivileged subtest: CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF
+UNPRIV_DROP_CAPS = (21, 12, 38, 39)
 
 
 class Agent:
@@ -32,6 +36,7 @@ class Agent:
         self.links: dict[int, Link] = {}
         self.next_handle = 1
         self.triggers = Triggers()
+        self._warm: set[tuple[str, tuple]] = set()  # (path, programs) loaded once with every capability
         self._audit: Audit | None = None
         self.exiting = False
 
@@ -118,19 +123,38 @@ class Agent:
         if programs is not None and not all(isinstance(p, str) for p in programs):
             raise BadRequest("argument 'programs' must be a list of program names")
         level = arg(req, "log_level", int, 1)
+        levels = _name_map(req, "log_levels")
         size = arg(req, "log_size", int, DEFAULT_LOG_SIZE)
-        if not 0 <= level <= 0xFFFF:
+        if not all(0 <= v <= 0xFFFF for v in (level, *levels.values())):
             raise BadRequest("argument 'log_level' out of range")
         if not MIN_LOG_SIZE <= size <= MAX_LOG_SIZE:
             raise BadRequest(f"argument 'log_size' must be {MIN_LOG_SIZE}..{MAX_LOG_SIZE}")
+        flags = _name_map(req, "prog_flags")
+        if not all(0 <= v <= 0xFFFFFFFF for v in flags.values()):
+            raise BadRequest("argument 'prog_flags' values must be u32")
+        no_create = arg(req, "no_autocreate_maps", list, [])
+        if not all(isinstance(m, str) for m in no_create):
+            raise BadRequest("argument 'no_autocreate_maps' must be a list of map names")
+        object_name = arg(req, "object_name", str, None)
         drop = parse_caps(req["drop_caps"]) if req.get("drop_caps") is not None else []
+        unpriv = arg(req, "unpriv", bool, False)
         program_logs = arg(req, "program_logs", bool, False)
         if not os.path.exists(path):
             raise OpFailed(f"no such object file in the guest: {path}", errno=2)
+        if unpriv:
+            why = probe.unpriv_disabled_reason()
+            if why is not None:
+                DIAG.log(f"load {path}: unprivileged subtest skipped, {why}")
+                return {"loaded": False, "errno": 0, "skipped": why, "programs": [], "verifier_log": "",
+                        "libbpf_log": [], "log_size": size, "log_retries": 0}
+            drop = drop + [c for c in UNPRIV_DROP_CAPS if c not in drop]
+        opts = LoadOpts(programs, level, levels, flags, no_create, object_name, drop)
+        if unpriv and (path, tuple(programs or ())) not in self._warm:
+            self._warm_up(bpf, path, opts)
         bpf.take_lines()
         retries = 0
         while True:
-            res = self._load_once(bpf, path, programs, level, size, drop)
+            res = self._load_once(bpf, path, opts, size)
             if res["errno"] != ENOSPC or size >= MAX_LOG_SIZE or res.get("stage") == "open":
                 break
             size = min(size * 4, MAX_LOG_SIZE)
@@ -148,10 +172,24 @@ class Agent:
             DIAG.log(f"load {path}: rejected, {os_error(res['errno'])}")
         return res
 
-    def _load_once(self, bpf: Libbpf, path: str, wanted: list | None, level: int, size: int, drop: list[int]) -> dict:
+    def _warm_up(self, bpf: Libbpf, path: str, o: "LoadOpts") -> None:
+        """Load the same programs once with every capability, result unused. libbpf probes kernel features on
+        first use and caches the answers for the whole process: probed without CAP_BPF (an unprivileged load),
+        BTF would be "unsupported" for every later load too. test_progs always loads a program privileged
+        before its unprivileged subtest; this does the same when a caller asks for the unprivileged one first."""
+        warm = LoadOpts(o.programs, 0, {}, o.prog_flags, o.no_autocreate, o.object_name, [])
+        bpf.take_lines()
+        res = self._load_once(bpf, path, warm, MIN_LOG_SIZE)
+        if res.get("handle") is not None:
+            bpf.lib.bpf_object__close(self.objects.pop(res["handle"]).obj)
+        self._warm.add((path, tuple(o.programs or ())))
+
+    def _load_once(self, bpf: Libbpf, path: str, o: "LoadOpts", size: int) -> dict:
         ct, lib = bpf.ct, bpf.lib
         opts = bpf.OpenOpts()
         opts.sz = ct.sizeof(opts)
+        name_buf = o.object_name.encode() if o.object_name is not None else None
+        opts.object_name = name_buf
         btf_buf = ct.create_string_buffer(size)
         opts.kernel_log_buf = ct.addressof(btf_buf)
         opts.kernel_log_size = size
@@ -162,11 +200,18 @@ class Agent:
             return {"loaded": False, "errno": err, "stage": "open", "verifier_log": "", "programs": []}
         progs = list(bpf.programs(obj))
         names = [bpf.prog_name(p) for p in progs]
-        if wanted is not None:
-            missing = [n for n in wanted if n not in names]
-            if missing:
-                lib.bpf_object__close(obj)
-                raise OpFailed(f"no program named {', '.join(missing)} in {path}; it has: {', '.join(names)}")
+        wanted = o.programs
+        unknown = [n for n in (*(wanted or ()), *o.log_levels, *o.prog_flags) if n not in names]
+        maps = {bpf.map_name(m): m for m in bpf.maps(obj)}
+        unknown_maps = [m for m in o.no_autocreate if m not in maps]
+        if unknown or unknown_maps:
+            lib.bpf_object__close(obj)
+            if unknown:
+                raise OpFailed(f"no program named {', '.join(dict.fromkeys(unknown))} in {path}; it has: "
+                               f"{', '.join(names)}")
+            raise OpFailed(f"no map named {', '.join(unknown_maps)} in {path}; it has: {', '.join(maps)}")
+        for name in o.no_autocreate:
+            lib.bpf_map__set_autocreate(maps[name], False)
         bufs: dict[int, object] = {}
         for prog, name in zip(progs, names, strict=True):
             if wanted is not None:
@@ -175,10 +220,12 @@ class Agent:
                 buf = ct.create_string_buffer(size)
                 bufs[prog] = buf
                 lib.bpf_program__set_log_buf(prog, buf, size)
-                lib.bpf_program__set_log_level(prog, level)
+                lib.bpf_program__set_log_level(prog, o.log_levels.get(name, o.log_level))
+                if name in o.prog_flags:
+                    lib.bpf_program__set_flags(prog, lib.bpf_program__flags(prog) | o.prog_flags[name])
         old_caps = None
-        if drop:
-            old_caps = self.triggers.libc.caps.drop(drop, permitted=False)
+        if o.drop:
+            old_caps = self.triggers.libc.caps.drop(o.drop, permitted=False)
         try:
             ret = lib.bpf_object__load(obj)
         finally:
@@ -199,6 +246,8 @@ class Agent:
                 "autoload": prog in bufs,
                 "verifier_log": log,
             }
+            if prog in bufs:
+                info["flags"] = lib.bpf_program__flags(prog)
             if fd >= 0:
                 try:
                     raw = bpf.info(fd)
@@ -211,7 +260,8 @@ class Agent:
             infos.append(info)
         # libbpf reads the log buffers only inside bpf_object__load (and cannot reset them once loaded:
         # bpf_program__set_log_buf returns -EBUSY), so they can go away with this request.
-        res: dict = {"loaded": not err, "errno": err, "programs": infos}
+        res: dict = {"loaded": not err, "errno": err, "programs": infos,
+                     "maps": [_map_info(bpf, n, m) for n, m in maps.items()]}
         btf_log = btf_buf.value.decode("utf-8", "backslashreplace")
         if btf_log:
             res["btf_log"] = btf_log
@@ -320,6 +370,72 @@ class Agent:
         DIAG.log(f"pin {name} (handle {lo.handle}) at {path}")
         return {"path": path, "libbpf_log": lines}
 
+    def op_test_run(self, req: dict) -> dict:
+        """BPF_PROG_TEST_RUN of a loaded program (bpf_prog_test_run_opts), with test_loader's input by default: 64
+        zero bytes in, room for 256 out, repeat 1. `empty: true` passes only `sz` (test_loader does so for
+        BPF_PROG_TYPE_SYSCALL). A run the kernel refuses is a result (`errno`), not a failed request."""
+        bpf = self._bpf()
+        lo = self._object(req)
+        name = arg(req, "program", str)
+        prog = bpf.lib.bpf_object__find_program_by_name(lo.obj, name.encode())
+        if not prog or bpf.lib.bpf_program__fd(prog) < 0:
+            raise OpFailed(f"no loaded program named {name} in handle {lo.handle}")
+        data_in = _hex_arg(req, "data_in", bytes(TEST_DATA_LEN))
+        ctx_in = _hex_arg(req, "ctx_in", None)
+        out_size = arg(req, "data_size_out", int, TEST_DATA_LEN * 4)
+        ctx_out_size = arg(req, "ctx_size_out", int, 0)
+        repeat = arg(req, "repeat", int, 1)
+        empty = arg(req, "empty", bool, False)
+        if not 0 <= out_size <= MIB or not 0 <= ctx_out_size <= MIB or not 0 <= repeat <= 1 << 20:
+            raise BadRequest("test_run sizes must be 0..1 MiB and repeat 0..2^20")
+        drop = parse_caps(req["drop_caps"]) if req.get("drop_caps") is not None else []
+        ct = bpf.ct
+        opts = bpf.TestRunOpts()
+        opts.sz = ct.sizeof(opts)
+        keep = []  # the buffers live until the call returns
+        out_buf = ct.create_string_buffer(max(out_size, 1))
+        ctx_out = ct.create_string_buffer(max(ctx_out_size, 1))
+        if not empty:
+            inp = ct.create_string_buffer(data_in, len(data_in))
+            keep.append(inp)
+            opts.data_in, opts.data_size_in = ct.addressof(inp), len(data_in)
+            opts.data_out, opts.data_size_out = ct.addressof(out_buf), out_size
+            if ctx_in is not None:
+                cin = ct.create_string_buffer(ctx_in, len(ctx_in))
+                keep.append(cin)
+                opts.ctx_in, opts.ctx_size_in = ct.addressof(cin), len(ctx_in)
+            if ctx_out_size:
+                opts.ctx_out, opts.ctx_size_out = ct.addressof(ctx_out), ctx_out_size
+            opts.repeat = repeat
+        bpf.take_lines()
+        old_caps = self.triggers.libc.caps.drop(drop, permitted=False) if drop else None
+        try:
+            ret = bpf.lib.bpf_prog_test_run_opts(bpf.lib.bpf_program__fd(prog), ct.byref(opts))
+            err = ct.get_errno() if ret < 0 else 0
+        finally:
+            if old_caps is not None:
+                self.triggers.libc.caps.set(old_caps)
+        res: dict = {"errno": err, "retval": opts.retval, "duration": opts.duration,
+                     "data_size_out": opts.data_size_out, "libbpf_log": bpf.take_lines()}
+        if not err and not empty:
+            res["data_out"] = out_buf.raw[:min(opts.data_size_out, out_size)].hex()
+        DIAG.log(f"test_run {name} (handle {lo.handle}): " + (f"retval {opts.retval}" if not err else os_error(err)))
+        return res
+
+    def op_probe(self, req: dict) -> dict:
+        """What test_loader checks of the kernel before it runs subtests: whether unprivileged BPF may run
+        (kernel.unprivileged_bpf_disabled, mitigations=off), CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS, and which of
+        `prog_flags` (name -> value) a trivial socket filter may be loaded with (testing_prog_flags())."""
+        flags = _name_map(req, "prog_flags")
+        accepted = {}
+        for name, value in flags.items():
+            ok, err = probe.prog_flag_accepted(value)
+            accepted[name] = ok if ok else f"refused: {os_error(err)}"
+        return {"unprivileged_bpf_disabled": probe.unpriv_sysctl(), "mitigations_off": probe.mitigations_off(),
+                "unpriv_disabled_reason": probe.unpriv_disabled_reason(),
+                "efficient_unaligned_access": probe.efficient_unaligned_access(), "machine": os.uname().machine,
+                "prog_flags": accepted}
+
     # -- triggers ---------------------------------------------------------------------------------------------------
     def op_trigger(self, req: dict) -> dict:
         timeout = arg(req, "timeout", float, 10.0)
@@ -419,6 +535,51 @@ class Agent:
             for lo in list(self.objects.values()):
                 self.libbpf.lib.bpf_object__close(lo.obj)
             self.objects.clear()
+
+
+def _map_info(bpf: Libbpf, name: str, m: int) -> dict:
+    """A map's name, type and whether the kernel has it: its fd names a BPF map (libbpf >= 1.3 gives a map it
+    did not create a placeholder fd, so a valid fd alone says nothing)."""
+    info = {"name": name, "type": bpf.lib.bpf_map__type(m), "created": False, "id": 0}
+    fd = bpf.lib.bpf_map__fd(m)
+    if fd >= 0:
+        try:
+            info["id"] = u32(bpf.info(fd), 4)
+            info["created"] = True
+        except OSError:
+            pass
+    return info
+
+
+class LoadOpts:
+    """What one `load` request asks of libbpf besides the path."""
+
+    def __init__(self, programs, log_level, log_levels, prog_flags, no_autocreate, object_name, drop) -> None:
+        self.programs = programs
+        self.log_level = log_level
+        self.log_levels = log_levels
+        self.prog_flags = prog_flags
+        self.no_autocreate = no_autocreate
+        self.object_name = object_name
+        self.drop = drop
+
+
+def _name_map(req: dict, name: str) -> dict:
+    """An optional {program or flag name: integer} argument."""
+    value = arg(req, name, dict, {})
+    if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items()):
+        raise BadRequest(f"argument '{name}' must map names to integers")
+    return value
+
+
+def _hex_arg(req: dict, name: str, default):
+    text = arg(req, name, str, None)
+    if text is None:
+        return default
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise BadRequest(f"argument '{name}' must be hex bytes") from None
 
 
 def _process_age() -> float:

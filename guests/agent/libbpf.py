@@ -84,7 +84,28 @@ class Libbpf:
                 ("kernel_log_level", ct.c_uint32),
             ]
 
+        class TestRunOpts(ct.Structure):
+            # struct bpf_test_run_opts (libbpf 1.1 to 1.5 bpf.h); sz = 80 on LP64
+            _fields_ = [
+                ("sz", ct.c_size_t),
+                ("data_in", vp),
+                ("data_out", vp),
+                ("data_size_in", ct.c_uint32),
+                ("data_size_out", ct.c_uint32),
+                ("ctx_in", vp),
+                ("ctx_out", vp),
+                ("ctx_size_in", ct.c_uint32),
+                ("ctx_size_out", ct.c_uint32),
+                ("retval", ct.c_uint32),
+                ("repeat", ct.c_int),
+                ("duration", ct.c_uint32),
+                ("flags", ct.c_uint32),
+                ("cpu", ct.c_uint32),
+                ("batch_size", ct.c_uint32),
+            ]
+
         self.OpenOpts = OpenOpts
+        self.TestRunOpts = TestRunOpts
         self.PRINT_FN = ct.CFUNCTYPE(ci, ci, vp, vp)
         protos = {
             "libbpf_set_print": (vp, [vp]),
@@ -102,6 +123,14 @@ class Libbpf:
             "bpf_program__set_autoload": (ci, [vp, ct.c_bool]),
             "bpf_program__set_log_buf": (ci, [vp, vp, ct.c_size_t]),
             "bpf_program__set_log_level": (ci, [vp, ct.c_uint32]),
+            "bpf_program__flags": (ct.c_uint32, [vp]),
+            "bpf_program__set_flags": (ci, [vp, ct.c_uint32]),
+            "bpf_object__next_map": (vp, [vp, vp]),
+            "bpf_map__name": (cp, [vp]),
+            "bpf_map__set_autocreate": (ci, [vp, ct.c_bool]),
+            "bpf_map__type": (ci, [vp]),
+            "bpf_map__fd": (ci, [vp]),
+            "bpf_prog_test_run_opts": (ci, [ci, vp]),
             "bpf_program__attach": (vp, [vp]),
             "bpf_program__pin": (ci, [vp, cp]),
             "bpf_link__destroy": (ci, [vp]),
@@ -161,6 +190,15 @@ class Libbpf:
         while prog:
             yield prog
             prog = self.lib.bpf_object__next_program(obj, prog)
+
+    def maps(self, obj: int):
+        m = self.lib.bpf_object__next_map(obj, None)
+        while m:
+            yield m
+            m = self.lib.bpf_object__next_map(obj, m)
+
+    def map_name(self, m: int) -> str:
+        return (self.lib.bpf_map__name(m) or b"").decode("utf-8", "backslashreplace")
 
     def prog_name(self, prog: int) -> str:
         return (self.lib.bpf_program__name(prog) or b"").decode("utf-8", "backslashreplace")

@@ -26,7 +26,7 @@ from harness.settings import REPO_ROOT
 PYTHON = "/usr/bin/python3"  # what the guest runs: Debian's python, no site-packages
 CLANG = "clang-19"
 BTF_VMLINUX = Path("/sys/kernel/btf/vmlinux")
-FIXTURES = ("agent-sk-ref", "agent-task-ref", "agent-observe", "agent-kptr")
+FIXTURES = ("agent-sk-ref", "agent-task-ref", "agent-observe", "agent-kptr", "agent-testrun")
 AUDIT_USER_AVC = 1107  # accepted by the kernel even with audit disabled: no host setting changes
 
 
@@ -513,6 +513,117 @@ def test_eof_exits_zero_and_releases_everything(tmp_path: Path, bpf_objects: dic
     assert prog_exists(prog_id)
     assert client.close() == 0
     assert wait_prog_gone(prog_id), "objects must be closed when stdin reaches EOF"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# What test_loader does per subtest: log level, prog flags, maps not created, object name, unprivileged mode, test run
+
+BPF_F_TEST_RND_HI32, BPF_F_SLEEPABLE, BPF_F_TEST_REG_INVARIANTS = 1 << 2, 1 << 4, 1 << 7
+
+
+def test_log_level_zero_logs_only_a_failure(agent: AgentClient, bpf_objects: dict[str, Path]) -> None:
+    """test_loader's default (no __log_level): no log for a program that loads; libbpf retries a failed load at
+    level 1 into the program's own buffer, so a rejection still comes with the verifier's reason."""
+    path = str(bpf_objects["agent-sk-ref"])
+    ok = agent.ok("load", path=path, programs=["release_sk"], log_level=0, program_logs=True)
+    assert ok["loaded"] and ok["verifier_log"] == ""
+    assert [p["verifier_log"] for p in ok["programs"] if p["name"] == "release_sk"] == [""]
+    agent.ok("unload", handle=ok["handle"])
+    bad = agent.ok("load", path=path, programs=["leak_sk"], log_level=0, program_logs=True)
+    assert bad["loaded"] is False and "Unreleased reference" in bad["verifier_log"]
+    assert next(p for p in bad["programs"] if p["name"] == "leak_sk")["verifier_log"] == bad["verifier_log"]
+
+
+def test_log_levels_per_program(agent: AgentClient, bpf_objects: dict[str, Path]) -> None:
+    res = agent.ok("load", path=str(bpf_objects["agent-testrun"]), programs=["skb_len", "minus_one"], log_level=0,
+                   log_levels={"minus_one": 2}, program_logs=True)
+    logs = {p["name"]: p["verifier_log"] for p in res["programs"]}
+    assert res["loaded"] and logs["skb_len"] == "" and "processed" in logs["minus_one"], logs
+    agent.ok("unload", handle=res["handle"])
+    bad = agent.request("load", path=str(bpf_objects["agent-testrun"]), log_levels={"nope": 1})
+    assert bad["ok"] is False and "no program named nope" in bad["error"], bad
+
+
+def test_prog_flags_are_added_to_the_programs_own(agent: AgentClient, bpf_objects: dict[str, Path]) -> None:
+    path = str(bpf_objects["agent-testrun"])
+    res = agent.ok("load", path=path, programs=["skb_len"], prog_flags={"skb_len": BPF_F_TEST_RND_HI32})
+    assert res["loaded"], res["verifier_log"][-2000:]
+    assert next(p for p in res["programs"] if p["name"] == "skb_len")["flags"] == BPF_F_TEST_RND_HI32
+    agent.ok("unload", handle=res["handle"])
+    # The flags reach the kernel: a tc program cannot be sleepable.
+    bad = agent.ok("load", path=path, programs=["skb_len"], prog_flags={"skb_len": BPF_F_SLEEPABLE}, log_level=1)
+    assert bad["loaded"] is False and bad["errno"] == errno.EINVAL, bad
+    assert agent.request("load", path=path, prog_flags={"skb_len": -1})["ok"] is False
+
+
+def test_maps_left_uncreated_and_the_object_name(agent: AgentClient, bpf_objects: dict[str, Path]) -> None:
+    path = str(bpf_objects["agent-testrun"])
+    res = agent.ok("load", path=path, programs=["skb_len"], no_autocreate_maps=["zero_seed"], object_name="renamed")
+    assert res["loaded"], res["verifier_log"][-2000:]
+    maps = {m["name"]: m for m in res["maps"]}
+    assert maps["zero_seed"]["created"] is False and maps["zero_seed"]["type"] == 1  # BPF_MAP_TYPE_HASH
+    internal = [name for name in maps if name != "zero_seed"]
+    assert internal and all(name.startswith("renamed") and maps[name]["created"] for name in internal), maps
+    agent.ok("unload", handle=res["handle"])
+    res = agent.ok("load", path=path, programs=["skb_len"])
+    assert {m["name"]: m["created"] for m in res["maps"]}["zero_seed"] is True
+    assert any(m["name"].startswith("agent_te") for m in res["maps"]), res["maps"]  # from the file name
+    agent.ok("unload", handle=res["handle"])
+    bad = agent.request("load", path=path, no_autocreate_maps=["nope"])
+    assert bad["ok"] is False and "no map named nope" in bad["error"] and "zero_seed" in bad["error"], bad
+
+
+def test_test_run_with_test_loaders_input(agent: AgentClient, bpf_objects: dict[str, Path]) -> None:
+    path = str(bpf_objects["agent-testrun"])
+    res = agent.ok("load", path=path, programs=["skb_len", "minus_one", "syscall_42"])
+    assert res["loaded"], res["verifier_log"][-2000:]
+    run = agent.ok("test_run", handle=res["handle"], program="skb_len")
+    assert (run["errno"], run["retval"], run["data_size_out"]) == (0, 64, 64)  # 64 zero bytes in, as test_loader
+    assert run["data_out"] == "00" * 64
+    assert agent.ok("test_run", handle=res["handle"], program="skb_len", data_in="ab" * 20)["retval"] == 20
+    assert agent.ok("test_run", handle=res["handle"], program="minus_one")["retval"] == 0xFFFFFFFF  # a u32
+    # A syscall program takes no packet: test_loader passes empty options; with data the kernel refuses the run,
+    # which is a result (errno), not a failed request.
+    assert agent.ok("test_run", handle=res["handle"], program="syscall_42", empty=True)["retval"] == 42
+    refused = agent.ok("test_run", handle=res["handle"], program="syscall_42")
+    assert refused["errno"] == errno.EINVAL
+    assert agent.request("test_run", handle=res["handle"], program="use_zero_seed")["ok"] is False  # not loaded
+    assert agent.request("test_run", handle=res["handle"], program="skb_len", data_in="xyz")["ok"] is False
+    agent.ok("unload", handle=res["handle"])
+    assert agent.request("test_run", handle=res["handle"], program="skb_len")["ok"] is False
+
+
+def test_probe_reports_what_test_loader_checks(agent: AgentClient) -> None:
+    need_root()
+    res = agent.ok("probe", prog_flags={"BPF_F_TEST_RND_HI32": BPF_F_TEST_RND_HI32, "bogus": 1 << 30})
+    sysctl = int(Path("/proc/sys/kernel/unprivileged_bpf_disabled").read_text())
+    assert res["unprivileged_bpf_disabled"] == sysctl
+    assert res["prog_flags"]["BPF_F_TEST_RND_HI32"] is True
+    assert res["prog_flags"]["bogus"].startswith("refused: Invalid argument"), res
+    if sysctl:
+        assert res["unpriv_disabled_reason"] == (f"kernel.unprivileged_bpf_disabled = {sysctl}: unprivileged BPF "
+                                                 "is disabled")
+    assert res["machine"] == os.uname().machine
+    assert res["efficient_unaligned_access"] in (True, False, None)
+
+
+def test_unprivileged_load_as_test_loader_does_it(agent: AgentClient, bpf_objects: dict[str, Path]) -> None:
+    """unpriv: skipped with the sysctl's name where unprivileged BPF is disabled (this host: 2, Debian's default);
+    elsewhere a load without CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_PERFMON and CAP_BPF, after the same programs were
+    loaded once with them (libbpf's feature probes), and every capability back afterwards."""
+    path = str(bpf_objects["agent-testrun"])
+    res = agent.ok("load", path=path, programs=["minus_one"], unpriv=True)
+    if int(Path("/proc/sys/kernel/unprivileged_bpf_disabled").read_text()):
+        assert res["loaded"] is False and "kernel.unprivileged_bpf_disabled" in res["skipped"], res
+    else:
+        assert "skipped" not in res
+        assert res["loaded"], res["verifier_log"][-2000:]  # a socket filter is an unprivileged program type
+        agent.ok("unload", handle=res["handle"])
+        denied = agent.ok("load", path=path, programs=["skb_len"], unpriv=True)  # tc needs CAP_NET_ADMIN
+        assert denied["loaded"] is False and denied["errno"] == errno.EPERM, denied
+    again = agent.ok("load", path=path, programs=["skb_len"])
+    assert again["loaded"], "capabilities were not restored after the unprivileged load"
+    agent.ok("unload", handle=again["handle"])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
