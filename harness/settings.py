@@ -91,6 +91,12 @@ class CacheLayout:
         return self.root / "objects"
 
     @property
+    def libbpf(self) -> Path:
+        """libbpf shared libraries built from kernel trees' tools/lib/bpf (harness.kernel.libbpf), keyed by their
+        inputs; the guest agent runs on one of them for the kernel's own selftests."""
+        return self.root / "libbpf"
+
+    @property
     def generated(self) -> Path:
         """Headers generated from a kernel tree (the selftests' bpf_helper_defs.h), keyed by their inputs."""
         return self.root / "generated"

@@ -139,6 +139,7 @@ class Agent:
         drop = parse_caps(req["drop_caps"]) if req.get("drop_caps") is not None else []
         unpriv = arg(req, "unpriv", bool, False)
         program_logs = arg(req, "program_logs", bool, False)
+        log_retry = arg(req, "log_retry", bool, True)
         if not os.path.exists(path):
             raise OpFailed(f"no such object file in the guest: {path}", errno=2)
         if unpriv:
@@ -155,7 +156,7 @@ class Agent:
         retries = 0
         while True:
             res = self._load_once(bpf, path, opts, size)
-            if res["errno"] != ENOSPC or size >= MAX_LOG_SIZE or res.get("stage") == "open":
+            if not log_retry or res["errno"] != ENOSPC or size >= MAX_LOG_SIZE or res.get("stage") == "open":
                 break
             size = min(size * 4, MAX_LOG_SIZE)
             retries += 1

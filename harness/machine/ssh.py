@@ -101,7 +101,8 @@ class Guest:
         self.target = target
         self.describe = describe
         self._client: paramiko.SSHClient | None = None
-        self._agent: AgentSession | None = None
+        self._agents: dict[str | None, AgentSession] = {}  # by libbpf: None is the guest's own libbpf.so.1
+        self._agent_remote: str | None = None  # where the zipapp was pushed (once per connection's session)
         self._private: str | None = None
 
     # -- connection -------------------------------------------------------------------------------------------
@@ -160,10 +161,19 @@ class Guest:
         except (OSError, paramiko.SSHException, EOFError) as e:
             raise LostVMError(f"{self.describe} does not answer a reconnect: {e}") from e
 
+    @property
+    def _agent(self) -> AgentSession | None:
+        """The agent on the guest's own libbpf (the cases' agent), if started."""
+        return self._agents.get(None)
+
+    def agents(self) -> list[AgentSession]:
+        return list(self._agents.values())
+
     def close(self) -> None:
-        if self._agent is not None:
-            self._agent.close()
-            self._agent = None
+        for session in self._agents.values():
+            session.close()
+        self._agents.clear()
+        self._agent_remote = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -242,19 +252,36 @@ class Guest:
             except (GuestCommandError, LostVMError):
                 pass
             self._private = None
+            self._agent_remote = None
 
     # -- the resident agent -----------------------------------------------------------------------------------
-    def agent(self, timeout: float = 60.0) -> AgentSession:
-        """The one resident agent process of this guest (pushed and started on first use). An agent that died is
-        not quietly replaced: the guest's state that lived in it (audit registration, loaded programs) is gone,
-        so the caller hears AgentExitedError and treats the machine as lost."""
-        if self._agent is not None and not self._agent.alive:
-            raise AgentExitedError(f"guest agent exited: {self._agent.death()}")
-        if self._agent is None:
-            remote = f"{self.private_dir()}/agent.pyz"
-            self.put_bytes(agent_zipapp(), remote)
-            self._agent = AgentSession.start(self._ssh(), f"exec {GUEST_PYTHON} -S {shlex.quote(remote)}", timeout)
-        return self._agent
+    def agent(self, timeout: float = 60.0, *, libbpf: str | None = None) -> AgentSession:
+        """The resident agent process of this guest that runs on `libbpf` (None: the guest's own libbpf.so.1; a
+        path: that library, passed as --libbpf, e.g. a kernel tree's own build from the cache, which a local
+        guest sees at the same path), pushed and started on first use: one process per libbpf. An agent that
+        died is not quietly replaced: the guest's state that lived in it (audit registration, loaded programs)
+        is gone, so the caller hears AgentExitedError and treats the machine as lost (or, holding no state in
+        it, calls forget_agent and asks again)."""
+        current = self._agents.get(libbpf)
+        if current is not None and not current.alive:
+            raise AgentExitedError(f"guest agent exited: {current.death()}")
+        if current is None:
+            if self._agent_remote is None:
+                remote = f"{self.private_dir()}/agent.pyz"
+                self.put_bytes(agent_zipapp(), remote)
+                self._agent_remote = remote
+            command = f"exec {GUEST_PYTHON} -S {shlex.quote(self._agent_remote)}"
+            if libbpf is not None:
+                command += f" --libbpf {shlex.quote(libbpf)}"
+            current = self._agents[libbpf] = AgentSession.start(self._ssh(), command, timeout)
+        return current
+
+    def forget_agent(self, libbpf: str | None = None) -> None:
+        """Close and drop the agent for `libbpf` (one that died, or one to start afresh): the next agent() call for
+        it starts a new process. Only for a caller that keeps no state in that agent."""
+        session = self._agents.pop(libbpf, None)
+        if session is not None:
+            session.close()
 
 
 def build_agent_zipapp(package: Path = AGENT_PACKAGE, *, bytecode: bool = True) -> bytes:

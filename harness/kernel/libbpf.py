@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-2.0
+"""A kernel tree's own libbpf (tools/lib/bpf) built as a shared library into the cache, once per content."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import BuildError
+from harness.kernel import cache
+from harness.settings import CacheLayout, refuse_if_forbidden
+from harness.tools import version_line
+
+LIBBPF_DIR = Path("tools/lib/bpf")
+# What `make -C tools/lib/bpf` reads besides its own directory: the tools headers it compiles against, the
+# build scripts it includes, and the helper-definitions generator.
+INPUT_TREES = (Path("tools/include"), Path("tools/arch/x86/include"), Path("tools/build"), Path("tools/scripts"))
+INPUT_FILES = (Path("scripts/bpf_doc.py"),)
+BUILD_VERSION = 1  # bump when the way it is built changes in a way its inputs do not show
+BUILD_TIMEOUT = 900
+
+
+@dataclass(frozen=True)
+class BuiltLibbpf:
+    """The shared library (libbpf.so.X.Y.Z) and what it says it is."""
+
+    path: Path
+    version: str  # e.g. "1.5.0" (the file name's)
+    key: str
+    cached: bool
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+
+def inputs_digest(tree: Path, cc: str = "gcc") -> str:
+    """sha256 over the contents (by path) of everything the build reads, and the compiler's version: the same
+    libbpf sources in any tree (a copy, a patched mirror, a git worktree) give the same key."""
+    tree = Path(tree)
+    h = hashlib.sha256(b"libbpf-build:%d\0" % BUILD_VERSION)
+    h.update(version_line(cc, "--version").encode() + b"\0")
+    paths = [p for p in sorted((tree / LIBBPF_DIR).iterdir()) if p.is_file()]
+    for rel in INPUT_TREES:
+        paths += sorted(p for p in (tree / rel).rglob("*") if p.is_file())
+    paths += [tree / rel for rel in INPUT_FILES if (tree / rel).is_file()]
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        h.update(str(path.relative_to(tree)).encode() + b"\0" + hashlib.sha256(data).digest())
+    return h.hexdigest()[:16]
+
+
+def find_built(out_dir: Path) -> Path | None:
+    """The real file of a finished build (libbpf.so.X.Y.Z, not a symlink), or None."""
+    for path in sorted(out_dir.glob("libbpf.so.*.*.*")):
+        if path.is_file() and not path.is_symlink():
+            return path
+    return None
+
+
+def build_libbpf(tree: Path, layout: CacheLayout, *, jobs: int | None = None, cc: str = "gcc") -> BuiltLibbpf:
+    """`make -C <tree>/tools/lib/bpf OUTPUT=<cache>/libbpf/<key>/` once per content (under a lock: concurrent
+    callers wait, then reuse); the build happens in a staging directory that is renamed into place when done."""
+    tree = Path(tree).resolve()
+    if not (tree / LIBBPF_DIR / "Makefile").is_file():
+        raise BuildError(f"{tree} has no {LIBBPF_DIR}/Makefile: not a kernel tree with libbpf", usage=False)
+    key = inputs_digest(tree, cc)
+    out_dir = layout.libbpf / key
+    built = find_built(out_dir)
+    if built is not None:
+        return BuiltLibbpf(built, built.name.removeprefix("libbpf.so."), key, True)
+    refuse_if_forbidden("build", f"building libbpf from {tree / LIBBPF_DIR}")
+    layout.libbpf.mkdir(parents=True, exist_ok=True)
+    with cache.key_lock(layout, f"libbpf-{key}", holder=f"building libbpf from {tree / LIBBPF_DIR}"):
+        built = find_built(out_dir)
+        if built is not None:
+            return BuiltLibbpf(built, built.name.removeprefix("libbpf.so."), key, True)
+        staging = Path(tempfile.mkdtemp(dir=layout.libbpf, prefix=f".staging-{key}-"))
+        log = staging / "build.log"
+        argv = ["make", "-C", str(tree / LIBBPF_DIR), f"OUTPUT={staging}/", f"-j{jobs or os.cpu_count() or 1}",
+                f"CC={cc}"]
+        try:
+            with open(log, "w") as fh:
+                fh.write("$ " + " ".join(argv) + "\n")
+                fh.flush()
+                proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired as e:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise BuildError(f"building libbpf from {tree / LIBBPF_DIR} took over {BUILD_TIMEOUT} s") from e
+        if proc.returncode != 0 or find_built(staging) is None:
+            tail = log.read_text(errors="replace")[-3000:]
+            kept = layout.libbpf / f"failed-{key}.log"
+            shutil.copyfile(log, kept)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise BuildError(f"building libbpf from {tree / LIBBPF_DIR} failed (make exited {proc.returncode}):\n"
+                             f"{tail}", log_path=kept)
+        for scratch in ("sharedobjs", "staticobjs", "libbpf.a"):  # only the shared library is used
+            target = staging / scratch
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    built = find_built(out_dir)
+    assert built is not None
+    return BuiltLibbpf(built, built.name.removeprefix("libbpf.so."), key, False)
