@@ -336,22 +336,27 @@ def cmd_report(ns: argparse.Namespace) -> int:
 
 
 def cmd_selftests(ns: argparse.Namespace) -> int:
-    """The kernel's own BPF selftests (RUN_TESTS programs): --list discovers, compiles and parses them; 3 when a
-    file did not compile (it is listed as such)."""
-    import json
-
-    from harness.selftests.listing import run_list
-    from harness.settings import CacheLayout, cache_root
-
-    if not ns.list:
-        raise UsageError("selftests: only --list is implemented so far (loading the subtests in a VM comes next)")
-    if ns.jobs is not None and ns.jobs < 1:
-        raise UsageError("--jobs must be >= 1")
+    """The kernel's own BPF selftests (RUN_TESTS programs). --list discovers, compiles and parses them (no VM; 3
+    when a file did not compile). Otherwise every subtest runs in guests (an inner pytest, -n workers) and is
+    judged as test_loader judges it: exit 1 when one failed, 3 when one got no verdict, else 0."""
     if ns.json:
         try:
             ns.json.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageError(f"--json {ns.json}: its directory cannot be created ({e.strerror})") from e
+    if ns.jobs is not None and ns.jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    if ns.list:
+        return _selftests_list(ns)
+    return _selftests_run(ns)
+
+
+def _selftests_list(ns: argparse.Namespace) -> int:
+    import json
+
+    from harness.selftests.listing import run_list
+    from harness.settings import CacheLayout, cache_root
+
     layout = CacheLayout(ns.cache_dir or cache_root())
     tree, vmlinux_h = _selftests_inputs(ns, layout)
     listing = run_list(tree, vmlinux_h, layout, ns.files, jobs=ns.jobs)
@@ -369,19 +374,62 @@ def cmd_selftests(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _selftests_run(ns: argparse.Namespace) -> int:
+    """Run the selected files of the tree's RUN_TESTS set on the kernel under test (built from --kernel-src, by
+    default the default kernel) through an inner pytest; print the per-file table, write the JSON summary."""
+    import shutil
+
+    from harness.campaigns import selftests as st
+    from harness.selftests.discover import discover
+    from harness.selftests.listing import select
+    from harness.settings import CacheLayout, cache_root, new_run_dir
+
+    if ns.vmlinux_h is not None:
+        raise UsageError("--vmlinux-h is for --list: a run compiles against the kernel under test's own vmlinux.h")
+    if ns.workers < 1:
+        raise UsageError("-n/--workers must be >= 1")
+    known = st.load_known_differences(ns.known_differences)
+    layout = CacheLayout(ns.cache_dir or cache_root())
+    tree = _selftests_tree(ns, layout)
+    chosen = select(discover(tree), ns.files)
+    outside = [s.name for s in chosen if s.group == "none" or s.source is None]
+    if outside:
+        raise UsageError(f"not in the RUN_TESTS set of {tree}, so test_progs does not run them through test_loader: "
+                         f"{', '.join(outside)}")
+    out = (ns.out or new_run_dir(layout, "selftests")).resolve()
+    run = st.SelftestsRun(tree.resolve(), tuple(s.source.resolve() for s in chosen if s.source), out,
+                          workers=ns.workers, kernel_src=ns.kernel_src, cache_dir=ns.cache_dir, accel=ns.accel,
+                          known=tuple(known), extra_pytest=tuple(ns.pytest_arg))
+    print(f"selftests: {len(run.files)} file(s) of {tree}, {ns.workers} worker(s); log {out / 'pytest.log'}",
+          file=sys.stderr)
+    summary, paths = st.run_selftests(run, progress=sys.stderr if ns.verbose else None)
+    sys.stdout.write(st.format_table(summary))
+    if ns.json:
+        shutil.copyfile(paths["json"], ns.json)
+        paths["--json"] = ns.json
+    for kind, path in paths.items():
+        print(f"{kind:6} {path}")
+    return st.exit_code(summary)
+
+
+def _selftests_tree(ns: argparse.Namespace, layout) -> Path:
+    """The tree whose RUN_TESTS set runs: --kernel-src (a directory as is, a tarball unpacked into the cache), by
+    default Debian's linux-source-6.12 that the default kernel is built from."""
+    from harness.kernel.source import SourceSpec, resolve
+
+    spec = SourceSpec.from_args(ns.kernel_src, None)
+    if spec.kind == "dir":
+        if not spec.path.is_dir():
+            raise UsageError(f"--kernel-src {ns.kernel_src} is not a directory or a source tarball")
+        return spec.path
+    return resolve(spec, layout).path
+
+
 def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path]:
     """The tree (--kernel-src, default Debian's linux-source-6.12, unpacked into the cache) and the vmlinux.h
     (--vmlinux-h, default: the one of the kernel `bpf-audit-harness build` builds from that tree; never built
     here)."""
-    from harness.kernel.source import SourceSpec, resolve
-
-    spec = SourceSpec.from_args(ns.kernel_src, None)
-    if spec.kind == "dir":  # used in place: its identity (a walk of the whole tree) is not needed to list it
-        if not spec.path.is_dir():
-            raise UsageError(f"--kernel-src {ns.kernel_src} is not a directory or a source tarball")
-        tree = spec.path
-    else:
-        tree = resolve(spec, layout).path
+    tree = _selftests_tree(ns, layout)  # a directory is used in place: listing it needs no identity walk
     if ns.vmlinux_h is not None:
         if not ns.vmlinux_h.is_file():
             raise UsageError(f"--vmlinux-h {ns.vmlinux_h} does not exist")
@@ -521,17 +569,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, help="directory of result JSON files (default: benchmarks/results)")
     p.add_argument("--out", type=Path, help="output directory (default: results/report)")
     p.set_defaults(func=cmd_report)
-    p = sub.add_parser("selftests", help="the kernel's own BPF selftests (the RUN_TESTS programs) judged as "
-                       "test_loader judges them; --list: discover, compile and parse them (no VM)")
+    p = sub.add_parser("selftests", help="the kernel's own BPF selftests (the RUN_TESTS programs) run in guests and "
+                       "judged as test_loader judges them: a per-file table and a JSON summary; --list: discover, "
+                       "compile and parse them (no VM)")
     p.add_argument("--list", action="store_true", help="list each file's programs and subtests (priv/unpriv, "
-                   "unsupported with reasons) and the totals")
-    p.add_argument("--kernel-src", help="kernel tree (dir or tarball) whose tools/testing/selftests/bpf to use "
-                   "(default: Debian's /usr/src/linux-source-6.12.tar.xz)")
-    p.add_argument("--vmlinux-h", type=Path, help="compile against this vmlinux.h (default: the cached kernel "
-                   "built from that source; build it first)")
+                   "unsupported with reasons) and the totals; run nothing")
+    p.add_argument("--kernel-src", help="kernel tree (dir or tarball): its tools/testing/selftests/bpf run on the "
+                   "kernel built from it (with patches/); default: Debian's /usr/src/linux-source-6.12.tar.xz, the "
+                   "default kernel")
+    p.add_argument("--vmlinux-h", type=Path, help="--list: compile against this vmlinux.h (default: the cached "
+                   "kernel built from that source; build it first)")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
-    p.add_argument("-j", "--jobs", type=int, help="compilers at once (default: the CPUs available)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="also write every file, subtest and reason as JSON")
+    p.add_argument("-j", "--jobs", type=int, help="--list: compilers at once (default: the CPUs available)")
+    p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers, one VM each (default 2)")
+    p.add_argument("--accel", default=None, choices=("auto", "kvm", "tcg"), help="QEMU accelerator (default auto)")
+    p.add_argument("--known-differences", type=Path, metavar="FILE", help="subtests that fail here for an explained "
+                   "reason, counted apart (default: kernel-config/selftests-known-differences.toml)")
+    p.add_argument("--out", type=Path, help="directory for the JUnit file, the log and selftests.json (default: a "
+                   "new run directory in the cache)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON summary (--list: every file, "
+                   "subtest and reason) here")
+    p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the inner pytest's output as it runs")
     p.add_argument("files", nargs="*", metavar="FILE", help="only these (skeleton names such as verifier_and, "
                    "or paths of progs/*.c)")
     p.set_defaults(func=cmd_selftests)

@@ -416,7 +416,50 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
         if is_case_file(file_path):
             return CaseFileCollector.from_parent(parent, path=file_path)
+    elif file_path.suffix == ".c" and file_path.parent.name == "progs":
+        from harness.selftests.collect import KERNEL, SelftestFileCollector, is_selftest_file
+
+        if is_selftest_file(file_path):
+            config = parent.config
+            if config.stash.get(KERNEL, None) is None:
+                config.stash[KERNEL] = _kernel_for_selftests(config)
+            return SelftestFileCollector.from_parent(parent, path=file_path)
     return None
+
+
+def _kernel_for_selftests(config: pytest.Config):
+    """What collecting a kernel tree's selftests needs of the kernel under test (its vmlinux.h): prepared once per
+    process, a cache hit after the controller prepared it at session start."""
+    import functools
+
+    @functools.cache
+    def get():
+        from harness import run_kernel
+        from harness.selftests.collect import KernelForSelftests
+
+        art = run_kernel.prepare(config).artifact
+        return KernelForSelftests(art.vmlinux_h, art.release, harness_cache_root(config))
+
+    return get
+
+
+@pytest.fixture
+def selftest_sessions(case_session, vm_pool, pytestconfig: pytest.Config):
+    """A function: the selftests runner's per-machine state for a skeleton of some kernel tree, its agent running on
+    that tree's own libbpf (built once into the cache; the guest's own libbpf, with a note, when that cannot be)."""
+    from harness.selftests.run import SelftestSession, libbpf_for
+
+    sessions = vm_pool.__dict__.setdefault("_selftest_sessions", {})
+
+    def get(skeleton) -> SelftestSession:
+        libbpf, notes = libbpf_for(skeleton, harness_cache_root(pytestconfig),
+                                   remote=bool(pytestconfig.getoption("--target")))
+        session = sessions.get(libbpf)
+        if session is None or session.guest is not case_session:  # a new machine: its own agent
+            session = sessions[libbpf] = SelftestSession(case_session, libbpf, list(notes))
+        return session
+
+    return get
 
 
 @pytest.fixture(scope="session")

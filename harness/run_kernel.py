@@ -171,8 +171,10 @@ def workers_elsewhere(config) -> bool:
 
 
 def selects_cases(config) -> bool:
-    """Whether the run's paths hold case files (which always need the kernel) and -m does not drop them."""
+    """Whether the run's paths hold case files or a kernel tree's selftest files (both always need the kernel:
+    a selftest file is even compiled against its vmlinux.h to be collected) and -m does not drop them."""
     from harness.cases.collect import is_case_file
+    from harness.selftests.collect import is_selftest_file, is_selftests_dir
 
     if not marks_admit(config, {"vm", "slow"}):
         return False
@@ -180,9 +182,9 @@ def selects_cases(config) -> bool:
         path = Path(arg.split("::", 1)[0])
         if not path.is_absolute():
             path = Path(config.invocation_params.dir) / path
-        if path.is_file() and is_case_file(path):
+        if path.is_file() and (is_case_file(path) or is_selftest_file(path)):
             return True
-        if path.is_dir() and any(is_case_file(p) for p in _walk(path, "*.bpf.c")):
+        if path.is_dir() and (is_selftests_dir(path) or any(is_case_file(p) for p in _walk(path, "*.bpf.c"))):
             return True
     return False
 

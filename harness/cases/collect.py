@@ -80,7 +80,7 @@ class JUnitCaseNames:
 
     def _rename(self, report) -> None:
         path, sep, _ = report.nodeid.partition("::")
-        if not path.endswith(".bpf.c"):
+        if not path.endswith(".c"):  # a case file, or a kernel tree's selftest file (harness.selftests.collect)
             return
         try:
             # pytest has no public way to set a testcase's attributes from a hook: record_xml_attribute is an

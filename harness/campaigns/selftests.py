@@ -1,0 +1,270 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`bpf-audit-harness selftests`: a tree's RUN_TESTS set through an inner pytest, as a per-file table and JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import tomllib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.campaigns.inner import inner_pytest_argv
+from harness.campaigns.results import CaseResult, Status, parse_junit, suite_seconds
+from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
+from harness.selftests.discover import SELFTESTS
+from harness.settings import DEFAULT_CONFIG_DIR, REPO_ROOT
+
+KNOWN_DIFFERENCES = DEFAULT_CONFIG_DIR / "selftests-known-differences.toml"
+PASSED, FAILED, SKIPPED, ERROR, KNOWN = "passed", "failed", "skipped", "error", "known_difference"
+WHOLE_FILE = "(whole file)"
+UNPRIV_SUFFIX = " @unpriv"
+
+
+@dataclass(frozen=True)
+class KnownDifference:
+    """A subtest that fails here for an explained reason that is not a harness bug (the kernel's config, the
+    machine): counted apart, never as a pass. `subtest` is test_loader's name (" @unpriv" for the unprivileged
+    one), or "*" for every subtest of the file."""
+
+    file: str
+    subtest: str
+    reason: str
+
+    def matches(self, file: str, subtest: str) -> bool:
+        return self.file == file and self.subtest in ("*", subtest)
+
+
+def load_known_differences(path: Path | None = None) -> list[KnownDifference]:
+    """The [[difference]] tables of a TOML file (file, subtest, reason: all required, reason not empty)."""
+    path = Path(path or KNOWN_DIFFERENCES)
+    if not path.is_file():
+        if path == KNOWN_DIFFERENCES:
+            return []
+        raise UsageError(f"--known-differences {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UsageError(f"{path} cannot be read as TOML: {e}") from e
+    out = []
+    for i, entry in enumerate(data.get("difference", []), 1):
+        missing = [k for k in ("file", "subtest", "reason") if not isinstance(entry.get(k), str) or not entry[k]]
+        if missing or set(entry) - {"file", "subtest", "reason"}:
+            raise UsageError(f"{path}: difference #{i} needs exactly file, subtest and reason (non-empty strings); "
+                             f"{'missing ' + ', '.join(missing) if missing else 'unknown keys'}: {entry}")
+        out.append(KnownDifference(entry["file"], entry["subtest"], " ".join(entry["reason"].split())))
+    return out
+
+
+@dataclass
+class Outcome:
+    """One subtest's result in the summary."""
+
+    file: str
+    subtest: str
+    mode: str  # priv | unpriv | "" (a whole-file item: the file did not compile, or a collection error)
+    status: str  # passed | failed | skipped | error | known_difference
+    reason: str = ""
+    nodeid: str = ""
+    seconds: float = 0.0
+    verifier_log: str = ""
+
+
+def outcomes(results: Sequence[CaseResult], known: Sequence[KnownDifference] = ()) -> tuple[list[Outcome],
+                                                                                             list[KnownDifference]]:
+    """The inner run's testcases as subtest outcomes, and the known differences that did not show (a listed
+    subtest that passed: the list is stale, and the pass is reported as a pass)."""
+    out: list[Outcome] = []
+    for r in results:
+        file = r.prop("selftest_file") or _file_of(r.nodeid)
+        subtest = r.prop("subtest") or (r.nodeid.split("::", 1)[1] if "::" in r.nodeid else WHOLE_FILE)
+        o = Outcome(file, subtest, r.prop("mode"), ERROR, r.message, r.nodeid, r.seconds, r.prop("verifier log"))
+        listed = next((k for k in known if k.matches(file, subtest)), None)
+        if r.status is Status.PASS:
+            o.status = PASSED
+        elif r.status in (Status.SKIP, Status.XFAIL):
+            o.status = SKIPPED
+        elif r.status is Status.FAIL and r.prop("status") != "no verdict":
+            o.status = FAILED
+            if listed is not None:
+                o.status, o.reason = KNOWN, f"{listed.reason} (failed: {r.message})"
+        elif r.status is Status.ERROR:  # setup, teardown or collection failed: the harness's, no verdict
+            o.reason = (r.detail.strip().splitlines() or [r.message])[-1]
+        out.append(o)
+    stale = [k for k in known if any(o.status == PASSED and k.matches(o.file, o.subtest) for o in out)
+             and not any(o.status == KNOWN and k.matches(o.file, o.subtest) for o in out)]
+    return out, stale
+
+
+def _file_of(nodeid: str) -> str:
+    return Path(nodeid.split("::", 1)[0]).name.removesuffix(".c")
+
+
+@dataclass
+class Summary:
+    """What `selftests` reports: totals, the privileged pass rate, and a row per file."""
+
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outcomes: list[Outcome] = field(default_factory=list)
+    stale: list[KnownDifference] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def count(self, status: str, mode: str | None = None) -> int:
+        return sum(1 for o in self.outcomes if o.status == status and (mode is None or o.mode == mode))
+
+    def to_json(self) -> dict[str, Any]:
+        priv = [o for o in self.outcomes if o.mode == "priv"]
+        passed_priv = sum(1 for o in priv if o.status == PASSED)
+        return {
+            "passed": self.count(PASSED), "failed": self.count(FAILED), "skipped": self.count(SKIPPED),
+            "errors": self.count(ERROR), "known_differences": self.count(KNOWN),
+            "subtests": len(self.outcomes),
+            "privileged": {"subtests": len(priv), "passed": passed_priv,
+                           "pass_rate": round(passed_priv / len(priv), 4) if priv else None,
+                           **{k: sum(1 for o in priv if o.status == k) for k in (FAILED, SKIPPED, ERROR, KNOWN)}},
+            "unprivileged": {k: self.count(k, "unpriv") for k in (PASSED, FAILED, SKIPPED, ERROR, KNOWN)},
+            "skip_reasons": dict(Counter(_reason_key(o.reason) for o in self.outcomes
+                                         if o.status == SKIPPED).most_common()),
+            "stale_known_differences": [asdict(k) for k in self.stale],
+            **self.meta,
+            "files": self.files,
+        }
+
+
+def _reason_key(reason: str) -> str:
+    """A skip reason without its details in parentheses, for the totals."""
+    return reason.split(" (")[0][:160]
+
+
+def summarize(results: Sequence[CaseResult], files: Sequence[str], known: Sequence[KnownDifference] = (),
+              meta: dict[str, Any] | None = None) -> Summary:
+    """Group the outcomes by file, in `files` order (a file with no outcome at all is listed with an error)."""
+    outs, stale = outcomes(results, known)
+    summary = Summary(outcomes=outs, stale=stale, meta=dict(meta or {}))
+    by_file: dict[str, list[Outcome]] = {name: [] for name in files}
+    for o in outs:
+        by_file.setdefault(o.file, []).append(o)
+    for name, rows in by_file.items():
+        counts = Counter(o.status for o in rows)
+        row: dict[str, Any] = {k: counts.get(k, 0) for k in (PASSED, FAILED, SKIPPED, ERROR, KNOWN)}
+        if not rows:
+            row[ERROR] = 1
+            rows.append(Outcome(name, WHOLE_FILE, "", ERROR, "no result: the inner run reported nothing for it"))
+            outs.append(rows[-1])
+        row["subtests"] = [{"name": o.subtest, "mode": o.mode, "status": o.status, "reason": o.reason,
+                            "seconds": round(o.seconds, 3), **({"verifier_log": o.verifier_log}
+                                                              if o.verifier_log else {})} for o in rows]
+        row["skip_reasons"] = dict(Counter(_reason_key(o.reason) for o in rows if o.status == SKIPPED))
+        summary.files[name] = row
+    return summary
+
+
+def format_table(summary: Summary) -> str:
+    """A line per file (passed, failed, skipped with reasons, known differences, errors), the failures with their
+    first line, and the totals."""
+    head = f"{'FILE':<38} {'PASS':>5} {'FAIL':>5} {'SKIP':>5} {'KNOWN':>5} {'ERR':>4}  SKIPPED BECAUSE"
+    lines = [head]
+    for name, row in summary.files.items():
+        reasons = "; ".join(f"{r} x{n}" if n > 1 else r for r, n in row["skip_reasons"].items())
+        lines.append(f"{name:<38} {row[PASSED]:>5} {row[FAILED]:>5} {row[SKIPPED]:>5} {row[KNOWN]:>5} "
+                     f"{row[ERROR]:>4}  {reasons[:200]}")
+    for title, status in (("FAILED", FAILED), ("NO VERDICT (harness or machine)", ERROR),
+                          ("KNOWN DIFFERENCES", KNOWN)):
+        rows = [o for o in summary.outcomes if o.status == status]
+        if rows:
+            lines += ["", f"{title}:"]
+            lines += [f"  {o.file}: {o.subtest}: {(o.reason.splitlines() or [''])[0][:200]}" for o in rows]
+    for k in summary.stale:
+        lines.append(f"  listed as a known difference but passed (remove it from the list): {k.file}: {k.subtest}")
+    j = summary.to_json()
+    p = j["privileged"]
+    rate = f"{100 * p['pass_rate']:.1f}%" if p["pass_rate"] is not None else "-"
+    lines += ["", f"subtests: {j['subtests']}: {j['passed']} passed, {j['failed']} failed, {j['skipped']} skipped, "
+                  f"{j['known_differences']} known differences, {j['errors']} errors (no verdict)",
+              f"privileged: {p['passed']}/{p['subtests']} passed ({rate}), {p[FAILED]} failed, {p[SKIPPED]} skipped, "
+              f"{p[KNOWN]} known differences, {p[ERROR]} errors"]
+    if "seconds" in summary.meta:
+        lines.append(f"time: {summary.meta['seconds']:.0f} s wall ({summary.meta.get('workers', 1)} workers)")
+    return "\n".join(lines) + "\n"
+
+
+def exit_code(summary: Summary) -> int:
+    """1 when a subtest failed; else 3 when one got no verdict (the harness or the machine); else 0."""
+    if summary.count(FAILED):
+        return EXIT_FAILED
+    return EXIT_HARNESS if summary.count(ERROR) else EXIT_OK
+
+
+@dataclass(frozen=True)
+class SelftestsRun:
+    """What the CLI asks for: the tree's files (absolute paths, in order) and how to run them."""
+
+    tree: Path
+    files: tuple[Path, ...]
+    out_dir: Path
+    workers: int = 2
+    kernel_src: str | None = None  # passed on to the inner pytest: the kernel under test is built from it
+    cache_dir: Path | None = None
+    accel: str | None = None
+    known: tuple[KnownDifference, ...] = ()
+    extra_pytest: tuple[str, ...] = ()
+
+
+def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
+    """The inner pytest: the files, on the kernel from `kernel_src` (default: the default kernel), xdist keeping
+    a file's subtests together on one worker (in test_progs' order: each priv subtest before its unpriv one)."""
+    extra = ["--rootdir", str(run.tree / SELFTESTS)]
+    if run.workers > 1:
+        extra += ["--dist", "loadfile"]
+    return inner_pytest_argv([str(f) for f in run.files], junit=junit, workers=run.workers,
+                             kernel_src=run.kernel_src, accel=run.accel, cache_dir=run.cache_dir,
+                             extra=[*extra, *run.extra_pytest])
+
+
+def run_selftests(run: SelftestsRun, *, progress=sys.stderr) -> tuple[Summary, dict[str, Path]]:
+    """Run the inner pytest (its output to a log, and its progress line by line to `progress`), then read its
+    JUnit file into a Summary. A run that gives no JUnit file is a HarnessError (the kernel could not be
+    prepared, a usage error of the inner session)."""
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    junit, log = run.out_dir / "junit.xml", run.out_dir / "pytest.log"
+    argv = inner_argv(run, junit)
+    t0 = time.monotonic()
+    with log.open("w") as f:
+        f.write("$ " + " ".join(argv) + "\n")
+        f.flush()
+        proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace")
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            f.write(line)
+            f.flush()
+            if progress is not None:
+                progress.write(line)
+                progress.flush()
+        rc = proc.wait()
+    seconds = time.monotonic() - t0
+    if not junit.is_file() or rc not in (0, 1):
+        tail = log.read_text(errors="replace")[-2000:]
+        raise HarnessError(f"the inner pytest exited {rc} without a verdict on the subtests (log {log}):\n{tail}",
+                           log_path=log)
+    text = junit.read_text()
+    meta = {"tree": str(run.tree), "workers": run.workers, "seconds": round(seconds, 1),
+            "pytest_seconds": round(suite_seconds(text), 1), "junit": str(junit), "log": str(log),
+            "files_selected": len(run.files)}
+    names = [f.name.removesuffix(".c") for f in run.files]
+    summary = summarize(parse_junit(text), names, run.known, meta)
+    libbpf = sorted({o for o in _props(text, "libbpf")})
+    notes = sorted({o for o in _props(text, "note")})
+    summary.meta.update(libbpf=libbpf, notes=notes)
+    path = run.out_dir / "selftests.json"
+    path.write_text(json.dumps(summary.to_json(), indent=1) + "\n")
+    return summary, {"json": path, "junit": junit, "log": log}
+
+
+def _props(text: str, name: str) -> list[str]:
+    return [v for r in parse_junit(text) for v in r.props(name)]

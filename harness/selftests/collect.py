@@ -1,0 +1,236 @@
+# SPDX-License-Identifier: GPL-2.0
+"""pytest collection of a kernel tree's selftests/bpf/progs/*.c (RUN_TESTS files): one item per subtest."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.cases.compile import CompileResult, find_clang
+from harness.errors import HarnessError
+from harness.selftests.build import compile_selftest
+from harness.selftests.discover import SELFTESTS, Discovery, Skeleton, discover
+from harness.selftests.recipe import Recipe, build_recipe
+from harness.selftests.run import discovery_tree
+from harness.selftests.spec import UNPRIV
+from harness.selftests.suite import FileSpecs, Subtest, load_file
+from harness.selftests.testmod import Testmod
+from harness.settings import CacheLayout
+
+UNPRIV_ITEM_SUFFIX = "[unpriv]"
+PROGS = SELFTESTS / "progs"
+
+
+@dataclass(frozen=True)
+class KernelForSelftests:
+    """What collection needs of the kernel under test: its vmlinux.h (the recipe compiles against it), its
+    release (for messages) and the harness cache (objects, generated headers, libbpf builds)."""
+
+    vmlinux_h: Path
+    release: str
+    cache_root: Path
+
+
+# Set by the plugin (pytest_configure): prepares the kernel under test once and says what collection needs.
+KERNEL = pytest.StashKey[Callable[[], KernelForSelftests]]()
+
+
+def selftest_source(path: Path) -> tuple[Path, str] | None:
+    """(tree, skeleton name) when `path` is <tree>/tools/testing/selftests/bpf/progs/<name>.c, else None."""
+    path = Path(path)
+    if path.suffix != ".c" or path.parent.name != "progs":
+        return None
+    parts = path.parent.parts
+    if tuple(parts[-len(PROGS.parts):]) != PROGS.parts:
+        return None
+    return Path(*parts[:-len(PROGS.parts)]), path.name.removesuffix(".c")
+
+
+@functools.cache
+def discovered(tree: Path) -> Discovery:
+    return discover(tree)
+
+
+def selftest_skeleton(path: Path) -> Skeleton | None:
+    """The RUN_TESTS skeleton `path` is the source of, or None (another file, or a progs/*.c that test_progs does
+    not run through test_loader)."""
+    found = selftest_source(path)
+    if found is None:
+        return None
+    tree, name = found
+    try:
+        skel = discovered(tree.resolve()).by_name().get(name)
+    except HarnessError:
+        return None
+    return skel if skel is not None and skel.source is not None else None
+
+
+def is_selftest_file(path: Path) -> bool:
+    return selftest_skeleton(path) is not None
+
+
+def is_selftests_dir(path: Path) -> bool:
+    """A directory pytest would walk into selftest files: a tree's progs/ or one of the directories above it, up
+    to the tree itself."""
+    path = Path(path).resolve()
+    for k in range(len(PROGS.parts) + 1):
+        progs = path.joinpath(*PROGS.parts[k:])
+        if progs.is_dir() and progs.parts[-len(PROGS.parts):] == PROGS.parts:
+            return any(is_selftest_file(p) for p in progs.glob("*.c"))
+    return False
+
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _recipe(tree: Path, vmlinux_h: Path, cache_root: Path) -> Recipe:
+    return build_recipe(tree, vmlinux_h, CacheLayout(cache_root), find_clang())
+
+
+@functools.cache
+def _testmod(tree: Path) -> Testmod:
+    return Testmod.from_tree(tree)
+
+
+def compile_file(skel: Skeleton, kernel: KernelForSelftests) -> tuple[CompileResult, FileSpecs]:
+    """Compile a RUN_TESTS file with upstream's recipe against the kernel's vmlinux.h and read its plans."""
+    assert skel.source is not None
+    tree = discovery_tree(skel)
+    with _lock:
+        recipe = _recipe(tree, kernel.vmlinux_h, kernel.cache_root)
+    res = compile_selftest(skel.source, recipe, CacheLayout(kernel.cache_root).objects)
+    if not res.ok or res.obj is None:
+        return res, FileSpecs(skel, None, error=res.stderr or "compile failed", compile_error=True)
+    return res, load_file(skel, res.obj, _testmod(tree), arch=_arch())
+
+
+def _arch() -> str:
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine())
+
+
+_MISSING_TYPE = re.compile(r"(?:incomplete type|forward declaration of|unknown type name|undeclared identifier)"
+                           r" '((?:struct |union |enum )?\w+)'")
+
+
+def missing_from_vmlinux_h(stderr: str, vmlinux_h: Path) -> list[str]:
+    """The types and names a failed compile could not find that the kernel's vmlinux.h lacks too: a file that
+    needs a kernel feature this kernel was built without (crypto_basic: struct bpf_crypto_params, CONFIG_CRYPTO).
+    Empty when something else is wrong (then the compile failure is a failure)."""
+    names = list(dict.fromkeys(_MISSING_TYPE.findall(stderr)))
+    if not names:
+        return []
+    try:
+        text = vmlinux_h.read_text(errors="replace")
+    except OSError:
+        return []
+    missing = []
+    for name in names:
+        word = name.split()[-1]
+        if re.search(rf"\b{re.escape(name)}\s*\{{" if " " in name else rf"\b{re.escape(word)}\b", text):
+            return []  # vmlinux.h has it: the failure is not the kernel's
+        missing.append(name)
+    return missing
+
+
+def item_names(subtests: list[Subtest]) -> list[str]:
+    """An item name per subtest: its test_loader name, `[unpriv]` for the unprivileged one; a name that two
+    programs share (a copied __description) gets the program's name too."""
+    def base(s: Subtest) -> str:
+        return s.spec.description
+
+    counts = Counter((base(s), s.mode) for s in subtests)
+    names = []
+    for s in subtests:
+        name = base(s)
+        if counts[(name, s.mode)] > 1:
+            name = f"{name} ({s.prog_name})"
+        names.append(name + (UNPRIV_ITEM_SUFFIX if s.mode == UNPRIV else ""))
+    return names
+
+
+class SelftestFileCollector(pytest.File):
+    """A RUN_TESTS file of a kernel tree: compiled (cached) with upstream's recipe against the kernel under test's
+    vmlinux.h, one item per subtest. A file that does not compile is one item: skipped when the kernel lacks
+    what it needs (its vmlinux.h has no such type), failed otherwise."""
+
+    def collect(self):
+        skel = selftest_skeleton(Path(self.path))
+        assert skel is not None  # pytest_collect_file only hands over selftest files
+        kernel = self.config.stash[KERNEL]()
+        res, fs = compile_file(skel, kernel)
+        if fs.error:
+            yield _whole_file_item(self, skel, fs, res, kernel)
+            return
+        subtests = fs.subtests()
+        for name, sub in zip(item_names(subtests), subtests, strict=True):
+            item = SelftestItem.from_parent(self, name=name, callobj=_subtest_function(fs, sub))
+            item.add_marker(pytest.mark.vm)
+            item.user_properties += [("selftest_file", fs.name), ("subtest", sub.name), ("program", sub.prog_name),
+                                     ("mode", sub.mode), ("group", skel.group)]
+            yield item
+
+
+class SelftestItem(pytest.Function):
+    """One subtest: located in its selftest file (not this module), headlined by its name."""
+
+    def reportinfo(self):  # pytest API
+        return self.path, 0, self.name
+
+
+def _whole_file_item(parent: SelftestFileCollector, skel: Skeleton, fs: FileSpecs, res: CompileResult,
+                     kernel: KernelForSelftests) -> SelftestItem:
+    missing = missing_from_vmlinux_h(fs.error or "", kernel.vmlinux_h) if fs.compile_error else []
+
+    def whole_file() -> None:
+        if missing:
+            pytest.skip(f"{skel.name}.c does not compile: the kernel under test ({kernel.release}) has no "
+                        f"{', '.join(missing)} in its BTF (vmlinux.h), so it was built without the feature this "
+                        "file tests")
+        what = "does not compile" if fs.compile_error else "cannot be read"
+        pytest.fail(f"{skel.name}.c {what} against {kernel.release}'s vmlinux.h:\n{(fs.error or '').strip()}\n"
+                    f"$ {res.command}", pytrace=False)
+
+    item = SelftestItem.from_parent(parent, name=skel.name, callobj=whole_file)
+    item.user_properties += [("selftest_file", skel.name), ("subtest", "(whole file)"), ("group", skel.group)]
+    return item
+
+
+def _subtest_function(fs: FileSpecs, sub: Subtest):
+    def subtest(selftest_sessions, case_log_root, request) -> None:
+        from harness.selftests import run as runner
+
+        session = selftest_sessions(fs.skeleton)
+        result = runner.run_subtest(session, fs, sub)
+        props = request.node.user_properties
+        props.append(("libbpf", session.libbpf_used))
+        props.append(("seconds", f"{result.seconds:.3f}"))
+        for note in session.notes:
+            props.append(("note", note))
+        if result.status in ("fail", "error") and result.load is not None:
+            log_dir = case_log_root / "selftests" / fs.name
+            log_dir.mkdir(parents=True, exist_ok=True)
+            stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{sub.prog_name}-{sub.mode}")[:120]
+            path = log_dir / f"{stem}.verifier.log"
+            path.write_text(result.verifier_log)
+            (log_dir / f"{stem}.libbpf.log").write_text("\n".join(result.load.get("libbpf_log") or []) + "\n")
+            props.append(("verifier log", str(path)))
+        if result.status == "skip":
+            pytest.skip(result.reason)
+        if result.status == "error":
+            props.append(("status", "no verdict"))
+            pytest.fail(f"NO VERDICT (a harness or machine problem, not the subtest's): {result.reason}",
+                        pytrace=False)
+        if result.status == "fail":
+            pytest.fail(f"{fs.name}/{sub.name}: {result.reason}", pytrace=False)
+
+    subtest.__doc__ = f"{fs.name}: {sub.name}"
+    return subtest

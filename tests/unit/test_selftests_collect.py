@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: GPL-2.0
+"""harness.selftests.collect: which paths are a tree's RUN_TESTS files, item names, compile failures the kernel's
+config explains, and pytest collecting a toy tree's files into one item per subtest (no kernel, no VM: the test
+hands collection a stand-in vmlinux.h)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from selftests_tree import BPF, make_tree, vmlinux_h
+
+from harness.cases.compile import CLANG_CANDIDATES
+from harness.selftests.collect import (
+    is_selftest_file,
+    is_selftests_dir,
+    item_names,
+    missing_from_vmlinux_h,
+    selftest_source,
+)
+from harness.selftests.spec import parse_spec
+from harness.selftests.suite import Subtest
+
+pytest_plugins = ["pytester"]
+needs_clang = pytest.mark.skipif(not any(shutil.which(c) for c in CLANG_CANDIDATES), reason="no clang-16..19")
+
+
+def test_selftest_source_is_a_progs_file_of_a_selftests_tree() -> None:
+    assert selftest_source(Path("/k/tools/testing/selftests/bpf/progs/verifier_and.c")) == (Path("/k"),
+                                                                                              "verifier_and")
+    assert selftest_source(Path("/k/tools/testing/selftests/bpf/progs/x.h")) is None
+    assert selftest_source(Path("/k/tools/testing/selftests/net/progs/x.c")) is None
+    assert selftest_source(Path("cases/audit/x.bpf.c")) is None
+
+
+def test_only_run_tests_files_and_the_directories_above_them(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path)
+    progs = tree / BPF / "progs"
+    (progs / "helper_only.c").write_text("/* no RUN_TESTS names it */\n")
+    assert is_selftest_file(progs / "verifier_x.c") and is_selftest_file(progs / "foo_after.c")
+    assert not is_selftest_file(progs / "helper_only.c")
+    for path in (tree, tree / "tools", tree / BPF, progs):
+        assert is_selftests_dir(path), path
+    assert not is_selftests_dir(tmp_path) and not is_selftests_dir(tree / BPF / "prog_tests")
+
+
+def _sub(name: str, mode: str, *tags: str) -> Subtest:
+    spec = parse_spec([f"comment:{t}" for t in tags], name)
+    return Subtest("f", spec.subspec(mode).name, mode, spec, (name,), ())
+
+
+def test_item_names_say_unpriv_and_tell_shared_descriptions_apart() -> None:
+    subs = [_sub("a", "priv", "test_description=same"), _sub("a", "unpriv", "test_description=same"),
+            _sub("b", "priv", "test_description=same"), _sub("c", "priv")]
+    assert item_names(subs) == ["same (a)", "same[unpriv]", "same (b)", "c"]
+
+
+def test_a_compile_failure_is_the_kernels_only_when_its_vmlinux_h_lacks_the_names(tmp_path: Path) -> None:
+    vmlinux = tmp_path / "vmlinux.h"
+    vmlinux.write_text("struct task_struct {\n\tint pid;\n};\nenum bpf_map_type { BPF_MAP_TYPE_HASH = 1 };\n")
+    crypto = ("progs/crypto_basic.c:15:27: error: variable has incomplete type 'struct bpf_crypto_params'\n"
+              "progs/crypto_common.h:10:59: note: forward declaration of 'struct bpf_crypto_params'\n")
+    assert missing_from_vmlinux_h(crypto, vmlinux) == ["struct bpf_crypto_params"]
+    ours = "x.c:3:1: error: variable has incomplete type 'struct task_struct'\n"
+    assert missing_from_vmlinux_h(ours, vmlinux) == []  # vmlinux.h has it: not the kernel's doing
+    assert missing_from_vmlinux_h("x.c:1:1: error: expected ';'\n", vmlinux) == []
+    assert missing_from_vmlinux_h("x.c: error: use of undeclared identifier 'BPF_MAP_TYPE_HASH'", vmlinux) == []
+
+
+@needs_clang
+def test_pytest_collects_one_item_per_subtest(pytester: pytest.Pytester) -> None:
+    tmp_path = pytester.path  # the conftest below must be above the files
+    tree = make_tree(tmp_path)
+    (tree / BPF / "progs/foo_block.c").write_text("struct bpf_crypto_params p;\nint f(void) { return 0; }\n")
+    pytester.makeconftest(f"""
+from pathlib import Path
+from harness.selftests.collect import KERNEL, KernelForSelftests
+
+def pytest_configure(config):
+    config.stash[KERNEL] = lambda: KernelForSelftests(Path({str(vmlinux_h(tmp_path))!r}), "toy",
+                                                      Path({str(tmp_path / 'cache')!r}))
+""")
+    progs = tree / BPF / "progs"
+    result = pytester.runpytest("--collect-only", "-q", str(progs / "verifier_x.c"), str(progs / "foo_block.c"))
+    result.stdout.fnmatch_lines(["*verifier_x.c::verifier_x_prog", "*verifier_x.c::verifier_x_prog[[]unpriv[]]",
+                                 "*verifier_x.c::verifier_x_bad", "*foo_block.c::foo_block", "4 tests collected*"])

@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: GPL-2.0
+"""harness.selftests.run against a stand-in agent: what a subtest asks the agent for (test_loader's per-subtest
+load, its test run), how the answers become verdicts, and that a dead agent is no verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import AgentExitedError
+from harness.selftests.discover import Caps, Skeleton
+from harness.selftests.elf import BtfMap
+from harness.selftests.run import SelftestSession, load_request, run_subtest
+from harness.selftests.spec import PRIV, UNPRIV, parse_spec
+from harness.selftests.suite import FileSpecs
+
+PROBE = {"ok": True, "machine": "x86_64", "efficient_unaligned_access": True, "unpriv_disabled_reason": None,
+         "prog_flags": {"BPF_F_TEST_RND_HI32": True, "BPF_F_TEST_REG_INVARIANTS": True}}
+
+
+class FakeAgent:
+    def __init__(self, answers: dict) -> None:
+        self.answers = answers
+        self.requests: list[tuple[str, dict]] = []
+        self.hello = {"libbpf": "/cache/libbpf.so.1.5.0", "libbpf_version": "v1.5"}
+
+    def request(self, op: str, timeout: float = 60, **args):
+        self.requests.append((op, args))
+        answer = self.answers.get(op, {"ok": True})
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(args) if callable(answer) else answer
+
+
+class FakeGuest:
+    def __init__(self, agent: FakeAgent) -> None:
+        self._agent = agent
+        self.forgotten: list = []
+
+    def agent(self, libbpf=None):
+        return self._agent
+
+    def forget_agent(self, libbpf=None):
+        self.forgotten.append(libbpf)
+
+
+class FakeMachine:
+    def __init__(self, agent: FakeAgent) -> None:
+        self.guest = FakeGuest(agent)
+
+    def alive(self) -> bool:
+        return True
+
+
+class FakeGuestSession:
+    def __init__(self, agent: FakeAgent) -> None:
+        self.machine = FakeMachine(agent)
+
+    def push(self, obj: Path) -> str:
+        return f"/guest/{obj.name}"
+
+
+def file_specs(tmp_path: Path, *specs, caps: Caps = Caps(), maps=()) -> FileSpecs:
+    skel = Skeleton("verifier_demo", tmp_path / "verifier_demo.c", "verifier", "prog_tests/verifier.c:1", "test_x",
+                    caps)
+    return FileSpecs(skel, tmp_path / "verifier_demo.o", tuple(specs), tuple(maps))
+
+
+def session(answers: dict) -> tuple[SelftestSession, FakeAgent]:
+    agent = FakeAgent({"probe": PROBE, **answers})
+    return SelftestSession(FakeGuestSession(agent), "/cache/libbpf.so.1.5.0"), agent
+
+
+def loaded(name: str = "prog", type_: int = 1, log: str = "", **extra) -> dict:
+    return {"ok": True, "loaded": True, "errno": 0, "handle": 7, "verifier_log": log, "libbpf_log": [],
+            "programs": [{"name": name, "type": type_, "autoload": True, "verifier_log": log}], **extra}
+
+
+def test_the_load_request_is_test_loaders(tmp_path: Path) -> None:
+    prog = parse_spec(["comment:test_expect_failure", "comment:test_expect_failure_unpriv", "comment:test_log_level=2",
+                       "comment:test_prog_flags=BPF_F_ANY_ALIGNMENT"], "prog")
+    aux = parse_spec(["comment:test_auxiliary", "comment:test_auxiliary_unpriv"], "aux")
+    fs = file_specs(tmp_path, aux, prog, caps=Caps((), ("CAP_SYS_ADMIN",)),
+                    maps=(BtfMap("seeded", 1, 64), BtfMap("plain", 1, 0), BtfMap("lpm", 11, 0)))
+    priv, unpriv = fs.subtests()
+    req = load_request(fs, priv, "/guest/x.o", testing_flags=4 | 128)
+    assert req["programs"] == ["prog", "aux"] and req["log_level"] == 0 and req["log_levels"] == {"prog": 2}
+    assert req["prog_flags"] == {"prog": 4 | 128 | 2} and req["object_name"] == "verifier_demo"
+    assert req["drop_caps"] == ["CAP_SYS_ADMIN"] and "unpriv" not in req and "no_autocreate_maps" not in req
+    assert req["program_logs"] and req["log_retry"] is False and req["log_size"] == 2 * 1024 * 1024
+    req = load_request(fs, unpriv, "/guest/x.o", testing_flags=0)
+    assert req["unpriv"] is True and req["no_autocreate_maps"] == ["seeded", "lpm"]
+    assert req["drop_caps"] == ["CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_PERFMON", "CAP_BPF"]
+
+
+def test_retval_subtests_run_the_program_and_unload(tmp_path: Path) -> None:
+    spec = parse_spec(["comment:test_expect_success", "comment:test_retval=2"], "prog")
+    fs = file_specs(tmp_path, spec, caps=Caps((), ("CAP_SYS_ADMIN",)))
+    s, agent = session({"load": loaded(), "test_run": {"ok": True, "errno": 0, "retval": 2}})
+    (sub,) = fs.subtests()
+    res = run_subtest(s, fs, sub)
+    assert (res.status, res.reason) == ("pass", "loaded as expected, retval 2")
+    ops = [op for op, _ in agent.requests]
+    assert ops == ["probe", "load", "test_run", "unload"]
+    run_args = agent.requests[2][1]
+    assert run_args == {"handle": 7, "program": "prog", "empty": False, "drop_caps": ["CAP_SYS_ADMIN"]}
+    assert s.libbpf_used == "/cache/libbpf.so.1.5.0 (v1.5)"
+
+    s, agent = session({"load": loaded(type_=31), "test_run": {"ok": True, "errno": 0, "retval": 3}})
+    res = run_subtest(s, fs, sub)
+    assert res.status == "fail" and "Unexpected retval: 3 != 2" in res.reason
+    assert agent.requests[2][1]["empty"] is True  # BPF_PROG_TYPE_SYSCALL: test_loader's empty options
+
+
+def test_an_expected_failure_is_not_run(tmp_path: Path) -> None:
+    spec = parse_spec(["comment:test_expect_failure", "comment:test_retval=0", "comment:test_expect_msg=0=bad"],
+                      "prog")
+    fs = file_specs(tmp_path, spec)
+    refused = {"ok": True, "loaded": False, "errno": 13, "verifier_log": "0: bad thing", "failed_program": "prog",
+               "libbpf_log": [], "programs": [{"name": "prog", "autoload": True, "verifier_log": "0: bad thing"}]}
+    s, agent = session({"load": refused})
+    res = run_subtest(s, fs, fs.subtests()[0])
+    assert res.status == "pass" and [op for op, _ in agent.requests] == ["probe", "load"]
+    assert res.verifier_log == "0: bad thing"
+
+
+def test_unprivileged_subtests_skip_with_the_sysctl(tmp_path: Path) -> None:
+    spec = parse_spec(["comment:test_expect_success", "comment:test_expect_success_unpriv"], "prog")
+    fs = file_specs(tmp_path, spec)
+    why = "kernel.unprivileged_bpf_disabled = 2: unprivileged BPF is disabled"
+    s, agent = session({"probe": {**PROBE, "unpriv_disabled_reason": why}})
+    res = run_subtest(s, fs, fs.subtests()[1])
+    assert res.mode == UNPRIV and res.status == "skip" and why in res.reason
+    assert [op for op, _ in agent.requests] == ["probe"]  # nothing loaded
+    # the agent says so itself too (the sysctl changed after the probe)
+    s, agent = session({"load": {"ok": True, "loaded": False, "errno": 0, "skipped": why, "programs": []}})
+    res = run_subtest(s, fs, fs.subtests()[1])
+    assert res.status == "skip" and why in res.reason
+
+
+def test_a_dead_agent_is_no_verdict_and_is_started_again_next_time(tmp_path: Path) -> None:
+    fs = file_specs(tmp_path, parse_spec(["comment:test_expect_success"], "prog"))
+    s, agent = session({"load": AgentExitedError("guest agent exited: killed by a signal")})
+    res = run_subtest(s, fs, fs.subtests()[0])
+    assert res.mode == PRIV and res.status == "error" and "died during this subtest" in res.reason
+    assert s.machine.guest.forgotten == ["/cache/libbpf.so.1.5.0"]
+
+
+def test_a_libbpf_the_guest_cannot_load_falls_back_with_a_note(tmp_path: Path) -> None:
+    fs = file_specs(tmp_path, parse_spec(["comment:test_expect_success"], "prog"))
+    s, agent = session({"load": loaded()})
+    agent.hello = {"libbpf": None, "libbpf_error": "cannot load libbpf: no such file"}
+    run_subtest(s, fs, fs.subtests()[0])
+    assert s.libbpf is None and "no such file" in s.notes[0] and "guest's own libbpf" in s.notes[0]
