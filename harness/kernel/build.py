@@ -337,6 +337,7 @@ def _make(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: b
     t0 = time.monotonic()
     tail: deque[str] = deque(maxlen=60)
     errors: list[str] = []  # with -j, other jobs' lines bury the error in the tail: keep the first ones
+    no_space: list[str] = []  # the first line saying the disk is full
     objects = 0
     last_print = 0.0
     is_tty = sys.stderr.isatty()
@@ -346,6 +347,8 @@ def _make(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: b
         tail.append(line)
         if len(errors) < 20 and _ERROR_LINE.search(line):
             errors.append(line)
+        if not no_space and "No space left on device" in line:  # anywhere in -j output, any tool's wording
+            no_space.append(line.strip())
         if line.startswith("  CC ") or line.startswith("  AS "):
             objects += 1
         now = time.monotonic()
@@ -359,9 +362,8 @@ def _make(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: b
         print(file=sys.stderr)
     if rc != 0:
         (slot / BUILDING).unlink(missing_ok=True)  # make itself deleted what it could not finish
-        full = next((line.strip() for line in errors + list(tail) if "No space left on device" in line), None)
-        if full:
-            raise disk_full(req.layout, f"make: {full}", log)
+        if no_space:
+            raise disk_full(req.layout, f"make: {no_space[0]}", log)
         first = f"First errors:\n{''.join(errors)[:3000]}" if errors else ""
         raise BuildError(
             f"make failed (exit {rc}) after {time.monotonic() - t0:.0f}s. {first}"

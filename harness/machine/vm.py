@@ -162,6 +162,11 @@ class LocalVM:
                 "--force-9p", "--memory", self.config.memory, "--cpus", str(self.config.cpus), "--append", append]
         if self.accel.accel == "tcg":
             argv.append("--disable-kvm")
+        if not _splits(sshdir):
+            # The run's keys and sshd_config mounted read-only over whatever the guest sees there: the root is
+            # read-only in the guest, but virtme overlays /tmp (and others) writable, and a cache may live there.
+            # (vng pastes --rodir into virtme-run's command line unquoted: a path with a space cannot be given.)
+            argv.append(f"--rodir={sshdir}")
         # restrict=on: the guest reaches nothing (not the host's loopback services, not the world); the one
         # forward into it still works. Paths are quoted: a cache directory may have spaces in its name.
         argv += ["--exec", shlex.join(["/bin/sh", str(BOOT_SCRIPT), str(sshdir)]),
@@ -312,6 +317,11 @@ def _kill_group(proc: subprocess.Popen, timeout: float) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+    # SIGKILL is delivered at once but a dying QEMU takes a moment to go (its memory is freed first): stop()
+    # returns when the group is really empty.
+    deadline = time.monotonic() + 10
+    while lifetime.group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @atexit.register
