@@ -188,7 +188,7 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
     (slot / SLOT_INFO).write_text(json.dumps({"tree": str(tree.path), "source": req.source.spec.describe(),
                                               "last_key": key, "last_build": time.time()}, indent=1) + "\n")
     recovered = recover_interrupted(slot)
-    if recovered:
+    if recovered is not None:  # said even when the kill came before make wrote anything
         say(f"[build] {slot} was left by an interrupted build: removed the {recovered} files it wrote")
     fresh = not (slot / ".config").is_file()
     done("tree")
@@ -266,15 +266,15 @@ SLOT_INFO = ".harness-slot.json"
 BUILDING = ".harness-building"  # present while make runs in a slot: left behind only by a killed build
 
 
-def recover_interrupted(slot: Path) -> int:
+def recover_interrupted(slot: Path) -> int | None:
     """A slot whose last build was killed mid-way may hold half-written objects that look up to date to make:
     remove every file written since that build started. Everything older is from a finished build and stays, so
-    the next build is still incremental. Returns how many files went."""
+    the next build is still incremental. Returns how many files went, None when no build was interrupted."""
     marker = slot / BUILDING
     try:
         since = marker.stat().st_mtime_ns
     except FileNotFoundError:
-        return 0
+        return None
     removed = 0
     for root, _dirs, files in os.walk(slot):
         for name in files:

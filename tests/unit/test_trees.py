@@ -212,4 +212,12 @@ def test_a_slot_left_by_a_killed_build_loses_only_what_that_build_wrote(tmp_path
     half.write_text("half")
     assert kbuild.recover_interrupted(slot) == 1
     assert old.exists() and (slot / ".config").exists() and not half.exists()
-    assert not (slot / kbuild.BUILDING).exists() and kbuild.recover_interrupted(slot) == 0
+    assert not (slot / kbuild.BUILDING).exists() and kbuild.recover_interrupted(slot) is None
+
+
+def test_a_build_killed_before_make_wrote_anything_is_still_reported_as_interrupted(tmp_path):
+    slot = tmp_path / "slot"
+    slot.mkdir()
+    (slot / kbuild.BUILDING).write_text("123\n")
+    assert kbuild.recover_interrupted(slot) == 0  # 0 files, but an interrupted build: the caller says so
+    assert kbuild.recover_interrupted(slot) is None
