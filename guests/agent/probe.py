@@ -34,6 +34,26 @@ def mitigations_off() -> bool:
     return any("mitigations=off".startswith(w) for w in words)
 
 
+def _kernel_config() -> bytes | None:
+    """/proc/config.gz, None when the kernel does not expose it."""
+    try:
+        import gzip
+
+        with gzip.open("/proc/config.gz", "rb") as f:
+            return b"\n" + f.read()
+    except (OSError, EOFError):
+        return None
+
+
+def built_without_mitigations(config: bytes | None) -> bool:
+    """An x86 kernel built with CPU_MITIGATIONS=n: its cpu_mitigations_off() is constant true (include/linux/cpu.h),
+    so the verifier bypasses its Spectre v1 checks for every program, exactly as with mitigations=off."""
+    if config is None:
+        return False
+    return (b"\nCONFIG_ARCH_CONFIGURES_CPU_MITIGATIONS=y\n" in config
+            and b"\nCONFIG_CPU_MITIGATIONS=y\n" not in config)
+
+
 def unpriv_disabled_reason() -> str | None:
     """Why test_loader would not run an unprivileged subtest here (get_unpriv_disabled()), or None."""
     value = unpriv_sysctl()
@@ -44,19 +64,18 @@ def unpriv_disabled_reason() -> str | None:
         return f"kernel.unprivileged_bpf_disabled = {value}: unprivileged BPF is disabled"
     if mitigations_off():
         return "mitigations=off on the kernel command line: test_loader does not run unprivileged subtests"
+    if built_without_mitigations(_kernel_config()):
+        return ("kernel built without CONFIG_CPU_MITIGATIONS: cpu_mitigations_off() is always true, as with "
+                "mitigations=off, so the verifier skips the Spectre v1 checks unprivileged subtests expect")
     return None
 
 
 def efficient_unaligned_access() -> bool | None:
     """CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS from /proc/config.gz; None when the kernel does not expose it."""
-    try:
-        import gzip
-
-        with gzip.open("/proc/config.gz", "rb") as f:
-            text = f.read()
-    except (OSError, EOFError):
+    config = _kernel_config()
+    if config is None:
         return None
-    return b"\nCONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS=y\n" in b"\n" + text
+    return b"\nCONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS=y\n" in config
 
 
 def prog_flag_accepted(flag: int) -> tuple[bool, int]:
