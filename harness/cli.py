@@ -121,6 +121,7 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
     targets = matrix.select(names)
     if ns.rerun_failures < 0:
         raise UsageError("--rerun-failures must be >= 0")
+    selftests, known_differences = _matrix_suite(ns)
 
     def done(report, paths: dict[str, Path]) -> int:
         """The summary (per kernel counts and packages, then failures and flaky cases), not every row."""
@@ -140,13 +141,35 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
     if ns.report_only:
         from harness.campaigns.matrix.run import report_from_dir, write_outputs
 
-        report = report_from_dir(ns.report_only, targets, known)
+        report = report_from_dir(ns.report_only, targets, known, title=_matrix_title(ns.suite))
         return done(report, write_outputs(report, ns.out or ns.report_only, results_dir=ns.report_only))
     out = ns.out or Path("results") / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}"
     opts = MatrixOptions(out_dir=out.resolve(), cases=tuple(ns.cases or ["cases"]), workers=ns.workers,
                          rerun_failures=ns.rerun_failures, cache_dir=ns.cache_dir, accel=ns.accel,
-                         extra_pytest=tuple(ns.pytest_arg))
-    return done(*run_matrix(matrix, targets, known, opts))
+                         extra_pytest=tuple(ns.pytest_arg), suite=ns.suite, selftests=selftests,
+                         known_differences=known_differences)
+    return done(*run_matrix(matrix, targets, known, opts, title=_matrix_title(ns.suite)))
+
+
+def _matrix_suite(ns: argparse.Namespace) -> tuple[tuple[str, ...], tuple]:
+    """--suite's options checked together: --cases is the cases suite's, --selftests and --known-differences the
+    selftests suite's. Returns the selftests names and known differences (empty for the cases suite)."""
+    from harness.campaigns.matrix.selftests import parse_names
+
+    if ns.suite == "cases":
+        given = [o for o, v in (("--selftests", ns.selftests), ("--known-differences", ns.known_differences)) if v]
+        if given:
+            raise UsageError(f"{' and '.join(given)} only go{'es' if len(given) == 1 else ''} with --suite selftests")
+        return (), ()
+    if ns.cases is not None:
+        raise UsageError("--cases is for --suite cases; with --suite selftests name files with --selftests FILE,...")
+    from harness.campaigns.selftests import load_known_differences
+
+    return parse_names(ns.selftests), tuple(load_known_differences(ns.known_differences))
+
+
+def _matrix_title(suite: str) -> str:
+    return "bpf-audit-harness kernel matrix" + (": the kernels' own BPF selftests" if suite == "selftests" else "")
 
 
 def cmd_boot(ns: argparse.Namespace) -> int:
@@ -380,8 +403,6 @@ def _selftests_run(ns: argparse.Namespace) -> int:
     import shutil
 
     from harness.campaigns import selftests as st
-    from harness.selftests.discover import discover
-    from harness.selftests.listing import select
     from harness.settings import CacheLayout, cache_root, new_run_dir
 
     if ns.vmlinux_h is not None:
@@ -390,14 +411,10 @@ def _selftests_run(ns: argparse.Namespace) -> int:
         raise UsageError("-n/--workers must be >= 1")
     known = st.load_known_differences(ns.known_differences)
     layout = CacheLayout(ns.cache_dir or cache_root())
-    tree = _selftests_tree(ns, layout)
-    chosen = select(discover(tree), ns.files)
-    outside = [s.name for s in chosen if s.group == "none" or s.source is None]
-    if outside:
-        raise UsageError(f"not in the RUN_TESTS set of {tree}, so test_progs does not run them through test_loader: "
-                         f"{', '.join(outside)}")
+    tree = st.source_tree(ns.kernel_src, layout)
+    chosen = st.select_files(tree, ns.files)
     out = (ns.out or new_run_dir(layout, "selftests")).resolve()
-    run = st.SelftestsRun(tree.resolve(), tuple(s.source.resolve() for s in chosen if s.source), out,
+    run = st.SelftestsRun(chosen.tree, chosen.files, out,
                           workers=ns.workers, kernel_src=ns.kernel_src, cache_dir=ns.cache_dir, accel=ns.accel,
                           known=tuple(known), extra_pytest=tuple(ns.pytest_arg))
     print(f"selftests: {len(run.files)} file(s) of {tree}, {ns.workers} worker(s); log {out / 'pytest.log'}",
@@ -412,24 +429,13 @@ def _selftests_run(ns: argparse.Namespace) -> int:
     return st.exit_code(summary)
 
 
-def _selftests_tree(ns: argparse.Namespace, layout) -> Path:
-    """The tree whose RUN_TESTS set runs: --kernel-src (a directory as is, a tarball unpacked into the cache), by
-    default Debian's linux-source-6.12 that the default kernel is built from."""
-    from harness.kernel.source import SourceSpec, resolve
-
-    spec = SourceSpec.from_args(ns.kernel_src, None)
-    if spec.kind == "dir":
-        if not spec.path.is_dir():
-            raise UsageError(f"--kernel-src {ns.kernel_src} is not a directory or a source tarball")
-        return spec.path
-    return resolve(spec, layout).path
-
-
 def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path]:
     """The tree (--kernel-src, default Debian's linux-source-6.12, unpacked into the cache) and the vmlinux.h
     (--vmlinux-h, default: the one of the kernel `bpf-audit-harness build` builds from that tree; never built
     here)."""
-    tree = _selftests_tree(ns, layout)  # a directory is used in place: listing it needs no identity walk
+    from harness.campaigns.selftests import source_tree
+
+    tree = source_tree(ns.kernel_src, layout)  # a directory is used in place: listing it needs no identity walk
     if ns.vmlinux_h is not None:
         if not ns.vmlinux_h.is_file():
             raise UsageError(f"--vmlinux-h {ns.vmlinux_h} does not exist")
@@ -493,7 +499,15 @@ def main(argv: list[str] | None = None) -> int:
                         "target.json), e.g. the per-kernel results of CI jobs")
     p.add_argument("--json", type=Path, metavar="FILE",
                    help="also write the JSON summary here (it is always written as matrix.json in the output)")
+    p.add_argument("--suite", choices=("cases", "selftests"), default="cases",
+                   help="what runs on each kernel: the project's cases/ (default), or the kernel's own BPF "
+                   "selftests (RUN_TESTS files) from that kernel's own tree (a prebuilt Debian kernel: its "
+                   "linux-source package)")
     p.add_argument("--cases", action="append", default=None, help="pytest paths to run (default: cases)")
+    p.add_argument("--selftests", metavar="FILE,...", help="--suite selftests: only these skeletons (e.g. "
+                   "verifier_and,verifier_lsm; default: every RUN_TESTS file of each tree)")
+    p.add_argument("--known-differences", type=Path, metavar="FILE", help="--suite selftests: for each kernel's "
+                   "selftests.json (default: kernel-config/selftests-known-differences.toml)")
     p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (VMs) per kernel")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
@@ -605,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness.machine.lifetime import exit_on_hangup_and_term
 
     exit_on_hangup_and_term()
-    if getattr(ns, "cases", "absent") is None:
+    if getattr(ns, "cases", "absent") is None and getattr(ns, "suite", "cases") == "cases":
         ns.cases = ["cases"]
     try:
         return ns.func(ns)

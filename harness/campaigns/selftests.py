@@ -18,7 +18,7 @@ from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.results import CaseResult, Status, parse_junit, suite_seconds
 from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
 from harness.selftests.discover import SELFTESTS
-from harness.settings import DEFAULT_CONFIG_DIR, REPO_ROOT
+from harness.settings import DEFAULT_CONFIG_DIR, REPO_ROOT, CacheLayout
 
 KNOWN_DIFFERENCES = DEFAULT_CONFIG_DIR / "selftests-known-differences.toml"
 PASSED, FAILED, SKIPPED, ERROR, KNOWN = "passed", "failed", "skipped", "error", "known_difference"
@@ -198,6 +198,62 @@ def exit_code(summary: Summary) -> int:
     if summary.count(FAILED):
         return EXIT_FAILED
     return EXIT_HARNESS if summary.count(ERROR) else EXIT_OK
+
+
+def source_tree(kernel_src: str | None, layout: CacheLayout, *, ref: str | None = None,
+                what: str = "--kernel-src") -> Path:
+    """The tree whose RUN_TESTS set runs: `kernel_src` (a directory as is, never walked; a tarball unpacked into
+    the cache; a git tree at `ref`: the harness's worktree, where a build put that commit), by default Debian's
+    linux-source-6.12 that the default kernel is built from. `what` names the source in messages."""
+    from harness.kernel.source import SourceSpec, resolve
+
+    spec = SourceSpec.from_args(kernel_src, ref)
+    if spec.kind == "dir":
+        if not spec.path.is_dir():
+            raise UsageError(f"{what} {kernel_src} is not a directory or a source tarball")
+        return spec.path
+    return resolve(spec, layout).path
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The RUN_TESTS files of a tree to run (absolute paths, in order), and the names asked for that the tree
+    does not have (only when the caller allows that: a matrix kernel older than the file)."""
+
+    tree: Path
+    files: tuple[Path, ...]
+    absent: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name.removesuffix(".c") for f in self.files]
+
+
+def select_files(tree: Path, names: Sequence[str] = (), *, allow_absent: bool = False) -> Selection:
+    """`names` (skeleton names, file names or progs/*.c paths; none: every file) among `tree`'s RUN_TESTS set.
+    A name outside the set is a usage error, or with `allow_absent` listed in `absent` (a path to a file of
+    the tree that test_progs does not run through test_loader is a usage error either way)."""
+    from harness.selftests.discover import discover
+    from harness.selftests.listing import select
+
+    found = discover(tree)
+    chosen, absent = ([], []) if names else (select(found, []), [])
+    for name in names:
+        try:
+            chosen += select(found, [name])
+        except UsageError:
+            if not allow_absent:
+                raise
+            absent.append(str(name))
+    chosen = list(dict.fromkeys(chosen))
+    if allow_absent:  # named by a RUN_TESTS call, but the tree has no progs/<name>.c
+        absent += [s.name for s in chosen if s.source is None and s.group != "none"]
+        chosen = [s for s in chosen if s.source is not None or s.group == "none"]
+    outside = [s.name for s in chosen if s.group == "none" or s.source is None]
+    if outside:
+        raise UsageError(f"not in the RUN_TESTS set of {tree}, so test_progs does not run them through test_loader: "
+                         f"{', '.join(outside)}")
+    return Selection(tree.resolve(), tuple(s.source.resolve() for s in chosen if s.source), tuple(absent))
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,47 @@ def _prepare_and_publish(req: PrebuiltRequest, why: apt.Resolution, key: str, la
 def _say(enabled: bool, msg: str) -> None:
     if enabled:
         print(msg, file=sys.stderr, flush=True)
+
+
+# -- the source a prebuilt kernel was built from (its tools/testing/selftests) -----------------------------------
+
+def source_package(image_version: str) -> str:
+    """Debian's source-tarball package of a kernel line: 6.1.192-2 -> linux-source-6.1."""
+    return f"linux-source-{apt.kernel_line(image_version)}"
+
+
+def source_resolution(image_version: str, available: list[str]) -> apt.Resolution:
+    """The linux-source-<line> version built from the same upstream kernel as the image (the exact version when
+    the archive has it); SourceError naming what apt knows when it has none."""
+    return apt.choose_same_upstream(source_package(image_version), image_version, available)
+
+
+def source_tarball(image_version: str, layout: CacheLayout, log: Path) -> tuple[Path, apt.Resolution]:
+    """Debian's /usr/src/linux-source-<line>.tar.xz of the image's upstream kernel: the installed one when its
+    package is that version, else `apt-get download` + `dpkg-deb -x` into the cache (kept there, by version;
+    the system is not touched). harness.kernel.source unpacks it like the default tarball."""
+    pkg = source_package(image_version)
+    res = source_resolution(image_version, apt.available_versions(pkg) or [])
+    rel = Path("usr/src") / f"{pkg}.tar.xz"
+    installed = Path("/") / rel
+    if installed.is_file() and apt.installed_version(str(installed)) == (pkg, res.version):
+        return installed, res
+    dest = layout.sources / f"deb-{pkg}_{re.sub(r'[^A-Za-z0-9.+~-]', '_', res.version)}"
+    if (dest / rel).is_file():
+        return dest / rel, res
+    layout.sources.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{pkg}-", dir=layout.sources))
+    try:
+        deb = _download(pkg, res.version, work, log)
+        _run(["dpkg-deb", "-x", str(deb), str(work / "root")], log, f"extracting {deb.name}")
+        if not (work / "root" / rel).is_file():
+            raise SourceError(f"{deb.name} has no {rel}", log_path=log)
+        try:
+            (work / "root").rename(dest)
+        except OSError:
+            if not (dest / rel).is_file():  # another session put it there first: theirs is as good
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dest / rel, res

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.matrix import report as mr
+from harness.campaigns.matrix import selftests as ms
 from harness.campaigns.matrix.spec import KnownFailure, Matrix, Target
 from harness.campaigns.results import CaseResult, parse_junit, suite_seconds
 from harness.errors import HarnessError
+from harness.selftests.discover import SELFTESTS
 from harness.settings import REPO_ROOT, CacheLayout, cache_root, new_run_dir
 from harness.tools import quoted
 
@@ -32,6 +34,9 @@ class MatrixOptions:
     cache_dir: Path | None = None
     accel: str = "auto"
     extra_pytest: tuple[str, ...] = ()
+    suite: str = "cases"  # or "selftests": each kernel's own tree's BPF selftests (matrix/selftests.py)
+    selftests: tuple[str, ...] = ()  # --suite selftests: only these skeletons (none: the whole RUN_TESTS set)
+    known_differences: tuple = ()  # --suite selftests: campaigns.selftests.KnownDifference, for its summary
 
 
 def prepare_target(target: Target, layout: CacheLayout, accel: str, run_dir: Path):
@@ -48,10 +53,14 @@ def prepare_target(target: Target, layout: CacheLayout, accel: str, run_dir: Pat
 
 
 def suite_argv(target: Target, matrix_path: Path, opts: MatrixOptions, junit: Path, tests: list[str],
-               workers: int) -> list[str]:
-    """The inner pytest for one target: its kernel by name (--kernel-target), the rest as every campaign runs it."""
+               workers: int, rootdir: Path | None = None) -> list[str]:
+    """The inner pytest for one target: its kernel by name (--kernel-target), the rest as every campaign runs it.
+    rootdir: a tree's selftests directory (node ids relative to it; a file's subtests kept on one worker)."""
+    extra: list[str] = []
+    if rootdir is not None:
+        extra += ["--rootdir", str(rootdir)] + (["--dist", "loadfile"] if workers > 1 else [])
     return inner_pytest_argv(tests, junit=junit, workers=workers, target=target.name, matrix=matrix_path,
-                             accel=opts.accel, cache_dir=opts.cache_dir, extra=opts.extra_pytest)
+                             accel=opts.accel, cache_dir=opts.cache_dir, extra=[*extra, *opts.extra_pytest])
 
 
 def _pytest(argv: list[str], log: Path) -> int:
@@ -163,11 +172,13 @@ def judge_dir(tdir: Path, known: tuple[KnownFailure, ...], **run) -> mr.KernelRu
                         suite_seconds=sum(suite_seconds(t) for t in texts), files=files)
 
 
-def report_from_dir(out_dir: Path, targets: tuple[Target, ...], known: tuple[KnownFailure, ...]) -> mr.Report:
+def report_from_dir(out_dir: Path, targets: tuple[Target, ...], known: tuple[KnownFailure, ...],
+                    title: str = mr.Report.title) -> mr.Report:
     """Rebuild the matrix report from per-target directories (CI: one job per kernel, one report job); its links
     are relative to out_dir."""
     runs = tuple(load_target_run(t, out_dir / t.name, known) for t in targets)
-    return mr.Report(runs, generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", from {out_dir}")
+    return mr.Report(runs, title=title,
+                     generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", from {out_dir}")
 
 
 def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
@@ -175,7 +186,8 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
     t0 = time.monotonic()
     tdir = opts.out_dir / target.name
     tdir.mkdir(parents=True, exist_ok=True)
-    for stale in (*tdir.glob("rerun-*.junit.xml"), tdir / "junit.xml"):  # an --out reused: only this run's files
+    for stale in (*tdir.glob("rerun-*.junit.xml"), tdir / "junit.xml", tdir / ms.SUMMARY_JSON, tdir / ms.SUMMARY_TEXT):
+        # an --out reused: only this run's files
         stale.unlink(missing_ok=True)
     shutil.rmtree(tdir / "logs", ignore_errors=True)
     log = tdir / "pytest.log"
@@ -193,7 +205,16 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
          f"{built.seconds:.0f}s, key {art.key})"
          + "".join(f"\n[matrix] {target.name}:   {n} {v}" for n, v in versions["packages"]))
     junit = tdir / "junit.xml"
-    argv = suite_argv(target, matrix.path, opts, junit, list(opts.cases), opts.workers)
+    tests, rootdir, chosen = list(opts.cases), None, None
+    if opts.suite == "selftests":
+        try:
+            chosen = _selftests_for(target, art.meta, opts, layout, tdir, versions)
+        except HarnessError as e:
+            _say(f"[matrix] {target.name}: {e}")
+            return mr.KernelRun(target.name, target.description, art.release, seconds=time.monotonic() - t0,
+                                error=f"{e.stage} stage failed: {e}", artifact_key=art.key, **versions)
+        tests, rootdir = [str(f) for f in chosen.files], chosen.tree / SELFTESTS
+    argv = suite_argv(target, matrix.path, opts, junit, tests, opts.workers, rootdir)
     _say(f"[matrix] {target.name}: $ {quoted(argv)}  (log: {log})")
     rc = _pytest(argv, log)
     if rc not in (0, 1) or not junit.is_file():
@@ -208,7 +229,9 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
             break
         rjunit = tdir / f"rerun-{i}.junit.xml"
         _say(f"[matrix] {target.name}: rerun {i}/{opts.rerun_failures} of {len(remaining)} failing case(s)")
-        rc = _pytest(suite_argv(target, matrix.path, opts, rjunit, remaining, min(opts.workers, len(remaining))), log)
+        again = remaining if rootdir is None else ms.rerun_args(rootdir, remaining)
+        rc = _pytest(suite_argv(target, matrix.path, opts, rjunit, again, min(opts.workers, len(remaining)), rootdir),
+                     log)
         if rc not in (0, 1) or not rjunit.is_file():
             if rjunit.is_file():  # judge_dir reads rerun-N.junit.xml files: not this one
                 rjunit.rename(rjunit.with_name(f"rerun-{i}.crashed.junit.xml"))
@@ -217,8 +240,30 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
         remaining = [r.nodeid for r in rerun if r.status.failing and r.nodeid in remaining]
     run = judge_dir(tdir, known, kernel=target.name, description=target.description, release=art.release,
                     seconds=time.monotonic() - t0, artifact_key=art.key, **versions)
+    if chosen is not None:
+        summary = ms.write_summary(tdir, chosen, junit, opts.known_differences,
+                                   {"kernel": target.name, "release": art.release, "workers": opts.workers})
+        j = summary.to_json()
+        _say(f"[matrix] {target.name}: selftests: {j['subtests']} subtests, {j['passed']} passed, {j['failed']} "
+             f"failed, {j['skipped']} skipped, {j['errors']} no verdict ({tdir / ms.SUMMARY_TEXT})")
     _say(f"[matrix] {target.name}: {run.counts()} in {run.seconds:.0f}s")
     return run
+
+
+def _selftests_for(target: Target, meta: dict, opts: MatrixOptions, layout: CacheLayout, tdir: Path,
+                   versions: dict) -> ms.st.Selection:
+    """The target's own tree and the files of it to run; the packages the tree came from and the notes (files it
+    lacks) are added to `versions`, also when no file can run."""
+    choice = ms.tree_choice(target, meta)
+    _say(f"[matrix] {target.name}: selftests of {choice.describe()}")
+    tree, packages, notes = ms.resolve_tree(choice, layout, tdir / "selftests-source.log")
+    versions["packages"] = tuple(sorted({**dict(versions["packages"]), **packages}.items()))
+    versions["version_notes"] = (*versions["version_notes"], *notes)
+    chosen = ms.select(tree, opts.selftests)
+    versions["version_notes"] = (*versions["version_notes"], *ms.absent_note(chosen))
+    _say(f"[matrix] {target.name}: {len(chosen.files)} selftests file(s) of {tree / SELFTESTS}"
+         + "".join(f"\n[matrix] {target.name}: {n}" for n in versions["version_notes"]))
+    return chosen
 
 
 def write_outputs(report: mr.Report, out_dir: Path, results_dir: Path | None = None) -> dict[str, Path]:
@@ -238,12 +283,12 @@ def write_outputs(report: mr.Report, out_dir: Path, results_dir: Path | None = N
 
 
 def run_matrix(matrix: Matrix, targets: tuple[Target, ...], known: tuple[KnownFailure, ...],
-               opts: MatrixOptions) -> tuple[mr.Report, dict[str, Path]]:
+               opts: MatrixOptions, title: str = mr.Report.title) -> tuple[mr.Report, dict[str, Path]]:
     layout = CacheLayout(opts.cache_dir or cache_root())
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     runs = tuple(run_target(t, matrix, known, opts, layout) for t in targets)
-    report = mr.Report(runs, generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report = mr.Report(runs, title=title, generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
                        + f", {time.monotonic() - t0:.0f}s on {os.uname().nodename}"
                        + (f", failures rerun up to {opts.rerun_failures}x" if opts.rerun_failures else ""))
     return report, write_outputs(report, opts.out_dir)
