@@ -176,7 +176,7 @@ def test_reports_from_a_recorded_selftests_run(tmp_path: Path) -> None:
     grid = dict(report.grid())
     assert grid["progs/test_global_func1.c::global_func1"][0].status is Status.MISSING  # never a pass
     assert not report.ok() and report.overall() == "FAILURES" and not report.failures()
-    from harness.cli import _matrix_exit
+    from harness.cli.commands import _matrix_exit
 
     assert _matrix_exit(report) == HARNESS
     junit = to_junit(report)
@@ -213,7 +213,7 @@ def test_report_of_a_failing_selftest_exits_1(tmp_path: Path) -> None:
     tdir.mkdir()
     (tdir / "junit.xml").write_text(text)
     run = judge_dir(tdir, (), kernel="6.1-debian")
-    from harness.cli import _matrix_exit
+    from harness.cli.commands import _matrix_exit
 
     assert _matrix_exit(Report((run,))) == 1 and run.counts()[Status.FAIL] == 1
 

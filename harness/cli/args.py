@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The `bpf-audit-harness` command line: every subcommand's options, its help and the exit codes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.cli import commands
+from harness.errors import EXIT_OK
+
+DESCRIPTION = "`bpf-audit-harness` subcommands: thin wrappers over the same stages the pytest plugin uses."
+
+EXIT_CODES = """\
+exit codes (the same in every subcommand):
+  0  everything asked for passed (build: the kernel is in the cache; doctor: a run can work here)
+  1  it ran and found a failure: matrix: a case failed (not a known failure); mutants: a mutant survived;
+     bisect: no single first bad commit (skipped commits hide it); boot, ssh: the command in the guest failed
+  2  usage: an option, a path or an input file (patch series, config fragment, matrix or known-failures file,
+     mutant name, bisect endpoints that do not judge as given) is wrong; refused before anything ran
+  3  the harness or the machine failed: a build, a boot, a lost VM, a missing tool, an unwritable cache;
+     matrix: a kernel could not be run (and no case failed); mutants: a mutant could not be judged (and none
+     survived); bisect: an endpoint or step could not be judged; doctor: something a run needs is missing
+"""
+
+
+def _kernel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel-src", help="kernel tree dir, git tree (with --ref) or source tarball; "
+                   "default: Debian's /usr/src/linux-source-6.12.tar.xz")
+    p.add_argument("--ref", help="git ref to build from --kernel-src (checked out in a worktree)")
+    p.add_argument("--patches", type=Path, help="patch directory with a `series` file (default: patches/)")
+    p.add_argument("--no-patches", action="store_true", help="build the source as is, without the series")
+    p.add_argument("--mutant", metavar="NAME", help="apply patches/mutants/NAME.patch after the series")
+    p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
+    p.add_argument("--fragment", type=Path, action="append", default=[], help="extra config fragment (repeatable)")
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("-j", "--jobs", type=int, help="make -j (default: number of CPUs)")
+
+
+def _minutes(text: str) -> float:
+    from harness.machine.keep import parse_minutes
+
+    return parse_minutes(text)
+
+
+class _Version(argparse.Action):
+    """--version: computed only when asked (the git commit takes a subprocess)."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from harness.settings import harness_version
+
+        print(f"bpf-audit-harness {harness_version()}")
+        parser.exit(EXIT_OK)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand with its options; `func` names the handler in harness.cli.commands."""
+    parser = argparse.ArgumentParser(prog="bpf-audit-harness", description=DESCRIPTION, epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version, help="print the version (and git commit) and exit")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("build", help="source -> patches -> config -> cached kernel artifact")
+    _kernel_args(p)
+    p.add_argument("--kernel-target", metavar="NAME", help="build (or fetch) this kernel of the matrix file")
+    p.add_argument("--matrix", type=Path, help="matrix file (default: kernel-config/matrix.toml)")
+    p.add_argument("--print-key", action="store_true",
+                   help="print the cache key of this kernel and exit (no build; for CI caches)")
+    p.set_defaults(func=commands.cmd_build)
+    p = sub.add_parser("matrix", help="run the suite on each kernel of kernel-config/matrix.toml; write JUnit "
+                       "(a <testsuite> per kernel), JSON, text and an HTML page, with each case's logs beside them")
+    p.add_argument("--targets", help="comma-separated target names (default: all, in file order)")
+    p.add_argument("--matrix", type=Path, help="matrix file (default: kernel-config/matrix.toml)")
+    p.add_argument("--known-failures", type=Path, help="known-failures list (default: known-failures.toml "
+                   "beside the matrix file)")
+    p.add_argument("--rerun-failures", type=int, default=0, metavar="N",
+                   help="rerun each failing case up to N times; one that then passes is reported flaky")
+    p.add_argument("--out", type=Path, help="output directory (default: results/matrix-<time>)")
+    p.add_argument("--report-only", type=Path, metavar="DIR",
+                   help="run nothing: rebuild the reports from DIR/<target>/ (junit.xml, rerun-N.junit.xml, "
+                        "target.json), e.g. the per-kernel results of CI jobs")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="also write the JSON summary here (it is always written as matrix.json in the output)")
+    p.add_argument("--suite", choices=("cases", "selftests"), default="cases",
+                   help="what runs on each kernel: the project's cases/ (default), or the kernel's own BPF "
+                   "selftests (RUN_TESTS files) from that kernel's own tree (a prebuilt Debian kernel: its "
+                   "linux-source package)")
+    p.add_argument("--cases", action="append", default=None, help="pytest paths to run (default: cases)")
+    p.add_argument("--selftests", metavar="FILE,...", help="--suite selftests: only these skeletons (e.g. "
+                   "verifier_and,verifier_lsm; default: every RUN_TESTS file of each tree)")
+    p.add_argument("--known-differences", type=Path, metavar="FILE", help="--suite selftests: for each kernel's "
+                   "selftests.json (default: kernel-config/selftests-known-differences.toml)")
+    p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (VMs) per kernel")
+    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    p.set_defaults(func=commands.cmd_matrix)
+    p = sub.add_parser("boot", help="boot the kernel in a VM: run `-- CMD` or open a shell")
+    _kernel_args(p)
+    p.add_argument("--kernel", help="boot this bzImage instead of the harness's build")
+    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.add_argument("--memory", default="1G")
+    p.add_argument("--timeout", type=float, default=600, help="seconds CMD may run")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS (default: interactive shell)")
+    p.set_defaults(func=commands.cmd_boot)
+    p = sub.add_parser("mutants", help="build each patches/mutants/ bug on top of the series, run the suite: "
+                       "which cases kill which mutant")
+    _kernel_args(p)
+    p.add_argument("names", nargs="*", metavar="NAME", help="mutants to check (default: all in patches/mutants/)")
+    p.add_argument("--cases", action="append", default=None, help="pytest paths to run (default: cases)")
+    p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (VMs) per suite run")
+    p.add_argument("--json", type=Path, help="write the kill table here (default: the run directory)")
+    p.add_argument("--out", type=Path, help="directory for JUnit files and logs (default: a new run directory)")
+    p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    p.set_defaults(func=commands.cmd_mutants)
+    p = sub.add_parser("bisect", help="git bisect run over a kernel git tree: build, boot, run CASE... per step")
+    p.add_argument("--good", required=True, help="a commit where the cases pass")
+    p.add_argument("--bad", required=True, help="a later commit where they fail")
+    p.add_argument("--kernel-src", help="the kernel git tree to bisect (default: the current directory); "
+                   "each step builds it as it is at that commit, without patches/")
+    p.add_argument("--retries", type=int, default=3,
+                   help="tries of a failing case before the commit is called bad (default 3); a failure that "
+                   "does not repeat is flaky and the commit is skipped")
+    p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    p.add_argument("--no-verify-endpoints", dest="verify_endpoints", action="store_false",
+                   help="do not run the step on --bad and --good first (by default it must fail on --bad and "
+                   "pass on --good, or nothing is bisected)")
+    p.add_argument("case", nargs="+", metavar="CASE", help="pytest node id, e.g. cases/audit/x.bpf.c::prog")
+    p.set_defaults(func=commands.cmd_bisect)
+    p = sub.add_parser("cache", help="show the build cache; --prune evicts kernels and objects unused for a while")
+    p.add_argument("--cache-dir", help="cache root (default: $BPF_AUDIT_HARNESS_CACHE or "
+                   "~/.cache/bpf-audit-harness)")
+    p.add_argument("--prune", action="store_true", help="evict kernel entries and compiled case objects")
+    p.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
+                   help="evict what was not used for this many days (default 30)")
+    p.add_argument("--max-size", metavar="SIZE", help="then evict least recently used until kernels + objects fit "
+                   "(e.g. 10G); nothing used in the last 6 hours is ever evicted")
+    p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every evicted object, not only kernels")
+    p.set_defaults(func=commands.cmd_cache)
+    p = sub.add_parser("config", help="print the merged config fragments (one fragment, as make merges it)")
+    _kernel_args(p)
+    p.add_argument("--dump", action="store_true",
+                   help="annotate each option with the fragment file and line it comes from")
+    p.set_defaults(func=commands.cmd_config)
+    p = sub.add_parser("doctor", help="check this machine: every tool with its version and Debian package, KVM, "
+                       "the cache; exit 0 when a run can work, 3 (with the apt-get line) when not")
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.set_defaults(func=commands.cmd_doctor)
+    p = sub.add_parser("ssh", help="a shell (or `-- CMD`) in the VM that pytest --keep-vm-on-failure kept")
+    p.add_argument("run", metavar="RUN", help="the run directory the pytest summary names (a name under the "
+                   "cache's runs/, or a path)")
+    p.add_argument("--stop", action="store_true", help="stop the kept VM now")
+    p.add_argument("--keep", type=_minutes, metavar="MINUTES", help="keep it until MINUTES from now (instead of "
+                   "the time given to --keep-vm-on-failure); without CMD, only say so")
+    p.add_argument("--print-command", action="store_true", help="print the ssh command line; connect to nothing")
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("command", nargs="*", help="-- CMD ARGS: run CMD in the guest (default: an interactive shell)")
+    p.set_defaults(func=commands.cmd_ssh)
+    p = sub.add_parser("report", help="plot the benchmark history (benchmarks/results/*.json): a PNG and an HTML "
+                       "page")
+    p.add_argument("--results", type=Path, help="directory of result JSON files (default: benchmarks/results)")
+    p.add_argument("--out", type=Path, help="output directory (default: results/report)")
+    p.set_defaults(func=commands.cmd_report)
+    p = sub.add_parser("selftests", help="the kernel's own BPF selftests (the RUN_TESTS programs) run in guests and "
+                       "judged as test_loader judges them: a per-file table and a JSON summary; --list: discover, "
+                       "compile and parse them (no VM)")
+    p.add_argument("--list", action="store_true", help="list each file's programs and subtests (priv/unpriv, "
+                   "unsupported with reasons) and the totals; run nothing")
+    p.add_argument("--kernel-src", help="kernel tree (dir or tarball): its tools/testing/selftests/bpf run on the "
+                   "kernel built from it (with patches/); default: Debian's /usr/src/linux-source-6.12.tar.xz, the "
+                   "default kernel")
+    p.add_argument("--vmlinux-h", type=Path, help="--list: compile against this vmlinux.h (default: the cached "
+                   "kernel built from that source; build it first)")
+    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("-j", "--jobs", type=int, help="--list: compilers at once (default: the CPUs available)")
+    p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers, one VM each (default 2)")
+    p.add_argument("--accel", default=None, choices=("auto", "kvm", "tcg"), help="QEMU accelerator (default auto)")
+    p.add_argument("--known-differences", type=Path, metavar="FILE", help="subtests that fail here for an explained "
+                   "reason, counted apart (default: kernel-config/selftests-known-differences.toml)")
+    p.add_argument("--out", type=Path, help="directory for the JUnit file, the log and selftests.json (default: a "
+                   "new run directory in the cache)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON summary (--list: every file, "
+                   "subtest and reason) here")
+    p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the inner pytest's output as it runs")
+    p.add_argument("files", nargs="*", metavar="FILE", help="only these (skeleton names such as verifier_and, "
+                   "or paths of progs/*.c)")
+    p.set_defaults(func=commands.cmd_selftests)
+    return parser
