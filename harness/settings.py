@@ -136,10 +136,14 @@ def _owner_alive(run_dir: Path) -> bool:
     if any(run_dir.glob(f"*{KEPT_SUFFIX}")):
         return True
     pid = run_dir.name.rsplit("-", 1)[-1]
-    if not pid.isdigit():
-        return False
+    return pid.isdigit() and pid_alive(int(pid))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (a process of another user counts). machine/reaper.py keeps its own copy: it
+    runs as a stdlib-only script."""
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from harness.errors import CacheError
-from harness.settings import CacheLayout
+from harness.settings import CacheLayout, pid_alive
 
 # Bump when the build recipe changes in a way the inputs below do not show.
 RECIPE_VERSION = 2  # 2: out-of-tree builds in kept slots (harness.kernel.trees, build.slot_dir)
@@ -197,16 +197,17 @@ def sweep_stale(layout: CacheLayout) -> None:
                 except OSError:
                     continue
                 pid = None
-            if pid is not None and _alive(pid):
+            if pid is not None and pid_alive(pid):
                 continue
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def update_with_files(h, tree: Path, paths: list[Path]) -> None:
+    """Feed each file's path (relative to `tree`) and content digest into hash `h`: a key of what a build reads,
+    the same for the same files in any copy of a tree. Unreadable files are left out."""
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        h.update(str(path.relative_to(tree)).encode() + b"\0" + hashlib.sha256(data).digest())

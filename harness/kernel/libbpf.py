@@ -49,12 +49,7 @@ def inputs_digest(tree: Path, cc: str = "gcc") -> str:
     for rel in INPUT_TREES:
         paths += sorted(p for p in (tree / rel).rglob("*") if p.is_file())
     paths += [tree / rel for rel in INPUT_FILES if (tree / rel).is_file()]
-    for path in paths:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        h.update(str(path.relative_to(tree)).encode() + b"\0" + hashlib.sha256(data).digest())
+    cache.update_with_files(h, tree, paths)
     return h.hexdigest()[:16]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness.cases.compile import file_digest
 from harness.errors import HarnessError, UsageError
+from harness.kernel.cache import update_with_files
 from harness.selftests.discover import SELFTESTS
 from harness.settings import CacheLayout
 from harness.tools import version_line
@@ -349,10 +350,5 @@ def headers_digest(tree: Path) -> str:
         paths += sorted((tree / rel).glob("*.h"))
     for rel in HEADER_TREES:
         paths += sorted((tree / rel).rglob("*.h"))
-    for path in paths:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        h.update(str(path.relative_to(tree)).encode() + b"\0" + hashlib.sha256(data).digest())
+    update_with_files(h, tree, paths)
     return h.hexdigest()
