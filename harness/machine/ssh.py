@@ -73,7 +73,11 @@ class Target:
         u = urlparse(url)
         if u.scheme != "ssh" or not u.hostname:
             raise ValueError(f"--target must look like ssh://user@host:port, not {url!r}")
-        return cls(u.hostname, u.port or 22, u.username or "root", key, None, known_hosts)
+        try:
+            port = u.port or 22
+        except ValueError:
+            raise ValueError(f"--target {url!r}: the port must be a number 1-65535 (ssh://user@host:port)") from None
+        return cls(u.hostname, port, u.username or "root", key, None, known_hosts)
 
 
 @dataclass(frozen=True)

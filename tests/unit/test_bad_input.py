@@ -28,6 +28,20 @@ def test_a_patch_directory_that_does_not_exist_or_has_no_series_is_a_usage_error
         assert says in err
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["--target", "ssh://root@127.0.0.1:9", "-n", "2"], "*--target ssh://root@127.0.0.1:9 runs on one machine: "
+                                                         "use one worker (drop -n 2)*"),
+    (["--target", "http://root@127.0.0.1:9"], "*--target*ssh://*"),
+    (["--target", "ssh://root@127.0.0.1:notaport"], "*--target*port*"),
+])
+def test_a_target_for_several_workers_or_a_malformed_target_is_a_usage_error_at_start(pytester, argv, says):
+    """Workers on one --target would share its agent, audit daemon and rules; a bad URL was a traceback per test."""
+    result = pytester.runpytest_subprocess(*argv, "--collect-only", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()[-1000:] + result.stderr.str()[-1000:]
+    result.stderr.fnmatch_lines([says])
+    assert "Traceback" not in result.stderr.str()
+
+
 def test_kernel_source_that_does_not_exist(tmp_path):
     err = one_paragraph_error(cli("build", "--kernel-src", str(tmp_path / "no-such-tree")), "source", USAGE)
     assert str(tmp_path / "no-such-tree") in err and "does not exist" in err
