@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,9 @@ def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
     if load_result.get("stage") == "open":
         return ERROR, f"libbpf could not open the object: {_last_lines(load_result.get('libbpf_log'))}"
     loaded = bool(load_result.get("loaded"))
+    missing = [] if loaded else missing_kernel_features(load_result.get("libbpf_log") or ())
+    if missing:  # the object never reached the verifier: no verdict on this subtest, a kernel without the feature
+        return SKIP, "the kernel lacks what the object needs: " + "; ".join(missing)
     log = program_log(load_result, spec.prog_name)
     if sub.expect_failure and loaded:
         return FAIL, "unexpected_load_success: the verifier accepted a program expected to fail"
@@ -97,6 +101,25 @@ def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
     if should_execute(spec, mode, target):
         return _judge_run(spec, mode, run_result)
     return PASS, "load failed as expected" if sub.expect_failure else "loaded as expected"
+
+
+_MAP_NOT_CREATED = re.compile(r"^libbpf: map '([^']+)': failed to create: (.+)$")
+_KSYM_MISSING = re.compile(r"^libbpf: extern \((?:func|var) ksym\) '([^']+)': not found in kernel")
+
+
+def missing_kernel_features(libbpf_log: Any) -> list[str]:
+    """What libbpf said the kernel lacks before any program was verified: a map it cannot create (a map type
+    built out, e.g. XSKMAP without CONFIG_XDP_SOCKETS) or a kfunc/ksym not in its BTF. test_loader counts these
+    as failures; here they are skips that name the feature, since the verifier never judged the program."""
+    found = []
+    for line in libbpf_log if isinstance(libbpf_log, (list, tuple)) else str(libbpf_log).splitlines():
+        line = str(line).rstrip()
+        if m := _MAP_NOT_CREATED.match(line):
+            found.append(f"map '{m.group(1)}' cannot be created ({m.group(2)}): this kernel was built without "
+                         "its map type")
+        elif m := _KSYM_MISSING.match(line):
+            found.append(f"kfunc/ksym {m.group(1)} is not in this kernel's BTF (built without it)")
+    return list(dict.fromkeys(found))
 
 
 def should_execute(spec: TestSpec, mode: str, target: Target = X86_64) -> bool:

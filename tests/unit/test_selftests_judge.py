@@ -112,3 +112,22 @@ def test_invalid_specs_and_agent_errors() -> None:
         ERROR, "the agent's load failed: bad request: path")
     assert judge(spec(), PRIV, {"ok": True, "loaded": False, "stage": "open", "libbpf_log": ["no ELF"]})[0] == ERROR
     assert judge(spec(), PRIV, None) == (ERROR, "no load result")
+
+
+DATA = __import__("pathlib").Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.mark.parametrize("recorded, says", [
+    ("selftests-libbpf-map-type-missing.log", "map 'map_xskmap' cannot be created (Invalid argument(-22))"),
+    ("selftests-libbpf-kfunc-missing.log", "kfunc/ksym bpf_key_put is not in this kernel's BTF"),
+])
+def test_an_object_the_kernel_cannot_take_is_a_skip_naming_the_missing_feature(recorded, says) -> None:
+    """Recorded from a real run on a kernel without CONFIG_XDP_SOCKETS / CONFIG_KEYS: test_loader would call every
+    subtest of the file a failure, though the verifier never saw the program."""
+    libbpf_log = (DATA / recorded).read_text().splitlines()
+    for expect in (spec(), spec("test_expect_failure", "test_expect_msg=0=invalid mem access")):
+        status, reason = judge(expect, PRIV, refused("", errno=22, libbpf_log=libbpf_log))
+        assert status == SKIP and says in reason, reason
+    # A load that failed in the verifier with the same object's noise around it stays a verdict.
+    status, reason = judge(spec(), PRIV, refused("R1 invalid mem access", errno=13, libbpf_log=libbpf_log[:2]))
+    assert status == FAIL and reason.startswith("unexpected_load_failure")
