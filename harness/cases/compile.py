@@ -193,13 +193,21 @@ def compile_cached(stem: str, key: str, argv_for: Callable[[Path], list[str]], o
             proc = subprocess.run(argv_for(tmp_obj), capture_output=True, text=True, timeout=COMPILE_TIMEOUT,
                                   check=False, cwd=cwd)
             ok, stderr = proc.returncode == 0, proc.stderr.replace(str(tmp_obj), str(obj))
+            # Killed by a signal (the OOM killer, a Ctrl-C) says nothing about the source: not cached.
+            verdict = proc.returncode >= 0
             if not ok and not stderr.strip():
                 stderr = f"{Path(compiler).name} exited with status {proc.returncode} and no message"
         except subprocess.TimeoutExpired:
-            ok, stderr = False, f"{Path(compiler).name} did not finish within {COMPILE_TIMEOUT} s"
+            # A machine under load, not a property of the source: the next run compiles again.
+            ok, verdict = False, False
+            stderr = (f"{Path(compiler).name} did not finish within {COMPILE_TIMEOUT} s (not cached: the next run "
+                      "compiles again)")
         if ok:
             os.replace(tmp_obj, obj)
-        _atomic_write(meta, json.dumps({"ok": ok, "stderr": stderr, "argv": argv}, indent=1))
+        if verdict:
+            _atomic_write(meta, json.dumps({"ok": ok, "stderr": stderr, "argv": argv}, indent=1))
+        else:
+            meta.unlink(missing_ok=True)
     finally:
         tmp_obj.unlink(missing_ok=True)
     return CompileResult(obj if ok else None, ok, stderr, argv)

@@ -175,3 +175,21 @@ def test_every_case_parses_and_compiles(case: Path, vmlinux_h: Path, obj_cache: 
             check=True,
         ).stdout
         assert "TYPE_TAG 'kptr'" in dump
+
+
+def test_a_compile_that_times_out_or_is_killed_is_not_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A compiler that overran its time on a loaded machine, or was killed, says nothing about the source: the
+    next run must compile again (it used to be cached as a permanent compile failure)."""
+    out = tmp_path / "objs"
+    monkeypatch.setattr(bpfobj, "COMPILE_TIMEOUT", 1)
+    slow = bpfobj.compile_cached("slow", "k1", lambda obj: ["sleep", "5"], out, compiler="sleep")
+    assert not slow.ok and not slow.cached and "did not finish within 1 s (not cached" in slow.stderr
+    assert not (out / "slow-k1.json").exists()
+    killed = bpfobj.compile_cached("killed", "k2", lambda obj: ["sh", "-c", "kill -9 $$"], out, compiler="sh")
+    assert not killed.ok and not (out / "killed-k2.json").exists()
+    # The next run compiles again, and a real verdict (a compile error) is cached.
+    again = bpfobj.compile_cached("slow", "k1", lambda obj: ["sh", "-c", "echo 'error: nope' >&2; exit 1"], out,
+                                  compiler="sh")
+    assert not again.cached and not again.ok and "error: nope" in again.stderr
+    hit = bpfobj.compile_cached("slow", "k1", lambda obj: ["true"], out, compiler="true")
+    assert hit.cached and not hit.ok and "error: nope" in hit.stderr
