@@ -74,7 +74,7 @@ def test_build_targets_take_their_own_source() -> None:
     c = tree_choice(MATRIX.get("6.12-series"), {})
     assert (c.kernel_src, c.ref, c.image_version) == (None, None, None)
     assert "linux-source-6.12" in c.describe()
-    git = matrix_spec.Target("mine", "build", source="/src/linux", ref="v6.13")
+    git = matrix_spec.KernelTarget("mine", "build", source="/src/linux", ref="v6.13")
     c = tree_choice(git, {"image_version": "ignored"})
     assert (c.kernel_src, c.ref, c.image_version) == ("/src/linux", "v6.13", None)
     assert c.describe().startswith("/src/linux@v6.13")
@@ -109,7 +109,7 @@ def test_source_package_version_follows_the_image() -> None:
 
 
 def test_a_source_that_cannot_be_had_is_a_selftests_error(tmp_path: Path) -> None:
-    missing = matrix_spec.Target("mine", "build", source=str(tmp_path / "nope"))
+    missing = matrix_spec.KernelTarget("mine", "build", source=str(tmp_path / "nope"))
     with pytest.raises(SelftestsError) as e:
         resolve_tree(tree_choice(missing, {}), CacheLayout(tmp_path / "cache"), tmp_path / "log")
     assert "no selftests tree" in str(e.value) and "nope" in str(e.value)
@@ -117,7 +117,7 @@ def test_a_source_that_cannot_be_had_is_a_selftests_error(tmp_path: Path) -> Non
 
 def test_a_build_targets_directory_is_its_tree(tmp_path: Path) -> None:
     tree = make_tree(tmp_path)
-    t = matrix_spec.Target("mine", "build", source=str(tree))
+    t = matrix_spec.KernelTarget("mine", "build", source=str(tree))
     got, packages, notes = resolve_tree(tree_choice(t, {}), CacheLayout(tmp_path / "cache"), tmp_path / "log")
     assert (got, packages, notes) == (tree.resolve(), {}, ())
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix import selftests as ms
-from harness.campaigns.matrix.spec import KnownFailure, Matrix, Target
+from harness.campaigns.matrix.spec import KernelTarget, KnownFailure, Matrix
 from harness.campaigns.results import CaseResult, parse_junit, suite_seconds
 from harness.errors import HarnessError
 from harness.selftests.discover import SELFTESTS
@@ -39,7 +39,7 @@ class MatrixOptions:
     known_differences: tuple = ()  # --suite selftests: campaigns.selftests.KnownDifference, for its summary
 
 
-def prepare_target(target: Target, layout: CacheLayout, accel: str, run_dir: Path):
+def prepare_target(target: KernelTarget, layout: CacheLayout, accel: str, run_dir: Path):
     """Build (or fetch) the target's kernel; a cache hit costs a key computation. Returns a BuildResult-like."""
     if target.kind == "prebuilt-deb":
         from harness.kernel.prebuilt import PrebuiltRequest, prepare
@@ -52,7 +52,7 @@ def prepare_target(target: Target, layout: CacheLayout, accel: str, run_dir: Pat
     return build_kernel(opts, run_dir=run_dir)
 
 
-def suite_argv(target: Target, matrix_path: Path, opts: MatrixOptions, junit: Path, tests: list[str],
+def suite_argv(target: KernelTarget, matrix_path: Path, opts: MatrixOptions, junit: Path, tests: list[str],
                workers: int, rootdir: Path | None = None) -> list[str]:
     """The inner pytest for one target: its kernel by name (--kernel-target), the rest as every campaign runs it.
     rootdir: a tree's selftests directory (node ids relative to it; a file's subtests kept on one worker)."""
@@ -70,7 +70,7 @@ def _pytest(argv: list[str], log: Path) -> int:
         return subprocess.call(argv, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
 
 
-def run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
+def run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
                layout: CacheLayout) -> mr.KernelRun:
     run = _run_target(target, matrix, known, opts, layout)
     save_target_meta(run, opts.out_dir / target.name)
@@ -89,7 +89,7 @@ def save_target_meta(run: mr.KernelRun, tdir: Path) -> None:
     (tdir / TARGET_META).write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def load_target_run(target: Target, tdir: Path, known: tuple[KnownFailure, ...]) -> mr.KernelRun:
+def load_target_run(target: KernelTarget, tdir: Path, known: tuple[KnownFailure, ...]) -> mr.KernelRun:
     """A KernelRun rebuilt from a target's output directory (junit.xml, rerun-N.junit.xml, target.json, logs/)."""
     try:
         meta = json.loads((tdir / TARGET_META).read_text())
@@ -172,7 +172,7 @@ def judge_dir(tdir: Path, known: tuple[KnownFailure, ...], **run) -> mr.KernelRu
                         suite_seconds=sum(suite_seconds(t) for t in texts), files=files)
 
 
-def report_from_dir(out_dir: Path, targets: tuple[Target, ...], known: tuple[KnownFailure, ...],
+def report_from_dir(out_dir: Path, targets: tuple[KernelTarget, ...], known: tuple[KnownFailure, ...],
                     title: str = mr.Report.title) -> mr.Report:
     """Rebuild the matrix report from per-target directories (CI: one job per kernel, one report job); its links
     are relative to out_dir."""
@@ -181,7 +181,7 @@ def report_from_dir(out_dir: Path, targets: tuple[Target, ...], known: tuple[Kno
                      generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", from {out_dir}")
 
 
-def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
+def _run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
                 layout: CacheLayout) -> mr.KernelRun:
     t0 = time.monotonic()
     tdir = opts.out_dir / target.name
@@ -250,7 +250,7 @@ def _run_target(target: Target, matrix: Matrix, known: tuple[KnownFailure, ...],
     return run
 
 
-def _selftests_for(target: Target, meta: dict, opts: MatrixOptions, layout: CacheLayout, tdir: Path,
+def _selftests_for(target: KernelTarget, meta: dict, opts: MatrixOptions, layout: CacheLayout, tdir: Path,
                    versions: dict) -> ms.st.Selection:
     """The target's own tree and the files of it to run; the packages the tree came from and the notes (files it
     lacks) are added to `versions`, also when no file can run."""
@@ -282,7 +282,7 @@ def write_outputs(report: mr.Report, out_dir: Path, results_dir: Path | None = N
     return paths
 
 
-def run_matrix(matrix: Matrix, targets: tuple[Target, ...], known: tuple[KnownFailure, ...],
+def run_matrix(matrix: Matrix, targets: tuple[KernelTarget, ...], known: tuple[KnownFailure, ...],
                opts: MatrixOptions, title: str = mr.Report.title) -> tuple[mr.Report, dict[str, Path]]:
     layout = CacheLayout(opts.cache_dir or cache_root())
     opts.out_dir.mkdir(parents=True, exist_ok=True)

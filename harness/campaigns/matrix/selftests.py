@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.campaigns import selftests as st
-from harness.campaigns.matrix.spec import DEBIAN_612, Target
+from harness.campaigns.matrix.spec import DEBIAN_612, KernelTarget
 from harness.campaigns.results import parse_junit
 from harness.errors import HarnessError, UsageError
 from harness.selftests.discover import SELFTESTS
@@ -54,7 +54,7 @@ class TreeChoice:
         return f"{self.kernel_src}{'@' + self.ref if self.ref else ''} (the source it is built from)"
 
 
-def tree_choice(target: Target, meta: Mapping[str, Any]) -> TreeChoice:
+def tree_choice(target: KernelTarget, meta: Mapping[str, Any]) -> TreeChoice:
     """Pure: the tree a target's selftests come from, given its kernel's meta (a prebuilt's image_version)."""
     if target.kind == "build":
         return TreeChoice(target.name, None if target.source == DEBIAN_612 else target.source, target.ref)

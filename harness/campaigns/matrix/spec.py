@@ -25,7 +25,7 @@ class MatrixError(HarnessError):
 
 
 @dataclass(frozen=True)
-class Target:
+class KernelTarget:
     """One kernel of the matrix."""
 
     name: str
@@ -49,25 +49,25 @@ class Target:
 @dataclass(frozen=True)
 class Matrix:
     path: Path
-    targets: tuple[Target, ...]
+    targets: tuple[KernelTarget, ...]
 
     def names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.targets)
 
-    def get(self, name: str) -> Target:
+    def get(self, name: str) -> KernelTarget:
         for t in self.targets:
             if t.name == name:
                 return t
         raise MatrixError(f"no kernel target {name!r} in {self.path}; known: {', '.join(self.names())}")
 
-    def select(self, names: list[str] | None) -> tuple[Target, ...]:
+    def select(self, names: list[str] | None) -> tuple[KernelTarget, ...]:
         """The targets named (in the order given), or all of them."""
         if not names:
             return self.targets
         return tuple(self.get(n) for n in names)
 
     @property
-    def default(self) -> Target:
+    def default(self) -> KernelTarget:
         return next(t for t in self.targets if t.default)
 
 
@@ -127,7 +127,7 @@ def parse_matrix(path: Path, text: str | None = None) -> Matrix:
     entries = _tables(path, data, "target")
     if not entries:
         raise MatrixError(f"{path}: no [[target]] entries")
-    targets: list[Target] = []
+    targets: list[KernelTarget] = []
     for i, entry in enumerate(entries, 1):
         where = f"{path}: [[target]] #{i}" + (f" ({entry['name']!r})" if isinstance(entry.get("name"), str) else "")
         extra = set(entry) - _TARGET_KEYS
@@ -151,7 +151,7 @@ def parse_matrix(path: Path, text: str | None = None) -> Matrix:
                 if key in entry:
                     raise MatrixError(f"{where}: {key} is for kind = \"prebuilt-deb\", not \"build\"")
             frags = tuple((path.parent / f) for f in _typed(where, entry, "fragments", list, []))
-            targets.append(Target(**common, source=_typed(where, entry, "source", str, DEBIAN_612),
+            targets.append(KernelTarget(**common, source=_typed(where, entry, "source", str, DEBIAN_612),
                                   ref=_typed(where, entry, "ref", str),
                                   series=_typed(where, entry, "series", bool, True), fragments=frags))
         else:
@@ -163,7 +163,7 @@ def parse_matrix(path: Path, text: str | None = None) -> Matrix:
             if not package or not version:
                 raise MatrixError(f"{where}: a prebuilt-deb target needs package and version (pin the version: "
                                   "the matrix must not change under you when the archive moves)")
-            targets.append(Target(**common, series=False, package=package, version=version))
+            targets.append(KernelTarget(**common, series=False, package=package, version=version))
     defaults = [t.name for t in targets if t.default]
     if len(defaults) != 1:
         raise MatrixError(f"{path}: exactly one target must have default = true, found {defaults or 'none'}")
