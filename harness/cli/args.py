@@ -15,12 +15,14 @@ EXIT_CODES = """\
 exit codes (the same in every subcommand):
   0  everything asked for passed (build: the kernel is in the cache; doctor: a run can work here)
   1  it ran and found a failure: matrix: a case failed (not a known failure); mutants: a mutant survived;
-     bisect: no single first bad commit (skipped commits hide it); boot, ssh: the command in the guest failed
+     bisect: no single first bad commit (skipped commits hide it); boot, ssh: the command in the guest failed;
+     selftests: a subtest failed (known differences excepted)
   2  usage: an option, a path or an input file (patch series, config fragment, matrix or known-failures file,
      mutant name, bisect endpoints that do not judge as given) is wrong; refused before anything ran
   3  the harness or the machine failed: a build, a boot, a lost VM, a missing tool, an unwritable cache;
      matrix: a kernel could not be run (and no case failed); mutants: a mutant could not be judged (and none
-     survived); bisect: an endpoint or step could not be judged; doctor: something a run needs is missing
+     survived); bisect: an endpoint or step could not be judged; selftests: a subtest got no verdict (and
+     none failed); doctor: something a run needs is missing
 """
 
 
