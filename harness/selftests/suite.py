@@ -28,7 +28,10 @@ UNPRIV_CAPABLE_MAPS = frozenset({
 })
 UNPRIV_CAPABLE_HASH_MAPS = frozenset({1, 5, 13})  # HASH, PERCPU_HASH, HASH_OF_MAPS
 BPF_F_ZERO_SEED = 1 << 6
-STRUCT_OPS = Reason("struct_ops program", "needs its struct_ops map created and attached (bpf_map__attach_struct_ops)")
+# test_loader attaches every struct_ops map of the object (bpf_map__attach_struct_ops) before a test run, and only
+# then: a subtest that only loads is judged on bpf_object__load, struct_ops programs included.
+STRUCT_OPS = Reason("struct_ops program", "a test run needs the object's struct_ops maps attached first "
+                                          "(bpf_map__attach_struct_ops)")
 
 
 def unpriv_capable(m: BtfMap) -> bool:
@@ -107,8 +110,8 @@ class FileSpecs:
 def load_file(skeleton: Skeleton, obj_path: Path, testmod: Testmod | None = None, *,
               arch: str = "x86_64") -> FileSpecs:
     """Read a compiled file's programs and specs, with the reasons this harness cannot run some of them:
-    __btf_path, struct_ops programs, bpf_testmod (its kfuncs, struct_ops types or attach targets, or a
-    RUN_TESTS test_progs guards with env.has_testmod), a verifier.c pre-execution callback (test runs only)."""
+    __btf_path, bpf_testmod (its kfuncs, struct_ops types or attach targets, or a RUN_TESTS test_progs guards with
+    env.has_testmod); for test runs only, a verifier.c pre-execution callback and an object with struct_ops maps."""
     try:
         obj = BpfObject.read(obj_path)
         programs = obj.programs
@@ -123,11 +126,12 @@ def load_file(skeleton: Skeleton, obj_path: Path, testmod: Testmod | None = None
     if "env.has_testmod" in skeleton.guards and not file_reasons:
         file_reasons.append(Reason("bpf_testmod", f"test_progs runs it only with bpf_testmod.ko loaded "
                                                   f"(env.has_testmod, {skeleton.where})"))
+    struct_ops = bool(obj.struct_ops_maps()) or any(p.is_struct_ops for p in programs)
     specs = []
     for prog in programs:
         spec = spec_for(btf, prog.name, section=prog.section, arch=arch).with_unsupported(*file_reasons)
-        if prog.is_struct_ops:
-            spec = spec.with_unsupported(STRUCT_OPS)
+        if struct_ops:
+            spec = spec.with_unsupported(STRUCT_OPS, execution=True)
         if testmod is not None and (needs := testmod.program_needs(prog)):
             spec = spec.with_unsupported(Reason("bpf_testmod", "needs bpf_testmod.ko: " + ", ".join(needs)))
         if spec.btf_path is not None:

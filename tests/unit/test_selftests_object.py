@@ -13,8 +13,10 @@ import pytest
 
 from harness.cases.compile import CLANG_CANDIDATES, find_clang
 from harness.selftests.btf import FUNC
+from harness.selftests.discover import Skeleton
 from harness.selftests.elf import BpfObject, ElfError
 from harness.selftests.spec import PRIV, UNPRIV, spec_for
+from harness.selftests.suite import STRUCT_OPS, load_file
 
 needs_clang = pytest.mark.skipif(not any(shutil.which(c) for c in CLANG_CANDIDATES), reason="no clang-16..19")
 
@@ -149,6 +151,16 @@ def test_externs_maps_and_struct_ops(scratch: BpfObject) -> None:
     assert externs["scratch_weak_kfunc"].weak and externs["scratch_weak_kfunc"].section == ".ksyms"
     assert [(m.name, m.type, m.flags) for m in scratch.maps()] == [("seeded", 1, 64), ("arr", 2, 0)]
     assert scratch.struct_ops_maps() == [("my_ops", "scratch_ops")]
+
+
+@needs_clang
+def test_an_object_with_struct_ops_maps_loads_but_does_not_test_run(scratch: BpfObject) -> None:
+    """test_loader attaches an object's struct_ops maps only before a test run: a struct_ops program's load is
+    judged like any other (test_progs passes verifier_global_subprogs' arg_tag_ctx_struct_ops on the default
+    kernel, tests/data/selftests-compare-6.12.117), while a __retval of any program of the object is a skip."""
+    fs = load_file(Skeleton("scratch", None, "run_tests", "prog_tests/scratch.c:1", "test_scratch"), scratch.path)
+    assert [s.prog_name for s in fs.specs] == ["tc_b", "tc_a", "aux", "untagged", "ops_prog"]
+    assert all(s.unsupported == () and s.exec_unsupported == (STRUCT_OPS,) for s in fs.specs)
 
 
 @needs_clang
