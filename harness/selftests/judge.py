@@ -17,7 +17,7 @@ ANY_ALIGNMENT = PROG_FLAGS["BPF_F_ANY_ALIGNMENT"]
 
 
 @dataclass(frozen=True)
-class Target:
+class GuestTraits:
     """What test_loader asks of the machine it runs on (the guest): its arch (for __arch_*), whether it has
     CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS (else BPF_F_ANY_ALIGNMENT programs are neither run unprivileged nor
     executed), and whether kernel.unprivileged_bpf_disabled is set (then no unpriv subtest runs)."""
@@ -27,10 +27,10 @@ class Target:
     unpriv_disabled: bool = False
 
 
-X86_64 = Target()
+X86_64 = GuestTraits()
 
 
-def precheck(spec: TestSpec, mode: str, target: Target = X86_64) -> tuple[str, str] | None:
+def precheck(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> tuple[str, str] | None:
     """The verdict before anything is loaded, or None when the subtest must be loaded: an invalid spec fails,
     a program for another arch, an unpriv subtest the target cannot run and an unsupported feature skip."""
     if not spec.valid:
@@ -66,7 +66,7 @@ def program_log(load_result: Mapping[str, Any], prog_name: str) -> str:
 
 
 def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
-          run_result: Mapping[str, Any] | None = None, *, target: Target = X86_64) -> tuple[str, str]:
+          run_result: Mapping[str, Any] | None = None, *, target: GuestTraits = X86_64) -> tuple[str, str]:
     """run_subtest()'s verdict: (status, reason), status one of pass, fail, skip, error.
 
     `load_result` is the agent's `load` response for the file's object with this program and the file's
@@ -122,7 +122,7 @@ def missing_kernel_features(libbpf_log: Any) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def should_execute(spec: TestSpec, mode: str, target: Target = X86_64) -> bool:
+def should_execute(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> bool:
     """should_do_test_run(): a __retval subtest that is expected to load, unless BPF_F_ANY_ALIGNMENT on a
     machine without efficient unaligned access."""
     sub = spec.subspec(mode)
@@ -162,5 +162,5 @@ def _last_lines(lines: Any, count: int = 8) -> str:
     return "\n".join(list(lines or [])[-count:])
 
 
-__all__ = ["ERROR", "FAIL", "PASS", "PRIV", "SKIP", "UNPRIV", "Target", "judge", "precheck", "program_log",
+__all__ = ["ERROR", "FAIL", "PASS", "PRIV", "SKIP", "UNPRIV", "GuestTraits", "judge", "precheck", "program_log",
            "should_execute"]

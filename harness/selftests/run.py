@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.errors import AgentExitedError, GuestCommandError, HarnessError, LostVMError
 from harness.selftests.discover import SELFTESTS, Skeleton
-from harness.selftests.judge import ERROR, SKIP, Target, judge, precheck, should_execute
+from harness.selftests.judge import ERROR, SKIP, GuestTraits, judge, precheck, should_execute
 from harness.selftests.spec import PROG_FLAGS, TESTING_PROG_FLAGS, UNPRIV
 from harness.selftests.suite import FileSpecs, Subtest
 from harness.settings import CacheLayout
@@ -84,10 +84,10 @@ class SelftestSession:
             self._probe = res
         return self._probe
 
-    def target(self) -> Target:
+    def target(self) -> GuestTraits:
         p = self.probe()
         unaligned = p.get("efficient_unaligned_access")
-        return Target(arch=p.get("machine") or "x86_64",
+        return GuestTraits(arch=p.get("machine") or "x86_64",
                       efficient_unaligned_access=unaligned if unaligned is not None else p.get("machine") in (
                           "x86_64", "aarch64", "s390x", "ppc64le"),
                       unpriv_disabled=bool(p.get("unpriv_disabled_reason")))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, Target, judge, precheck, program_log, should_execute
+from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, GuestTraits, judge, precheck, program_log, should_execute
 from harness.selftests.spec import POINTER_VALUE, PRIV, UNPRIV, Reason, parse_spec
 
 T = "comment:"
@@ -63,7 +63,7 @@ def test_unpriv_subtests_use_their_subspec() -> None:
     assert judge(s, PRIV, loaded())[0] == PASS
     assert judge(s, UNPRIV, refused("x: unpriv msg"))[0] == PASS
     assert judge(s, UNPRIV, refused("other"))[0] == FAIL
-    assert judge(s, UNPRIV, refused("unpriv msg"), target=Target(unpriv_disabled=True))[0] == SKIP
+    assert judge(s, UNPRIV, refused("unpriv msg"), target=GuestTraits(unpriv_disabled=True))[0] == SKIP
     with pytest.raises(ValueError, match="no unpriv subtest"):
         judge(spec(), UNPRIV, loaded())
 
@@ -71,7 +71,7 @@ def test_unpriv_subtests_use_their_subspec() -> None:
 def test_any_alignment_on_a_machine_without_efficient_unaligned_access() -> None:
     s = spec("test_expect_success", "test_expect_success_unpriv", "test_retval=1",
              "test_prog_flags=BPF_F_ANY_ALIGNMENT")
-    slow = Target(efficient_unaligned_access=False)
+    slow = GuestTraits(efficient_unaligned_access=False)
     assert precheck(s, UNPRIV, slow)[0] == SKIP and precheck(s, PRIV, slow) is None
     assert not should_execute(s, PRIV, slow) and should_execute(s, PRIV)
     assert judge(s, PRIV, loaded(), target=slow)[0] == PASS  # loaded; no test run on that machine
