@@ -174,27 +174,23 @@ def delete(item: Item, layout: CacheLayout) -> None:
     """Kernel entries go by renaming away first, so no reader ever sees half an entry; slots and patched trees
     only while no build holds their tree's lock."""
     if item.kind in ("slot", "tree"):
-        path = item.paths[0]
-        with key_lock(layout, _tree_lock_of(item)):
-            doomed = path.with_name(f".evicting-{path.name}-{os.getpid()}")
-            try:
-                os.rename(path, doomed)
-            except OSError:
-                return
-        shutil.rmtree(doomed, ignore_errors=True)
-        return
-    if item.kind == "kernel":
-        entry = item.paths[0]
-        doomed = entry.with_name(f".evicting-{entry.name}-{os.getpid()}")
-        with key_lock(layout, entry.name):  # not while someone builds this key
-            try:
-                os.rename(entry, doomed)
-            except OSError:
-                return
-        shutil.rmtree(doomed, ignore_errors=True)
-        return
-    for p in item.paths:
-        p.unlink(missing_ok=True)
+        _evict_dir(layout, item.paths[0], _tree_lock_of(item))
+    elif item.kind == "kernel":
+        _evict_dir(layout, item.paths[0], item.paths[0].name)  # not while someone builds this key
+    else:
+        for p in item.paths:
+            p.unlink(missing_ok=True)
+
+
+def _evict_dir(layout: CacheLayout, path: Path, lock: str) -> None:
+    """Rename `path` out of the way under `lock` (a reader then finds it gone, never half-deleted), then delete."""
+    doomed = path.with_name(f".evicting-{path.name}-{os.getpid()}")
+    with key_lock(layout, lock):
+        try:
+            os.rename(path, doomed)
+        except OSError:
+            return
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def collect(layout: CacheLayout, policy: Policy, *, dry_run: bool = False, now: float | None = None,
