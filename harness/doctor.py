@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -214,43 +215,57 @@ def python_packages() -> list[str]:
     return out
 
 
-def run(cache_dir: Path | None = None, say: Callable[[str], None] = print) -> int:
-    """Print the report; 0 when a run can work here, 3 when something it needs is missing."""
+def run(cache_dir: Path | None = None, say: Callable[[str], None] = print, json_path: Path | None = None) -> int:
+    """Print the report (and write it as JSON to `json_path`); 0 when a run can work here, 3 when something it
+    needs is missing."""
     layout = CacheLayout(cache_dir or cache_root())
-    say(f"bpf-audit-harness {harness_version()}")
+    report: dict = {"version": harness_version()}
+    say(f"bpf-audit-harness {report['version']}")
     found = survey()
     width = max((len(f.need.name) for f in found), default=0)
     say("tools (status, name, version or path, Debian package, what for):")
+    report["tools"] = []
     for f in found:
         status = "ok" if f.ok else ("MISSING" if f.need.required else "missing")
         package = f.need.package or "pip: `make venv`"
         detail = f.version or f.where or "-"
         say(f"  {status:8} {f.need.name:{width}}  {detail:52}  {package:18} {f.need.for_}"
             + ("" if f.need.required else " (optional)"))
+        report["tools"].append({"name": f.need.name, "status": status.lower(), "version": f.version,
+                                "path": f.where, "package": f.need.package, "for": f.need.for_,
+                                "required": f.need.required})
     problems = [f for f in found if not f.ok and f.need.required]
     tags, compiler = type_tags()
+    report["btf_type_tags"] = {"compiler": compiler, "kept": tags}
     if tags is None:
         say(f"BTF type tags: unknown ({compiler})")
     else:
         say(f"BTF type tags: {compiler} {'keeps' if tags else 'DROPS'} btf_type_tag"
             + ("" if tags else ": the __kptr cases are skipped (install clang-19)"))
     kernel, why = default_kernel(layout)
+    report["default_kernel"] = {"bzimage": str(kernel) if kernel else None, "description": why}
     say(f"default kernel: {why}")
-    say(f"accelerator: {accelerator(layout, kernel, why)}")
+    report["accelerator"] = accelerator(layout, kernel, why)
+    say(f"accelerator: {report['accelerator']}")
     where, free = disk(layout)
+    report["cache"] = {"root": str(layout.root), "description": where, "free_bytes": free}
     say(f"cache: {where}")
-    say("python: " + ", ".join(python_packages()))
+    report["python"] = python_packages()
+    say("python: " + ", ".join(report["python"]))
     if free < MIN_FREE_BYTES:
         say(f"NOT ENOUGH DISK: a kernel build needs several GiB in {layout.root}")
     elif free < LOW_FREE_BYTES:
         say("low disk: a kernel build takes a few GiB; `bpf-audit-harness cache --prune` frees old kernels")
     pkgs = sorted({f.need.package for f in problems if f.need.package})
+    report["apt_install"] = pkgs
     if pkgs:
         say(f"missing: apt-get install {' '.join(pkgs)}")
     if any(f.need.name == "vng" for f in problems):
         say("missing: virtme-ng in the venv: make venv")
-    if problems or free < MIN_FREE_BYTES:
-        say("verdict: a run cannot work here yet (see MISSING above)")
-        return 3
-    say("verdict: a run can work here")
-    return 0
+    ok = not problems and free >= MIN_FREE_BYTES
+    report["verdict"] = "a run can work here" if ok else "a run cannot work here yet"
+    say("verdict: a run can work here" if ok else "verdict: a run cannot work here yet (see MISSING above)")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=1) + "\n")
+    return 0 if ok else 3

@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify-endpoints", dest="verify_endpoints", action="store_false",
                    help="do not run the step on --bad and --good first (by default it must fail on --bad and "
                    "pass on --good, or nothing is bisected)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the conclusion and every step as JSON")
     p.add_argument("case", nargs="+", metavar="CASE", help="pytest node id, e.g. cases/audit/x.bpf.c::prog")
     p.set_defaults(func=commands.cmd_bisect)
     p = sub.add_parser("cache", help="show the build cache; --prune evicts kernels and objects unused for a while")
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check this machine: every tool with its version and Debian package, KVM, "
                        "the cache; exit 0 when a run can work, 3 (with the apt-get line) when not")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     p.set_defaults(func=commands.cmd_doctor)
     p = sub.add_parser("ssh", help="a shell (or `-- CMD`) in the VM that pytest --keep-vm-on-failure kept")
     p.add_argument("run", metavar="RUN", help="the run directory the pytest summary names (a name under the "

@@ -276,13 +276,19 @@ def cmd_mutants(ns: argparse.Namespace) -> int:
 def cmd_bisect(ns: argparse.Namespace) -> int:
     """git bisect run with the harness step; prints the first bad commit and its failing cases. Exit 0 when git
     named it, 1 when skipped commits hide it, 3 when the bisection aborted."""
-    from harness.campaigns.bisect.run import format_result, run_bisect
+    import json
+
+    from harness.campaigns.bisect.run import format_result, run_bisect, to_json
 
     tree = Path(ns.kernel_src or ".")
     result = run_bisect(tree, ns.good, ns.bad, ns.case, retries=ns.retries, cache_dir=ns.cache_dir,
                         config_dir=ns.config_dir, accel=ns.accel, extra_pytest=ns.pytest_arg,
                         verify_endpoints=ns.verify_endpoints)
     print(format_result(result))
+    if ns.json:
+        ns.json.parent.mkdir(parents=True, exist_ok=True)
+        ns.json.write_text(json.dumps(to_json(result), indent=1) + "\n")
+        print(f"json   {ns.json}")
     if result.first_bad:
         return EXIT_OK
     return EXIT_FAILED if result.conclusion.candidates else EXIT_HARNESS
@@ -292,7 +298,7 @@ def cmd_doctor(ns: argparse.Namespace) -> int:
     """What a run needs, found or missing (with the apt-get line), KVM's verdict, the cache; exit 0 or 3."""
     from harness import doctor
 
-    return doctor.run(ns.cache_dir)
+    return doctor.run(ns.cache_dir, json_path=ns.json)
 
 
 def cmd_ssh(ns: argparse.Namespace) -> int:

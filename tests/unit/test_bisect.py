@@ -13,9 +13,12 @@ from harness.campaigns.bisect.run import (
     GOOD,
     SKIP,
     BisectError,
+    BisectResult,
     Conclusion,
+    StepReport,
     check_tree,
     parse_run_output,
+    to_json,
     tree_state,
 )
 from harness.campaigns.bisect.step import judge_step, judge_try
@@ -100,3 +103,17 @@ def test_endpoint_verdicts_that_do_not_bound_a_bisection_are_explained(rc, name,
 
     assert _endpoint_problem(name, "a" * 40, want, want, None) is None
     assert phrase in _endpoint_problem(name, "a" * 40, want, rc, None)
+
+
+def test_bisect_json_carries_the_conclusion_and_every_step(tmp_path):
+    good, bad, mid = "a" * 40, "b" * 40, "c" * 40
+    steps = [StepReport(bad, "break it", "bad", 1, tries=["fail", "fail"], failing=["cases/x.bpf.c::p"]),
+             StepReport(mid, "tidy", "skip", 125, reason="flaky: failed 1 of 3 tries"),
+             StepReport(good, "base", "good", 0, tries=["pass"])]
+    data = to_json(BisectResult(Conclusion(bad), steps, 12.34, tmp_path, "break it", good, bad))
+    assert (data["first_bad"], data["subject"], data["good"], data["bad"]) == (bad, "break it", good, bad)
+    assert data["flaky"] == [mid] and data["seconds"] == 12.3 and data["run_dir"] == str(tmp_path)
+    assert [s["verdict"] for s in data["steps"]] == ["bad", "skip", "good"]
+    assert data["steps"][0]["failing"] == ["cases/x.bpf.c::p"]
+    hidden = to_json(BisectResult(Conclusion(None, (mid, bad)), steps, 1.0, tmp_path, "", good, bad))
+    assert hidden["first_bad"] is None and hidden["candidates"] == [mid, bad] and hidden["subject"] == ""

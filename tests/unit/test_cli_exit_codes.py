@@ -198,9 +198,15 @@ def test_cache(tmp_path):
 def test_doctor(tmp_path):
     """0 when nothing a run needs is missing (3 otherwise: on this machine either is right); with no tools on PATH
     it is 3, with one apt-get line for what is missing. It never builds or boots (both are refused here)."""
-    res = cli("doctor", "--cache-dir", str(tmp_path / "cache"), env=NO_BUILD_NO_BOOT)
+    res = cli("doctor", "--cache-dir", str(tmp_path / "cache"), "--json", str(tmp_path / "doctor.json"),
+              env=NO_BUILD_NO_BOOT)
     missing = [line for line in res.stdout.splitlines() if line.startswith("  MISSING ")]
     assert res.returncode == (3 if missing else 0), res.stdout + res.stderr
+    report = json.loads((tmp_path / "doctor.json").read_text())  # --json: the same report as data
+    assert len(report["tools"]) == len([t for t in report["tools"] if t["status"] in ("ok", "missing")])
+    assert sum(t["status"] == "missing" and t["required"] for t in report["tools"]) == len(missing)
+    assert report["verdict"] == ("a run cannot work here yet" if missing else "a run can work here")
+    assert report["cache"]["root"] == str(tmp_path / "cache") and report["cache"]["free_bytes"] > 0
     assert "accelerator: not probed: no kernel built yet (run `make build`)" in res.stdout, res.stdout
     assert f"cache: {tmp_path / 'cache'}: " in res.stdout and "free on its file system" in res.stdout
     bare = cli("doctor", "--cache-dir", str(tmp_path / "cache"),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -287,6 +288,15 @@ def _reset(tree: Path, before: TreeState) -> None:
     if after != before:
         print(f"bpf-audit-harness bisect: could not restore {tree} to {before.describe()} (now "
               f"{after.describe()}): {res.stderr.strip()}", file=sys.stderr)
+
+
+def to_json(result: BisectResult) -> dict:
+    """The bisection as data (`bisect --json`): the conclusion, then every step as the step reported it."""
+    c = result.conclusion
+    return {"first_bad": c.first_bad, "subject": result.subject if c.first_bad else "",
+            "candidates": list(c.candidates), "aborted": c.aborted, "good": result.good, "bad": result.bad,
+            "seconds": round(result.seconds, 1), "run_dir": str(result.run_dir),
+            "flaky": [s.commit for s in result.flaky()], "steps": [dataclasses.asdict(s) for s in result.steps]}
 
 
 def format_result(result: BisectResult) -> str:
