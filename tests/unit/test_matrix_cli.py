@@ -62,7 +62,12 @@ def test_suite_argv_names_target_matrix_and_junit(tmp_path):
     assert "-n" not in suite_argv(t, m.path, opts, tmp_path / "j.xml", ["x"], 1)
 
 
-RUNS = "/root/.cache/bpf-audit-harness/runs/"  # where the recorded runs wrote the case logs (long pruned)
+def _rebase_runs(recorded: str, runs: Path) -> str:
+    """The recorded JUnit with its log paths moved from the recording machine's cache (long pruned, never read)
+    to `runs`. The old prefix is taken from the file itself, so no path of that machine is written here."""
+    prefixes = set(re.findall(r"(/[^\s\"<>]*?/bpf-audit-harness/runs/)", recorded))
+    assert len(prefixes) == 1, f"expected one recorded runs/ prefix, found {sorted(prefixes)}"
+    return recorded.replace(prefixes.pop(), f"{runs}/")
 
 
 def _results_dir(tmp_path: Path) -> Path:
@@ -77,7 +82,7 @@ def _results_dir(tmp_path: Path) -> Path:
     runs = tmp_path / "runs"
     for name, dest in (("6.12-series-serial-case-timeout-lost-vm.junit.xml", "junit.xml"),
                        ("6.12-series-serial-rerun-passes.junit.xml", "rerun-1.junit.xml")):
-        (series / dest).write_text((MATRIX_DATA / name).read_text().replace(RUNS, f"{runs}/"))
+        (series / dest).write_text(_rebase_runs((MATRIX_DATA / name).read_text(), runs))
     logs = runs / "20261123-112743-vm-main-6898/cases/serial.bpf-grouped_with_syscall"
     logs.mkdir(parents=True)
     for log in ("verifier.log", "libbpf.log", "records.txt"):
