@@ -75,7 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(JUnitCaseNames(config), "bpf-audit-harness-junit-names")
     from harness.machine.lifetime import exit_on_hangup_and_term
 
-    exit_on_hangup_and_term()  # SIGHUP/SIGTERM end the run as Ctrl-C does: teardown stops the VMs
+    exit_on_hangup_and_term()  # SIGHUP/SIGTERM: VMs SIGKILLed at once, then the run reports; Ctrl-C: graceful
     if hasattr(config, "workerinput"):  # an xdist worker ends (and stops its VM) when its controller dies
         import signal
 

@@ -102,6 +102,24 @@ class CacheLayout:
         return self.root / "generated"
 
 
+def listdir(directory: Path) -> list[Path]:
+    """The entries of `directory`, sorted; [] when it is not there (any more). Everything under the cache can be
+    removed by another process at any moment (run pruning, `cache --prune`, the GC at session start): a reader
+    takes an entry that vanished before or while it looked as normal, never as an error."""
+    try:
+        return sorted(directory / name for name in os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def run_files(runs: Path, suffix: str) -> list[Path]:
+    """Files named *`suffix` in every run directory under `runs`; run directories pruned meanwhile are skipped."""
+    out: list[Path] = []
+    for run in listdir(runs):
+        out += [f for f in listdir(run) if f.name.endswith(suffix)]
+    return out
+
+
 def new_run_dir(layout: CacheLayout, label: str = "run") -> Path:
     """A fresh directory for one invocation's logs; old ones beyond KEEP_RUNS are pruned."""
     layout.runs.mkdir(parents=True, exist_ok=True)
@@ -116,7 +134,7 @@ def _prune_runs(runs: Path) -> None:
     import shutil
 
     dated = []
-    for p in runs.iterdir():
+    for p in listdir(runs):
         try:  # another process may be pruning the same directory right now
             if p.is_dir():
                 dated.append((p.stat().st_mtime, p))

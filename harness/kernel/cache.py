@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from harness.errors import CacheError
-from harness.settings import CacheLayout, pid_alive
+from harness.settings import CacheLayout, listdir, pid_alive
 
 # Bump when the build recipe changes in a way the inputs below do not show.
 RECIPE_VERSION = 2  # 2: out-of-tree builds in kept slots (harness.kernel.trees, build.slot_dir)
@@ -183,9 +183,7 @@ def _fsync_dir(path: Path) -> None:
 def sweep_stale(layout: CacheLayout) -> None:
     """Remove staging and work dirs left by killed processes (their lock is free)."""
     for parent in (layout.kernels, layout.work):
-        if not parent.is_dir():
-            continue
-        for entry in parent.iterdir():
+        for entry in listdir(parent):
             if not entry.name.startswith((".staging-", "build-", ".evicting-")):
                 continue
             try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.kernel.build import SLOT_INFO
 from harness.kernel.cache import LAST_USED, key_lock
 from harness.kernel.trees import STATE as TREE_STATE
-from harness.settings import CacheLayout
+from harness.settings import CacheLayout, listdir
 
 DAY = 86400.0
 # Never evict what was used this recently: another session may be using it right now.
@@ -82,7 +82,10 @@ def human(n: int) -> str:
 
 def _du(path: Path) -> int:
     if path.is_file():
-        return path.stat().st_size
+        try:
+            return path.stat().st_size
+        except OSError:  # evicted just now by another process
+            return 0
     total = 0
     for root, _dirs, files in os.walk(path):
         for f in files:
@@ -104,29 +107,25 @@ def _mtime(*paths: Path) -> float:
 
 
 def scan(layout: CacheLayout) -> list[Item]:
-    """Published kernel entries and compiled case objects, with their size and last use."""
+    """Published kernel entries and compiled case objects, with their size and last use. Every listing takes an
+    entry another process removes meanwhile (a prune, an eviction) as gone, not as an error."""
     items: list[Item] = []
-    if layout.kernels.is_dir():
-        for entry in sorted(layout.kernels.iterdir()):
-            if entry.name.startswith(".") or not (entry / "meta.json").is_file():
-                continue  # staging dirs belong to sweep_stale
-            items.append(Item("kernel", entry.name, (entry,), _du(entry),
-                              _mtime(entry / LAST_USED, entry / "meta.json")))
+    for entry in listdir(layout.kernels):
+        if entry.name.startswith(".") or not (entry / "meta.json").is_file():
+            continue  # staging dirs belong to sweep_stale
+        items.append(Item("kernel", entry.name, (entry,), _du(entry), _mtime(entry / LAST_USED, entry / "meta.json")))
     # Build slots and patched trees: used by every build from them (the slot's info file is rewritten then).
-    if layout.slots.is_dir():
-        for slot in sorted(layout.slots.iterdir()):
-            if slot.is_dir():
-                items.append(Item("slot", slot.name, (slot,), _du(slot), _mtime(slot / SLOT_INFO) or _mtime(slot)))
-    if layout.trees.is_dir():
-        for tree in sorted(layout.trees.iterdir()):
-            if tree.is_dir():
-                used = _mtime(tree / TREE_STATE) or _mtime(tree)
-                items.append(Item("tree", tree.name, (tree,), own_bytes(tree), used))
-    if layout.objects.is_dir():
-        for meta in sorted(layout.objects.glob("*.json")):
-            obj = meta.with_suffix(".o")
-            paths = (meta, obj) if obj.exists() else (meta,)
-            items.append(Item("object", meta.stem, paths, sum(_du(p) for p in paths), _mtime(meta)))
+    for slot in listdir(layout.slots):
+        if slot.is_dir():
+            items.append(Item("slot", slot.name, (slot,), _du(slot), _mtime(slot / SLOT_INFO) or _mtime(slot)))
+    for tree in listdir(layout.trees):
+        if tree.is_dir():
+            used = _mtime(tree / TREE_STATE) or _mtime(tree)
+            items.append(Item("tree", tree.name, (tree,), own_bytes(tree), used))
+    for meta in (p for p in listdir(layout.objects) if p.suffix == ".json"):
+        obj = meta.with_suffix(".o")
+        paths = (meta, obj) if obj.exists() else (meta,)
+        items.append(Item("object", meta.stem, paths, sum(_du(p) for p in paths), _mtime(meta)))
     return items
 
 

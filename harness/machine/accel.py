@@ -43,6 +43,9 @@ def probe(accel: str, kernel: Path, *, qemu: str = "qemu-system-x86_64", timeout
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
+    from harness.machine import lifetime
+
+    lifetime.own_group(proc.pid, f"{accel} probe")  # a SIGHUP/SIGTERM ends it with the VMs
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)
     seen = b""
@@ -63,6 +66,7 @@ def probe(accel: str, kernel: Path, *, qemu: str = "qemu-system-x86_64", timeout
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        lifetime.disown_group(proc.pid)
         for stream in (proc.stdout, proc.stderr):
             if stream:
                 stream.close()

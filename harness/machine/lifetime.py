@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.settings import KEPT_SUFFIX
+from harness.settings import KEPT_SUFFIX, listdir, run_files
 
 REAPER = Path(__file__).resolve().with_name("reaper.py")
 RECORD_SUFFIX = ".vm.json"
@@ -53,7 +53,7 @@ def write_record(run_dir: Path, name: str, pgid: int, **facts: object) -> Path:
 def recorded_groups(run_dir: Path) -> dict[str, int]:
     """VM name -> process group of every VM a run directory recorded."""
     out = {}
-    for rec in sorted(run_dir.glob(f"*{RECORD_SUFFIX}")):
+    for rec in (f for f in listdir(run_dir) if f.name.endswith(RECORD_SUFFIX)):
         try:
             out[rec.name.removesuffix(RECORD_SUFFIX)] = int(json.loads(rec.read_text())["pgid"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -96,26 +96,11 @@ def is_our_reaper(pid: int) -> bool:
         return False
 
 
-def _records(runs: Path) -> list[Path]:
-    """Every VM record under the run directories; run directories pruned meanwhile are skipped."""
-    out: list[Path] = []
-    try:
-        run_dirs = list(os.scandir(runs))
-    except OSError:
-        return out
-    for run in run_dirs:
-        try:
-            out += [Path(e.path) for e in os.scandir(run.path) if e.name.endswith(RECORD_SUFFIX)]
-        except OSError:  # not a directory, or pruned by another process just now
-            continue
-    return out
-
-
 def reap_orphans(runs: Path, say=None) -> list[str]:
     """The safety net: end the VM groups whose owner died without ending them (recorded in run directories).
     Only groups whose leader is still this harness's reaper are touched: a recycled process group is not ours."""
     reaped: list[str] = []
-    for rec in _records(runs):
+    for rec in run_files(runs, RECORD_SUFFIX):
         try:
             data = json.loads(rec.read_text())
             pgid, owner = int(data["pgid"]), int(data["owner_pid"])
@@ -137,23 +122,128 @@ def reap_orphans(runs: Path, say=None) -> list[str]:
     return reaped
 
 
+# -- signals: what each one does to the VMs this process runs -----------------------------------------------------
+#
+# SIGHUP (a closed terminal, a dropped ssh session) and SIGTERM (a CI timeout, a supervisor): nobody waits for a
+# graceful end, so the VM process groups are SIGKILLed inside the handler, before anything else runs (a guest's
+# state is disposable), the signal is passed on to this process's children in its own process group (pytest-xdist
+# workers, which end their VMs the same way), and only then the run unwinds as Ctrl-C does (reports, JUnit). Nothing
+# in the unwinding talks to a live guest any more, so no load, boot or guest request can delay the VMs' end.
+#
+# SIGINT (Ctrl-C): the graceful path (teardown stops each VM), bounded: a watchdog ends every VM GRACEFUL_DEADLINE
+# seconds later if teardown has not, and a second Ctrl-C ends them at once.
+
+GRACEFUL_DEADLINE = 15.0
+_GROUPS: dict[int, str] = {}  # process group -> VM name, of the VMs this process runs
 _HANDLED: set[int] = set()
+_interrupts = 0
+
+
+def own_group(pgid: int, name: str) -> None:
+    """A VM of this process runs in process group `pgid` (the reaper's): a signal that ends the run ends it."""
+    _GROUPS[pgid] = name
+
+
+def disown_group(pgid: int) -> None:
+    _GROUPS.pop(pgid, None)
+
+
+def end_groups_now() -> list[str]:
+    """SIGKILL every VM group this process runs, now; safe from a signal handler and from any thread. The VMs'
+    stop() later reaps them and removes their files. Returns their names."""
+    ended = []
+    for pgid, name in list(_GROUPS.items()):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            ended.append(name)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return ended
+
+
+def _children_in_my_group() -> list[int]:
+    """Direct children of this process in its own process group: pytest-xdist workers (a VM's reaper runs in a
+    session of its own and is ended through its group)."""
+    me, group = os.getpid(), os.getpgrp()
+    out: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in entries:
+        if name.isdigit():
+            fields = _stat(name)
+            if fields is not None and int(fields[1]) == me and int(fields[2]) == group and fields[0] != b"Z":
+                out.append(int(name))
+    return out
 
 
 def exit_on_hangup_and_term() -> None:
-    """SIGTERM (CI timeouts, xdist teardown) and SIGHUP (a closed terminal, a dropped ssh session) end this
-    process as Ctrl-C does: KeyboardInterrupt, which pytest and the CLI already handle (teardown, `finally`
-    blocks, atexit stop the VMs). A handler someone else installed is left alone; only the main thread can
-    install one."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if sig in _HANDLED or signal.getsignal(sig) not in (signal.SIG_DFL, None):
+    """Install the handlers described above. A handler someone else installed is left alone; only the main thread
+    can install one (elsewhere this does nothing)."""
+    for sig, handler, default in ((signal.SIGTERM, _end_now, signal.SIG_DFL), (signal.SIGHUP, _end_now, signal.SIG_DFL),
+                                  (signal.SIGINT, _interrupt, signal.default_int_handler)):
+        if sig in _HANDLED or signal.getsignal(sig) not in (default, None):
             continue
         try:
-            signal.signal(sig, _raise_exit)
+            signal.signal(sig, handler)
             _HANDLED.add(sig)
         except ValueError:  # not the main thread
             pass
 
 
-def _raise_exit(signum, frame):
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+def _end_now(signum, frame):
+    name = signal.Signals(signum).name
+    ended = end_groups_now()
+    children = _children_in_my_group()
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    _say(f"{name}: ended {len(ended)} VM(s) at once{': ' + ', '.join(ended) if ended else ''}"
+         f"{f', passed SIGTERM to {len(children)} worker(s)' if children else ''}; "
+         f"the run stops ({where(frame)})")
+    raise KeyboardInterrupt(f"signal {name}")
+
+
+def _interrupt(signum, frame):
+    global _interrupts
+    _interrupts += 1
+    if _interrupts == 1:
+        if _GROUPS:
+            import threading
+
+            timer = threading.Timer(GRACEFUL_DEADLINE, _graceful_deadline)
+            timer.daemon = True
+            timer.start()
+    else:
+        ended = end_groups_now()
+        if ended:
+            _say(f"second Ctrl-C: ended {len(ended)} VM(s) at once: {', '.join(ended)}")
+    raise KeyboardInterrupt
+
+
+def _graceful_deadline() -> None:
+    ended = end_groups_now()
+    if ended:
+        _say(f"Ctrl-C: teardown did not stop {', '.join(ended)} within {GRACEFUL_DEADLINE:g}s; ended them")
+
+
+def where(frame) -> str:
+    """Where the main thread was when a signal landed: the innermost frames of the harness (or the top frame), as
+    `file:line function` (printed with the signal, to tell boot, ssh wait, a guest request or a lock apart)."""
+    import traceback
+
+    if frame is None:
+        return "unknown"
+    stack = traceback.extract_stack(frame)
+    ours = [f for f in stack if "/harness/" in f.filename or "/guests/" in f.filename] or stack[-1:]
+    return "in " + " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(ours[-3:]))
+
+
+def _say(msg: str) -> None:
+    try:
+        os.write(2, f"bpf-audit-harness: {msg}\n".encode(errors="replace"))
+    except OSError:
+        pass

@@ -192,6 +192,7 @@ class LocalVM:
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True, cwd="/", env=env)
         _LIVE.add(self)
+        lifetime.own_group(self.proc.pid, self.name)  # SIGHUP/SIGTERM to this process end it at once
         lifetime.write_record(self.run_dir, self.name, self.proc.pid, kernel=str(self.config.kernel),
                               port=self.port)
         assert self.port is not None
@@ -258,6 +259,7 @@ class LocalVM:
         proc, self.proc = self.proc, None
         if proc is not None:
             _kill_group(proc, timeout)
+            lifetime.disown_group(proc.pid)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         _LIVE.discard(self)
 
@@ -266,6 +268,8 @@ class LocalVM:
         ends it later). Only the connection goes; stop() and exit no longer touch the VM."""
         if self.guest is not None:
             self.guest.close()
+        if self.proc is not None:
+            lifetime.disown_group(self.proc.pid)  # kept: a signal to this process must not end it
         self.proc = None
         _LIVE.discard(self)
 

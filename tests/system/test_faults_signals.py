@@ -15,7 +15,7 @@ import pytest
 from helpers import descendants, sigint_default
 
 from harness.machine.lifetime import RECORD_SUFFIX, group_alive
-from harness.settings import REPO_ROOT
+from harness.settings import REPO_ROOT, run_files
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 CLI = str(Path(sys.executable).parent / "bpf-audit-harness")
@@ -46,11 +46,12 @@ def _write_case(root: Path, n: int = 1) -> None:
 
 
 def _records(runs: Path, owners: set[int]) -> dict[Path, int]:
-    """Console log -> process group of every VM recorded by one of `owners`."""
+    """Console log -> process group of every VM recorded by one of `owners` (other runs' directories may be pruned
+    while this looks: the GC of every session start does it)."""
     import json
 
     out = {}
-    for rec in runs.glob(f"*/*{RECORD_SUFFIX}"):
+    for rec in run_files(runs, RECORD_SUFFIX):
         try:
             data = json.loads(rec.read_text())
         except (OSError, ValueError):

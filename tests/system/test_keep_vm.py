@@ -13,6 +13,7 @@ from helpers import SCRATCH_CASE, cli, group_gone, wait_dead
 
 from harness.machine import keep, lifetime
 from harness.machine.vm import qemu_pids_in_group
+from harness.settings import listdir
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -34,7 +35,7 @@ def test_the_first_failing_cases_vm_is_kept_until_stop(kernel_artifact, kernel_o
     layout = kernel_options.layout()
     root = str(layout.root)
     _write_cases(tmp_path)
-    before = set(layout.runs.iterdir()) if layout.runs.is_dir() else set()
+    before = set(listdir(layout.runs))
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "cases", "-n", "2",
                           "--harness-cache", root, "--keep-vm-on-failure=5"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=1800)
@@ -55,7 +56,7 @@ def test_the_first_failing_cases_vm_is_kept_until_stop(kernel_artifact, kernel_o
         pgid = kept.pgid()
         assert pgid and kept.running() and qemu_pids_in_group(pgid), "the kept VM did not outlive pytest"
         assert 0 < kept.deadline() < float("inf"), "the reaper set no deadline when pytest exited"
-        new_runs = [d for d in layout.runs.iterdir() if d not in before]
+        new_runs = [d for d in listdir(layout.runs) if d not in before]
         others = [(d.name, name, g) for d in new_runs for name, g in lifetime.recorded_groups(d).items()
                   if (d, name) != (Path(kept.run_dir), kept.name)]
         assert others, "expected the other worker's VM (and the replacement VM) to be recorded"
