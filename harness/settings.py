@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PATCHES_DIR = REPO_ROOT / "patches"
+DEFAULT_PATCHES_DIR = REPO_ROOT / "patches" / "6.12"  # one directory per kernel line (patches/<line>/)
 DEFAULT_CONFIG_DIR = REPO_ROOT / "kernel-config"
 DEFAULT_DEBIAN_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 CACHE_ENV = "BPF_AUDIT_HARNESS_CACHE"
