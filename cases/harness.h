@@ -235,12 +235,13 @@
 struct bpf_audit_context;
 
 /*
- * The bpf_audit kfuncs, with the spec's signatures. __weak so that an
+ * The bpf_audit kfuncs, with the spec's signatures (the RFC's API, the same
+ * on every kernel line that carries the series). __weak so that an
  * object whose other programs use them still loads (those programs not
  * autoloaded) on a kernel without the series; the harness skips the
  * programs that need them via __needs("bpf_audit").
  */
-extern struct bpf_audit_context *bpf_audit_log_start(void *aux__prog) __ksym __weak;
+extern struct bpf_audit_context *bpf_audit_log_start(void) __ksym __weak;
 extern void bpf_audit_log_end(struct bpf_audit_context *ac) __ksym __weak;
 extern int bpf_audit_log_cause(struct bpf_audit_context *ac, const char *cause__str) __ksym __weak;
 extern int bpf_audit_log_cap(struct bpf_audit_context *ac, int cap) __ksym __weak;
@@ -249,10 +250,11 @@ extern int bpf_audit_log_file(struct bpf_audit_context *ac, struct file *file) _
 extern int bpf_audit_log_ioctl_op(struct bpf_audit_context *ac, struct file *file, u16 cmd) __ksym __weak;
 extern int bpf_audit_log_dentry(struct bpf_audit_context *ac, struct dentry *dentry) __ksym __weak;
 extern int bpf_audit_log_inode(struct bpf_audit_context *ac, struct inode *inode) __ksym __weak;
-extern int bpf_audit_log_task(struct bpf_audit_context *ac, struct task_struct *task) __ksym __weak;
-extern int bpf_audit_log_net_sock(struct bpf_audit_context *ac, int netif, const struct sock *sk) __ksym __weak;
-extern int bpf_audit_log_net_sockaddr(struct bpf_audit_context *ac, int netif, const struct sockaddr *addr,
-				      int addrlen) __ksym __weak;
+extern int bpf_audit_log_task(struct bpf_audit_context *ac, struct task_struct *tsk) __ksym __weak;
+extern int bpf_audit_log_net_sock(struct bpf_audit_context *ac, int netif, const struct socket *sock) __ksym __weak;
+extern int bpf_audit_log_net_sockaddr(struct bpf_audit_context *ac, int netif,
+				      const struct sockaddr *saddr__nullable,
+				      const struct sockaddr *daddr__nullable, int addrlen) __ksym __weak;
 
 /* Existing kfuncs the accepted twins use (upstream since 6.2). */
 extern struct task_struct *bpf_task_acquire(struct task_struct *p) __ksym;
@@ -271,8 +273,8 @@ extern void bpf_task_release(struct task_struct *p) __ksym;
 #ifndef EINVAL
 #define EINVAL		22
 #endif
-#ifndef EALREADY
-#define EALREADY	114
+#ifndef EAFNOSUPPORT
+#define EAFNOSUPPORT	97
 #endif
 #ifndef AF_UNIX
 #define AF_UNIX		1
@@ -287,8 +289,8 @@ extern void bpf_task_release(struct task_struct *p) __ksym;
 #define HARNESS_COMM_LEN	16
 #define HARNESS_NAME_LEN	32
 
-/* The start call every case uses: BPF passes NULL, the verifier supplies the program. */
-#define harness_audit_start()	bpf_audit_log_start(NULL)
+/* The start call every case uses: no argument, the kernel supplies the calling program. */
+#define harness_audit_start()	bpf_audit_log_start()
 
 static __always_inline int harness_streq(const char *have, const char *want, int len)
 {
