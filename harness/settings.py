@@ -150,11 +150,45 @@ def _prune_runs(runs: Path) -> None:
 def _owner_alive(run_dir: Path) -> bool:
     """Run directories end in -<pid> of the process that made them (new_run_dir). A directory holding a kept VM
     (pytest --keep-vm-on-failure: its keys and record, until `bpf-audit-harness ssh RUN --stop` or the timeout)
-    counts as owned too."""
-    if any(run_dir.glob(f"*{KEPT_SUFFIX}")):
+    counts as owned too, but only while its keep file is live: a stale one (deadline passed, or no deadline and
+    its owner gone) pins nothing."""
+    now = time.time()
+    if any(kept_until(f) > now for f in listdir(run_dir) if f.name.endswith(KEPT_SUFFIX)):
         return True
     pid = run_dir.name.rsplit("-", 1)[-1]
     return pid.isdigit() and pid_alive(int(pid))
+
+
+def kept_until(path: Path) -> float:
+    """When a kept VM is due to end (epoch seconds): 0 for "not kept" (no file, one that does not parse, or one
+    with no deadline whose owner is gone: its reaper was killed before it could write the deadline), inf while its
+    owner still runs (the reaper writes the deadline when the owner exits), else the deadline."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0.0
+    if not isinstance(data, dict):
+        return 0.0
+    deadline = data.get("deadline")
+    if isinstance(deadline, int | float):
+        return float(deadline)
+    owner = data.get("owner_pid")
+    if isinstance(owner, int) and not pid_alive(owner):
+        return 0.0
+    return float("inf")
+
+
+def start_ticks(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22), or None if it is gone: with
+    the pid, an identity that a recycled pid does not share."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2:].split()
+    return int(fields[19])
 
 
 def pid_alive(pid: int) -> bool:

@@ -179,6 +179,7 @@ def fake_kept_vm(run_dir: Path, *, owner: int, minutes: float | None = 30.0, por
     import json
 
     from harness.machine import lifetime
+    from harness.settings import start_ticks
 
     keys = run_dir / f"{name}-ssh"
     keys.mkdir(parents=True)
@@ -186,7 +187,7 @@ def fake_kept_vm(run_dir: Path, *, owner: int, minutes: float | None = 30.0, por
     (keys / "host_ed25519.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKey x\n")
     keep_file = lifetime.kept_file(run_dir, name)
     if minutes is not None:
-        keep_file.write_text(json.dumps({"minutes": minutes, "case": "cases/x.bpf.c::prog"}) + "\n")
+        keep_file.write_text(json.dumps({"minutes": minutes, "case": "cases/x.bpf.c::prog", "owner_pid": owner}) + "\n")
     argv = [sys.executable, "-S", str(lifetime.REAPER), str(owner), "--keep-file", str(keep_file), "--",
             "sleep", "600"]
     reaper = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL)
@@ -194,7 +195,8 @@ def fake_kept_vm(run_dir: Path, *, owner: int, minutes: float | None = 30.0, por
     while len(group_members(reaper.pid)) < 2 and time.monotonic() < deadline:  # the reaper watches, sleep runs
         time.sleep(0.05)
     (run_dir / f"{name}{lifetime.RECORD_SUFFIX}").write_text(json.dumps(
-        {"pgid": reaper.pid, "owner_pid": owner, "started": time.time(), "port": port}) + "\n")
+        {"pgid": reaper.pid, "leader_start": start_ticks(reaper.pid), "owner_pid": owner, "started": time.time(),
+         "port": port}) + "\n")
     return reaper
 
 

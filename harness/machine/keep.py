@@ -66,8 +66,8 @@ class KeptVM:
         return lifetime.recorded_groups(Path(self.run_dir)).get(self.name)
 
     def running(self) -> bool:
-        pgid = self.pgid()
-        return pgid is not None and lifetime.group_alive(pgid) and lifetime.is_our_reaper(pgid)
+        pgid, start = lifetime.recorded(Path(self.run_dir)).get(self.name, (None, None))
+        return pgid is not None and lifetime.group_alive(pgid) and lifetime.is_our_reaper(pgid, start)
 
     def deadline(self) -> float:
         """lifetime.kept_until of the keep file: 0 not kept, inf while its pytest owner still runs."""
@@ -188,7 +188,7 @@ def stop(kept: KeptVM, timeout: float = 15.0) -> None:
     gives QEMU a moment, then SIGKILL)."""
     kept.keep_file.unlink(missing_ok=True)
     pgid = kept.pgid()
-    if pgid is not None and lifetime.group_alive(pgid) and lifetime.is_our_reaper(pgid):
+    if pgid is not None and kept.running():
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(pgid, sig)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.settings import KEPT_SUFFIX, listdir, run_files
+from harness.settings import KEPT_SUFFIX, kept_until, listdir, run_files, start_ticks
 
 REAPER = Path(__file__).resolve().with_name("reaper.py")
 RECORD_SUFFIX = ".vm.json"
@@ -29,36 +29,30 @@ def kept_file(run_dir: Path, name: str) -> Path:
     return run_dir / f"{name}{KEPT_SUFFIX}"
 
 
-def kept_until(path: Path) -> float:
-    """When a kept VM is due to end: 0 for "not kept" (no file, or one that does not parse), inf while its owner
-    still runs (the reaper sets the deadline when the owner exits), else the deadline (epoch seconds)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return 0.0
-    if not isinstance(data, dict):
-        return 0.0
-    deadline = data.get("deadline")
-    return float(deadline) if isinstance(deadline, int | float) else float("inf")
-
-
 def write_record(run_dir: Path, name: str, pgid: int, **facts: object) -> Path:
-    """Which process group a VM runs in and who owns it, kept after the VM stops (tests and later runs check
-    that nothing of it outlived its owner)."""
+    """Which process group a VM runs in (its leader, the reaper, by pid and start time) and who owns it, kept
+    after the VM stops (tests and later runs check that nothing of it outlived its owner)."""
     path = run_dir / f"{name}{RECORD_SUFFIX}"
-    path.write_text(json.dumps({"pgid": pgid, "owner_pid": os.getpid(), "started": time.time(), **facts}) + "\n")
+    path.write_text(json.dumps({"pgid": pgid, "leader_start": start_ticks(pgid), "owner_pid": os.getpid(),
+                                "started": time.time(), **facts}) + "\n")
     return path
+
+
+def recorded(run_dir: Path) -> dict[str, tuple[int, int | None]]:
+    """VM name -> (process group, its leader's start ticks) of every VM a run directory recorded."""
+    out = {}
+    for rec in (f for f in listdir(run_dir) if f.name.endswith(RECORD_SUFFIX)):
+        try:
+            data = json.loads(rec.read_text())
+            out[rec.name.removesuffix(RECORD_SUFFIX)] = (int(data["pgid"]), data.get("leader_start"))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
 
 
 def recorded_groups(run_dir: Path) -> dict[str, int]:
     """VM name -> process group of every VM a run directory recorded."""
-    out = {}
-    for rec in (f for f in listdir(run_dir) if f.name.endswith(RECORD_SUFFIX)):
-        try:
-            out[rec.name.removesuffix(RECORD_SUFFIX)] = int(json.loads(rec.read_text())["pgid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return out
+    return {name: pgid for name, (pgid, _) in recorded(run_dir).items()}
 
 
 def _stat(pid: int | str) -> list[bytes] | None:
@@ -89,7 +83,12 @@ def _alive(pid: int) -> bool:
     return fields is not None and fields[0] != b"Z"
 
 
-def is_our_reaper(pid: int) -> bool:
+def is_our_reaper(pid: int, leader_start: int | None) -> bool:
+    """Whether `pid` is still the reaper a record names: its command line runs our reaper and it started when the
+    record says (a pid recycled to another session's reaper has another start time). A record without a start
+    time names nothing we can prove is ours."""
+    if leader_start is None or start_ticks(pid) != leader_start:
+        return False
     try:
         return str(REAPER) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
@@ -98,25 +97,32 @@ def is_our_reaper(pid: int) -> bool:
 
 def reap_orphans(runs: Path, say=None) -> list[str]:
     """The safety net: end the VM groups whose owner died without ending them (recorded in run directories).
-    Only groups whose leader is still this harness's reaper are touched: a recycled process group is not ours."""
+    Only groups whose leader is still this harness's reaper (same pid and start time) are touched: a recycled
+    process group is not ours. Keep files left by VMs that are gone, or whose deadline passed, are removed."""
     reaped: list[str] = []
+    now = time.time()
     for rec in run_files(runs, RECORD_SUFFIX):
         try:
             data = json.loads(rec.read_text())
             pgid, owner = int(data["pgid"]), int(data["owner_pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if owner == os.getpid() or _alive(owner) or not group_alive(pgid) or not is_our_reaper(pgid):
+        name = rec.name.removesuffix(RECORD_SUFFIX)
+        kept = kept_file(rec.parent, name)
+        ours = group_alive(pgid) and is_our_reaper(pgid, data.get("leader_start"))
+        if not ours:
+            kept.unlink(missing_ok=True)  # its VM is gone: the keep file pins nothing any more
             continue
-        kept = kept_file(rec.parent, rec.name.removesuffix(RECORD_SUFFIX))
-        if kept_until(kept) > time.time():
+        if owner == os.getpid() or _alive(owner):
+            continue
+        if kept_until(kept) > now:
             continue  # kept for inspection: its reaper ends it at the deadline
         kept.unlink(missing_ok=True)
         try:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             continue
-        reaped.append(f"{rec.parent.name}/{rec.name.removesuffix(RECORD_SUFFIX)} (owner pid {owner} is gone)")
+        reaped.append(f"{rec.parent.name}/{name} (owner pid {owner} is gone)")
     if reaped and say is not None:
         say(f"[vm] ended {len(reaped)} VM(s) whose owner had died: {', '.join(reaped)}")
     return reaped

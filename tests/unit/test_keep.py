@@ -163,3 +163,46 @@ def test_keep_vm_option_takes_minutes_or_defaults_to_30(pytester):
         """)
         result = pytester.runpytest("-p", "no:cacheprovider", "test_opt.py", *args)
         result.assert_outcomes(passed=1)
+
+
+def test_a_stale_keep_file_pins_nothing(run_dir):
+    """Issue 21 item 11: a keep file whose deadline passed, or that has no deadline while its owner and VM are gone
+    (a reaper killed before it wrote one), neither keeps the run directory from pruning nor survives reap_orphans."""
+    owner = _owner()
+    reaper = fake_kept_vm(run_dir, owner=owner.pid, minutes=10)
+    kept_file = lifetime.kept_file(run_dir, "gw0-1")
+    _kill(reaper)
+    _end(owner)
+    assert group_gone(reaper.pid, timeout=10) == []
+    assert lifetime.kept_until(kept_file) == 0.0, "no deadline and a dead owner: not kept"
+    assert not _owner_alive(run_dir), "a stale keep file pinned its run directory"
+    kept_file.write_text(json.dumps({"minutes": 10, "deadline": time.time() - 60, "owner_pid": owner.pid}) + "\n")
+    assert not _owner_alive(run_dir), "a keep file past its deadline pinned its run directory"
+    assert lifetime.reap_orphans(run_dir.parent) == []
+    assert not kept_file.exists(), "reap_orphans left the keep file of a VM that is gone"
+
+
+def test_a_recycled_pid_is_not_our_reaper(run_dir, tmp_path):
+    """Issue 21 item 11: a record whose pid now belongs to another live reaper (another session's, started later)
+    must not let reap_orphans or `ssh RUN --stop` end that group: the reaper is identified by pid and start time."""
+    owner = _owner()
+    other_owner = _owner()
+    other_run = tmp_path / "other" / "20260101-000000-vm-gw0-1"
+    other = fake_kept_vm(other_run, owner=other_owner.pid, minutes=None)
+    try:
+        record = {"pgid": other.pid, "leader_start": lifetime.start_ticks(other.pid) - 1, "owner_pid": owner.pid,
+                  "started": time.time(), "port": 9}
+        (run_dir / f"gw0-1{lifetime.RECORD_SUFFIX}").write_text(json.dumps(record) + "\n")
+        (run_dir / "gw0-1-ssh").mkdir()
+        lifetime.kept_file(run_dir, "gw0-1").write_text(json.dumps({"minutes": 10, "owner_pid": owner.pid}) + "\n")
+        _end(owner)  # the recorded owner is dead: its VM would be an orphan if the group were still its
+        assert lifetime.reap_orphans(run_dir.parent) == []
+        time.sleep(0.5)
+        assert alive(other.pid), "reap_orphans killed another session's reaper through a recycled pid"
+        lifetime.kept_file(run_dir, "gw0-1").write_text(json.dumps({"minutes": 10, "owner_pid": owner.pid}) + "\n")
+        with pytest.raises(Exception, match="not running any more"):
+            keep.find(str(run_dir), run_dir.parent)
+        assert alive(other.pid)
+    finally:
+        _end(other_owner)
+        _kill(other)
