@@ -47,35 +47,82 @@ class KeyInputs:
 
 
 def ensure_writable(layout: CacheLayout) -> None:
+    """The cache exists, is ours alone and can be written. What the harness keeps there runs with the user's
+    rights (ccache's configuration, a build slot's auto.conf, the libbpf the guest agent loads, the bzImage
+    booted), so a cache another user can write is a way into this account: refused, exit 2."""
     try:
-        layout.root.mkdir(parents=True, exist_ok=True)
+        layout.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise CacheError(
+            f"cache directory {layout.root} is not writable ({e.strerror}). "
+            "Point BPF_AUDIT_HARNESS_CACHE (or --cache-dir) at a writable directory.") from e
+    problem = untrusted_path(layout.root.resolve())
+    if problem:
+        raise CacheError(
+            f"cache directory {layout.root} is not safe to use: {problem}. Another user could change what the "
+            f"harness builds, loads and boots. Fix the ownership or mode (e.g. `chmod go-w {layout.root}`), or "
+            "point BPF_AUDIT_HARNESS_CACHE (or --cache-dir) at a directory of your own.", usage=True)
+    try:
         probe = tempfile.NamedTemporaryFile(dir=layout.root, prefix=".write-probe-")
         probe.close()
     except OSError as e:
         raise CacheError(
             f"cache directory {layout.root} is not writable ({e.strerror}). "
-            "Point BPF_AUDIT_HARNESS_CACHE (or --cache-dir) at a writable directory."
-        ) from e
+            "Point BPF_AUDIT_HARNESS_CACHE (or --cache-dir) at a writable directory.") from e
+
+
+def untrusted_path(path: Path, uid: int | None = None) -> str | None:
+    """Why `path` (absolute, resolved) could be changed by a user other than `uid` (default: ours), or None.
+    `path` itself must be owned by `uid` and writable by nobody else; each parent must be owned by `uid` or root
+    and writable by nobody else, except a root-owned sticky directory such as /tmp (no one may rename or remove
+    another user's entry there)."""
+    import stat
+
+    me = os.getuid() if uid is None else uid
+    for i, part in enumerate([path, *path.parents]):
+        try:
+            st = os.stat(part)
+        except OSError as e:
+            return f"{part} cannot be checked ({e.strerror})"
+        writable_by_others = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if i == 0:
+            if st.st_uid != me:
+                return f"it is owned by uid {st.st_uid}, not by uid {me} who runs the harness"
+            if writable_by_others:
+                return f"it is writable by its group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+            continue
+        if st.st_uid not in (me, 0):
+            return f"its parent {part} is owned by uid {st.st_uid}"
+        if writable_by_others and not (st.st_uid == 0 and st.st_mode & stat.S_ISVTX):
+            return f"its parent {part} is writable by its group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+LOCK_TIMEOUT_ENV = "BPF_AUDIT_HARNESS_LOCK_TIMEOUT"
+LOCK_TIMEOUT = 3600.0  # seconds a waiter gives a lock holder: a cold build takes minutes, a bisect step too
+
+
+def _lock_timeout() -> float:
+    try:
+        return float(os.environ.get(LOCK_TIMEOUT_ENV, LOCK_TIMEOUT))
+    except ValueError:
+        return LOCK_TIMEOUT
 
 
 @contextmanager
 def key_lock(layout: CacheLayout, key: str, *, holder: str = "", waiting=None) -> Iterator[IO[str]]:
     """Exclusive lock for one key: one process builds, the others wait and then reuse. `holder` says what the
     holder does (written beside the lock); `waiting(message)` is told, once, when another process holds it."""
-    layout.locks.mkdir(parents=True, exist_ok=True)
+    layout.locks.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(layout.locks, 0o700)  # only we may open (and so hold) our locks
     path = layout.locks / f"{key}.lock"
-    with open(path, "a+") as fh:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # a lock file from before this rule
+    with os.fdopen(fd, "r+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if waiting is not None:
-                fh.seek(0)
-                who = fh.read().strip() or "another process"
-                waiting(f"[lock] waiting for {who}")
-            t0 = time.monotonic()
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            if waiting is not None:
-                waiting(f"[lock] got it after {time.monotonic() - t0:.0f}s")
+            _wait_for_lock(fh, path, waiting)
         try:
             if holder:
                 fh.seek(0)
@@ -85,6 +132,34 @@ def key_lock(layout: CacheLayout, key: str, *, holder: str = "", waiting=None) -
             yield fh
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _holder(fh: IO[str]) -> str:
+    fh.seek(0)
+    return fh.read().strip() or "another process (it did not say what it does)"
+
+
+def _wait_for_lock(fh: IO[str], path: Path, waiting) -> None:
+    """Wait for the lock on `fh`, saying who holds it; give up after the lock timeout with an error that names the
+    holder and what to do."""
+    who = _holder(fh)
+    if waiting is not None:
+        waiting(f"[lock] waiting for {who}")
+    limit = _lock_timeout()
+    t0 = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() - t0 >= limit:
+                who = _holder(fh)
+                raise CacheError(
+                    f"gave up after {limit:.0f}s waiting for the lock {path}, held by {who}. If that process is "
+                    f"stuck, end it; to wait longer, set {LOCK_TIMEOUT_ENV}=SECONDS.") from None
+            time.sleep(0.2)
+    if waiting is not None:
+        waiting(f"[lock] got it after {time.monotonic() - t0:.0f}s")
 
 
 LAST_USED = ".last-used"  # touched in an entry on every lookup that finds it (harness.kernel.gc evicts by it)
