@@ -261,8 +261,9 @@ class Guest:
     # -- the resident agent -----------------------------------------------------------------------------------
     def agent(self, timeout: float = 60.0, *, libbpf: str | None = None) -> AgentSession:
         """The resident agent process of this guest that runs on `libbpf` (None: the guest's own libbpf.so.1; a
-        path: that library, passed as --libbpf, e.g. a kernel tree's own build from the cache, which a local
-        guest sees at the same path), pushed and started on first use: one process per libbpf. An agent that
+        host path: that library, e.g. a kernel tree's own build from the cache, pushed into the session's private
+        directory: a guest sees nothing of the host's cache), pushed and started on first use: one process per
+        libbpf. An agent that
         died is not quietly replaced: the guest's state that lived in it (audit registration, loaded programs)
         is gone, so the caller hears AgentExitedError and treats the machine as lost (or, holding no state in
         it, calls forget_agent and asks again)."""
@@ -276,9 +277,18 @@ class Guest:
                 self._agent_remote = remote
             command = f"exec {GUEST_PYTHON} -S {shlex.quote(self._agent_remote)}"
             if libbpf is not None:
-                command += f" --libbpf {shlex.quote(libbpf)}"
+                command += f" --libbpf {shlex.quote(self._push_library(Path(libbpf)))}"
             current = self._agents[libbpf] = AgentSession.start(self._ssh(), command, timeout)
         return current
+
+    def _push_library(self, path: Path) -> str:
+        """`path` (a shared library on the host) in the private directory, under a name of its content."""
+        import hashlib
+
+        data = path.read_bytes()
+        remote = f"{self.private_dir()}/{hashlib.sha256(data).hexdigest()[:16]}-{path.name}"
+        self.put_bytes(data, remote)
+        return remote
 
     def forget_agent(self, libbpf: str | None = None) -> None:
         """Close and drop the agent for `libbpf` (one that died, or one to start afresh): the next agent() call for
