@@ -150,9 +150,136 @@ def compile_case(src: Path, vmlinux_h: Path, out_dir: Path, *, clang: str | None
     except OSError as e:
         argv = compile_argv(clang, src, vmlinux_h, out_dir / f"{stem}.o")
         return CompileResult(None, False, f"cannot read case file {src}: {e.strerror}", argv)
-    key = cache_key(src_text, vmlinux_h, clang)[:24]
-    return compile_cached(stem, key, lambda obj: compile_argv(clang, src, vmlinux_h, obj), out_dir,
-                          compiler=clang)
+    base = cache_key(src_text, vmlinux_h, clang)[:24]
+    return compile_tracked(stem, base, lambda obj: compile_argv(clang, src, vmlinux_h, obj), out_dir,
+                           compiler=clang)
+
+
+# -- objects keyed by every file the compiler read -----------------------------------------------------------
+#
+# A case may include headers of its own (beside it, or through -I): the key of its object must change when any of
+# them does. The compiler says what it read (-MD): that list is kept per base key (the case, vmlinux.h, the
+# compiler) in a manifest, and the object is stored under the base key plus the digest of every file listed.
+# A lookup re-hashes the listed files; a change to any of them is a miss. A file newly included can only come
+# from a change to one already listed, so the manifest of the last compile is enough (ccache's direct mode).
+
+
+def parse_depfile(text: str) -> list[str]:
+    """The prerequisites of a make-style dependency file as the compiler writes it (`obj: a.c b.h \\` ...,
+    spaces in names escaped with a backslash)."""
+    body = text.replace("\\\n", " ")
+    _, _, deps = body.partition(": ")
+    out, cur, escaped = [], [], False
+    for ch in deps:
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch.isspace():
+            if cur:
+                out.append("".join(cur))
+                cur = []
+        else:
+            cur.append(ch)
+    if cur:
+        out.append("".join(cur))
+    return out
+
+
+def tracked_key(base: str, deps: list[str]) -> str | None:
+    """The object key for `base` given the files it was built from: None when one of them is gone (a miss)."""
+    h = hashlib.sha256(base.encode())
+    for dep in sorted(set(deps)):
+        try:
+            digest = file_digest(Path(dep))
+        except OSError:
+            return None
+        h.update(f"\0{dep}\0{digest}".encode())
+    return h.hexdigest()[:24]
+
+
+def compile_tracked(stem: str, base: str, argv_for: Callable[[Path], list[str]], out_dir: Path, *,
+                    compiler: str = "clang") -> CompileResult:
+    """compile_cached under a key of everything the compiler read (see above)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / f"{stem}-{base}.deps.json"
+    try:
+        deps = json.loads(manifest.read_text())
+        key = tracked_key(base, deps) if isinstance(deps, list) else None
+    except (OSError, ValueError):
+        key = None
+    if key is not None and (out_dir / f"{stem}-{key}.json").is_file():
+        return compile_cached(stem, key, argv_for, out_dir, compiler=compiler)
+
+    depfile = Path(tempfile.mkstemp(dir=out_dir, prefix=f".tmp-{stem}-", suffix=".d")[1])
+    try:
+        def with_deps(obj: Path) -> list[str]:
+            return [*argv_for(obj), "-MD", "-MF", str(depfile)]
+
+        fresh = compile_uncached(with_deps, argv_for, out_dir, stem, compiler)
+        deps = parse_depfile(depfile.read_text()) if depfile.stat().st_size else []
+    finally:
+        depfile.unlink(missing_ok=True)
+    key = tracked_key(base, deps) if deps else None
+    if key is None:
+        # The compiler wrote no dependency list (it fails before it does): nothing to key a verdict by, so none is
+        # kept; the next run compiles again.
+        return fresh.result(None)
+    _atomic_write(manifest, json.dumps(deps, indent=1))
+    return fresh.result(out_dir / f"{stem}-{key}")
+
+
+@dataclass
+class _Fresh:
+    """A compile that ran: its outcome, and the temporary object to publish."""
+
+    ok: bool
+    stderr: str
+    verdict: bool  # a property of the source (False: killed, timed out)
+    argv: list[str]
+    tmp_obj: Path
+    out_dir: Path
+
+    def result(self, base: Path | None) -> CompileResult:
+        """Publish under `base` (`<base>.o` and `<base>.json`), or not at all (None); drop the temporary object."""
+        try:
+            if base is None:
+                return CompileResult(None, False, self.stderr, self.argv) if not self.ok else \
+                    CompileResult(None, False, "the compiler wrote no dependency list", self.argv)
+            obj, meta = base.parent / f"{base.name}.o", base.parent / f"{base.name}.json"  # stems hold dots
+            argv = [str(obj) if a == str(self.tmp_obj) else a for a in self.argv]
+            stderr = self.stderr.replace(str(self.tmp_obj), str(obj))
+            if self.ok:
+                os.replace(self.tmp_obj, obj)
+            if self.verdict:
+                _atomic_write(meta, json.dumps({"ok": self.ok, "stderr": stderr, "argv": argv}, indent=1))
+            else:
+                meta.unlink(missing_ok=True)
+            return CompileResult(obj if self.ok else None, self.ok, stderr, argv)
+        finally:
+            self.tmp_obj.unlink(missing_ok=True)
+
+
+def compile_uncached(argv_run: Callable[[Path], list[str]], argv_shown: Callable[[Path], list[str]], out_dir: Path,
+                     stem: str, compiler: str, *, cwd: Path | None = None) -> _Fresh:
+    """Run the compile into a temporary object in out_dir."""
+    fd, tmp_name = tempfile.mkstemp(dir=out_dir, prefix=f".tmp-{stem}-", suffix=".o")
+    os.close(fd)
+    tmp_obj = Path(tmp_name)
+    try:
+        proc = subprocess.run(argv_run(tmp_obj), capture_output=True, text=True, timeout=COMPILE_TIMEOUT,
+                              check=False, cwd=cwd)
+        ok, stderr = proc.returncode == 0, proc.stderr
+        # Killed by a signal (the OOM killer, a Ctrl-C) says nothing about the source: not cached.
+        verdict = proc.returncode >= 0
+        if not ok and not stderr.strip():
+            stderr = f"{Path(compiler).name} exited with status {proc.returncode} and no message"
+    except subprocess.TimeoutExpired:
+        ok, verdict = False, False
+        stderr = (f"{Path(compiler).name} did not finish within {COMPILE_TIMEOUT} s (not cached: the next run "
+                  "compiles again)")
+    return _Fresh(ok, stderr, verdict, argv_shown(tmp_obj), tmp_obj, out_dir)
 
 
 def require_vmlinux_h(vmlinux_h: Path) -> None:
@@ -185,32 +312,7 @@ def compile_cached(stem: str, key: str, argv_for: Callable[[Path], list[str]], o
         except (OSError, ValueError, KeyError):
             pass  # unreadable sidecar: compile again and overwrite it
 
-    fd, tmp_name = tempfile.mkstemp(dir=out_dir, prefix=f".tmp-{stem}-", suffix=".o")
-    os.close(fd)
-    tmp_obj = Path(tmp_name)
-    try:
-        try:
-            proc = subprocess.run(argv_for(tmp_obj), capture_output=True, text=True, timeout=COMPILE_TIMEOUT,
-                                  check=False, cwd=cwd)
-            ok, stderr = proc.returncode == 0, proc.stderr.replace(str(tmp_obj), str(obj))
-            # Killed by a signal (the OOM killer, a Ctrl-C) says nothing about the source: not cached.
-            verdict = proc.returncode >= 0
-            if not ok and not stderr.strip():
-                stderr = f"{Path(compiler).name} exited with status {proc.returncode} and no message"
-        except subprocess.TimeoutExpired:
-            # A machine under load, not a property of the source: the next run compiles again.
-            ok, verdict = False, False
-            stderr = (f"{Path(compiler).name} did not finish within {COMPILE_TIMEOUT} s (not cached: the next run "
-                      "compiles again)")
-        if ok:
-            os.replace(tmp_obj, obj)
-        if verdict:
-            _atomic_write(meta, json.dumps({"ok": ok, "stderr": stderr, "argv": argv}, indent=1))
-        else:
-            meta.unlink(missing_ok=True)
-    finally:
-        tmp_obj.unlink(missing_ok=True)
-    return CompileResult(obj if ok else None, ok, stderr, argv)
+    return compile_uncached(argv_for, argv_for, out_dir, stem, compiler, cwd=cwd).result(out_dir / f"{stem}-{key}")
 
 
 @lru_cache(maxsize=8)
