@@ -12,7 +12,7 @@ from helpers import DATA
 
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix.spec import KnownFailure
-from harness.campaigns.results import CaseResult, parse_junit
+from harness.campaigns.results import CaseResult, Status, parse_junit
 
 MATRIX_DATA = DATA / "matrix"
 SERIAL = "cases/audit/serial.bpf.c::grouped_with_syscall"
@@ -87,12 +87,24 @@ def test_no_rerun_keeps_the_first_verdict(timed_out, rerun_passed):
 KF = KnownFailure(SERIAL, "6.12-series", "guest too slow for a 3 s case limit", "https://example.invalid/issues/8")
 
 
-def test_known_failure_becomes_xfail_with_its_reason(timed_out):
-    (c,), now_passing = mr.judge("6.12-series", timed_out, [], (KF,))
+def test_known_failure_becomes_xfail_with_its_reason():
+    verdict = CaseResult(SERIAL, Status.FAIL, "rule 16: no SYSCALL record shares the serial", "the case's report")
+    (c,), now_passing = mr.judge("6.12-series", [verdict], [], (KF,))
     assert c.status == "xfail"
     assert c.reason == "known failure: guest too slow for a 3 s case limit (https://example.invalid/issues/8)"
-    assert "LOST VM" in c.detail  # the original failure is kept
+    assert "the case's report" in c.detail  # the original failure is kept
     assert now_passing == []
+
+
+def test_a_lost_vm_in_a_known_failure_is_never_xfail(timed_out):
+    """Issue 21 item 6: a panic or a killed VM in a listed case is not the failure the list explains."""
+    assert timed_out[0].prop("status") == "lost VM"
+    (c,), _ = mr.judge("6.12-series", timed_out, [], (KF,))
+    assert c.status == "fail"
+    assert "lost VM: not a verdict, so the known failure https://example.invalid/issues/8 does not apply" in c.reason
+    no_verdict = CaseResult(SERIAL, Status.FAIL, "records lost", "", properties=(("status", "no verdict"),))
+    (c,), _ = mr.judge("6.12-series", [no_verdict], [], (KF,))
+    assert c.status == "fail" and "no verdict: not a verdict" in c.reason
 
 
 def test_known_failure_of_another_kernel_does_not_apply(timed_out):

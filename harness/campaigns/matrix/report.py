@@ -76,6 +76,10 @@ def gist(r: CaseResult) -> str:
     return next((line for line in lines[1:] if not _ECHO.match(line)), r.message)
 
 
+# What the case runner records (JUnit property "status") for a failure that is not a verdict on the case.
+NOT_VERDICTS = frozenset({"lost VM", "no verdict"})
+
+
 def judge(kernel: str, first: list[CaseResult], reruns: Sequence[list[CaseResult]] = (),
           known: tuple[KnownFailure, ...] = ()) -> tuple[list[Cell], list[tuple[str, KnownFailure]]]:
     """Cells for one kernel, and the known failures that passed (to prune).
@@ -104,6 +108,12 @@ def judge(kernel: str, first: list[CaseResult], reruns: Sequence[list[CaseResult
             else:
                 reason = f"failed all {len(attempts)} tries: {gist(r)}"
         kf = next((k for k in known if k.matches(r.nodeid, kernel)), None)
+        not_verdicts = sorted({t.prop("status") for t in tries if t.status.failing} & NOT_VERDICTS)
+        if kf is not None and status.failing and not_verdicts:
+            # A known failure explains a verdict of the case, never a lost VM or a case that could not be judged.
+            reason = f"{reason} ({' and '.join(not_verdicts)}: not a verdict, so the known failure " \
+                     f"{kf.link} does not apply)"
+            kf = None
         if kf is not None:
             if status.failing:
                 detail = f"{reason}\n{detail}".strip()

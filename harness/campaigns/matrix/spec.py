@@ -141,8 +141,10 @@ def parse_matrix(path: Path, text: str | None = None) -> Matrix:
             raise MatrixError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if any(t.name == name for t in targets):
             raise MatrixError(f"{where}: duplicate target name {name!r}")
-        if not all(c.isalnum() or c in "._-" for c in name):
-            raise MatrixError(f"{where}: name may hold only letters, digits, '.', '_' and '-' (it names files)")
+        if not name[0].isalnum() or not all(c.isalnum() or c in "._-" for c in name):
+            # It names a directory under --out: "." or ".." (or any name starting with a dot) would be another one.
+            raise MatrixError(f"{where}: name must start with a letter or digit and hold only letters, digits, "
+                              f"'.', '_' and '-' (it names a directory of the results): {name!r}")
         common = dict(name=name, kind=kind, description=_typed(where, entry, "description", str, ""),
                       append=tuple(_typed(where, entry, "append", list, [])),
                       default=_typed(where, entry, "default", bool, False))
