@@ -185,8 +185,10 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
             "written by the series")
     slot = slot_dir(req.layout, tree.path, req.merged)
     slot.mkdir(parents=True, exist_ok=True)
-    (slot / SLOT_INFO).write_text(json.dumps({"tree": str(tree.path), "source": req.source.spec.describe(),
-                                              "last_key": key, "last_build": time.time()}, indent=1) + "\n")
+    info = slot / f"{SLOT_INFO}.{os.getpid()}.tmp"  # replaced whole: `cache --prune` reads it without our lock
+    info.write_text(json.dumps({"tree": str(tree.path), "source": req.source.spec.describe(), "last_key": key,
+                                "last_build": time.time()}, indent=1) + "\n")
+    os.replace(info, slot / SLOT_INFO)
     recovered = recover_interrupted(slot)
     if recovered is not None:  # said even when the kill came before make wrote anything
         say(f"[build] {slot} was left by an interrupted build: removed the {recovered} files it wrote")

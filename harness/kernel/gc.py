@@ -143,37 +143,34 @@ def own_bytes(path: Path) -> int:
     return total
 
 
-def _tree_lock_of(item: Item) -> str:
-    """The lock a build takes for the tree a slot or patched tree belongs to (harness.kernel.trees.lock_name)."""
+def _tree_lock_of(item: Item, layout: CacheLayout) -> str | None:
+    """The lock a build takes for the tree a slot or patched tree belongs to (harness.kernel.trees.lock_name), or
+    None when it cannot be known. Derived from names that never change under a build: a patched tree's directory
+    name carries the hash of its source (trees.patched_tree_dir), and a slot's info file (replaced atomically)
+    names the tree make reads. Never from the patched tree's state file, which a sync removes while it holds the
+    real lock."""
     import hashlib
     import json
 
     if item.kind == "tree":
-        path = item.paths[0]
-        try:
-            source = json.loads((path / TREE_STATE).read_text())["source"]
-        except (OSError, ValueError, KeyError):
-            return "tree-unknown"
-        return "tree-" + hashlib.sha256(source.encode()).hexdigest()[:16]
+        name = item.paths[0].name
+        return "tree-" + name.removeprefix("patched-") if name.startswith("patched-") else None
     try:
-        tree = json.loads((item.paths[0] / SLOT_INFO).read_text())["tree"]
-    except (OSError, ValueError, KeyError):
-        return "tree-unknown"
-    src = tree
-    state = Path(tree) / TREE_STATE
-    if state.is_file():  # a slot of a patched tree: builds lock the tree's source
-        try:
-            src = json.loads(state.read_text())["source"]
-        except (OSError, ValueError, KeyError):
-            pass
-    return "tree-" + hashlib.sha256(src.encode()).hexdigest()[:16]
+        tree = Path(json.loads((item.paths[0] / SLOT_INFO).read_text())["tree"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if tree.parent == layout.trees and tree.name.startswith("patched-"):
+        return "tree-" + tree.name.removeprefix("patched-")
+    return "tree-" + hashlib.sha256(str(tree).encode()).hexdigest()[:16]
 
 
 def delete(item: Item, layout: CacheLayout) -> None:
     """Kernel entries go by renaming away first, so no reader ever sees half an entry; slots and patched trees
     only while no build holds their tree's lock."""
     if item.kind in ("slot", "tree"):
-        _evict_dir(layout, item.paths[0], _tree_lock_of(item))
+        lock = _tree_lock_of(item, layout)
+        if lock is not None:  # else: which build it belongs to cannot be told now; a later prune takes it
+            _evict_dir(layout, item.paths[0], lock)
     elif item.kind == "kernel":
         _evict_dir(layout, item.paths[0], item.paths[0].name)  # not while someone builds this key
     else:

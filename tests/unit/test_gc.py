@@ -135,3 +135,52 @@ def test_build_slots_and_patched_trees_are_listed_and_pruned_by_their_last_use(t
     assert out.returncode == 0, out.stderr
     assert "evicted slot oldslot" in out.stdout and "evicted tree patched-old" in out.stdout, out.stdout
     assert [p.name for p in layout.slots.iterdir()] == ["newslot"] and not any(layout.trees.iterdir())
+
+
+def test_prune_takes_the_lock_the_builder_holds_even_mid_sync(tmp_path):
+    """Issue 21 item 8: while a build syncs a patched tree (its state file removed, the tree's lock held), a prune
+    must wait on that same lock, not read a lock name from the vanished state file and delete the tree under the
+    build. A real second process holds the lock."""
+    import hashlib
+    import textwrap
+
+    from harness.kernel.trees import STATE
+
+    layout = CacheLayout(tmp_path)
+    source = tmp_path / "src"
+    h = hashlib.sha256(str(source).encode()).hexdigest()[:16]
+    tree = layout.trees / f"patched-{h}"
+    tree.mkdir(parents=True)
+    (tree / "Makefile").write_text("VERSION = 6\n")
+    os.utime(tree, (time.time() - 50 * DAY,) * 2)
+    assert not (tree / STATE).exists()  # mid-sync: the state file is gone
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""\
+        import sys, time
+        sys.path.insert(0, {str(REPO_ROOT)!r})
+        from pathlib import Path
+        from harness.kernel.cache import key_lock
+        from harness.settings import CacheLayout
+        with key_lock(CacheLayout(Path({str(tmp_path)!r})), "tree-{h}", holder="syncing the patched tree"):
+            print("held", flush=True)
+            sys.stdin.readline()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    prune = None
+    try:
+        assert holder.stdout.readline() == "held\n"
+        prune = subprocess.Popen([sys.executable, "-m", "harness.cli", "cache", "--cache-dir", str(tmp_path),
+                                  "--prune"], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        time.sleep(3)
+        assert prune.poll() is None, f"the prune did not wait for the build's lock: {prune.communicate()[0]}"
+        assert (tree / "Makefile").is_file(), "the tree was pruned while the build held its lock"
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        out = prune.communicate(timeout=60)[0]
+        assert prune.returncode == 0, out
+        assert f"evicted tree patched-{h}" in out and not tree.exists(), out
+    finally:
+        holder.kill()
+        holder.wait()
+        if prune is not None and prune.poll() is None:
+            prune.kill()
+            prune.wait()
