@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from harness.cases import audit
 from harness.cases import compile as bpfobj
-from harness.cases.run import Capture, GuestSession, KernelUnderTest
+from harness.cases.run import UNLOAD_WAIT_SECONDS, GuestSession, KernelUnderTest, read_window
 from harness.errors import GuestCommandError
 
 FIELD_ALIASES = {"prog_id": "prog-id"}
@@ -115,20 +116,23 @@ class AuditCapture:
         self.kut = kut
 
     @contextmanager
-    def capture(self, wait: float = 0.5) -> Iterator[Records]:
-        """Records that arrive inside the block. A window in which records were lost (the kernel's `lost`
-        counter, socket overruns, a buffer that dropped its start) raises AuditCaptureIncomplete: a test must
-        not pass on what happened not to arrive."""
+    def capture(self, wait: float = UNLOAD_WAIT_SECONDS) -> Iterator[Records]:
+        """Records that arrive inside the block. At its end the agent sends a user message of its own through the
+        kernel's audit queue, behind every record the block caused, and the capture reads until that barrier
+        arrives (at most `wait` seconds), as a case reads until its program's op=UNLOAD. A window whose barrier
+        never came, or in which records were lost (the kernel's `lost` counter, socket overruns, a buffer that
+        dropped its start), raises AuditCaptureIncomplete: a test must not pass on what had not arrived yet."""
         self.session.ensure_audit()
         agent = self.session.agent
         start = agent.request("audit_mark")
         recs = Records(self.kut.audit_types)
         yield recs
-        res = agent.request("audit_read", since=start["mark"], wait=wait)
-        recs.items.extend(audit.parse_records(res["records"], self.kut.audit_types))
-        lost = (res.get("status") or {}).get("lost", 0) - (start.get("lost") or 0)
-        window = Capture(res["records"], True, max(lost, 0), res.get("overruns", 0) - start.get("overruns", 0),
-                         res.get("dropped_before"))
+        token = f"bah-capture-barrier {uuid.uuid4().hex[:16]}"
+        agent.request("audit_user", text=token)
+        window = read_window(agent, start, token, timeout=wait,
+                             barrier="the capture's barrier record (a user message sent at the block's end)")
+        records = [r for r in window.records if token not in r.get("text", "")]
+        recs.items.extend(audit.parse_records(records, self.kut.audit_types))
         problem = window.problem()
         if problem:
             raise AuditCaptureIncomplete(f"audit capture incomplete, not a verdict: {problem}")
