@@ -140,30 +140,38 @@ def reap_orphans(runs: Path, say=None) -> list[str]:
 # seconds later if teardown has not, and a second Ctrl-C ends them at once.
 
 GRACEFUL_DEADLINE = 15.0
-_GROUPS: dict[int, str] = {}  # process group -> VM name, of the VMs this process runs
+_GROUPS: dict[int, tuple[str, Path | None]] = {}  # process group -> (VM name, its console log), of our VMs
 _HANDLED: set[int] = set()
 _interrupts = 0
 
 
-def own_group(pgid: int, name: str) -> None:
-    """A VM of this process runs in process group `pgid` (the reaper's): a signal that ends the run ends it."""
-    _GROUPS[pgid] = name
+def own_group(pgid: int, name: str, console_log: Path | None = None) -> None:
+    """A VM of this process runs in process group `pgid` (the reaper's): a signal that ends the run ends it, and
+    says so at the end of its console log."""
+    _GROUPS[pgid] = (name, console_log)
 
 
 def disown_group(pgid: int) -> None:
     _GROUPS.pop(pgid, None)
 
 
-def end_groups_now() -> list[str]:
+def end_groups_now(why: str = "") -> list[str]:
     """SIGKILL every VM group this process runs, now; safe from a signal handler and from any thread. The VMs'
-    stop() later reaps them and removes their files. Returns their names."""
+    stop() later reaps them and removes their files. `why` is appended to each one's console log. Returns their
+    names."""
     ended = []
-    for pgid, name in list(_GROUPS.items()):
+    for pgid, (name, console_log) in list(_GROUPS.items()):
         try:
             os.killpg(pgid, signal.SIGKILL)
             ended.append(name)
         except (ProcessLookupError, PermissionError):
-            pass
+            continue
+        if why and console_log is not None:
+            try:
+                with open(console_log, "a") as f:
+                    f.write(f"\nbpf-audit-harness: VM {name} ended by its owner (pid {os.getpid()}): {why}\n")
+            except OSError:
+                pass
     return ended
 
 
@@ -200,7 +208,7 @@ def exit_on_hangup_and_term() -> None:
 
 def _end_now(signum, frame):
     name = signal.Signals(signum).name
-    ended = end_groups_now()
+    ended = end_groups_now(f"{name}, {where(frame)}")
     children = _children_in_my_group()
     for pid in children:
         try:
@@ -224,14 +232,14 @@ def _interrupt(signum, frame):
             timer.daemon = True
             timer.start()
     else:
-        ended = end_groups_now()
+        ended = end_groups_now(f"a second Ctrl-C, {where(frame)}")
         if ended:
             _say(f"second Ctrl-C: ended {len(ended)} VM(s) at once: {', '.join(ended)}")
     raise KeyboardInterrupt
 
 
 def _graceful_deadline() -> None:
-    ended = end_groups_now()
+    ended = end_groups_now(f"teardown did not stop it within {GRACEFUL_DEADLINE:g}s of Ctrl-C")
     if ended:
         _say(f"Ctrl-C: teardown did not stop {', '.join(ended)} within {GRACEFUL_DEADLINE:g}s; ended them")
 

@@ -192,7 +192,7 @@ class LocalVM:
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True, cwd="/", env=env)
         _LIVE.add(self)
-        lifetime.own_group(self.proc.pid, self.name)  # SIGHUP/SIGTERM to this process end it at once
+        lifetime.own_group(self.proc.pid, self.name, self.console_log)  # SIGHUP/SIGTERM end it at once
         lifetime.write_record(self.run_dir, self.name, self.proc.pid, kernel=str(self.config.kernel),
                               port=self.port)
         assert self.port is not None
