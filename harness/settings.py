@@ -192,15 +192,22 @@ def start_ticks(pid: int) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process `pid` exists (a process of another user counts). machine/reaper.py keeps its own copy: it
-    runs as a stdlib-only script."""
+    """Whether process `pid` runs: it exists and is not a zombie (an exited process its parent has not reaped yet
+    owns nothing any more). A process of another user counts. The one answer the harness uses;
+    machine/reaper.py keeps its own copy: it runs as a stdlib-only script."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
         return False
-    except PermissionError:
+    except OSError:  # no /proc (or not readable): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    return stat[stat.rindex(b")") + 2:].split()[0] != b"Z"
 
 
 def harness_version() -> str:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.settings import KEPT_SUFFIX, kept_until, listdir, run_files, start_ticks
+from harness.settings import KEPT_SUFFIX, kept_until, listdir, pid_alive, run_files, start_ticks
 
 REAPER = Path(__file__).resolve().with_name("reaper.py")
 RECORD_SUFFIX = ".vm.json"
@@ -78,11 +78,6 @@ def group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))
 
 
-def _alive(pid: int) -> bool:
-    fields = _stat(pid)
-    return fields is not None and fields[0] != b"Z"
-
-
 def is_our_reaper(pid: int, leader_start: int | None) -> bool:
     """Whether `pid` is still the reaper a record names: its command line runs our reaper and it started when the
     record says (a pid recycled to another session's reaper has another start time). A record without a start
@@ -113,7 +108,7 @@ def reap_orphans(runs: Path, say=None) -> list[str]:
         if not ours:
             kept.unlink(missing_ok=True)  # its VM is gone: the keep file pins nothing any more
             continue
-        if owner == os.getpid() or _alive(owner):
+        if owner == os.getpid() or pid_alive(owner):
             continue
         if kept_until(kept) > now:
             continue  # kept for inspection: its reaper ends it at the deadline
