@@ -193,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "subtest and reason) here")
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the inner pytest's output as it runs")
+    p.add_argument("--test-progs", nargs="+", metavar="NAME", help="instead of the RUN_TESTS files: build the "
+                   "tree's own test_progs for these prog_tests (a file prog_tests/NAME.c: its tests; a test NAME; "
+                   "NAME/SUBTEST), run it in one guest (`test_progs -a NAME,... -v -J FILE`) and judge every subtest "
+                   "as test_progs did; with --list: build it and list its tests, no VM")
+    p.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                   help="--test-progs: how long test_progs may run in the guest (default 1800, at most 3600)")
     p.add_argument("files", nargs="*", metavar="FILE", help="only these (skeleton names such as verifier_and, "
                    "or paths of progs/*.c)")
     p.set_defaults(func=commands.cmd_selftests)

@@ -1,0 +1,264 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Pure: test_progs' verdicts from one run (its -v output, its -J summary, its exit status), subtest by subtest.
+
+Why both files: test_progs' -J file lists only failed tests, and only without -v (with -v its "results" are
+empty); its counts are complete either way. With -v, every subtest's own lines (the ASSERT lines, libbpf's
+messages, a skip's reason) are printed before its result line `#N/M test/subtest:OK|FAIL|SKIP`, and each test ends
+with `#N test:OK|FAIL|SKIP|OK (SKIP: n/m)`. So the result lines give the verdicts, the lines before each one its
+message, and the JSON's counts must agree with them: a run whose output and summary disagree, that has no summary
+(a crash), that was killed, or that lost its machine, is no verdict for whatever it did not finish.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
+_STATUS = {"OK": PASSED, "FAIL": FAILED, "SKIP": SKIPPED}
+# print_subtest_name(): "#%-7s %s/%s" with "N/M", then ":OK|FAIL|SKIP"; print_test_result(): "#%-7d %s:" then
+# OK, FAIL, SKIP or "OK (SKIP: n/m)". A subtest name may hold ':' and '/'.
+_SUBTEST = re.compile(r"^#(\d+)/(\d+)\s+([^/\s]+)/(.*):(OK|FAIL|SKIP)\s*$")
+_TEST = re.compile(r"^#(\d+)\s+([^/\s]+):(OK|FAIL|SKIP|OK \(SKIP: (\d+)/(\d+)\))\s*$")
+_SUMMARY = re.compile(r"^Summary: (\d+)/(\d+) PASSED, (\d+) SKIPPED, (\d+) FAILED\s*$")
+_CAUGHT = re.compile(r"Caught signal #(\d+)!")
+# What test_progs' main() prints before the first test (its bpf_testmod handling): not any test's lines.
+_PREAMBLE_END = re.compile(r"^WARNING! Selftests relying on bpf_testmod\.ko will be skipped\.$|"
+                           r"^Successfully (?:un)?loaded bpf_testmod\.ko\.$")
+_FAIL_LINE = re.compile(r":FAIL:|\bFAIL\b|error|failed", re.I)
+_SKIP_LINE = re.compile(r"skip", re.I)
+EXIT_NAMES = {0: "success", 1: "a test failed", 2: "no test ran (EXIT_NO_TEST)",
+              3: "test_progs could not set up (EXIT_ERR_SETUP_INFRA)"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One subtest (or a test without subtests, `subtest` None) as test_progs judged it, with the lines it printed
+    for it; or an ERROR the harness reports where test_progs gave no verdict."""
+
+    test: str
+    subtest: str | None
+    status: str  # passed | failed | skipped | error
+    message: str  # one line: a failure's first FAIL line, a skip's reason, why there is no verdict
+    log: tuple[str, ...] = ()
+    number: str = ""  # test_progs' own "#N/M" ("" for an error the harness adds)
+
+    @property
+    def name(self) -> str:
+        return self.test if self.subtest is None else f"{self.test}/{self.subtest}"
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every verdict of one run in test_progs' order, then the harness's errors (no verdict); the run's exit
+    status, its summary line and JSON counts; the lines printed before the first test."""
+
+    verdicts: tuple[Verdict, ...]
+    exit_code: int | None
+    summary: tuple[int, int, int, int] | None = None  # tests passed, subtests passed, skipped, tests failed
+    counts: dict[str, Any] | None = None  # the -J file's, without "results"
+    json_results: tuple[dict[str, Any], ...] = ()
+    preamble: tuple[str, ...] = ()
+    problems: tuple[str, ...] = field(default=())
+
+    def count(self, status: str) -> int:
+        return sum(1 for v in self.verdicts if v.status == status)
+
+    @property
+    def tests(self) -> list[str]:
+        return list(dict.fromkeys(v.test for v in self.verdicts))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.count(PASSED), "failed": self.count(FAILED), "skipped": self.count(SKIPPED),
+                "errors": self.count(ERROR), "exit_code": self.exit_code,
+                "test_progs_summary": dict(zip(("tests_passed", "subtests_passed", "skipped", "tests_failed"),
+                                               self.summary, strict=True)) if self.summary else None,
+                "test_progs_json": self.counts, "problems": list(self.problems),
+                "subtests": [{"test": v.test, "subtest": v.subtest, "name": v.name, "number": v.number,
+                              "status": v.status, "message": v.message, "log": list(v.log)} for v in self.verdicts]}
+
+
+@dataclass
+class _Test:
+    name: str
+    number: str = ""
+    result: str | None = None
+    subtests: list[Verdict] = field(default_factory=list)
+    tail: list[str] = field(default_factory=list)  # lines after its last subtest, before its result line
+
+
+def parse_json(text: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """test_progs' -J file: (the object, None) or (None, why it is not usable)."""
+    if text is None:
+        return None, "test_progs wrote no JSON summary (-J): it did not reach its end"
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        return None, f"test_progs' JSON summary is not JSON ({e})"
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), int) for k in ("success", "success_subtest",
+                                                                                     "skipped", "failed")):
+        return None, "test_progs' JSON summary lacks its counts (success, success_subtest, skipped, failed)"
+    return data, None
+
+
+def judge(log_text: str, json_text: str | None, exit_code: int | None, selectors: Sequence[str] = (), *,
+          lost: str | None = None, timed_out: bool = False) -> Report:
+    """The verdicts of one run. Never raises on odd output: what cannot be read becomes a problem (an ERROR
+    verdict, no verdict) naming the test it concerns."""
+    lines = [raw.replace("\r", "") for raw in log_text.splitlines()]
+    preamble_end = next((i + 1 for i, line in enumerate(lines) if _PREAMBLE_END.match(line)), 0)
+    first_result = next((i for i, line in enumerate(lines) if _SUBTEST.match(line) or _TEST.match(line)), len(lines))
+    if preamble_end > first_result:
+        preamble_end = 0
+    preamble = tuple(lines[:preamble_end])
+    tests: list[_Test] = []
+    pending: list[str] = []
+    summary: tuple[int, int, int, int] | None = None
+    signal_line = None
+    for line in lines[preamble_end:]:
+        if m := _SUBTEST.match(line):
+            test = _current(tests, m.group(3), m.group(1))
+            status = _STATUS[m.group(5)]
+            test.subtests.append(_verdict(m.group(3), m.group(4), status, pending, f"#{m.group(1)}/{m.group(2)}"))
+            pending = []
+        elif m := _TEST.match(line):
+            test = _current(tests, m.group(2), m.group(1))
+            test.result, test.tail, pending = m.group(3), pending, []
+        elif m := _SUMMARY.match(line):
+            summary = (int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
+        elif m := _CAUGHT.search(line):
+            signal_line = line
+            pending.append(line)
+        else:
+            pending.append(line)
+    verdicts: list[Verdict] = []
+    problems: list[str] = []
+    for t in tests:
+        verdicts += t.subtests
+        verdicts += _test_level(t)
+    data, json_problem = parse_json(json_text)
+    counts = {k: v for k, v in data.items() if k != "results"} if data else None
+    finished = [t for t in tests if t.result is not None]
+    unfinished = [t for t in tests if t.result is None]
+    why = _why_no_verdict(exit_code, lost, timed_out, signal_line)
+    if why is not None:
+        problems.append(why)
+        where = unfinished[-1].name if unfinished else None
+        tail = tuple(pending[-40:])
+        verdicts.append(Verdict(where or "(test_progs)", None if where is None else "(unfinished)", ERROR,
+                                f"{why}{f' during {where}' if where else ''}: no verdict"
+                                + (f" on the rest of {where}" if where and unfinished[-1].subtests else ""), tail))
+    elif unfinished:
+        for t in unfinished:
+            problems.append(f"{t.name} has no result line")
+            verdicts.append(Verdict(t.name, "(unfinished)", ERROR, f"test_progs printed no result line for {t.name}",
+                                    tuple(pending[-40:])))
+    if why is None:
+        check = _check_counts(finished, summary, data, json_problem)
+        if check:
+            problems.append(check)
+            verdicts.append(Verdict("(test_progs)", None, ERROR, check, tuple(pending[-40:])))
+    seen = {t.name for t in tests}
+    if why is None:
+        for sel in selectors:
+            name = sel.split("/", 1)[0]
+            if name not in seen:
+                problems.append(f"{sel}: test_progs ran no such test")
+                verdicts.append(Verdict(name, None if "/" not in sel else sel.split("/", 1)[1], ERROR,
+                                        f"test_progs ran nothing for {sel} (exit {exit_code}: "
+                                        f"{EXIT_NAMES.get(exit_code or 0, '?')})", tuple(pending[-20:])))
+    return Report(tuple(verdicts), exit_code, summary, counts, tuple((data or {}).get("results") or ()), preamble,
+                  tuple(problems))
+
+
+def _current(tests: list[_Test], name: str, number: str) -> _Test:
+    if tests and tests[-1].name == name and tests[-1].result is None:
+        return tests[-1]
+    tests.append(_Test(name, f"#{number}"))
+    return tests[-1]
+
+
+def _verdict(test: str, subtest: str | None, status: str, log: Sequence[str], number: str) -> Verdict:
+    return Verdict(test, subtest, status, _message(status, log), tuple(log), number)
+
+
+def _message(status: str, log: Sequence[str]) -> str:
+    if status == FAILED:
+        fails = [line for line in log if ":FAIL:" in line]
+        line = fails[0] if fails else next((ln for ln in reversed(log) if _FAIL_LINE.search(ln)), "")
+        return line.strip() or "test_progs reported FAIL (it printed no message)"
+    if status == SKIPPED:
+        line = next((ln for ln in reversed(log) if _SKIP_LINE.search(ln) and ":PASS:" not in ln), "")
+        return line.strip() or "test_progs skipped it (it printed no reason)"
+    return ""
+
+
+def _test_level(t: _Test) -> list[Verdict]:
+    """A test without subtests is one verdict; a test with subtests adds one only when its own result says more
+    than its subtests do (it failed, or was skipped, outside any subtest)."""
+    if t.result is None:
+        return []
+    result = "OK" if t.result.startswith("OK") else t.result
+    if not t.subtests:
+        return [_verdict(t.name, None, _STATUS[result], t.tail, t.number)]
+    statuses = {s.status for s in t.subtests}
+    if result == "FAIL" and FAILED not in statuses:
+        # failed outside its subtests: before the first one (its lines went to the first subtest's) or after the last
+        lines = [ln for s in t.subtests[:1] for ln in s.log if ":FAIL:" in ln] + t.tail
+        return [_verdict(t.name, None, FAILED, lines, t.number)]
+    if result == "SKIP" and statuses != {SKIPPED}:
+        return [_verdict(t.name, None, SKIPPED, t.tail, t.number)]
+    return []
+
+
+def _why_no_verdict(exit_code: int | None, lost: str | None, timed_out: bool, signal_line: str | None) -> str | None:
+    if lost:
+        return f"LOST VM: {lost}"
+    if timed_out:
+        return "test_progs ran out of time and was killed"
+    if exit_code is None:
+        return "test_progs gave no exit status"
+    if exit_code < 0:
+        return f"test_progs was killed by signal {-exit_code}" + (f" ({signal_line.strip()})" if signal_line else "")
+    if signal_line is not None:
+        return f"test_progs crashed ({signal_line.strip()})"
+    if exit_code == 3:
+        return "test_progs could not set up its environment (exit 3, EXIT_ERR_SETUP_INFRA)"
+    if exit_code not in (0, 1, 2):
+        return f"test_progs exited {exit_code}"
+    return None
+
+
+def _skip_count(t: _Test) -> int:
+    """test_progs' skip_cnt of a test, as its result line says it: "OK (SKIP: n/m)" n, "SKIP" all of its subtests
+    (or the test itself), "OK" none; after a FAIL, its skipped subtests."""
+    m = re.fullmatch(r"OK \(SKIP: (\d+)/\d+\)", t.result or "")
+    if m:
+        return int(m.group(1))
+    if t.result == "SKIP":
+        return len(t.subtests) or 1
+    if t.result == "OK":
+        return 0
+    return sum(1 for s in t.subtests if s.status == SKIPPED)
+
+
+def _check_counts(finished: Sequence[_Test], summary: tuple[int, ...] | None, data: dict[str, Any] | None,
+                  problem: str | None) -> str | None:
+    """test_progs' own counts against its result lines: tests passed and failed, subtests passed, skips."""
+    if problem:
+        return problem
+    assert data is not None
+    sub_ok = sum(1 for t in finished for s in t.subtests if s.status == PASSED)
+    skips = sum(_skip_count(t) for t in finished)
+    failed = sum(1 for t in finished if t.result == "FAIL")
+    passed = sum(1 for t in finished if t.result != "FAIL")
+    mine = {"success": passed, "success_subtest": sub_ok, "skipped": skips, "failed": failed}
+    theirs = {k: data[k] for k in mine}
+    if mine != theirs:
+        return f"test_progs' JSON counts {theirs} do not match its result lines {mine}"
+    if summary is not None and summary != (passed, sub_ok, skips, failed):
+        return f"test_progs' summary line {summary} does not match its result lines"
+    return None
