@@ -42,9 +42,9 @@ from harness.tools import quoted, version_line
 
 # Bump when the way test_progs is built changes in a way its inputs do not show.
 BUILD_VERSION = 1
-NETNS_SHIM = REPO_ROOT / "guests" / "test_progs-netns-shim.c"
+SHIM_SOURCE = REPO_ROOT / "guests" / "test_progs-shim.c"
 BINARY = "test_progs"
-SHIM = "netns-shim.so"
+SHIM = "test_progs-shim.so"
 HELPERS = "libtest_progs-helpers.a"
 COMMAND_TIMEOUT = 600
 LINK_ROUNDS = 4  # link, then add the prog_tests files that define what was missing, up to this many times
@@ -61,8 +61,8 @@ _BUILD_OUTPUT_DIRS = {"tools", "no_alu32", "cpuv4", "bpf_gcc", "feature", ".git"
 
 @dataclass(frozen=True)
 class BuiltTestProgs:
-    """A published test_progs: its directory in the cache (the binary, the BPF objects it opens by name, the netns
-    shim, build.log and meta.json) and what went into it."""
+    """A published test_progs: its directory in the cache (the binary, the BPF objects it opens by name, the shim
+    the harness preloads, build.log and meta.json) and what went into it."""
 
     entry: Path
     key: str
@@ -178,7 +178,7 @@ def build_test_progs(tree: Path, selection: Selection, vmlinux_h: Path, layout: 
     tree = Path(tree).resolve()
     tc = toolchain or Toolchain(clang=_default_clang())
     files = [f.path.name for f in selection.files]
-    key = build_key(tree_digest(tree), files, _sha(vmlinux_h), tc.versions(), _sha(NETNS_SHIM))
+    key = build_key(tree_digest(tree), files, _sha(vmlinux_h), tc.versions(), _sha(SHIM_SOURCE))
     entry = layout.test_progs / key
     found = _published(entry)
     if found is not None:
@@ -309,7 +309,7 @@ class _Builder:
         self._after_link()
         t = time.monotonic()
         self._shim()
-        self.phase("netns shim", t)
+        self.phase("shim", t)
         return {
             "tree": str(self.tree), "files": [f.path.name for f in files],
             "linked_files": [f.path.name for f in plan.files],
@@ -518,8 +518,8 @@ class _Builder:
                               "not done here, so BTF IDs it resolves at build time stay 0")
 
     def _shim(self) -> None:
-        argv = ["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(self.work / SHIM), str(NETNS_SHIM), "-ldl"]
-        self._check(self.log.run(argv), argv, "the netns shim")
+        argv = ["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(self.work / SHIM), str(SHIM_SOURCE), "-ldl"]
+        self._check(self.log.run(argv), argv, "the shim")
 
 
 def _has_section(path: Path, name: str) -> bool:

@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Pure: test_progs' verdicts from one run (its -v output, its -J summary, its exit status), subtest by subtest.
+"""Pure: test_progs' verdicts from one run (its output, its -J summary, its exit status), subtest by subtest.
 
-Why both files: test_progs' -J file lists only failed tests, and only without -v (with -v its "results" are
-empty); its counts are complete either way. With -v, every subtest's own lines (the ASSERT lines, libbpf's
-messages, a skip's reason) are printed before its result line `#N/M test/subtest:OK|FAIL|SKIP`, and each test ends
-with `#N test:OK|FAIL|SKIP|OK (SKIP: n/m)`. So the result lines give the verdicts, the lines before each one its
-message, and the JSON's counts must agree with them: a run whose output and summary disagree, that has no summary
-(a crash), that was killed, or that lost its machine, is no verdict for whatever it did not finish.
+test_progs prints a result line for every subtest, `#N/M test/subtest:OK|FAIL|SKIP`, and one per test,
+`#N test:OK|FAIL|SKIP|OK (SKIP: n/m)`; those are its verdicts. Its -J file has its counts, and lists the failed
+tests and subtests with their messages (the lines each printed: ASSERT lines, libbpf's messages) only without -v
+(with -v its "results" list is empty). Without -v nothing is printed for a passing or skipped subtest, and a failed
+one's lines are printed before its result line and again under "All error logs:" at the end; with -v every
+subtest's lines come before its result line as it runs (a skip's reason among them). So: verdicts from the result
+lines, a failure's message from the JSON (else from the lines before its result line), and the JSON's counts must
+agree with the result lines. A run whose output and summary disagree, that has no summary (a crash), that was
+killed, or that lost its machine, is no verdict for whatever it did not finish.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ _SUBTEST = re.compile(r"^#(\d+)/(\d+)\s+([^/\s]+)/(.*):(OK|FAIL|SKIP)\s*$")
 _TEST = re.compile(r"^#(\d+)\s+([^/\s]+):(OK|FAIL|SKIP|OK \(SKIP: (\d+)/(\d+)\))\s*$")
 _SUMMARY = re.compile(r"^Summary: (\d+)/(\d+) PASSED, (\d+) SKIPPED, (\d+) FAILED\s*$")
 _CAUGHT = re.compile(r"Caught signal #(\d+)!")
-# What test_progs' main() prints before the first test (its bpf_testmod handling): not any test's lines.
-_PREAMBLE_END = re.compile(r"^WARNING! Selftests relying on bpf_testmod\.ko will be skipped\.$|"
-                           r"^Successfully (?:un)?loaded bpf_testmod\.ko\.$")
+_RECAP = "All error logs:"  # after it, test_progs repeats the failed tests' lines and result lines
+# What test_progs' main() prints before the first test, about loading and unloading its test modules (stdout,
+# and one WARNING on stderr, which a buffered stdout can put first): not any test's lines.
+_PREAMBLE = re.compile(r"^(?:WARNING! Selftests relying on bpf_testmod\.ko will be skipped\.|"
+                       r".*\b\w+\.ko\b.*)$")
 _FAIL_LINE = re.compile(r":FAIL:|\bFAIL\b|error|failed", re.I)
 _SKIP_LINE = re.compile(r"skip", re.I)
 EXIT_NAMES = {0: "success", 1: "a test failed", 2: "no test ran (EXIT_NO_TEST)",
@@ -109,17 +114,29 @@ def judge(log_text: str, json_text: str | None, exit_code: int | None, selectors
     """The verdicts of one run. Never raises on odd output: what cannot be read becomes a problem (an ERROR
     verdict, no verdict) naming the test it concerns."""
     lines = [raw.replace("\r", "") for raw in log_text.splitlines()]
-    preamble_end = next((i + 1 for i, line in enumerate(lines) if _PREAMBLE_END.match(line)), 0)
     first_result = next((i for i, line in enumerate(lines) if _SUBTEST.match(line) or _TEST.match(line)), len(lines))
-    if preamble_end > first_result:
-        preamble_end = 0
-    preamble = tuple(lines[:preamble_end])
+    # the module lines come first, before any test's; they may interleave with the first test's (-v, stdout buffered)
+    module_lines = {i for i in range(first_result) if _PREAMBLE.match(lines[i])}
+    preamble = tuple(lines[i] for i in sorted(module_lines))
+    lines = [line for i, line in enumerate(lines) if i not in module_lines]
     tests: list[_Test] = []
     pending: list[str] = []
     summary: tuple[int, int, int, int] | None = None
     signal_line = None
-    for line in lines[preamble_end:]:
-        if m := _SUBTEST.match(line):
+    crashed_in: str | None = None
+    recap = False
+    for line in lines:
+        if line.strip() == _RECAP:
+            recap = True
+        elif m := _SUMMARY.match(line):
+            summary = (int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
+        elif m := _CAUGHT.search(line):
+            signal_line = line
+            crashed_in = tests[-1].name if tests else None
+            pending.append(line)
+        elif recap:
+            continue
+        elif m := _SUBTEST.match(line):
             test = _current(tests, m.group(3), m.group(1))
             status = _STATUS[m.group(5)]
             test.subtests.append(_verdict(m.group(3), m.group(4), status, pending, f"#{m.group(1)}/{m.group(2)}"))
@@ -127,51 +144,80 @@ def judge(log_text: str, json_text: str | None, exit_code: int | None, selectors
         elif m := _TEST.match(line):
             test = _current(tests, m.group(2), m.group(1))
             test.result, test.tail, pending = m.group(3), pending, []
-        elif m := _SUMMARY.match(line):
-            summary = (int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
-        elif m := _CAUGHT.search(line):
-            signal_line = line
-            pending.append(line)
         else:
             pending.append(line)
+    data, json_problem = parse_json(json_text)
+    messages = json_messages(data)
     verdicts: list[Verdict] = []
     problems: list[str] = []
     for t in tests:
-        verdicts += t.subtests
-        verdicts += _test_level(t)
-    data, json_problem = parse_json(json_text)
+        verdicts += [_with_json(v, messages) for v in t.subtests]
+        verdicts += [_with_json(v, messages) for v in _test_level(t)]
     counts = {k: v for k, v in data.items() if k != "results"} if data else None
     finished = [t for t in tests if t.result is not None]
     unfinished = [t for t in tests if t.result is None]
     why = _why_no_verdict(exit_code, lost, timed_out, signal_line)
+    seen = {t.name for t in tests}
+    never = [sel for sel in selectors if sel.split("/", 1)[0] not in seen]
+    tail = tuple(pending[-40:])
     if why is not None:
+        # What did not finish, and what never started, gets no verdict; what finished keeps test_progs' own.
         problems.append(why)
-        where = unfinished[-1].name if unfinished else None
-        tail = tuple(pending[-40:])
-        verdicts.append(Verdict(where or "(test_progs)", None if where is None else "(unfinished)", ERROR,
-                                f"{why}{f' during {where}' if where else ''}: no verdict"
-                                + (f" on the rest of {where}" if where and unfinished[-1].subtests else ""), tail))
-    elif unfinished:
+        for t in unfinished:
+            rest = " on the rest of it" if t.subtests else ""
+            verdicts.append(Verdict(t.name, "(unfinished)", ERROR, f"{why} during {t.name}: no verdict{rest}", tail))
+        for sel in never:
+            verdicts.append(_never(sel, f"{why} before {sel} ran: no verdict", ()))
+        if not unfinished and not never:
+            verdicts.append(Verdict("(test_progs)", None, ERROR, f"{why}: the run did not end normally", tail))
+        if crashed_in is not None:
+            # the crash handler prints the running test's result line, then its lines: they are that test's
+            fail = _message(FAILED, tail) if any(":FAIL:" in ln for ln in tail) else ""
+            head = f"test_progs crashed in this test ({signal_line.strip() if signal_line else why})"
+            verdicts = [Verdict(v.test, v.subtest, v.status, f"{head}; {fail}" if fail else head, (*v.log, *tail),
+                                v.number) if v.test == crashed_in and v.subtest is None else v for v in verdicts]
+    else:
         for t in unfinished:
             problems.append(f"{t.name} has no result line")
             verdicts.append(Verdict(t.name, "(unfinished)", ERROR, f"test_progs printed no result line for {t.name}",
-                                    tuple(pending[-40:])))
-    if why is None:
+                                    tail))
         check = _check_counts(finished, summary, data, json_problem)
         if check:
             problems.append(check)
-            verdicts.append(Verdict("(test_progs)", None, ERROR, check, tuple(pending[-40:])))
-    seen = {t.name for t in tests}
-    if why is None:
-        for sel in selectors:
-            name = sel.split("/", 1)[0]
-            if name not in seen:
-                problems.append(f"{sel}: test_progs ran no such test")
-                verdicts.append(Verdict(name, None if "/" not in sel else sel.split("/", 1)[1], ERROR,
-                                        f"test_progs ran nothing for {sel} (exit {exit_code}: "
-                                        f"{EXIT_NAMES.get(exit_code or 0, '?')})", tuple(pending[-20:])))
+            verdicts.append(Verdict("(test_progs)", None, ERROR, check, tail))
+        for sel in never:
+            problems.append(f"{sel}: test_progs ran no such test")
+            verdicts.append(_never(sel, f"test_progs ran nothing for {sel} (exit {exit_code}: "
+                                        f"{EXIT_NAMES.get(exit_code or 0, '?')})", tail[-20:]))
     return Report(tuple(verdicts), exit_code, summary, counts, tuple((data or {}).get("results") or ()), preamble,
                   tuple(problems))
+
+
+def _never(selector: str, message: str, log: tuple[str, ...]) -> Verdict:
+    test, _, sub = selector.partition("/")
+    return Verdict(test, sub or None, ERROR, message, log)
+
+
+def json_messages(data: dict[str, Any] | None) -> dict[tuple[str, str | None], list[str]]:
+    """The -J file's failed tests and subtests: (test, subtest or None) -> the lines test_progs kept for it."""
+    out: dict[tuple[str, str | None], list[str]] = {}
+    for test in (data or {}).get("results") or ():
+        if not isinstance(test, dict) or not isinstance(test.get("name"), str):
+            continue
+        if test.get("message"):
+            out[(test["name"], None)] = str(test["message"]).splitlines()
+        for sub in test.get("subtests") or ():
+            if isinstance(sub, dict) and isinstance(sub.get("name"), str):
+                out[(test["name"], sub["name"])] = str(sub.get("message") or "").splitlines()
+    return out
+
+
+def _with_json(v: Verdict, messages: dict[tuple[str, str | None], list[str]]) -> Verdict:
+    """A failure's lines as test_progs' JSON has them (its own split of the output by subtest), when it has them."""
+    lines = messages.get((v.test, v.subtest))
+    if v.status != FAILED or not lines:
+        return v
+    return Verdict(v.test, v.subtest, v.status, _message(FAILED, lines), tuple(lines), v.number)
 
 
 def _current(tests: list[_Test], name: str, number: str) -> _Test:
@@ -192,7 +238,7 @@ def _message(status: str, log: Sequence[str]) -> str:
         return line.strip() or "test_progs reported FAIL (it printed no message)"
     if status == SKIPPED:
         line = next((ln for ln in reversed(log) if _SKIP_LINE.search(ln) and ":PASS:" not in ln), "")
-        return line.strip() or "test_progs skipped it (it printed no reason)"
+        return line.strip() or "test_progs skipped it (no reason among its lines; without -v it prints none)"
     return ""
 
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Run a built test_progs in a guest: push it, run `-a TESTS -v -J FILE` there, fetch its log and JSON back."""
+"""Run a built test_progs in a guest: push it, run `-a TESTS -J FILE` there, fetch its log and JSON back."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ NO_NETNS = "bah: no /proc/self/ns/net"
 @dataclass
 class GuestRun:
     """What one test_progs run in a guest gave: its exit status (rc < 0: killed by that signal; None: no status,
-    the run was lost), its -v output and -J summary as files in `out_dir` (None when it wrote none), and why it
+    the run was lost), its output and -J summary as files in `out_dir` (None when it wrote none), and why it
     was lost if it was (a lost VM or agent: no verdict)."""
 
     argv: list[str]
@@ -46,42 +46,45 @@ class GuestRun:
         return self.json.read_text(errors="replace") if self.json is not None and self.json.is_file() else None
 
 
-def argv_for(selectors: Sequence[str], remote_dir: str) -> list[str]:
+def argv_for(selectors: Sequence[str], remote_dir: str, *, verbose: bool = False) -> list[str]:
     """test_progs' command line: exactly these tests (`-a`, test_progs' exact-name allowlist; `-t` would also run
-    every test whose name merely contains one), verbose (every subtest's own log lines before its result line,
-    where skip reasons are), and its JSON summary."""
-    return [f"./{BINARY}", "-a", ",".join(selectors), "-v", "-J", f"{remote_dir}/{JSON}"]
+    every test whose name merely contains one) and its JSON summary; with `verbose`, -v (every subtest's own log
+    lines, skip reasons among them, printed while it runs)."""
+    return [f"./{BINARY}", "-a", ",".join(selectors), *(["-v"] if verbose else []), "-J", f"{remote_dir}/{JSON}"]
 
 
-def shell_command(selectors: Sequence[str], remote_dir: str) -> str:
+def shell_command(selectors: Sequence[str], remote_dir: str, *, verbose: bool = False) -> str:
     """The guest shell command: in the run directory (test_progs opens its BPF objects by name there), with the
-    shim preloaded (stdout line-buffered; stands in for /proc/self/ns/net only where the kernel has none), output
-    to the log file. Its exit status is test_progs' own."""
+    shim preloaded (it stands in for /proc/self/ns/net only where the kernel has none; without -v it makes stdout
+    line-buffered, so a crash keeps every result line printed so far), output to the log file. Its exit status
+    is test_progs' own."""
     d = shlex.quote(remote_dir)
+    env = f"LD_PRELOAD={d}/{SHIM}" + ("" if verbose else " BPF_AUDIT_HARNESS_LINE_BUFFERED=1")
     return (f"cd {d} || exit 125; [ -e /proc/self/ns/net ] || echo {shlex.quote(NO_NETNS)}; "
-            f"LD_PRELOAD={d}/{SHIM} exec {shlex.join(argv_for(selectors, remote_dir))} > {d}/{LOG} 2>&1")
+            f"{env} exec {shlex.join(argv_for(selectors, remote_dir, verbose=verbose))} > {d}/{LOG} 2>&1")
 
 
 def run_in_guest(machine, built: BuiltTestProgs, selectors: Sequence[str], out_dir: Path, *,
-                 timeout: float = RUN_TIMEOUT) -> GuestRun:
+                 timeout: float = RUN_TIMEOUT, verbose: bool = False) -> GuestRun:
     """Push the build into a directory of the session's private directory, run it, and copy its log and JSON to
     `out_dir`. A guest or agent that goes away is reported in `lost` (with the console's findings), never
     raised."""
     out_dir.mkdir(parents=True, exist_ok=True)
     guest = machine.guest
-    run = GuestRun(argv_for(selectors, "<dir>"), None, console_log=getattr(machine, "console_log", None))
+    run = GuestRun(argv_for(selectors, "<dir>", verbose=verbose), None,
+                   console_log=getattr(machine, "console_log", None))
     start = len(machine.console_text()) if hasattr(machine, "console_text") else 0
     t0 = time.monotonic()
     try:
         remote = f"{guest.private_dir()}/test_progs-{built.key}"
         run.remote_dir = remote
-        run.argv = argv_for(selectors, remote)
+        run.argv = argv_for(selectors, remote, verbose=verbose)
         guest.run(f"mkdir -p {shlex.quote(remote)}", timeout=60, check=True)
         for path in built.files:
             guest.put(path, f"{remote}/{path.name}", mode=0o755 if path.name in (BINARY, SHIM) else 0o644)
         agent = guest.agent()
         res = agent.request("trigger", timeout=timeout + 60, guest_timeout=timeout,
-                            shell=shell_command(selectors, remote))
+                            shell=shell_command(selectors, remote, verbose=verbose))
         run.rc = res.get("rc") if res.get("ok") else None
         run.timed_out = bool(res.get("timed_out"))
         if NO_NETNS in (res.get("stdout") or ""):

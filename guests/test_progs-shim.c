@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Preloaded into test_progs by the harness: a kernel without CONFIG_NET_NS, and output in the order it was written.
+/* Preloaded into test_progs by the harness: a kernel without CONFIG_NET_NS, and output that survives a crash.
  *
  * test_progs saves /proc/self/ns/net when it starts and setns()es back to it after every test; on a kernel built
  * without network namespaces that file does not exist and test_progs exits before its first test. Only then does
  * the open get a descriptor of /dev/null instead, and setns(fd, CLONE_NEWNET) on that descriptor succeeds without
  * doing anything (there is no other namespace to return from). Every other open and setns is the real one.
  *
- * stdout is made line-buffered at load: with -v, test_progs writes its log to stdout and libc's messages to stderr,
- * and both go to one file; a fully buffered stdout would put every stderr line before the test it belongs to.
+ * With BPF_AUDIT_HARNESS_LINE_BUFFERED=1 in the environment, stdout is made line-buffered at load. Without -v,
+ * test_progs writes to the real stdout only between tests (a test's own output goes to a memory stream), and with
+ * stdout a file every result line would otherwise sit in a 4 KiB buffer that a crash or a lost VM throws away.
+ * (With -v the harness leaves it alone: there a test's lines go to stdout while the test runs, and a write per
+ * line would add system calls to what tests that count their own syscalls see.)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -16,6 +19,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -24,7 +28,10 @@ static int stand_in_fd = -1;
 
 __attribute__((constructor)) static void line_buffered_stdout(void)
 {
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	const char *on = getenv("BPF_AUDIT_HARNESS_LINE_BUFFERED");
+
+	if (on && strcmp(on, "1") == 0)
+		setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
 typedef int (*open_fn)(const char *, int, ...);
