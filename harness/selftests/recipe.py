@@ -172,7 +172,43 @@ def build_recipe(tree: Path, vmlinux_h: Path, layout: CacheLayout, clang: str) -
     skipped.append("CFLAGS, GENFLAGS (-DHAVE_GENHDR) and LLVM_CFLAGS: user-space flags, not BPF_CFLAGS")
     recipe = Recipe(tree, clang, vmlinux_h, include_dir, tuple(cflags), tuple(rule), per_file, tuple(honoured),
                     tuple(skipped))
+    beyond = beyond_reader(recipe.rule, recipe.cflags)
+    if beyond:
+        return _by_make(recipe, beyond, layout)
     return Recipe(**{**recipe.__dict__, "key": _recipe_key(recipe)})
+
+
+def beyond_reader(rule: tuple[str, ...], cflags: tuple[str, ...]) -> list[str]:
+    """What this reader left unexpanded in the rule or the flags (7.x's `$(BPF_TARGET_ENDIAN)`, a permissive
+    build's `$(if $(PERMISSIVE),|| ...)` tail, a `#` comment after a continuation): words clang must not get."""
+    odd = [t for t in rule if t not in ("$1", "$2", "$3") and ("$(" in t or t in ("||", "&&", ";") or
+                                                                t.startswith(("(", "'", '"')) or "printf" in t)]
+    odd += [t for t in cflags if "$(" in t or t.startswith("#")]
+    return odd
+
+
+def _by_make(recipe: Recipe, beyond: list[str], layout: CacheLayout) -> Recipe:
+    """The recipe as make itself expands the Makefile (harness.selftests.makevars), for a Makefile this reader
+    does not follow; the reader's own result, with what it could not read said, when make cannot read it."""
+    from harness.selftests.makevars import MakeEvalError, evaluate, per_item
+
+    text = (recipe.tree / SELFTESTS / "Makefile").read_text(errors="replace")
+    exprs = make_exprs(text)
+    try:
+        if exprs is None:
+            raise MakeEvalError("no TRUNNER_BPF_CFLAGS before the test_progs runner")
+        # VMLINUX_BTF: the Makefile stops without one; none of the expanded values uses it
+        values = evaluate(recipe.tree, exprs, make_vars={"CLANG": recipe.clang, "VMLINUX_BTF": str(recipe.vmlinux_h)},
+                          lists={"PROGS_CFLAGS": ("$(wildcard progs/*.c)", "$(%-CFLAGS)")})
+        made = recipe_from_make(recipe.tree, recipe.vmlinux_h, layout, recipe.clang, values,
+                                per_item(values["PROGS_CFLAGS"]))
+    except (MakeEvalError, HarnessError) as e:
+        skipped = (*recipe.skipped, f"the Makefile has what this reader does not expand ({' '.join(beyond[:6])}), "
+                                    f"and make could not expand it either: {str(e).splitlines()[0]}")
+        kept = Recipe(**{**recipe.__dict__, "skipped": skipped})
+        return Recipe(**{**kept.__dict__, "key": _recipe_key(kept)})
+    note = f"make's own expansion of the Makefile (this reader leaves {' '.join(beyond[:6])} unexpanded)"
+    return Recipe(**{**made.__dict__, "honoured": (note, *made.honoured)})
 
 
 def _rule(body: list[str]) -> tuple[str, ...] | None:
