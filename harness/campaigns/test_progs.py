@@ -76,7 +76,8 @@ def kernel_tree(artifact, fallback: Callable[[], Path]) -> tuple[Path, list[str]
 
 
 def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayout, out_dir: Path, pool_config, *,
-                   timeout: float | None = None, say: Callable[[str], None] | None = None) -> Outcome:
+                   timeout: float | None = None, verbose: bool = False,
+                   say: Callable[[str], None] | None = None) -> Outcome:
     """Build `tree`'s test_progs for `names` against the kernel under test (`artifact`: its vmlinux.h and vmlinux),
     boot one machine from `pool_config`, run it there and judge. A build failure or a lost machine is the
     outcome's `error` (the stage is named), never raised; a usage error (an unknown name) is raised."""
@@ -120,7 +121,8 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
             return outcome
         outcome.meta["boot_seconds"] = round(time.monotonic() - t1, 1)
         say(f"test_progs: running {' '.join(selection.selectors)} in {machine.name}")
-        run = run_in_guest(machine, built, selection.selectors, out_dir, timeout=timeout or RUN_TIMEOUT)
+        run = run_in_guest(machine, built, selection.selectors, out_dir, timeout=timeout or RUN_TIMEOUT,
+                           verbose=verbose)
     finally:
         pool.close()
     outcome.notes += run.notes

@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "tree's own test_progs for these prog_tests (a file prog_tests/NAME.c: its tests; a test NAME; "
                    "NAME/SUBTEST), run it in one guest (`test_progs -a NAME,... -v -J FILE`) and judge every subtest "
                    "as test_progs did; with --list: build it and list its tests, no VM")
+    p.add_argument("--test-progs-verbose", action="store_true", help="--test-progs: run test_progs with -v (every "
+                   "subtest's lines in the log, a skip's reason among them; -v writes while tests run, which tests "
+                   "that count their own syscalls can see)")
     p.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
                    help="--test-progs: how long test_progs may run in the guest (default 1800, at most 3600)")
     p.add_argument("files", nargs="*", metavar="FILE", help="only these (skeleton names such as verifier_and, "

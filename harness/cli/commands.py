@@ -371,6 +371,8 @@ def _test_progs(ns: argparse.Namespace) -> int:
         raise UsageError("name RUN_TESTS files or --test-progs tests, not both (FILE... is for the RUN_TESTS set)")
     if ns.vmlinux_h is not None:
         raise UsageError("--vmlinux-h is for the RUN_TESTS --list: test_progs is built against the kernel under test")
+    if ns.test_progs_verbose and ns.list:
+        raise UsageError("--test-progs-verbose is for a run; --list runs nothing")
     if not 0 < ns.timeout <= 3600:
         raise UsageError("--timeout must be in (0, 3600] seconds (the guest agent's limit)")
     layout = CacheLayout(ns.cache_dir or cache_root())
@@ -390,7 +392,8 @@ def _test_progs(ns: argparse.Namespace) -> int:
     out = (ns.out or new_run_dir(layout, "test_progs")).resolve()
     pool = PoolConfig(kernel=art.bzimage, accel=ns.accel or "auto", run_dir=out, state_dir=layout.state,
                       worker="test_progs")
-    outcome = tp.run_test_progs(tree, ns.test_progs, art, layout, out, pool, timeout=ns.timeout, say=say)
+    outcome = tp.run_test_progs(tree, ns.test_progs, art, layout, out, pool, timeout=ns.timeout,
+                                verbose=ns.test_progs_verbose, say=say)
     outcome.notes[:0] = notes
     path = outcome.write()
     sys.stdout.write(tp.format_table(outcome))

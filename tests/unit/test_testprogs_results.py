@@ -87,7 +87,8 @@ def test_a_crash_keeps_what_finished_and_gives_no_verdict_to_the_rest() -> None:
     s = statuses(report)
     assert all(s[n] == PASSED for n in ("d_path/basic", "lsm_cgroup/functional", "lsm_cgroup/nonvoid"))
     crashed = next(v for v in report.verdicts if v.name == "task_local_storage")
-    assert crashed.status == FAILED and crashed.message.startswith("test_progs crashed in this test (Caught signal #11!)")
+    assert crashed.status == FAILED
+    assert crashed.message.startswith("test_progs crashed in this test (Caught signal #11!)")
     assert any("Stack trace:" in ln for ln in crashed.log)
     never = next(v for v in report.verdicts if v.name == "test_local_storage")
     assert never.status == ERROR and "killed by signal 11" in never.message and "no verdict" in never.message

@@ -32,9 +32,9 @@ from harness.selftests.testprogs.plan import (
     Skel,
     TestFile,
     defining_files,
+    generated_tests_h,
     make_plan,
     read_test_file,
-    tests_h,
     undefined_symbols,
 )
 from harness.settings import REPO_ROOT, CacheLayout, refuse_if_forbidden
@@ -283,7 +283,7 @@ class _Builder:
         for round_ in range(LINK_ROUNDS):
             self._objects_and_skeletons(plan, done_objects, done_skels)
             (self.work / "prog_tests").mkdir(exist_ok=True)
-            (self.work / TESTS_H).write_text(tests_h(plan.tests))
+            (self.work / TESTS_H).write_text(generated_tests_h(plan.tests))
             t = time.monotonic()
             self._compile_tests([f for f in plan.files if f.path not in compiled_tests])
             compiled_tests |= {f.path for f in plan.files}
@@ -426,7 +426,7 @@ class _Builder:
         one a tree's in-tree build left). They go into an archive, so the link takes only the ones the tests
         use. One that does not compile is left out and said (the link names it if it was needed)."""
         (self.work / "prog_tests").mkdir(exist_ok=True)
-        (self.work / TESTS_H).write_text(tests_h(self.selection.tests))
+        (self.work / TESTS_H).write_text(generated_tests_h(self.selection.tests))
         sources = [(s, self.base / s) for s in self.mk.extra_sources if s.endswith(".c")]
         sources += [(s, self.tree / "tools/lib" / s) for s in self.mk.lib_sources if s.endswith(".c")]
         for header in (s for s in self.mk.extra_sources if s.endswith(".h")):

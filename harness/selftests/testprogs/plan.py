@@ -93,18 +93,18 @@ class Plan:
     problems: tuple[str, ...] = ()
 
 
-def test_functions(source: str) -> list[str]:
+def defined_tests(source: str) -> list[str]:
     """The test names a prog_tests file defines, as the Makefile's tests.h rule finds them."""
     return [m.group(2) for m in _TEST_FUNC.finditer(source)]
 
 
-def tests_h(tests: Iterable[str]) -> str:
+def generated_tests_h(tests: Iterable[str]) -> str:
     """tests.h for `tests`, as the Makefile writes it (sorted; its `sort` runs in the C locale here)."""
     return "/* Generated header, do not edit */\n" + "".join(f"DEFINE_TEST({t})\n" for t in sorted(set(tests)))
 
 
 def read_test_file(path: Path) -> TestFile:
-    return TestFile(Path(path), tuple(test_functions(Path(path).read_text(errors="replace"))))
+    return TestFile(Path(path), tuple(defined_tests(Path(path).read_text(errors="replace"))))
 
 
 def select(tree: Path, names: Sequence[str]) -> Selection:
