@@ -110,6 +110,43 @@ def _evaluate(base: Path, work: Path, exprs: Mapping[str, str], make_vars: dict[
     return values
 
 
+SUB_MAKE = "bah-sub-make"  # what $(MAKE) becomes in a dry run: a recursive make is seen, never run
+
+
+def make_file(tree: Path, target: Path, variable: str, *, output: Path, make_vars: Mapping[str, str] | None = None,
+              log=None) -> str | None:
+    """Have the Makefile's own rule make the file a variable names (e.g. 7.3's VERIFY_SIG_HDR, verification_cert.h)
+    at `target` instead: the variable is set to `target` on the command line, so its rule writes there and not
+    into the tree, with OUTPUT (where the rule's prerequisites go) at `output`. A rule that runs a recursive make
+    (a sub-make of the tree writes into the tree) is not run. Returns None when made, else why not. `log(argv,
+    proc)` sees each make run."""
+    base = Path(tree) / SELFTESTS
+    Path(output).mkdir(parents=True, exist_ok=True)
+    argv = ["make", "-C", str(base), "--no-print-directory", f"OUTPUT={output}",
+            *(f"{k}={v}" for k, v in {**QUIET, **(make_vars or {}), variable: str(target)}.items())]
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "O", "V")}
+    # A dry run first, with $(MAKE) a command that does nothing: make runs recursive lines even with -n.
+    dry = [*argv[:3], "-n", *argv[3:], f"MAKE=/bin/true {SUB_MAKE}", str(target)]
+    try:
+        proc = subprocess.run(dry, capture_output=True, text=True, timeout=MAKE_TIMEOUT, check=False, env=env,
+                              stdin=subprocess.DEVNULL)
+        if log is not None:
+            log(dry, proc)
+        if proc.returncode != 0:
+            return f"make -n {target.name} failed: {(proc.stderr or proc.stdout).strip()[-300:]}"
+        if SUB_MAKE in proc.stdout:
+            return "its rule runs a make of its own in the tree, which the harness does not run"
+        proc = subprocess.run([*argv, str(target)], capture_output=True, text=True, timeout=MAKE_TIMEOUT * 5,
+                              check=False, env=env, stdin=subprocess.DEVNULL)
+        if log is not None:
+            log([*argv, str(target)], proc)
+    except subprocess.TimeoutExpired:
+        return f"make {target.name} did not finish"
+    if proc.returncode != 0 or not Path(target).is_file():
+        return f"make {target.name} failed: {(proc.stderr or proc.stdout).strip()[-300:]}"
+    return None
+
+
 def per_item(text: str) -> dict[str, str]:
     """A `lists` value as item -> value."""
     out: dict[str, str] = {}

@@ -145,3 +145,32 @@ def test_make_and_the_reader_agree_on_6_12(plain_source: Path, tmp_path: Path) -
     assert (made.cflags, made.rule, made.key) == (reader.cflags, reader.rule, reader.key)  # one object cache
     assert made.per_file["progs/dynptr_fail.c"] == ("-fno-strict-aliasing",)
     assert "test_loader.c" in mk.extra_sources and mk.cc == "gcc"
+
+
+GENERATED = """\
+GEN_HDR := gen.h
+SUB_HDR := sub/sub.h
+BUILD_DIR := $(OUTPUT)/tools/build
+$(BUILD_DIR)/key.der:
+	mkdir -p $(BUILD_DIR) && printf 'key' > $@
+$(GEN_HDR): $(BUILD_DIR)/key.der
+	(echo "unsigned char cert[] = { 0x6b };"; echo "unsigned int cert_len = $$(wc -c < $<);") > $@
+$(SUB_HDR):
+	+$(MAKE) -C sub sub.h
+"""
+
+
+def test_a_generated_header_is_made_by_its_own_rule_outside_the_tree(tmp_path: Path) -> None:
+    tree = tmp_path / "linux"
+    (tree / BPF / "sub").mkdir(parents=True)
+    (tree / BPF / "Makefile").write_text(GENERATED)
+    (tree / BPF / "sub/Makefile").write_text("sub.h:\n\ttouch sub.h\n")
+    work = tmp_path / "work"
+    made = []
+    assert makevars.make_file(tree, work / "gen.h", "GEN_HDR", output=work / "out",
+                              log=lambda argv, proc: made.append(argv)) is None
+    assert (work / "gen.h").read_text() == "unsigned char cert[] = { 0x6b };\nunsigned int cert_len = 3;\n"
+    assert (work / "out/tools/build/key.der").is_file() and len(made) == 2  # a dry run, then the rule
+    why = makevars.make_file(tree, work / "sub.h", "SUB_HDR", output=work / "out")
+    assert why == "its rule runs a make of its own in the tree, which the harness does not run"
+    assert sorted(p.name for p in (tree / BPF).rglob("*")) == ["Makefile", "Makefile", "sub"]  # nothing written there

@@ -137,3 +137,13 @@ def test_a_named_test_that_did_not_run_is_an_error() -> None:
 def test_odd_output_never_raises(text: str) -> None:
     report = judge(text, "{not json", 1, ["t"])
     assert report.problems  # whatever it is, it is not a clean pass
+
+
+def test_7x_output_is_read_too() -> None:
+    """7.3's test_progs (built from Debian's linux-source-7.3, run on the 6.12 kernel) prints failed subtests in
+    its summary line and counts them in its JSON."""
+    d = DATA / "testprogs-7.3.4-test_lsm-on-6.12.118"
+    report = judge((d / "test_progs.log").read_text(), (d / "test_progs.json").read_text(), 0, ["test_lsm"])
+    assert statuses(report) == {"test_lsm/lsm_basic": PASSED, "test_lsm/lsm_tailcall": PASSED}
+    assert report.summary == (1, 2, 0, 0) and report.problems == ()
+    assert report.counts == {"success": 1, "success_subtest": 2, "skipped": 0, "failed": 0, "failed_subtest": 0}

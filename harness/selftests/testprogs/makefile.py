@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,9 @@ class TestProgsMakefile:
     bpf_per_file: dict[str, str]
     output: str
     notes: tuple[str, ...] = field(default=())
+    # headers TRUNNER_EXTRA_SOURCES names through a variable that the Makefile generates (7.3's $(VERIFY_SIG_HDR)):
+    # variable -> its value
+    generated: dict[str, str] = field(default_factory=dict)
 
 
 class NoTestProgsRunner(makevars.MakeEvalError):
@@ -56,7 +60,9 @@ def read(tree: Path, clang: str, vmlinux: Path | None = None) -> TestProgsMakefi
         raise NoTestProgsRunner(f"{tree / SELFTESTS / 'Makefile'} defines no test_progs runner "
                                 f"(no TRUNNER_BPF_CFLAGS/TRUNNER_EXTRA_SOURCES before {TEST_PROGS_MARKER})")
     lib = makevars.before(text, TEST_PROGS_MARKER, "TRUNNER_LIB_SOURCES") or ""
-    exprs = {**USER_EXPRS, **bpf, "EXTRA_SOURCES": extra, "LIB_SOURCES": lib}
+    named = list(dict.fromkeys(re.findall(r"\$\((\w+)\)", extra)))
+    exprs = {**USER_EXPRS, **bpf, "EXTRA_SOURCES": extra, "LIB_SOURCES": lib,
+             **{f"VAR_{v}": f"$({v})" for v in named}}
     lists = {"SOURCE_CFLAGS": (f"$(filter %.c,{extra} {lib})", "$(%-CFLAGS)"),
              "PROGS_CFLAGS": ("$(wildcard progs/*.c)", "$(%-CFLAGS)"),
              "LINKED_DEPS": ("$(LINKED_SKELS)", "$(%-deps)")}
@@ -77,4 +83,7 @@ def read(tree: Path, clang: str, vmlinux: Path | None = None) -> TestProgsMakefi
         lib_sources=tuple(make_tokens(values["LIB_SOURCES"])),
         source_cflags=makevars.per_item(values["SOURCE_CFLAGS"]), facts=facts,
         bpf_values={k: values[k] for k in (*bpf, "__output__")},
-        bpf_per_file=makevars.per_item(values["PROGS_CFLAGS"]), output=values["__output__"], notes=tuple(notes))
+        bpf_per_file=makevars.per_item(values["PROGS_CFLAGS"]), output=values["__output__"], notes=tuple(notes),
+        generated={v: values[f"VAR_{v}"].strip() for v in named
+                   if values[f"VAR_{v}"].strip().endswith(".h") and len(values[f"VAR_{v}"].split()) == 1
+                   and not (tree / SELFTESTS / values[f"VAR_{v}"].strip()).is_file()})

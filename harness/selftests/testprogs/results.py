@@ -26,7 +26,8 @@ _STATUS = {"OK": PASSED, "FAIL": FAILED, "SKIP": SKIPPED}
 # OK, FAIL, SKIP or "OK (SKIP: n/m)". A subtest name may hold ':' and '/'.
 _SUBTEST = re.compile(r"^#(\d+)/(\d+)\s+([^/\s]+)/(.*):(OK|FAIL|SKIP)\s*$")
 _TEST = re.compile(r"^#(\d+)\s+([^/\s]+):(OK|FAIL|SKIP|OK \(SKIP: (\d+)/(\d+)\))\s*$")
-_SUMMARY = re.compile(r"^Summary: (\d+)/(\d+) PASSED, (\d+) SKIPPED, (\d+) FAILED\s*$")
+# 7.x prints "N/M FAILED" (failed tests / failed subtests) where 6.x prints "N FAILED"
+_SUMMARY = re.compile(r"^Summary: (\d+)/(\d+) PASSED, (\d+) SKIPPED, (\d+)(?:/\d+)? FAILED\s*$")
 _CAUGHT = re.compile(r"Caught signal #(\d+)!")
 _RECAP = "All error logs:"  # after it, test_progs repeats the failed tests' lines and result lines
 # What test_progs' main() prints before the first test, about loading and unloading its test modules (stdout,
