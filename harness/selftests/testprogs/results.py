@@ -20,16 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.selftests.test_progs_log import RECAP, SUBTEST_LINE, SUMMARY_LINE, TEST_LINE
+
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
 _STATUS = {"OK": PASSED, "FAIL": FAILED, "SKIP": SKIPPED}
-# print_subtest_name(): "#%-7s %s/%s" with "N/M", then ":OK|FAIL|SKIP"; print_test_result(): "#%-7d %s:" then
-# OK, FAIL, SKIP or "OK (SKIP: n/m)". A subtest name may hold ':' and '/'.
-_SUBTEST = re.compile(r"^#(\d+)/(\d+)\s+([^/\s]+)/(.*):(OK|FAIL|SKIP)\s*$")
-_TEST = re.compile(r"^#(\d+)\s+([^/\s]+):(OK|FAIL|SKIP|OK \(SKIP: (\d+)/(\d+)\))\s*$")
-# 7.x prints "N/M FAILED" (failed tests / failed subtests) where 6.x prints "N FAILED"
-_SUMMARY = re.compile(r"^Summary: (\d+)/(\d+) PASSED, (\d+) SKIPPED, (\d+)(?:/\d+)? FAILED\s*$")
+# The result and summary lines, as harness.selftests.test_progs_log reads them too.
+_SUBTEST, _TEST, _SUMMARY = SUBTEST_LINE, TEST_LINE, SUMMARY_LINE
 _CAUGHT = re.compile(r"Caught signal #(\d+)!")
-_RECAP = "All error logs:"  # after it, test_progs repeats the failed tests' lines and result lines
+_RECAP = RECAP  # after it, test_progs repeats the failed tests' lines and result lines
 # What test_progs' main() prints before the first test, about loading and unloading its test modules (stdout,
 # and one WARNING on stderr, which a buffered stdout can put first): not any test's lines.
 _PREAMBLE = re.compile(r"^(?:WARNING! Selftests relying on bpf_testmod\.ko will be skipped\.|"
