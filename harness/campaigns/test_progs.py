@@ -82,7 +82,7 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
     boot one machine from `pool_config`, run it there and judge. A build failure or a lost machine is the
     outcome's `error` (the stage is named), never raised; a usage error (an unknown name) is raised."""
     from harness.machine.pool import VMPool
-    from harness.selftests.testprogs.build import build_test_progs, describe
+    from harness.selftests.testprogs.build import TestSourceError, build_test_progs, describe
     from harness.selftests.testprogs.plan import select
     from harness.selftests.testprogs.run import RUN_TIMEOUT, run_in_guest
 
@@ -95,6 +95,11 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
     t0 = time.monotonic()
     try:
         built = build_test_progs(tree, selection, artifact.vmlinux_h, layout, vmlinux=artifact.vmlinux, say=say)
+    except TestSourceError as e:  # the tests' own sources: their failure, nothing to run
+        outcome.report = Report(tuple(build_failures(outcome.files, e.failed_files)), None)
+        if e.log_path is not None:
+            outcome.paths["build_log"] = Path(e.log_path)
+        return outcome
     except HarnessError as e:
         outcome.error, outcome.error_stage = f"building test_progs failed: {e}", "build"
         if e.log_path is not None:
@@ -108,6 +113,9 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
                                   "helpers_linked": built.meta.get("helpers_linked"),
                                   "phases": built.meta.get("phases")}
     outcome.notes += list(built.meta.get("notes", []))
+    failed_files = built.meta.get("failed_files") or {}
+    selectors = [sel for sel in selection.selectors
+                 if (outcome.file_of(sel.split("/", 1)[0]) or "") not in failed_files]
     if (built.entry / "build.log").is_file():
         shutil.copyfile(built.entry / "build.log", out_dir / "build.log")
         outcome.paths["build_log"] = out_dir / "build.log"
@@ -120,8 +128,8 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
             outcome.error, outcome.error_stage = f"LOST VM (no verdict): the machine did not come up: {e}", "vm"
             return outcome
         outcome.meta["boot_seconds"] = round(time.monotonic() - t1, 1)
-        say(f"test_progs: running {' '.join(selection.selectors)} in {machine.name}")
-        run = run_in_guest(machine, built, selection.selectors, out_dir, timeout=timeout or RUN_TIMEOUT,
+        say(f"test_progs: running {' '.join(selectors)} in {machine.name}")
+        run = run_in_guest(machine, built, selectors, out_dir, timeout=timeout or RUN_TIMEOUT,
                            verbose=verbose)
     finally:
         pool.close()
@@ -131,8 +139,9 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
     for name, path in (("log", run.log), ("test_progs_json", run.json), ("console_log", run.console_log)):
         if path is not None:
             outcome.paths[name] = path
-    outcome.report = judge(run.log_text, run.json_text, run.rc, selection.selectors, lost=run.lost,
-                           timed_out=run.timed_out)
+    report = judge(run.log_text, run.json_text, run.rc, selectors, lost=run.lost, timed_out=run.timed_out)
+    outcome.report = Report((*report.verdicts, *build_failures(outcome.files, failed_files)), report.exit_code,
+                            report.summary, report.counts, report.json_results, report.preamble, report.problems)
     if run.findings:
         outcome.notes += [f"kernel console during the run: {f.kind}: {f.first_line}" for f in run.findings]
         first = run.findings[0]
@@ -142,6 +151,18 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
                                 outcome.report.counts, outcome.report.json_results, outcome.report.preamble,
                                 outcome.report.problems)
     return outcome
+
+
+def build_failures(files: dict[str, list[str]], failed: dict[str, str]) -> list[Verdict]:
+    """A FAILED verdict for each test of a named prog_tests file that does not build (its own source, or a BPF
+    program or skeleton it needs), with the compiler's lines."""
+    out = []
+    for name, why in failed.items():
+        lines = tuple(why.splitlines())
+        first = next((ln.strip() for ln in lines if "error" in ln), lines[0] if lines else "")
+        for test in files.get(name, ()):
+            out.append(Verdict(test, None, FAILED, f"prog_tests/{name} does not build: {first}"[:300], lines))
+    return out
 
 
 def exit_code(outcome: Outcome) -> int:

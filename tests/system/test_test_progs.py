@@ -64,6 +64,46 @@ def test_prog_tests_files_are_pytest_items(kernel_artifact, kernel_options, tmp_
     assert "test_progs: 5 passed, 0 failed, 0 skipped, 0 without a verdict" in res.stderr + res.stdout
 
 
+BROKEN = """\
+// SPDX-License-Identifier: GPL-2.0
+/* A prog_tests file with a syntax error, written by tests/system/test_test_progs.py. */
+#include <test_progs.h>
+#include "lsm.skel.h"
+
+void test_broken(void)
+{
+	struct lsm *skel = lsm__open_and_load();
+
+	ASSERT_OK_PTR(skel, "load")
+	lsm__destroy(skel);
+}
+"""
+
+
+def test_a_file_that_does_not_compile_fails_alone(kernel_artifact, kernel_options, tmp_path: Path) -> None:
+    """Its test is a failure with the compiler's message (the test's, not the harness's); the other file runs."""
+    src = Path(kernel_artifact.meta["tree"])
+    tree = tmp_path / "linux"  # what a test_progs build reads of a tree, hard-linked: tools/, disasm.[ch], bpf_doc.py
+    tree.mkdir()
+    subprocess.run(["cp", "-al", str(src / "tools"), str(tree / "tools")], check=True)
+    for rel in ("kernel/bpf/disasm.c", "kernel/bpf/disasm.h", "scripts/bpf_doc.py"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).hardlink_to(src / rel)
+    (tree / PROG_TESTS / "broken.c").write_text(BROKEN)
+    junit = tmp_path / "junit.xml"
+    res = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--harness-cache",
+                          str(kernel_options.layout().root), f"--junitxml={junit}",
+                          str(tree / PROG_TESTS / "broken.c"), str(tree / PROG_TESTS / "test_lsm.c")],
+                         capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 1, res.stdout[-4000:] + res.stderr[-3000:]
+    cases = {tc.get("name"): tc for tc in ET.parse(junit).getroot().iter("testcase")}
+    assert sorted(cases) == ["broken", "test_lsm/lsm_basic", "test_lsm/lsm_tailcall"]
+    failure = cases["broken"].find("failure")
+    assert failure is not None and "prog_tests/broken.c does not build" in failure.get("message", "")
+    assert "expected ‘;’ before ‘lsm__destroy’" in failure.text and "NO VERDICT" not in failure.text
+    assert cases["test_lsm/lsm_basic"].find("failure") is None
+
+
 def test_a_vm_lost_while_test_progs_runs_is_no_verdict(kernel_artifact, kernel_options, tmp_path: Path,
                                                        monkeypatch) -> None:
     """The guest is killed (QEMU SIGKILLed) while test_progs runs: every test it did not finish is an error."""

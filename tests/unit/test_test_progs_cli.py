@@ -82,3 +82,17 @@ def test_prog_tests_files_are_recognised(tmp_path: Path) -> None:
                                                                                            "test_lsm")
     assert not is_prog_tests_file(d / "helpers.c")  # defines no test
     assert not is_prog_tests_file(tmp_path / "prog_tests/x.c")  # not in a kernel tree's selftests
+
+
+def test_a_file_that_does_not_build_fails_each_of_its_tests() -> None:
+    from harness.campaigns.test_progs import build_failures
+
+    why = "does not compile:\nx.c: In function 'test_a':\nx.c:7:9: error: expected ';' before 'y'\n$ gcc ..."
+    out = build_failures({"x.c": ["a", "b"], "ok.c": ["c"]}, {"x.c": why})
+    assert [(v.name, v.status) for v in out] == [("a", "failed"), ("b", "failed")]
+    assert out[0].message == "prog_tests/x.c does not build: x.c:7:9: error: expected ';' before 'y'"
+    assert out[0].log == tuple(why.splitlines())
+    o = Outcome(Path("/linux"), ("x", "ok"), Path("/out"), {"x.c": ["a", "b"], "ok.c": ["c"]})
+    from harness.selftests.testprogs.results import Report
+    o.report = Report(tuple(out), None)
+    assert exit_code(o) == EXIT_FAILED  # the test's failure, not "no verdict"

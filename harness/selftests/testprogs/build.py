@@ -60,6 +60,17 @@ _KEY_SUFFIXES = {".c", ".h", ".map", ".mk", ".sh", ""}
 _BUILD_OUTPUT_DIRS = {"tools", "no_alu32", "cpuv4", "bpf_gcc", "feature", ".git"}
 
 
+class TestSourceError(BuildError):
+    """The named tests' own sources do not build (a prog_tests file, a BPF program or skeleton it needs): the
+    tests' failure, not the harness's. `failed_files`: file name -> why."""
+
+    __test__ = False
+
+    def __init__(self, message: str, *, log_path: Path | None = None, failed_files: dict[str, str] | None = None):
+        super().__init__(message, log_path=log_path)
+        self.failed_files = dict(failed_files or {})
+
+
 @dataclass(frozen=True)
 class BuiltTestProgs:
     """A published test_progs: its directory in the cache (the binary, the BPF objects it opens by name, the shim
@@ -275,20 +286,12 @@ class _Builder:
                                        self.mk.bpf_per_file)
         self._include_dir()
         self.phase("makefile", t)
-        files = list(self.selection.files)
+        done_objects: dict[str, str | None] = {}  # stem -> why it did not compile (None: it did)
+        done_skels: dict[str, str | None] = {}
+        files = self._named_files(done_objects, done_skels)
         plan = make_plan(self.tree, files, self.mk.facts)
-        done_objects: set[str] = set()
-        done_skels: set[str] = set()
-        compiled_tests: set[Path] = set()
-        helpers = self._helpers()
+        helpers = self._helpers(plan.tests)
         for round_ in range(LINK_ROUNDS):
-            self._objects_and_skeletons(plan, done_objects, done_skels)
-            (self.work / "prog_tests").mkdir(exist_ok=True)
-            (self.work / TESTS_H).write_text(generated_tests_h(plan.tests))
-            t = time.monotonic()
-            self._compile_tests([f for f in plan.files if f.path not in compiled_tests])
-            compiled_tests |= {f.path for f in plan.files}
-            self.phase(f"test objects{'' if not round_ else f' (round {round_ + 1})'}", t)
             t = time.monotonic()
             missing = self._link(plan, helpers)
             self.phase(f"link{'' if not round_ else f' (round {round_ + 1})'}", t)
@@ -301,6 +304,10 @@ class _Builder:
             self.notes.append(f"linked against {', '.join(sorted({p.name for p in more.values()}))}, which "
                               f"define{'s' if len(more) == 1 else ''} {', '.join(sorted(more))}")
             extra = [read_test_file(p) for p in dict.fromkeys(more.values())]
+            why = self._prepare_files(extra, done_objects, done_skels)
+            if why:
+                raise BuildError("a prog_tests file the tests link against does not build:\n"
+                                 + "\n".join(f"{k}: {v}" for k, v in why.items()), log_path=self.log.path)
             # tests.h keeps the named files' tests only: the extra files are linked for their functions
             plan = make_plan(self.tree, [*plan.files, *extra], self.mk.facts)
             plan = Plan(plan.files, tuple(t for f in files for t in f.tests), plan.skeletons, plan.objects,
@@ -312,7 +319,7 @@ class _Builder:
         self._shim()
         self.phase("shim", t)
         return {
-            "tree": str(self.tree), "files": [f.path.name for f in files],
+            "tree": str(self.tree), "files": [f.path.name for f in files], "failed_files": self.failed_files,
             "linked_files": [f.path.name for f in plan.files],
             "tests": list(dict.fromkeys(t for f in files for t in f.tests)),
             "objects": list(plan.objects), "runtime_objects": list(plan.runtime_objects),
@@ -349,46 +356,82 @@ class _Builder:
             return ["ccache", *shlex.split(self.mk.cc)], env
         return shlex.split(self.mk.cc), env
 
-    # -- BPF objects and skeletons ---------------------------------------------------------------------------------
-    def _objects_and_skeletons(self, plan: Plan, done_objects: set[str], done_skels: set[str]) -> None:
-        for problem in plan.problems:
-            if problem not in self.notes:
-                self.notes.append(problem)
-        todo = [o for o in plan.objects if o not in done_objects]
+    # -- BPF objects, skeletons and the test files --------------------------------------------------------------------
+    def _named_files(self, done_objects: dict[str, str | None], done_skels: dict[str, str | None]) -> list[TestFile]:
+        """The named files that build: each one's BPF objects, skeletons and test object. A file that does not
+        (its own source, or a BPF program or skeleton it needs) is left out and its reason kept in failed_files:
+        its tests fail, the other files' still run. None building is a TestSourceError."""
+        self.failed_files: dict[str, str] = {}
+        why = self._prepare_files(list(self.selection.files), done_objects, done_skels)
+        self.failed_files.update(why)
+        files = [f for f in self.selection.files if f.path.name not in why]
+        if not files:
+            raise TestSourceError("none of the named prog_tests files builds:\n"
+                                  + "\n".join(f"{k}: {v}" for k, v in why.items()), log_path=self.log.path,
+                                  failed_files=why)
+        return files
+
+    def _prepare_files(self, files: list[TestFile], done_objects: dict[str, str | None],
+                       done_skels: dict[str, str | None]) -> dict[str, str]:
+        """Compile what `files` need and the files themselves; file name -> why it does not build."""
+        plans = {f.path.name: make_plan(self.tree, [f], self.mk.facts) for f in files}
+        for plan in plans.values():
+            for problem in plan.problems:
+                if problem not in self.notes:
+                    self.notes.append(problem)
+        todo = list(dict.fromkeys(o for plan in plans.values() for o in plan.objects if o not in done_objects))
         t = time.monotonic()
         if todo:
             self.say(f"test_progs: {len(todo)} BPF object(s) with the tree's recipe")
-        self._compile_bpf(todo)
-        done_objects.update(todo)
+        done_objects.update(self._compile_bpf(todo))
         self.phase("bpf objects", t)
         t = time.monotonic()
-        for skel in plan.skeletons:
-            if skel.header not in done_skels:
-                self._skeleton(skel)
-                done_skels.add(skel.header)
+        why: dict[str, str] = {}
+        for name, plan in plans.items():
+            bad = [str(done_objects[o]) for o in plan.objects if done_objects.get(o)]
+            if bad:
+                why[name] = "a BPF program it needs does not compile with the tree's recipe:\n" + "\n".join(bad)
+                continue
+            for skel in plan.skeletons:
+                if skel.header not in done_skels:
+                    done_skels[skel.header] = self._skeleton(skel)
+                if done_skels[skel.header]:
+                    why[name] = str(done_skels[skel.header])
+                    break
         self.phase("skeletons", t)
+        t = time.monotonic()
+        why.update(self._compile_tests([f for f in files if f.path.name not in why]))
+        self.phase("test objects", t)
+        return why
 
-    def _compile_bpf(self, stems: list[str]) -> None:
+    def _compile_bpf(self, stems: list[str]) -> dict[str, str | None]:
         def one(stem: str):
             return stem, compile_selftest(self.tree / PROGS / f"{stem}.c", self.recipe, self.layout.objects)
 
         with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(stems) or 1))) as pool:
             results = list(pool.map(one, stems))
-        failed = []
+        out: dict[str, str | None] = {}
         for stem, res in results:
             self.log.write(f"$ {res.command}" + (" (cached)" if res.cached else "")
                            + (f"\n{res.stderr.rstrip()}" if res.stderr.strip() else ""))
             if not res.ok or res.obj is None:
-                failed.append(f"progs/{stem}.c:\n{res.stderr.strip()[-1500:]}\n$ {res.command}")
+                out[stem] = f"progs/{stem}.c:\n{res.stderr.strip()[-1500:]}\n$ {res.command}"
                 continue
             shutil.copyfile(res.obj, self.work / f"{stem}.bpf.o")
-        if failed:
-            raise BuildError("BPF program(s) the tests need do not compile with the tree's recipe:\n"
-                             + "\n".join(failed), log_path=self.log.path)
+            out[stem] = None
+        return out
 
-    def _skeleton(self, skel: Skel) -> None:
+    def _skeleton(self, skel: Skel) -> str | None:
         """`bpftool gen object` three times (the Makefile's check that linking is stable), then `gen skeleton`
-        (and `gen subskeleton` for a libbpf skeleton), as the Makefile's skeleton rules do."""
+        (and `gen subskeleton` for a libbpf skeleton), as the Makefile's skeleton rules do. Returns why it could
+        not be made, or None."""
+        try:
+            self._make_skeleton(skel)
+        except BuildError as e:
+            return e.message
+        return None
+
+    def _make_skeleton(self, skel: Skel) -> None:
         if skel.kind == "signed-lskel":
             raise BuildError(f"{skel.header} is a signed light skeleton (LSKELS_SIGNED): building it needs the "
                              "selftests' signing key, which the harness does not make", log_path=self.log.path)
@@ -421,13 +464,13 @@ class _Builder:
                              f"{quoted(argv)}", log_path=self.log.path)
 
     # -- user space ---------------------------------------------------------------------------------------------------
-    def _helpers(self) -> dict[str, Path]:
+    def _helpers(self, tests: Sequence[str]) -> dict[str, Path]:
         """The runner's extra sources and tools/lib sources, each compiled (in parallel, ccache'd) as the Makefile's
         EXT-OBJ/LIB-OBJ rules do, with the work directory first on the include path (its prog_tests/tests.h, not
         one a tree's in-tree build left). They go into an archive, so the link takes only the ones the tests
         use. One that does not compile is left out and said (the link names it if it was needed)."""
         (self.work / "prog_tests").mkdir(exist_ok=True)
-        (self.work / TESTS_H).write_text(generated_tests_h(self.selection.tests))
+        (self.work / TESTS_H).write_text(generated_tests_h(tests))
         sources = [(s, self.base / s) for s in self.mk.extra_sources if s.endswith(".c")]
         sources += [(s, self.tree / "tools/lib" / s) for s in self.mk.lib_sources if s.endswith(".c")]
         self._generated_headers()
@@ -491,7 +534,7 @@ class _Builder:
         failed = getattr(self, "helper_failures", {})
         return f" (left out because they did not compile: {', '.join(failed)})" if failed else ""
 
-    def _compile_tests(self, files: list[TestFile]) -> None:
+    def _compile_tests(self, files: list[TestFile]) -> dict[str, str]:
         """Each prog_tests file as the Makefile's TEST-OBJ rule does: in the output directory (so `-I.` finds the
         skeletons), its CFLAGS, no per-file flags."""
         cc, env = self._cc()
@@ -505,10 +548,8 @@ class _Builder:
 
         with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(files) or 1))) as pool:
             results = list(pool.map(one, files))
-        failed = [f"{tf.path.name}:\n{proc.stdout.strip()[-3000:]}\n$ {quoted(argv)}"
-                  for tf, argv, proc in results if proc.returncode != 0]
-        if failed:
-            raise BuildError("prog_tests file(s) do not compile:\n" + "\n".join(failed), log_path=self.log.path)
+        return {tf.path.name: f"does not compile:\n{proc.stdout.strip()[-3000:]}\n$ {quoted(argv)}"
+                for tf, argv, proc in results if proc.returncode != 0}
 
     def _link(self, plan: Plan, helpers: dict[str, Path]) -> list[str]:
         """`$(CC) $(CFLAGS) <test objects> <extra objects> libbpf.a $(LDLIBS) $(LDFLAGS) -o test_progs`, with the

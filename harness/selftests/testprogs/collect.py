@@ -134,7 +134,8 @@ def _replay(v: dict[str, Any], outcome: dict[str, Any]):
         shown = "\n".join(lines[-LOG_LINES:])
         where = f"\ntest_progs' output: {log_path}" if log_path else ""
         if status == "failed":
-            pytest.fail(f"{v['name']} ({v['number']}): {message}\n{shown}{where}".rstrip(), pytrace=False)
+            number = f" ({v['number']})" if v.get("number") else ""
+            pytest.fail(f"{v['name']}{number}: {message}\n{shown}{where}".rstrip(), pytrace=False)
         pytest.fail(f"NO VERDICT (a harness or machine problem, not the subtest's): {message}\n{shown}{where}".rstrip(),
                     pytrace=False)
 
