@@ -50,6 +50,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--console-findings", default="fail", choices=("fail", "warn"),
                 help="a WARNING:/BUG:/Oops on the guest console during a case that otherwise passed: fail it "
                      "(default) or only warn")
+    g.addoption("--test-progs-timeout", type=float, default=1800.0, metavar="SECONDS",
+                help="prog_tests/*.c files: how long their test_progs run may take in the guest (default 1800)")
+    g.addoption("--test-progs-verbose", action="store_true",
+                help="prog_tests/*.c files: run test_progs with -v (every subtest's lines, skip reasons among them; "
+                     "-v writes while tests run, which tests counting their own syscalls can see)")
     g.addoption("--keep-vm-on-failure", nargs="?", const=30.0, default=None, metavar="MINUTES",
                 type=_keep_minutes,
                 help="keep the VM of the first failing test running (its case's program loaded and pinned) for "
@@ -236,6 +241,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return  # xdist workers on other hosts prepare their kernel from their own caches
     if not config.option.collectonly and run_kernel.selects_cases(config):
         _prepare_kernel(config, in_header=True)
+        if run_kernel.prog_tests_args(config):
+            _run_test_progs(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -282,6 +289,18 @@ def _prepare_kernel(config: pytest.Config, *, in_header: bool) -> None:
     if not in_header:
         for line in prepared.header():
             say(line)
+
+
+def _run_test_progs(config: pytest.Config) -> None:
+    """The prog_tests files' test_progs run (before xdist starts workers: they read its verdicts). A usage error
+    (a file that defines no test) ends the run; a build or machine failure is each file's item's no verdict."""
+    from harness import run_kernel
+    from harness.errors import UsageError
+
+    try:
+        run_kernel.run_test_progs(config, run_kernel.say_to_terminal(config))
+    except UsageError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -416,6 +435,12 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
         if is_case_file(file_path):
             return CaseFileCollector.from_parent(parent, path=file_path)
+    elif file_path.suffix == ".c" and file_path.parent.name == "prog_tests":
+        from harness import run_kernel
+        from harness.selftests.testprogs.collect import TestProgsFileCollector
+
+        if file_path.resolve() in run_kernel.prog_tests_args(parent.config):
+            return TestProgsFileCollector.from_parent(parent, path=file_path)
     elif file_path.suffix == ".c" and file_path.parent.name == "progs":
         from harness.selftests.collect import KERNEL, SelftestFileCollector, is_selftest_file
 

@@ -172,12 +172,15 @@ def workers_elsewhere(config) -> bool:
 
 def selects_cases(config) -> bool:
     """Whether the run's paths hold case files or a kernel tree's selftest files (both always need the kernel:
-    a selftest file is even compiled against its vmlinux.h to be collected) and -m does not drop them."""
+    a selftest file is even compiled against its vmlinux.h to be collected), or prog_tests files (test_progs
+    runs at session start), and -m does not drop them."""
     from harness.cases.collect import is_case_file
     from harness.selftests.collect import is_selftest_file, is_selftests_dir
 
     if not marks_admit(config, {"vm", "slow"}):
         return False
+    if prog_tests_args(config):
+        return True
     for arg in config.args:
         path = Path(arg.split("::", 1)[0])
         if not path.is_absolute():
@@ -187,6 +190,64 @@ def selects_cases(config) -> bool:
         if path.is_dir() and (is_selftests_dir(path) or any(is_case_file(p) for p in _walk(path, "*.bpf.c"))):
             return True
     return False
+
+
+def prog_tests_args(config) -> list[Path]:
+    """The prog_tests/<name>.c files named on the command line (test_progs is built for these only: a directory
+    is never walked into prog_tests/, whose every file would be a test_progs build)."""
+    from harness.selftests.testprogs.collect import is_prog_tests_file
+
+    out: list[Path] = []
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0])
+        if not path.is_absolute():
+            path = Path(config.invocation_params.dir) / path
+        if path.is_file() and is_prog_tests_file(path) and path.resolve() not in out:
+            out.append(path.resolve())
+    return out
+
+
+def run_test_progs(config, say) -> list[Path]:
+    """The controller's test_progs run for the prog_tests files named on the command line, one per kernel tree:
+    built for those files against the kernel under test, run in one machine, judged; each run's summary is
+    written to its run directory and named in TEST_PROGS_RESULTS_ENV for every process of the session (xdist
+    workers start after this and inherit it). Nothing runs with --collect-only, or when -m drops the items."""
+    from harness.selftests.testprogs.collect import TEST_PROGS_RESULTS_ENV, prog_tests_source
+
+    files = prog_tests_args(config)
+    if not files or config.option.collectonly or not marks_admit(config, {"vm", "slow"}):
+        return []
+    from harness.campaigns import test_progs as campaign
+    from harness.machine.pool import PoolConfig
+    from harness.settings import new_run_dir
+
+    artifact = prepare(config).artifact
+    opts = kernel_options_from(config)
+    layout = opts.layout()
+    target = kernel_target(config)
+    by_tree: dict[Path, list[str]] = {}
+    for f in files:
+        found = prog_tests_source(f)
+        assert found is not None
+        by_tree.setdefault(found[0], []).append(found[1])
+    written = []
+    for tree, stems in by_tree.items():
+        out = new_run_dir(layout, "test_progs")
+        pool = PoolConfig(kernel=None if config.getoption("--target") else artifact.bzimage,
+                          accel=config.getoption("--accel"), run_dir=out, state_dir=layout.state, worker="test_progs",
+                          target=config.getoption("--target"), target_key=config.getoption("--target-key"),
+                          target_known_hosts=config.getoption("--target-known-hosts"),
+                          memory=config.getoption("--vm-memory"), append=target.append if target else ())
+        say(f"test_progs: {', '.join(f'{s}.c' for s in stems)} of {tree}, on {artifact.release}; log {out}")
+        outcome = campaign.run_test_progs(tree, stems, artifact, layout, out, pool,
+                                          timeout=config.getoption("--test-progs-timeout"),
+                                          verbose=config.getoption("--test-progs-verbose"), say=say)
+        written.append(outcome.write())
+        say(f"test_progs: {outcome.count('passed')} passed, {outcome.count('failed')} failed, "
+            f"{outcome.count('skipped')} skipped, {outcome.count('error') + bool(outcome.error)} without a verdict "
+            f"(summary {written[-1]})")
+    os.environ[TEST_PROGS_RESULTS_ENV] = os.pathsep.join(str(p) for p in written)
+    return written
 
 
 # Fixtures that need the kernel under test (vm_pool asks for the kernel at run time, so it is named itself).

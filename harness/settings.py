@@ -97,6 +97,18 @@ class CacheLayout:
         return self.root / "libbpf"
 
     @property
+    def bpftool(self) -> Path:
+        """bpftool (its bootstrap build: gen skeleton, gen object, btf dump) built from kernel trees'
+        tools/bpf/bpftool, keyed by their inputs (harness.kernel.bpftool)."""
+        return self.root / "bpftool"
+
+    @property
+    def test_progs(self) -> Path:
+        """test_progs binaries trimmed to named prog_tests, with the BPF objects they open, keyed by everything
+        that went in (harness.selftests.testprogs.build)."""
+        return self.root / "test_progs"
+
+    @property
     def generated(self) -> Path:
         """Headers generated from a kernel tree (the selftests' bpf_helper_defs.h), keyed by their inputs."""
         return self.root / "generated"

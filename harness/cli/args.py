@@ -16,13 +16,14 @@ exit codes (the same in every subcommand):
   0  everything asked for passed (build: the kernel is in the cache; doctor: a run can work here)
   1  it ran and found a failure: matrix: a case failed (not a known failure); mutants: a mutant survived;
      bisect: no single first bad commit (skipped commits hide it); boot, ssh: the command in the guest failed;
-     selftests: a subtest failed (known differences excepted)
+     selftests: a subtest failed (known differences excepted; --test-progs: test_progs' FAIL)
   2  usage: an option, a path or an input file (patch series, config fragment, matrix or known-failures file,
      mutant name, bisect endpoints that do not judge as given) is wrong; refused before anything ran
   3  the harness or the machine failed: a build, a boot, a lost VM, a missing tool, an unwritable cache;
      matrix: a kernel could not be run (and no case failed); mutants: a mutant could not be judged (and none
      survived); bisect: an endpoint or step could not be judged; selftests: a subtest got no verdict (and
-     none failed); doctor: something a run needs is missing
+     none failed; --test-progs: a build, a lost VM, a crash or a killed run); doctor: something a run needs is
+     missing
 """
 
 
@@ -193,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "subtest and reason) here")
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the inner pytest's output as it runs")
+    p.add_argument("--test-progs", nargs="+", metavar="NAME", help="instead of the RUN_TESTS files: build the "
+                   "tree's own test_progs for these prog_tests (a file prog_tests/NAME.c: its tests; a test NAME; "
+                   "NAME/SUBTEST), run it in one guest (`test_progs -a NAME,... -J FILE`) and judge every subtest "
+                   "as test_progs did; with --list: build it and list its tests, no VM")
+    p.add_argument("--test-progs-verbose", action="store_true", help="--test-progs: run test_progs with -v (every "
+                   "subtest's lines in the log, a skip's reason among them; -v writes while tests run, which tests "
+                   "that count their own syscalls can see)")
+    p.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                   help="--test-progs: how long test_progs may run in the guest (default 1800, at most 3600)")
     p.add_argument("files", nargs="*", metavar="FILE", help="only these (skeleton names such as verifier_and, "
                    "or paths of progs/*.c)")
     p.set_defaults(func=commands.cmd_selftests)

@@ -350,9 +350,89 @@ def cmd_selftests(ns: argparse.Namespace) -> int:
             raise UsageError(f"--json {ns.json}: its directory cannot be created ({e.strerror})") from e
     if ns.jobs is not None and ns.jobs < 1:
         raise UsageError("--jobs must be >= 1")
+    if ns.test_progs:
+        return _test_progs(ns)
     if ns.list:
         return _selftests_list(ns)
     return _selftests_run(ns)
+
+
+def _test_progs(ns: argparse.Namespace) -> int:
+    """selftests --test-progs NAME...: the kernel under test (built from --kernel-src with patches/, a cache hit
+    once built), the tree it was built from, its test_progs trimmed to NAME... (cached), one guest, the verdicts.
+    Exit 1 when a subtest failed, 3 when something got no verdict (a build, the machine, a crash), else 0."""
+    import shutil
+
+    from harness.campaigns import test_progs as tp
+    from harness.kernel.request import KernelOptions, build_kernel
+    from harness.settings import CacheLayout, cache_root, new_run_dir
+
+    if ns.files:
+        raise UsageError("name RUN_TESTS files or --test-progs tests, not both (FILE... is for the RUN_TESTS set)")
+    if ns.vmlinux_h is not None:
+        raise UsageError("--vmlinux-h is for the RUN_TESTS --list: test_progs is built against the kernel under test")
+    if ns.test_progs_verbose and ns.list:
+        raise UsageError("--test-progs-verbose is for a run; --list runs nothing")
+    if not 0 < ns.timeout <= 3600:
+        raise UsageError("--timeout must be in (0, 3600] seconds (the guest agent's limit)")
+    layout = CacheLayout(ns.cache_dir or cache_root())
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    opts = KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root)
+    built = build_kernel(opts)
+    art = built.artifact
+    tree, notes = tp.kernel_tree(art, lambda: tp_source(ns, layout))
+    say(f"kernel under test: {art.release} ({'cache hit' if built.cache_hit else 'built'}, key {art.key}); "
+        f"test_progs from {tree}")
+    if ns.list:
+        return _test_progs_list(ns, tree, art, layout, say)
+    from harness.machine.pool import PoolConfig
+
+    out = (ns.out or new_run_dir(layout, "test_progs")).resolve()
+    pool = PoolConfig(kernel=art.bzimage, accel=ns.accel or "auto", run_dir=out, state_dir=layout.state,
+                      worker="test_progs")
+    outcome = tp.run_test_progs(tree, ns.test_progs, art, layout, out, pool, timeout=ns.timeout,
+                                verbose=ns.test_progs_verbose, say=say)
+    outcome.notes[:0] = notes
+    path = outcome.write()
+    sys.stdout.write(tp.format_table(outcome))
+    if ns.json:
+        shutil.copyfile(path, ns.json)
+        outcome.paths["--json"] = ns.json
+    for kind, p in outcome.paths.items():
+        print(f"{kind:15} {p}")
+    return tp.exit_code(outcome)
+
+
+def tp_source(ns: argparse.Namespace, layout) -> Path:
+    from harness.campaigns.selftests import source_tree
+
+    return source_tree(ns.kernel_src, layout)
+
+
+def _test_progs_list(ns: argparse.Namespace, tree: Path, art, layout, say) -> int:
+    """--list --test-progs: resolve the names, build test_progs (cached), list its tests and what went in."""
+    import json
+
+    from harness.selftests.testprogs.build import build_test_progs, describe
+    from harness.selftests.testprogs.plan import select
+
+    selection = select(tree, ns.test_progs)
+    built = build_test_progs(tree, selection, art.vmlinux_h, layout, vmlinux=art.vmlinux, say=say)
+    for f in selection.files:
+        print(f"{f.path.name}: {', '.join(f.tests)}")
+    print(f"run: test_progs -a {','.join(selection.selectors)}")
+    for line in describe(built):
+        print(line)
+    print(f"entry {built.entry}")
+    if ns.json:
+        ns.json.write_text(json.dumps({"tree": str(tree), "files": {f.path.name: list(f.tests) for f in
+                                                                     selection.files},
+                                       "selectors": list(selection.selectors), "entry": str(built.entry),
+                                       "key": built.key, "cached": built.cached, **built.meta}, indent=1) + "\n")
+        print(f"json   {ns.json}")
+    return EXIT_OK
 
 
 def _selftests_list(ns: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""A kernel tree's own libbpf (tools/lib/bpf) built as a shared library into the cache, once per content."""
+"""A kernel tree's own libbpf (tools/lib/bpf) built into the cache once per content: the shared library (the guest
+agent loads it) and the static archive (test_progs links it, as the selftests Makefile does)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,13 @@ LIBBPF_DIR = Path("tools/lib/bpf")
 # build scripts it includes, and the helper-definitions generator.
 INPUT_TREES = (Path("tools/include"), Path("tools/arch/x86/include"), Path("tools/build"), Path("tools/scripts"))
 INPUT_FILES = (Path("scripts/bpf_doc.py"),)
-BUILD_VERSION = 1  # bump when the way it is built changes in a way its inputs do not show
+BUILD_VERSION = 2  # bump when the way it is built changes in a way its inputs do not show (2: libbpf.a is kept)
 BUILD_TIMEOUT = 900
 
 
 @dataclass(frozen=True)
 class BuiltLibbpf:
-    """The shared library (libbpf.so.X.Y.Z) and what it says it is."""
+    """The shared library (libbpf.so.X.Y.Z) and what it says it is; libbpf.a beside it."""
 
     path: Path
     version: str  # e.g. "1.5.0" (the file name's)
@@ -37,6 +38,11 @@ class BuiltLibbpf:
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def archive(self) -> Path:
+        """libbpf.a, what test_progs links statically (the Makefile's BPFOBJ)."""
+        return self.path.parent / "libbpf.a"
 
 
 def inputs_digest(tree: Path, cc: str = "gcc") -> str:
@@ -54,7 +60,9 @@ def inputs_digest(tree: Path, cc: str = "gcc") -> str:
 
 
 def find_built(out_dir: Path) -> Path | None:
-    """The real file of a finished build (libbpf.so.X.Y.Z, not a symlink), or None."""
+    """The real file of a finished build (libbpf.so.X.Y.Z, not a symlink, with libbpf.a beside it), or None."""
+    if not (out_dir / "libbpf.a").is_file():
+        return None
     for path in sorted(out_dir.glob("libbpf.so.*.*.*")):
         if path.is_file() and not path.is_symlink():
             return path
@@ -97,7 +105,7 @@ def build_libbpf(tree: Path, layout: CacheLayout, *, jobs: int | None = None, cc
             shutil.rmtree(staging, ignore_errors=True)
             raise BuildError(f"building libbpf from {tree / LIBBPF_DIR} failed (make exited {proc.returncode}):\n"
                              f"{tail}", log_path=kept)
-        for scratch in ("sharedobjs", "staticobjs", "libbpf.a"):  # only the shared library is used
+        for scratch in ("sharedobjs", "staticobjs"):  # only the libraries are used
             target = staging / scratch
             if target.is_dir():
                 shutil.rmtree(target, ignore_errors=True)

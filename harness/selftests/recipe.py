@@ -172,7 +172,43 @@ def build_recipe(tree: Path, vmlinux_h: Path, layout: CacheLayout, clang: str) -
     skipped.append("CFLAGS, GENFLAGS (-DHAVE_GENHDR) and LLVM_CFLAGS: user-space flags, not BPF_CFLAGS")
     recipe = Recipe(tree, clang, vmlinux_h, include_dir, tuple(cflags), tuple(rule), per_file, tuple(honoured),
                     tuple(skipped))
+    beyond = beyond_reader(recipe.rule, recipe.cflags)
+    if beyond:
+        return _by_make(recipe, beyond, layout)
     return Recipe(**{**recipe.__dict__, "key": _recipe_key(recipe)})
+
+
+def beyond_reader(rule: tuple[str, ...], cflags: tuple[str, ...]) -> list[str]:
+    """What this reader left unexpanded in the rule or the flags (7.x's `$(BPF_TARGET_ENDIAN)`, a permissive
+    build's `$(if $(PERMISSIVE),|| ...)` tail, a `#` comment after a continuation): words clang must not get."""
+    odd = [t for t in rule if t not in ("$1", "$2", "$3") and ("$(" in t or t in ("||", "&&", ";") or
+                                                                t.startswith(("(", "'", '"')) or "printf" in t)]
+    odd += [t for t in cflags if "$(" in t or t.startswith("#")]
+    return odd
+
+
+def _by_make(recipe: Recipe, beyond: list[str], layout: CacheLayout) -> Recipe:
+    """The recipe as make itself expands the Makefile (harness.selftests.makevars), for a Makefile this reader
+    does not follow; the reader's own result, with what it could not read said, when make cannot read it."""
+    from harness.selftests.makevars import MakeEvalError, evaluate, per_item
+
+    text = (recipe.tree / SELFTESTS / "Makefile").read_text(errors="replace")
+    exprs = make_exprs(text)
+    try:
+        if exprs is None:
+            raise MakeEvalError("no TRUNNER_BPF_CFLAGS before the test_progs runner")
+        # VMLINUX_BTF: the Makefile stops without one; none of the expanded values uses it
+        values = evaluate(recipe.tree, exprs, make_vars={"CLANG": recipe.clang, "VMLINUX_BTF": str(recipe.vmlinux_h)},
+                          lists={"PROGS_CFLAGS": ("$(wildcard progs/*.c)", "$(%-CFLAGS)")})
+        made = recipe_from_make(recipe.tree, recipe.vmlinux_h, layout, recipe.clang, values,
+                                per_item(values["PROGS_CFLAGS"]))
+    except (MakeEvalError, HarnessError) as e:
+        skipped = (*recipe.skipped, f"the Makefile has what this reader does not expand ({' '.join(beyond[:6])}), "
+                                    f"and make could not expand it either: {str(e).splitlines()[0]}")
+        kept = Recipe(**{**recipe.__dict__, "skipped": skipped})
+        return Recipe(**{**kept.__dict__, "key": _recipe_key(kept)})
+    note = f"make's own expansion of the Makefile (this reader leaves {' '.join(beyond[:6])} unexpanded)"
+    return Recipe(**{**made.__dict__, "honoured": (note, *made.honoured)})
 
 
 def _rule(body: list[str]) -> tuple[str, ...] | None:
@@ -352,3 +388,94 @@ def headers_digest(tree: Path) -> str:
         paths += sorted((tree / rel).rglob("*.h"))
     update_with_files(h, tree, paths)
     return h.hexdigest()
+
+
+# -- the same recipe, expanded by make itself ---------------------------------------------------------------------
+# The Python reader above knows 6.12's Makefile. make itself expands any version's: 7.x's `$(BPF_TARGET_ENDIAN)`,
+# `$(if $(PERMISSIVE),|| ...)` tails and new flags. What it cannot know is which TRUNNER_BPF_CFLAGS and build rule
+# were in force when `DEFINE_TEST_RUNNER,test_progs` was evaluated (later flavors assign them again): those two
+# texts are taken from before that line and handed to make to expand.
+TEST_PROGS_MARKER = "$(eval $(call DEFINE_TEST_RUNNER,test_progs))"
+SRC_TOKEN, OBJ_TOKEN, FLAGS_TOKEN = "@BAH_SRC@", "@BAH_OBJ@", "@BAH_FLAGS@"
+
+
+def make_exprs(makefile_text: str) -> dict[str, str] | None:
+    """The make expressions whose expansion gives test_progs' BPF recipe (None: the Makefile does not define the
+    test_progs runner as 6.x/7.x do)."""
+    from harness.selftests.makevars import before
+
+    flags = before(makefile_text, TEST_PROGS_MARKER, "TRUNNER_BPF_CFLAGS")
+    rule = before(makefile_text, TEST_PROGS_MARKER, "TRUNNER_BPF_BUILD_RULE") or "CLANG_BPF_BUILD_RULE"
+    if flags is None:
+        return None
+    return {"BPF_FLAGS": flags, "BPF_RULE": f"$(call {rule.strip()},{SRC_TOKEN},{OBJ_TOKEN},{FLAGS_TOKEN},test_progs)",
+            "BPF_RULE_NAME": rule.strip()}
+
+
+def rule_tokens(expanded: str) -> tuple[str, ...] | None:
+    """The compiler invocation of an expanded build rule, as "$3" (flags) / "$1" (source) / "$2" (object) and
+    literal words, without the compiler itself; None if no line runs a compiler on the source."""
+    import shlex
+
+    for line in expanded.splitlines():
+        if SRC_TOKEN not in line or OBJ_TOKEN not in line or "printf" in line.split(SRC_TOKEN)[0]:
+            continue
+        text = line.strip().lstrip("@").strip()
+        try:
+            words = shlex.split(text)
+        except ValueError:
+            continue
+        if not words or words[0] in ("printf", "echo"):
+            continue
+        out = []
+        for w in words[1:]:
+            if w in ("||", "&&", ";") or w.startswith(("(", ";")):
+                break  # a permissive build's fallback after the compile: not the compile's
+            out.append({FLAGS_TOKEN: "$3", SRC_TOKEN: "$1", OBJ_TOKEN: "$2"}.get(w, w))
+        if {"$1", "$2", "$3"} <= set(out):
+            return tuple(out)
+    return None
+
+
+def recipe_from_make(tree: Path, vmlinux_h: Path, layout: CacheLayout, clang: str, values: Mapping[str, str],
+                     per_file: Mapping[str, str]) -> Recipe:
+    """A Recipe from make's expansion (`values` holds BPF_FLAGS, BPF_RULE, BPF_RULE_NAME and __output__, the
+    scratch OUTPUT make ran with; `per_file` progs/<name>.c -> its own CFLAGS). The OUTPUT-relative include
+    directories become the harness's: INCLUDE_DIR (vmlinux.h, bpf_helper_defs.h, libbpf's headers) the generated
+    directories and the tree's tools/lib; `$(OUTPUT)/../usr/include` the tree's, when `make headers_install` made
+    it."""
+    tree = Path(tree).resolve()
+    include_dir = helper_defs_dir(tree, layout)
+    vmlinux_h = vmlinux_h_copy(vmlinux_h, layout)
+    out = values["__output__"]
+    rule = rule_tokens(values["BPF_RULE"])
+    if rule is None:
+        raise HarnessError(f"make's expansion of {values.get('BPF_RULE_NAME')} runs no compiler on the source:\n"
+                           f"{values['BPF_RULE']}")
+    honoured = [f"{values.get('BPF_RULE_NAME')} (the test_progs flavor, as make expands it): "
+                f"{' '.join(t for t in rule if not t.startswith('$'))}"]
+    skipped: list[str] = []
+    cflags: list[str] = []
+    usr = (tree / SELFTESTS / "../usr/include").resolve()
+    for tok in make_tokens(values["BPF_FLAGS"]):
+        if tok == f"-I{out}/tools/include":
+            cflags += [f"-I{include_dir}", f"-I{vmlinux_h.parent}", f"-I{tree / 'tools/lib'}"]
+        elif tok.startswith("-I") and tok[2:].startswith(str(Path(out).parent)):
+            if usr.is_dir():
+                cflags.append(f"-I{usr}")
+            else:
+                skipped.append(f"{tok.replace(str(Path(out).parent), '$(OUTPUT)/..')} (the kernel headers "
+                               "`make headers_install` puts there are not installed; clang's system includes stand in)")
+        else:
+            cflags.append(tok)
+    shown = " ".join(cflags)
+    for path, role in ((include_dir, "<generated>"), (vmlinux_h.parent, "<kernel's vmlinux.h dir>"), (tree, "<tree>")):
+        shown = shown.replace(str(path), role)
+    honoured.append("TRUNNER_BPF_CFLAGS (make's expansion): " + shown)
+    files: dict[str, tuple[str, ...]] = {}
+    for name, flags in per_file.items():
+        if flags.strip():
+            files[name] = tuple(make_tokens(flags))
+            honoured.append(f"{name}-CFLAGS: {flags.strip()}")
+    recipe = Recipe(tree, clang, vmlinux_h, include_dir, tuple(cflags), rule, files, tuple(honoured), tuple(skipped))
+    return Recipe(**{**recipe.__dict__, "key": _recipe_key(recipe)})

@@ -12,11 +12,12 @@ from typing import Any
 # serial_test_: no "/" in it), the subtest's (test_loader's: a program's description, " @unpriv" for the
 # unprivileged run; it may hold ":" and "/") and OK, FAIL or SKIP. print_test_result(): "#%-7d %s:%s" with OK,
 # FAIL, SKIP or "OK (SKIP: n/m)".
-_SUBTEST = re.compile(r"^#(\d+)/(\d+)\s+([^/\s]+)/(.*):(OK|FAIL|SKIP)\s*$")
-_TEST = re.compile(r"^#(\d+)\s+([^/\s]+):(OK|FAIL|SKIP|OK \(SKIP: \d+/\d+\))\s*$")
+SUBTEST_LINE = re.compile(r"^#(\d+)/(\d+)\s+([^/\s]+)/(.*):(OK|FAIL|SKIP)\s*$")
+TEST_LINE = re.compile(r"^#(\d+)\s+([^/\s]+):(OK|FAIL|SKIP|OK \(SKIP: (\d+)/(\d+)\))\s*$")
 # After the run, test_progs repeats the failed tests' logs and result lines under this line: not new results.
-_RECAP = "All error logs:"
-_SUMMARY = re.compile(r"^Summary: (\d+)/(\d+) PASSED, (\d+) SKIPPED, (\d+) FAILED\s*$")
+RECAP = "All error logs:"
+# 7.x prints "N/M FAILED" (failed tests / failed subtests) where 6.x prints "N FAILED"
+SUMMARY_LINE = re.compile(r"^Summary: (\d+)/(\d+) PASSED, (\d+) SKIPPED, (\d+)(?:/\d+)? FAILED\s*$")
 
 # test_progs' results as the harness names its statuses (harness.campaigns.selftests).
 STATUS = {"OK": "passed", "FAIL": "failed", "SKIP": "skipped"}
@@ -60,15 +61,15 @@ def parse(text: str) -> TestProgsLog:
     recap = False
     for raw in text.splitlines():
         line = raw.replace("\r", "")
-        if line.strip() == _RECAP:
+        if line.strip() == RECAP:
             recap = True
-        elif m := _SUMMARY.match(line):
+        elif m := SUMMARY_LINE.match(line):
             summary = (int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
         elif recap:
             continue
-        elif m := _SUBTEST.match(line):
+        elif m := SUBTEST_LINE.match(line):
             subtests.append(SubtestLine(int(m.group(1)), int(m.group(2)), m.group(3), m.group(4), m.group(5)))
-        elif m := _TEST.match(line):
+        elif m := TEST_LINE.match(line):
             tests[m.group(2)] = m.group(3)
     return TestProgsLog(tuple(subtests), tests, summary)
 

@@ -46,8 +46,11 @@ def test_a_cached_build_is_found_and_a_new_one_refused_here(tmp_path: Path) -> N
     out.mkdir(parents=True)
     (out / "libbpf.so.1.5.0").write_bytes(b"\x7fELF")
     (out / "libbpf.so.1").symlink_to("libbpf.so.1.5.0")
+    assert find_built(out) is None  # a build of the shared library alone (BUILD_VERSION 1) lacks libbpf.a
+    (out / "libbpf.a").write_bytes(b"!<arch>\n")
     assert find_built(out) == out / "libbpf.so.1.5.0"
     built = build_libbpf(tree, layout)
     assert (built.path, built.version, built.cached) == (out / "libbpf.so.1.5.0", "1.5.0", True)
+    assert built.archive == out / "libbpf.a"
     with pytest.raises(BuildError):
         build_libbpf(tmp_path / "not-a-tree", layout)
