@@ -104,6 +104,9 @@ class Records:
         return audit.group_events(self.items)
 
 
+BARRIER_TYPE = 1199  # AUDIT_LAST_USER_MSG
+
+
 class AuditCaptureIncomplete(AssertionError):
     """Records were lost inside an `audit.capture()` block."""
 
@@ -128,7 +131,9 @@ class AuditCapture:
         recs = Records(self.kut.audit_types)
         yield recs
         token = f"bah-capture-barrier {uuid.uuid4().hex[:16]}"
-        agent.request("audit_user", text=token)
+        # 1199, the last user-message type: no tool sends it. (The kernel emits no record for AUDIT_USER, 1005, sent
+        # by the process registered as the audit daemon: seen on 6.12.)
+        agent.request("audit_user", text=token, type=BARRIER_TYPE)
         window = read_window(agent, start, token, timeout=wait,
                              barrier="the capture's barrier record (a user message sent at the block's end)")
         records = [r for r in window.records if token not in r.get("text", "")]

@@ -23,7 +23,7 @@ echo "gshadow-lines: $(wc -l < /etc/gshadow)"
 echo "shadow: $(cat /etc/shadow)"
 echo "etc-ssh: $(ls -A /etc/ssh 2>&1 | tr '\\n' ' ')"
 echo "python: $(/usr/bin/python3 -S -c 'print(6 * 7)')"
-echo "own-keys: $(ls /run/harness-ssh)"
+echo "own-keys: $(ls /run/harness-ssh | tr '\\n' ' ')"
 """
 
 
