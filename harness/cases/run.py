@@ -399,8 +399,8 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
             variables["target_pid"] = str(trig_res["target_pid"])
     capture = _records_until_unload(session, start, prog_id, handle)
     records = audit.parse_records(capture.records, kut.audit_types)
-    rec_file = log_dir / "records.txt"
-    rec_file.write_text("".join(f"{r.type} {r.raw}\n" for r in records))
+    rec_file = log_dir / "audit.log"  # auditd's format: `ausearch -if audit.log -i` reads it
+    rec_file.write_text(audit.to_auditd_log(records))
     logs["audit records"] = rec_file
     incomplete = capture.problem()
     if incomplete:  # an expectation met (or a record "absent") in a window that lost records proves nothing
