@@ -152,6 +152,8 @@ def update_failure(output: str) -> str:
     """The reason an `apt-get update` failed, from its output: its E:/Err: lines (what apt said), joined."""
     lines = [line.strip() for line in output.splitlines()]
     errors = [line for line in lines if line.startswith(("E:", "W:")) and "performed unsandboxed" not in line]
+    if len(errors) > 1:  # apt's closing summary says nothing the lines before it did not
+        errors = [line for line in errors if "Some index files failed to download" not in line]
     if not errors:
         errors = [f"{a} {b}" for a, b in zip(lines, [*lines[1:], ""], strict=True) if a.startswith("Err:")]
     reason = "; ".join(dict.fromkeys(errors)) or (output.strip().splitlines() or ["apt-get update failed"])[-1]
