@@ -26,6 +26,7 @@ SOURCES_ENV = "BPF_AUDIT_HARNESS_SOURCES"  # another sources.toml (tests point i
 DEFAULT_SOURCES = DEFAULT_CONFIG_DIR / "sources.toml"
 DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 LISTS_MAX_AGE = 6 * 3600  # package lists older than this are refreshed before a version is chosen
+RETRY_AFTER = 600  # after a refresh failed, a cached copy is used without asking again for this long
 KEEP_VERSIONS = 2  # downloaded versions kept per line (the newest, and the one before it for a running session)
 APT_TIMEOUT = 900  # seconds for one apt-get run (a 170 MB download on a slow link included)
 FETCHED = "fetched.json"
@@ -233,6 +234,7 @@ class Apt:
         self.line, self.root, self.log = line, root, log
         self.conf = root / "apt.conf"
         self.stamp = root / "lists.updated"
+        self.failed = root / "lists.failed"  # why the last refresh failed (its mtime: when)
 
     def prepare(self) -> None:
         """The directories apt needs, an empty dpkg status, this line's sources.list and the configuration. A
@@ -278,11 +280,24 @@ class Apt:
         return lists_fresh(mtime, time.time())
 
     def update(self) -> str | None:
-        """Refresh the lists; None when it worked, else why not (apt's own words)."""
+        """Refresh the lists; None when it worked, else why not (apt's own words, also kept in `failed`)."""
         res = self.run(["apt-get", "update"])
         if res.returncode != 0:
-            return update_failure(res.stdout + "\n" + res.stderr)
+            reason = update_failure(res.stdout + "\n" + res.stderr)
+            _write(self.failed, reason + "\n")
+            return reason
         self.stamp.touch()
+        self.failed.unlink(missing_ok=True)
+        return None
+
+    def recent_failure(self) -> str | None:
+        """Why the last refresh failed, when that was less than RETRY_AFTER ago (xdist workers and the next
+        commands of a session do not each wait for an archive that just did not answer)."""
+        try:
+            if 0 <= time.time() - self.failed.stat().st_mtime < RETRY_AFTER:
+                return self.failed.read_text().strip()
+        except OSError:
+            pass
         return None
 
     def versions(self) -> list[str]:
@@ -321,7 +336,8 @@ def fetch(line: DebianLine, layout: CacheLayout, log: Path, *, say: Callable[[st
         a.prepare()
         versions = a.versions() if a.lists_age_ok() else []
         if not versions:
-            failed = a.update()
+            failed = a.recent_failure() if have else None
+            failed = failed or a.update()
             if failed is not None:
                 if have:
                     when = time.strftime("%Y-%m-%d", time.localtime(have[0].fetched_at))

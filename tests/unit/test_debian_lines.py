@@ -265,6 +265,14 @@ def test_an_unreachable_archive_with_a_cached_copy_uses_it_and_says_so(archive, 
     (note,) = f.notes
     assert note.startswith("the package lists of trixie-backports could not be refreshed (E: Failed to fetch")
     assert "using the cached linux-source-7.3 7.3.4-1~bpo13+1, fetched " in note
+    updates = [c for c in archive.calls() if c.startswith("apt-get update")]
+    assert _fetch(layout, tmp_path / "log").notes == (note,)  # the next caller (another worker): the same note,
+    assert [c for c in archive.calls() if c.startswith("apt-get update")] == updates  # without asking again
+    failed = layout.apt / "debian-7.3" / "lists.failed"
+    os.utime(failed, (time.time() - debian.RETRY_AFTER - 1,) * 2)
+    archive.set_reachable(True)
+    assert _fetch(layout, tmp_path / "log").notes == ()  # later the archive is asked again, and answers
+    assert not failed.exists()
 
 
 def test_an_unreachable_archive_and_nothing_cached_is_one_clear_error(archive, tmp_path):
