@@ -8,8 +8,10 @@ PYTEST    := $(VPY) -m pytest
 STAMP     := $(VENV)/.installed
 
 # Debian packages the harness uses on the host (and, through virtme-ng's shared root, in the guest).
+# The kernel sources are not among them: the harness fetches each Debian source line of kernel-config/sources.toml
+# into its cache itself (its own apt configuration, checked against debian-archive-keyring).
 APT_PACKAGES := make gcc flex bison bc libelf-dev libssl-dev dwarves ccache zstd xz-utils cpio kmod git patch \
-	linux-source-6.12 qemu-system-x86 clang-19 llvm-19 bpftool libbpf-dev \
+	debian-archive-keyring qemu-system-x86 clang-19 llvm-19 bpftool libbpf-dev \
 	openssh-server openssh-client busybox-static iproute2 procps auditd python3 python3-audit linux-libc-dev \
 	chromium
 # Needed as commands, from whichever package provides them: NodeSource's nodejs bundles npm and conflicts
@@ -18,7 +20,8 @@ CMD_PACKAGES := node:nodejs npm:npm
 
 .PHONY: conformance test unit deps venv doctor build lint bench matrix report clean-venv
 
-## The conformance suite on the default kernel (6.12 + patches/), one VM per xdist worker.
+## The conformance suite on the default kernel (matrix.toml's default target: Debian 7.3 + patches/7.3), one VM per
+## xdist worker.
 conformance: deps venv
 	$(PYTEST) -n auto cases
 

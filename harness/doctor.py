@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.settings import DEFAULT_DEBIAN_TARBALL, CacheLayout, cache_root, harness_version
+from harness.kernel.debian import DEFAULT_KEYRING
+from harness.settings import CacheLayout, cache_root, harness_version
 from harness.tools import version_line
 
 GUEST_PYTHON = "/usr/bin/python3"  # harness.machine.ssh.GUEST_PYTHON: the guest agent's interpreter
@@ -49,9 +50,12 @@ NEEDS = (
     Need("cpio", "cpio", ("--version",), "kernel build: in-kernel headers"),
     Need("libelf.h", "libelf-dev", for_="kernel build: objtool", paths=("/usr/include/libelf.h",)),
     Need("openssl/ssl.h", "libssl-dev", for_="kernel build: certificates", paths=("/usr/include/openssl/ssl.h",)),
-    Need("patch", "patch", ("--version",), "applying patches/series"),
-    Need("linux-source-6.12", "linux-source-6.12", for_="the default kernel's source",
-         paths=(str(DEFAULT_DEBIAN_TARBALL),)),
+    Need("patch", "patch", ("--version",), "applying patches/<line>/series"),
+    # the Debian source lines (kernel-config/sources.toml): fetched with the harness's own apt configuration
+    Need("apt-get", "apt", ("--version",), "fetching the Debian source lines"),
+    Need("dpkg-deb", "dpkg", ("--version",), "unpacking the fetched source package"),
+    Need("debian-archive-keyring", "debian-archive-keyring", for_="checking the archive's signatures",
+         paths=(DEFAULT_KEYRING,)),
     Need("ccache", "ccache", ("--version",), "faster rebuilds", required=False),
     Need("git", "git", ("--version",), "--kernel-src git trees, bisect", required=False),
     # the cases: compiled on the host, loaded in the guest
@@ -150,16 +154,57 @@ def type_tags() -> tuple[bool | None, str]:
         return None, str(e).split(".")[0]
 
 
-def default_kernel(layout: CacheLayout) -> tuple[Path | None, str]:
-    """The cached default kernel's bzImage (the key computed as `build --print-key` does, without unpacking the
-    source or building) and a description; None and why not."""
+def source_lines(layout: CacheLayout) -> list[dict]:
+    """Each Debian source line of sources.toml and what the cache holds of it (newest first), without asking any
+    archive: the versions fetched, when, and how old the line's package lists are."""
     from harness.errors import HarnessError
-    from harness.kernel import cache
-    from harness.kernel.build import KernelArtifact
-    from harness.kernel.request import KernelOptions, make_request
+    from harness.kernel import debian
 
     try:
-        key = make_request(KernelOptions(cache_dir=layout.root), unpack=False).key_inputs().key()
+        lines = debian.load_lines()
+    except HarnessError as e:
+        return [{"name": "?", "error": str(e)}]
+    out = []
+    for line in lines:
+        have = debian.cached(line, layout)
+        stamp = debian.apt_root(layout, line) / "lists.updated"
+        age = time.time() - stamp.stat().st_mtime if stamp.is_file() else None
+        out.append({"name": line.name, "package": line.package, "suite": line.suite, "archive": line.archive,
+                    "cached": [{"version": f.version, "tarball": str(f.tarball),
+                                "fetched_at": time.strftime("%Y-%m-%d %H:%M", time.localtime(f.fetched_at))}
+                               for f in have],
+                    "lists_age_hours": round(age / 3600, 1) if age is not None else None})
+    return out
+
+
+def describe_line(entry: dict) -> str:
+    if "error" in entry:
+        return f"{entry['name']}: {entry['error']}"
+    head = f"{entry['name']:12} {entry['package']} ({entry['suite']}): "
+    if not entry["cached"]:
+        return head + "not fetched yet (the first build of it fetches the newest version)"
+    newest = entry["cached"][0]
+    more = f"; also {', '.join(c['version'] for c in entry['cached'][1:])}" if len(entry["cached"]) > 1 else ""
+    age = entry["lists_age_hours"]
+    lists = f"; package lists {age:g} h old" if age is not None else ""
+    return head + f"{newest['version']} cached, fetched {newest['fetched_at']}{more}{lists}"
+
+
+def default_kernel(layout: CacheLayout) -> tuple[Path | None, str]:
+    """The cached default kernel's bzImage (the key computed as `build --print-key` does, from what the cache holds:
+    no archive is asked, nothing is unpacked or built) and a description; None and why not."""
+    from harness.errors import HarnessError
+    from harness.kernel import cache, debian
+    from harness.kernel.build import KernelArtifact
+    from harness.kernel.request import KernelOptions, effective, make_request
+
+    try:
+        opts = effective(KernelOptions(cache_dir=layout.root))
+        line = debian.find_line(opts.kernel_src or "")
+        if line is not None and not debian.cached(line, layout):
+            return None, (f"no kernel built yet (run `make build`): its source, {line.package} ({line.name}, "
+                          f"{line.suite}), is not fetched yet")
+        key = make_request(opts, unpack=False, offline=True).key_inputs().key()
     except HarnessError as e:
         return None, f"the default kernel's cache key cannot be computed: {e}"
     entry = cache.published(layout, key, KernelArtifact.problem)
@@ -242,6 +287,10 @@ def run(cache_dir: Path | None = None, say: Callable[[str], None] = print, json_
     else:
         say(f"BTF type tags: {compiler} {'keeps' if tags else 'DROPS'} btf_type_tag"
             + ("" if tags else ": the __kptr cases are skipped (install clang-19)"))
+    report["source_lines"] = source_lines(layout)
+    say("Debian source lines (kernel-config/sources.toml; the cache, no archive asked):")
+    for entry in report["source_lines"]:
+        say(f"  {describe_line(entry)}")
     kernel, why = default_kernel(layout)
     report["default_kernel"] = {"bzimage": str(kernel) if kernel else None, "description": why}
     say(f"default kernel: {why}")

@@ -12,6 +12,7 @@ from harness.run_kernel import (  # a small module: the stages themselves stay l
     CACHE_ROOT,
     KERNEL_TARGET,
     Prepared,
+    given,
     harness_cache_root,
     kernel_options_from,
     kernel_target,
@@ -42,7 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--vm-memory", default="1G", help="guest memory (QEMU -m), default 1G")
     g.addoption("--kernel-target", metavar="NAME",
                 help="run on this kernel of the matrix file (kernel-config/matrix.toml): sets source, series and "
-                     "boot options; a prebuilt-deb target is booted as shipped")
+                     "boot options; a prebuilt-deb target is booted as shipped. Without it and without any kernel "
+                     "option: the target with default = true")
     g.addoption("--kernel-matrix", type=Path, metavar="FILE", help="matrix file for --kernel-target")
     g.addoption("--case-timeout", type=float, default=300.0, metavar="SECONDS",
                 help="a test (case) that holds its VM longer than this is stopped: its VM is killed, the test "
@@ -162,20 +164,13 @@ def _kernel_target(config: pytest.Config):
     from harness.campaigns.matrix import spec as matrix_spec
 
     clash = [o for o in ("--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--target", "--mutant")
-             if _given(config, o)]
+             if given(config, o)]
     if clash:
         raise pytest.UsageError(f"--kernel-target {name} already says which kernel to run; drop {', '.join(clash)}")
     try:
         return matrix_spec.load(config.getoption("--kernel-matrix")).get(name)
     except matrix_spec.MatrixError as e:
         raise pytest.UsageError(str(e)) from e
-
-
-def _given(config: pytest.Config, option: str) -> bool:
-    try:
-        return bool(config.getoption(option))
-    except ValueError:  # an option another plugin version does not define
-        return False
 
 
 def _check_target(config: pytest.Config) -> None:
@@ -194,26 +189,33 @@ def _check_target(config: pytest.Config) -> None:
                                 "several workers would share its agent, audit daemon and rules")
 
 
+def _series_directory(config: pytest.Config) -> Path:
+    """The series directory the run's source takes from --patches (or patches/): its kernel line's, or --patches
+    itself when it holds a series file. Known without fetching or unpacking anything (HarnessError otherwise)."""
+    from harness.kernel.request import series_directory
+
+    return series_directory(kernel_options_from(config))
+
+
 def _check_patches(config: pytest.Config) -> None:
-    from harness.errors import PatchError
+    from harness.errors import HarnessError
     from harness.kernel.patches import load_series
 
     try:
-        load_series(config.getoption("--patches"))
-    except PatchError as e:
+        load_series(_series_directory(config))
+    except HarnessError as e:
         raise pytest.UsageError(f"--patches: {e}") from None
 
 
 def _check_mutant(config: pytest.Config) -> None:
     from harness.campaigns.mutants import mutant_path
-    from harness.errors import PatchError
-    from harness.settings import DEFAULT_PATCHES_DIR
+    from harness.errors import HarnessError
 
     if config.getoption("--no-patches"):
         raise pytest.UsageError("--mutant applies on top of the patch series: it cannot be used with --no-patches.")
     try:
-        mutant_path(config.getoption("--patches") or DEFAULT_PATCHES_DIR, config.getoption("--mutant"))
-    except PatchError as e:
+        mutant_path(_series_directory(config), config.getoption("--mutant"))
+    except HarnessError as e:
         raise pytest.UsageError(f"--mutant: {e}") from None
 
 

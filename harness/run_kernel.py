@@ -23,9 +23,29 @@ def harness_cache_root(config: pytest.Config) -> Path:
     return config.stash[CACHE_ROOT]
 
 
+# Options that name the kernel (or part of it): with none of them and no --kernel-target, the run's kernel is the
+# matrix's default target, as a whole (its boot options too, and a prebuilt one is booted as shipped).
+KERNEL_OPTIONS = ("--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--mutant", "--kernel-config-dir",
+                  "--target")
+
+
 def kernel_target(config: pytest.Config):
-    """The matrix target named by --kernel-target (None without it)."""
-    return config.stash.get(KERNEL_TARGET, None)
+    """The matrix target named by --kernel-target; without it and without any option naming the kernel, the
+    target of the matrix file with default = true (the one place that decides the default kernel); else None
+    (the options say which kernel, the default target's source filling in what they leave out)."""
+    explicit = config.stash.get(KERNEL_TARGET, None)
+    if explicit is not None or any(given(config, o) for o in KERNEL_OPTIONS):
+        return explicit
+    from harness.kernel.targets import default_target
+
+    return default_target()
+
+
+def given(config: pytest.Config, option: str) -> bool:
+    try:
+        return bool(config.getoption(option))
+    except ValueError:  # an option another plugin version does not define
+        return False
 
 
 def kernel_options_from(config: pytest.Config):
@@ -33,7 +53,7 @@ def kernel_options_from(config: pytest.Config):
 
     target = kernel_target(config)
     if target is not None:
-        return KernelOptions(kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
+        return KernelOptions(kernel_src=target.kernel_src or None, ref=target.ref, no_patches=not target.series,
                              extra_fragments=target.fragments, cache_dir=harness_cache_root(config))
     kw = dict(
         kernel_src=config.getoption("--kernel-src"),
@@ -145,7 +165,8 @@ def describe(config, built) -> Prepared:
         source = f"Debian package {meta.get('image_package')} {meta.get('image_version')} (prebuilt)"
         series = "none (booted as shipped)"
     else:
-        source = meta.get("source_path", "?") + "".join(f" [{p} {v}]" for p, v in meta.get("packages", {}).items())
+        source = built.source or meta.get("source_description") or (
+            meta.get("source_path", "?") + "".join(f" [{p} {v}]" for p, v in meta.get("packages", {}).items()))
         patches = meta.get("patches") or []
         series = f"{len(patches)} patches: {', '.join(patches)}" if patches else "none"
     return Prepared(art.release, art.key, source, series, built.cache_hit, built.seconds, notes=built.notes)

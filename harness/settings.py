@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PATCHES_DIR = REPO_ROOT / "patches" / "6.12"  # one directory per kernel line (patches/<line>/)
+DEFAULT_PATCHES_DIR = REPO_ROOT / "patches"  # the patches root: one series per kernel line, patches/<line>/series
 DEFAULT_CONFIG_DIR = REPO_ROOT / "kernel-config"
-DEFAULT_DEBIAN_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 CACHE_ENV = "BPF_AUDIT_HARNESS_CACHE"
 # Comma-separated actions this process (and its children) must not take: "build" (a kernel build or a
 # prebuilt kernel's preparation on a cache miss) and "boot" (any QEMU). For CI steps that must only reuse what
@@ -49,7 +48,13 @@ class CacheLayout:
 
     @property
     def sources(self) -> Path:
+        """Unpacked trees (tar-<digest>/), Debian source lines' tarballs (debian/<line>/<version>/), --ref worktrees."""
         return self.root / "src"
+
+    @property
+    def apt(self) -> Path:
+        """The harness's own apt roots, one per Debian source line (its sources.list, lists, empty dpkg status)."""
+        return self.root / "apt"
 
     @property
     def trees(self) -> Path:

@@ -28,8 +28,9 @@ UNIT, SYSTEM = HERE / "unit", HERE / "system"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "source: unpacks Debian's linux-source-6.12 into the harness cache (once, "
-                                       "about 10 s); needs no build and no VM")
+    config.addinivalue_line("markers", "source: fetches Debian's linux-source-6.12 (the debian-6.12 line) into the "
+                                       "harness cache and unpacks it there (once: a download and about 10 s); "
+                                       "needs no build and no VM")
     config.addinivalue_line("markers", "faults: provokes a fault for real (a signal, a race, a lost guest, a damaged "
                                        "cache, a full disk): every tests/*/test_faults_*.py test; `pytest -m faults`")
 
@@ -101,12 +102,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 
 @pytest.fixture(scope="session")
 def plain_source(pytestconfig: pytest.Config) -> Path:
-    """Debian's linux-source-6.12 as shipped, unpacked by the harness into its own cache (the same tree every
-    default build starts from); `make deps` installs the package."""
+    """Debian's linux-source-6.12 as shipped (the debian-6.12 line of kernel-config/sources.toml), fetched and
+    unpacked by the harness into its own cache: the same tree every 6.12 build starts from."""
+    from helpers import PLAIN_SOURCE
+
     from harness.kernel.source import SourceSpec, resolve
     from harness.settings import CacheLayout
 
-    return resolve(SourceSpec.from_args(None, None), CacheLayout(harness_cache_root(pytestconfig))).path
+    return resolve(SourceSpec.from_args(PLAIN_SOURCE, None), CacheLayout(harness_cache_root(pytestconfig))).path
 
 
 @pytest.fixture

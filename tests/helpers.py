@@ -113,20 +113,24 @@ def inner_args(cache_root: Path) -> list[str]:
 
 
 def series_plus(where: Path, src: Path, relpath: str, line: str) -> Path:
-    """A patch directory: the project's series plus one patch appending `line` to `relpath` of the source tree
-    `src` (a new cache key whose build is incremental in the series' patched tree and slot)."""
+    """A patch directory: the project's series for the kernel line of the source tree `src` (its Makefile says
+    which: patches/<line>/), plus one patch appending `line` to `relpath` of `src` (a new cache key whose build is
+    incremental in the series' patched tree and slot). It holds a series file itself, so --patches uses it as
+    given; build it with the same source as `src` (PLAIN_SOURCE for plain_source)."""
     import difflib
     import shutil
 
-    from harness.settings import DEFAULT_PATCHES_DIR
+    from harness.kernel.source import SourceSpec, kernel_line_of
+    from harness.settings import DEFAULT_PATCHES_DIR, CacheLayout
 
+    series = DEFAULT_PATCHES_DIR / kernel_line_of(SourceSpec.from_args(str(src), None), CacheLayout(where / "unused"))
     where.mkdir(parents=True)
-    for p in DEFAULT_PATCHES_DIR.glob("*.patch"):
+    for p in series.glob("*.patch"):
         shutil.copy(p, where / p.name)
     old = (src / relpath).read_text().splitlines(keepends=True)
     (where / "9999-extra.patch").write_text("".join(difflib.unified_diff(old, [*old, line], f"a/{relpath}",
                                                                            f"b/{relpath}")))
-    (where / "series").write_text((DEFAULT_PATCHES_DIR / "series").read_text().rstrip("\n") + "\n9999-extra.patch\n")
+    (where / "series").write_text((series / "series").read_text().rstrip("\n") + "\n9999-extra.patch\n")
     return where
 
 
@@ -139,6 +143,9 @@ def cli(*args: str, env: dict | None = None, timeout: float = 1200) -> subproces
     """The venv's `bpf-audit-harness ARGS`, output captured."""
     return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
+
+# plain_source (tests/conftest.py): Debian's 6.12 as shipped; the tests recorded against a real tree use that line.
+PLAIN_SOURCE = "debian-6.12"
 
 USAGE, HARNESS = 2, 3  # the CLI's exit codes for an error: what the user typed, the harness or machine failing
 

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Mutation checks: build the series plus one deliberate bug from patches/mutants/, run the suite, report kills."""
+"""Mutation checks: build the series plus one deliberate bug from its mutants/ (patches/<line>/mutants/), run the
+suite, report kills."""
 
 from __future__ import annotations
 
@@ -106,10 +107,10 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
     mutant changes one file) and run the suite on it in a pytest subprocess."""
     from dataclasses import replace
 
-    from harness.kernel.request import build_kernel
+    from harness.kernel.request import build_kernel, series_directory
     from harness.settings import REPO_ROOT
 
-    info = load_info(opts.patches_dir, name)
+    info = load_info(series_directory(opts), name)
     res = MutantResult(name, info.breaks, info.bug, "harness-error")
     mopts = replace(opts, mutant=name)
     try:
@@ -179,13 +180,15 @@ def write_json(results: list[MutantResult], path: Path) -> None:
 def run_all(opts, names: list[str], *, cases: list[str], workers: int, json_path: Path | None,
             out_dir: Path | None = None, extra_pytest: Sequence[str] = ()) -> list[MutantResult]:
     """Build and test each mutant in turn (sequentially: one build at a time), print and save the kill table."""
+    from harness.kernel.request import series_directory
     from harness.settings import new_run_dir
 
-    names = names or available(opts.patches_dir)
+    series = series_directory(opts)  # the series of the source's kernel line (or --patches DIR's own)
+    names = names or available(series)
     if not names:
-        raise PatchError(f"no mutants in {mutants_dir(opts.patches_dir)} (expected NAME.patch files).", usage=True)
+        raise PatchError(f"no mutants in {mutants_dir(series)} (expected NAME.patch files).", usage=True)
     for name in names:  # every name and option checked before the first (long) build
-        load_info(opts.patches_dir, name)
+        load_info(series, name)
     suite_argv(opts, names[0], Path("junit.xml"), cases=cases, workers=workers, extra=[])
     cases = [str(Path(c).resolve()) if Path(c.split("::")[0]).exists() else c for c in cases]
     run_dir = out_dir.resolve() if out_dir else new_run_dir(opts.layout(), "mutants")

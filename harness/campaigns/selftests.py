@@ -203,8 +203,9 @@ def exit_code(summary: Summary) -> int:
 def source_tree(kernel_src: str | None, layout: CacheLayout, *, ref: str | None = None,
                 what: str = "--kernel-src") -> Path:
     """The tree whose RUN_TESTS set runs: `kernel_src` (a directory as is, never walked; a tarball unpacked into
-    the cache; a git tree at `ref`: the harness's worktree, where a build put that commit), by default Debian's
-    linux-source-6.12 that the default kernel is built from. `what` names the source in messages."""
+    the cache; a git tree at `ref`: the harness's worktree, where a build put that commit; a Debian source line:
+    fetched and unpacked into the cache), by default the source the default kernel is built from. `what` names the
+    source in messages."""
     from harness.kernel.source import SourceSpec, resolve
 
     spec = SourceSpec.from_args(kernel_src, ref)

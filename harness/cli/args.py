@@ -28,12 +28,15 @@ exit codes (the same in every subcommand):
 
 
 def _kernel_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kernel-src", help="kernel tree dir, git tree (with --ref) or source tarball; "
-                   "default: Debian's /usr/src/linux-source-6.12.tar.xz")
+    p.add_argument("--kernel-src", metavar="SRC", help="a Debian source line of kernel-config/sources.toml "
+                   "(debian-7.3, debian-6.12: fetched into the cache), a kernel tree dir, a git tree (with --ref) or a "
+                   "source tarball; default: the source of matrix.toml's default target")
     p.add_argument("--ref", help="git ref to build from --kernel-src (checked out in a worktree)")
-    p.add_argument("--patches", type=Path, help="patch directory with a `series` file (default: patches/)")
+    p.add_argument("--patches", type=Path, help="patches root with one series per kernel line (<major.minor>/series; "
+                   "the series of the source's line applies), or a directory holding your own `series` file "
+                   "(default: patches/)")
     p.add_argument("--no-patches", action="store_true", help="build the source as is, without the series")
-    p.add_argument("--mutant", metavar="NAME", help="apply patches/mutants/NAME.patch after the series")
+    p.add_argument("--mutant", metavar="NAME", help="apply <series dir>/mutants/NAME.patch after the series")
     p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
     p.add_argument("--fragment", type=Path, action="append", default=[], help="extra config fragment (repeatable)")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
@@ -108,10 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600, help="seconds CMD may run")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS (default: interactive shell)")
     p.set_defaults(func=commands.cmd_boot)
-    p = sub.add_parser("mutants", help="build each patches/mutants/ bug on top of the series, run the suite: "
+    p = sub.add_parser("mutants", help="build each patches/<line>/mutants/ bug on top of the series, run the suite: "
                        "which cases kill which mutant")
     _kernel_args(p)
-    p.add_argument("names", nargs="*", metavar="NAME", help="mutants to check (default: all in patches/mutants/)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="mutants to check (default: all in the series' mutants/)")
     p.add_argument("--cases", action="append", default=None, help="pytest paths to run (default: cases)")
     p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers (VMs) per suite run")
     p.add_argument("--json", type=Path, help="write the kill table here (default: the run directory)")
@@ -153,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="annotate each option with the fragment file and line it comes from")
     p.set_defaults(func=commands.cmd_config)
     p = sub.add_parser("doctor", help="check this machine: every tool with its version and Debian package, KVM, "
-                       "the cache; exit 0 when a run can work, 3 (with the apt-get line) when not")
+                       "the Debian source lines cached, the cache; exit 0 when a run can work, 3 (with the apt-get "
+                       "line) when not; asks no archive")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     p.set_defaults(func=commands.cmd_doctor)
@@ -177,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "compile and parse them (no VM)")
     p.add_argument("--list", action="store_true", help="list each file's programs and subtests (priv/unpriv, "
                    "unsupported with reasons) and the totals; run nothing")
-    p.add_argument("--kernel-src", help="kernel tree (dir or tarball): its tools/testing/selftests/bpf run on the "
-                   "kernel built from it (with patches/); default: Debian's /usr/src/linux-source-6.12.tar.xz, the "
-                   "default kernel")
+    p.add_argument("--kernel-src", help="kernel tree (dir or tarball) or Debian source line (debian-7.3): its "
+                   "tools/testing/selftests/bpf run on the kernel built from it (with its line's series); default: the "
+                   "default kernel's source")
     p.add_argument("--vmlinux-h", type=Path, help="--list: compile against this vmlinux.h (default: the cached "
                    "kernel built from that source; build it first)")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")

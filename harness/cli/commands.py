@@ -32,7 +32,10 @@ def cmd_build(ns: argparse.Namespace) -> int:
     res = build_kernel(kernel_options(ns))
     art = res.artifact
     state = "cache hit" if res.cache_hit else "built"
+    for note in res.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"{state} in {res.seconds:.1f}s: {art.release} key={art.key}")
+    print(f"  source    {res.source}")
     print(f"  bzImage   {art.bzimage}")
     print(f"  vmlinux   {art.vmlinux}")
     print(f"  vmlinux.h {art.vmlinux_h}")
@@ -62,14 +65,22 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
         opts = kernel_options(ns) if target is None else KernelOptions(
             kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
             extra_fragments=target.fragments, cache_dir=layout.root)
-        print(make_request(opts, unpack=False).key_inputs().key())
+        req = make_request(opts, unpack=False)
+        for note in req.source.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"source: {req.source.describe()}", file=sys.stderr)
+        print(req.key_inputs().key())
         return 0
     from harness.campaigns.matrix.run import prepare_target
 
     assert target is not None  # only --print-key comes here without a target
     res = prepare_target(target, layout, "auto", new_run_dir(layout, f"build-{target.name}"))
+    for note in res.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"{'cache hit' if res.cache_hit else 'built'} in {res.seconds:.1f}s: {res.artifact.release} "
           f"key={res.artifact.key}")
+    if res.source:
+        print(f"  source    {res.source}")
     print(f"  kernel    {res.artifact.bzimage}\n  vmlinux.h {res.artifact.vmlinux_h}")
     return 0
 
@@ -201,12 +212,18 @@ def _guest_exit(rc: int, *, ssh: bool = False) -> int:
 
 
 def cmd_config(ns: argparse.Namespace) -> int:
-    """The merged config fragments as one fragment; with --dump, each option with the fragment file and line that
-    set it."""
+    """The merged config fragments as one fragment, for the kernel line of the source the options name (the default
+    kernel's without any); with --dump, each option with the fragment file and line that set it (and its kernel
+    range). Nothing is fetched or unpacked: a Debian line's version is its line (7.3)."""
     from harness.kernel import kconfig
+    from harness.kernel.request import effective
+    from harness.kernel.source import SourceSpec, kernel_line_of
 
-    opts = kernel_options(ns)
-    merged = kconfig.merge(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
+    opts = effective(kernel_options(ns))
+    line = kernel_line_of(SourceSpec.from_args(opts.kernel_src, opts.ref), opts.layout())
+    merged = kconfig.merge(kconfig.load_fragments(opts.config_dir, opts.extra_fragments), line)
+    if ns.dump:
+        sys.stdout.write(f"# merged for Linux {line} ({opts.kernel_src})\n")
     sys.stdout.write(merged.render(annotate=ns.dump))
     return 0
 
@@ -491,7 +508,7 @@ def _selftests_run(ns: argparse.Namespace) -> int:
 
 
 def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path]:
-    """The tree (--kernel-src, default Debian's linux-source-6.12, unpacked into the cache) and the vmlinux.h
+    """The tree (--kernel-src, default the default kernel's source, unpacked into the cache) and the vmlinux.h
     (--vmlinux-h, default: the one of the kernel `bpf-audit-harness build` builds from that tree; never built
     here)."""
     from harness.campaigns.selftests import source_tree

@@ -37,7 +37,8 @@ class BuildRequest:
 
     @property
     def merged(self) -> kconfig.MergedConfig:
-        return kconfig.merge(list(self.fragments))
+        """The fragments merged for this source's kernel version (options whose range excludes it left out)."""
+        return kconfig.merge(list(self.fragments), self.source.kernelversion)
 
     def key_inputs(self) -> cache.KeyInputs:
         return cache.KeyInputs(
@@ -112,6 +113,7 @@ class BuildResult:
     seconds: float
     log: Path | None
     notes: tuple[str, ...] = ()  # what the user should hear once (e.g. a pinned package version apt no longer has)
+    source: str = ""  # the source it was built from, in one line (SourceTree.describe), '' when not a build
 
 
 def toolchain_identity() -> tuple[str, ...]:
@@ -128,14 +130,16 @@ def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildRe
     key = req.key_inputs().key()
     hit = cache.published(req.layout, key, KernelArtifact.problem)
     if hit:
-        return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None)
+        return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None, req.source.notes,
+                               req.source.describe())
     require(*BUILD_TOOLS)
     say = _sayer(progress)
     log = run_dir / f"build-{key}.log"
     with cache.key_lock(req.layout, key, holder=f"building kernel {key} (log: {log})", waiting=say):
         hit = cache.published(req.layout, key, KernelArtifact.problem)  # somebody else built it while we waited
         if hit:
-            return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None)
+            return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None, req.source.notes,
+                               req.source.describe())
         refuse_if_forbidden("build", f"building kernel {key} ({req.source.spec.describe()})")
         cache.sweep_stale(req.layout)
         with cache.key_lock(req.layout, trees.lock_name(req.source), waiting=say,
@@ -147,7 +151,7 @@ def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildRe
                 if e.errno != errno.ENOSPC:
                     raise
                 raise disk_full(req.layout, f"{e.strerror}: {e.filename}", log) from e
-    return BuildResult(artifact, False, time.monotonic() - t0, log)
+    return BuildResult(artifact, False, time.monotonic() - t0, log, req.source.notes, req.source.describe())
 
 
 def disk_full(layout: CacheLayout, what: str, log: Path | None) -> BuildError:
@@ -194,12 +198,12 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
         say(f"[build] {slot} was left by an interrupted build: removed the {recovered} files it wrote")
     fresh = not (slot / ".config").is_file()
     done("tree")
-    configured = configure_if_needed(tree.path, slot, req.merged, log)
+    configured = configure_if_needed(tree.path, slot, req.merged, log, req.source.kernelversion)
     done("configure")
     objects = _make_marked(req, tree.path, slot, log, say, fresh=fresh)
     final_config = (slot / ".config").read_text()
     try:
-        kconfig.verify(req.merged, final_config, str(slot / ".config"))
+        kconfig.verify(req.merged, final_config, str(slot / ".config"), req.source.kernelversion)
     except ConfigError:
         if configured:
             raise
@@ -207,7 +211,7 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
         # configure it anew, and make again (incremental: only what the changed options touch).
         say("[build] a requested option moved under the slot's old .config: configuring it anew")
         (slot / CONFIGURED).unlink(missing_ok=True)
-        configure_if_needed(tree.path, slot, req.merged, log)
+        configure_if_needed(tree.path, slot, req.merged, log, req.source.kernelversion)
         objects += _make_marked(req, tree.path, slot, log, say, fresh=False)
         final_config = (slot / ".config").read_text()
     done("make")
@@ -222,6 +226,8 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
             "source_path": str(req.source.spec.describe()),
             "kernelversion": req.source.kernelversion,
             "packages": req.source.packages(),
+            "source_description": req.source.describe(),
+            **({"debian_source": req.source.fetched.record()} if req.source.fetched else {}),
             "patches": [p.name for p in req.series.patches],
             "patches_applied": list(tree.applied.applied),
             "patches_already_present": list(tree.applied.already_applied),
@@ -250,7 +256,7 @@ def _make_marked(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, f
 CONFIGURED = ".harness-configured"  # the sha256 of the merged fragments the slot's .config was made from
 
 
-def configure_if_needed(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path) -> bool:
+def configure_if_needed(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path, kernel: str = "") -> bool:
     """Configure the slot unless its .config was made from these very fragments (kbuild's own syncconfig
     follows Kconfig changes during make, and every requested option is verified after make). Returns whether
     it configured."""
@@ -259,7 +265,7 @@ def configure_if_needed(tree: Path, slot: Path, merged: kconfig.MergedConfig, lo
     if (slot / ".config").is_file() and marker.is_file() and marker.read_text().strip() == stamp:
         return False
     marker.unlink(missing_ok=True)
-    configure(tree, slot, merged, log)
+    configure(tree, slot, merged, log, kernel)
     marker.write_text(stamp + "\n")
     return True
 
@@ -293,7 +299,7 @@ def recover_interrupted(slot: Path) -> int | None:
     return removed
 
 
-def configure(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path) -> str:
+def configure(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path, kernel: str = "") -> str:
     """allnoconfig with the merged fragments forced in, into a scratch config; verify every option stuck; the
     slot's .config is replaced only when it differs (an unchanged .config keeps make's incremental state)."""
     slot.mkdir(parents=True, exist_ok=True)
@@ -303,7 +309,7 @@ def configure(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path) -
     _run(["make", "-C", str(tree), f"O={slot}", f"KCONFIG_CONFIG={scratch}", f"KCONFIG_ALLCONFIG={frag}",
           "allnoconfig"], log, "allnoconfig")
     final = scratch.read_text()
-    kconfig.verify(merged, final, str(slot / ".config"))
+    kconfig.verify(merged, final, str(slot / ".config"), kernel)
     current = slot / ".config"
     if current.is_file() and current.read_text() == final:
         scratch.unlink()

@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Patch series: parse a quilt-style `series`, apply it to a copy, report the failing hunk."""
+"""Patch series: pick the one for a kernel line, parse its quilt-style `series`, apply it, report the failing hunk.
+
+The patches root (the repo's patches/, or --patches DIR) holds one directory per kernel line, named major.minor:
+patches/7.3/series, patches/6.12/series, each with its mutants/. A --patches DIR that holds a `series` file itself
+is a developer's own series, used as given for any tree."""
 
 from __future__ import annotations
 
@@ -49,6 +53,34 @@ def parse_series_text(text: str, source: str = "series") -> list[tuple[str, int,
             strip = int(m.group(1))
         entries.append((parts[0], strip, lineno))
     return entries
+
+
+def lines_with_series(root: Path) -> list[str]:
+    """The kernel lines (major.minor directory names) under a patches root that have a series, oldest first."""
+    found = []
+    for d in root.iterdir() if root.is_dir() else ():
+        if re.fullmatch(r"\d+\.\d+", d.name) and (d / "series").is_file():
+            found.append(d.name)
+    return sorted(found, key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+def series_dir(root: Path, line: str) -> Path:
+    """The directory of the series for kernel `line` (major.minor) under patches root `root`: `root` itself when
+    it holds a series file (a developer's own series, for any tree), else root/<line>. A root without one for this
+    line is a PatchError naming the lines that have one and --no-patches."""
+    if (root / "series").is_file():
+        return root
+    if not root.is_dir():
+        raise PatchError(f"patch directory {root} does not exist. Check the path, or pass --no-patches to build the "
+                         "source as is.", usage=True)
+    if (root / line / "series").is_file():
+        return root / line
+    have = lines_with_series(root)
+    which = (f"series exist for {', '.join(have)} ({', '.join(str(root / v / 'series') for v in have)})" if have
+             else f"no kernel line has one there (a series is {root}/<major.minor>/series)")
+    raise PatchError(f"no patch series for Linux {line} in {root}: {root / line / 'series'} does not exist; {which}. "
+                     f"Build this tree without patches with --no-patches, or name a directory holding your own series "
+                     "file with --patches DIR.", usage=True)
 
 
 def load_series(directory: Path, series_file: Path | None = None) -> Series:
@@ -152,7 +184,7 @@ def apply_series(series: Series, tree: Path, log: Path | None = None, *, pristin
     return ApplyResult(tuple(applied), tuple(skipped))
 
 
-# -- mutants: a series plus one deliberate bug (patches/mutants/NAME.patch) -----------------------------------
+# -- mutants: a series plus one deliberate bug (patches/<line>/mutants/NAME.patch) ----------------------------
 
 MUTANTS_SUBDIR = "mutants"
 
@@ -162,7 +194,7 @@ def mutants_dir(patches_dir: Path) -> Path:
 
 
 def available_mutants(patches_dir: Path) -> list[str]:
-    """Names of the mutants shipped beside a series (file stem of patches/mutants/*.patch), sorted."""
+    """Names of the mutants shipped beside a series (file stem of <series dir>/mutants/*.patch), sorted."""
     d = mutants_dir(patches_dir)
     return sorted(p.name[: -len(".patch")] for p in d.glob("*.patch")) if d.is_dir() else []
 

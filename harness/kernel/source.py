@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Get a kernel tree: Debian's linux-source tarball, a directory, or a git ref (via a worktree)."""
+"""Get a kernel tree: a Debian source line (fetched into the cache), a tarball, a directory, or a git ref."""
 
 from __future__ import annotations
 
@@ -14,23 +14,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SourceError
-from harness.settings import DEFAULT_DEBIAN_TARBALL, CacheLayout
+from harness.kernel.debian import DebianLine, Fetched, fetch, find_line
+from harness.settings import CacheLayout
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """What the user asked for. kind: 'tarball' (Debian default), 'dir', or 'git' (dir + ref)."""
+    """What the user asked for. kind: 'debian' (a line of kernel-config/sources.toml, fetched by the harness),
+    'tarball', 'dir', or 'git' (dir + ref)."""
 
     kind: str
     path: Path
     ref: str | None = None
+    line: DebianLine | None = None
 
     @classmethod
     def from_args(cls, kernel_src: str | None, ref: str | None) -> SourceSpec:
+        """`kernel_src`: a line name of sources.toml (debian-7.3), a tarball, a directory or a git tree (with
+        `ref`); None: the default kernel's source (matrix.toml's default target)."""
         if kernel_src is None:
             if ref:
                 raise SourceError("--ref needs --kernel-src pointing at a git tree.", usage=True)
-            return cls("tarball", DEFAULT_DEBIAN_TARBALL)
+            from harness.kernel.targets import default_build_target
+
+            kernel_src = default_build_target().source
+        line = find_line(kernel_src)
+        if line is not None:
+            if ref:
+                raise SourceError(f"--ref needs a git tree; {kernel_src} is a Debian source line "
+                                  "(kernel-config/sources.toml).", usage=True)
+            return cls("debian", Path(kernel_src), line=line)
         path = Path(kernel_src).expanduser().resolve()
         if path.suffix in {".xz", ".gz", ".bz2", ".zst"} or path.name.endswith(".tar"):
             return cls("tarball", path)
@@ -44,15 +57,21 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class SourceTree:
-    """A kernel tree ready to copy. `identity` changes whenever its content can have changed."""
+    """A kernel tree ready to copy. `identity` changes whenever its content can have changed. `fetched`: the
+    Debian package version a line's tarball came from; `notes`: what the user should hear once."""
 
     path: Path
     identity: str
     kernelversion: str
     spec: SourceSpec
+    fetched: Fetched | None = None
+    notes: tuple[str, ...] = ()
 
     def packages(self) -> dict[str, str]:
-        """The Debian package (and exact version) the source came from, when a package owns the tarball."""
+        """The Debian package (and exact version) the source came from: the fetched one of a line, or the installed
+        package that owns a tarball."""
+        if self.fetched is not None:
+            return {self.fetched.line.package: self.fetched.version}
         if self.spec.kind != "tarball":
             return {}
         from harness.kernel.apt import installed_version
@@ -60,13 +79,25 @@ class SourceTree:
         owner = installed_version(str(self.spec.path))
         return {owner[0]: owner[1]} if owner else {}
 
+    def describe(self) -> str:
+        """One line for the run output: 'Debian linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports)', or the
+        path (and ref) with its kernel version."""
+        if self.fetched is not None:
+            return self.fetched.describe()
+        version = f" (Linux {self.kernelversion})" if self.kernelversion else ""
+        return f"{self.spec.describe()}{version}"
 
-def resolve(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
-    """Turn a SourceSpec into a tree on disk plus an identity for the cache key."""
+
+def resolve(spec: SourceSpec, layout: CacheLayout, *, log: Path | None = None) -> SourceTree:
+    """Turn a SourceSpec into a tree on disk plus an identity for the cache key. A Debian line is fetched first
+    (the newest version its archive has; `log` gets apt's output)."""
+    if spec.kind == "debian":
+        fetched = _fetch(spec, layout, log)
+        tree = _from_tarball(SourceSpec("tarball", fetched.tarball), layout)
+        return SourceTree(tree.path, tree.identity, tree.kernelversion, spec, fetched, fetched.notes)
     if not spec.path.exists():
-        default = spec.path == DEFAULT_DEBIAN_TARBALL  # not typed by the user: a package is missing
-        hint = "apt-get install linux-source-6.12" if default else "check the path"
-        raise SourceError(f"kernel source {spec.path} does not exist ({hint}).", usage=not default)
+        raise SourceError(f"kernel source {spec.path} does not exist (check the path; a Debian source line is named "
+                          f"as in {_sources_file()}).", usage=True)
     if spec.kind == "tarball":
         return _from_tarball(spec, layout)
     if spec.kind == "git":
@@ -74,12 +105,62 @@ def resolve(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
     return _from_dir(spec)
 
 
-def identify(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
+def identify(spec: SourceSpec, layout: CacheLayout, *, offline: bool = False, log: Path | None = None) -> SourceTree:
     """resolve() without unpacking a tarball: its identity (what the cache key needs) from its hash alone, its path
-    the tarball itself and no kernel version. For questions about the cache (doctor), never for a build."""
+    the tarball itself, its kernel version from the Debian package or the tarball's unpacked tree when there is
+    one. For questions about the cache (build --print-key, doctor), never for a build. offline=True: a Debian line
+    is what the cache holds (SourceError when nothing), without asking its archive."""
+    if spec.kind == "debian":
+        fetched = _fetch(spec, layout, log, offline=offline)
+        ident = f"tarball:{file_sha256(fetched.tarball, layout)}"
+        return SourceTree(fetched.tarball, ident, fetched.upstream, spec, fetched, fetched.notes)
     if spec.kind != "tarball" or not spec.path.is_file():
         return resolve(spec, layout)
-    return SourceTree(spec.path, f"tarball:{file_sha256(spec.path, layout)}", "", spec)
+    digest = file_sha256(spec.path, layout)
+    unpacked = _unpacked_dir(layout, digest) / "tree"
+    if not (unpacked / "Makefile").is_file():
+        return resolve(spec, layout)  # its kernel version is only known from its tree
+    return SourceTree(spec.path, f"tarball:{digest}", _kernelversion(unpacked), spec)
+
+
+def _fetch(spec: SourceSpec, layout: CacheLayout, log: Path | None, *, offline: bool = False) -> Fetched:
+    assert spec.line is not None
+    if log is None:  # no run directory: apt's output goes beside its private root
+        from harness.kernel.debian import apt_root
+
+        log = apt_root(layout, spec.line) / "apt.log"
+    return fetch(spec.line, layout, log, offline=offline)
+
+
+def _sources_file() -> Path:
+    from harness.kernel.debian import sources_path
+
+    return sources_path()
+
+
+def kernel_line_of(spec: SourceSpec, layout: CacheLayout) -> str:
+    """major.minor of the kernel a source holds, known before anything is fetched, unpacked or patched: from the
+    Debian line's package name, the tree's Makefile, `git show REF:Makefile`, a tarball's name
+    (linux-6.12.3.tar.xz, linux-source-6.12.tar.xz) or, failing that, its unpacked tree."""
+    if spec.kind == "debian":
+        assert spec.line is not None
+        return spec.line.kernel_line
+    if spec.kind == "git":
+        if not _is_git(spec.path):
+            raise SourceError(f"--ref {spec.ref} given but {spec.path} is not a git tree.", usage=True)
+        return _line(_kernelversion(spec.path, _git(spec.path, "show", f"{spec.ref}:Makefile")))
+    if spec.kind == "tarball":
+        m = re.match(r"linux(?:-source)?-(\d+\.\d+)(?:[.-]|$)", spec.path.name)
+        if m:
+            return m.group(1)
+        return _line(resolve(spec, layout).kernelversion)
+    if not spec.path.exists():
+        raise SourceError(f"kernel source {spec.path} does not exist (check the path).", usage=True)
+    return _line(_kernelversion(spec.path))
+
+
+def _line(kernelversion: str) -> str:
+    return ".".join(kernelversion.split(".")[:2])
 
 
 def _kernelversion(tree: Path, makefile: str | None = None) -> str:
@@ -119,9 +200,24 @@ def file_sha256(path: Path, layout: CacheLayout) -> str:
     return table[key]
 
 
+def _unpacked_dir(layout: CacheLayout, digest: str) -> Path:
+    return layout.sources / f"tar-{digest[:16]}"
+
+
 def _from_tarball(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
     digest = file_sha256(spec.path, layout)
-    dest = layout.sources / f"tar-{digest[:16]}"
+    dest = _unpacked_dir(layout, digest)
+    if not (dest / "tree" / "Makefile").exists():
+        from harness.kernel.cache import key_lock  # one unpacker per tarball; the others wait and reuse its tree
+
+        with key_lock(layout, f"unpack-{digest[:16]}"):
+            _unpack(spec, layout, dest)
+    tree = dest / "tree"
+    return SourceTree(tree, f"tarball:{digest}", _kernelversion(tree), spec)  # identify() says the same
+
+
+def _unpack(spec: SourceSpec, layout: CacheLayout, dest: Path) -> None:
+    """Unpack into a private directory, then rename it into place: nothing half-unpacked is ever used."""
     if not (dest / "tree" / "Makefile").exists():
         layout.sources.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=layout.sources))
@@ -140,8 +236,6 @@ def _from_tarball(spec: SourceSpec, layout: CacheLayout) -> SourceTree:
             raise SourceError(f"unpacking {spec.path} failed: {e.stderr.decode(errors='replace')[-500:]}") from e
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    tree = dest / "tree"
-    return SourceTree(tree, f"tarball:{digest}", _kernelversion(tree), spec)  # identify() says the same
 
 
 def _git(tree: Path, *args: str) -> str:

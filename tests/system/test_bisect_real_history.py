@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import git, sigint_default
+from helpers import PLAIN_SOURCE, git, sigint_default
 
 from harness.campaigns.bisect.run import tree_state
 from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
@@ -64,8 +64,8 @@ def build_demo_repo(layout, source_tree: Path, identity: str, version: str) -> t
     """
     from harness.kernel.patches import load_series
 
-    series = load_series(DEFAULT_PATCHES_DIR)
-    mutant = DEFAULT_PATCHES_DIR / "mutants" / f"{MUTANT}.patch"
+    series = load_series(DEFAULT_PATCHES_DIR / "6.12")  # the demo history is Debian 6.12 and its series
+    mutant = DEFAULT_PATCHES_DIR / "6.12" / "mutants" / f"{MUTANT}.patch"
     h = hashlib.sha256(f"{DEMO_VERSION}:{identity}".encode())
     for p in (*[p.path for p in series.patches], mutant):
         h.update(p.read_bytes())
@@ -115,7 +115,7 @@ def demo_tree(kernel_options, tmp_path):
     from harness.kernel.source import SourceSpec, resolve
 
     layout = kernel_options.layout()
-    src = resolve(SourceSpec.from_args(None, None), layout)  # the unpacked Debian 6.12 tarball
+    src = resolve(SourceSpec.from_args(PLAIN_SOURCE, None), layout)  # Debian 6.12, fetched and unpacked
     repo, shas = build_demo_repo(layout, src.path, src.identity, src.kernelversion)
     git_dir = repo / "repo.git"
     branch = f"bisect-test-{os.getpid()}"

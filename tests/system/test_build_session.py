@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import series_plus
+from helpers import PLAIN_SOURCE, series_plus
 
 from harness.settings import REPO_ROOT
 
@@ -29,7 +29,8 @@ def test_n2_run_builds_once_in_the_controller_visibly_and_a_broken_tree_is_one_e
     # series' slot); its entry is removed at the end.
     good = series_plus(tmp_path / "good", plain_source, "init/version.c",
                        f"/* bpf-audit-harness: session build test {uuid.uuid4().hex} */\n")
-    result = pytester.runpytest_subprocess("cases", "-n", "2", "--patches", str(good), *inner_args, timeout=1800)
+    result = pytester.runpytest_subprocess("cases", "-n", "2", "--kernel-src", PLAIN_SOURCE, "--patches", str(good),
+                                           *inner_args, timeout=1800)
     out = result.stdout.str() + result.stderr.str()
     key = re.search(r"cache key (\w+)", out)
     if key:
@@ -47,7 +48,8 @@ def test_n2_run_builds_once_in_the_controller_visibly_and_a_broken_tree_is_one_e
     # A tree that does not build: one error for the run, before any worker starts; no item runs.
     bad = series_plus(tmp_path / "bad", plain_source, "kernel/bounds.c",
                       '#error "bpf-audit-harness: session build test, this build must fail"\n')
-    result = pytester.runpytest_subprocess("cases", "-n", "2", "--patches", str(bad), *inner_args, timeout=1800)
+    result = pytester.runpytest_subprocess("cases", "-n", "2", "--kernel-src", PLAIN_SOURCE, "--patches", str(bad),
+                                           *inner_args, timeout=1800)
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == 3, out[-5000:]
     assert out.count("this build must fail") >= 1 and out.count("kernel build stage failed: make failed") == 1, out
@@ -71,12 +73,14 @@ def test_tests_that_need_the_kernel_have_it_built_by_the_controller_after_collec
         def test_pure():
             pass
     """)
-    result = pytester.runpytest_subprocess("-n", "2", "--patches", str(bad), *inner_args, timeout=1800)
+    result = pytester.runpytest_subprocess("-n", "2", "--kernel-src", PLAIN_SOURCE, "--patches", str(bad),
+                                           *inner_args, timeout=1800)
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == 3, out[-5000:]
     assert out.count("kernel build stage failed: make failed") == 1, out[-8000:]
     assert not re.search(r"\d+ (passed|failed)", out) and "FAILED" not in out, out[-5000:]
     # Deselected, they need nothing: no build at all.
-    result = pytester.runpytest_subprocess("-n", "2", "-k", "pure", "--patches", str(bad), *inner_args, timeout=600)
+    result = pytester.runpytest_subprocess("-n", "2", "-k", "pure", "--kernel-src", PLAIN_SOURCE, "--patches",
+                                           str(bad), *inner_args, timeout=600)
     result.assert_outcomes(passed=1)
     assert "[build]" not in result.stdout.str() + result.stderr.str()

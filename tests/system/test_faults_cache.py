@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import series_plus
+from helpers import PLAIN_SOURCE, series_plus
 
 from harness.kernel.build import KernelArtifact
 from harness.kernel.request import KernelOptions, make_request
@@ -23,8 +23,9 @@ def test_truncated_meta_or_a_missing_image_is_rebuilt_with_a_warning_not_a_trace
     layout = kernel_options.layout()
     patches = series_plus(tmp_path / "p", plain_source, "init/version.c",
                           "/* bpf-audit-harness: damaged cache entry test */\n")
-    key = make_request(KernelOptions(patches_dir=patches, cache_dir=layout.root)).key_inputs().key()
-    argv = [CLI, "build", "--patches", str(patches), "--cache-dir", str(layout.root)]
+    key = make_request(KernelOptions(kernel_src=PLAIN_SOURCE, patches_dir=patches,
+                                     cache_dir=layout.root)).key_inputs().key()
+    argv = [CLI, "build", "--kernel-src", PLAIN_SOURCE, "--patches", str(patches), "--cache-dir", str(layout.root)]
     try:
         first = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
         assert first.returncode == 0, first.stderr[-3000:]

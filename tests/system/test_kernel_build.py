@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Integration: the default kernel (Debian 6.12 + patches/ + kernel-config/) builds through the cache."""
+"""Integration: the default kernel (matrix.toml's default target: a Debian source line the harness fetches, its
+line's series, kernel-config/) builds through the cache."""
 
 import time
 
@@ -35,3 +36,16 @@ def test_second_request_is_a_cache_hit_without_make(kernel_artifact, kernel_opti
     assert again.log is None and not list(tmp_path.glob("build-*.log")), "make was invoked on a cache hit"
     assert again.artifact.key == kernel_artifact.key
     print(f"cache hit in {elapsed:.2f}s")
+
+
+def test_the_artifact_records_the_debian_package_version_it_was_built_from(kernel_artifact, kernel_options):
+    """The meta's `packages` entry keeps its shape ({package: version}); the fetched line is recorded beside it."""
+    from harness.kernel.request import effective
+
+    meta = kernel_artifact.meta
+    line = meta.get("debian_source")
+    if effective(kernel_options).kernel_src and line is None:
+        pytest.skip(f"this run's kernel is not from a Debian source line ({meta.get('source_path')})")
+    assert meta["packages"] == {line["package"]: line["version"]}
+    assert meta["source_description"] == f"Debian {line['package']} {line['version']} ({line['suite']})"
+    assert meta["kernelversion"].startswith(line["package"].removeprefix("linux-source-") + ".")

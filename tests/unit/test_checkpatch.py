@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Kernel style: the 6.12 tree's own scripts/checkpatch.pl passes every patch of the series and every mutant."""
+"""Kernel style: the 6.12 tree's own scripts/checkpatch.pl passes every patch of the 6.12 series and every mutant."""
 
 import subprocess
 
@@ -9,8 +9,9 @@ from harness.campaigns.mutants import available, mutant_path
 from harness.kernel.patches import load_series
 from harness.kernel.request import DEFAULT_PATCHES_DIR
 
-SERIES = [p.path for p in load_series(DEFAULT_PATCHES_DIR).patches]
-PATCHES = SERIES + [mutant_path(DEFAULT_PATCHES_DIR, n) for n in available(DEFAULT_PATCHES_DIR)]
+SERIES_612 = DEFAULT_PATCHES_DIR / "6.12"  # plain_source is that line's tree
+SERIES = [p.path for p in load_series(SERIES_612).patches]
+PATCHES = SERIES + [mutant_path(SERIES_612, n) for n in available(SERIES_612)]
 
 
 @pytest.fixture(scope="module")

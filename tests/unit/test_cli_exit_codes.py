@@ -60,17 +60,24 @@ def test_argparse_errors_are_usage_errors():
 # -- build ------------------------------------------------------------------------------------------------------
 
 def test_build(tmp_path):
-    res = cli("build", "--print-key", "--cache-dir", str(tmp_path / "cache"))  # hashes the source, builds nothing
+    toy = str(_toy_tree(tmp_path))
+    res = cli("build", "--kernel-src", toy, "--print-key", "--cache-dir", str(tmp_path / "cache"))  # builds nothing
     assert res.returncode == 0 and len(res.stdout.strip()) == 24, res.stderr
+    assert "source: " in res.stderr and "(Linux 6.12.0)" in res.stderr, res.stderr
     one_paragraph_error(cli("build", "--patches", str(tmp_path / "nope"), "--print-key"), "patch", USAGE)
+    only_612 = tmp_path / "patches"  # a patches root with a series for 6.12 only: the default kernel (7.3) has none
+    (only_612 / "6.12").mkdir(parents=True)
+    (only_612 / "6.12" / "series").write_text("")
+    err = one_paragraph_error(cli("build", "--patches", str(only_612), "--print-key"), "patch", USAGE)
+    assert "no patch series for Linux 7.3" in err and "series exist for 6.12" in err and "--no-patches" in err
     one_paragraph_error(cli("build", "--kernel-src", str(tmp_path / "nope")), "source", USAGE)
     one_paragraph_error(cli("build", "--kernel-target", "nope"), "matrix", USAGE)
-    err = one_paragraph_error(cli("build", "--kernel-target", "6.12-plain", "--no-patches"), "usage", USAGE)
+    err = one_paragraph_error(cli("build", "--kernel-target", "7.3-plain", "--no-patches"), "usage", USAGE)
     assert "--kernel-target already names the kernel" in err
     blocker = tmp_path / "a-file"
     blocker.write_text("x\n")
     one_paragraph_error(cli("build", "--cache-dir", str(blocker / "cache")), "cache", HARNESS)
-    err = one_paragraph_error(cli("build", "--kernel-src", str(_toy_tree(tmp_path)), "--no-patches", "--cache-dir",
+    err = one_paragraph_error(cli("build", "--kernel-src", toy, "--no-patches", "--cache-dir",
                                   str(tmp_path / "cache"), env=NO_BUILD_NO_BOOT), "policy", HARNESS)
     assert "building kernel" in err
 
@@ -81,11 +88,14 @@ def test_config_prints_the_merged_fragment_and_dump_says_where_each_option_comes
     from harness.kernel import kconfig
     from harness.settings import DEFAULT_CONFIG_DIR
 
-    merged = kconfig.merge(kconfig.load_fragments(DEFAULT_CONFIG_DIR))
+    merged = kconfig.merge(kconfig.load_fragments(DEFAULT_CONFIG_DIR), "7.3")  # the default kernel's line
     plain, dump = cli("config"), cli("config", "--dump")
     assert plain.returncode == 0 and dump.returncode == 0, plain.stderr + dump.stderr
     assert plain.stdout == merged.render() and "# from" not in plain.stdout
-    assert dump.stdout == merged.render(annotate=True) and dump.stdout != plain.stdout
+    assert dump.stdout == "# merged for Linux 7.3 (debian-7.3)\n" + merged.render(annotate=True)
+    assert "CONFIG_SYSCTL=y  # from " in dump.stdout and "(kernel >=7.3)" in dump.stdout
+    on_612 = cli("config", "--kernel-src", "debian-6.12")  # the line is known from its name: nothing is fetched
+    assert "CONFIG_PROC_SYSCTL=y\n" in on_612.stdout and "CONFIG_SYSCTL=" not in on_612.stdout
     first = merged.settings[0]
     assert f"{first.render()}  # from {DEFAULT_CONFIG_DIR / '00-guest-base.config'}:" in dump.stdout
     for s in merged.settings:
@@ -137,7 +147,7 @@ def test_matrix_usage_errors(tmp_path):
 # -- mutants ----------------------------------------------------------------------------------------------------
 
 def test_mutants(tmp_path):
-    err = one_paragraph_error(cli("mutants", "no-such-mutant"), "patch", USAGE)
+    err = one_paragraph_error(cli("mutants", "no-such-mutant", "--kernel-src", "debian-6.12"), "patch", USAGE)
     assert "no mutant 'no-such-mutant'" in err
     one_paragraph_error(cli("mutants", "--no-patches"), "usage", USAGE)
     # A mutant whose kernel cannot be built (here: builds are refused) is not judged: exit 3, not "survived".

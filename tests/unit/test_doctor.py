@@ -31,8 +31,8 @@ def test_doctor_checks_every_tool_the_harness_requires():
 
 
 def test_make_deps_installs_every_package_doctor_asks_for():
-    # libbpf-dev depends on libbpf1; tar is Essential (every Debian system has it)
-    packages = {n.package for n in doctor.NEEDS if n.package} - {"libbpf1", "tar"}
+    # libbpf-dev depends on libbpf1; tar and dpkg are Essential and apt is in every Debian base system
+    packages = {n.package for n in doctor.NEEDS if n.package} - {"libbpf1", "tar", "dpkg", "apt"}
     assert packages - _makefile_packages() == set()
 
 
@@ -50,16 +50,41 @@ def test_default_kernel_without_a_build_is_not_probed(tmp_path):
     layout = CacheLayout(tmp_path / "cache")
     kernel, why = doctor.default_kernel(layout)
     assert kernel is None and why.startswith("no kernel built yet (run `make build`)")
+    assert "is not fetched yet" in why  # the default kernel's Debian line: doctor asks no archive
     assert doctor.accelerator(layout, kernel, why).startswith("not probed: no kernel built yet (run `make build`)")
-    assert not (layout.sources).exists(), "doctor unpacked the kernel source"
+    assert not (layout.sources).exists(), "doctor fetched or unpacked the kernel source"
+    assert not (layout.apt).exists(), "doctor ran apt"
+
+
+def test_source_lines_say_what_is_cached_without_asking_an_archive(tmp_path):
+    """A line never fetched, and one with a version in the cache (a stand-in tarball and its fetched.json)."""
+    import json
+
+    from harness.kernel import debian
+
+    layout = CacheLayout(tmp_path / "cache")
+    line = debian.find_line("debian-6.12")
+    assert line is not None
+    d = debian.line_dir(layout, line) / "6.12.118-1_deb12u1"
+    d.mkdir(parents=True)
+    (d / "linux-source-6.12.tar.xz").write_bytes(b"stand-in")
+    (d / debian.FETCHED).write_text(json.dumps({"package": line.package, "version": "6.12.118-1~deb12u1",
+                                                "fetched_at": 0}))
+    entries = {e["name"]: e for e in doctor.source_lines(layout)}
+    assert entries["debian-7.3"]["cached"] == [] and "not fetched yet" in doctor.describe_line(entries["debian-7.3"])
+    text = doctor.describe_line(entries["debian-6.12"])
+    assert "linux-source-6.12 (bookworm-security): 6.12.118-1~deb12u1 cached" in text, text
+    assert not layout.apt.exists()
 
 
 def test_the_key_without_unpacking_is_the_builds_key(plain_source, pytestconfig):
     """build --print-key and doctor hash the tarball; a build unpacks it: both must name the same cache entry."""
     from harness.plugin import harness_cache_root
 
-    opts = KernelOptions(cache_dir=harness_cache_root(pytestconfig))
+    opts = KernelOptions(kernel_src="debian-6.12", cache_dir=harness_cache_root(pytestconfig))
     assert make_request(opts, unpack=False).key_inputs().key() == make_request(opts).key_inputs().key()
+    offline = make_request(opts, unpack=False, offline=True)  # what doctor computes: the cache's copy, no apt
+    assert offline.key_inputs().key() == make_request(opts).key_inputs().key()
 
 
 @pytest.mark.parametrize("free, verdict", [(100 << 30, 0), (1 << 30, 3)])

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Config fragments: parsing, merging, conflicts, and the did-it-stick check."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,19 +67,123 @@ def test_verify_absent_option_counts_as_unset():
     assert [x.setting.name for x in mism] == ["CONFIG_NEW"]
 
 
-def test_render_round_trips_through_dotconfig_parser():
-    m = kconfig.merge(kconfig.load_fragments(DEFAULT_CONFIG_DIR))
+LINES = ("6.1", "6.12", "7.3")  # the kernel lines one kernel-config/ serves
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_render_round_trips_through_dotconfig_parser(line):
+    m = kconfig.merge(kconfig.load_fragments(DEFAULT_CONFIG_DIR), line)
     assert kconfig.find_mismatches(m, kconfig.parse_dotconfig(m.render())) == []
 
 
-def test_shipped_fragments_ask_for_what_the_suite_needs():
-    m = kconfig.merge(kconfig.load_fragments(DEFAULT_CONFIG_DIR)).as_dict()
+@pytest.mark.parametrize("line", LINES)
+def test_shipped_fragments_ask_for_what_the_suite_needs(line):
+    m = kconfig.merge(kconfig.load_fragments(DEFAULT_CONFIG_DIR), line).as_dict()
     for name in ("CONFIG_BPF_LSM", "CONFIG_AUDIT", "CONFIG_AUDITSYSCALL", "CONFIG_DEBUG_INFO_BTF", "CONFIG_BPF_JIT",
                  "CONFIG_SECURITY_NETWORK", "CONFIG_SECURITY_PATH", "CONFIG_CGROUP_BPF", "CONFIG_DYNAMIC_FTRACE"):
         assert m[name].value == "y", name
     assert "bpf" in m["CONFIG_LSM"].value
 
 
+# -- kernel version conditions ----------------------------------------------------------------------------------
+
+def test_a_condition_after_an_option_limits_it_to_those_kernel_lines():
+    f = frag("CONFIG_PROC_SYSCTL=y  # kernel <7.3\nCONFIG_SYSCTL=y  # kernel >=7.3\nCONFIG_A=y\n"
+             "# CONFIG_MODULES is not set  # kernel >=6.10\nCONFIG_MODULES=y  # kernel <6.10\n"
+             'CONFIG_LSM="bpf#1"  # kernel >=6.1, <=7.3\n', "f.config")
+    def names(version):
+        return [(s.name, s.value) for s in kconfig.merge([f], version).settings]
+    assert names("7.3.4") == [("CONFIG_SYSCTL", "y"), ("CONFIG_A", "y"), ("CONFIG_MODULES", "n"),
+                              ("CONFIG_LSM", '"bpf#1"')]
+    assert names("6.12.118") == [("CONFIG_PROC_SYSCTL", "y"), ("CONFIG_A", "y"), ("CONFIG_MODULES", "n"),
+                                 ("CONFIG_LSM", '"bpf#1"')]
+    assert names("6.1.0-rc1") == [("CONFIG_PROC_SYSCTL", "y"), ("CONFIG_A", "y"), ("CONFIG_MODULES", "y"),
+                                  ("CONFIG_LSM", '"bpf#1"')]
+    assert names("7.4") == [("CONFIG_SYSCTL", "y"), ("CONFIG_A", "y"), ("CONFIG_MODULES", "n")]
+    # The rendered fragment carries no condition (make reads it); --dump shows each one's range.
+    assert "kernel" not in kconfig.merge([f], "7.3").render()
+    assert "CONFIG_SYSCTL=y  # from f.config:2 (kernel >=7.3)" in kconfig.merge([f], "7.3").render(annotate=True)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("CONFIG_A=y  # needed for x\n", "only a kernel version condition may follow an option"),
+    ("CONFIG_A=y  # kernel >= 7\n", "'>= 7' is not a kernel version clause"),
+    ("CONFIG_A=y  # kernel ~7.3\n", "'~7.3' is not a kernel version clause"),
+    ("CONFIG_A=y  # kernel >=7.3, <7.3\n", "holds for no kernel"),
+    ("CONFIG_A=y  # kernel <7.3\n# CONFIG_A is not set  # kernel <=7.3\n",
+     "set twice in f.config for the same kernels"),
+    ("CONFIG_A=y\nCONFIG_A=n  # kernel ==6.1\n", "set twice in f.config for the same kernels"),
+])
+def test_a_bad_condition_is_an_error_naming_file_and_line(text, says):
+    with pytest.raises(ConfigError, match=re.escape(says)) as e:
+        frag(text, "f.config")
+    assert "f.config" in str(e.value)
+
+
+def test_ranges_that_do_not_overlap_may_give_one_option_different_values():
+    f = frag("CONFIG_A=y  # kernel <7.3\n# CONFIG_A is not set  # kernel >=7.3\n"
+             "CONFIG_B=y  # kernel <=6.12\nCONFIG_B=n  # kernel >6.12\n", "f.config")
+    assert len(f.settings) == 4
+
+
+def test_a_conflict_across_fragments_is_found_for_any_kernel_before_one_is_chosen():
+    a = frag("CONFIG_X=y  # kernel >=6.6\n", "a.config")
+    b = frag("# CONFIG_X is not set  # kernel <7.0\n", "b.config")  # both ask for 6.6 .. 6.x
+    with pytest.raises(ConfigError) as e:
+        kconfig.check_conflicts([a, b])
+    assert "a.config:1 (kernel >=6.6)" in str(e.value) and "b.config:1 (kernel <7.0)" in str(e.value)
+    kconfig.check_conflicts([a, frag("# CONFIG_X is not set  # kernel <6.6\n", "c.config")])  # disjoint: fine
+
+
+def test_conditional_options_need_a_known_kernel_version():
+    f = frag("CONFIG_A=y  # kernel >=7.3\n", "f.config")
+    with pytest.raises(ConfigError, match="kernel version is not known"):
+        kconfig.merge([f], "")
+    assert kconfig.merge([frag("CONFIG_B=y\n")]).settings[0].name == "CONFIG_B"  # unconditional: no version needed
+
+
+def test_an_option_that_did_not_stick_names_fragment_line_range_and_the_kernel():
+    m = kconfig.merge([frag("CONFIG_SYSCTL=y  # kernel >=7.3\n", "base.config")], "7.3.4")
+    with pytest.raises(ConfigError) as e:
+        kconfig.verify(m, "# CONFIG_SYSCTL is not set\n", "/slot/.config", "7.3.4")
+    msg = str(e.value)
+    assert "1 requested option(s) did not stick in /slot/.config of Linux 7.3.4" in msg
+    assert "CONFIG_SYSCTL: asked CONFIG_SYSCTL=y in base.config:1 (kernel >=7.3), got not set" in msg
+
+
+def test_the_6_12_merge_is_what_it_was_before_conditions_existed():
+    """The 6.12 cache key holds the merged fragments: the conditions must leave 6.12's merge as it was (the
+    options and their order), so the 6.12 kernels built before keep their keys."""
+    m = kconfig.merge(kconfig.load_fragments(DEFAULT_CONFIG_DIR), "6.12.118")
+    names = [s.name for s in m.settings]
+    assert "CONFIG_PROC_SYSCTL" in names and "CONFIG_SYSCTL" not in names
+    assert names.index("CONFIG_PROC_SYSCTL") == names.index("CONFIG_PROC_FS") + 1
+    assert m.as_dict()["CONFIG_MODULES"].value == "n" and m.as_dict()["CONFIG_NETFILTER_BPF_LINK"].value == "y"
+
+
 def test_load_fragments_empty_dir_is_an_error(tmp_path: Path):
     with pytest.raises(ConfigError, match="no \\*.config fragments"):
         kconfig.load_fragments(tmp_path)
+
+
+def test_every_option_a_line_is_asked_for_exists_in_that_lines_kconfig():
+    """Recorded from Debian's 6.1.192, 6.12.118 and 7.3.4 trees (tests/data/capture/kconfig-lines.py, which also
+    ran the configure step and stick check on each): an option one line lacks carries a range that leaves it out."""
+    from helpers import DATA
+
+    defined = {}
+    for row in (DATA / "kconfig-symbols-by-line.txt").read_text().splitlines():
+        if row and not row.startswith("#"):
+            name, *lines = row.split()
+            defined[name] = set(lines)
+    variants = tuple(sorted((DEFAULT_CONFIG_DIR / "variants").glob("*.config")))
+    frags = kconfig.load_fragments(DEFAULT_CONFIG_DIR, variants)
+    missing = []
+    for f in frags:
+        for s in f.settings:
+            assert s.name in defined, f"{s.name} is not in the recording: run tests/data/capture/kconfig-lines.py"
+            for line in LINES:
+                if s.value != "n" and s.applies_to(kconfig.kernel_line(line)) and line not in defined[s.name]:
+                    missing.append(f"{s.describe()}: Linux {line} has no such option")
+    assert not missing, "\n".join(missing)
+    assert defined["CONFIG_PROC_SYSCTL"] == {"6.1", "6.12"}  # the reason for the first condition

@@ -24,7 +24,7 @@ CLI = [sys.executable, "-m", "harness.cli"]
 
 @pytest.mark.parametrize("args, message", [
     (["--kernel-target", "nope"], "no kernel target 'nope'"),
-    (["--kernel-target", "6.12-plain", "--no-patches"], "--kernel-target 6.12-plain already says which kernel"),
+    (["--kernel-target", "7.3-plain", "--no-patches"], "--kernel-target 7.3-plain already says which kernel"),
     (["--kernel-target", "6.1-debian", "--kernel-src", "/x"], "drop --kernel-src"),
     (["--kernel-matrix", "m.toml"], "--kernel-matrix needs --kernel-target NAME"),
 ])
@@ -41,11 +41,30 @@ def test_kernel_target_selects_the_targets_kernel(pytester):
 
         def test_opts(kernel_options, pytestconfig):
             t = kernel_target(pytestconfig)
-            assert (t.name, t.kind) == ("6.12-plain", "build")
-            assert kernel_options.no_patches is True and kernel_options.kernel_src is None
+            assert (t.name, t.kind) == ("7.3-plain", "build")
+            assert kernel_options.no_patches is True and kernel_options.kernel_src == "debian-7.3"
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--kernel-target", "6.12-plain")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kernel-target", "7.3-plain")
     result.assert_outcomes(passed=1)
+
+
+def test_without_kernel_options_the_run_is_on_the_matrix_default_target(pytester):
+    """No option names a kernel: the target with default = true, as a whole (pytest and the CLI alike); one
+    option (--no-patches) names part of it: the options decide, the default target's source fills in."""
+    pytester.makepyfile(test_opts="""
+        from harness.plugin import kernel_target
+
+
+        def test_default(kernel_options, pytestconfig):
+            t = kernel_target(pytestconfig)
+            if pytestconfig.getoption("--no-patches"):
+                assert t is None and kernel_options.no_patches and kernel_options.kernel_src is None
+            else:
+                assert (t.name, t.default) == ("7.3-series", True)
+                assert (kernel_options.kernel_src, kernel_options.no_patches) == ("debian-7.3", False)
+    """)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest("-p", "no:cacheprovider", "--no-patches").assert_outcomes(passed=1)
 
 
 def test_suite_argv_names_target_matrix_and_junit(tmp_path):
@@ -89,14 +108,20 @@ def _results_dir(tmp_path: Path) -> Path:
         (logs / log).write_text(f"the {log} of the passing try\n")
     (series / "pytest.log").write_text("$ pytest cases ...\n")
     save_target_meta(KernelRun("6.12-series", "series", "6.12.117", seconds=12.0, artifact_key="k1"), series)
-    save_target_meta(KernelRun("6.12-plain", "plain", error="build stage failed: make failed (exit 2)"),
-                     out / "6.12-plain")
+    save_target_meta(KernelRun("7.3-plain", "plain", error="build stage failed: make failed (exit 2)"),
+                     out / "7.3-plain")
     return out
 
 
+TARGETS = "6.12-series,7.3-plain,6.1-debian"  # the kernels _results_dir has a directory for (and one it has not)
+
+
+def _targets():
+    return matrix_spec.load().select(TARGETS.split(","))
+
+
 def test_report_from_dir(tmp_path):
-    m = matrix_spec.load()
-    report = report_from_dir(_results_dir(tmp_path), m.targets, ())
+    report = report_from_dir(_results_dir(tmp_path), _targets(), ())
     series, plain, deb = report.kernels
     assert series.release == "6.12.117" and series.artifact_key == "k1"
     assert [(c.case, c.status, c.attempts) for c in series.cells] == [
@@ -111,7 +136,7 @@ def test_report_from_dir(tmp_path):
 
 def test_case_logs_are_copied_into_the_results_directory_and_linked(tmp_path):
     out = _results_dir(tmp_path)
-    (cell,) = report_from_dir(out, matrix_spec.load().targets, ()).kernels[0].cells
+    (cell,) = report_from_dir(out, _targets(), ()).kernels[0].cells
     kept = "6.12-series/logs/cases_audit_serial.bpf.c_grouped_with_syscall/try-2"
     assert [(link.label, link.href, link.attempt) for link in cell.logs] == [
         ("JUnit", "6.12-series/junit.xml", 1),  # try 1's console log is gone: no link to a stale path
@@ -120,7 +145,7 @@ def test_case_logs_are_copied_into_the_results_directory_and_linked(tmp_path):
         ("audit records", f"{kept}/records.txt", 2), ("pytest log", "6.12-series/pytest.log", 0)]
     assert (out / kept / "records.txt").read_text() == "the records.txt of the passing try\n"
     shutil.rmtree(tmp_path / "runs")  # the cache pruned the run: the copies stay and are still linked
-    (again,) = report_from_dir(out, matrix_spec.load().targets, ()).kernels[0].cells
+    (again,) = report_from_dir(out, _targets(), ()).kernels[0].cells
     assert again.logs == cell.logs
 
 
@@ -131,12 +156,12 @@ def _hrefs(page: str) -> list[str]:
 def test_cli_report_only_writes_all_outputs_and_fails_on_a_kernel_that_did_not_run(tmp_path):
     out = _results_dir(tmp_path)
     summary = tmp_path / "ci" / "summary.json"
-    res = subprocess.run([*CLI, "matrix", "--report-only", str(out), "--json", str(summary)], capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run([*CLI, "matrix", "--report-only", str(out), "--targets", TARGETS, "--json", str(summary)],
+                         capture_output=True, text=True, timeout=120)
     assert res.returncode not in (0, 2), res.stderr  # not OK: a kernel did not run (what number: the CLI's codes)
     lines = res.stdout.splitlines()
     assert lines[0] == "bpf-audit-harness kernel matrix: FAILURES (1 flaky)"
-    assert "  6.12-plain   ?: ERROR: build stage failed: make failed (exit 2)" in lines
+    assert "  7.3-plain    ?: ERROR: build stage failed: make failed (exit 2)" in lines
     i = lines.index("flaky (1):")
     assert lines[i + 1].split() == ["FLAKY", "6.12-series", "cases/audit/serial.bpf.c::grouped_with_syscall"]
     for name in ("matrix.junit.xml", "matrix.json", "matrix.html", "matrix.txt"):
@@ -144,7 +169,7 @@ def test_cli_report_only_writes_all_outputs_and_fails_on_a_kernel_that_did_not_r
     assert f"--json {summary}" in lines
     data = json.loads((out / "matrix.json").read_text())
     assert json.loads(summary.read_text()) == data
-    assert [k["name"] for k in data["kernels"]] == ["6.12-series", "6.12-plain", "6.1-debian"]
+    assert [k["name"] for k in data["kernels"]] == ["6.12-series", "7.3-plain", "6.1-debian"]
     text = (out / "matrix.txt").read_text()
     assert text.startswith(res.stdout.split("junit ")[0])  # the summary, then the full table
     assert "cases/audit/serial.bpf.c::grouped_with_syscall  FLAKY" in text
@@ -160,8 +185,8 @@ def test_cli_report_only_writes_all_outputs_and_fails_on_a_kernel_that_did_not_r
 def test_report_written_elsewhere_links_back_into_the_results_directory(tmp_path):
     out = _results_dir(tmp_path)
     elsewhere = tmp_path / "site"
-    res = subprocess.run([*CLI, "matrix", "--report-only", str(out), "--out", str(elsewhere)], capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run([*CLI, "matrix", "--report-only", str(out), "--targets", TARGETS, "--out", str(elsewhere)],
+                         capture_output=True, text=True, timeout=120)
     assert res.returncode not in (0, 2), res.stderr
     hrefs = _hrefs((elsewhere / "matrix.html").read_text())
     assert "../matrix/6.12-series/pytest.log" in hrefs and all((elsewhere / h).is_file() for h in hrefs)
@@ -171,7 +196,8 @@ def test_the_written_matrix_junit_reads_as_flaky_in_a_junit_reader_library(tmp_p
     from junitparser.xunit2 import JUnitXml
 
     out = _results_dir(tmp_path)
-    subprocess.run([*CLI, "matrix", "--report-only", str(out)], capture_output=True, text=True, timeout=120)
+    subprocess.run([*CLI, "matrix", "--report-only", str(out), "--targets", TARGETS], capture_output=True, text=True,
+                   timeout=120)
     suites = {suite.name: list(suite) for suite in JUnitXml.fromfile(str(out / "matrix.junit.xml"))}
     (case,) = suites["6.12-series"]
     assert (case.classname, case.name) == ("cases/audit/serial.bpf.c", "grouped_with_syscall")
@@ -180,7 +206,7 @@ def test_the_written_matrix_junit_reads_as_flaky_in_a_junit_reader_library(tmp_p
     assert props["nodeid"] == "cases/audit/serial.bpf.c::grouped_with_syscall" and props["spec_rule"] == "16"
     kept = "6.12-series/logs/cases_audit_serial.bpf.c_grouped_with_syscall/try-2"
     assert props["verifier log"] == f"{kept}/verifier.log"  # the copy, relative to matrix.junit.xml
-    (setup,) = suites["6.12-plain"]
+    (setup,) = suites["7.3-plain"]
     assert setup.is_error
 
 
@@ -188,7 +214,8 @@ def test_cli_unknown_target_is_a_clear_error(tmp_path):
     res = subprocess.run([*CLI, "matrix", "--targets", "6.12-series,nope", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
-    assert "no kernel target 'nope'" in res.stderr and "known: 6.12-series, 6.12-plain, 6.1-debian" in res.stderr
+    assert "no kernel target 'nope'" in res.stderr
+    assert "known: 7.3-series, 7.3-plain, 7.3-series-stack-none, 6.12-series, 6.1-debian" in res.stderr
 
 
 def test_cli_print_key_matches_the_prebuilt_request():

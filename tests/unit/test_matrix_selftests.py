@@ -72,8 +72,9 @@ def test_suite_is_a_choice() -> None:
 
 def test_build_targets_take_their_own_source() -> None:
     c = tree_choice(MATRIX.get("6.12-series"), {})
-    assert (c.kernel_src, c.ref, c.image_version) == (None, None, None)
-    assert "linux-source-6.12" in c.describe()
+    assert (c.kernel_src, c.ref, c.image_version) == ("debian-6.12", None, None)
+    assert "Debian's linux-source-6.12 (debian-6.12, bookworm-security" in c.describe()
+    assert "linux-source-7.3 (debian-7.3, trixie-backports" in tree_choice(MATRIX.get("7.3-plain"), {}).describe()
     git = matrix_spec.KernelTarget("mine", "build", source="/src/linux", ref="v6.13")
     c = tree_choice(git, {"image_version": "ignored"})
     assert (c.kernel_src, c.ref, c.image_version) == ("/src/linux", "v6.13", None)

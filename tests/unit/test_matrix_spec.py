@@ -13,6 +13,7 @@ GOOD = """
 [[target]]
 name = "a"
 kind = "build"
+source = "debian-7.3"
 series = true
 default = true
 
@@ -25,14 +26,39 @@ append = ["lsm=bpf"]
 """
 
 
-def test_shipped_matrix_has_the_three_kernels():
+def test_shipped_matrix_has_the_kernels_with_73_series_the_default():
     m = ms.load()
-    assert m.names()[:3] == ("6.12-series", "6.12-plain", "6.1-debian")
-    assert m.default.name == "6.12-series"
-    series, plain, deb = m.targets[:3]
-    assert (series.kind, series.series, series.kernel_src) == ("build", True, None)
-    assert (plain.kind, plain.series) == ("build", False)
+    assert m.names() == ("7.3-series", "7.3-plain", "7.3-series-stack-none", "6.12-series", "6.1-debian")
+    assert m.default.name == "7.3-series"
+    series, plain, stack_none, s612, deb = m.targets
+    assert (series.kind, series.series, series.kernel_src, series.fragments) == ("build", True, "debian-7.3", ())
+    assert (plain.kind, plain.series, plain.source) == ("build", False, "debian-7.3")
+    assert (stack_none.series, stack_none.source) == (True, "debian-7.3")
+    assert [f.relative_to(ms.DEFAULT_MATRIX.parent).as_posix() for f in stack_none.fragments] == [
+        "variants/init-stack-none.config"]
+    assert all(f.is_file() for f in stack_none.fragments)
+    assert (s612.series, s612.source) == (True, "debian-6.12")
     assert (deb.kind, deb.package, deb.version) == ("prebuilt-deb", "linux-image-amd64", "6.1.192-2")
+
+
+def test_every_build_target_names_a_debian_line_of_sources_toml():
+    from harness.kernel.debian import find_line
+
+    for t in ms.load().targets:
+        if t.kind == "build":
+            assert find_line(t.source) is not None, t
+
+
+def test_the_default_kernel_is_read_from_the_matrix_files_default_target(tmp_path):
+    from harness.kernel.request import KernelOptions, effective
+    from harness.kernel.targets import default_target
+
+    assert default_target().name == "7.3-series"
+    opts = effective(KernelOptions())
+    assert (opts.kernel_src, opts.no_patches, opts.extra_fragments) == ("debian-7.3", False, ())
+    assert effective(KernelOptions(no_patches=True)).kernel_src == "debian-7.3"
+    mine = KernelOptions(kernel_src="/src/linux")
+    assert effective(mine) is mine  # a named source: nothing filled in
 
 
 def test_shipped_known_failures_parse_against_the_matrix():
@@ -61,14 +87,16 @@ def test_parse_good_file():
     ("", "no [[target]] entries"),
     ("[[target]]\nname = 'a'\nkind = 'tarball'\ndefault = true\n", "kind must be one of build, prebuilt-deb"),
     ("[[target]]\nname = 'a'\nkind = 'build'\nsereis = true\ndefault = true\n", "unknown field(s) ['sereis']"),
-    ("[[target]]\nname = 'a'\nkind = 'build'\n", "exactly one target must have default = true"),
-    ("[[target]]\nname = 'a'\nkind = 'build'\ndefault = true\n[[target]]\nname = 'a'\nkind = 'build'\n",
-     "duplicate target name 'a'"),
+    ("[[target]]\nname = 'a'\nkind = 'build'\nsource = 's'\n", "exactly one target must have default = true"),
+    ("[[target]]\nname = 'a'\nkind = 'build'\nsource = 's'\ndefault = true\n[[target]]\nname = 'a'\n"
+     "kind = 'build'\nsource = 's'\n", "duplicate target name 'a'"),
     ("[[target]]\nname = 'a/b'\nkind = 'build'\ndefault = true\n", "name must start with a letter or digit"),
     ("[[target]]\nname = '..'\nkind = 'build'\ndefault = true\n", "it names a directory of the results): '..'"),
     ("[[target]]\nname = '.'\nkind = 'build'\ndefault = true\n", "name must start with a letter or digit"),
     ("[[target]]\nname = '.hidden'\nkind = 'build'\ndefault = true\n", "name must start with a letter or digit"),
-    ("[[target]]\nname = 'a'\nkind = 'build'\nseries = 'yes'\ndefault = true\n", "series must be a bool"),
+    ("[[target]]\nname = 'a'\nkind = 'build'\nsource = 's'\nseries = 'yes'\ndefault = true\n",
+     "series must be a bool"),
+    ("[[target]]\nname = 'a'\nkind = 'build'\ndefault = true\n", "a build target needs source"),
     ("[[target]]\nname = 'a'\nkind = 'prebuilt-deb'\npackage = 'linux-image-amd64'\ndefault = true\n",
      "needs package and version"),
     ("[[target]]\nname = 'a'\nkind = 'prebuilt-deb'\npackage = 'p'\nversion = '1'\nseries = true\ndefault = true\n",

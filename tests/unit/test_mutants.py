@@ -25,13 +25,15 @@ from harness.settings import DEFAULT_PATCHES_DIR
 
 pytest_plugins = ["pytester"]
 MUTANTS_DATA = DATA / "mutants"
+SERIES_612 = DEFAULT_PATCHES_DIR / "6.12"  # the line plain_source (Debian 6.12) takes its series from
+ON_612 = dict(kernel_src="debian-6.12")
 
 
 def test_at_least_seven_mutants_each_naming_the_rule_it_breaks():
-    names = available(DEFAULT_PATCHES_DIR)
+    names = available(SERIES_612)
     assert len(names) >= 7, names
     for name in names:
-        info = load_info(DEFAULT_PATCHES_DIR, name)
+        info = load_info(SERIES_612, name)
         assert re.fullmatch(r"rule \d+(, \d+)*", info.breaks), (name, info.breaks)
         assert info.bug
 
@@ -41,8 +43,8 @@ def test_every_mutant_applies_with_patch_p1_on_top_of_the_series(plain_source, t
     from harness.kernel.patches import apply_series
 
     src = plain_source
-    series = load_series(DEFAULT_PATCHES_DIR)
-    mutants = [mutant_path(DEFAULT_PATCHES_DIR, n) for n in available(DEFAULT_PATCHES_DIR)]
+    series = load_series(SERIES_612)
+    mutants = [mutant_path(SERIES_612, n) for n in available(SERIES_612)]
     touched = set()
     for p in [*(p.path for p in series.patches), *mutants]:
         touched |= set(re.findall(r"^--- a/(\S+)$", p.read_text(), re.M))
@@ -62,27 +64,27 @@ def test_every_mutant_applies_with_patch_p1_on_top_of_the_series(plain_source, t
 
 
 def test_a_mutant_is_one_more_patch_and_a_different_cache_key(plain_source):
-    ref = make_request(KernelOptions())
-    a = make_request(KernelOptions(mutant="prog-id-zero"))
-    b = make_request(KernelOptions(mutant="record-type-avc"))
+    ref = make_request(KernelOptions(**ON_612))
+    a = make_request(KernelOptions(mutant="prog-id-zero", **ON_612))
+    b = make_request(KernelOptions(mutant="record-type-avc", **ON_612))
     assert a.series.patches[:-1] == ref.series.patches
     assert a.series.patches[-1].name == "prog-id-zero.patch"
     keys = {r.key_inputs().key() for r in (ref, a, b)}
     assert len(keys) == 3, "a mutant kernel must not share a cache entry with the reference or another mutant"
-    assert make_request(KernelOptions(mutant="prog-id-zero")).key_inputs().key() == a.key_inputs().key()
+    assert make_request(KernelOptions(mutant="prog-id-zero", **ON_612)).key_inputs().key() == a.key_inputs().key()
 
 
 def test_unknown_mutant_is_an_error_naming_the_known_ones(plain_source):
     with pytest.raises(PatchError, match=r"no mutant 'nope'.*Known mutants: .*prog-id-zero"):
-        make_request(KernelOptions(mutant="nope"))
+        make_request(KernelOptions(mutant="nope", **ON_612))
     with pytest.raises(PatchError, match="not a plain file stem"):
-        make_request(KernelOptions(mutant="../series"))
+        make_request(KernelOptions(mutant="../series", **ON_612))
     with pytest.raises(PatchError, match="without patches"):
-        make_request(KernelOptions(mutant="prog-id-zero", no_patches=True))
+        make_request(KernelOptions(mutant="prog-id-zero", no_patches=True, **ON_612))
 
 
 def test_pytest_mutant_option_rejects_unknown_names_and_no_patches(pytester):
-    result = pytester.runpytest("--mutant", "nope", "--collect-only")
+    result = pytester.runpytest("--mutant", "nope", "--kernel-src", "debian-6.12", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--mutant: no mutant 'nope'*Known mutants:*prog-id-zero*"])
     result = pytester.runpytest("--mutant", "prog-id-zero", "--no-patches", "--collect-only")

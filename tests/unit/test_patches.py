@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from harness.errors import PatchError
-from harness.kernel.patches import apply_series, load_series, parse_series_text, reproduction
+from harness.kernel.patches import (
+    apply_series,
+    lines_with_series,
+    load_series,
+    parse_series_text,
+    reproduction,
+    series_dir,
+)
 
 
 def test_series_parsing_skips_comments_and_reads_strip_level():
@@ -26,6 +33,70 @@ def test_a_patch_directory_without_a_series_file_or_at_all_is_an_error(tmp_path:
         load_series(tmp_path)
     with pytest.raises(PatchError, match=r"patch directory .*/nonexistent does not exist.*--no-patches"):
         load_series(tmp_path / "nonexistent")
+
+
+# -- which series: one per kernel line under the patches root ----------------------------------------------------
+
+def _root(tmp_path: Path, *lines: str) -> Path:
+    root = tmp_path / "patches"
+    root.mkdir(parents=True)
+    for line in lines:
+        (root / line).mkdir(parents=True)
+        (root / line / "series").write_text("")
+    return root
+
+
+def test_the_series_of_the_trees_kernel_line_is_picked(tmp_path: Path):
+    root = _root(tmp_path, "6.12", "7.3")
+    assert series_dir(root, "7.3") == root / "7.3" and series_dir(root, "6.12") == root / "6.12"
+    (root / "7.30").mkdir()  # not a line with a series: ignored
+    (root / "mutants").mkdir()
+    assert lines_with_series(root) == ["6.12", "7.3"]
+
+
+def test_a_directory_holding_a_series_itself_is_used_for_any_tree(tmp_path: Path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "series").write_text("")
+    assert series_dir(mine, "7.3") == mine and series_dir(mine, "6.1") == mine
+
+
+def test_a_line_without_a_series_is_a_usage_error_naming_the_lines_that_have_one(tmp_path: Path):
+    root = _root(tmp_path, "6.12")
+    with pytest.raises(PatchError) as e:
+        series_dir(root, "7.3")
+    msg = str(e.value)
+    assert f"no patch series for Linux 7.3 in {root}: {root / '7.3' / 'series'} does not exist" in msg
+    assert f"series exist for 6.12 ({root / '6.12' / 'series'})" in msg and "--no-patches" in msg
+    assert e.value.exit_code == 2
+    with pytest.raises(PatchError, match="no kernel line has one there"):
+        series_dir(_root(tmp_path / "empty"), "7.3")
+    with pytest.raises(PatchError, match="does not exist. Check the path"):
+        series_dir(tmp_path / "nope", "7.3")
+
+
+def test_the_shipped_patches_root_has_a_series_per_line_and_mutants_beside_it():
+    from harness.settings import DEFAULT_PATCHES_DIR
+
+    assert DEFAULT_PATCHES_DIR.name == "patches" and not (DEFAULT_PATCHES_DIR / "series").exists()
+    assert {"6.12", "7.3"} <= set(lines_with_series(DEFAULT_PATCHES_DIR))
+    assert (DEFAULT_PATCHES_DIR / "7.3" / "mutants").is_dir()  # the default line's: `mutants` runs there
+    for line in lines_with_series(DEFAULT_PATCHES_DIR):
+        load_series(DEFAULT_PATCHES_DIR / line)  # every listed patch exists
+
+
+def test_the_request_takes_the_series_of_its_sources_line(tmp_path: Path):
+    """--patches ROOT with a tree: the tree's Makefile says its line; the default kernel's line is in its name."""
+    from harness.kernel.request import KernelOptions, series_directory
+
+    root = _root(tmp_path, "6.12")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 3\n")
+    opts = KernelOptions(kernel_src=str(tree), patches_dir=root, cache_dir=tmp_path / "cache")
+    assert series_directory(opts) == root / "6.12"
+    with pytest.raises(PatchError, match="no patch series for Linux 7.3"):
+        series_directory(KernelOptions(patches_dir=root, cache_dir=tmp_path / "cache"))  # the default: debian-7.3
 
 
 def test_listed_patch_that_does_not_exist(tmp_path: Path):

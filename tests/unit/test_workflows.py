@@ -118,3 +118,17 @@ def test_kvm_is_enabled_by_udev_rule_with_tcg_fallback():
     for name in ("ci.yml", "nightly.yml"):
         text = (REPO_ROOT / ".github/workflows" / name).read_text()
         assert "--accel kvm" not in text and "--disable-kvm" not in text  # the harness probes (auto)
+
+
+def test_no_workflow_names_a_kernel_target_the_matrix_file_decides():
+    """Per push the default kernel, nightly every target: both read kernel-config/matrix.toml (default = true is
+    the one place that says which kernel is the default), so no workflow names a target itself."""
+    from harness.kernel.targets import load
+
+    names = load().names()
+    for wf in WORKFLOWS:
+        text = wf.read_text()
+        named = [n for n in names if re.search(rf"(?<![\w.-]){re.escape(n)}(?![\w.-])", text)]
+        assert not named, f"{wf.name} names {named}: read the matrix file instead"
+    ci = (REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert 't.get("default")' in ci and "needs.default-target.outputs.name" in ci

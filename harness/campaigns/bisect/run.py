@@ -233,7 +233,7 @@ def run_bisect(tree: Path, good: str, bad: str, cases: list[str], *, retries: in
     if config_dir is not None:  # a broken fragment is a usage error now, not a skipped build at every commit
         from harness.kernel import kconfig
 
-        kconfig.merge(kconfig.load_fragments(config_dir))
+        kconfig.check_conflicts(kconfig.load_fragments(config_dir))
     tree = tree.resolve()
     check_tree(tree)
     good_sha, bad_sha = resolve_commit(tree, good, "--good"), resolve_commit(tree, bad, "--bad")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.campaigns import selftests as st
-from harness.campaigns.matrix.spec import DEBIAN_612, KernelTarget
+from harness.campaigns.matrix.spec import KernelTarget
 from harness.campaigns.results import parse_junit
 from harness.errors import HarnessError, UsageError
 from harness.selftests.discover import SELFTESTS
@@ -36,8 +36,8 @@ def parse_names(text: str | None) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class TreeChoice:
     """Where a target's selftests come from: the source it is built from (`kernel_src`/`ref` as the build reads
-    them; None: Debian's linux-source-6.12), or for a prebuilt Debian kernel the linux-source package of the
-    image's upstream kernel (`image_version`)."""
+    them: a Debian source line such as debian-7.3, or a path), or for a prebuilt Debian kernel the linux-source
+    package of the image's upstream kernel (`image_version`)."""
 
     target: str
     kernel_src: str | None = None
@@ -50,14 +50,19 @@ class TreeChoice:
 
             return f"Debian's {source_package(self.image_version)} of {self.image_version} (the image's source)"
         if self.kernel_src is None:
-            return "Debian's linux-source-6.12 (the source it is built from)"
+            return "the default kernel's source (the source it is built from)"
+        from harness.kernel.debian import find_line
+
+        line = find_line(self.kernel_src)
+        if line is not None:
+            return f"Debian's {line.package} ({line.name}, {line.suite}: the source it is built from)"
         return f"{self.kernel_src}{'@' + self.ref if self.ref else ''} (the source it is built from)"
 
 
 def tree_choice(target: KernelTarget, meta: Mapping[str, Any]) -> TreeChoice:
     """Pure: the tree a target's selftests come from, given its kernel's meta (a prebuilt's image_version)."""
     if target.kind == "build":
-        return TreeChoice(target.name, None if target.source == DEBIAN_612 else target.source, target.ref)
+        return TreeChoice(target.name, target.source, target.ref)
     version = meta.get("image_version") or ""
     if not version:
         raise SelftestsError("its kernel's meta names no image_version, so the Debian source "

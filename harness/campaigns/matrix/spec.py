@@ -1,74 +1,30 @@
 # SPDX-License-Identifier: GPL-2.0
-"""The kernel matrix file and the known-failures list: TOML -> frozen dataclasses, checked, no I/O besides reading."""
+"""The kernel matrix file (read by harness.kernel.targets) and the known-failures list: TOML -> frozen dataclasses."""
 
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.kernel.targets import (
+    DEFAULT_MATRIX,
+    KINDS,
+    KernelTarget,
+    Matrix,
+    MatrixError,
+    _read_toml,
+    _tables,
+    load,
+    parse_matrix,
+)
 from harness.settings import DEFAULT_CONFIG_DIR
 
-DEFAULT_MATRIX = DEFAULT_CONFIG_DIR / "matrix.toml"
+__all__ = ["DEFAULT_KNOWN_FAILURES", "DEFAULT_MATRIX", "KINDS", "KernelTarget", "KnownFailure", "Matrix",
+           "MatrixError", "load", "parse_known_failures", "parse_matrix"]
+
 DEFAULT_KNOWN_FAILURES = DEFAULT_CONFIG_DIR / "known-failures.toml"
-KINDS = ("build", "prebuilt-deb")
-DEBIAN_612 = "debian-6.12"
-
-
-class MatrixError(HarnessError):
-    """The matrix or known-failures file, or a target name, is wrong: what the user gave (CLI exit 2)."""
-
-    stage = "matrix"
-    usage = True
-
-
-@dataclass(frozen=True)
-class KernelTarget:
-    """One kernel of the matrix."""
-
-    name: str
-    kind: str
-    description: str = ""
-    source: str = DEBIAN_612
-    ref: str | None = None
-    series: bool = True
-    fragments: tuple[Path, ...] = ()
-    package: str | None = None
-    version: str | None = None
-    append: tuple[str, ...] = ()
-    default: bool = False
-
-    @property
-    def kernel_src(self) -> str | None:
-        """The --kernel-src value for a build target (None: the harness's default Debian 6.12 tarball)."""
-        return None if self.source == DEBIAN_612 else self.source
-
-
-@dataclass(frozen=True)
-class Matrix:
-    path: Path
-    targets: tuple[KernelTarget, ...]
-
-    def names(self) -> tuple[str, ...]:
-        return tuple(t.name for t in self.targets)
-
-    def get(self, name: str) -> KernelTarget:
-        for t in self.targets:
-            if t.name == name:
-                return t
-        raise MatrixError(f"no kernel target {name!r} in {self.path}; known: {', '.join(self.names())}")
-
-    def select(self, names: list[str] | None) -> tuple[KernelTarget, ...]:
-        """The targets named (in the order given), or all of them."""
-        if not names:
-            return self.targets
-        return tuple(self.get(n) for n in names)
-
-    @property
-    def default(self) -> KernelTarget:
-        return next(t for t in self.targets if t.default)
+_KF_KEYS = {"case", "kernel", "reason", "link"}
 
 
 @dataclass(frozen=True)
@@ -81,95 +37,6 @@ class KnownFailure:
     def matches(self, case: str, kernel: str) -> bool:
         return kernel == self.kernel and fnmatch.fnmatchcase(case, self.case)
 
-
-_TARGET_KEYS = {"name", "kind", "description", "source", "ref", "series", "fragments", "package", "version",
-                "append", "default"}
-_KF_KEYS = {"case", "kernel", "reason", "link"}
-
-
-def _read_toml(path: Path, text: str | None) -> dict:
-    try:
-        return tomllib.loads(text if text is not None else path.read_text())
-    except OSError as e:
-        raise MatrixError(f"cannot read {path}: {e.strerror}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise MatrixError(f"{path}: not valid TOML: {e}") from e
-
-
-def _typed(where: str, entry: dict, key: str, typ: type, default=None):
-    if key not in entry:
-        return default
-    value = entry[key]
-    if typ is list:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise MatrixError(f"{where}: {key} must be a list of strings, got {value!r}")
-        return value
-    if not isinstance(value, typ):
-        raise MatrixError(f"{where}: {key} must be a {typ.__name__}, got {value!r}")
-    return value
-
-
-def _tables(path: Path, data: dict, key: str) -> list[dict]:
-    """`key`'s entries, which TOML must hold as an array of tables ([[key]] sections)."""
-    entries = data.get(key, [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise MatrixError(f"{path}: {key} must be written as [[{key}]] sections (an array of tables), not "
-                          f"{type(entries).__name__} {entries!r:.60}: start each entry with a [[{key}]] line")
-    return entries
-
-
-def parse_matrix(path: Path, text: str | None = None) -> Matrix:
-    """Read and check a matrix file. Every error names the file, the entry and the field."""
-    data = _read_toml(path, text)
-    unknown_top = set(data) - {"target"}
-    if unknown_top:
-        raise MatrixError(f"{path}: unknown top-level key(s) {sorted(unknown_top)}; expected only [[target]] entries")
-    entries = _tables(path, data, "target")
-    if not entries:
-        raise MatrixError(f"{path}: no [[target]] entries")
-    targets: list[KernelTarget] = []
-    for i, entry in enumerate(entries, 1):
-        where = f"{path}: [[target]] #{i}" + (f" ({entry['name']!r})" if isinstance(entry.get("name"), str) else "")
-        extra = set(entry) - _TARGET_KEYS
-        if extra:
-            raise MatrixError(f"{where}: unknown field(s) {sorted(extra)}; known: {sorted(_TARGET_KEYS)}")
-        name = _typed(where, entry, "name", str)
-        kind = _typed(where, entry, "kind", str)
-        if not name:
-            raise MatrixError(f"{where}: missing name")
-        if kind not in KINDS:
-            raise MatrixError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        if any(t.name == name for t in targets):
-            raise MatrixError(f"{where}: duplicate target name {name!r}")
-        if not name[0].isalnum() or not all(c.isalnum() or c in "._-" for c in name):
-            # It names a directory under --out: "." or ".." (or any name starting with a dot) would be another one.
-            raise MatrixError(f"{where}: name must start with a letter or digit and hold only letters, digits, "
-                              f"'.', '_' and '-' (it names a directory of the results): {name!r}")
-        common = dict(name=name, kind=kind, description=_typed(where, entry, "description", str, ""),
-                      append=tuple(_typed(where, entry, "append", list, [])),
-                      default=_typed(where, entry, "default", bool, False))
-        if kind == "build":
-            for key in ("package", "version"):
-                if key in entry:
-                    raise MatrixError(f"{where}: {key} is for kind = \"prebuilt-deb\", not \"build\"")
-            frags = tuple((path.parent / f) for f in _typed(where, entry, "fragments", list, []))
-            targets.append(KernelTarget(**common, source=_typed(where, entry, "source", str, DEBIAN_612),
-                                  ref=_typed(where, entry, "ref", str),
-                                  series=_typed(where, entry, "series", bool, True), fragments=frags))
-        else:
-            for key in ("source", "ref", "series", "fragments"):
-                if key in entry:
-                    raise MatrixError(f"{where}: {key} is for kind = \"build\"; a prebuilt kernel is booted as shipped")
-            package = _typed(where, entry, "package", str)
-            version = _typed(where, entry, "version", str)
-            if not package or not version:
-                raise MatrixError(f"{where}: a prebuilt-deb target needs package and version (pin the version: "
-                                  "the matrix must not change under you when the archive moves)")
-            targets.append(KernelTarget(**common, series=False, package=package, version=version))
-    defaults = [t.name for t in targets if t.default]
-    if len(defaults) != 1:
-        raise MatrixError(f"{path}: exactly one target must have default = true, found {defaults or 'none'}")
-    return Matrix(path, tuple(targets))
 
 
 def parse_known_failures(path: Path, text: str | None = None, matrix: Matrix | None = None) -> tuple[KnownFailure, ...]:
@@ -199,5 +66,3 @@ def parse_known_failures(path: Path, text: str | None = None, matrix: Matrix | N
     return tuple(out)
 
 
-def load(path: Path | None = None) -> Matrix:
-    return parse_matrix(path or DEFAULT_MATRIX)
