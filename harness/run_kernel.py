@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -125,7 +126,43 @@ def prepare(config, *, progress: bool = True):
     with cache.key_lock(layout, f"run-{run}"):
         if note.is_file():
             raise AlreadyFailed(note.read_text())
-        return _prepare(config, opts, layout, note, progress)
+        pinned = _pinned(layout, run)
+        if pinned is not None:
+            return pinned
+        built = _prepare(config, opts, layout, note, progress)
+        _pin(layout, run, built)
+        return built
+
+
+# The kernel of a run is pinned: the first caller (the controller) resolves the source and builds; every later
+# caller of the same run (xdist workers, fixtures) gets that very artifact, by its cache entry, and never resolves
+# the source again. A tree edited mid-run cannot give two workers two kernels.
+
+def _pin_note(layout, run: str) -> Path:
+    return layout.state / "runs" / f"{run}.kernel.json"
+
+
+def _pin(layout, run: str, built) -> None:
+    note = _pin_note(layout, run)
+    note.parent.mkdir(parents=True, exist_ok=True)
+    tmp = note.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"entry": str(built.artifact.dir), "key": built.artifact.key, "source": built.source,
+                               "notes": list(built.notes)}) + "\n")
+    os.replace(tmp, note)
+
+
+def _pinned(layout, run: str):
+    """The BuildResult the run's first caller pinned, or None."""
+    from harness.kernel.build import BuildResult, KernelArtifact
+
+    try:
+        data = json.loads(_pin_note(layout, run).read_text())
+        artifact = KernelArtifact.load(Path(data["entry"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if artifact.key != data.get("key"):
+        return None
+    return BuildResult(artifact, True, 0.0, None, tuple(data.get("notes", ())), data.get("source", ""))
 
 
 def _prepare(config, opts, layout, note: Path, progress: bool):

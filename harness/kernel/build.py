@@ -215,6 +215,7 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
         objects += _make_marked(req, tree.path, slot, log, say, fresh=False)
         final_config = (slot / ".config").read_text()
     done("make")
+    _check_source_unchanged(req, log)
     with cache.staging(req.layout, key) as staged:
         _collect(tree.path, slot, staged, log)
         release = (slot / "include/config/kernel.release").read_text().strip()
@@ -242,6 +243,19 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
         }
         entry = cache.publish(req.layout, key, staged, meta)
     return KernelArtifact.load(entry)
+
+
+def _check_source_unchanged(req: BuildRequest, log: Path) -> None:
+    """What make read must be what the key names: a source edited while it was built (a hard-linked patched tree
+    follows the edit at once) gives a kernel the key does not describe. Nothing is published then."""
+    from harness.kernel.source import current_identity
+
+    now = current_identity(req.source, req.layout)
+    if now is not None and now != req.source.identity:
+        raise BuildError(
+            f"the kernel source {req.source.spec.describe()} changed while it was being built (its identity was "
+            f"{req.source.identity} when the build started and is {now} now): the kernel make produced matches "
+            "neither, so nothing was published. Run again to build the tree as it is now.", log_path=log)
 
 
 def _make_marked(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: bool) -> int:

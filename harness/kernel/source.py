@@ -123,6 +123,17 @@ def identify(spec: SourceSpec, layout: CacheLayout, *, offline: bool = False, lo
     return SourceTree(spec.path, f"tarball:{digest}", _kernelversion(unpacked), spec)
 
 
+def current_identity(source: SourceTree, layout: CacheLayout) -> str | None:
+    """The identity `source` has now, computed as resolve() computed it, for the check after make: None when it
+    cannot change under a build (a Debian line's fetched tarball, a commit the harness checked out)."""
+    spec = source.spec
+    if spec.kind == "dir":
+        return _from_dir(spec).identity
+    if spec.kind == "tarball" and spec.path.is_file():
+        return f"tarball:{file_sha256(spec.path, layout)}"
+    return None
+
+
 def _fetch(spec: SourceSpec, layout: CacheLayout, log: Path | None, *, offline: bool = False) -> Fetched:
     assert spec.line is not None
     if log is None:  # no run directory: apt's output goes beside its private root
@@ -289,8 +300,29 @@ def git_identity(tree: Path) -> str:
             h.update(path.read_bytes() if not path.is_symlink() else os.readlink(path).encode())
         except OSError:
             continue
-    dirty = bool(res.stdout) or any(untracked)
-    return f"git:{head}" + (f"+dirty:{h.hexdigest()}" if dirty else "")
+    # Files git was told not to look at (`update-index --assume-unchanged` / `--skip-worktree`): `git diff` does
+    # not show their edits, but make reads them. Their content counts, by name.
+    flagged = _flagged_files(tree)
+    for rel in flagged:
+        path = tree / os.fsdecode(rel)
+        h.update(b"\0flagged\0" + rel + b"\0")
+        try:
+            h.update(path.read_bytes() if not path.is_symlink() else os.readlink(path).encode())
+        except OSError:
+            continue
+    dirty = bool(res.stdout) or any(untracked) or bool(flagged)
+    return f"git:{head}" + (f"+dirty:{h.hexdigest()}" if dirty else "") + (f"+flagged:{len(flagged)}" if flagged
+                                                                            else "")
+
+
+def _flagged_files(tree: Path) -> list[bytes]:
+    """Tracked files marked assume-unchanged (a lowercase tag in `git ls-files -v`) or skip-worktree ('S')."""
+    out = subprocess.run(["git", "-C", str(tree), "ls-files", "-v", "-z"], capture_output=True, check=False).stdout
+    flagged = []
+    for entry in out.split(b"\0"):
+        if len(entry) > 2 and entry[1:2] == b" " and (entry[:1].islower() or entry[:1] == b"S"):
+            flagged.append(entry[2:])
+    return sorted(flagged)
 
 
 _BUILD_OUTPUT = re.compile(r"\.(o|cmd|ko|a|d|tmp|mod|order|symvers)$")

@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The kernel under test is pinned (issue 21 item 1): edits git was told to hide still change a tree's identity,
+and every caller of a run after the first gets the first caller's artifact. Real git, a real cache entry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from helpers import git
+
+from harness import run_kernel
+from harness.kernel import cache
+from harness.kernel.source import git_identity
+from harness.settings import CacheLayout
+
+
+def _repo(tmp_path: Path) -> Path:
+    tree = tmp_path / "linux"
+    (tree / "kernel").mkdir(parents=True)
+    (tree / "Makefile").write_text("VERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 0\n")
+    (tree / "kernel" / "fork.c").write_text("int fork;\n")
+    (tree / "kernel" / "exit.c").write_text("int exit;\n")
+    git(tree, "init", "-q")
+    git(tree, "add", ".")
+    git(tree, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    return tree
+
+
+def test_edits_hidden_by_index_flags_change_the_identity(tmp_path):
+    tree = _repo(tmp_path)
+    clean = git_identity(tree)
+    assert clean.startswith("git:") and "+dirty" not in clean
+    for flag, rel in (("--assume-unchanged", "kernel/fork.c"), ("--skip-worktree", "kernel/exit.c")):
+        git(tree, "update-index", flag, rel)
+        (tree / rel).write_text((tree / rel).read_text() + "/* an edit git diff does not show */\n")
+        assert subprocess.run(["git", "-C", str(tree), "diff", "HEAD", "--stat"], capture_output=True,
+                              text=True).stdout == "", "the flag should hide the edit from git diff"
+    ident = git_identity(tree)
+    assert ident != clean and ident.endswith("+flagged:2"), ident
+    (tree / "kernel" / "fork.c").write_text("int fork; /* edited again */\n")
+    assert git_identity(tree) != ident, "a second edit of a flagged file went unseen"
+
+
+def test_every_later_caller_of_a_run_gets_the_first_callers_artifact(tmp_path):
+    layout = CacheLayout(tmp_path / "cache")
+    with cache.staging(layout, "k1") as staged:
+        (staged / "bzImage").write_text("x")
+        entry = cache.publish(layout, "k1", staged, {"key": "k1", "release": "7.3.4"})
+    assert run_kernel._pinned(layout, "run-1") is None
+
+    class Built:  # what prepare() returns, as much of it as the pin keeps
+        artifact = type("A", (), {"dir": entry, "key": "k1"})()
+        source = "Debian linux-source-7.3 7.3.4-1~bpo13+1"
+        notes = ("a note",)
+
+    run_kernel._pin(layout, "run-1", Built)
+    pinned = run_kernel._pinned(layout, "run-1")
+    assert pinned is not None and pinned.artifact.dir == entry and pinned.cache_hit
+    assert pinned.source == Built.source and pinned.notes == ("a note",)
+    assert run_kernel._pinned(layout, "run-2") is None, "another run must resolve its own kernel"
+    note = layout.state / "runs" / "run-1.kernel.json"
+    note.write_text(json.dumps({"entry": str(entry), "key": "another"}))
+    assert run_kernel._pinned(layout, "run-1") is None, "a pin naming another key than its entry is not trusted"
