@@ -18,6 +18,8 @@ from harness.cases.compile import CompileResult, find_clang
 from harness.errors import HarnessError
 from harness.selftests.build import compile_selftest
 from harness.selftests.discover import SELFTESTS, Discovery, Skeleton, discover
+from harness.selftests.evidence import KernelEvidence
+from harness.selftests.evidence import from_kernel as evidence_from_kernel
 from harness.selftests.recipe import Recipe, build_recipe
 from harness.selftests.run import discovery_tree
 from harness.selftests.spec import UNPRIV
@@ -32,11 +34,22 @@ PROGS = SELFTESTS / "progs"
 @dataclass(frozen=True)
 class KernelForSelftests:
     """What collection needs of the kernel under test: its vmlinux.h (the recipe compiles against it), its
-    release (for messages) and the harness cache (objects, generated headers, libbpf builds)."""
+    release (for messages), the harness cache (objects, generated headers, libbpf builds), and its vmlinux and
+    .config (the evidence that it lacks a feature a selftest needs; None: nothing is known, nothing skips)."""
 
     vmlinux_h: Path
     release: str
     cache_root: Path
+    vmlinux: Path | None = None
+    config: Path | None = None
+
+    def evidence(self, tree: Path) -> KernelEvidence:
+        return _evidence(Path(tree), self.vmlinux_h, self.vmlinux, self.config, self.release)
+
+
+@functools.cache
+def _evidence(tree: Path, vmlinux_h: Path, vmlinux: Path | None, config: Path | None, release: str) -> KernelEvidence:
+    return evidence_from_kernel(tree, vmlinux_h, vmlinux, config, release)
 
 
 # Set by the plugin (pytest_configure): prepares the kernel under test once and says what collection needs.
@@ -117,25 +130,28 @@ def _arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine())
 
 
-_MISSING_TYPE = re.compile(r"(?:incomplete type|forward declaration of|unknown type name|undeclared identifier)"
-                           r" '((?:struct |union |enum )?\w+)'")
+_MISSING_TYPE = re.compile(r"(?:incomplete type|forward declaration of) '((?:struct|union|enum) \w+)'")
+_ERROR_LINE = re.compile(r":\d+:\d+: (?:fatal )?error: |^(?:clang[-\d]*: )?error: ", re.M)
 
 
 def missing_from_vmlinux_h(stderr: str, vmlinux_h: Path) -> list[str]:
-    """The types and names a failed compile could not find that the kernel's vmlinux.h lacks too: a file that
-    needs a kernel feature this kernel was built without (crypto_basic: struct bpf_crypto_params, CONFIG_CRYPTO).
-    Empty when something else is wrong (then the compile failure is a failure)."""
-    names = list(dict.fromkeys(_MISSING_TYPE.findall(stderr)))
-    if not names:
+    """The types a failed compile could not find that the kernel's vmlinux.h (a dump of its BTF) lacks too: a file
+    that needs a kernel feature this kernel was built without (crypto_basic: struct bpf_crypto_params,
+    CONFIG_CRYPTO). Only struct, union and enum types count, and only when every error of the compile is such a
+    type: an undeclared identifier may be a macro (NSEC_PER_SEC) that BTF never has, so it is no evidence; any
+    other error neither.
+    Empty when the failure is not shown to be the kernel's (then it is a failure)."""
+    errors = [line for line in stderr.splitlines() if _ERROR_LINE.search(line)]
+    if not errors or not all(_MISSING_TYPE.search(line) for line in errors):
         return []
+    names = list(dict.fromkeys(_MISSING_TYPE.findall(stderr)))
     try:
         text = vmlinux_h.read_text(errors="replace")
     except OSError:
         return []
     missing = []
     for name in names:
-        word = name.split()[-1]
-        if re.search(rf"\b{re.escape(name)}\s*\{{" if " " in name else rf"\b{re.escape(word)}\b", text):
+        if re.search(rf"\b{re.escape(name)}\s*\{{", text):
             return []  # vmlinux.h has it: the failure is not the kernel's
         missing.append(name)
     return missing
@@ -172,7 +188,7 @@ class SelftestFileCollector(pytest.File):
             return
         subtests = fs.subtests()
         for name, sub in zip(item_names(subtests), subtests, strict=True):
-            item = SelftestItem.from_parent(self, name=name, callobj=_subtest_function(fs, sub))
+            item = SelftestItem.from_parent(self, name=name, callobj=_subtest_function(fs, sub, kernel))
             item.add_marker(pytest.mark.vm)
             item.user_properties += [("selftest_file", fs.name), ("subtest", sub.name), ("program", sub.prog_name),
                                      ("mode", sub.mode), ("group", skel.group)]
@@ -204,12 +220,12 @@ def _whole_file_item(parent: SelftestFileCollector, skel: Skeleton, fs: FileSpec
     return item
 
 
-def _subtest_function(fs: FileSpecs, sub: Subtest):
+def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
     def subtest(selftest_sessions, case_log_root, request) -> None:
         from harness.selftests import run as runner
 
         session = selftest_sessions(fs.skeleton)
-        result = runner.run_subtest(session, fs, sub)
+        result = runner.run_subtest(session, fs, sub, kernel.evidence(discovery_tree(fs.skeleton)))
         props = request.node.user_properties
         props.append(("libbpf", session.libbpf_used))
         props.append(("seconds", f"{result.seconds:.3f}"))

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.selftests.evidence import KernelEvidence
 from harness.selftests.match import match_in_order
 from harness.selftests.spec import PRIV, PROG_FLAGS, UNPRIV, TestSpec
 
@@ -66,13 +66,18 @@ def program_log(load_result: Mapping[str, Any], prog_name: str) -> str:
 
 
 def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
-          run_result: Mapping[str, Any] | None = None, *, target: GuestTraits = X86_64) -> tuple[str, str]:
+          run_result: Mapping[str, Any] | None = None, *, target: GuestTraits = X86_64,
+          evidence: KernelEvidence | None = None) -> tuple[str, str]:
     """run_subtest()'s verdict: (status, reason), status one of pass, fail, skip, error.
 
     `load_result` is the agent's `load` response for the file's object with this program and the file's
     auxiliary programs of this mode autoloaded (see guests/README.md); `run_result`, for a subtest that
     executes (__retval), is the BPF_PROG_TEST_RUN outcome: {"retval": int} or {"errno": int}. Without one, a
-    subtest that should execute is a skip (its load verdict alone is no pass)."""
+    subtest that should execute is a skip (its load verdict alone is no pass).
+
+    A load libbpf gave up on before the verifier saw the program (a map it could not create, a ksym it did not find)
+    is a skip only when `evidence` shows the kernel lacks that (the map type absent from its BTF's enum or its config,
+    the kfunc absent from its BTF), naming it; otherwise it is judged as test_loader judges it."""
     early = precheck(spec, mode, target)
     if early is not None:
         return early
@@ -84,8 +89,9 @@ def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
     if load_result.get("stage") == "open":
         return ERROR, f"libbpf could not open the object: {_last_lines(load_result.get('libbpf_log'))}"
     loaded = bool(load_result.get("loaded"))
-    missing = [] if loaded else missing_kernel_features(load_result.get("libbpf_log") or ())
-    if missing:  # the object never reached the verifier: no verdict on this subtest, a kernel without the feature
+    missing = None if loaded or evidence is None else evidence.explain_load_failure(
+        _lines(load_result.get("libbpf_log")), load_result.get("maps") or ())
+    if missing:  # the object never reached the verifier, and the kernel provably lacks what it needs
         return SKIP, "the kernel lacks what the object needs: " + "; ".join(missing)
     log = program_log(load_result, spec.prog_name)
     if sub.expect_failure and loaded:
@@ -103,23 +109,8 @@ def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
     return PASS, "load failed as expected" if sub.expect_failure else "loaded as expected"
 
 
-_MAP_NOT_CREATED = re.compile(r"^libbpf: map '([^']+)': failed to create: (.+)$")
-_KSYM_MISSING = re.compile(r"^libbpf: extern \((?:func|var) ksym\) '([^']+)': not found in kernel")
-
-
-def missing_kernel_features(libbpf_log: Any) -> list[str]:
-    """What libbpf said the kernel lacks before any program was verified: a map it cannot create (a map type
-    built out, e.g. XSKMAP without CONFIG_XDP_SOCKETS) or a kfunc/ksym not in its BTF. test_loader counts these
-    as failures; here they are skips that name the feature, since the verifier never judged the program."""
-    found = []
-    for line in libbpf_log if isinstance(libbpf_log, (list, tuple)) else str(libbpf_log).splitlines():
-        line = str(line).rstrip()
-        if m := _MAP_NOT_CREATED.match(line):
-            found.append(f"map '{m.group(1)}' cannot be created ({m.group(2)}): this kernel was built without "
-                         "its map type")
-        elif m := _KSYM_MISSING.match(line):
-            found.append(f"kfunc/ksym {m.group(1)} is not in this kernel's BTF (built without it)")
-    return list(dict.fromkeys(found))
+def _lines(text: Any) -> list[str]:
+    return [str(x) for x in text] if isinstance(text, (list, tuple)) else str(text or "").splitlines()
 
 
 def should_execute(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> bool:
@@ -140,7 +131,9 @@ def _judge_run(spec: TestSpec, mode: str, run_result: Mapping[str, Any] | None) 
         return SKIP, f"loaded as expected; __retval({sub.retval}) needs BPF_PROG_TEST_RUN, which was not run"
     if run_result.get("errno"):
         return FAIL, f"Unexpected bpf_prog_test_run error: errno {run_result['errno']}"
-    got = to_int32(int(run_result.get("retval", 0)))
+    if not isinstance(run_result.get("retval"), int):
+        return ERROR, f"the test run's result has no retval: {dict(run_result)}"
+    got = to_int32(run_result["retval"])
     if got != sub.retval and not sub.any_retval:
         return FAIL, f"Unexpected retval: {got} != {sub.retval}"
     return PASS, f"loaded as expected, retval {got}"

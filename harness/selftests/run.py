@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.errors import AgentExitedError, GuestCommandError, HarnessError, LostVMError
 from harness.selftests.discover import SELFTESTS, Skeleton
+from harness.selftests.evidence import KernelEvidence
 from harness.selftests.judge import ERROR, SKIP, GuestTraits, judge, precheck, should_execute
 from harness.selftests.spec import PROG_FLAGS, TESTING_PROG_FLAGS, UNPRIV
 from harness.selftests.suite import FileSpecs, Subtest
@@ -160,12 +161,14 @@ def load_request(fs: FileSpecs, sub: Subtest, remote: str, testing_flags: int,
     return req
 
 
-def run_subtest(session: SelftestSession, fs: FileSpecs, sub: Subtest) -> SubtestResult:
-    """One subtest, judged by harness.selftests.judge. A lost machine or agent is an `error` (no verdict)."""
+def run_subtest(session: SelftestSession, fs: FileSpecs, sub: Subtest,
+                evidence: KernelEvidence | None = None) -> SubtestResult:
+    """One subtest, judged by harness.selftests.judge (with `evidence` of what the kernel lacks). A lost machine or
+    agent is an `error` (no verdict)."""
     t0 = time.monotonic()
     result = SubtestResult(fs.name, sub.name, sub.prog_name, sub.mode, ERROR, "not run")
     try:
-        _run(session, fs, sub, result)
+        _run(session, fs, sub, result, evidence)
     except AgentExitedError as e:
         session.forget_agent()
         result.status, result.reason = ERROR, f"the guest agent died during this subtest (no verdict): {e}"
@@ -175,7 +178,8 @@ def run_subtest(session: SelftestSession, fs: FileSpecs, sub: Subtest) -> Subtes
     return result
 
 
-def _run(session: SelftestSession, fs: FileSpecs, sub: Subtest, result: SubtestResult) -> None:
+def _run(session: SelftestSession, fs: FileSpecs, sub: Subtest, result: SubtestResult,
+         evidence: KernelEvidence | None) -> None:
     spec = sub.spec
     if fs.obj is None:
         result.status, result.reason = ERROR, fs.error or "no object"
@@ -207,7 +211,7 @@ def _run(session: SelftestSession, fs: FileSpecs, sub: Subtest, result: SubtestR
                 result.status, result.reason = ERROR, f"the agent's test_run failed: {run.get('error')}"
                 return
             result.run = run
-        result.status, result.reason = judge(spec, sub.mode, load, run, target=target)
+        result.status, result.reason = judge(spec, sub.mode, load, run, target=target, evidence=evidence)
     finally:
         if handle is not None:
             session.request("unload", timeout=60, handle=handle)

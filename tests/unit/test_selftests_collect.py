@@ -68,6 +68,19 @@ def test_a_compile_failure_is_the_kernels_only_when_its_vmlinux_h_lacks_the_name
     assert missing_from_vmlinux_h("x.c: error: use of undeclared identifier 'BPF_MAP_TYPE_HASH'", vmlinux) == []
 
 
+def test_an_undeclared_name_is_never_the_kernels(tmp_path: Path) -> None:
+    """Was: `use of undeclared identifier 'NSEC_PER_SEC'` (a macro, which no vmlinux.h has) made the whole file a
+    skip, "kernel built without the feature"; and a missing type beside any other error did too."""
+    vmlinux = tmp_path / "vmlinux.h"
+    vmlinux.write_text("struct task_struct {\n\tint pid;\n};\n")
+    assert missing_from_vmlinux_h("progs/timer.c:40:20: error: use of undeclared identifier 'NSEC_PER_SEC'\n",
+                                  vmlinux) == []
+    mixed = ("progs/crypto_basic.c:15:27: error: variable has incomplete type 'struct bpf_crypto_params'\n"
+             "progs/crypto_basic.c:20:3: error: use of undeclared identifier 'NSEC_PER_SEC'\n")
+    assert missing_from_vmlinux_h(mixed, vmlinux) == []
+    assert missing_from_vmlinux_h("progs/x.c:2:1: error: unknown type name 'u128'\n", vmlinux) == []
+
+
 @needs_clang
 def test_pytest_collects_one_item_per_subtest(pytester: pytest.Pytester) -> None:
     tmp_path = pytester.path  # the conftest below must be above the files

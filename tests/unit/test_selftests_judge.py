@@ -4,8 +4,11 @@ guests/README.md) and, for __retval, a test run's outcome. An unsupported featur
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from harness.selftests.evidence import KernelEvidence, map_type_enum, map_type_guards, read_config
 from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, GuestTraits, judge, precheck, program_log, should_execute
 from harness.selftests.spec import POINTER_VALUE, PRIV, UNPRIV, Reason, parse_spec
 
@@ -115,19 +118,85 @@ def test_invalid_specs_and_agent_errors() -> None:
 
 
 DATA = __import__("pathlib").Path(__file__).resolve().parents[1] / "data"
+EVIDENCE = DATA / "selftests-evidence"
+XSKMAP = 17  # enum bpf_map_type
 
 
-@pytest.mark.parametrize("recorded, says", [
-    ("selftests-libbpf-map-type-missing.log", "map 'map_xskmap' cannot be created (Invalid argument(-22))"),
-    ("selftests-libbpf-kfunc-missing.log", "kfunc/ksym bpf_key_put is not in this kernel's BTF"),
+def evidence_6_12(**changes) -> KernelEvidence:
+    """What harness.selftests.evidence reads of the 6.12-series kernel (recorded: tests/data/selftests-evidence)."""
+    recorded = KernelEvidence(
+        "6.12.118", map_type_enum((EVIDENCE / "vmlinux-6.12.118-enum-bpf_map_type.h").read_text()),
+        read_config((EVIDENCE / "config-6.12.118").read_text()),
+        map_type_guards((EVIDENCE / "bpf_types-6.12.118.h").read_text()),
+        frozenset({"bpf_task_acquire", "bpf_key_put"}), frozenset())
+    return dataclasses.replace(recorded, **changes)
+
+
+def map_refused(map_name: str, map_type: int, errno_text: str, errno: int = 22):
+    log = [f"libbpf: map '{map_name}': found max_entries = 1.",
+           f"libbpf: map '{map_name}': failed to create: {errno_text}",
+           "libbpf: failed to load object '/tmp/x.o'"]
+    return refused("", errno=errno, libbpf_log=log, maps=[{"name": map_name, "type": map_type, "created": False}])
+
+
+EXPECTATIONS = (spec(), spec("test_expect_failure", "test_expect_msg=0=invalid mem access"))
+
+
+def test_a_map_type_the_kernel_config_lacks_is_a_skip_naming_the_option() -> None:
+    """Recorded from a real run (tests/data/selftests-libbpf-map-type-missing.log: verifier_jeq_infer_not_null on a
+    kernel without CONFIG_XDP_SOCKETS); the evidence is that kernel's config, bpf_types.h and BTF enum."""
+    libbpf_log = (DATA / "selftests-libbpf-map-type-missing.log").read_text().splitlines()
+    no_xsk = evidence_6_12(config={**read_config((EVIDENCE / "config-6.12.118").read_text()),
+                                   "CONFIG_XDP_SOCKETS": "n"})
+    for expect in EXPECTATIONS:
+        load = refused("", errno=22, libbpf_log=libbpf_log, maps=[{"name": "map_xskmap", "type": XSKMAP}])
+        status, reason = judge(expect, PRIV, load, evidence=no_xsk)
+        assert status == SKIP and "BPF_MAP_TYPE_XSKMAP is registered only with CONFIG_NET and " \
+            "CONFIG_XDP_SOCKETS" in reason and "CONFIG_XDP_SOCKETS unset" in reason, reason
+    # the same failure on the recorded 6.12 kernel, whose config has CONFIG_XDP_SOCKETS=y: judged as test_loader does
+    load = refused("", errno=22, libbpf_log=libbpf_log, maps=[{"name": "map_xskmap", "type": XSKMAP}])
+    assert judge(spec(), PRIV, load, evidence=evidence_6_12())[0] == FAIL
+    # a type beyond the kernel's own enum (its BTF): the kernel has no such map type
+    status, reason = judge(spec(), PRIV, map_refused("m", 99, "-EINVAL"), evidence=evidence_6_12())
+    assert status == SKIP and "map type 99 is not in this kernel's enum bpf_map_type" in reason
+
+
+@pytest.mark.parametrize("map_name, map_type, errno_text", [
+    ("map_xskmap", XSKMAP, "Cannot allocate memory(-12)"),  # ENOMEM: memory, not a feature
+    ("map_xskmap", XSKMAP, "-EPERM"),  # 7.x's errstr(): no rights
+    ("array", 2, "Invalid argument(-22)"),  # ARRAY is never configured out: the kernel refused its attributes
+    (".rodata", 2, "Operation not permitted(-1)"),
 ])
-def test_an_object_the_kernel_cannot_take_is_a_skip_naming_the_missing_feature(recorded, says) -> None:
-    """Recorded from a real run on a kernel without CONFIG_XDP_SOCKETS / CONFIG_KEYS: test_loader would call every
-    subtest of the file a failure, though the verifier never saw the program."""
-    libbpf_log = (DATA / recorded).read_text().splitlines()
-    for expect in (spec(), spec("test_expect_failure", "test_expect_msg=0=invalid mem access")):
-        status, reason = judge(expect, PRIV, refused("", errno=22, libbpf_log=libbpf_log))
-        assert status == SKIP and says in reason, reason
-    # A load that failed in the verifier with the same object's noise around it stays a verdict.
-    status, reason = judge(spec(), PRIV, refused("R1 invalid mem access", errno=13, libbpf_log=libbpf_log[:2]))
+def test_any_other_map_creation_failure_is_judged_as_test_loader_judges_it(map_name, map_type, errno_text) -> None:
+    """Was: any `failed to create` line made every subtest of the file a skip ("kernel built without its map
+    type"), for __success and __failure specs alike, and the run exited 0."""
+    for evidence in (evidence_6_12(), None):
+        status, reason = judge(spec(), PRIV, map_refused(map_name, map_type, errno_text), evidence=evidence)
+        assert status == FAIL and reason.startswith("unexpected_load_failure"), reason
+        # an expected failure whose message the empty log lacks fails on the message
+        status, reason = judge(EXPECTATIONS[1], PRIV, map_refused(map_name, map_type, errno_text), evidence=evidence)
+        assert status == FAIL and reason.startswith("expect_msg"), reason
+    # and a __failure spec without messages passes, as in test_loader (the load failed, as expected)
+    assert judge(spec("test_expect_failure"), PRIV, map_refused(map_name, map_type, errno_text),
+                 evidence=evidence_6_12())[0] == PASS
+
+
+def test_a_kfunc_is_missing_only_when_the_kernel_btf_lacks_it() -> None:
+    libbpf_log = (DATA / "selftests-libbpf-kfunc-missing.log").read_text().splitlines()
+    without = evidence_6_12(btf_funcs=frozenset({"bpf_task_acquire"}))
+    status, reason = judge(spec(), PRIV, refused("", errno=2, libbpf_log=libbpf_log), evidence=without)
+    assert status == SKIP and "kfunc bpf_key_put is not in this kernel's BTF" in reason, reason
+    # the kernel's BTF has it (libbpf failed for another reason), or nothing is known of the BTF: a verdict
+    for evidence in (evidence_6_12(), evidence_6_12(btf_funcs=None), None):
+        status, reason = judge(spec(), PRIV, refused("", errno=2, libbpf_log=libbpf_log), evidence=evidence)
+        assert status == FAIL and reason.startswith("unexpected_load_failure"), reason
+    # a verifier rejection with the object's noise around it stays a verdict
+    status, reason = judge(spec(), PRIV, refused("R1 invalid mem access", errno=13, libbpf_log=libbpf_log[:2]),
+                           evidence=without)
     assert status == FAIL and reason.startswith("unexpected_load_failure")
+
+
+def test_a_test_run_without_a_retval_is_no_verdict() -> None:
+    s = spec("test_retval=0")
+    assert judge(s, PRIV, loaded(), {"errno": 0})[0] == ERROR
+    assert judge(s, PRIV, loaded(), {"errno": 0, "retval": 0})[0] == PASS
