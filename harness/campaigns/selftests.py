@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -15,50 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.campaigns.inner import inner_pytest_argv
+from harness.campaigns.known_differences import KnownDifference, kernel_line
 from harness.campaigns.results import CaseResult, Status, parse_junit, suite_seconds
 from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
 from harness.selftests.discover import SELFTESTS
-from harness.settings import DEFAULT_CONFIG_DIR, REPO_ROOT, CacheLayout
+from harness.settings import REPO_ROOT, CacheLayout
 
-KNOWN_DIFFERENCES = DEFAULT_CONFIG_DIR / "selftests-known-differences.toml"
 PASSED, FAILED, SKIPPED, ERROR, KNOWN = "passed", "failed", "skipped", "error", "known_difference"
 WHOLE_FILE = "(whole file)"
 UNPRIV_SUFFIX = " @unpriv"
-
-
-@dataclass(frozen=True)
-class KnownDifference:
-    """A subtest that fails here for an explained reason that is not a harness bug (the kernel's config, the
-    machine): counted apart, never as a pass. `subtest` is test_loader's name (" @unpriv" for the unprivileged
-    one), or "*" for every subtest of the file."""
-
-    file: str
-    subtest: str
-    reason: str
-
-    def matches(self, file: str, subtest: str) -> bool:
-        return self.file == file and self.subtest in ("*", subtest)
-
-
-def load_known_differences(path: Path | None = None) -> list[KnownDifference]:
-    """The [[difference]] tables of a TOML file (file, subtest, reason: all required, reason not empty)."""
-    path = Path(path or KNOWN_DIFFERENCES)
-    if not path.is_file():
-        if path == KNOWN_DIFFERENCES:
-            return []
-        raise UsageError(f"--known-differences {path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise UsageError(f"{path} cannot be read as TOML: {e}") from e
-    out = []
-    for i, entry in enumerate(data.get("difference", []), 1):
-        missing = [k for k in ("file", "subtest", "reason") if not isinstance(entry.get(k), str) or not entry[k]]
-        if missing or set(entry) - {"file", "subtest", "reason"}:
-            raise UsageError(f"{path}: difference #{i} needs exactly file, subtest and reason (non-empty strings); "
-                             f"{'missing ' + ', '.join(missing) if missing else 'unknown keys'}: {entry}")
-        out.append(KnownDifference(entry["file"], entry["subtest"], " ".join(entry["reason"].split())))
-    return out
 
 
 @dataclass
@@ -73,32 +37,44 @@ class Outcome:
     nodeid: str = ""
     seconds: float = 0.0
     verifier_log: str = ""
+    failure: str = ""  # the judge's kind of failure (harness.selftests.judge.failure_kind)
 
 
-def outcomes(results: Sequence[CaseResult], known: Sequence[KnownDifference] = ()) -> tuple[list[Outcome],
-                                                                                             list[KnownDifference]]:
-    """The inner run's testcases as subtest outcomes, and the known differences that did not show (a listed
-    subtest that passed: the list is stale, and the pass is reported as a pass)."""
+def outcomes(results: Sequence[CaseResult], known: Sequence[KnownDifference] = (),
+             files: Sequence[str] | None = None) -> tuple[list[Outcome], list[KnownDifference], list[KnownDifference]]:
+    """The inner run's testcases as subtest outcomes; then, of the known differences this run should show (their
+    file ran, on a kernel line they name): the stale ones (their subtest passed) and the unmatched ones (no failure
+    of their subtest with their outcome and message: it is missing, skipped, or fails in another way, which is
+    then a failure like any other)."""
     out: list[Outcome] = []
+    releases: set[str] = set()
+    absorbing: list[KnownDifference] = []
     for r in results:
         file = r.prop("selftest_file") or _file_of(r.nodeid)
         subtest = r.prop("subtest") or (r.nodeid.split("::", 1)[1] if "::" in r.nodeid else WHOLE_FILE)
-        o = Outcome(file, subtest, r.prop("mode"), ERROR, r.message, r.nodeid, r.seconds, r.prop("verifier log"))
-        listed = next((k for k in known if k.matches(file, subtest)), None)
+        o = Outcome(file, subtest, r.prop("mode"), ERROR, r.message, r.nodeid, r.seconds, r.prop("verifier log"),
+                    r.prop("failure"))
+        releases.update(r.props("kernel"))
         if r.status is Status.PASS:
             o.status = PASSED
         elif r.status in (Status.SKIP, Status.XFAIL):
             o.status = SKIPPED
         elif r.status is Status.FAIL and r.prop("status") != "no verdict":
             o.status = FAILED
+            listed = next((k for k in known if k.explains(file, subtest, o.failure, f"{r.message}\n{r.detail}")),
+                          None)
             if listed is not None:
                 o.status, o.reason = KNOWN, f"{listed.reason} (failed: {r.message})"
+                absorbing.append(listed)
         elif r.status is Status.ERROR:  # setup, teardown or collection failed: the harness's, no verdict
             o.reason = (r.detail.strip().splitlines() or [r.message])[-1]
         out.append(o)
-    stale = [k for k in known if any(o.status == PASSED and k.matches(o.file, o.subtest) for o in out)
-             and not any(o.status == KNOWN and k.matches(o.file, o.subtest) for o in out)]
-    return out, stale
+    line = kernel_line(next(iter(releases))) if len(releases) == 1 else None
+    ran = sorted({o.file for o in out}) if files is None else list(files)
+    due = [k for k in known if k.applies_to(ran, line) or (k.lines and line is None and k.file in ran)]
+    stale = [k for k in due if any(o.status == PASSED and (o.file, o.subtest) == (k.file, k.subtest) for o in out)]
+    unmatched = [k for k in due if k not in stale and k not in absorbing]
+    return out, stale, unmatched
 
 
 def _file_of(nodeid: str) -> str:
@@ -112,6 +88,7 @@ class Summary:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     outcomes: list[Outcome] = field(default_factory=list)
     stale: list[KnownDifference] = field(default_factory=list)
+    unmatched: list[KnownDifference] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def count(self, status: str, mode: str | None = None) -> int:
@@ -131,6 +108,7 @@ class Summary:
             "skip_reasons": dict(Counter(_reason_key(o.reason) for o in self.outcomes
                                          if o.status == SKIPPED).most_common()),
             "stale_known_differences": [asdict(k) for k in self.stale],
+            "unmatched_known_differences": [asdict(k) for k in self.unmatched],
             **self.meta,
             "files": self.files,
         }
@@ -144,8 +122,8 @@ def _reason_key(reason: str) -> str:
 def summarize(results: Sequence[CaseResult], files: Sequence[str], known: Sequence[KnownDifference] = (),
               meta: dict[str, Any] | None = None) -> Summary:
     """Group the outcomes by file, in `files` order (a file with no outcome at all is listed with an error)."""
-    outs, stale = outcomes(results, known)
-    summary = Summary(outcomes=outs, stale=stale, meta=dict(meta or {}))
+    outs, stale, unmatched = outcomes(results, known, files)
+    summary = Summary(outcomes=outs, stale=stale, unmatched=unmatched, meta=dict(meta or {}))
     by_file: dict[str, list[Outcome]] = {name: [] for name in files}
     for o in outs:
         by_file.setdefault(o.file, []).append(o)
@@ -179,8 +157,12 @@ def format_table(summary: Summary) -> str:
         if rows:
             lines += ["", f"{title}:"]
             lines += [f"  {o.file}: {o.subtest}: {(o.reason.splitlines() or [''])[0][:200]}" for o in rows]
+    if summary.stale or summary.unmatched:
+        lines += ["", "KNOWN DIFFERENCES THAT DO NOT HOLD (the list is wrong: fix it):"]
     for k in summary.stale:
-        lines.append(f"  listed as a known difference but passed (remove it from the list): {k.file}: {k.subtest}")
+        lines.append(f"  listed as a known difference but passed (remove it from the list): {k.name}")
+    for k in summary.unmatched:
+        lines.append(f"  listed as a known difference but no such failure happened: {k.name}")
     j = summary.to_json()
     p = j["privileged"]
     rate = f"{100 * p['pass_rate']:.1f}%" if p["pass_rate"] is not None else "-"
@@ -194,8 +176,9 @@ def format_table(summary: Summary) -> str:
 
 
 def exit_code(summary: Summary) -> int:
-    """1 when a subtest failed; else 3 when one got no verdict (the harness or the machine); else 0."""
-    if summary.count(FAILED):
+    """1 when a subtest failed or a known difference did not hold (stale, unmatched); else 3 when one got no
+    verdict (the harness or the machine); else 0."""
+    if summary.count(FAILED) or summary.stale or summary.unmatched:
         return EXIT_FAILED
     return EXIT_HARNESS if summary.count(ERROR) else EXIT_OK
 

@@ -149,7 +149,7 @@ def _matrix_suite(ns: argparse.Namespace) -> tuple[tuple[str, ...], tuple]:
         return (), ()
     if ns.cases is not None:
         raise UsageError("--cases is for --suite cases; with --suite selftests name files with --selftests FILE,...")
-    from harness.campaigns.selftests import load_known_differences
+    from harness.campaigns.known_differences import load_known_differences
 
     return parse_names(ns.selftests), tuple(load_known_differences(ns.known_differences))
 
@@ -481,13 +481,14 @@ def _selftests_run(ns: argparse.Namespace) -> int:
     import shutil
 
     from harness.campaigns import selftests as st
+    from harness.campaigns.known_differences import load_known_differences
     from harness.settings import CacheLayout, cache_root, new_run_dir
 
     if ns.vmlinux_h is not None:
         raise UsageError("--vmlinux-h is for --list: a run compiles against the kernel under test's own vmlinux.h")
     if ns.workers < 1:
         raise UsageError("-n/--workers must be >= 1")
-    known = st.load_known_differences(ns.known_differences)
+    known = load_known_differences(ns.known_differences)
     layout = CacheLayout(ns.cache_dir or cache_root())
     tree = st.source_tree(ns.kernel_src, layout)
     chosen = st.select_files(tree, ns.files)

@@ -20,6 +20,7 @@ from harness.selftests.build import compile_selftest
 from harness.selftests.discover import SELFTESTS, Discovery, Skeleton, discover
 from harness.selftests.evidence import KernelEvidence
 from harness.selftests.evidence import from_kernel as evidence_from_kernel
+from harness.selftests.judge import failure_kind
 from harness.selftests.recipe import Recipe, build_recipe
 from harness.selftests.run import discovery_tree
 from harness.selftests.spec import UNPRIV
@@ -227,6 +228,7 @@ def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
         session = selftest_sessions(fs.skeleton)
         result = runner.run_subtest(session, fs, sub, kernel.evidence(discovery_tree(fs.skeleton)))
         props = request.node.user_properties
+        props.append(("kernel", kernel.release))
         props.append(("libbpf", session.libbpf_used))
         props.append(("seconds", f"{result.seconds:.3f}"))
         for note in session.notes:
@@ -246,6 +248,7 @@ def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
             pytest.fail(f"NO VERDICT (a harness or machine problem, not the subtest's): {result.reason}",
                         pytrace=False)
         if result.status == "fail":
+            props.append(("failure", failure_kind(result.reason)))
             pytest.fail(f"{fs.name}/{sub.name}: {result.reason}", pytrace=False)
 
     subtest.__doc__ = f"{fs.name}: {sub.name}"

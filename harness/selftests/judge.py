@@ -113,6 +113,21 @@ def _lines(text: Any) -> list[str]:
     return [str(x) for x in text] if isinstance(text, (list, tuple)) else str(text or "").splitlines()
 
 
+_KINDS = (("Unexpected retval", "retval"), ("Unexpected bpf_prog_test_run error", "test_run"),
+          ("can't parse test spec", "invalid_spec"), ("kernel reported", "console"))
+
+
+def failure_kind(reason: str) -> str:
+    """The kind of a failure the judge reported (what a known difference names as its `outcome`): the first word
+    of its reason (unexpected_load_success, unexpected_load_failure, expect_msg, expect_xlated, ...) or the kind
+    test_loader's own wording stands for (retval, test_run, invalid_spec, console)."""
+    for prefix, kind in _KINDS:
+        if reason.startswith(prefix):
+            return kind
+    word = reason.split(":", 1)[0].split("\n", 1)[0].strip()
+    return word if word.replace("_", "").isalpha() and " " not in word else "other"
+
+
 def should_execute(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> bool:
     """should_do_test_run(): a __retval subtest that is expected to load, unless BPF_F_ANY_ALIGNMENT on a
     machine without efficient unaligned access."""

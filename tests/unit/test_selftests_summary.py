@@ -6,32 +6,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 from helpers import USAGE, cli
 from selftests_tree import BPF, make_tree
 
+from harness.campaigns.known_differences import KNOWN_DIFFERENCES, KnownDifference, load_known_differences
 from harness.campaigns.results import parse_junit
-from harness.campaigns.selftests import (
-    KNOWN_DIFFERENCES,
-    KnownDifference,
-    SelftestsRun,
-    exit_code,
-    format_table,
-    inner_argv,
-    load_known_differences,
-    summarize,
-)
+from harness.campaigns.selftests import SelftestsRun, exit_code, format_table, inner_argv, summarize
 from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, UsageError
 from harness.settings import CACHE_ENV, FORBID_ENV
 
 
-def tc(file: str, subtest: str, mode: str, body: str = "", status: str = "", time: float = 0.5) -> str:
+def tc(file: str, subtest: str, mode: str, body: str = "", status: str = "", time: float = 0.5,
+       failure: str = "", kernel: str = "6.12.118") -> str:
     props = [("nodeid", f"progs/{file}.c::{subtest}"), ("selftest_file", file), ("subtest", subtest),
-             ("mode", mode)]
+             ("mode", mode), ("kernel", kernel)]
     if status:
         props.append(("status", status))
+    if failure or (body.startswith("<failure") and not status):
+        props.append(("failure", failure or "unexpected_load_failure"))
     xml_props = "".join(f'<property name="{k}" value="{v}"/>' for k, v in props)
     return (f'<testcase classname="progs.{file}.c" name="{subtest}" time="{time}"><properties>{xml_props}'
             f"</properties>{body}</testcase>")
@@ -51,8 +47,9 @@ JUNIT = ('<testsuites><testsuite name="pytest" time="12.5">'
          + '<testcase classname="" name="progs/verifier_c.c"><error message="collection failure">'
            "Traceback\nValueError: broken BTF</error></testcase>"
          + "</testsuite></testsuites>")
-KNOWN = [KnownDifference("verifier_b", "known", "needs CONFIG_X, which kernel-config/ leaves out"),
-         KnownDifference("verifier_b", "listed but passes", "was broken once")]
+KNOWN = [KnownDifference("verifier_b", "known", "unexpected_load_failure", "needs CONFIG_X, left out here",
+                         "errno 22"),
+         KnownDifference("verifier_b", "listed but passes", "expect_msg", "was broken once")]
 
 
 def test_outcomes_by_file_with_known_differences_apart() -> None:
@@ -70,7 +67,8 @@ def test_outcomes_by_file_with_known_differences_apart() -> None:
     assert "broken BTF" in j["files"]["verifier_c"]["subtests"][0]["reason"]
     assert j["files"]["verifier_d"]["error"] == 1  # nothing came back for it
     assert j["stale_known_differences"] == [{"file": "verifier_b", "subtest": "listed but passes",
-                                             "reason": "was broken once"}]
+                                             "outcome": "expect_msg", "reason": "was broken once", "message": "",
+                                             "lines": ()}]
     table = format_table(s)
     assert table.splitlines()[0].split()[:6] == ["FILE", "PASS", "FAIL", "SKIP", "KNOWN", "ERR"]
     assert "verifier_a: bad: verifier_a/bad: unexpected_load_failure" in table
@@ -88,19 +86,79 @@ def test_exit_codes() -> None:
     assert exit_code(summarize(parse_junit(clean), ["f"])) == EXIT_OK
     known_only = '<testsuites><testsuite>' + tc("verifier_b", "known", "priv", FAIL) + \
         "</testsuite></testsuites>"
-    assert exit_code(summarize(parse_junit(known_only), ["verifier_b"], KNOWN)) == EXIT_OK
+    assert exit_code(summarize(parse_junit(known_only), ["verifier_b"], KNOWN[:1])) == EXIT_OK
+
+
+def junit(*cases: str) -> list:
+    return parse_junit("<testsuites><testsuite>" + "".join(cases) + "</testsuite></testsuites>")
+
+
+UNPRIV_SUCCESS = '<failure message="f/s @unpriv: unexpected_load_success: the verifier accepted a program">x</failure>'
+MSG_FAIL = ('<failure message="f/s @unpriv: expect_msg&#10;EXPECTED   SUBSTR: &apos;R1 has pointer with unsupported '
+            'alu operation&apos;">f/s @unpriv: expect_msg\nEXPECTED   SUBSTR: &apos;R1 has pointer with unsupported '
+            'alu operation&apos;</failure>')
+LISTED = KnownDifference("f", "s @unpriv", "expect_msg", "sanitize_err names the other register here",
+                         "R1 has pointer with unsupported alu operation", ("6.12",))
+
+
+def test_a_known_difference_absorbs_only_the_failure_it_names() -> None:
+    """Was: matched on file and subtest only, so an unexpected_load_success of a listed unpriv subtest was absorbed
+    and the run exited 0."""
+    s = summarize(junit(tc("f", "s @unpriv", "unpriv", MSG_FAIL, failure="expect_msg")), ["f"], [LISTED])
+    assert s.count("known_difference") == 1 and exit_code(s) == EXIT_OK and not s.unmatched
+    s = summarize(junit(tc("f", "s @unpriv", "unpriv", UNPRIV_SUCCESS, failure="unexpected_load_success")), ["f"],
+                  [LISTED])
+    assert s.count("failed") == 1 and s.count("known_difference") == 0 and s.unmatched == [LISTED]
+    assert exit_code(s) == EXIT_FAILED and "no such failure happened: f: s @unpriv (expect_msg" in format_table(s)
+    # the same kind of failure on another message is not the one listed either
+    other = MSG_FAIL.replace("R1 has pointer", "R9 is invalid")
+    s = summarize(junit(tc("f", "s @unpriv", "unpriv", other, failure="expect_msg")), ["f"], [LISTED])
+    assert s.count("failed") == 1 and s.unmatched == [LISTED]
+
+
+def test_a_stale_or_unmatched_entry_fails_the_run() -> None:
+    """Was: a listed subtest that passed was said but the run exited 0; an entry matching nothing was never said."""
+    s = summarize(junit(tc("f", "s @unpriv", "unpriv")), ["f"], [LISTED])
+    assert s.stale == [LISTED] and exit_code(s) == EXIT_FAILED
+    assert "listed as a known difference but passed" in format_table(s)
+    s = summarize(junit(tc("f", "other", "priv")), ["f"], [LISTED])  # its subtest is not in the run at all
+    assert s.unmatched == [LISTED] and exit_code(s) == EXIT_FAILED
+    s = summarize(junit(tc("f", "s @unpriv", "unpriv", SKIP)), ["f"], [LISTED])  # skipped: it explained nothing
+    assert s.unmatched == [LISTED] and exit_code(s) == EXIT_FAILED
+    # out of scope: its file did not run, or the kernel is of another line
+    assert exit_code(summarize(junit(tc("g", "x", "priv")), ["g"], [LISTED])) == EXIT_OK
+    s = summarize(junit(tc("f", "s @unpriv", "unpriv", kernel="7.3.4")), ["f"], [LISTED])
+    assert not s.stale and not s.unmatched and exit_code(s) == EXIT_OK
+
+
+@pytest.mark.parametrize("text, says", [
+    ('[[difference]]\nfile = "a"\nsubtest = "*"\noutcome = "expect_msg"\nreason = "r"\n', "no wildcards"),
+    ('[[differences]]\nfile = "a"\nsubtest = "b"\noutcome = "expect_msg"\nreason = "r"\n', "differences"),
+    ('[[difference]]\nfile = "a"\nsubtest = "b"\nreason = "r"\n', "needs outcome"),
+    ('[[difference]]\nfile = "a"\nsubtest = "b"\noutcome = "wrong"\nreason = "r"\n', "outcome 'wrong'"),
+    ('[[difference]]\nfile = "a"\nsubtest = "b"\noutcome = "expect_msg"\nreason = "r"\nextra = 1\n',
+     "unknown key(s) extra"),
+    ('[[difference]]\nfile = "a"\nsubtest = "b"\noutcome = "expect_msg"\nreason = "r"\nlines = ["6"]\n',
+     "lines must be"),
+    ('difference = "not tables"\n', "array of tables"),
+    ('difference = [1, 2]\n', "array of tables"),
+    ("not toml [", "cannot be read as TOML"),
+    ('[[difference]]\nfile = "a"\nsubtest = "b"\noutcome = "expect_msg"\nreason = "r"\n' * 2, "repeats"),
+])
+def test_a_bad_table_is_a_usage_error_naming_it(tmp_path: Path, text: str, says: str) -> None:
+    """Was: a misspelled [[differences]] was ignored, `subtest = "*"` absorbed a whole file, and a table of the
+    wrong shape was an AttributeError traceback."""
+    path = tmp_path / "kd.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=re.escape(says)):
+        load_known_differences(path)
 
 
 def test_known_differences_file(tmp_path: Path) -> None:
     path = tmp_path / "kd.toml"
-    path.write_text('[[difference]]\nfile = "a"\nsubtest = "*"\nreason = """needs\n  X"""\n')
-    assert load_known_differences(path) == [KnownDifference("a", "*", "needs X")]
-    assert KnownDifference("a", "*", "r").matches("a", "anything @unpriv")
-    for bad in ('[[difference]]\nfile = "a"\nsubtest = "b"\n', '[[difference]]\nfile = "a"\nsubtest = "b"\n'
-                'reason = "r"\nextra = 1\n', "not toml ["):
-        path.write_text(bad)
-        with pytest.raises(UsageError):
-            load_known_differences(path)
+    path.write_text('[[difference]]\nfile = "a"\nsubtest = "b"\noutcome = "retval"\nmessage = "!= 0"\n'
+                    'lines = ["6.12", "7.3"]\nreason = """needs\n  X"""\n')
+    assert load_known_differences(path) == [KnownDifference("a", "b", "retval", "needs X", "!= 0", ("6.12", "7.3"))]
     with pytest.raises(UsageError):
         load_known_differences(tmp_path / "missing.toml")
     for k in load_known_differences(KNOWN_DIFFERENCES):  # the repository's own list: every entry explained

@@ -246,6 +246,9 @@ def _run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure,
         j = summary.to_json()
         _say(f"[matrix] {target.name}: selftests: {j['subtests']} subtests, {j['passed']} passed, {j['failed']} "
              f"failed, {j['skipped']} skipped, {j['errors']} no verdict ({tdir / ms.SUMMARY_TEXT})")
+        for k in (*summary.stale, *summary.unmatched):
+            how = "passed" if k in summary.stale else "no such failure"
+            _say(f"[matrix] {target.name}: known difference that does not hold ({how}): {k.name}")
     _say(f"[matrix] {target.name}: {run.counts()} in {run.seconds:.0f}s")
     return run
 

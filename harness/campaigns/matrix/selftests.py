@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.campaigns import selftests as st
+from harness.campaigns.known_differences import KnownDifference
 from harness.campaigns.matrix.spec import KernelTarget
 from harness.campaigns.results import parse_junit
 from harness.errors import HarnessError, UsageError
@@ -113,7 +114,7 @@ def rerun_args(rootdir: Path, nodeids: Sequence[str]) -> list[str]:
     return [str(rootdir / n) for n in nodeids]
 
 
-def write_summary(tdir: Path, chosen: st.Selection, junit: Path, known: Sequence[st.KnownDifference],
+def write_summary(tdir: Path, chosen: st.Selection, junit: Path, known: Sequence[KnownDifference],
                   meta: Mapping[str, Any]) -> st.Summary:
     """The `selftests` command's own per-file summary of this kernel's first run, as selftests.json and .txt."""
     summary = st.summarize(parse_junit(junit.read_text()), chosen.names, known,
