@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 BPF = Path("tools/testing/selftests/bpf")
+DIALECTS = Path(__file__).resolve().parent / "data" / "selftests-dialect"
 
 PROG_TESTS_FOO = """\
 // SPDX-License-Identifier: GPL-2.0
@@ -142,6 +143,9 @@ def make_tree(root: Path) -> Path:
         (tree / rel).write_text(text)
     for name in SKELETONS:
         (tree / BPF / "progs" / f"{name}.c").write_text(PROG % {"name": name})
+    dialect = DIALECTS / "6.12.118"  # the tree's own test_loader decides how tags are read: 6.12's here
+    for name in ("test_loader.c", "unpriv_helpers.c"):
+        (tree / BPF / name).write_text((dialect / name).read_text())
     return tree
 
 

@@ -10,7 +10,9 @@ from .audit import AUDIT_USER, Audit
 from .caps import parse_caps
 from .codec import json_loads
 from .libbpf import Libbpf, Link, LoadedObject, u32
+from .loadargs import LoadOpts, _hex_arg, _name_lists, _name_map
 from .protocol import DIAG, MIB, BadRequest, OpFailed, arg, os_error
+from .selftest import SelftestOps, dumps, fixup_btf_from_path
 from .triggers import Triggers
 
 _T0 = time.monotonic()
@@ -24,7 +26,7 @@ TEST_DATA_LEN = 64  # test_loader's BPF_PROG_TEST_RUN input: 64 zero bytes, 4x t
 UNPRIV_DROP_CAPS = (21, 12, 38, 39)
 
 
-class Agent:
+class Agent(SelftestOps):
     def __init__(self, libbpf_path: str | None = None) -> None:
         self.libbpf: Libbpf | None = None
         self.libbpf_error = ""
@@ -140,16 +142,20 @@ class Agent:
         unpriv = arg(req, "unpriv", bool, False)
         program_logs = arg(req, "program_logs", bool, False)
         log_retry = arg(req, "log_retry", bool, True)
+        dump = _name_lists(req, "dump")
         if not os.path.exists(path):
             raise OpFailed(f"no such object file in the guest: {path}", errno=2)
+        keep = parse_caps(req["keep_caps"]) if req.get("keep_caps") is not None else []
         if unpriv:
-            why = probe.unpriv_disabled_reason()
+            why = probe.unpriv_disabled_reason(arg(req, "mitigations_config", bool, False))
             if why is not None:
                 DIAG.log(f"load {path}: unprivileged subtest skipped, {why}")
                 return {"loaded": False, "errno": 0, "skipped": why, "programs": [], "verifier_log": "",
                         "libbpf_log": [], "log_size": size, "log_retries": 0}
             drop = drop + [c for c in UNPRIV_DROP_CAPS if c not in drop]
-        opts = LoadOpts(programs, level, levels, flags, no_create, object_name, drop)
+        drop = [c for c in drop if c not in keep]  # __caps_unpriv: given back after test_loader's drop
+        opts = LoadOpts(programs, level, levels, flags, no_create, object_name, drop,
+                        arg(req, "btf_custom_path", str, None), arg(req, "btf_func_path", str, None))
         if unpriv and (path, tuple(programs or ())) not in self._warm:
             self._warm_up(bpf, path, opts)
         bpf.take_lines()
@@ -166,6 +172,12 @@ class Agent:
         if not program_logs:
             for info in res["programs"]:
                 info.pop("verifier_log", None)
+        if res["loaded"] and dump:  # after the capabilities are back, as test_loader restores them first
+            lo = self.objects[res["handle"]]
+            for info in res["programs"]:
+                if info["name"] in dump and info["fd"] >= 0:
+                    prog = bpf.lib.bpf_object__find_program_by_name(lo.obj, info["name"].encode())
+                    info.update(dumps(bpf, bpf.lib.bpf_program__fd(prog), dump[info["name"]]))
         if res["loaded"]:
             ids = ",".join(f"{p['name']}={p['id']}" for p in res["programs"] if p["fd"] >= 0)
             DIAG.log(f"load {path}: handle {res['handle']} prog ids {ids}")
@@ -178,7 +190,8 @@ class Agent:
         first use and caches the answers for the whole process: probed without CAP_BPF (an unprivileged load),
         BTF would be "unsupported" for every later load too. test_progs always loads a program privileged
         before its unprivileged subtest; this does the same when a caller asks for the unprivileged one first."""
-        warm = LoadOpts(o.programs, 0, {}, o.prog_flags, o.no_autocreate, o.object_name, [])
+        warm = LoadOpts(o.programs, 0, {}, o.prog_flags, o.no_autocreate, o.object_name, [], o.btf_custom_path,
+                        o.btf_func_path)
         bpf.take_lines()
         res = self._load_once(bpf, path, warm, MIN_LOG_SIZE)
         if res.get("handle") is not None:
@@ -195,10 +208,20 @@ class Agent:
         opts.kernel_log_buf = ct.addressof(btf_buf)
         opts.kernel_log_size = size
         opts.kernel_log_level = 0  # BTF load: log only on failure (libbpf retries with level 1 into btf_buf)
+        # test_loader: btf_custom_path is __btf_path's file, else __btf_func_path's (kfunc resolution)
+        custom = o.btf_custom_path or o.btf_func_path
+        opts.btf_custom_path = custom.encode() if custom else None
         obj = lib.bpf_object__open_file(path.encode(), ct.byref(opts))
         if not obj:
             err = ct.get_errno() or 22
             return {"loaded": False, "errno": err, "stage": "open", "verifier_log": "", "programs": []}
+        if o.btf_func_path:
+            try:
+                fixup_btf_from_path(bpf, obj, o.btf_func_path)
+            except OpFailed as e:
+                lib.bpf_object__close(obj)
+                return {"loaded": False, "errno": 22, "stage": "btf_fixup", "error": str(e), "verifier_log": "",
+                        "programs": []}
         progs = list(bpf.programs(obj))
         names = [bpf.prog_name(p) for p in progs]
         wanted = o.programs
@@ -433,7 +456,8 @@ class Agent:
             ok, err = probe.prog_flag_accepted(value)
             accepted[name] = ok if ok else f"refused: {os_error(err)}"
         return {"unprivileged_bpf_disabled": probe.unpriv_sysctl(), "mitigations_off": probe.mitigations_off(),
-                "unpriv_disabled_reason": probe.unpriv_disabled_reason(),
+                "unpriv_disabled_reason": probe.unpriv_disabled_reason(arg(req, "mitigations_config", bool, False)),
+                "jit_enabled": probe.jit_enabled(),
                 "efficient_unaligned_access": probe.efficient_unaligned_access(), "machine": os.uname().machine,
                 "prog_flags": accepted}
 
@@ -550,37 +574,6 @@ def _map_info(bpf: Libbpf, name: str, m: int) -> dict:
         except OSError:
             pass
     return info
-
-
-class LoadOpts:
-    """What one `load` request asks of libbpf besides the path."""
-
-    def __init__(self, programs, log_level, log_levels, prog_flags, no_autocreate, object_name, drop) -> None:
-        self.programs = programs
-        self.log_level = log_level
-        self.log_levels = log_levels
-        self.prog_flags = prog_flags
-        self.no_autocreate = no_autocreate
-        self.object_name = object_name
-        self.drop = drop
-
-
-def _name_map(req: dict, name: str) -> dict:
-    """An optional {program or flag name: integer} argument."""
-    value = arg(req, name, dict, {})
-    if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items()):
-        raise BadRequest(f"argument '{name}' must map names to integers")
-    return value
-
-
-def _hex_arg(req: dict, name: str, default):
-    text = arg(req, name, str, None)
-    if text is None:
-        return default
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise BadRequest(f"argument '{name}' must be hex bytes") from None
 
 
 def _process_age() -> float:

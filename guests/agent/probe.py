@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""What the kernel lets test_loader do: unprivileged BPF (sysctl, mitigations=off), test prog flags it accepts."""
+"""What the kernel lets test_loader do: unprivileged BPF (sysctl, mitigations off), test prog flags it accepts."""
 
 import os
 import sys
@@ -45,17 +45,23 @@ def _kernel_config() -> bytes | None:
         return None
 
 
-def built_without_mitigations(config: bytes | None) -> bool:
-    """An x86 kernel built with CPU_MITIGATIONS=n: its cpu_mitigations_off() is constant true (include/linux/cpu.h),
-    so the verifier bypasses its Spectre v1 checks for every program, exactly as with mitigations=off."""
-    if config is None:
-        return False
-    return (b"\nCONFIG_ARCH_CONFIGURES_CPU_MITIGATIONS=y\n" in config
-            and b"\nCONFIG_CPU_MITIGATIONS=y\n" not in config)
+def _test_loader_config() -> bytes | None:
+    """7.x's unpriv_helpers.c open_config(): /boot/config-<release>, else /proc/config.gz (gzip either way)."""
+    import gzip
+
+    for path in (f"/boot/config-{os.uname().release}", "/proc/config.gz"):
+        try:
+            with gzip.open(path, "rb") as f:
+                return b"\n" + f.read()
+        except (OSError, EOFError):
+            continue
+    return None
 
 
-def unpriv_disabled_reason() -> str | None:
-    """Why test_loader would not run an unprivileged subtest here (get_unpriv_disabled()), or None."""
+def unpriv_disabled_reason(mitigations_config: bool = False) -> str | None:
+    """Why test_loader would not run an unprivileged subtest here (get_unpriv_disabled()), or None: the sysctl
+    (unreadable counts as disabled), "mitigations=off" on the command line, and, with `mitigations_config` (7.x's
+    unpriv_helpers.c), a kernel config without the line CONFIG_CPU_MITIGATIONS=y or none to read."""
     value = unpriv_sysctl()
     if value is None:
         return f"kernel.unprivileged_bpf_disabled cannot be read ({UNPRIV_SYSCTL}): test_loader then treats " \
@@ -64,10 +70,25 @@ def unpriv_disabled_reason() -> str | None:
         return f"kernel.unprivileged_bpf_disabled = {value}: unprivileged BPF is disabled"
     if mitigations_off():
         return "mitigations=off on the kernel command line: test_loader does not run unprivileged subtests"
-    if built_without_mitigations(_kernel_config()):
-        return ("kernel built without CONFIG_CPU_MITIGATIONS: cpu_mitigations_off() is always true, as with "
-                "mitigations=off, so the verifier skips the Spectre v1 checks unprivileged subtests expect")
+    if mitigations_config:
+        config = _test_loader_config()
+        if config is None:
+            return ("no kernel config to read (/boot/config-<release>, /proc/config.gz): this tree's test_loader "
+                    "then cannot tell whether mitigations are on and does not run unprivileged subtests")
+        if b"\nCONFIG_CPU_MITIGATIONS=y\n" not in config + b"\n":
+            return ("the kernel config has no CONFIG_CPU_MITIGATIONS=y: this tree's test_loader takes mitigations "
+                    "as off and does not run unprivileged subtests")
     return None
+
+
+def jit_enabled() -> bool:
+    """is_jit_enabled(): the first byte of /proc/sys/net/core/bpf_jit_enable is not '0' (unreadable: off)."""
+    try:
+        with open("/proc/sys/net/core/bpf_jit_enable", "rb") as f:
+            first = f.read(1)
+    except OSError:
+        return False
+    return len(first) == 1 and first != b"0"
 
 
 def efficient_unaligned_access() -> bool | None:

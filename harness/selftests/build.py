@@ -51,3 +51,37 @@ def compile_all(sources: Iterable[tuple[str, Path]], recipe: Recipe, out_dir: Pa
             if progress is not None:
                 progress(done, len(items), name, results[name])
     return {name: results[name] for name, _src in items}
+
+
+def read_file_specs(skel, obj: Path, tree: Path, recipe: Recipe, out_dir: Path, testmod=None, *,
+                    arch: str = "x86_64"):
+    """A compiled RUN_TESTS file's FileSpecs as the tree's own test_loader reads them (its dialect), with what a run
+    needs besides: the tree's helper names (the xlated disassembly) and the custom BTF objects its __btf_path /
+    __btf_func_path tags name, built from progs/<stem>.c with the same recipe (or why not)."""
+    from dataclasses import replace
+
+    from harness.selftests.dialect import of_tree
+    from harness.selftests.disasm import helper_names_of_tree
+    from harness.selftests.suite import load_file
+
+    fs = load_file(skel, obj, testmod, arch=arch, dialect=of_tree(tree), tree=tree)
+    if fs.error:
+        return fs
+    built: dict[str, Path] = {}
+    errors: dict[str, str] = {}
+    for name in fs.btf_files():
+        stem = Path(name).name.removesuffix(".o").removesuffix(".bpf")
+        src = recipe.selftests / "progs" / f"{stem}.c"
+        if not src.is_file():
+            errors[name] = f"no {src} to build it from"
+            continue
+        res = compile_selftest(src, recipe, out_dir)
+        if res.ok and res.obj is not None:
+            built[name] = res.obj
+        else:
+            errors[name] = f"{src.name} does not compile: {res.stderr.strip()[-500:]}"
+    try:
+        helpers = helper_names_of_tree(tree)
+    except OSError:
+        helpers = {}
+    return replace(fs, helpers=helpers, btf_objects=built, btf_errors=errors)

@@ -16,7 +16,7 @@ import pytest
 
 from harness.cases.compile import CompileResult, find_clang
 from harness.errors import HarnessError
-from harness.selftests.build import compile_selftest
+from harness.selftests.build import compile_selftest, read_file_specs
 from harness.selftests.discover import SELFTESTS, Discovery, Skeleton, discover
 from harness.selftests.evidence import KernelEvidence
 from harness.selftests.evidence import from_kernel as evidence_from_kernel
@@ -24,7 +24,7 @@ from harness.selftests.judge import failure_kind
 from harness.selftests.recipe import Recipe, build_recipe
 from harness.selftests.run import discovery_tree
 from harness.selftests.spec import UNPRIV
-from harness.selftests.suite import FileSpecs, Subtest, load_file
+from harness.selftests.suite import FileSpecs, Subtest
 from harness.selftests.testmod import Testmod
 from harness.settings import CacheLayout
 
@@ -124,7 +124,8 @@ def compile_file(skel: Skeleton, kernel: KernelForSelftests) -> tuple[CompileRes
     res = compile_selftest(skel.source, recipe, CacheLayout(kernel.cache_root).objects)
     if not res.ok or res.obj is None:
         return res, FileSpecs(skel, None, error=res.stderr or "compile failed", compile_error=True)
-    return res, load_file(skel, res.obj, _testmod(tree), arch=_arch())
+    return res, read_file_specs(skel, res.obj, tree, recipe, CacheLayout(kernel.cache_root).objects, _testmod(tree),
+                                arch=_arch())
 
 
 def _arch() -> str:
@@ -187,6 +188,8 @@ class SelftestFileCollector(pytest.File):
         if fs.error:
             yield _whole_file_item(self, skel, fs, res, kernel)
             return
+        for spec in fs.invalid():  # test_loader fails the file's test for it, and it has no subtest
+            yield _invalid_spec_item(self, fs, spec)
         subtests = fs.subtests()
         for name, sub in zip(item_names(subtests), subtests, strict=True):
             item = SelftestItem.from_parent(self, name=name, callobj=_subtest_function(fs, sub, kernel))
@@ -221,11 +224,30 @@ def _whole_file_item(parent: SelftestFileCollector, skel: Skeleton, fs: FileSpec
     return item
 
 
+INVALID_SPEC_SUFFIX = " [invalid spec]"
+
+
+def _invalid_spec_item(parent: SelftestFileCollector, fs: FileSpecs, spec) -> SelftestItem:
+    """A program whose tags test_loader cannot parse: no subtest, but its test fails (PRINT_FAIL "Can't parse test
+    spec"), so here a failing item named after the program, saying which tag."""
+    def invalid_spec() -> None:
+        pytest.fail(f"{fs.name}/{spec.prog_name}: can't parse test spec for program '{spec.prog_name}': "
+                    f"{spec.error}", pytrace=False)
+
+    item = SelftestItem.from_parent(parent, name=spec.prog_name + INVALID_SPEC_SUFFIX, callobj=invalid_spec)
+    item.user_properties += [("selftest_file", fs.name), ("subtest", spec.prog_name + INVALID_SPEC_SUFFIX),
+                             ("program", spec.prog_name), ("mode", "priv"), ("group", fs.skeleton.group),
+                             ("failure", "invalid_spec")]
+    return item
+
+
 def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
     def subtest(selftest_sessions, case_log_root, request) -> None:
         from harness.selftests import run as runner
 
         session = selftest_sessions(fs.skeleton)
+        if session.mitigations_config != fs.dialect.mitigations_config:  # the tree's get_unpriv_disabled()
+            session.mitigations_config, session._probe = fs.dialect.mitigations_config, None
         result = runner.run_subtest(session, fs, sub, kernel.evidence(discovery_tree(fs.skeleton)))
         props = request.node.user_properties
         props.append(("kernel", kernel.release))

@@ -241,9 +241,15 @@ def _verifier(text: str, rel: str, funcs: list[_Function], add) -> None:
     for m in _CALL_AUX.finditer(text):
         cb = m.group(2)
         calls.append((m.start(), m.group(1), None if cb == "NULL" else cb))
+    for m in _CALL_RUN_TESTS.finditer(text):  # 7.x: plain RUN_TESTS(x) in verifier.c too, no capability drop
+        if not text[:m.start()].rstrip().endswith("#define"):
+            calls.append((m.start(), m.group(1), RUN_TESTS_GROUP))
     for offset, name, cb in sorted(calls):
         func = _enclosing(funcs, offset)
         if func is not None and func.name == "run_tests_aux":
+            continue
+        if cb == RUN_TESTS_GROUP:
+            add(name, RUN_TESTS_GROUP, rel, text, offset, funcs)
             continue
         maps: tuple[str, ...] = ()
         if cb:

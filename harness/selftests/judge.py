@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.selftests.evidence import KernelEvidence
 from harness.selftests.match import match_in_order
-from harness.selftests.spec import PRIV, PROG_FLAGS, UNPRIV, TestSpec
+from harness.selftests.spec import JITED_MODE, PRIV, PROG_FLAGS, UNPRIV, TestSpec
 
 PASS, FAIL, SKIP, ERROR = "pass", "fail", "skip", "error"
 LOG_TAIL = 2000  # characters of the verifier log a failure's reason quotes
@@ -20,25 +20,36 @@ ANY_ALIGNMENT = PROG_FLAGS["BPF_F_ANY_ALIGNMENT"]
 class GuestTraits:
     """What test_loader asks of the machine it runs on (the guest): its arch (for __arch_*), whether it has
     CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS (else BPF_F_ANY_ALIGNMENT programs are neither run unprivileged nor
-    executed), and whether kernel.unprivileged_bpf_disabled is set (then no unpriv subtest runs)."""
+    executed), whether test_loader would run unprivileged subtests (get_unpriv_disabled(): the sysctl and
+    mitigations=off on the command line) and whether the BPF JIT is on (__load_if_JITed)."""
 
     arch: str = "x86_64"
     efficient_unaligned_access: bool = True
     unpriv_disabled: bool = False
+    jit_enabled: bool = True
 
 
 X86_64 = GuestTraits()
 
 
 def precheck(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> tuple[str, str] | None:
-    """The verdict before anything is loaded, or None when the subtest must be loaded: an invalid spec fails,
-    a program for another arch, an unpriv subtest the target cannot run and an unsupported feature skip."""
+    """The verdict before anything is loaded, or None when the subtest must be loaded: an invalid spec fails, a tag
+    the tree's test_loader does not parse is no verdict, a program for another arch or runtime (__load_if_JITed),
+    an unpriv subtest the target cannot run and an unsupported feature skip."""
     if not spec.valid:
         return FAIL, f"can't parse test spec for program '{spec.prog_name}': {spec.error}"
     if mode not in spec.subtests:
         raise ValueError(f"{spec.prog_name} has no {mode} subtest (its subtests: {', '.join(spec.subtests) or 'none'})")
+    if spec.unknown_tags:
+        return ERROR, (f"unknown tag{'s' if len(spec.unknown_tags) > 1 else ''} "
+                       f"{', '.join(repr(t) for t in spec.unknown_tags)}: the tree's test_loader "
+                       f"({spec.dialect or 'unknown'}) does not parse {'them' if len(spec.unknown_tags) > 1 else 'it'},"
+                       " so the harness cannot say what the subtest expects")
     if not spec.runs_on(target.arch):
         return SKIP, f"for {', '.join(spec.arches)} only (__arch_*), not {target.arch}"
+    if spec.load_mode is not None and (spec.load_mode == JITED_MODE) != target.jit_enabled:
+        return SKIP, f"__load_if_{'JITed' if spec.load_mode == JITED_MODE else 'no_JITed'}: the BPF JIT is " \
+                     f"{'off' if target.jit_enabled is False else 'on'} here"
     if mode == UNPRIV:
         if target.unpriv_disabled:
             return SKIP, "unprivileged BPF is disabled (kernel.unprivileged_bpf_disabled)"
@@ -104,6 +115,23 @@ def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
     miss = match_in_order(log, sub.msgs)
     if miss is not None:
         return FAIL, f"expect_msg\n{miss.describe(sub.msgs)}\nVERIFIER LOG:\n{_tail(log)}"
+    prog: Mapping[str, Any] = next((p for p in load_result.get("programs") or () if p.get("name") == spec.prog_name),
+                                   {})
+    for key, patterns in (("xlated", sub.xlated), ("jited", sub.jited)):
+        if not patterns:
+            continue
+        if not loaded:
+            return FAIL, f"get_{key}_program_text: the program is not loaded, there is nothing to dump"
+        if key == "jited" and prog.get("jited_unsupported"):
+            return SKIP, f"jited programs disassembly is not supported here ({prog['jited_unsupported']})"
+        if prog.get(f"{key}_error"):
+            return FAIL, f"get_{key}_program_text: {prog[f'{key}_error']}"
+        text = prog.get(f"{key}_text")
+        if text is None:
+            return ERROR, f"__{key}: the program's {key} disassembly was not fetched"
+        miss = match_in_order(text, patterns)
+        if miss is not None:
+            return FAIL, f"expect_{key}\n{miss.describe(patterns)}\n{key.upper()}:\n{_tail(text)}"
     if should_execute(spec, mode, target):
         return _judge_run(spec, mode, run_result)
     return PASS, "load failed as expected" if sub.expect_failure else "loaded as expected"
@@ -138,12 +166,17 @@ def should_execute(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> b
 
 
 def _judge_run(spec: TestSpec, mode: str, run_result: Mapping[str, Any] | None) -> tuple[str, str]:
+    """The test run's part of run_subtest(): the struct_ops maps attached and the pre-execution callback run first
+    (`setup_error`: one failed), BPF_PROG_TEST_RUN, its return value, then the program's stderr and stdout streams
+    (`streams`: {"stderr": {"ret": bytes read or -errno, "text": ...}, "stdout": ...}) against __stderr/__stdout."""
     sub = spec.subspec(mode)
     reasons = spec.exec_unsupported
     if reasons:
         return SKIP, "loaded as expected; unsupported for __retval: " + "; ".join(map(str, reasons))
     if run_result is None:
-        return SKIP, f"loaded as expected; __retval({sub.retval}) needs BPF_PROG_TEST_RUN, which was not run"
+        return ERROR, f"loaded as expected; __retval({sub.retval}) needs BPF_PROG_TEST_RUN, which was not run"
+    if run_result.get("setup_error"):
+        return FAIL, str(run_result["setup_error"])
     if run_result.get("errno"):
         return FAIL, f"Unexpected bpf_prog_test_run error: errno {run_result['errno']}"
     if not isinstance(run_result.get("retval"), int):
@@ -151,6 +184,18 @@ def _judge_run(spec: TestSpec, mode: str, run_result: Mapping[str, Any] | None) 
     got = to_int32(run_result["retval"])
     if got != sub.retval and not sub.any_retval:
         return FAIL, f"Unexpected retval: {got} != {sub.retval}"
+    streams = run_result.get("streams") or {}
+    for name, patterns in (("stderr", sub.stderr), ("stdout", sub.stdout)):
+        if not patterns:
+            continue
+        got_stream = streams.get(name)
+        if got_stream is None:
+            return ERROR, f"__{name}: the program's {name} stream was not read"
+        if int(got_stream.get("ret", 0)) <= 0:
+            return FAIL, f"expect_{name}: reading the {name} stream gave {got_stream.get('ret')} (nothing to match)"
+        miss = match_in_order(got_stream.get("text") or "", patterns)
+        if miss is not None:
+            return FAIL, f"expect_{name}\n{miss.describe(patterns)}\n{name.upper()}:\n{_tail(got_stream['text'])}"
     return PASS, f"loaded as expected, retval {got}"
 
 

@@ -12,11 +12,11 @@ from typing import IO, Any
 
 from harness.cases.compile import CompileResult, find_clang, require_vmlinux_h
 from harness.errors import HarnessError, UsageError
-from harness.selftests.build import compile_all
+from harness.selftests.build import compile_all, read_file_specs
 from harness.selftests.discover import SELFTESTS, Discovery, Skeleton, discover
 from harness.selftests.recipe import Recipe, build_recipe
 from harness.selftests.spec import UNPRIV
-from harness.selftests.suite import FileSpecs, Subtest, load_file
+from harness.selftests.suite import FileSpecs, Subtest
 from harness.selftests.testmod import Testmod
 from harness.settings import CacheLayout
 
@@ -194,7 +194,7 @@ def run_list(tree: Path, vmlinux_h: Path, layout: CacheLayout, names: Sequence[s
         if not res.ok or res.obj is None:
             listing.files.append(FileSpecs(skel, None, error=res.stderr or "compile failed", compile_error=True))
         else:
-            listing.files.append(load_file(skel, res.obj, testmod, arch=arch))
+            listing.files.append(read_file_specs(skel, res.obj, tree, recipe, layout.objects, testmod, arch=arch))
     return listing
 
 

@@ -54,6 +54,7 @@ class SelftestSession:
     libbpf: str | None = None
     notes: list[str] = field(default_factory=list)
     libbpf_used: str = "(no agent started)"  # what the agent said it loaded: path (version)
+    mitigations_config: bool = False  # the tree's get_unpriv_disabled() reads the kernel config (7.x)
     _probe: dict[str, Any] | None = None
     _checked: bool = False
 
@@ -79,7 +80,8 @@ class SelftestSession:
 
     def probe(self) -> dict[str, Any]:
         if self._probe is None:
-            res = self.request("probe", timeout=60, prog_flags={n: PROG_FLAGS[n] for n in TESTING_PROG_FLAGS})
+            res = self.request("probe", timeout=60, prog_flags={n: PROG_FLAGS[n] for n in TESTING_PROG_FLAGS},
+                               mitigations_config=self.mitigations_config)
             if not res.get("ok"):
                 raise GuestCommandError(f"the guest agent's probe failed: {res.get('error')}")
             self._probe = res
@@ -91,7 +93,8 @@ class SelftestSession:
         return GuestTraits(arch=p.get("machine") or "x86_64",
                       efficient_unaligned_access=unaligned if unaligned is not None else p.get("machine") in (
                           "x86_64", "aarch64", "s390x", "ppc64le"),
-                      unpriv_disabled=bool(p.get("unpriv_disabled_reason")))
+                      unpriv_disabled=bool(p.get("unpriv_disabled_reason")),
+                      jit_enabled=bool(p.get("jit_enabled", True)))
 
     def unpriv_reason(self) -> str | None:
         return self.probe().get("unpriv_disabled_reason")
@@ -140,11 +143,13 @@ def discovery_tree(skeleton: Skeleton) -> Path:
     return skeleton.source.parents[len((SELFTESTS / "progs").parts)]
 
 
-def load_request(fs: FileSpecs, sub: Subtest, remote: str, testing_flags: int,
-                 min_log_level: int = 0) -> dict[str, Any]:
+def load_request(fs: FileSpecs, sub: Subtest, remote: str, testing_flags: int, min_log_level: int = 0, *,
+                 btf_paths: dict[str, str] | None = None, mitigations_config: bool = False) -> dict[str, Any]:
     """The agent's `load` arguments for one subtest: prepare_case() for the tested program (its log level and
     flags), the file's auxiliary programs of the mode beside it, the maps an unprivileged loader may not create
-    left alone, test_progs' capability changes, and the skeleton's name for the object."""
+    left alone, test_progs' capability changes (less the __caps_unpriv ones given back), the custom BTF files
+    (`btf_paths`: the tag's file name -> its path in the guest), the xlated/JITed dumps its __xlated/__jited
+    need, and the skeleton's name for the object."""
     spec = sub.spec
     req: dict[str, Any] = {
         "path": remote, "programs": list(sub.autoload), "log_level": 0,
@@ -154,10 +159,20 @@ def load_request(fs: FileSpecs, sub: Subtest, remote: str, testing_flags: int,
     flags = spec.prog_flags(testing_flags)
     if flags:
         req["prog_flags"] = {sub.prog_name: flags}
+    sub_spec = spec.subspec(sub.mode)
+    dump = [k for k, pats in (("xlated", sub_spec.xlated), ("jited", sub_spec.jited)) if pats]
+    if dump:
+        req["dump"] = {sub.prog_name: dump}
+    for key, path in (("btf_custom_path", spec.btf_path), ("btf_func_path", spec.btf_func_path)):
+        if path is not None:
+            req[key] = (btf_paths or {}).get(path, path)
     if sub.mode == UNPRIV:
         req["unpriv"] = True
+        req["mitigations_config"] = mitigations_config
         if sub.no_autocreate_maps:
             req["no_autocreate_maps"] = list(sub.no_autocreate_maps)
+        if sub_spec.caps:
+            req["keep_caps"] = [c for c in range(64) if sub_spec.caps >> c & 1]
     return req
 
 
@@ -191,27 +206,103 @@ def _run(session: SelftestSession, fs: FileSpecs, sub: Subtest, result: SubtestR
             early = (SKIP, f"unprivileged subtest not run: {session.unpriv_reason()}")
         result.status, result.reason = early
         return
+    btf_paths = {}
+    for tag_path in (spec.btf_path, spec.btf_func_path):
+        if tag_path is None:
+            continue
+        local = fs.btf_objects.get(tag_path)
+        if local is None:
+            result.status, result.reason = ERROR, (f"{tag_path} (__btf_path/__btf_func_path) was not built: "
+                                                   f"{fs.btf_errors.get(tag_path, 'no source for it in progs/')}")
+            return
+        btf_paths[tag_path] = session.push(local)
     remote = session.push(fs.obj)
-    load = session.request("load", **load_request(fs, sub, remote, session.testing_flags()))
+    load = session.request("load", **load_request(fs, sub, remote, session.testing_flags(), btf_paths=btf_paths,
+                                                  mitigations_config=session.mitigations_config))
     result.load = load
     if load.get("skipped"):
         result.status, result.reason = SKIP, f"unprivileged subtest not run: {load['skipped']}"
         return
+    if load.get("loaded"):
+        add_disassembly(load, fs.helpers)
     handle = load.get("handle")
     try:
         run = None
         if load.get("loaded") and should_execute(spec, sub.mode, target) and not spec.exec_unsupported:
-            ptype = next((p.get("type") for p in load.get("programs") or () if p.get("name") == sub.prog_name), 0)
-            # test_loader restores what it dropped for an unprivileged subtest before the test run; what
-            # test_progs dropped around the whole file (verifier.c: CAP_SYS_ADMIN) stays dropped.
-            run = session.request("test_run", timeout=120, handle=handle, program=sub.prog_name,
-                                  empty=ptype == BPF_PROG_TYPE_SYSCALL, drop_caps=list(fs.skeleton.caps.disable))
-            if not run.get("ok"):
+            if sub.pre_execution_error:
+                result.status, result.reason = ERROR, (f"pre-execution callback {fs.skeleton.pre_execution}: "
+                                                       f"{sub.pre_execution_error} (no verdict on the test run)")
+                return
+            run = _test_run(session, fs, sub, load)
+            if run.get("ok") is False:
                 result.run = run
-                result.status, result.reason = ERROR, f"the agent's test_run failed: {run.get('error')}"
+                result.status, result.reason = ERROR, f"the agent's test run failed: {run.get('error')}"
                 return
             result.run = run
         result.status, result.reason = judge(spec, sub.mode, load, run, target=target, evidence=evidence)
     finally:
         if handle is not None:
             session.request("unload", timeout=60, handle=handle)
+
+
+def add_disassembly(load: dict[str, Any], helpers: dict[int, str]) -> None:
+    """The dumps the agent returned as the text test_loader matches: xlated_text, jited_text (or jited_error when
+    the JIT image cannot be disassembled here: test_loader's "jited programs disassembly is not supported")."""
+    from harness.selftests.disasm import xlated_text
+    from harness.selftests.jitdisasm import JitDisasmError, jited_text
+
+    for prog in load.get("programs") or ():
+        if "xlated_insns" in prog:
+            prog["xlated_text"] = xlated_text(bytes.fromhex(prog["xlated_insns"]), helpers)
+        if "jited_image" in prog:
+            try:
+                prog["jited_text"] = jited_text(bytes.fromhex(prog["jited_image"]), prog.get("jited_func_lens") or [])
+            except JitDisasmError as e:
+                prog["jited_unsupported"] = str(e)
+
+
+SK_BUFF_SIZE, SK_BUFF_DATA_END = 192, 80  # struct __sk_buff (uapi): its size and data_end's offset
+
+
+def _test_run(session: SelftestSession, fs: FileSpecs, sub: Subtest, load: dict[str, Any]) -> dict[str, Any]:
+    """run_subtest()'s test run: the struct_ops maps attached, the pre-execution callback's map writes,
+    BPF_PROG_TEST_RUN (with a __sk_buff whose data_end is __linear_size's), then the streams __stderr/__stdout
+    read. A step test_loader PRINT_FAILs on is `setup_error` in the result."""
+    spec, handle = sub.spec, load.get("handle")
+    if sub.struct_ops_maps:
+        res = session.request("attach_struct_ops", timeout=60, handle=handle, maps=list(sub.struct_ops_maps))
+        if not res.get("ok"):
+            return res
+        if res.get("failed"):
+            return {"setup_error": f"bpf_map__attach_struct_ops failed for map {res['failed']}: "
+                                   f"err=-{res.get('errno')}"}
+    for write in sub.pre_execution:
+        res = session.request("map_update", timeout=60, handle=handle, map=write.map, key=write.key.hex(),
+                              value=write.value.hex())
+        if not res.get("ok"):
+            return res
+        if res.get("errno"):
+            return {"setup_error": f"pre_execution_cb failed: {res.get('error')}"}
+    ptype = next((p.get("type") for p in load.get("programs") or () if p.get("name") == sub.prog_name), 0)
+    args: dict[str, Any] = {}
+    if spec.linear_size:
+        ctx = bytearray(SK_BUFF_SIZE)
+        ctx[SK_BUFF_DATA_END:SK_BUFF_DATA_END + 4] = spec.linear_size.to_bytes(4, "little", signed=True)
+        args["ctx_in"] = ctx.hex()
+    # test_loader restores what it dropped for an unprivileged subtest before the test run; what test_progs dropped
+    # around the whole file (verifier.c: CAP_SYS_ADMIN) stays dropped.
+    run = session.request("test_run", timeout=120, handle=handle, program=sub.prog_name,
+                          empty=ptype == BPF_PROG_TYPE_SYSCALL, drop_caps=list(fs.skeleton.caps.disable), **args)
+    if not run.get("ok") or run.get("errno"):
+        return run
+    sub_spec = spec.subspec(sub.mode)
+    streams = {}
+    for name, stream_id, patterns in (("stderr", 2, sub_spec.stderr), ("stdout", 1, sub_spec.stdout)):
+        if patterns:
+            res = session.request("stream_read", timeout=60, handle=handle, program=sub.prog_name, stream=stream_id)
+            if not res.get("ok"):
+                return res
+            streams[name] = {"ret": res.get("ret"), "text": res.get("text", "")}
+    if streams:
+        run = {**run, "streams": streams}
+    return run

@@ -1,37 +1,20 @@
 # SPDX-License-Identifier: GPL-2.0
-"""test_loader's test specs: each program's bpf_misc.h tags (its BTF decl tags) as priv and unpriv subspecs."""
+"""test_loader's test specs: each program's bpf_misc.h tags (its BTF decl tags) as priv and unpriv subspecs, read
+as the tree's own test_loader reads them (harness.selftests.dialect: 6.12's and 7.3's encodings and tags)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 from harness.selftests.btf import FUNC, Btf
+from harness.selftests.dialect import ARCH_NAMES, COUNTER, COUNTER_DYNAMIC, LINUX_6_12, NUMBERED, Dialect
 from harness.selftests.match import Pattern, PatternError, compile_pattern
 
 PRIV, UNPRIV = "priv", "unpriv"
 MODES = (PRIV, UNPRIV)
 UNPRIV_SUFFIX = " @unpriv"
-
 TAG = "comment:"
-TEST_EXPECT_FAILURE = TAG + "test_expect_failure"
-TEST_EXPECT_SUCCESS = TAG + "test_expect_success"
-TEST_EXPECT_FAILURE_UNPRIV = TAG + "test_expect_failure_unpriv"
-TEST_EXPECT_SUCCESS_UNPRIV = TAG + "test_expect_success_unpriv"
-TEST_AUXILIARY = TAG + "test_auxiliary"
-TEST_AUXILIARY_UNPRIV = TAG + "test_auxiliary_unpriv"
-TEST_DESCRIPTION = TAG + "test_description="
-TEST_MSG = TAG + "test_expect_msg="  # + counter "=" + text
-TEST_MSG_UNPRIV = TAG + "test_expect_msg_unpriv="
-TEST_XLATED = TAG + "test_expect_xlated="
-TEST_XLATED_UNPRIV = TAG + "test_expect_xlated_unpriv="
-TEST_JITED = TAG + "test_jited="
-TEST_JITED_UNPRIV = TAG + "test_jited_unpriv="
-TEST_RETVAL = TAG + "test_retval="
-TEST_RETVAL_UNPRIV = TAG + "test_retval_unpriv="
-TEST_LOG_LEVEL = TAG + "test_log_level="
-TEST_PROG_FLAGS = TAG + "test_prog_flags="
-TEST_ARCH = TAG + "test_arch="
-TEST_BTF_PATH = TAG + "test_btf_path="
 
 # enum bpf_prog_load flags (include/uapi/linux/bpf.h) that __flag() may name.
 PROG_FLAGS = {
@@ -47,14 +30,12 @@ PROG_FLAGS = {
 # trivial BPF_PROG_TYPE_SOCKET_FILTER program (mov r0, 0; exit). A runner probes once and passes the accepted
 # mask to TestSpec.prog_flags().
 TESTING_PROG_FLAGS = ("BPF_F_TEST_RND_HI32", "BPF_F_TEST_REG_INVARIANTS")
-ARCHES = {"X86_64": "x86_64", "ARM64": "arm64", "RISCV64": "riscv64"}
-# Named __retval values (parse_retval), and the one that accepts any return value.
-INT_MIN = -(1 << 31)
-POINTER_VALUE = 0xCAFE4A
 TEST_DATA_LEN = 64
-RETVAL_NAMES = {"INT_MIN": INT_MIN, "POINTER_VALUE": POINTER_VALUE, "TEST_DATA_LEN": TEST_DATA_LEN}
 # test_loader's drop_capabilities() for unpriv subtests.
 UNPRIV_DROP_CAPS = ("CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_PERFMON", "CAP_BPF")
+# __linear_size applies to these program types only (enum bpf_prog_type): SCHED_CLS, SCHED_ACT, CGROUP_SKB
+LINEAR_SIZE_TYPES = frozenset({3, 4, 8})
+JITED_MODE, NO_JITED_MODE = "jited", "no_jited"
 
 
 @dataclass(frozen=True)
@@ -66,10 +47,6 @@ class Reason:
 
     def __str__(self) -> str:
         return f"{self.feature} ({self.detail})" if self.detail else self.feature
-
-
-XLATED = Reason("__xlated", "needs the xlated program's disassembly, which the agent cannot fetch")
-JITED = Reason("__jited", "needs the JITed program's disassembly through LLVM")
 
 
 class SpecError(ValueError):
@@ -86,6 +63,10 @@ class SubSpec:
     xlated: tuple[Pattern, ...] = ()
     jited: tuple[Pattern, ...] = ()
     retval: int | None = None  # None: not executed; else BPF_PROG_TEST_RUN's expected return value
+    stderr: tuple[Pattern, ...] = ()  # the program's BPF stderr stream after the test run (7.x)
+    stdout: tuple[Pattern, ...] = ()
+    caps: int = 0  # __caps_unpriv: capabilities given back to the unprivileged subtest (a mask of CAP_ numbers)
+    any_retval_value: int | None = None  # POINTER_VALUE of the tree: any return value is accepted
 
     @property
     def execute(self) -> bool:
@@ -94,7 +75,7 @@ class SubSpec:
     @property
     def any_retval(self) -> bool:
         """__retval(POINTER_VALUE): run the program, accept whatever it returns."""
-        return self.retval == POINTER_VALUE
+        return self.retval is not None and self.retval == self.any_retval_value
 
 
 @dataclass(frozen=True)
@@ -114,11 +95,16 @@ class TestSpec:
     log_level: int = 0
     flags_set: int = 0  # prog flags the tags set, applied over the testing_prog_flags() base
     flags_cleared: int = 0  # ... and the ones they clear ("!FLAG")
-    arches: tuple[str, ...] = ()  # empty: every arch
+    arches: tuple[str, ...] = ()  # empty: every arch (uname -m names)
     btf_path: str | None = None
     error: str | None = None  # set: test_loader could not parse the tags (the spec is not valid)
     unsupported: tuple[Reason, ...] = ()  # file/program level reasons this harness cannot run it (both modes)
     exec_unsupported: tuple[Reason, ...] = ()  # reasons it cannot judge a test run (__retval) of it
+    unknown_tags: tuple[str, ...] = ()  # tags the tree's test_loader does not parse: no verdict is given
+    btf_func_path: str | None = None
+    load_mode: str | None = None  # __load_if_JITed / __load_if_no_JITed
+    linear_size: int = 0
+    dialect: str = ""
 
     @property
     def valid(self) -> bool:
@@ -151,9 +137,9 @@ class TestSpec:
         return not self.arches or arch in self.arches
 
     def unsupported_reasons(self, mode: str) -> tuple[Reason, ...]:
-        """Why this harness cannot judge the subtest: the spec's own reasons plus what the mode expects."""
-        sub = self.subspec(mode)
-        return self.unsupported + ((XLATED,) if sub.xlated else ()) + ((JITED,) if sub.jited else ())
+        """Why this harness cannot judge the subtest."""
+        self.subspec(mode)
+        return self.unsupported
 
     def with_unsupported(self, *reasons: Reason, execution: bool = False) -> TestSpec:
         """This spec with more reasons it cannot be judged; `execution`: only its test runs (__retval) cannot."""
@@ -199,152 +185,231 @@ def _strtol(text: str, base: int) -> int | None:
 _HEX = "0123456789abcdefABCDEF"
 
 
-def parse_retval(text: str, what: str) -> int:
-    return RETVAL_NAMES[text] if text in RETVAL_NAMES else parse_int(text, what)
+def parse_caps(text: str) -> int:
+    """7.x's parse_caps(): CAP_ numbers joined by "|" (bpf_misc.h defines the names as numbers); a CAP_ name left
+    unexpanded, a zero or a non-number is an error."""
+    mask = 0
+    for token in (t for t in text.split("|") if t):
+        if token.startswith("CAP_"):
+            raise SpecError(f"define {token} constant in bpf_misc.h, failed to parse caps")
+        value = _strtol_prefix(token)
+        if not value:
+            raise SpecError("failed to parse caps test caps")
+        mask |= 1 << value
+    return mask
 
 
-def _dynamic(tag: str, prefix: str) -> str | None:
-    """skip_dynamic_pfx(): the text after "<prefix><counter>=", or None."""
-    if not tag.startswith(prefix):
-        return None
-    rest = tag[len(prefix):]
-    eq = rest.find("=")
-    return None if eq < 0 else rest[eq + 1:]
+def _strtol_prefix(text: str) -> int:
+    """strtol(text, NULL, 10): the leading number, 0 when there is none."""
+    s = text.lstrip(" \t\n\v\f\r")
+    j = 1 if s[:1] in ("+", "-") else 0
+    while j < len(s) and s[j].isdigit():
+        j += 1
+    try:
+        return int(s[:j])
+    except ValueError:
+        return 0
+
+
+def strverscmp(a: str, b: str) -> int:
+    """glibc's strverscmp() as collect_decl_tags() sorts with it: digit runs compare as numbers ("comment:9:" before
+    "comment:10:"); a run with a leading zero compares as a fraction (character by character)."""
+    if a == b:
+        return 0
+    i = 0
+    while i < len(a) and i < len(b) and a[i] == b[i]:
+        i += 1
+    start = i
+    while start > 0 and a[start - 1].isdigit():
+        start -= 1
+    da, db = _digits(a, start), _digits(b, start)
+    if da and db and not (da.startswith("0") or db.startswith("0")):
+        if len(da) != len(db):
+            return -1 if len(da) < len(db) else 1
+    ca, cb = a[i:i + 1], b[i:i + 1]
+    return -1 if ca < cb else 1
+
+
+def _digits(s: str, start: int) -> str:
+    j = start
+    while j < len(s) and s[j].isdigit():
+        j += 1
+    return s[start:j]
+
+
+def tag_bodies(tags: list[str], dialect: Dialect) -> list[str]:
+    """The test tags of a program, without their encoding, in the order test_loader walks them: 7.x sorts the
+    "comment:<N>:" tags with strverscmp and drops the others; older trees walk BTF order, tags with "comment:"."""
+    if dialect.encoding == NUMBERED:
+        ordered = sorted(tags, key=functools.cmp_to_key(strverscmp))
+        out = []
+        for t in ordered:
+            if not t.startswith(TAG):
+                continue
+            num, sep, body = t[len(TAG):].partition(":")
+            if sep and num.isdigit():
+                out.append(body)
+        return out
+    return [t[len(TAG):] for t in tags if t.startswith(TAG)]
+
+
+def _match_tag(body: str, dialect: Dialect) -> tuple[str, str | None] | None:
+    """(tag, value) for a tag body: the known tag it starts with (exact for the ones without "=") and the value
+    after it (the counter encoding's "<N>=" skipped for msg/xlated/jited tags)."""
+    for tag in sorted(dialect.tags, key=len, reverse=True):
+        if tag.endswith("="):
+            if not body.startswith(tag):
+                continue
+            value = body[len(tag):]
+            if dialect.encoding == COUNTER and tag in COUNTER_DYNAMIC:
+                eq = value.find("=")
+                if eq < 0:
+                    return None  # skip_dynamic_pfx() finds no "<N>=": not this tag
+                value = value[eq + 1:]
+            return tag, value
+        if body == tag:
+            return tag, None
+    return None
+
+
+def parse_spec(tags: list[str], prog_name: str, *, section: str = "", arch: str = "x86_64",
+               dialect: Dialect = LINUX_6_12, prog_type: int | None = None) -> TestSpec:
+    """parse_test_spec() on a program's decl tags (BTF order) as `dialect`'s test_loader parses them. A tag it
+    cannot parse gives a spec with `error` set (not valid: no subtest, the test fails); a tag it does not know at
+    all is kept in `unknown_tags` (the harness gives such a subtest no verdict). `arch` (uname -m) decides which
+    __jited patterns are collected; `prog_type` is what __linear_size checks (None: not known, accepted)."""
+    try:
+        return _parse(tags, prog_name, section, arch, dialect, prog_type)
+    except (SpecError, PatternError) as e:
+        return TestSpec(prog_name, section, prog_name, modes=(), error=str(e), dialect=dialect.name)
 
 
 @dataclass
-class _Collect:
-    """Mutable state of one parse, as parse_test_spec() keeps it in locals."""
+class _Side:
+    """One mode's collected patterns and next-line states, as parse_test_spec() keeps them in locals."""
 
-    msgs: list[Pattern] = field(default_factory=list)
-    msgs_unpriv: list[Pattern] = field(default_factory=list)
-    xlated: list[Pattern] = field(default_factory=list)
-    xlated_unpriv: list[Pattern] = field(default_factory=list)
-    jited: list[Pattern] = field(default_factory=list)
-    jited_unpriv: list[Pattern] = field(default_factory=list)
-    next_line: dict[str, bool] = field(default_factory=lambda: {"xlated": True, "xlated_unpriv": True,
-                                                                 "jited": True, "jited_unpriv": True})
+    lists: dict[str, list[Pattern]] = field(default_factory=lambda: {k: [] for k in (
+        "msgs", "xlated", "jited", "stderr", "stdout")})
+    next_line: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(("xlated", "jited", "stderr", "stdout"),
+                                                                             True))
 
-
-def _push_disasm(text: str, key: str, into: list[Pattern], state: _Collect) -> None:
-    """push_disasm_msg(): "..." lifts the next-line rule for the next pattern; each pattern after a match must
-    otherwise be on the line after it."""
-    if text == "...":
-        state.next_line[key] = False
-        return
-    into.append(compile_pattern(text, on_next_line=state.next_line[key]))
-    state.next_line[key] = True
+    def push_disasm(self, key: str, text: str) -> None:
+        """push_disasm_msg(): "..." lifts the next-line rule for the next pattern; each other pattern must be on
+        the line after the previous match."""
+        if text == "...":
+            self.next_line[key] = False
+            return
+        self.lists[key].append(compile_pattern(text, on_next_line=self.next_line[key]))
+        self.next_line[key] = True
 
 
-def parse_spec(tags: list[str], prog_name: str, *, section: str = "", arch: str = "x86_64") -> TestSpec:
-    """parse_test_spec() on a program's decl tags (BTF order). A tag test_loader cannot parse gives a spec with
-    `error` set (not valid: no subtest). `arch` decides which __jited patterns are collected (those after an
-    __arch_* naming the arch test_progs runs on)."""
-    try:
-        return _parse(tags, prog_name, section, arch)
-    except (SpecError, PatternError) as e:
-        return TestSpec(prog_name, section, prog_name, modes=(), error=str(e))
-
-
-def _parse(tags: list[str], prog_name: str, section: str, arch: str) -> TestSpec:
-    st = _Collect()
+def _parse(tags: list[str], prog_name: str, section: str, arch: str, dialect: Dialect,
+           prog_type: int | None) -> TestSpec:
+    sides = {PRIV: _Side(), UNPRIV: _Side()}
+    mode_mask: set[str] = set()
+    fail = {PRIV: False, UNPRIV: False}
+    retval: dict[str, int | None] = {PRIV: None, UNPRIV: None}
+    caps = 0
     description: str | None = None
-    priv_fail = unpriv_fail = False
-    has_unpriv_result = False
-    priv_retval: int | None = None
-    unpriv_retval: int | None = None
-    has_unpriv_retval = False
-    priv_mode = unpriv_mode = False
-    auxiliary = False
-    log_level = flags_set = flags_cleared = 0
+    has_unpriv_result = has_unpriv_retval = auxiliary = collect_jit = False
+    log_level = flags_set = flags_cleared = linear_size = 0
     arches: list[str] = []
-    collect_jit = False
-    btf_path: str | None = None
-    for s in tags:
-        if s.startswith(TEST_DESCRIPTION):
-            description = s[len(TEST_DESCRIPTION):]
-        elif s == TEST_EXPECT_FAILURE:
-            priv_fail, priv_mode = True, True
-        elif s == TEST_EXPECT_SUCCESS:
-            priv_fail, priv_mode = False, True
-        elif s == TEST_EXPECT_FAILURE_UNPRIV:
-            unpriv_fail, unpriv_mode, has_unpriv_result = True, True, True
-        elif s == TEST_EXPECT_SUCCESS_UNPRIV:
-            unpriv_fail, unpriv_mode, has_unpriv_result = False, True, True
-        elif s == TEST_AUXILIARY:
-            auxiliary, priv_mode = True, True
-        elif s == TEST_AUXILIARY_UNPRIV:
-            auxiliary, unpriv_mode = True, True
-        elif (msg := _dynamic(s, TEST_MSG)) is not None:
-            st.msgs.append(compile_pattern(msg))
-            priv_mode = True
-        elif (msg := _dynamic(s, TEST_MSG_UNPRIV)) is not None:
-            st.msgs_unpriv.append(compile_pattern(msg))
-            unpriv_mode = True
-        elif (msg := _dynamic(s, TEST_JITED)) is not None:
+    btf_path = btf_func_path = load_mode = None
+    unknown: list[str] = []
+    for body in tag_bodies(tags, dialect):
+        found = _match_tag(body, dialect)
+        if found is None:
+            unknown.append(body)
+            continue
+        tag, val = found
+        unpriv = tag.endswith("_unpriv=") or tag.endswith("_unpriv")
+        side = UNPRIV if unpriv else PRIV
+        base = tag.replace("_unpriv", "")
+        if tag == "test_description=":
+            description = val
+        elif base in ("test_expect_failure", "test_expect_success"):
+            fail[side] = base == "test_expect_failure"
+            mode_mask.add(side)
+            has_unpriv_result |= unpriv
+        elif base == "test_auxiliary":
+            auxiliary = True
+            mode_mask.add(side)
+        elif base in ("test_expect_msg=", "test_expect_not_msg="):
+            sides[side].lists["msgs"].append(compile_pattern(val or "", negative="not_msg" in base))
+            mode_mask.add(side)
+        elif base == "test_jited=":
             if not arches:
-                raise SpecError("__jited used before __arch_*")
+                raise SpecError(f"__{'unpriv_' if unpriv else ''}jited used before __arch_*")
             if collect_jit:
-                _push_disasm(msg, "jited", st.jited, st)
-                priv_mode = True
-        elif (msg := _dynamic(s, TEST_JITED_UNPRIV)) is not None:
-            if not arches:
-                raise SpecError("__unpriv_jited used before __arch_*")
-            if collect_jit:
-                _push_disasm(msg, "jited_unpriv", st.jited_unpriv, st)
-                unpriv_mode = True
-        elif (msg := _dynamic(s, TEST_XLATED)) is not None:
-            _push_disasm(msg, "xlated", st.xlated, st)
-            priv_mode = True
-        elif (msg := _dynamic(s, TEST_XLATED_UNPRIV)) is not None:
-            _push_disasm(msg, "xlated_unpriv", st.xlated_unpriv, st)
-            unpriv_mode = True
-        elif s.startswith(TEST_RETVAL):
-            priv_retval, priv_mode = parse_retval(s[len(TEST_RETVAL):], "__retval"), True
-        elif s.startswith(TEST_RETVAL_UNPRIV):
-            unpriv_retval = parse_retval(s[len(TEST_RETVAL_UNPRIV):], "__retval_unpriv")
-            unpriv_mode, has_unpriv_retval = True, True
-        elif s.startswith(TEST_LOG_LEVEL):
-            log_level = parse_int(s[len(TEST_LOG_LEVEL):], "test log level")
-        elif s.startswith(TEST_PROG_FLAGS):
-            val = s[len(TEST_PROG_FLAGS):]
-            clear = val.startswith("!")
-            val = val[1:] if clear else val
-            flag = PROG_FLAGS[val] if val in PROG_FLAGS else parse_int(val, "test prog flags")
+                sides[side].push_disasm("jited", val or "")
+                mode_mask.add(side)
+        elif base == "test_expect_xlated=":
+            sides[side].push_disasm("xlated", val or "")
+            mode_mask.add(side)
+        elif base in ("test_expect_stderr=", "test_expect_stdout="):
+            sides[side].push_disasm(base[len("test_expect_"):-1], val or "")  # no mode of its own
+        elif base == "test_retval=":
+            what = "__retval_unpriv" if unpriv else "__retval"
+            retval[side] = dialect.retvals[val] if val in dialect.retvals else parse_int(val or "", what)
+            mode_mask.add(side)
+            has_unpriv_retval |= unpriv
+        elif tag == "test_log_level=":
+            log_level = parse_int(val or "", "test log level")
+        elif tag == "test_prog_flags=":
+            clear = (val or "").startswith("!")
+            name = (val or "")[1:] if clear else (val or "")
+            flag = PROG_FLAGS[name] if name in PROG_FLAGS else parse_int(name, "test prog flags")
             if clear:
                 flags_cleared, flags_set = flags_cleared | flag, flags_set & ~flag
             else:
                 flags_set, flags_cleared = flags_set | flag, flags_cleared & ~flag
-        elif s.startswith(TEST_ARCH):
-            val = s[len(TEST_ARCH):]
-            if val not in ARCHES:
+        elif tag == "test_arch=":
+            if val not in dialect.arches:
                 raise SpecError(f"bad arch spec: '{val}'")
-            arches.append(ARCHES[val])
-            collect_jit = ARCHES[val] == arch
-            st.next_line["jited"] = st.next_line["jited_unpriv"] = True
-        elif s.startswith(TEST_BTF_PATH):
-            btf_path = s[len(TEST_BTF_PATH):]
-    modes = tuple(m for m, on in ((PRIV, priv_mode), (UNPRIV, unpriv_mode)) if on) or (PRIV,)
+            arches.append(ARCH_NAMES[val])
+            collect_jit = ARCH_NAMES[val] == arch
+            sides[PRIV].next_line["jited"] = sides[UNPRIV].next_line["jited"] = True
+        elif tag == "test_btf_path=":
+            btf_path = val
+        elif tag == "test_btf_func_path=":
+            btf_func_path = val
+        elif tag == "test_caps_unpriv=":
+            caps |= parse_caps(val or "")
+            mode_mask.add(UNPRIV)
+        elif tag == "load_mode=":
+            if val not in (JITED_MODE, NO_JITED_MODE):
+                raise SpecError(f"bad load spec: '{val}'")
+            load_mode = val
+        elif tag == "test_linear_size=":
+            if prog_type is not None and prog_type not in LINEAR_SIZE_TYPES:
+                raise SpecError("__linear_size for unsupported program type")
+            linear_size = parse_int(val or "", "test linear size")
+    modes = tuple(m for m in MODES if m in mode_mask) or (PRIV,)
     description = description if description is not None else prog_name
-    priv = SubSpec(description, priv_fail, tuple(st.msgs), tuple(st.xlated), tuple(st.jited), priv_retval)
-    unpriv = SubSpec(
+    p = sides[PRIV].lists
+    priv = SubSpec(description, fail[PRIV], tuple(p["msgs"]), tuple(p["xlated"]), tuple(p["jited"]), retval[PRIV],
+                   tuple(p["stderr"]), tuple(p["stdout"]), 0, dialect.pointer_value)
+    u = sides[UNPRIV].lists
+    unpriv_spec = SubSpec(
         description + UNPRIV_SUFFIX,
-        unpriv_fail if has_unpriv_result else priv_fail,
-        tuple(st.msgs_unpriv) or priv.msgs,
-        tuple(st.xlated_unpriv) or priv.xlated,
-        tuple(st.jited_unpriv) or priv.jited,
-        unpriv_retval if has_unpriv_retval else priv_retval,
+        fail[UNPRIV] if has_unpriv_result else fail[PRIV],
+        tuple(u["msgs"]) or priv.msgs, tuple(u["xlated"]) or priv.xlated, tuple(u["jited"]) or priv.jited,
+        retval[UNPRIV] if has_unpriv_retval else retval[PRIV],
+        tuple(u["stderr"]) or priv.stderr, tuple(u["stdout"]) or priv.stdout, caps, dialect.pointer_value,
     )
-    return TestSpec(prog_name, section, description, priv, unpriv, modes, auxiliary, log_level, flags_set,
-                    flags_cleared, tuple(dict.fromkeys(arches)), btf_path)
+    return TestSpec(prog_name, section, description, priv, unpriv_spec, modes, auxiliary, log_level, flags_set,
+                    flags_cleared, tuple(dict.fromkeys(arches)), btf_path, unknown_tags=tuple(unknown),
+                    btf_func_path=btf_func_path, load_mode=load_mode, linear_size=linear_size, dialect=dialect.name)
 
 
-def spec_for(btf: Btf | None, prog_name: str, *, section: str = "", arch: str = "x86_64") -> TestSpec:
+def spec_for(btf: Btf | None, prog_name: str, *, section: str = "", arch: str = "x86_64",
+             dialect: Dialect = LINUX_6_12, prog_type: int | None = None) -> TestSpec:
     """The spec of program `prog_name` from an object's BTF: the DECL_TAGs on its FUNC, in BTF order."""
     if btf is None:
-        return TestSpec(prog_name, section, prog_name, modes=(), error="BPF object has no BTF")
+        return TestSpec(prog_name, section, prog_name, modes=(), error="BPF object has no BTF", dialect=dialect.name)
     func = btf.find(prog_name, FUNC)
     if func is None:
         return TestSpec(prog_name, section, prog_name, modes=(),
-                        error=f"failed to find FUNC BTF type for '{prog_name}'")
-    return parse_spec(btf.decl_tags(func.id), prog_name, section=section, arch=arch)
+                        error=f"failed to find FUNC BTF type for '{prog_name}'", dialect=dialect.name)
+    return parse_spec(btf.decl_tags(func.id), prog_name, section=section, arch=arch, dialect=dialect,
+                      prog_type=prog_type)

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.selftests.btf import BTFError
+from harness.selftests.dialect import LINUX_6_12, Dialect
 from harness.selftests.discover import Skeleton
 from harness.selftests.elf import BpfObject, BtfMap
+from harness.selftests.preexec import MapWrite, PreExecutionError, plan
 from harness.selftests.spec import PRIV, UNPRIV, UNPRIV_DROP_CAPS, Reason, TestSpec, spec_for
 from harness.selftests.testmod import Testmod
 
@@ -28,10 +30,23 @@ UNPRIV_CAPABLE_MAPS = frozenset({
 })
 UNPRIV_CAPABLE_HASH_MAPS = frozenset({1, 5, 13})  # HASH, PERCPU_HASH, HASH_OF_MAPS
 BPF_F_ZERO_SEED = 1 << 6
-# test_loader attaches every struct_ops map of the object (bpf_map__attach_struct_ops) before a test run, and only
-# then: a subtest that only loads is judged on bpf_object__load, struct_ops programs included.
-STRUCT_OPS = Reason("struct_ops program", "a test run needs the object's struct_ops maps attached first "
-                                          "(bpf_map__attach_struct_ops)")
+BPF_MAP_TYPE_STRUCT_OPS = 26
+# enum bpf_prog_type by libbpf's section names, for __linear_size's check (SCHED_CLS, SCHED_ACT, CGROUP_SKB; the
+# others only need to be "another type"). A section not listed is not known: __linear_size is then accepted.
+_SECTION_TYPES = (("tc", 3), ("tcx/", 3), ("classifier", 3), ("netkit/", 3), ("action", 4), ("cgroup_skb/", 8),
+                  ("cgroup/skb", 8), ("socket", 1), ("xdp", 6), ("kprobe", 2), ("tracepoint", 5), ("tp/", 5),
+                  ("raw_tp", 17), ("fentry", 26), ("fexit", 26), ("lsm", 29), ("syscall", 31), ("struct_ops", 27),
+                  ("cgroup/", 0), ("sk_", 0), ("sockops", 13), ("flow_dissector", 22), ("iter", 26), ("tp_btf", 26))
+
+
+def prog_type_of(section: str) -> int | None:
+    """The program type libbpf gives a section name (enough of it for __linear_size), None when not known."""
+    name = section.lstrip("?")
+    for prefix, ptype in sorted(_SECTION_TYPES, key=lambda x: -len(x[0])):
+        if name == prefix.rstrip("/") or name.startswith(prefix if prefix.endswith("/") else (prefix, prefix + "/",
+                                                                                                prefix + ".")):
+            return ptype
+    return None
 
 
 def unpriv_capable(m: BtfMap) -> bool:
@@ -56,6 +71,9 @@ class Subtest:
     drop_caps: tuple[str, ...]
     no_autocreate_maps: tuple[str, ...] = ()  # unpriv: maps test_loader does not create (not unpriv-capable)
     btf_path: str | None = None
+    pre_execution: tuple[MapWrite, ...] = ()  # what the file's pre-execution callback writes before a test run
+    pre_execution_error: str | None = None  # its callback, when the harness cannot do what it does
+    struct_ops_maps: tuple[str, ...] = ()  # attached (bpf_map__attach_struct_ops) before a test run
 
     @property
     def prog_name(self) -> str:
@@ -77,6 +95,21 @@ class FileSpecs:
     error: str | None = None
     compile_error: bool = False
     reasons: tuple[Reason, ...] = field(default=())  # what every program of the file needs
+    pre_execution: tuple[MapWrite, ...] = ()
+    pre_execution_error: str | None = None
+    struct_ops_maps: tuple[str, ...] = ()
+    dialect: Dialect = LINUX_6_12
+    helpers: dict[int, str] = field(default_factory=dict)  # helper id -> name, for the xlated disassembly
+    btf_objects: dict[str, Path] = field(default_factory=dict)  # __btf_path/__btf_func_path file -> built object
+    btf_errors: dict[str, str] = field(default_factory=dict)  # ... or why it could not be built
+
+    def btf_files(self) -> list[str]:
+        """The custom BTF files the specs name (progs/<stem>.c builds <stem>.bpf.o)."""
+        return list(dict.fromkeys(p for s in self.specs for p in (s.btf_path, s.btf_func_path) if p))
+
+    def invalid(self) -> list[TestSpec]:
+        """The programs test_loader cannot parse a spec of: each fails its file's test, with no subtest."""
+        return [s for s in self.specs if not s.valid]
 
     @property
     def name(self) -> str:
@@ -103,15 +136,17 @@ class FileSpecs:
             drop += tuple(c for c in UNPRIV_DROP_CAPS if c not in drop)
         no_create = tuple(m.name for m in self.maps if not unpriv_capable(m)) if mode == UNPRIV else ()
         name = spec.subspec(mode).name
+        struct_ops = tuple(m for m in self.struct_ops_maps if m not in no_create)
         return Subtest(self.name, name, mode, effective, (spec.prog_name, *(a.prog_name for a in aux)), drop,
-                       no_create, spec.btf_path)
+                       no_create, spec.btf_path, self.pre_execution, self.pre_execution_error, struct_ops)
 
 
 def load_file(skeleton: Skeleton, obj_path: Path, testmod: Testmod | None = None, *,
-              arch: str = "x86_64") -> FileSpecs:
-    """Read a compiled file's programs and specs, with the reasons this harness cannot run some of them:
-    __btf_path, bpf_testmod (its kfuncs, struct_ops types or attach targets, or a RUN_TESTS test_progs guards with
-    env.has_testmod); for test runs only, a verifier.c pre-execution callback and an object with struct_ops maps."""
+              arch: str = "x86_64", dialect: Dialect = LINUX_6_12, tree: Path | None = None) -> FileSpecs:
+    """Read a compiled file's programs and their specs as the tree's test_loader (`dialect`) reads them, with the
+    reasons this harness cannot run some of them (bpf_testmod: its kfuncs, struct_ops types or attach targets, or a
+    RUN_TESTS test_progs guards with env.has_testmod), the pre-execution callback's map writes (read from `tree`'s
+    verifier.c) and the struct_ops maps a test run attaches first."""
     try:
         obj = BpfObject.read(obj_path)
         programs = obj.programs
@@ -126,24 +161,27 @@ def load_file(skeleton: Skeleton, obj_path: Path, testmod: Testmod | None = None
     if "env.has_testmod" in skeleton.guards and not file_reasons:
         file_reasons.append(Reason("bpf_testmod", f"test_progs runs it only with bpf_testmod.ko loaded "
                                                   f"(env.has_testmod, {skeleton.where})"))
-    struct_ops = bool(obj.struct_ops_maps()) or any(p.is_struct_ops for p in programs)
+    writes: tuple[MapWrite, ...] = ()
+    pre_error = None
+    if skeleton.pre_execution:
+        try:
+            writes = plan(tree, skeleton.pre_execution) if tree is not None else ()
+            if tree is None:
+                pre_error = f"{skeleton.pre_execution}: the tree it is in is not known"
+        except PreExecutionError as e:
+            pre_error = str(e)
+    struct_ops = tuple(name for name, _type in obj.struct_ops_maps())
+    # every map test_loader sets autocreate on: the .maps ones and the struct_ops ones (never unpriv-capable)
+    maps = (*obj.maps(), *(BtfMap(name, BPF_MAP_TYPE_STRUCT_OPS, 0) for name in struct_ops))
     specs = []
     for prog in programs:
-        spec = spec_for(btf, prog.name, section=prog.section, arch=arch).with_unsupported(*file_reasons)
-        if struct_ops:
-            spec = spec.with_unsupported(STRUCT_OPS, execution=True)
+        spec = spec_for(btf, prog.name, section=prog.section, arch=arch, dialect=dialect,
+                        prog_type=prog_type_of(prog.sec_name)).with_unsupported(*file_reasons)
         if testmod is not None and (needs := testmod.program_needs(prog)):
             spec = spec.with_unsupported(Reason("bpf_testmod", "needs bpf_testmod.ko: " + ", ".join(needs)))
-        if spec.btf_path is not None:
-            spec = spec.with_unsupported(Reason("__btf_path", f"loads with a custom BTF {spec.btf_path}, a file "
-                                                              "the selftests build"))
-        if skeleton.pre_execution:
-            maps = ", ".join(skeleton.pre_execution_maps) or "maps"
-            spec = spec.with_unsupported(
-                Reason("pre-execution callback", f"{skeleton.pre_execution} fills {maps} before the test run"),
-                execution=True)
         specs.append(spec)
-    return FileSpecs(skeleton, obj_path, tuple(specs), tuple(obj.maps()), reasons=tuple(file_reasons))
+    return FileSpecs(skeleton, obj_path, tuple(specs), maps, reasons=tuple(file_reasons), pre_execution=writes,
+                     pre_execution_error=pre_error, struct_ops_maps=struct_ops, dialect=dialect)
 
 
-__all__ = ["PRIV", "UNPRIV", "FileSpecs", "Subtest", "load_file", "unpriv_capable"]
+__all__ = ["PRIV", "UNPRIV", "FileSpecs", "Subtest", "load_file", "prog_type_of", "unpriv_capable"]

@@ -98,3 +98,65 @@ def pytest_configure(config):
     result = pytester.runpytest("--collect-only", "-q", str(progs / "verifier_x.c"), str(progs / "foo_block.c"))
     result.stdout.fnmatch_lines(["*verifier_x.c::verifier_x_prog", "*verifier_x.c::verifier_x_prog[[]unpriv[]]",
                                  "*verifier_x.c::verifier_x_bad", "*foo_block.c::foo_block", "4 tests collected*"])
+
+
+INVALID_AND_UNKNOWN = """\
+#define SEC(name) __attribute__((section(name), used))
+#define TAG(text) __attribute__((btf_decl_tag(text)))
+
+SEC("socket") TAG("comment:test_expect_success") TAG("comment:test_prog_flags=BPF_F_NO_SUCH_FLAG")
+int bad_flag(void *ctx) { return 0; }
+
+SEC("socket") TAG("comment:test_expect_success") TAG("comment:test_arch=MIPS")
+int bad_arch(void *ctx) { return 0; }
+
+SEC("socket") TAG("comment:test_expect_success") TAG("comment:test_jited=0=  endbr64")
+int jited_first(void *ctx) { return 0; }
+
+SEC("socket") TAG("comment:test_expect_success") TAG("comment:test_expect_msg=0={{[0-9}}")
+int bad_regex(void *ctx) { return 0; }
+
+SEC("socket") TAG("comment:test_expect_success") TAG("comment:test_skip")
+int unknown_tag(void *ctx) { return 0; }
+
+char _license[] SEC("license") = "GPL";
+"""
+
+
+@needs_clang
+def test_an_invalid_spec_is_a_failing_item_and_an_unknown_tag_a_subtest_without_verdict(
+        pytester: pytest.Pytester) -> None:
+    """Was: a program with a bad __flag, arch or regex, or __jited before __arch_*, got no item at all (test_loader
+    fails its test); a tag nobody parses was dropped in silence."""
+    tmp_path = pytester.path
+    tree = make_tree(tmp_path)
+    (tree / BPF / "progs/verifier_x.c").write_text(INVALID_AND_UNKNOWN)
+    pytester.makeconftest(f"""
+from pathlib import Path
+from harness.selftests.collect import KERNEL, KernelForSelftests
+
+def pytest_configure(config):
+    config.stash[KERNEL] = lambda: KernelForSelftests(Path({str(vmlinux_h(tmp_path))!r}), "toy",
+                                                      Path({str(tmp_path / 'cache')!r}))
+""")
+    path = str(tree / BPF / "progs/verifier_x.c")
+    items, _ = pytester.inline_genitems(path)
+    assert [i.name for i in items] == ["bad_flag [invalid spec]", "bad_arch [invalid spec]",
+                                       "jited_first [invalid spec]", "bad_regex [invalid spec]", "unknown_tag"]
+    failures = []
+    for item in items[:4]:  # they need no machine: the spec alone fails them
+        with pytest.raises(pytest.fail.Exception) as e:
+            item.runtest()
+        failures.append(str(e.value))
+        assert ("failure", "invalid_spec") in item.user_properties
+    assert "bad_flag: can't parse test spec for program 'bad_flag': failed to parse test prog flags" in failures[0]
+    assert "bad arch spec: 'MIPS'" in failures[1] and "__jited used before __arch_*" in failures[2]
+    assert "Regexp compilation error" in failures[3]
+    # the unknown tag's subtest is judged before anything loads: no verdict, naming the tag
+    from harness.selftests.dialect import of_tree
+    from harness.selftests.judge import ERROR, precheck
+    from harness.selftests.spec import PRIV, parse_spec
+
+    spec = parse_spec(["comment:test_expect_success", "comment:test_skip"], "unknown_tag", dialect=of_tree(tree))
+    status, reason = precheck(spec, PRIV)
+    assert status == ERROR and "unknown tag 'test_skip'" in reason and "6.12" in reason

@@ -8,9 +8,12 @@ import dataclasses
 
 import pytest
 
+from harness.selftests.dialect import LINUX_6_12, LINUX_7_3
 from harness.selftests.evidence import KernelEvidence, map_type_enum, map_type_guards, read_config
 from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, GuestTraits, judge, precheck, program_log, should_execute
-from harness.selftests.spec import POINTER_VALUE, PRIV, UNPRIV, Reason, parse_spec
+from harness.selftests.spec import PRIV, UNPRIV, Reason, parse_spec
+
+POINTER_VALUE = LINUX_6_12.pointer_value
 
 T = "comment:"
 
@@ -83,7 +86,7 @@ def test_any_alignment_on_a_machine_without_efficient_unaligned_access() -> None
 def test_retval_needs_a_test_run_and_is_compared_as_a_c_int() -> None:
     s = spec("test_expect_success", "test_retval=0xabcdef12")
     status, reason = judge(s, PRIV, loaded())
-    assert status == SKIP and "needs BPF_PROG_TEST_RUN" in reason  # never a pass without the run
+    assert status == ERROR and "needs BPF_PROG_TEST_RUN" in reason  # never a pass without the run
     assert judge(s, PRIV, loaded(), {"retval": 0xABCDEF12})[0] == PASS
     status, reason = judge(s, PRIV, loaded(), {"retval": 7})
     assert status == FAIL and reason == f"Unexpected retval: 7 != {0xABCDEF12 - (1 << 32)}"
@@ -95,13 +98,10 @@ def test_retval_needs_a_test_run_and_is_compared_as_a_c_int() -> None:
 
 
 def test_unsupported_and_other_arch_skip_before_anything_loads() -> None:
-    xl = spec("test_expect_success", "test_expect_xlated=0=r0 = 0")
-    status, reason = judge(xl, PRIV, loaded())
-    assert status == SKIP and reason.startswith("unsupported: __xlated")
     tm = spec().with_unsupported(Reason("bpf_testmod", "kfunc bpf_kfunc_call_test_acquire"))
     assert judge(tm, PRIV, None) == (SKIP, "unsupported: bpf_testmod (kfunc bpf_kfunc_call_test_acquire)")
     arm = spec("test_arch=ARM64")
-    assert judge(arm, PRIV, None)[0] == SKIP and "arm64" in judge(arm, PRIV, None)[1]
+    assert judge(arm, PRIV, None)[0] == SKIP and "aarch64" in judge(arm, PRIV, None)[1]
     ex = spec("test_retval=0").with_unsupported(Reason("pre-execution callback", "init maps"), execution=True)
     status, reason = judge(ex, PRIV, loaded(), {"retval": 0})
     assert status == SKIP and "pre-execution callback" in reason
@@ -200,3 +200,55 @@ def test_a_test_run_without_a_retval_is_no_verdict() -> None:
     s = spec("test_retval=0")
     assert judge(s, PRIV, loaded(), {"errno": 0})[0] == ERROR
     assert judge(s, PRIV, loaded(), {"errno": 0, "retval": 0})[0] == PASS
+
+
+def with_dumps(log: str = "processed 2 insns", **prog):
+    return {"ok": True, "loaded": True, "errno": 0, "verifier_log": log, "libbpf_log": [],
+            "programs": [{"name": "prog", "autoload": True, **prog}]}
+
+
+def test_xlated_and_jited_are_judged_after_the_load_and_the_messages() -> None:
+    """Was: every __xlated/__jited subtest was a skip before it was loaded ("unsupported")."""
+    s = spec("test_expect_success", "test_expect_xlated=0=r0 = 0", "test_expect_xlated=1=exit")
+    assert judge(s, PRIV, with_dumps(xlated_text="0: r0 = 0\n1: exit\n"))[0] == PASS
+    status, reason = judge(s, PRIV, with_dumps(xlated_text="0: r0 = 1\n1: exit\n"))
+    assert status == FAIL and reason.startswith("expect_xlated") and "EXPECTED   SUBSTR: 'r0 = 0'" in reason
+    status, reason = judge(s, PRIV, with_dumps(xlated_text="0: r0 = 0\n1: r1 = 1\n2: exit\n"))
+    assert status == FAIL and "WRONG LINE" in reason  # the next pattern must be on the next line
+    assert judge(s, PRIV, with_dumps(xlated_error="Permission denied (errno 13)"))[0] == FAIL
+    assert judge(s, PRIV, with_dumps())[0] == ERROR  # nothing fetched: no verdict
+    # the load and its messages come first
+    s2 = spec("test_expect_success", "test_expect_msg=0=never", "test_expect_xlated=1=r0 = 0")
+    assert judge(s2, PRIV, with_dumps(xlated_text="0: r0 = 0\n"))[1].startswith("expect_msg")
+    j = spec("test_expect_success", "test_arch=X86_64", "test_jited=0=\tendbr64", "test_jited=1=\tnopl")
+    jited = "func #0:\n0:\tf3 0f 1e fa                         \tendbr64\n4:\t0f 1f 44 00 00 \tnopl\t(%rax,%rax)\n"
+    assert judge(j, PRIV, with_dumps(jited_text=jited))[0] == PASS
+    status, reason = judge(j, PRIV, with_dumps(jited_unsupported="no libLLVM"))
+    assert status == SKIP and "disassembly is not supported" in reason  # test_loader's own skip without LLVM
+
+
+def test_the_test_run_then_its_streams() -> None:
+    s = spec("test_expect_success", "test_retval=0")
+    assert judge(s, PRIV, loaded(), {"setup_error": "pre_execution_cb failed: Error while updating map"}) == (
+        FAIL, "pre_execution_cb failed: Error while updating map")
+    assert judge(s, PRIV, loaded(), {"setup_error": "bpf_map__attach_struct_ops failed for map ops: err=-22"})[0] \
+        == FAIL
+    s73 = parse_spec(["comment:0:test_expect_success", "comment:1:test_retval=0", "comment:2:test_expect_stderr=oops",
+                      "comment:3:test_expect_stdout=hello"], "prog", dialect=LINUX_7_3)
+    ok = {"errno": 0, "retval": 0, "streams": {"stderr": {"ret": 5, "text": "oops\n"},
+                                                "stdout": {"ret": 6, "text": "hello\n"}}}
+    assert judge(s73, PRIV, loaded(), ok)[0] == PASS
+    empty = {**ok, "streams": {**ok["streams"], "stderr": {"ret": 0, "text": ""}}}
+    assert judge(s73, PRIV, loaded(), empty)[1].startswith("expect_stderr")
+    wrong = {**ok, "streams": {**ok["streams"], "stdout": {"ret": 3, "text": "bye"}}}
+    assert judge(s73, PRIV, loaded(), wrong)[1].startswith("expect_stdout")
+    assert judge(s73, PRIV, loaded(), {"errno": 0, "retval": 0})[0] == ERROR  # streams not read: no verdict
+
+
+def test_load_if_jited_and_unknown_tags() -> None:
+    s = parse_spec(["comment:0:load_mode=jited"], "prog", dialect=LINUX_7_3)
+    assert precheck(s, PRIV, GuestTraits(jit_enabled=True)) is None
+    assert precheck(s, PRIV, GuestTraits(jit_enabled=False))[0] == SKIP
+    u = parse_spec(["comment:0:test_expect_success", "comment:1:test_log_always"], "prog", dialect=LINUX_7_3)
+    status, reason = judge(u, PRIV, loaded())
+    assert status == ERROR and "unknown tag 'test_log_always'" in reason

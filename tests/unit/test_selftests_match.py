@@ -1,29 +1,29 @@
 # SPDX-License-Identifier: GPL-2.0
-"""harness.selftests.match: test_loader's message patterns (verbatim text with {{POSIX ERE}} parts) translated
-to Python and matched on a log the way validate_msgs() does."""
+"""harness.selftests.match: test_loader's message patterns (verbatim text with {{POSIX ERE}} parts) compiled by
+libc's regcomp() and matched on a log the way validate_msgs() does."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.selftests.match import PatternError, compile_pattern, match_in_order, split_pattern, translate_ere
+from harness.selftests.match import PatternError, compile_pattern, match_in_order, regex_source
 
 
 def m(pattern: str, log: str) -> tuple[int, int] | None:
-    return compile_pattern(pattern).find(log, 0)
+    return compile_pattern(pattern).find(log.encode(), 0)
 
 
 def test_plain_text_is_a_substring_even_with_regex_characters() -> None:
     p = compile_pattern("R0 min value is outside (of) the allowed [memory] range.*")
     assert not p.is_regex
-    assert p.find("x R0 min value is outside (of) the allowed [memory] range.* y", 0) == (2, 59)
+    assert p.find(b"x R0 min value is outside (of) the allowed [memory] range.* y", 0) == (2, 59)
 
 
 def test_verbatim_parts_of_a_regex_are_escaped() -> None:
     p = compile_pattern("r1 = *(u64 *)(r10 -8) {{.*}} R1_w=scalar(id=1)")
-    assert p.is_regex
-    assert p.find("5: (79) r1 = *(u64 *)(r10 -8) ; frame1: R1_w=scalar(id=1)", 0) is not None
-    assert p.find("5: (79) r1 = *(u64 X)(r10 -8) ; R1_w=scalar(id=1)", 0) is None
+    assert p.is_regex and p.source == rb"r1 = \*\(u64 \*\)\(r10 -8\) .* R1_w=scalar\(id=1\)"
+    assert p.find(b"5: (79) r1 = *(u64 *)(r10 -8) ; frame1: R1_w=scalar(id=1)", 0) is not None
+    assert p.find(b"5: (79) r1 = *(u64 X)(r10 -8) ; R1_w=scalar(id=1)", 0) is None
     assert m("a.b{{x}}", "aXbx") is None and m("a.b{{x}}", "a.bx") == (0, 4)
 
 
@@ -51,8 +51,11 @@ def test_reg_newline_dot_and_negated_brackets_stop_at_a_newline() -> None:
 
 
 def test_posix_takes_the_longest_of_the_leftmost_matches() -> None:
-    assert m("{{a|ab}}", "xxabc") == (2, 4)  # Python's first alternative would stop at 3
+    """Was an emulation for '|' only; now regexec() itself: leftmost-longest for every construct."""
+    assert m("{{a|ab}}", "xxabc") == (2, 4)
     assert m("{{(a|ab)(c|bcd)}}", "abcd") == (0, 4)
+    assert m("{{(a|ab)(c|bcd)(d*)}}", "abcd") == (0, 4)
+    assert m("{{x*(y|yz)?}}", "xxyz") == (0, 4)
 
 
 def test_messages_match_in_order_each_search_starting_where_the_last_match_ended() -> None:
@@ -84,24 +87,33 @@ def test_on_next_line_patterns_must_follow_line_by_line() -> None:
     assert match_in_order(log, relaxed) is None
 
 
+def test_negative_patterns_hold_between_their_neighbours() -> None:
+    """7.3's __not_msg: a negative pattern between two positive ones must not match in the span between them."""
+    log = "alpha\nforbidden\nbeta\nforbidden again\n"
+    not_ = compile_pattern("forbidden", negative=True)
+    pats = [compile_pattern("alpha"), not_, compile_pattern("beta")]
+    miss = match_in_order(log, pats)
+    assert miss is not None and miss.index == 1 and "UNEXPECTED SUBSTR: 'forbidden'" in miss.describe(pats)
+    pats = [compile_pattern("beta"), compile_pattern("forbidden again", negative=True)]
+    assert match_in_order(log, pats).index == 1  # to the log's end after the last positive
+    pats = [compile_pattern("forbidden"), compile_pattern("alpha", negative=True), compile_pattern("beta")]
+    assert match_in_order(log, pats) is None  # "alpha" is before the span
+    # test_loader searches every negative pattern of a run with the run's first one
+    pats = [compile_pattern("alpha"), compile_pattern("nothing", negative=True), compile_pattern("forbidden",
+                                                                                              negative=True)]
+    assert match_in_order(log, pats) is None
+
+
 def test_split_and_its_limits() -> None:
-    assert split_pattern("a{{b}}c") == [(True, "a"), (False, "b"), (True, "c")]
-    assert split_pattern("{{x}}") == [(False, "x")]
+    assert regex_source("a{{b}}c") == b"abc" and regex_source("a.{{b.}}") == b"a\\.b."
     with pytest.raises(PatternError, match="no closing"):
         compile_pattern("a{{b")
     with pytest.raises(PatternError, match="too long"):
         compile_pattern("{{x}}" + "(" * 128)  # each escaped "(" takes two bytes of the 256
-    assert compile_pattern("{{x}}" + "(" * 120).is_regex
-    assert split_pattern("}}{{a}}") == [(True, "}}"), (False, "a")]  # "}}" outside a regex is text
+    assert regex_source("}}{{a}}") == b"\\}\\}a"  # "}}" outside a regex is text
 
 
-@pytest.mark.parametrize("ere", ["[[:nope:]]", "a{x}", "[abc", "a\\", "*a"])
-def test_regexes_regcomp_would_refuse(ere: str) -> None:
-    with pytest.raises(PatternError):
+@pytest.mark.parametrize("ere", ["[[:nope:]]", "a{x", "[abc", "a\\", "(a"])
+def test_regexes_regcomp_refuses(ere: str) -> None:
+    with pytest.raises(PatternError, match="Regexp compilation error"):
         compile_pattern("{{" + ere + "}}")
-
-
-def test_translation_of_brackets() -> None:
-    assert translate_ere("[]a]")[0] == "[\\]a]"
-    assert translate_ere("[^]a-]")[0] == "[^\\]a\\-\\n]"
-    assert translate_ere("[a-z]")[0] == "[a-z]"

@@ -16,7 +16,7 @@ from harness.selftests.btf import FUNC
 from harness.selftests.discover import Skeleton
 from harness.selftests.elf import BpfObject, ElfError
 from harness.selftests.spec import PRIV, UNPRIV, spec_for
-from harness.selftests.suite import STRUCT_OPS, load_file
+from harness.selftests.suite import load_file
 
 needs_clang = pytest.mark.skipif(not any(shutil.which(c) for c in CLANG_CANDIDATES), reason="no clang-16..19")
 
@@ -154,13 +154,18 @@ def test_externs_maps_and_struct_ops(scratch: BpfObject) -> None:
 
 
 @needs_clang
-def test_an_object_with_struct_ops_maps_loads_but_does_not_test_run(scratch: BpfObject) -> None:
-    """test_loader attaches an object's struct_ops maps only before a test run: a struct_ops program's load is
-    judged like any other (test_progs passes verifier_global_subprogs' arg_tag_ctx_struct_ops on the default
-    kernel, tests/data/selftests-compare-6.12.117), while a __retval of any program of the object is a skip."""
+def test_an_object_with_struct_ops_maps_attaches_them_before_a_test_run(scratch: BpfObject) -> None:
+    """test_loader attaches an object's struct_ops maps only before a test run (was: a __retval of any program of
+    such an object was a skip); an unprivileged subtest does not create them (not unpriv-capable), so it attaches
+    none."""
     fs = load_file(Skeleton("scratch", None, "run_tests", "prog_tests/scratch.c:1", "test_scratch"), scratch.path)
     assert [s.prog_name for s in fs.specs] == ["tc_b", "tc_a", "aux", "untagged", "ops_prog"]
-    assert all(s.unsupported == () and s.exec_unsupported == (STRUCT_OPS,) for s in fs.specs)
+    assert all(s.unsupported == () and s.exec_unsupported == () for s in fs.specs)
+    assert fs.struct_ops_maps == ("my_ops",)
+    subs = {(s.prog_name, s.mode): s for s in fs.subtests()}
+    assert subs[("tc_b", PRIV)].struct_ops_maps == ("my_ops",)
+    unpriv = [s for s in subs.values() if s.mode == UNPRIV]
+    assert unpriv and all(s.struct_ops_maps == () and "my_ops" in s.no_autocreate_maps for s in unpriv)
 
 
 @needs_clang
@@ -179,7 +184,7 @@ def test_specs_from_the_objects_btf(scratch: BpfObject) -> None:
     assert specs["aux"].auxiliary and specs["aux"].subtests == ()
     untagged = specs["untagged"]
     assert untagged.modes == (PRIV,) and not untagged.priv.expect_failure and not untagged.priv.msgs
-    assert specs["ops_prog"].arches == ("arm64",) and not specs["ops_prog"].runs_on("x86_64")
+    assert specs["ops_prog"].arches == ("aarch64",) and not specs["ops_prog"].runs_on("x86_64")
     assert spec_for(b, "helper").valid  # a .text FUNC has BTF too; it is simply not a program
     assert not spec_for(b, "no_such_prog").valid and not spec_for(None, "x").valid
     assert b.find("tc_a", FUNC) is not None

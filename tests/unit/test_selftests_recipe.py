@@ -175,7 +175,9 @@ def test_real_selftests_compile_and_parse(plain_source: Path, host_vmlinux_h: Pa
     assert aux and all(a in sub.autoload for sub in mixing.subtests() if sub.mode == PRIV
                        for a in (s.prog_name for s in mixing.auxiliaries(PRIV)))
 
-    assert rows["verifier_bitfield_write"]["unsupported_features"] == {"__btf_path": 4}
+    bitfield = files["verifier_bitfield_write"]
+    assert rows["verifier_bitfield_write"]["unsupported_features"] == {}  # __btf_path: its BTF object is built
+    assert list(bitfield.btf_objects) == ["btf__core_reloc_bitfields.bpf.o"] and not bitfield.btf_errors
     assert files["verifier_mtu"].skeleton.caps.disable == ("CAP_SYS_ADMIN", "CAP_PERFMON")
     assert rows["test_tp_btf_nullable"]["unsupported"] == 2 and rows["map_kptr_fail"]["unsupported"] == 20
     assert "kfunc bpf_kfunc_call_test_acquire" in str(files["map_kptr_fail"].specs[0].unsupported[0])
