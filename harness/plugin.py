@@ -22,6 +22,7 @@ __all__ = ["harness_cache_root", "kernel_options_from", "kernel_target"]  # for 
 
 PREPARED = pytest.StashKey[Prepared]()  # when the controller prepared the kernel
 CALL_FAILED = pytest.StashKey[bool]()  # the test's call phase failed (read by the vm fixture's teardown)
+CONSOLE_WATCH = pytest.StashKey[tuple]()  # (case session, console offset) of a scenario test, checked after its call
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,8 +51,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="a test (case) that holds its VM longer than this is stopped: its VM is killed, the test "
                      "is reported as a lost VM and the next test gets a fresh VM (default 300; 0: no limit)")
     g.addoption("--console-findings", default="fail", choices=("fail", "warn"),
-                help="a WARNING:/BUG:/Oops on the guest console during a case that otherwise passed: fail it "
-                     "(default) or only warn")
+                help="a WARNING:/BUG:/Oops on the guest console during a case, scenario test or selftest that "
+                     "otherwise passed: fail it (default) or only warn")
+    g.addoption("--selftests-record", metavar="DIR", help="write the guest agent's answers for each selftest subtest "
+                "as JSON under DIR (what tests/unit/test_selftests_compare.py replays)")
     g.addoption("--test-progs-timeout", type=float, default=1800.0, metavar="SECONDS",
                 help="prog_tests/*.c files: how long their test_progs run may take in the guest (default 1800)")
     g.addoption("--test-progs-verbose", action="store_true",
@@ -366,9 +369,35 @@ def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    if report.when == "call" and CONSOLE_WATCH in item.stash:
+        _console_verdict(item, report)
     if report.when == "call":
         item.stash[CALL_FAILED] = report.failed  # read by the vm fixture's teardown
     return report
+
+
+def _console_verdict(item: pytest.Item, report) -> None:
+    """A scenario test's console, read to a barrier after its call, as a case's: a kernel report fails a test that
+    passed (--console-findings warn: a warning), a console not read to the end gives it no pass."""
+    from harness.cases.run import check_console
+
+    session, start = item.stash[CONSOLE_WATCH]
+    check = None
+    unsure: str | None
+    try:
+        check = check_console(session, start)
+        unsure = check.unsure
+    except Exception as e:  # noqa: BLE001 - the machine went: the vm fixture says so; no pass on it
+        unsure = f"the console check itself failed: {e}"
+    if check is not None and check.findings:
+        item.user_properties.append(("kernel console", check.details()))
+        if item.config.getoption("--console-findings") == "warn":
+            item.user_properties.append(("warning", check.first + " (warn-only)"))
+        elif report.passed:
+            report.outcome, report.longrepr = "failed", f"{check.first}\n{check.details()}"
+    if unsure and report.passed:
+        report.outcome = "failed"
+        report.longrepr = f"NO VERDICT: the kernel console could not be read to the end of the test ({unsure})"
 
 
 @pytest.fixture
@@ -534,19 +563,29 @@ def case_objects(kernel_options):
     return path
 
 
+def _watch_console(request: pytest.FixtureRequest, session) -> None:
+    """A scenario test's console is judged after its call, from here (its first guest fixture) on."""
+    from harness.cases.run import console_start
+
+    if CONSOLE_WATCH not in request.node.stash:
+        request.node.stash[CONSOLE_WATCH] = (session, console_start(session.machine))
+
+
 @pytest.fixture
-def bpf(case_session, kernel_under_test, case_objects):
+def bpf(case_session, kernel_under_test, case_objects, request):
     """Compile, load and attach case programs in this worker's VM; everything is unloaded after the test."""
     from harness.cases.scenario import BPF
 
+    _watch_console(request, case_session)
     loader = BPF(case_session, kernel_under_test, case_objects)
     yield loader
     loader.close()
 
 
 @pytest.fixture
-def audit(case_session, kernel_under_test):
+def audit(case_session, kernel_under_test, request):
     """`with audit.capture() as recs:` collects the audit records the guest kernel emits inside the block."""
     from harness.cases.scenario import AuditCapture
 
+    _watch_console(request, case_session)
     return AuditCapture(case_session, kernel_under_test)

@@ -220,3 +220,15 @@ class SelftestOps:
         if ret < 0:
             return {"ret": -bpf.ct.get_errno() or ret, "text": ""}
         return {"ret": ret, "text": buf.raw[:ret].decode("utf-8", "backslashreplace")}
+
+    def op_kmsg(self, req: dict) -> dict:
+        """Write one line to /dev/kmsg (a console barrier: no shell is started for it)."""
+        text = arg(req, "text", str)
+        if "\n" in text or len(text) > 900:
+            raise BadRequest("argument 'text' must be one line of at most 900 characters")
+        fd = os.open("/dev/kmsg", os.O_WRONLY)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        return {}

@@ -35,7 +35,7 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
     if matrix:
         argv += ["--kernel-matrix", _abs(matrix)]
     if kernel_src:
-        argv += ["--kernel-src", _abs(kernel_src)]
+        argv += ["--kernel-src", _source(kernel_src)]
     if kernel_ref:
         argv += ["--kernel-ref", kernel_ref]
     if patches:
@@ -55,6 +55,16 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
     if cache_dir:
         argv += ["--harness-cache", _abs(cache_dir)]
     return argv + list(extra)
+
+
+def _source(kernel_src: Path | str) -> str:
+    """A --kernel-src for the inner run: a Debian line name (sources.toml; matched before a path) as it is, a path
+    made absolute (the inner pytest runs in the harness's repository)."""
+    from harness.kernel.debian import find_line
+
+    if isinstance(kernel_src, str) and find_line(kernel_src) is not None:
+        return kernel_src
+    return _abs(kernel_src)
 
 
 def _abs(path: Path | str) -> str:

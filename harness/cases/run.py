@@ -255,14 +255,48 @@ def unanswered(machine, timeout: float = 20.0) -> str | None:
     return None if rc == 0 else f"`true` exited {rc} in it"
 
 
+@dataclass(frozen=True)
+class ConsoleCheck:
+    """What the kernel console showed during a test, read to a barrier at its end: the reports found, and why the
+    console could not be read to the end (then no pass can be given)."""
+
+    findings: tuple[console.Finding, ...] = ()
+    unsure: str | None = None
+    console_log: Path | None = None
+
+    @property
+    def first(self) -> str:
+        f = self.findings[0]
+        return f"kernel reported {f.kind} during the test: {f.first_line}"
+
+    def details(self) -> str:
+        return console.summarize(self.findings)
+
+
+def console_start(machine) -> int | None:
+    """Where a test's console text starts (None: the machine has no console the harness reads, e.g. --target)."""
+    return len(machine.console_text()) if hasattr(machine, "console_text") else None
+
+
+def check_console(session: GuestSession, start: int | None, write=None) -> ConsoleCheck:
+    """The console since `start`, after a barrier line written to /dev/kmsg reached it: what a case, a scenario
+    test and a selftest subtest are all judged on besides their own verdict. `write(line)` writes the barrier
+    (default: a shell command through the session's agent)."""
+    if start is None:
+        return ConsoleCheck()
+    unsure = _console_barrier(session, start, write=write)
+    found = tuple(console.scan(session.machine.console_text()[start:]))
+    return ConsoleCheck(found, unsure, getattr(session.machine, "console_log", None))
+
+
 def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, log_dir: Path,
                           policy: str = "fail") -> None:
     if not hasattr(session.machine, "console_text"):
         return
-    unsure = _console_barrier(session, start)
-    found = console.scan(session.machine.console_text()[start:])
-    if found:
-        outcome.details.append(("kernel console during the case", console.summarize(found)))
+    check = check_console(session, start)
+    if check.findings:
+        found = check.findings
+        outcome.details.append(("kernel console during the case", check.details()))
         outcome.files["console log"] = session.machine.console_log
         if policy == "warn":
             outcome.warnings.append(f"kernel reported {found[0].kind} during the case (warn-only): "
@@ -270,21 +304,24 @@ def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, l
         elif outcome.status == "passed":
             outcome.status = "failed"
             outcome.summary = f"kernel reported {found[0].kind} during the case: {found[0].first_line}"
-    if unsure and outcome.status == "passed":
+    if check.unsure and outcome.status == "passed":
         # The console was not read to the case's end: a report still in flight would be missed here and land on
         # the next case. A pass cannot be given on that.
         outcome.status = "error"
-        outcome.summary = f"no verdict: the kernel console could not be read to the end of the case ({unsure})"
+        outcome.summary = f"no verdict: the kernel console could not be read to the end of the case ({check.unsure})"
         outcome.files["console log"] = session.machine.console_log
 
 
-def _console_barrier(session: GuestSession, start: int, timeout: float = 15.0) -> str | None:
+def _console_barrier(session: GuestSession, start: int, timeout: float = 15.0, write=None) -> str | None:
     """Wait until the console has caught up with the guest: a kernel report printed during the case may still be
     in the serial line's buffers when the case ends (seen under load), and must not leak into the next case.
     Returns why the console could not be trusted to be complete (None: it is)."""
     token = f"bah-console-barrier {uuid.uuid4().hex[:12]}"
     try:
-        session.shell(f"echo '<3>{token}' > /dev/kmsg", timeout=10)
+        if write is not None:
+            write(f"<3>{token}")
+        else:
+            session.shell(f"echo '<3>{token}' > /dev/kmsg", timeout=10)
     except (GuestCommandError, LostVMError) as e:
         return f"the barrier line could not be written to /dev/kmsg: {e}"
     deadline = time.monotonic() + timeout

@@ -460,7 +460,8 @@ def _selftests_list(ns: argparse.Namespace) -> int:
 
     layout = CacheLayout(ns.cache_dir or cache_root())
     tree, vmlinux_h = _selftests_inputs(ns, layout)
-    listing = run_list(tree, vmlinux_h, layout, ns.files, jobs=ns.jobs)
+    vmlinux = vmlinux_h.parent / "vmlinux" if ns.vmlinux_h is None else None  # a kernel entry: as the Makefile does
+    listing = run_list(tree, vmlinux_h, layout, ns.files, jobs=ns.jobs, vmlinux=vmlinux)
     sys.stdout.write(listing.table())
     if ns.json:
         try:

@@ -14,18 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases.compile import CompileResult, find_clang
+from harness.cases.compile import CompileResult
+from harness.cases.run import check_console, console_start
 from harness.errors import HarnessError
 from harness.selftests.build import compile_selftest, read_file_specs
 from harness.selftests.discover import SELFTESTS, Discovery, Skeleton, discover
 from harness.selftests.evidence import KernelEvidence
 from harness.selftests.evidence import from_kernel as evidence_from_kernel
 from harness.selftests.judge import failure_kind
-from harness.selftests.recipe import Recipe, build_recipe
+from harness.selftests.recipe import Recipe
 from harness.selftests.run import discovery_tree
 from harness.selftests.spec import UNPRIV
 from harness.selftests.suite import FileSpecs, Subtest
 from harness.selftests.testmod import Testmod
+from harness.selftests.vmlinux_h import recipe_for
 from harness.settings import CacheLayout
 
 UNPRIV_ITEM_SUFFIX = "[unpriv]"
@@ -106,8 +108,8 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def _recipe(tree: Path, vmlinux_h: Path, cache_root: Path) -> Recipe:
-    return build_recipe(tree, vmlinux_h, CacheLayout(cache_root), find_clang())
+def _recipe(tree: Path, vmlinux_h: Path, cache_root: Path, vmlinux: Path | None = None) -> Recipe:
+    return recipe_for(tree, vmlinux_h, CacheLayout(cache_root), vmlinux)
 
 
 @functools.cache
@@ -120,7 +122,7 @@ def compile_file(skel: Skeleton, kernel: KernelForSelftests) -> tuple[CompileRes
     assert skel.source is not None
     tree = discovery_tree(skel)
     with _lock:
-        recipe = _recipe(tree, kernel.vmlinux_h, kernel.cache_root)
+        recipe = _recipe(tree, kernel.vmlinux_h, kernel.cache_root, kernel.vmlinux)
     res = compile_selftest(skel.source, recipe, CacheLayout(kernel.cache_root).objects)
     if not res.ok or res.obj is None:
         return res, FileSpecs(skel, None, error=res.stderr or "compile failed", compile_error=True)
@@ -248,8 +250,16 @@ def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
         session = selftest_sessions(fs.skeleton)
         if session.mitigations_config != fs.dialect.mitigations_config:  # the tree's get_unpriv_disabled()
             session.mitigations_config, session._probe = fs.dialect.mitigations_config, None
+        start = console_start(session.machine)
         result = runner.run_subtest(session, fs, sub, kernel.evidence(discovery_tree(fs.skeleton)))
         props = request.node.user_properties
+        if result.status != "error" or result.load is not None:  # the machine is there: its console too
+            check = check_console(session.guest, start, write=lambda line: session.request("kmsg", timeout=10,
+                                                                                        text=line))
+            runner.apply_console(result, check, request.config.getoption("--console-findings"), props)
+        record = request.config.getoption("--selftests-record", None)
+        if record:
+            runner.record(Path(record), fs, sub, result)
         props.append(("kernel", kernel.release))
         props.append(("libbpf", session.libbpf_used))
         props.append(("seconds", f"{result.seconds:.3f}"))

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from harness.cases.compile import CompileResult, find_clang, require_vmlinux_h
+from harness.cases.compile import CompileResult, require_vmlinux_h
 from harness.errors import HarnessError, UsageError
 from harness.selftests.build import compile_all, read_file_specs
 from harness.selftests.discover import SELFTESTS, Discovery, Skeleton, discover
-from harness.selftests.recipe import Recipe, build_recipe
+from harness.selftests.recipe import Recipe
 from harness.selftests.spec import UNPRIV
 from harness.selftests.suite import FileSpecs, Subtest
 from harness.selftests.testmod import Testmod
@@ -39,6 +39,13 @@ class Listing:
     discovered: int = 0  # files in the tree's whole RUN_TESTS set (the discovery holds the selected ones)
 
     @property
+    def dialect(self) -> str:
+        from harness.selftests.dialect import of_tree
+
+        d = of_tree(self.tree)
+        return f"Linux {d.name}: {d.encoding} tags"
+
+    @property
     def failed(self) -> list[FileSpecs]:
         return [f for f in self.files if f.error]
 
@@ -55,6 +62,7 @@ class Listing:
             "file": f.name, "group": f.skeleton.group, "programs": len(f.specs),
             "auxiliary": sum(1 for s in f.specs if s.valid and s.auxiliary),
             "invalid": [f"{s.prog_name}: {s.error}" for s in f.specs if not s.valid],
+            "unknown_tags": [f"{s.prog_name}: {t}" for s in f.specs for t in s.unknown_tags],
             "priv": sum(1 for s in subtests if s.mode != UNPRIV),
             "unpriv": sum(1 for s in subtests if s.mode == UNPRIV),
             "other_arch": len(other_arch), "unsupported": len(unsupported), "unsupported_features": dict(features),
@@ -76,7 +84,9 @@ class Listing:
                    missing=[s.name for s in self.discovery.missing],
                    compile_failed=[f.name for f in self.files if f.compile_error],
                    unreadable=[f.name for f in self.files if f.error and not f.compile_error],
-                   invalid=sum(len(r["invalid"]) for r in rows), unsupported_features=dict(features.most_common()))
+                   invalid=sum(len(r["invalid"]) for r in rows),
+                   unknown_tags=sum(len(r["unknown_tags"]) for r in rows),
+                   unsupported_features=dict(features.most_common()))
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -106,6 +116,8 @@ class Listing:
                 notes.append(("COMPILE FAILED: " if f.compile_error else "") + _first_error_line(f.error))
             if r["invalid"]:
                 notes.append(f"{len(r['invalid'])} invalid spec(s)")
+            if r["unknown_tags"]:
+                notes.append(f"unknown tags: {', '.join(r['unknown_tags'][:3])}")
             notes += [f"{feat} x{n}" for feat, n in r["unsupported_features"].items()]
             if r["execute_unsupported"]:
                 notes.append(f"retval unjudged x{r['execute_unsupported']} (pre-execution callback)")
@@ -121,7 +133,7 @@ class Listing:
                       f"without a source, {len(t['compile_failed'])} failed to compile, {len(t['unreadable'])} "
                       "unreadable",
                   f"programs: {t['programs']} ({t['auxiliary']} auxiliary, {t['invalid']} with a spec test_loader "
-                  "cannot parse)",
+                  f"cannot parse, {t['unknown_tags']} tags the tree's test_loader ({self.dialect}) does not know)",
                   f"subtests: {t['priv']} privileged + {t['unpriv']} unprivileged = {t['priv'] + t['unpriv']}",
                   f"  for another arch: {t['other_arch']}; unsupported here: {t['unsupported']}; judged by their "
                   f"load: {t['runnable']} ({t['execute']} of them also run BPF_PROG_TEST_RUN for __retval, "
@@ -176,12 +188,16 @@ def select(discovery: Discovery, names: Sequence[str]) -> list[Skeleton]:
 
 
 def run_list(tree: Path, vmlinux_h: Path, layout: CacheLayout, names: Sequence[str] = (), *,
-             jobs: int | None = None, progress: IO[str] | None = sys.stderr, arch: str = "x86_64") -> Listing:
-    """Discover, compile (into the object cache) and parse the selected files of `tree`."""
+             jobs: int | None = None, progress: IO[str] | None = sys.stderr, arch: str = "x86_64",
+             vmlinux: Path | None = None) -> Listing:
+    """Discover, compile (into the object cache) and parse the selected files of `tree`; against the vmlinux.h
+    the tree's Makefile would make from `vmlinux` when given, else `vmlinux_h`."""
+    from harness.selftests.vmlinux_h import recipe_for
+
     require_vmlinux_h(vmlinux_h)
     disc = discover(tree)
     chosen = select(disc, names)
-    recipe = build_recipe(tree, vmlinux_h, layout, find_clang())
+    recipe = recipe_for(tree, vmlinux_h, layout, vmlinux)
     testmod = Testmod.from_tree(tree)
     sources = [(s.name, s.source) for s in chosen if s.source is not None]
     compiled = compile_all(sources, recipe, layout.objects, jobs=jobs, progress=_progress(progress))

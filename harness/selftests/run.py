@@ -11,7 +11,7 @@ from typing import Any
 from harness.errors import AgentExitedError, GuestCommandError, HarnessError, LostVMError
 from harness.selftests.discover import SELFTESTS, Skeleton
 from harness.selftests.evidence import KernelEvidence
-from harness.selftests.judge import ERROR, SKIP, GuestTraits, judge, precheck, should_execute
+from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, GuestTraits, judge, precheck, should_execute
 from harness.selftests.spec import PROG_FLAGS, TESTING_PROG_FLAGS, UNPRIV
 from harness.selftests.suite import FileSpecs, Subtest
 from harness.settings import CacheLayout
@@ -306,3 +306,35 @@ def _test_run(session: SelftestSession, fs: FileSpecs, sub: Subtest, load: dict[
     if streams:
         run = {**run, "streams": streams}
     return run
+
+
+def apply_console(result: SubtestResult, check, policy: str, props: list) -> None:
+    """What the kernel console showed during the subtest (harness.cases.run.check_console), applied as to a case:
+    a WARNING/BUG/Oops fails a subtest that passed (or skipped after loading), unless `policy` is "warn"; a console
+    not read to the subtest's end gives a pass no verdict."""
+    if check.findings:
+        props.append(("kernel console", check.details()))
+        if check.console_log:
+            props.append(("console log", str(check.console_log)))
+        if policy == "warn":
+            props.append(("warning", check.first + " (warn-only)"))
+        elif result.status == PASS or (result.status == SKIP and result.load is not None):
+            result.status, result.reason = FAIL, f"{check.first}\n{check.details()}"
+    if check.unsure and result.status == PASS:
+        result.status = ERROR
+        result.reason = f"the kernel console could not be read to the end of the subtest ({check.unsure})"
+
+
+def record(root: Path, fs: FileSpecs, sub: Subtest, result: SubtestResult) -> Path:
+    """The agent's answers for one subtest as JSON (<root>/<file>/<program>-<mode>.json): what
+    tests/unit/test_selftests_compare.py replays through the spec, match and judge code."""
+    import json
+    import re
+
+    path = root / fs.name / (re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{sub.prog_name}-{sub.mode}")[:120] + ".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    load = None if result.load is None else {k: v for k, v in result.load.items() if k not in ("elapsed", "id")}
+    path.write_text(json.dumps({"file": fs.name, "subtest": sub.name, "program": sub.prog_name, "mode": sub.mode,
+                                "status": result.status, "reason": result.reason, "load": load, "run": result.run},
+                               indent=1, sort_keys=True) + "\n")
+    return path

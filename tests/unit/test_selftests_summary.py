@@ -182,3 +182,10 @@ def test_run_usage_errors(tmp_path: Path, args: list[str]) -> None:
     env = {**os.environ, FORBID_ENV: "build,boot", CACHE_ENV: str(tmp_path / "cache")}
     res = cli("selftests", "--kernel-src", str(tree), *args, env=env)
     assert res.returncode == USAGE, res.stderr
+
+
+def test_a_debian_line_reaches_the_inner_run_as_a_line(tmp_path: Path) -> None:
+    """Was: `selftests --kernel-src debian-6.12` handed the inner pytest <repo>/debian-6.12, a path that does not
+    exist (the run stopped before any subtest)."""
+    argv = inner_argv(SelftestsRun(tmp_path, (), tmp_path, kernel_src="debian-6.12"), tmp_path / "j.xml")
+    assert argv[argv.index("--kernel-src") + 1] == "debian-6.12"
