@@ -19,7 +19,7 @@ from harness.cases.run import check_console, console_start
 from harness.errors import HarnessError
 from harness.selftests.build import compile_selftest, read_file_specs
 from harness.selftests.discover import SELFTESTS, Discovery, Skeleton, discover
-from harness.selftests.evidence import KernelEvidence
+from harness.selftests.evidence import KernelEvidence, tree_kfuncs, uapi_enumerators
 from harness.selftests.evidence import from_kernel as evidence_from_kernel
 from harness.selftests.judge import failure_kind
 from harness.selftests.recipe import Recipe
@@ -135,30 +135,46 @@ def _arch() -> str:
 
 
 _MISSING_TYPE = re.compile(r"(?:incomplete type|forward declaration of) '((?:struct|union|enum) \w+)'")
+_UNDECLARED_FUNC = re.compile(r"call to undeclared function '(\w+)'")
+_UNDECLARED_NAME = re.compile(r"use of undeclared identifier '(\w+)'")
 _ERROR_LINE = re.compile(r":\d+:\d+: (?:fatal )?error: |^(?:clang[-\d]*: )?error: ", re.M)
 
 
-def missing_from_vmlinux_h(stderr: str, vmlinux_h: Path) -> list[str]:
-    """The types a failed compile could not find that the kernel's vmlinux.h (a dump of its BTF) lacks too: a file
-    that needs a kernel feature this kernel was built without (crypto_basic: struct bpf_crypto_params,
-    CONFIG_CRYPTO). Only struct, union and enum types count, and only when every error of the compile is such a
-    type: an undeclared identifier may be a macro (NSEC_PER_SEC) that BTF never has, so it is no evidence; any
-    other error neither.
-    Empty when the failure is not shown to be the kernel's (then it is a failure)."""
+def missing_from_vmlinux_h(stderr: str, vmlinux_h: Path, evidence: KernelEvidence | None = None,
+                           tree: Path | None = None) -> list[str]:
+    """What a failed compile could not find that the kernel under test provably lacks: a struct/union/enum its
+    vmlinux.h (a dump of its BTF) does not define (crypto_basic: struct bpf_crypto_params, CONFIG_CRYPTO); a kfunc
+    the tree registers (BTF_ID_FLAGS) that the kernel's BTF does not have (7.x's bpf_qdisc files: bpf_qdisc_skb_drop
+    without CONFIG_NET_SCH_BPF); an enumerator of the tree's uapi bpf.h the kernel's BTF does not have (no code built
+    into it uses that enum: lwt_misc's BPF_LWT_ENCAP_IP without CONFIG_LWTUNNEL). Every error of the compile must be
+    one of these; an undeclared name of any other kind may be a macro (NSEC_PER_SEC), which BTF never has, so it is
+    no evidence. Empty when the failure is not shown to be the kernel's (then it is a failure)."""
     errors = [line for line in stderr.splitlines() if _ERROR_LINE.search(line)]
-    if not errors or not all(_MISSING_TYPE.search(line) for line in errors):
+    if not errors:
         return []
-    names = list(dict.fromkeys(_MISSING_TYPE.findall(stderr)))
     try:
         text = vmlinux_h.read_text(errors="replace")
     except OSError:
         return []
     missing = []
-    for name in names:
-        if re.search(rf"\b{re.escape(name)}\s*\{{", text):
-            return []  # vmlinux.h has it: the failure is not the kernel's
-        missing.append(name)
-    return missing
+    for line in errors:
+        if m := _MISSING_TYPE.search(line):
+            if re.search(rf"\b{re.escape(m.group(1))}\s*\{{", text):
+                return []  # vmlinux.h has it: the failure is not the kernel's
+            missing.append(m.group(1))
+        elif (m := _UNDECLARED_FUNC.search(line)) and evidence is not None and tree is not None:
+            name = m.group(1)
+            if evidence.btf_funcs is None or name in evidence.btf_funcs or name not in tree_kfuncs(tree):
+                return []
+            missing.append(f"kfunc {name} (registered by the tree, not in the kernel's BTF)")
+        elif (m := _UNDECLARED_NAME.search(line)) and tree is not None:
+            name = m.group(1)
+            if name not in uapi_enumerators(tree) or re.search(rf"\b{re.escape(name)}\b", text):
+                return []
+            missing.append(f"{name} (an enumerator of the tree's uapi bpf.h the kernel's BTF has no type for)")
+        else:
+            return []
+    return list(dict.fromkeys(missing))
 
 
 def item_names(subtests: list[Subtest]) -> list[str]:
@@ -210,13 +226,14 @@ class SelftestItem(pytest.Function):
 
 def _whole_file_item(parent: SelftestFileCollector, skel: Skeleton, fs: FileSpecs, res: CompileResult,
                      kernel: KernelForSelftests) -> SelftestItem:
-    missing = missing_from_vmlinux_h(fs.error or "", kernel.vmlinux_h) if fs.compile_error else []
+    tree = discovery_tree(skel)
+    missing = missing_from_vmlinux_h(fs.error or "", kernel.vmlinux_h, kernel.evidence(tree), tree) \
+        if fs.compile_error else []
 
     def whole_file() -> None:
         if missing:
-            pytest.skip(f"{skel.name}.c does not compile: the kernel under test ({kernel.release}) has no "
-                        f"{', '.join(missing)} in its BTF (vmlinux.h), so it was built without the feature this "
-                        "file tests")
+            pytest.skip(f"{skel.name}.c does not compile: the kernel under test ({kernel.release}) lacks "
+                        f"{', '.join(missing)} in its BTF, so it was built without the feature this file tests")
         what = "does not compile" if fs.compile_error else "cannot be read"
         pytest.fail(f"{skel.name}.c {what} against {kernel.release}'s vmlinux.h:\n{(fs.error or '').strip()}\n"
                     f"$ {res.command}", pytrace=False)

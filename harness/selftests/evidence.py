@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -201,3 +202,30 @@ def from_kernel(tree: Path, vmlinux_h: Path, vmlinux: Path | None = None, config
         except (OSError, subprocess.CalledProcessError):
             funcs = variables = None
     return KernelEvidence(release, enum, cfg, guards, funcs, variables)
+
+
+_KFUNC_REG = re.compile(r"BTF_ID_FLAGS\(func,\s*(\w+)")
+_ENUM_BLOCK = re.compile(r"\benum\s+\w*\s*\{([^}]*)\}", re.S)
+_ENUMERATOR_NAME = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s*(?:=[^,]*)?,?\s*(?:/\*.*)?$", re.M)
+
+
+def tree_kfuncs(tree: Path) -> frozenset[str]:
+    """The kfuncs a kernel tree registers (BTF_ID_FLAGS(func, X) in its C sources, tools/ left out)."""
+    return _tree_kfuncs(Path(tree).resolve())
+
+
+@functools.cache
+def _tree_kfuncs(tree: Path) -> frozenset[str]:
+    proc = subprocess.run(["grep", "-rhoE", "--include=*.c", "--exclude-dir=tools", "--exclude-dir=Documentation",
+                           r"BTF_ID_FLAGS\(func, *[A-Za-z0-9_]+", "."], cwd=tree, capture_output=True, text=True,
+                          timeout=300, check=False)
+    return frozenset(_KFUNC_REG.findall(proc.stdout))
+
+
+def uapi_enumerators(tree: Path) -> frozenset[str]:
+    """The enumerators of the tree's include/uapi/linux/bpf.h."""
+    try:
+        text = (Path(tree) / "include/uapi/linux/bpf.h").read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    return frozenset(n for block in _ENUM_BLOCK.findall(text) for n in _ENUMERATOR_NAME.findall(block))

@@ -160,3 +160,33 @@ def pytest_configure(config):
     spec = parse_spec(["comment:test_expect_success", "comment:test_skip"], "unknown_tag", dialect=of_tree(tree))
     status, reason = precheck(spec, PRIV)
     assert status == ERROR and "unknown tag 'test_skip'" in reason and "6.12" in reason
+
+
+def test_a_kfunc_or_uapi_enumerator_the_kernels_btf_lacks(tmp_path: Path) -> None:
+    """7.3's bpf_qdisc files call bpf_qdisc_skb_drop, which the tree registers (BTF_ID_FLAGS) and a kernel without
+    CONFIG_NET_SCH_BPF lacks; lwt_misc names BPF_LWT_ENCAP_IP, whose enum a kernel without CONFIG_LWTUNNEL never
+    puts in its BTF. Recorded compiler lines of the 7.3.4 tree against the 7.3-series kernel."""
+    from harness.selftests.evidence import KernelEvidence
+
+    tree = tmp_path / "tree"
+    (tree / "net/sched").mkdir(parents=True)
+    (tree / "net/sched/bpf_qdisc.c").write_text("BTF_ID_FLAGS(func, bpf_qdisc_skb_drop, KF_RELEASE)\n")
+    (tree / "include/uapi/linux").mkdir(parents=True)
+    (tree / "include/uapi/linux/bpf.h").write_text("enum bpf_lwt_encap_mode {\n\tBPF_LWT_ENCAP_SEG6,\n"
+                                                   "\tBPF_LWT_ENCAP_IP,\n};\n")
+    vmlinux = tmp_path / "vmlinux.h"
+    vmlinux.write_text("struct task_struct {\n\tint pid;\n};\n")
+    ev = KernelEvidence(btf_funcs=frozenset({"bpf_task_acquire"}))
+    qdisc = ("progs/bpf_qdisc_fail__invalid_dynptr.c:22:2: error: call to undeclared function 'bpf_qdisc_skb_drop'; "
+             "ISO C99 and later do not support implicit function declarations [-Wimplicit-function-declaration]\n")
+    assert missing_from_vmlinux_h(qdisc, vmlinux, ev, tree) == [
+        "kfunc bpf_qdisc_skb_drop (registered by the tree, not in the kernel's BTF)"]
+    lwt = "progs/lwt_misc.c:17:26: error: use of undeclared identifier 'BPF_LWT_ENCAP_IP'\n"
+    assert missing_from_vmlinux_h(lwt, vmlinux, ev, tree)[0].startswith("BPF_LWT_ENCAP_IP (an enumerator")
+    # the kernel's BTF has the kfunc, the tree does not register it, or nothing is known of the BTF: a failure
+    assert missing_from_vmlinux_h(qdisc, vmlinux, KernelEvidence(btf_funcs=frozenset({"bpf_qdisc_skb_drop"})),
+                                  tree) == []
+    assert missing_from_vmlinux_h(qdisc.replace("bpf_qdisc_skb_drop", "my_helper"), vmlinux, ev, tree) == []
+    assert missing_from_vmlinux_h(qdisc, vmlinux, KernelEvidence(), tree) == []
+    vmlinux.write_text("enum bpf_lwt_encap_mode {\n\tBPF_LWT_ENCAP_SEG6 = 0,\n\tBPF_LWT_ENCAP_IP = 2,\n};\n")
+    assert missing_from_vmlinux_h(lwt, vmlinux, ev, tree) == []
