@@ -226,9 +226,9 @@ class SelftestOps:
         text = arg(req, "text", str)
         if "\n" in text or len(text) > 900:
             raise BadRequest("argument 'text' must be one line of at most 900 characters")
-        fd = os.open("/dev/kmsg", os.O_WRONLY)
+        fd = os.open("/dev/kmsg", os.O_WRONLY)  # its own open: /dev/kmsg rate-limits per open file
         try:
-            os.write(fd, text.encode())
+            os.write(fd, text.encode() + b"\n")  # as echo writes it: the console ends the line at once
         finally:
             os.close(fd)
         return {}

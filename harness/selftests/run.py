@@ -34,6 +34,8 @@ class SubtestResult:
     load: dict[str, Any] | None = None
     run: dict[str, Any] | None = None
     seconds: float = 0.0
+    target: GuestTraits | None = None  # what the guest was when it was judged
+    console: str = ""  # the first kernel report on the console during it, if any
 
     @property
     def verifier_log(self) -> str:
@@ -199,7 +201,7 @@ def _run(session: SelftestSession, fs: FileSpecs, sub: Subtest, result: SubtestR
     if fs.obj is None:
         result.status, result.reason = ERROR, fs.error or "no object"
         return
-    target = session.target()
+    target = result.target = session.target()
     early = precheck(spec, sub.mode, target)
     if early is not None:
         if sub.mode == UNPRIV and early[0] == SKIP and target.unpriv_disabled:
@@ -313,6 +315,7 @@ def apply_console(result: SubtestResult, check, policy: str, props: list) -> Non
     a WARNING/BUG/Oops fails a subtest that passed (or skipped after loading), unless `policy` is "warn"; a console
     not read to the subtest's end gives a pass no verdict."""
     if check.findings:
+        result.console = check.first
         props.append(("kernel console", check.details()))
         if check.console_log:
             props.append(("console log", str(check.console_log)))
@@ -326,15 +329,19 @@ def apply_console(result: SubtestResult, check, policy: str, props: list) -> Non
 
 
 def record(root: Path, fs: FileSpecs, sub: Subtest, result: SubtestResult) -> Path:
-    """The agent's answers for one subtest as JSON (<root>/<file>/<program>-<mode>.json): what
+    """The agent's answers for one subtest as JSON (<root>/<file>/<n>.json, n its place in test_loader's order),
+    and once per file what judging them needs besides (<root>/<file>/_file.json: harness.selftests.replay): what
     tests/unit/test_selftests_compare.py replays through the spec, match and judge code."""
     import json
-    import re
 
-    path = root / fs.name / (re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{sub.prog_name}-{sub.mode}")[:120] + ".json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    load = None if result.load is None else {k: v for k, v in result.load.items() if k not in ("elapsed", "id")}
-    path.write_text(json.dumps({"file": fs.name, "subtest": sub.name, "program": sub.prog_name, "mode": sub.mode,
-                                "status": result.status, "reason": result.reason, "load": load, "run": result.run},
-                               indent=1, sort_keys=True) + "\n")
+    from harness.selftests.replay import file_record, subtest_record
+
+    out = root / fs.name
+    out.mkdir(parents=True, exist_ok=True)
+    meta = out / "_file.json"
+    if not meta.is_file():
+        meta.write_text(json.dumps(file_record(fs), indent=1, sort_keys=True) + "\n")
+    order = [(s.prog_name, s.mode) for s in fs.subtests()].index((sub.prog_name, sub.mode))
+    path = out / f"{order:04d}.json"
+    path.write_text(json.dumps(subtest_record(sub, result), indent=1, sort_keys=True) + "\n")
     return path
