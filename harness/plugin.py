@@ -53,6 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--console-findings", default="fail", choices=("fail", "warn"),
                 help="a WARNING:/BUG:/Oops on the guest console during a case, scenario test or selftest that "
                      "otherwise passed: fail it (default) or only warn")
+    g.addoption("--selftests-filter", metavar="JSON", help="selftests: test_progs' selection (harness.selftests."
+                "select.Selector as JSON: what `selftests -t/-a/-b/-d` and the tree's DENYLIST make)")
+    g.addoption("--selftests-verbosity", type=int, default=0, help="selftests: test_progs' -v (1) or -vv (2): the "
+                "verifier log level every load gets at least")
     g.addoption("--selftests-record", metavar="DIR", help="write the guest agent's answers for each selftest subtest "
                 "as JSON under DIR (what tests/unit/test_selftests_compare.py replays)")
     g.addoption("--test-progs-timeout", type=float, default=1800.0, metavar="SECONDS",

@@ -18,6 +18,7 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
                       kernel_src: Path | str | None = None, kernel_ref: str | None = None,
                       patches: Path | None = None, no_patches: bool = False, mutant: str | None = None,
                       config_dir: Path | None = None, accel: str | None = None, cache_dir: Path | None = None,
+                      pytest_cache: Path | None = None, rerun: str | None = None,
                       extra: Sequence[str] = ()) -> list[str]:
     """`python -m pytest PATHS ...` for an inner session, to be run from the harness's repository.
 
@@ -25,8 +26,11 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
     the `patches` series or `no_patches`, plus a `mutant`) built with `config_dir`'s fragments. Files are passed
     absolute (the session's working directory is the repository, not the caller's). The JUnit report is
     xunit2; the log gets pytest's quiet output and a summary of failures, errors and skips; `workers` > 1 runs
-    xdist. `extra` comes last, so the user's own pytest arguments can override any of this.
+    xdist. pytest's own cache is off, unless `pytest_cache` names one for this campaign's runs (then `rerun`, "lf"
+    or "ff", passes --lf / --ff on). `extra` comes last, so the user's own pytest arguments can override any of this.
     """
+    if rerun and not pytest_cache:
+        raise ValueError("--lf/--ff need a pytest cache of the earlier runs")
     if target and (kernel_src or kernel_ref or patches or no_patches or mutant):
         raise ValueError("a matrix target already names its kernel: no kernel source, patches or mutant with it")
     argv = [sys.executable, "-m", "pytest", *paths]
@@ -48,8 +52,11 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
         argv += ["--kernel-config-dir", _abs(config_dir)]
     if accel:
         argv += ["--accel", accel]
-    argv += [f"--junitxml={_abs(junit)}", "-o", f"junit_family={JUNIT_FAMILY}", "-p", "no:cacheprovider",
-             "-q", "-rfEs"]
+    argv += [f"--junitxml={_abs(junit)}", "-o", f"junit_family={JUNIT_FAMILY}"]
+    argv += ["-o", f"cache_dir={_abs(pytest_cache)}"] if pytest_cache else ["-p", "no:cacheprovider"]
+    if rerun:
+        argv.append(f"--{rerun}")
+    argv += ["-q", "-rfEs"]
     if workers > 1:
         argv += ["-n", str(workers)]
     if cache_dir:

@@ -18,6 +18,7 @@ from harness.campaigns.known_differences import KnownDifference, kernel_line
 from harness.campaigns.results import CaseResult, Status, parse_junit, suite_seconds
 from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
 from harness.selftests.discover import SELFTESTS
+from harness.selftests.select import Selector
 from harness.settings import REPO_ROOT, CacheLayout
 
 PASSED, FAILED, SKIPPED, ERROR, KNOWN = "passed", "failed", "skipped", "error", "known_difference"
@@ -214,12 +215,15 @@ class Selection:
         return [f.name.removesuffix(".c") for f in self.files]
 
 
-def select_files(tree: Path, names: Sequence[str] = (), *, allow_absent: bool = False) -> Selection:
-    """`names` (skeleton names, file names or progs/*.c paths; none: every file) among `tree`'s RUN_TESTS set.
+def select_files(tree: Path, names: Sequence[str] = (), *, allow_absent: bool = False,
+                 selector: Selector | None = None) -> Selection:
+    """`names` (skeleton names, file names or progs/*.c paths; none: every file) among `tree`'s RUN_TESTS set,
+    then the files whose test `selector` runs (test_progs' should_run() on the prog_tests function's test name).
     A name outside the set is a usage error, or with `allow_absent` listed in `absent` (a path to a file of
     the tree that test_progs does not run through test_loader is a usage error either way)."""
     from harness.selftests.discover import discover
     from harness.selftests.listing import select
+    from harness.selftests.test_progs_log import name_of_test
 
     found = discover(tree)
     chosen, absent = ([], []) if names else (select(found, []), [])
@@ -238,6 +242,8 @@ def select_files(tree: Path, names: Sequence[str] = (), *, allow_absent: bool = 
     if outside:
         raise UsageError(f"not in the RUN_TESTS set of {tree}, so test_progs does not run them through test_loader: "
                          f"{', '.join(outside)}")
+    if selector is not None:
+        chosen = [s for s in chosen if selector.should_run(name_of_test(s.function))]
     return Selection(tree.resolve(), tuple(s.source.resolve() for s in chosen if s.source), tuple(absent))
 
 
@@ -254,6 +260,11 @@ class SelftestsRun:
     accel: str | None = None
     known: tuple[KnownDifference, ...] = ()
     extra_pytest: tuple[str, ...] = ()
+    selector: Selector | None = None  # test_progs' -t/-a/-b/-d and the tree's lists, for the subtests
+    verbosity: int = 0  # test_progs' -v (1) / -vv (2): the verifier log level every load gets at least
+    no_patches: bool = False
+    last_failed: str | None = None  # "lf" | "ff": pytest's --lf / --ff, with a pytest cache of this tree's runs
+    pytest_cache: Path | None = None
 
 
 def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
@@ -262,8 +273,13 @@ def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
     extra = ["--rootdir", str(run.tree / SELFTESTS)]
     if run.workers > 1:
         extra += ["--dist", "loadfile"]
+    if run.selector is not None and (run.selector.whitelist or run.selector.blacklist):
+        extra.append("--selftests-filter=" + json.dumps(asdict(run.selector)))
+    if run.verbosity:
+        extra.append(f"--selftests-verbosity={run.verbosity}")
     return inner_pytest_argv([str(f) for f in run.files], junit=junit, workers=run.workers,
                              kernel_src=run.kernel_src, accel=run.accel, cache_dir=run.cache_dir,
+                             no_patches=run.no_patches, pytest_cache=run.pytest_cache, rerun=run.last_failed,
                              extra=[*extra, *run.extra_pytest])
 
 
@@ -309,3 +325,24 @@ def run_selftests(run: SelftestsRun, *, progress=sys.stderr) -> tuple[Summary, d
 
 def _props(text: str, name: str) -> list[str]:
     return [v for r in parse_junit(text) for v in r.props(name)]
+
+
+def test_progs_json(summary: Summary, tests: dict[str, str], *, verbose: bool = False) -> dict[str, Any]:
+    """The results in test_progs' own -J shape: {"success", "success_subtest", "skipped", "failed",
+    "failed_subtest", "results": [{"name", "number", "message", "failed", "subtests": [{"name", "number",
+    "message", "failed"}]}]}. A test is a prog_tests function (`tests`: file -> its test name); as test_progs does,
+    a test lists its failed subtests only, every subtest with `verbose`. No verdict counts as a failure."""
+    by_test: dict[str, list[Outcome]] = {}
+    for o in summary.outcomes:
+        by_test.setdefault(tests.get(o.file, o.file), []).append(o)
+    results, counts = [], dict.fromkeys(("success", "success_subtest", "skipped", "failed", "failed_subtest"), 0)
+    for number, (test, rows) in enumerate(by_test.items(), 1):
+        bad = [o for o in rows if o.status in (FAILED, ERROR, KNOWN)]  # a known difference is a failure there
+        counts["failed" if bad else "success"] += 1
+        counts["failed_subtest"] += len(bad)
+        counts["success_subtest"] += sum(1 for o in rows if o.status == PASSED)
+        counts["skipped"] += sum(1 for o in rows if o.status == SKIPPED)
+        subtests = [{"name": o.subtest, "number": i, "message": "" if o.status == PASSED else o.reason,
+                     "failed": o in bad} for i, o in enumerate(rows, 1) if verbose or o in bad]
+        results.append({"name": test, "number": number, "message": "", "failed": bool(bad), "subtests": subtests})
+    return {**counts, "results": results}

@@ -187,8 +187,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vmlinux-h", type=Path, help="--list: compile against this vmlinux.h (default: the cached "
                    "kernel built from that source; build it first)")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
-    p.add_argument("-j", "--jobs", type=int, help="--list: compilers at once (default: the CPUs available)")
-    p.add_argument("-n", "--workers", type=int, default=2, help="pytest-xdist workers, one VM each (default 2)")
+    p.add_argument("--jobs", type=int, help="--list: compilers at once (default: the CPUs available)")
+    p.add_argument("-n", "-j", "--workers", type=int, default=2, help="VMs at once, one pytest-xdist worker each "
+                   "(test_progs' -j; default 2)")
+    sel = p.add_argument_group("test_progs' selection (RUN_TESTS files: a test is the prog_tests function that runs a "
+                               "file, a subtest its program)")
+    sel.add_argument("-t", action="append", default=[], metavar="TESTS", help="run tests (and test/subtest) whose "
+                     "name contains one of these (comma-separated, or @FILE)")
+    sel.add_argument("-a", action="append", default=[], metavar="TESTS", help="run these tests (globs with '*', "
+                     "comma-separated, or @FILE)")
+    sel.add_argument("-b", action="append", default=[], metavar="TESTS", help="leave out tests whose name contains "
+                     "one of these")
+    sel.add_argument("-d", action="append", default=[], metavar="TESTS", help="leave out these tests (globs, "
+                     "@FILE: e.g. -d @DENYLIST)")
+    sel.add_argument("--no-denylist", action="store_true", help="do not honour the tree's DENYLIST/DENYLIST.<arch> "
+                     "and ALLOWLIST files (honoured by default, as BPF CI passes them)")
+    p.add_argument("-J", "--json-report", type=Path, metavar="FILE", help="also write the results in test_progs' "
+                   "own -J JSON shape")
+    p.add_argument("--no-patches", action="store_true", help="build the kernel from the tree as it is, without the "
+                   "series of its line")
+    rerun = p.add_mutually_exclusive_group()
+    rerun.add_argument("--lf", "--last-failed", dest="last_failed", action="store_const", const="lf",
+                       help="rerun only what failed last time on this tree and kernel (pytest's --lf)")
+    rerun.add_argument("--ff", "--failed-first", dest="last_failed", action="store_const", const="ff",
+                       help="run what failed last time first (pytest's --ff)")
     p.add_argument("--accel", default=None, choices=("auto", "kvm", "tcg"), help="QEMU accelerator (default auto)")
     p.add_argument("--known-differences", type=Path, metavar="FILE", help="subtests that fail here for an explained "
                    "reason, counted apart (default: kernel-config/selftests-known-differences.toml)")
@@ -197,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON summary (--list: every file, "
                    "subtest and reason) here")
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
-    p.add_argument("-v", "--verbose", action="store_true", help="show the inner pytest's output as it runs")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="show the inner pytest's output as it runs; "
+                   "as test_progs' -v/-vv, load every program with a verifier log level of at least 1 (-vv: 2)")
     p.add_argument("--test-progs", nargs="+", metavar="NAME", help="instead of the RUN_TESTS files: build the "
                    "tree's own test_progs for these prog_tests (a file prog_tests/NAME.c: its tests; a test NAME; "
                    "NAME/SUBTEST), run it in one guest (`test_progs -a NAME,... -J FILE`) and judge every subtest "

@@ -367,6 +367,8 @@ def cmd_selftests(ns: argparse.Namespace) -> int:
             raise UsageError(f"--json {ns.json}: its directory cannot be created ({e.strerror})") from e
     if ns.jobs is not None and ns.jobs < 1:
         raise UsageError("--jobs must be >= 1")
+    if ns.workers < 1:
+        raise UsageError("-n/-j/--workers must be >= 1")
     if ns.test_progs:
         return _test_progs(ns)
     if ns.list:
@@ -479,10 +481,13 @@ def _selftests_list(ns: argparse.Namespace) -> int:
 def _selftests_run(ns: argparse.Namespace) -> int:
     """Run the selected files of the tree's RUN_TESTS set on the kernel under test (built from --kernel-src, by
     default the default kernel) through an inner pytest; print the per-file table, write the JSON summary."""
+    import json
     import shutil
 
     from harness.campaigns import selftests as st
     from harness.campaigns.known_differences import load_known_differences
+    from harness.selftests.discover import discover
+    from harness.selftests.select import build_selector
     from harness.settings import CacheLayout, cache_root, new_run_dir
 
     if ns.vmlinux_h is not None:
@@ -492,21 +497,42 @@ def _selftests_run(ns: argparse.Namespace) -> int:
     known = load_known_differences(ns.known_differences)
     layout = CacheLayout(ns.cache_dir or cache_root())
     tree = st.source_tree(ns.kernel_src, layout)
-    chosen = st.select_files(tree, ns.files)
+    selector = build_selector(tree, t=ns.t, a=ns.a, b=ns.b, d=ns.d, use_lists=not ns.no_denylist)
+    chosen = st.select_files(tree, ns.files, selector=selector)
+    if not chosen.files:
+        raise UsageError(f"no RUN_TESTS file of {tree} is selected (-t/-a/-b/-d"
+                         f"{', and the tree DENYLIST: --no-denylist runs everything' if selector.sources else ''})")
     out = (ns.out or new_run_dir(layout, "selftests")).resolve()
     run = st.SelftestsRun(chosen.tree, chosen.files, out,
                           workers=ns.workers, kernel_src=ns.kernel_src, cache_dir=ns.cache_dir, accel=ns.accel,
-                          known=tuple(known), extra_pytest=tuple(ns.pytest_arg))
-    print(f"selftests: {len(run.files)} file(s) of {tree}, {ns.workers} worker(s); log {out / 'pytest.log'}",
+                          known=tuple(known), extra_pytest=tuple(ns.pytest_arg), selector=selector,
+                          verbosity=min(ns.verbose, 2), no_patches=ns.no_patches, last_failed=ns.last_failed,
+                          pytest_cache=layout.root / "pytest-cache" / f"selftests-{_digest(str(chosen.tree))}")
+    lists = f"; {', '.join(selector.sources)}" if selector.sources else ""
+    print(f"selftests: {len(run.files)} file(s) of {tree}, {ns.workers} worker(s){lists}; log {out / 'pytest.log'}",
           file=sys.stderr)
     summary, paths = st.run_selftests(run, progress=sys.stderr if ns.verbose else None)
     sys.stdout.write(st.format_table(summary))
     if ns.json:
         shutil.copyfile(paths["json"], ns.json)
         paths["--json"] = ns.json
+    if ns.json_report:
+        from harness.selftests.test_progs_log import name_of_test
+
+        skeletons = {s.name: s for s in discover(chosen.tree).skeletons}
+        tests = {name: name_of_test(skeletons[name].function) for name in chosen.names if name in skeletons}
+        ns.json_report.write_text(json.dumps(st.test_progs_json(summary, tests, verbose=ns.verbose > 0), indent=1)
+                                  + "\n")
+        paths["-J"] = ns.json_report
     for kind, path in paths.items():
         print(f"{kind:6} {path}")
     return st.exit_code(summary)
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import platform
 import re
 import threading
@@ -24,8 +25,10 @@ from harness.selftests.evidence import from_kernel as evidence_from_kernel
 from harness.selftests.judge import failure_kind
 from harness.selftests.recipe import Recipe
 from harness.selftests.run import discovery_tree
+from harness.selftests.select import Filter, Selector
 from harness.selftests.spec import UNPRIV
 from harness.selftests.suite import FileSpecs, Subtest
+from harness.selftests.test_progs_log import name_of_test
 from harness.selftests.testmod import Testmod
 from harness.selftests.vmlinux_h import recipe_for
 from harness.settings import CacheLayout
@@ -209,7 +212,11 @@ class SelftestFileCollector(pytest.File):
         for spec in fs.invalid():  # test_loader fails the file's test for it, and it has no subtest
             yield _invalid_spec_item(self, fs, spec)
         subtests = fs.subtests()
+        selector = _selector(self.config)
+        test = name_of_test(skel.function)
         for name, sub in zip(item_names(subtests), subtests, strict=True):
+            if selector is not None and not _selected(selector, test, fs, sub):
+                continue
             item = SelftestItem.from_parent(self, name=name, callobj=_subtest_function(fs, sub, kernel))
             item.add_marker(pytest.mark.vm)
             item.user_properties += [("selftest_file", fs.name), ("subtest", sub.name), ("program", sub.prog_name),
@@ -260,6 +267,25 @@ def _invalid_spec_item(parent: SelftestFileCollector, fs: FileSpecs, spec) -> Se
     return item
 
 
+def _selector(config: pytest.Config) -> Selector | None:
+    """The --selftests-filter of the run (test_progs' -t/-a/-b/-d and the tree's lists), None: everything."""
+    text = config.getoption("--selftests-filter", None)
+    if not text:
+        return None
+    data = json.loads(text)
+    return Selector([Filter(f["test"], tuple(f["subtests"])) for f in data["whitelist"]],
+                    [Filter(f["test"], tuple(f["subtests"])) for f in data["blacklist"]], data.get("sources", []))
+
+
+def _selected(selector: Selector, test: str, fs: FileSpecs, sub: Subtest) -> bool:
+    """should_run_subtest() on the names test_progs gives it: 6.x names a subtest by its description, 7.x by its
+    program and keeps the description beside (a filter may name either)."""
+    suffix = " @unpriv" if sub.mode == "unpriv" else ""
+    if fs.dialect.subtest_desc:
+        return selector.should_run_subtest(test, sub.prog_name + suffix, sub.name)
+    return selector.should_run_subtest(test, sub.name)
+
+
 def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
     def subtest(selftest_sessions, case_log_root, request) -> None:
         from harness.selftests import run as runner
@@ -268,7 +294,8 @@ def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
         if session.mitigations_config != fs.dialect.mitigations_config:  # the tree's get_unpriv_disabled()
             session.mitigations_config, session._probe = fs.dialect.mitigations_config, None
         start = console_start(session.machine)
-        result = runner.run_subtest(session, fs, sub, kernel.evidence(discovery_tree(fs.skeleton)))
+        result = runner.run_subtest(session, fs, sub, kernel.evidence(discovery_tree(fs.skeleton)),
+                                    min_log_level=min(2, request.config.getoption("--selftests-verbosity", 0) or 0))
         props = request.node.user_properties
         if result.status != "error" or result.load is not None:  # the machine is there: its console too
             check = check_console(session.guest, start, write=lambda line: session.request("kmsg", timeout=10,
@@ -276,7 +303,10 @@ def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
             runner.apply_console(result, check, request.config.getoption("--console-findings"), props)
         record = request.config.getoption("--selftests-record", None)
         if record:
-            runner.record(Path(record), fs, sub, result)
+            try:
+                runner.record(Path(record), fs, sub, result)
+            except (OSError, TypeError, ValueError) as e:  # the verdict stands; the capture sees the gap
+                props.append(("record error", f"{type(e).__name__}: {e}"))
         props.append(("kernel", kernel.release))
         props.append(("libbpf", session.libbpf_used))
         props.append(("seconds", f"{result.seconds:.3f}"))

@@ -50,6 +50,7 @@ class Dialect:
     retval_names: tuple[tuple[str, int], ...]
     pointer_value: int
     mitigations_config: bool = False  # get_unpriv_disabled() also wants CONFIG_CPU_MITIGATIONS=y in the config
+    subtest_desc: bool = False  # subtests are named by program and described (7.x): test_progs' -t matches both
 
     @property
     def retvals(self) -> dict[str, int]:
@@ -72,7 +73,8 @@ LINUX_6_12 = _dialect("6.12", COUNTER, tuple(t for t in TAGS if "not_msg" not in
                                                  "test_linear_size=")), ("X86_64", "ARM64", "RISCV64"),
                       (("INT_MIN", INT_MIN), ("POINTER_VALUE", 0xCAFE4A), ("TEST_DATA_LEN", TEST_DATA_LEN)), 0xCAFE4A,
                       False)
-LINUX_7_3 = _dialect("7.3", NUMBERED, TAGS, tuple(ARCH_NAMES), (("_INT_MIN", INT_MIN),), 0xBADCAFE, True)
+LINUX_7_3 = Dialect("7.3", NUMBERED, frozenset(TAGS), tuple(ARCH_NAMES), (("_INT_MIN", INT_MIN),), 0xBADCAFE, True,
+                    True)
 
 _POINTER = re.compile(r"#define\s+POINTER_VALUE\s+(0x[0-9a-fA-F]+|\d+)")
 _LITERAL = re.compile(r'"((?:comment:)?[a-z_]+=?)"')
@@ -105,7 +107,7 @@ def from_text(test_loader_c: str, name: str = "", unpriv_helpers_c: str = "") ->
         if f'"{named}"' in test_loader_c:
             retvals.append((named, value))
     return Dialect(name or encoding, encoding, tags, arches, tuple(retvals), pointer_value,
-                   '"CONFIG_CPU_MITIGATIONS=y"' in unpriv_helpers_c)
+                   '"CONFIG_CPU_MITIGATIONS=y"' in unpriv_helpers_c, "test__start_subtest_with_desc" in test_loader_c)
 
 
 def tree_version(tree: Path) -> str:

@@ -40,11 +40,13 @@ def file_record(fs) -> dict[str, Any]:
     for prog, spec in zip(obj.programs, fs.specs, strict=True):
         func = btf.find(prog.name, FUNC) if btf is not None else None
         programs[prog.name] = {"section": prog.section, "prog_type": prog_type_of(prog.sec_name),
-                               "tags": btf.decl_tags(func.id) if btf is not None and func is not None else None,
+                               "tags": (btf.decl_tags(func.id) if btf is not None and func is not None
+                                        else None),
                                "unsupported": _reasons(spec.unsupported),
                                "exec_unsupported": _reasons(spec.exec_unsupported)}
     return {"file": fs.name, "test": name_of_test(fs.skeleton.function), "group": fs.skeleton.group,
-            "dialect": dataclasses.asdict(fs.dialect), "helpers": {str(k): v for k, v in fs.helpers.items()},
+            "dialect": {**dataclasses.asdict(fs.dialect), "tags": sorted(fs.dialect.tags)},
+            "helpers": {str(k): v for k, v in fs.helpers.items()},
             "programs": programs, "pre_execution_error": fs.pre_execution_error,
             "subtests": [[s.prog_name, s.mode, s.name, list(s.autoload[1:])] for s in fs.subtests()]}
 
@@ -79,7 +81,8 @@ def subtest_record(sub, result) -> dict[str, Any]:
 def dialect_of(record: Mapping[str, Any]) -> Dialect:
     d = dict(record)
     return Dialect(d["name"], d["encoding"], frozenset(d["tags"]), tuple(d["arches"]),
-                   tuple(tuple(x) for x in d["retval_names"]), d["pointer_value"], d.get("mitigations_config", False))
+                   tuple(tuple(x) for x in d["retval_names"]), d["pointer_value"], d.get("mitigations_config", False),
+                   d.get("subtest_desc", False))
 
 
 def spec_of(meta: Mapping[str, Any], program: str, auxiliaries: list[str], mode: str) -> TestSpec:

@@ -179,13 +179,13 @@ def load_request(fs: FileSpecs, sub: Subtest, remote: str, testing_flags: int, m
 
 
 def run_subtest(session: SelftestSession, fs: FileSpecs, sub: Subtest,
-                evidence: KernelEvidence | None = None) -> SubtestResult:
+                evidence: KernelEvidence | None = None, *, min_log_level: int = 0) -> SubtestResult:
     """One subtest, judged by harness.selftests.judge (with `evidence` of what the kernel lacks). A lost machine or
     agent is an `error` (no verdict)."""
     t0 = time.monotonic()
     result = SubtestResult(fs.name, sub.name, sub.prog_name, sub.mode, ERROR, "not run")
     try:
-        _run(session, fs, sub, result, evidence)
+        _run(session, fs, sub, result, evidence, min_log_level)
     except AgentExitedError as e:
         session.forget_agent()
         result.status, result.reason = ERROR, f"the guest agent died during this subtest (no verdict): {e}"
@@ -196,7 +196,7 @@ def run_subtest(session: SelftestSession, fs: FileSpecs, sub: Subtest,
 
 
 def _run(session: SelftestSession, fs: FileSpecs, sub: Subtest, result: SubtestResult,
-         evidence: KernelEvidence | None) -> None:
+         evidence: KernelEvidence | None, min_log_level: int = 0) -> None:
     spec = sub.spec
     if fs.obj is None:
         result.status, result.reason = ERROR, fs.error or "no object"
@@ -219,8 +219,8 @@ def _run(session: SelftestSession, fs: FileSpecs, sub: Subtest, result: SubtestR
             return
         btf_paths[tag_path] = session.push(local)
     remote = session.push(fs.obj)
-    load = session.request("load", **load_request(fs, sub, remote, session.testing_flags(), btf_paths=btf_paths,
-                                                  mitigations_config=session.mitigations_config))
+    load = session.request("load", **load_request(fs, sub, remote, session.testing_flags(), min_log_level,
+                                                  btf_paths=btf_paths, mitigations_config=session.mitigations_config))
     result.load = load
     if load.get("skipped"):
         result.status, result.reason = SKIP, f"unprivileged subtest not run: {load['skipped']}"

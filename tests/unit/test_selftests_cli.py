@@ -27,7 +27,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def test_list_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     tree = make_tree(tmp_path)
     out = tmp_path / "out" / "list.json"
-    res = cli("selftests", "--list", "--kernel-src", str(tree), "--vmlinux-h", str(vmlinux_h(tmp_path)), "-j", "2",
+    res = cli("selftests", "--list", "--kernel-src", str(tree), "--vmlinux-h", str(vmlinux_h(tmp_path)), "--jobs", "2",
               "--json", str(out), env=_env(tmp_path))
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
@@ -68,7 +68,8 @@ def test_a_file_that_does_not_compile_is_listed_and_exits_3(tmp_path: Path) -> N
 @pytest.mark.parametrize("args", [
     ["selftests"],
     ["selftests", "--list", "no_such_skeleton"],
-    ["selftests", "--list", "-j", "0"],
+    ["selftests", "--list", "--jobs", "0"],
+    ["selftests", "-j", "0"],
     ["selftests", "--list", "--vmlinux-h", "/nonexistent/vmlinux.h"],
 ])
 def test_usage_errors(tmp_path: Path, args: list[str]) -> None:

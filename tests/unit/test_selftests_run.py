@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import AgentExitedError
+from harness.selftests.dialect import LINUX_6_12
 from harness.selftests.discover import Caps, Skeleton
 from harness.selftests.elf import BtfMap
 from harness.selftests.run import SelftestSession, load_request, run_subtest
@@ -151,3 +152,60 @@ def test_a_libbpf_the_guest_cannot_load_falls_back_with_a_note(tmp_path: Path) -
     agent.hello = {"libbpf": None, "libbpf_error": "cannot load libbpf: no such file"}
     run_subtest(s, fs, fs.subtests()[0])
     assert s.libbpf is None and "no such file" in s.notes[0] and "guest's own libbpf" in s.notes[0]
+
+
+def test_before_a_test_run_struct_ops_attach_and_the_pre_execution_writes(tmp_path: Path) -> None:
+    """Was: a __retval subtest of a file with a pre-execution callback or a struct_ops map was a skip after its
+    load; now the maps are written and attached first, and a step that fails fails the subtest as test_loader's
+    PRINT_FAIL does."""
+    from dataclasses import replace
+
+    from harness.selftests.preexec import MapWrite
+
+    spec = parse_spec(["comment:test_expect_success", "comment:test_retval=0"], "prog")
+    fs = replace(file_specs(tmp_path, spec), pre_execution=(MapWrite("map_array_ro", b"\0" * 4, b"\1" * 48),),
+                 struct_ops_maps=("ops",))
+    (sub,) = fs.subtests()
+    s, agent = session({"load": loaded(), "attach_struct_ops": {"ok": True, "attached": [9], "errno": 0},
+                        "map_update": {"ok": True, "errno": 0}, "test_run": {"ok": True, "errno": 0, "retval": 0}})
+    res = run_subtest(s, fs, sub)
+    assert res.status == "pass", res.reason
+    assert [op for op, _ in agent.requests] == ["probe", "load", "attach_struct_ops", "map_update", "test_run",
+                                                 "unload"]
+    assert agent.requests[3][1] == {"handle": 7, "map": "map_array_ro", "key": "00000000", "value": "01" * 48}
+    s, _ = session({"load": loaded(), "attach_struct_ops": {"ok": True, "attached": [], "failed": "ops", "errno": 22}})
+    res = run_subtest(s, fs, sub)
+    assert res.status == "fail" and "bpf_map__attach_struct_ops failed for map ops: err=-22" in res.reason
+    s, _ = session({"load": loaded(), "attach_struct_ops": {"ok": True, "attached": [9], "errno": 0},
+                    "map_update": {"ok": True, "errno": 2, "error": "Error while updating map 'map_array_ro'"}})
+    res = run_subtest(s, fs, sub)
+    assert res.status == "fail" and res.reason.startswith("pre_execution_cb failed")
+    # a callback the harness cannot do is no verdict on the run, never a skip
+    fs = replace(fs, pre_execution=(), pre_execution_error="init_x_maps() in verifier.c does not only return ...")
+    (sub,) = fs.subtests()
+    s, _ = session({"load": loaded()})
+    assert run_subtest(s, fs, sub).status == "error"
+
+
+def test_a_recorded_subtest_replays_to_its_verdict(tmp_path: Path) -> None:
+    """--selftests-record's files, read back by harness.selftests.replay, give the same verdict through the spec
+    and judge code (what tests/unit/test_selftests_compare.py does with whole recorded runs)."""
+    from harness.selftests.replay import replay_subtest, subtest_record
+
+    spec = parse_spec(["comment:test_expect_failure", "comment:test_expect_msg=0=R1 invalid"], "prog")
+    fs = file_specs(tmp_path, spec)
+    (sub,) = fs.subtests()
+    refused = {"ok": True, "loaded": False, "errno": 13, "verifier_log": "0: R1 invalid mem access",
+               "failed_program": "prog", "libbpf_log": [],
+               "programs": [{"name": "prog", "autoload": True, "verifier_log": "0: R1 invalid mem access"}]}
+    s, _ = session({"load": refused})
+    res = run_subtest(s, fs, sub)
+    rec = subtest_record(sub, res)
+    meta = {"dialect": {**__import__("dataclasses").asdict(LINUX_6_12), "tags": sorted(LINUX_6_12.tags)},
+            "helpers": {}, "programs": {"prog": {"section": "socket", "prog_type": 1, "unsupported": [],
+                                                 "exec_unsupported": [],
+                                                 "tags": ["comment:test_expect_failure",
+                                                          "comment:test_expect_msg=0=R1 invalid"]}}}
+    assert replay_subtest(meta, rec, []) == (res.status, res.reason) == ("pass", "load failed as expected")
+    meta["programs"]["prog"]["tags"][1] = "comment:test_expect_msg=0=R2 invalid"  # the spec code runs again
+    assert replay_subtest(meta, rec, [])[0] == "fail"
