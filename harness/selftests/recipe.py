@@ -23,7 +23,7 @@ from harness.settings import CacheLayout
 from harness.tools import version_line
 
 # Bump when the recipe changes in a way its inputs (Makefile, headers, flags) do not show.
-RECIPE_VERSION = 2  # 2: vmlinux.h from its own directory in the cache (any --vmlinux-h file name works)
+RECIPE_VERSION = 3  # 3: test_kmods/ headers in the key; 2: vmlinux.h from its own directory in the cache (any --vmlinux-h file name works)
 SRCARCH = "x86"  # the arch test_progs runs on here (x86_64 guests)
 HELPER_DEFS = "bpf_helper_defs.h"
 BPF_H = Path("tools/include/uapi/linux/bpf.h")
@@ -34,7 +34,8 @@ FALLBACK_CFLAGS = ("-g", "-Wall", "-Werror", "-D__TARGET_ARCH_$(SRCARCH)", "$(ME
                    "-Wno-compare-distinct-pointer-types", "$(CLANG_CFLAGS)", "-DENABLE_ATOMICS_TESTS")
 FALLBACK_RULE = ("$3", "-O2", "--target=bpf", "-c", "$1", "-mcpu=v3", "-o", "$2")
 # Header directories whose content every object's cache key covers (what its #includes can reach).
-HEADER_DIRS = (SELFTESTS, SELFTESTS / "progs", SELFTESTS / "bpf_testmod", Path("tools/lib/bpf"))
+HEADER_DIRS = (SELFTESTS, SELFTESTS / "progs", SELFTESTS / "bpf_testmod", SELFTESTS / "test_kmods",
+               Path("tools/lib/bpf"))
 HEADER_TREES = (Path("tools/include"),)
 
 _ASSIGN = re.compile(r"^(?:override\s+)?([A-Za-z_][\w.\-/]*)\s*(:=|\?=|\+=|=)\s*(.*)$")

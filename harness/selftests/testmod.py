@@ -10,7 +10,8 @@ from pathlib import Path
 from harness.selftests.discover import SELFTESTS
 from harness.selftests.elf import BpfObject, Program
 
-TESTMOD_DIR = SELFTESTS / "bpf_testmod"
+TESTMOD_DIR = SELFTESTS / "bpf_testmod"  # 6.x
+TEST_KMODS_DIR = SELFTESTS / "test_kmods"  # 7.x: bpf_testmod.c and the other test modules moved here
 _KFUNC = re.compile(r"\bBTF_ID_FLAGS\s*\(\s*func\s*,\s*(\w+)")
 _STRUCT_OPS = re.compile(r"\bregister_bpf_struct_ops\s*\([^,]+,\s*(\w+)\s*\)")
 _TRACE = re.compile(r"^\s*(?:TRACE_EVENT|DECLARE_TRACE\w*|BPF_TESTMOD_DECLARE_TRACE)\s*\(\s*(\w+)\s*,", re.M)
@@ -31,8 +32,11 @@ class Testmod:
 
     @classmethod
     def from_tree(cls, tree: Path) -> Testmod:
+        """From the tree's bpf_testmod/ (6.x) or test_kmods/ (7.x: every test module's source there)."""
         base = Path(tree) / TESTMOD_DIR
-        c_text = _read(base / "bpf_testmod.c")
+        if not (base / "bpf_testmod.c").is_file() and (Path(tree) / TEST_KMODS_DIR).is_dir():
+            base = Path(tree) / TEST_KMODS_DIR
+        c_text = "\n".join(_read(p) for p in sorted(base.glob("*.c")))
         events = _without_macros(_read(base / "bpf_testmod-events.h"))
         # Functions only by a name that says so: bpf_testmod.c also defines names vmlinux has (it shadows
         # bpf_fentry_shadow_test on purpose), and attaching to those needs no module.

@@ -40,3 +40,21 @@ def test_no_evidence_no_skip() -> None:
     assert empty.map_type_missing(17, 22) is None and empty.ksym_missing("x", "func") is None
     assert empty.explain_load_failure(["libbpf: map 'm': failed to create: -EINVAL"], [{"name": "m", "type": 17}]) \
         is None
+
+
+def test_bpf_testmod_is_read_where_the_tree_keeps_it(tmp_path: Path) -> None:
+    """6.x: tools/testing/selftests/bpf/bpf_testmod/; 7.x moved it (with the other test modules) to test_kmods/.
+    Was: a 7.3 tree's testmod kfuncs and struct_ops were not known, so its objects failed or skipped as if the
+    kernel lacked them."""
+    from harness.selftests.testmod import Testmod
+
+    for sub in ("bpf_testmod", "test_kmods"):
+        tree = tmp_path / sub
+        d = tree / "tools/testing/selftests/bpf" / sub
+        d.mkdir(parents=True)
+        (d / "bpf_testmod.c").write_text("BTF_ID_FLAGS(func, bpf_kfunc_call_test4)\n"
+                                         "register_bpf_struct_ops(&bpf_bpf_testmod_ops, bpf_testmod_ops);\n")
+        (d / "bpf_test_no_cfi.c").write_text("register_bpf_struct_ops(&ops, bpf_test_no_cfi_ops);\n")
+        t = Testmod.from_tree(tree)
+        assert "bpf_kfunc_call_test4" in t.kfuncs and "bpf_testmod_ops" in t.struct_ops
+        assert "bpf_test_no_cfi_ops" in t.struct_ops
