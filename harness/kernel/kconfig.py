@@ -132,6 +132,7 @@ class Setting:
 class Fragment:
     path: str
     settings: tuple[Setting, ...]
+    overrides: bool = False  # a variant fragment (kernel-config/variants/): its values win over the base's
 
 
 @dataclass(frozen=True)
@@ -224,8 +225,13 @@ def _for(s: Setting) -> str:
     return f" ({s.when})" if s.when else ""
 
 
+VARIANTS = "variants"
+
+
 def load_fragments(config_dir: Path, extra: tuple[Path, ...] = ()) -> list[Fragment]:
-    """Every `*.config` in config_dir in name order, then any extra fragment files."""
+    """Every `*.config` in config_dir in name order, then any extra fragment files. An extra fragment of a
+    `variants/` directory (what a matrix target adds) overrides the base fragments' values; any other
+    disagreement is an error."""
     paths = sorted(config_dir.glob("*.config")) + list(extra)
     if not paths:
         raise ConfigError(f"no *.config fragments in {config_dir}: nothing says how to configure the kernel.",
@@ -236,7 +242,10 @@ def load_fragments(config_dir: Path, extra: tuple[Path, ...] = ()) -> list[Fragm
             text = p.read_text()
         except OSError as e:
             raise ConfigError(f"cannot read config fragment {p}: {e.strerror}", usage=True) from e
-        frags.append(parse_fragment(text, str(p)))
+        frag = parse_fragment(text, str(p))
+        if p in extra and Path(p).parent.name == VARIANTS:
+            frag = Fragment(frag.path, frag.settings, overrides=True)
+        frags.append(frag)
     return frags
 
 
@@ -247,6 +256,8 @@ def check_conflicts(fragments: list[Fragment]) -> None:
     for frag in fragments:
         for s in frag.settings:
             for prev in seen.get(s.name, []):
+                if frag.overrides:
+                    break  # a variant changes the base on purpose (the render marks it)
                 if prev.value != s.value and prev.overlaps(s) and prev.source != s.source:
                     raise ConfigError(
                         f"conflicting values for {s.name}: {prev.describe()} but {s.describe()}. Make the "
@@ -263,7 +274,7 @@ def select(fragments: list[Fragment], kernel: str | None) -> list[Fragment]:
         conditional = next(s for f in fragments for s in f.settings if s.when)
         raise ConfigError(f"the kernel version is not known ({kernel!r}), and {conditional.describe()} depends on "
                           "it: the fragments can only be merged for a known kernel.")
-    return [Fragment(f.path, tuple(s for s in f.settings if s.applies_to(line))) for f in fragments]
+    return [Fragment(f.path, tuple(s for s in f.settings if s.applies_to(line)), f.overrides) for f in fragments]
 
 
 def merge(fragments: list[Fragment], kernel: str | None = None) -> MergedConfig:
@@ -274,7 +285,7 @@ def merge(fragments: list[Fragment], kernel: str | None = None) -> MergedConfig:
     for frag in select(fragments, kernel):
         for s in frag.settings:
             prev = merged.get(s.name)
-            if prev is None:
+            if prev is None or (frag.overrides and prev.value != s.value):
                 merged[s.name] = s
             elif prev.value != s.value:
                 raise ConfigError(

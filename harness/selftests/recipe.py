@@ -23,7 +23,8 @@ from harness.settings import CacheLayout
 from harness.tools import version_line
 
 # Bump when the recipe changes in a way its inputs (Makefile, headers, flags) do not show.
-RECIPE_VERSION = 3  # 3: test_kmods/ headers in the key; 2: vmlinux.h from its own directory in the cache (any --vmlinux-h file name works)
+# 3: test_kmods/ headers in the key; 2: vmlinux.h from its own directory in the cache (any --vmlinux-h name works)
+RECIPE_VERSION = 3
 SRCARCH = "x86"  # the arch test_progs runs on here (x86_64 guests)
 HELPER_DEFS = "bpf_helper_defs.h"
 BPF_H = Path("tools/include/uapi/linux/bpf.h")

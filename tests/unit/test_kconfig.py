@@ -187,3 +187,20 @@ def test_every_option_a_line_is_asked_for_exists_in_that_lines_kconfig():
                     missing.append(f"{s.describe()}: Linux {line} has no such option")
     assert not missing, "\n".join(missing)
     assert defined["CONFIG_PROC_SYSCTL"] == {"6.1", "6.12"}  # the reason for the first condition
+
+
+def test_a_variant_fragment_overrides_the_base(tmp_path: Path) -> None:
+    """kernel-config/variants/ fragments (what a matrix target adds) change the base on purpose: the testmod row
+    turns CONFIG_MODULES on over 00-guest-base's '# CONFIG_MODULES is not set'; any other disagreement stays an
+    error."""
+    (tmp_path / "00-base.config").write_text("# CONFIG_MODULES is not set\nCONFIG_BPF=y\n")
+    (tmp_path / "variants").mkdir()
+    variant = tmp_path / "variants" / "mods.config"
+    variant.write_text("CONFIG_MODULES=y\n")
+    frags = kconfig.load_fragments(tmp_path, (variant,))
+    merged = {s.name: s.value for s in kconfig.merge(frags, "7.3.4").settings}
+    assert merged == {"CONFIG_MODULES": "y", "CONFIG_BPF": "y"}
+    other = tmp_path / "extra.config"
+    other.write_text("CONFIG_MODULES=y\n")
+    with pytest.raises(ConfigError, match="conflicting values for CONFIG_MODULES"):
+        kconfig.merge(kconfig.load_fragments(tmp_path, (other,)), "7.3.4")

@@ -28,9 +28,11 @@ append = ["lsm=bpf"]
 
 def test_shipped_matrix_has_the_kernels_with_73_series_the_default():
     m = ms.load()
-    assert m.names() == ("7.3-series", "7.3-plain", "7.3-series-stack-none", "6.12-series", "6.1-debian")
+    assert m.names() == ("7.3-series", "7.3-plain", "7.3-series-stack-none", "7.3-series-testmod",
+                       "6.12-series", "6.1-debian")
     assert m.default.name == "7.3-series"
-    series, plain, stack_none, s612, deb = m.targets
+    series, plain, stack_none, testmod, s612, deb = m.targets
+    assert [f.name for f in testmod.fragments] == ["testmod.config"] and testmod.series
     assert (series.kind, series.series, series.kernel_src, series.fragments) == ("build", True, "debian-7.3", ())
     assert (plain.kind, plain.series, plain.source) == ("build", False, "debian-7.3")
     assert (stack_none.series, stack_none.source) == (True, "debian-7.3")
