@@ -243,7 +243,7 @@ def select_files(tree: Path, names: Sequence[str] = (), *, allow_absent: bool = 
         raise UsageError(f"not in the RUN_TESTS set of {tree}, so test_progs does not run them through test_loader: "
                          f"{', '.join(outside)}")
     if selector is not None:
-        chosen = [s for s in chosen if selector.should_run(name_of_test(s.function))]
+        chosen = [s for s in chosen if selector.should_run(name_of_test(s.test))]
     return Selection(tree.resolve(), tuple(s.source.resolve() for s in chosen if s.source), tuple(absent))
 
 

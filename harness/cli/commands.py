@@ -520,7 +520,7 @@ def _selftests_run(ns: argparse.Namespace) -> int:
         from harness.selftests.test_progs_log import name_of_test
 
         skeletons = {s.name: s for s in discover(chosen.tree).skeletons}
-        tests = {name: name_of_test(skeletons[name].function) for name in chosen.names if name in skeletons}
+        tests = {name: name_of_test(skeletons[name].test) for name in chosen.names if name in skeletons}
         ns.json_report.write_text(json.dumps(st.test_progs_json(summary, tests, verbose=ns.verbose > 0), indent=1)
                                   + "\n")
         paths["-J"] = ns.json_report

@@ -213,7 +213,7 @@ class SelftestFileCollector(pytest.File):
             yield _invalid_spec_item(self, fs, spec)
         subtests = fs.subtests()
         selector = _selector(self.config)
-        test = name_of_test(skel.function)
+        test = name_of_test(skel.test)
         for name, sub in zip(item_names(subtests), subtests, strict=True):
             if selector is not None and not _selected(selector, test, fs, sub):
                 continue

@@ -56,6 +56,12 @@ class Skeleton:
     guards: tuple[str, ...] = ()  # conditions test_progs checks first, e.g. "env.has_testmod"
     pre_execution: str | None = None  # verifier.c's callback run before BPF_PROG_TEST_RUN (fills maps)
     pre_execution_maps: tuple[str, ...] = ()  # the maps that callback writes
+    test_function: str = ""  # the test test_progs runs it in: `function`, or the test that calls that helper
+
+    @property
+    def test(self) -> str:
+        """The test_progs test that runs it (its name without test_/serial_test_ is what -t and the results say)."""
+        return self.test_function or self.function
 
     @property
     def serial(self) -> bool:
@@ -112,6 +118,7 @@ class _Function:
     name: str
     start: int  # offset of its first line in the text
     end: int  # offset where the next function starts
+    static: bool = False
 
 
 def _functions(text: str) -> list[_Function]:
@@ -121,10 +128,34 @@ def _functions(text: str) -> list[_Function]:
     for line in text.splitlines(keepends=True):
         m = _FUNC_START.match(line)
         if m and not line.rstrip().endswith(");"):  # a prototype ends so; a one-line definition with "}"
-            starts.append((m.group(1), offset))
+            starts.append((m.group(1), offset, line.lstrip().startswith("static")))
         offset += len(line)
-    return [_Function(name, off, starts[i + 1][1] if i + 1 < len(starts) else len(text))
-            for i, (name, off) in enumerate(starts)]
+    return [_Function(name, off, starts[i + 1][1] if i + 1 < len(starts) else len(text), static)
+            for i, (name, off, static) in enumerate(starts)]
+
+
+def _is_test(f: _Function) -> bool:
+    return not f.static and f.name.startswith(("test_", "serial_test_"))
+
+
+def test_of(text: str, funcs: list[_Function], func: _Function | None) -> str:
+    """The test function test_progs runs `func` in: itself when it is one (a non-static test_*/serial_test_*), else
+    the first test of the file that calls it, directly or through other helpers (exceptions.c's static
+    test_exceptions_failure() runs in test_exceptions)."""
+    if func is None or _is_test(func):
+        return func.name if func else ""
+    seen, todo = {func.name}, [func.name]
+    while todo:
+        callee = todo.pop(0)
+        call = re.compile(rf"\b{re.escape(callee)}\s*\(")
+        for f in funcs:
+            if f.name in seen or not call.search(text, f.start, f.end):
+                continue
+            if _is_test(f):
+                return f.name
+            seen.add(f.name)
+            todo.append(f.name)
+    return func.name
 
 
 def _enclosing(funcs: list[_Function], offset: int) -> _Function | None:
@@ -211,7 +242,7 @@ def discover(tree: Path) -> Discovery:
         src = base / "progs" / f"{name}.c"
         found[name] = Skeleton(name, src if src.is_file() else None, group,
                                f"{rel}:{text.count(chr(10), 0, offset) + 1}", func.name if func else "",
-                               caps, guards, pre, pre_maps)
+                               caps, guards, pre, pre_maps, test_of(text, funcs, func))
 
     for path in sorted(prog_tests.glob("*.c")):
         rel = f"prog_tests/{path.name}"

@@ -44,7 +44,7 @@ def file_record(fs) -> dict[str, Any]:
                                         else None),
                                "unsupported": _reasons(spec.unsupported),
                                "exec_unsupported": _reasons(spec.exec_unsupported)}
-    return {"file": fs.name, "test": name_of_test(fs.skeleton.function), "group": fs.skeleton.group,
+    return {"file": fs.name, "test": name_of_test(fs.skeleton.test), "group": fs.skeleton.group,
             "dialect": {**dataclasses.asdict(fs.dialect), "tags": sorted(fs.dialect.tags)},
             "helpers": {str(k): v for k, v in fs.helpers.items()},
             "programs": programs, "pre_execution_error": fs.pre_execution_error,

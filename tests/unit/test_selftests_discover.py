@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from selftests_tree import make_tree
+from selftests_tree import BPF, make_tree
 
 from harness.errors import HarnessError
 from harness.selftests.discover import RUN_TESTS_GROUP, VERIFIER_GROUP, Caps, discover, guards_at, strip_comments
@@ -100,3 +100,17 @@ def test_debian_6_12_has_156_files(plain_source: Path) -> None:
                                                          "test_tp_btf_nullable"}
     t = Testmod.from_tree(plain_source)
     assert "bpf_kfunc_call_test_acquire" in t.kfuncs and "bpf_testmod_st_ops" in t.struct_ops
+
+
+def test_a_run_tests_call_in_a_static_helper_runs_in_the_test_that_calls_it(tmp_path: Path) -> None:
+    """exceptions.c: RUN_TESTS(exceptions_fail) is in the static test_exceptions_failure(), which the test
+    test_exceptions calls; test_progs prints those subtests under `exceptions`, and -t exceptions selects them."""
+    tree = make_tree(tmp_path)
+    (tree / BPF / "prog_tests/exceptions.c").write_text(
+        "static void test_exceptions_failure(void)\n{\n\tRUN_TESTS(foo_after);\n}\n\n"
+        "static void helper(void)\n{\n\ttest_exceptions_failure();\n}\n\n"
+        "void test_exceptions(void)\n{\n\thelper();\n}\n")
+    (tree / BPF / "prog_tests/foo.c").write_text("void test_foo(void)\n{\n\tRUN_TESTS(foo_success);\n}\n")
+    by = discover(tree).by_name()
+    assert by["foo_after"].function == "test_exceptions_failure" and by["foo_after"].test == "test_exceptions"
+    assert by["foo_success"].test == "test_foo"

@@ -67,7 +67,7 @@ def main() -> None:
     if out.exists():
         shutil.rmtree(out)
     (out / "logs").mkdir(parents=True)
-    tests = list(dict.fromkeys(name_of_test(s.function) for s in chosen))
+    tests = list(dict.fromkeys(name_of_test(s.test) for s in chosen))
     tp = out / "logs/test_progs-run"
     run([*HAB, "selftests", "--kernel-src", ns.kernel_src, "--test-progs", *tests, "--out", str(tp),
          "--json", str(out / "logs/test_progs-summary.json")], out / "logs/test_progs.out")
