@@ -123,7 +123,7 @@ class _Function:
 
 def _functions(text: str) -> list[_Function]:
     """Top-level function definitions, by the column-0 line that starts each (the kernel's coding style)."""
-    starts: list[tuple[str, int]] = []
+    starts: list[tuple[str, int, bool]] = []
     offset = 0
     for line in text.splitlines(keepends=True):
         m = _FUNC_START.match(line)
