@@ -498,7 +498,8 @@ def _kernel_for_selftests(config: pytest.Config):
         from harness.selftests.collect import KernelForSelftests
 
         art = run_kernel.prepare(config).artifact
-        return KernelForSelftests(art.vmlinux_h, art.release, harness_cache_root(config), art.vmlinux, art.config)
+        return KernelForSelftests(art.vmlinux_h, art.release, harness_cache_root(config), art.vmlinux, art.config,
+                                  art.dir)
 
     return get
 

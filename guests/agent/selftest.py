@@ -232,3 +232,24 @@ class SelftestOps:
         finally:
             os.close(fd)
         return {}
+
+    def op_load_module(self, req: dict) -> dict:
+        """finit_module() of a .ko file in the guest (bpf_testmod.ko, as test_progs loads it); one already loaded
+        (EEXIST) is fine."""
+        import ctypes
+
+        path = arg(req, "path", str)
+        nr = {"x86_64": 313, "aarch64": 273}.get(os.uname().machine)
+        if nr is None:
+            raise OpFailed(f"no finit_module syscall number known for {os.uname().machine}")
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            ret = libc.syscall(ctypes.c_long(nr), ctypes.c_int(fd), ctypes.c_char_p(b""), ctypes.c_int(0))
+            err = ctypes.get_errno() if ret < 0 else 0
+        finally:
+            os.close(fd)
+        if err and err != 17:  # EEXIST
+            raise OpFailed(f"finit_module({path}) failed: {os_error(err)}", errno=err)
+        return {"errno": err}

@@ -10,7 +10,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -48,6 +48,7 @@ class KernelForSelftests:
     cache_root: Path
     vmlinux: Path | None = None
     config: Path | None = None
+    kernel_dir: Path | None = None  # its cache entry (meta.json names the tree and slot it was built in)
 
     def evidence(self, tree: Path) -> KernelEvidence:
         return _evidence(Path(tree), self.vmlinux_h, self.vmlinux, self.config, self.release)
@@ -120,6 +121,19 @@ def _testmod(tree: Path) -> Testmod:
     return Testmod.from_tree(tree)
 
 
+@functools.cache
+def _modules(tree: Path, kernel_dir: Path | None, config: Path | None, cache_root: Path) -> tuple[Path | None, str]:
+    """bpf_testmod.ko of `tree` for a kernel with module support (built once), or (None, why not)."""
+    from harness.selftests.testmod_build import MODULE, build_testmod, has_modules
+
+    if kernel_dir is None or not has_modules(config):
+        return None, "the kernel under test has no module support (matrix target *-testmod has)"
+    try:
+        return build_testmod(tree, kernel_dir, CacheLayout(cache_root)) / MODULE, ""
+    except HarnessError as e:
+        return None, f"bpf_testmod.ko could not be built: {str(e).splitlines()[0]}"
+
+
 def compile_file(skel: Skeleton, kernel: KernelForSelftests) -> tuple[CompileResult, FileSpecs]:
     """Compile a RUN_TESTS file with upstream's recipe against the kernel's vmlinux.h and read its plans."""
     assert skel.source is not None
@@ -129,8 +143,16 @@ def compile_file(skel: Skeleton, kernel: KernelForSelftests) -> tuple[CompileRes
     res = compile_selftest(skel.source, recipe, CacheLayout(kernel.cache_root).objects)
     if not res.ok or res.obj is None:
         return res, FileSpecs(skel, None, error=res.stderr or "compile failed", compile_error=True)
-    return res, read_file_specs(skel, res.obj, tree, recipe, CacheLayout(kernel.cache_root).objects, _testmod(tree),
-                                arch=_arch())
+    module, why = _modules(tree, kernel.kernel_dir, kernel.config, kernel.cache_root)
+    fs = read_file_specs(skel, res.obj, tree, recipe, CacheLayout(kernel.cache_root).objects,
+                         None if module is not None else _testmod(tree), arch=_arch())
+    if module is not None:
+        fs = replace(fs, modules=(module,))  # loaded into every guest first, as test_progs loads it
+    elif why and any(r.feature == "bpf_testmod" for s in fs.specs for r in s.unsupported):
+        fs = replace(fs, specs=tuple(replace(s, unsupported=tuple(
+            replace(r, detail=f"{r.detail}; {why}") if r.feature == "bpf_testmod" else r for r in s.unsupported))
+            for s in fs.specs))
+    return res, fs
 
 
 def _arch() -> str:
@@ -293,6 +315,12 @@ def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
         session = selftest_sessions(fs.skeleton)
         if session.mitigations_config != fs.dialect.mitigations_config:  # the tree's get_unpriv_disabled()
             session.mitigations_config, session._probe = fs.dialect.mitigations_config, None
+        if fs.modules:
+            try:
+                session.load_modules(fs.modules)
+            except HarnessError as e:  # GuestCommandError, LostVMError: the machine's, not the subtest's
+                request.node.user_properties.append(("status", "no verdict"))
+                pytest.fail(f"NO VERDICT (a harness or machine problem, not the subtest's): {e}", pytrace=False)
         start = console_start(session.machine)
         result = runner.run_subtest(session, fs, sub, kernel.evidence(discovery_tree(fs.skeleton)),
                                     min_log_level=min(2, request.config.getoption("--selftests-verbosity", 0) or 0))

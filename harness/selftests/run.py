@@ -109,6 +109,17 @@ class SelftestSession:
     def push(self, obj: Path) -> str:
         return self.guest.push(obj)
 
+    def load_modules(self, modules) -> None:
+        """Load the test modules into this machine once (test_progs loads bpf_testmod.ko at start)."""
+        loaded = self.guest.__dict__.setdefault("_selftest_modules", set())
+        for ko in modules:
+            if ko in loaded:
+                continue
+            res = self.request("load_module", timeout=120, path=self.push(ko))
+            if not res.get("ok"):
+                raise GuestCommandError(f"loading {ko.name} into the guest failed: {res.get('error')}")
+            loaded.add(ko)
+
     def forget_agent(self) -> None:
         self.machine.guest.forget_agent(self.libbpf)
         self._checked = False

@@ -102,6 +102,7 @@ class FileSpecs:
     helpers: dict[int, str] = field(default_factory=dict)  # helper id -> name, for the xlated disassembly
     btf_objects: dict[str, Path] = field(default_factory=dict)  # __btf_path/__btf_func_path file -> built object
     btf_errors: dict[str, str] = field(default_factory=dict)  # ... or why it could not be built
+    modules: tuple[Path, ...] = ()  # test modules (bpf_testmod.ko) every guest loads before its subtests
 
     def btf_files(self) -> list[str]:
         """The custom BTF files the specs name (progs/<stem>.c builds <stem>.bpf.o)."""
