@@ -265,6 +265,7 @@ class SelftestsRun:
     no_patches: bool = False
     last_failed: str | None = None  # "lf" | "ff": pytest's --lf / --ff, with a pytest cache of this tree's runs
     pytest_cache: Path | None = None
+    target: str | None = None  # a matrix target names the kernel instead of kernel_src
 
 
 def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
@@ -277,7 +278,7 @@ def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
         extra.append("--selftests-filter=" + json.dumps(asdict(run.selector)))
     if run.verbosity:
         extra.append(f"--selftests-verbosity={run.verbosity}")
-    return inner_pytest_argv([str(f) for f in run.files], junit=junit, workers=run.workers,
+    return inner_pytest_argv([str(f) for f in run.files], junit=junit, workers=run.workers, target=run.target,
                              kernel_src=run.kernel_src, accel=run.accel, cache_dir=run.cache_dir,
                              no_patches=run.no_patches, pytest_cache=run.pytest_cache, rerun=run.last_failed,
                              extra=[*extra, *run.extra_pytest])
@@ -327,7 +328,7 @@ def _props(text: str, name: str) -> list[str]:
     return [v for r in parse_junit(text) for v in r.props(name)]
 
 
-def test_progs_json(summary: Summary, tests: dict[str, str], *, verbose: bool = False) -> dict[str, Any]:
+def to_test_progs_json(summary: Summary, tests: dict[str, str], *, verbose: bool = False) -> dict[str, Any]:
     """The results in test_progs' own -J shape: {"success", "success_subtest", "skipped", "failed",
     "failed_subtest", "results": [{"name", "number", "message", "failed", "subtests": [{"name", "number",
     "message", "failed"}]}]}. A test is a prog_tests function (`tests`: file -> its test name); as test_progs does,

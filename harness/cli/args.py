@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "own -J JSON shape")
     p.add_argument("--no-patches", action="store_true", help="build the kernel from the tree as it is, without the "
                    "series of its line")
+    p.add_argument("--kernel-target", metavar="NAME", help="run on this kernel of kernel-config/matrix.toml (its "
+                   "source's tree; e.g. 7.3-series-testmod, with module support for bpf_testmod.ko)")
     rerun = p.add_mutually_exclusive_group()
     rerun.add_argument("--lf", "--last-failed", dest="last_failed", action="store_const", const="lf",
                        help="rerun only what failed last time on this tree and kernel (pytest's --lf)")

@@ -496,7 +496,14 @@ def _selftests_run(ns: argparse.Namespace) -> int:
         raise UsageError("-n/--workers must be >= 1")
     known = load_known_differences(ns.known_differences)
     layout = CacheLayout(ns.cache_dir or cache_root())
-    tree = st.source_tree(ns.kernel_src, layout)
+    if ns.kernel_target and (ns.kernel_src or ns.no_patches):
+        raise UsageError("--kernel-target names the kernel and its source: not with --kernel-src or --no-patches")
+    if ns.kernel_target:
+        from harness.kernel.targets import load as load_matrix
+
+        tree = st.source_tree(load_matrix().get(ns.kernel_target).kernel_src, layout)
+    else:
+        tree = st.source_tree(ns.kernel_src, layout)
     selector = build_selector(tree, t=ns.t, a=ns.a, b=ns.b, d=ns.d, use_lists=not ns.no_denylist)
     chosen = st.select_files(tree, ns.files, selector=selector)
     if not chosen.files:
@@ -507,6 +514,7 @@ def _selftests_run(ns: argparse.Namespace) -> int:
                           workers=ns.workers, kernel_src=ns.kernel_src, cache_dir=ns.cache_dir, accel=ns.accel,
                           known=tuple(known), extra_pytest=tuple(ns.pytest_arg), selector=selector,
                           verbosity=min(ns.verbose, 2), no_patches=ns.no_patches, last_failed=ns.last_failed,
+                          target=ns.kernel_target,
                           pytest_cache=layout.root / "pytest-cache" / f"selftests-{_digest(str(chosen.tree))}")
     lists = f"; {', '.join(selector.sources)}" if selector.sources else ""
     print(f"selftests: {len(run.files)} file(s) of {tree}, {ns.workers} worker(s){lists}; log {out / 'pytest.log'}",
@@ -521,7 +529,7 @@ def _selftests_run(ns: argparse.Namespace) -> int:
 
         skeletons = {s.name: s for s in discover(chosen.tree).skeletons}
         tests = {name: name_of_test(skeletons[name].test) for name in chosen.names if name in skeletons}
-        ns.json_report.write_text(json.dumps(st.test_progs_json(summary, tests, verbose=ns.verbose > 0), indent=1)
+        ns.json_report.write_text(json.dumps(st.to_test_progs_json(summary, tests, verbose=ns.verbose > 0), indent=1)
                                   + "\n")
         paths["-J"] = ns.json_report
     for kind, path in paths.items():

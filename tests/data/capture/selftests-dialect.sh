@@ -15,5 +15,6 @@ s=$(sed -n 's/^SUBLEVEL = //p' "$tree/Makefile")
 dir="$out/$v.$p.$s"
 mkdir -p "$dir"
 cp "$bpf/test_loader.c" "$bpf/unpriv_helpers.c" "$dir/"
+cp "$bpf/DENYLIST" "$out/DENYLIST-$v.$p.$s"
 head -5 "$tree/Makefile" > "$dir/Makefile"
 echo "recorded $v.$p.$s into $dir"
