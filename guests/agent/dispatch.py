@@ -453,7 +453,7 @@ class Agent(SelftestOps):
         flags = _name_map(req, "prog_flags")
         accepted = {}
         for name, value in flags.items():
-            ok, err = probe.prog_flag_accepted(value)
+            ok, err = probe.prog_flag_accepted(value, arg(req, "prog_name", str, ""))
             accepted[name] = ok if ok else f"refused: {os_error(err)}"
         return {"unprivileged_bpf_disabled": probe.unpriv_sysctl(), "mitigations_off": probe.mitigations_off(),
                 "unpriv_disabled_reason": probe.unpriv_disabled_reason(arg(req, "mitigations_config", bool, False)),

@@ -99,8 +99,10 @@ def efficient_unaligned_access() -> bool | None:
     return b"\nCONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS=y\n" in config
 
 
-def prog_flag_accepted(flag: int) -> tuple[bool, int]:
-    """Load `mov r0, 0; exit` as a socket filter with prog_flags = flag (raw bpf(2), no libbpf): (accepted, errno)."""
+def prog_flag_accepted(flag: int, name: str = "") -> tuple[bool, int]:
+    """Load `mov r0, 0; exit` as a socket filter with prog_flags = flag and prog_name = name (raw bpf(2), no
+    libbpf): (accepted, errno). testing_prog_flags() names its probe "flag-test", which the kernel refuses (a program
+    name holds only letters, digits, '_' and '.'): in test_progs neither testing flag is ever accepted."""
     import ctypes
 
     nr = SYS_BPF.get(os.uname().machine)
@@ -117,6 +119,8 @@ def prog_flag_accepted(flag: int) -> tuple[bool, int]:
     )
     for off, value, size in fields:
         ctypes.memmove(ctypes.addressof(attr) + off, value.to_bytes(size, sys.byteorder), size)
+    raw = name.encode()[:15]  # libbpf copies at most BPF_OBJ_NAME_LEN - 1 bytes into attr.prog_name (offset 48)
+    ctypes.memmove(ctypes.addressof(attr) + 48, raw, len(raw))
     fd = libc.syscall(ctypes.c_long(nr), ctypes.c_long(BPF_PROG_LOAD), attr, ctypes.c_uint(64))
     if fd < 0:
         return False, ctypes.get_errno()

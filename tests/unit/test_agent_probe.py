@@ -50,3 +50,16 @@ def test_the_sysctl_decides_first(monkeypatch, guest):
     assert "unprivileged_bpf_disabled = 2" in probe.unpriv_disabled_reason()
     monkeypatch.setattr(probe, "unpriv_sysctl", lambda: None)
     assert "cannot be read" in probe.unpriv_disabled_reason()
+
+
+def test_the_testing_flags_probe_is_named_as_test_progs_names_it():
+    """testing_prog_flags() loads its probe program as "flag-test", a name the kernel refuses: test_progs never sets
+    BPF_F_TEST_RND_HI32 (with it, verifier_sdiv's __xlated lines get the verifier's random upper halves and fail;
+    recorded in tests/data/selftests-compare-6.12.118). Tried on this host's kernel."""
+    ok, err = probe.prog_flag_accepted(1 << 2, "")
+    if not ok:
+        pytest.skip(f"this host refuses even a plain socket filter (errno {err})")
+    assert probe.prog_flag_accepted(1 << 2, "flag-test") == (False, 22)
+    from harness.selftests.run import TESTING_PROBE_NAME
+
+    assert TESTING_PROBE_NAME == "flag-test"
