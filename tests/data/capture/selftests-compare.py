@@ -77,6 +77,7 @@ def main() -> None:
     (out / "test_progs.log").write_text(log)
     if (tp / "test_progs.json").is_file():
         shutil.copyfile(tp / "test_progs.json", out / "test_progs.json")
+    shutil.copyfile(out / "logs/test_progs-summary.json", out / "test_progs-summary.json")  # notes: what did not build
     agent = out / "agent"
     run([*HAB, "selftests", "--kernel-src", ns.kernel_src, "-n", str(ns.workers), *[s.name for s in chosen],
          "--out", str(out / "logs/harness-run"), "--json", str(out / "harness.json"),
