@@ -136,7 +136,7 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
     outcome.notes += run.notes
     outcome.meta.update(run_seconds=round(run.seconds, 1), argv=run.argv, exit_code=run.rc,
                         total_seconds=round(time.monotonic() - t0, 1))
-    for name, path in (("log", run.log), ("to_test_progs_json", run.json), ("console_log", run.console_log)):
+    for name, path in (("log", run.log), ("test_progs_json", run.json), ("console_log", run.console_log)):
         if path is not None:
             outcome.paths[name] = path
     report = judge(run.log_text, run.json_text, run.rc, selectors, lost=run.lost, timed_out=run.timed_out)

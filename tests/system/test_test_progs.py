@@ -40,7 +40,7 @@ def test_cli_runs_test_lsm_and_a_rerun_builds_nothing(kernel_artifact, kernel_op
         assert [(s["name"], s["status"]) for s in run["subtests"]] == [("test_lsm/lsm_basic", "passed"),
                                                                        ("test_lsm/lsm_tailcall", "passed")]
         assert run["exit_code"] == 0 and run["kernel"]["key"] == kernel_artifact.key
-        assert run["to_test_progs_json"] == {"success": 1, "success_subtest": 2, "skipped": 0, "failed": 0}
+        assert run["test_progs_json"] == {"success": 1, "success_subtest": 2, "skipped": 0, "failed": 0}
         assert run["selectors"] == ["test_lsm"] and run["files"] == {"test_lsm.c": ["test_lsm"]}
     assert second["test_progs"]["cached"] and second["test_progs"]["key"] == first["test_progs"]["key"]
     assert second["test_progs"]["build_seconds"] < 10, second["test_progs"]  # tree hashing, no compiler

@@ -59,7 +59,7 @@ def test_the_table_lists_every_subtest_and_the_totals() -> None:
     assert exit_code(o) == EXIT_FAILED
     js = o.to_json()
     assert (js["passed"], js["failed"], js["skipped"], js["errors"]) == (8, 1, 1, 0)
-    assert js["to_test_progs_json"] == {"success": 3, "success_subtest": 7, "skipped": 1, "failed": 1}
+    assert js["test_progs_json"] == {"success": 3, "success_subtest": 7, "skipped": 1, "failed": 1}
     assert js["subtests"][6]["log"][2].startswith("test_exit_creds:FAIL:sync_rcu")
 
 

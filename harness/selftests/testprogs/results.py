@@ -80,7 +80,7 @@ class Report:
                 "errors": self.count(ERROR), "exit_code": self.exit_code,
                 "test_progs_summary": dict(zip(("tests_passed", "subtests_passed", "skipped", "tests_failed"),
                                                self.summary, strict=True)) if self.summary else None,
-                "to_test_progs_json": self.counts, "problems": list(self.problems),
+                "test_progs_json": self.counts, "problems": list(self.problems),
                 "subtests": [{"test": v.test, "subtest": v.subtest, "name": v.name, "number": v.number,
                               "status": v.status, "message": v.message, "log": list(v.log)} for v in self.verdicts]}
 
