@@ -139,3 +139,12 @@ def test_a_failed_link_names_what_another_test_file_defines(tmp_path: Path) -> N
     found = defining_files(tree, missing, exclude=[tree / PROG_TESTS / "many.c"])
     assert found == {"stack_mprotect": tree / PROG_TESTS / "test_lsm.c"}  # many.c's `extern int ...` is no definition
     assert defining_files(tree, ["helper"]) == {}  # static
+
+
+def test_angle_bracket_skeletons_and_btf_path_objects(tmp_path: Path) -> None:
+    """6.12's preempt_lock.c includes <preempt_lock.skel.h> (was: not built, the test never ran); a program's
+    __btf_path("btf__x.bpf.o") is an object test_progs opens when that test runs (was: not built, ENOENT)."""
+    from harness.selftests.testprogs.plan import _BTF_PATH, _SKEL_INCLUDE
+
+    assert _SKEL_INCLUDE.findall("#include <preempt_lock.skel.h>\n") == [("preempt_lock", "skel")]
+    assert _BTF_PATH.findall('__btf_path("btf__core_reloc_bitfields.bpf.o")') == ["btf__core_reloc_bitfields"]

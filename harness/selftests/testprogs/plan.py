@@ -16,7 +16,9 @@ PROGS = SELFTESTS / "progs"
 TESTS_H = "prog_tests/tests.h"
 # The Makefile's TEST-HDR rule: sed -n -E 's/^void (serial_)?test_([a-zA-Z0-9_]+)\((void)?\).*/DEFINE_TEST(\2)/p'
 _TEST_FUNC = re.compile(r"^void (serial_)?test_([a-zA-Z0-9_]+)\((void)?\).*$", re.M)
-_SKEL_INCLUDE = re.compile(r'^\s*#\s*include\s+"([\w\-]+)\.(skel|lskel|subskel)\.h"', re.M)
+# "x.skel.h" or <x.skel.h> (preempt_lock.c); a progs source's __btf_path("x.bpf.o") is opened when its test runs
+_SKEL_INCLUDE = re.compile(r'^\s*#\s*include\s+["<]([\w\-]+)\.(skel|lskel|subskel)\.h[">]', re.M)
+_BTF_PATH = re.compile(r'__btf(?:_func)?_path\(\s*"([\w\-]+)\.bpf\.o"\s*\)')
 _LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s+"([\w\-./]+\.h)"', re.M)
 # A BPF object test code opens by its file name at run time (test_progs runs in the directory that holds them).
 _OBJECT_NAME = re.compile(r'"(?:[^"\n]*/)?([\w\-]+)\.bpf\.o"')
@@ -196,6 +198,11 @@ def make_plan(tree: Path, files: Sequence[TestFile], facts: MakefileFacts) -> Pl
     for skel in skels.values():
         objects += skel.objects
     progs = tree / PROGS
+    for stem in list(dict.fromkeys(objects)):  # a test_loader program's __btf_path file, opened at run time
+        try:
+            runtime += _BTF_PATH.findall((progs / f"{stem}.c").read_text(errors="replace"))
+        except OSError:
+            pass
     for stem in list(dict.fromkeys(objects)):
         if not (progs / f"{stem}.c").is_file():
             problems.append(f"progs/{stem}.c does not exist (a skeleton needs it)")
