@@ -26,7 +26,13 @@ CALL_FAILED = pytest.StashKey[bool]()  # the test's call phase failed (read by t
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("bpf-audit-harness", "kernel under test (bpf-audit-harness)")
-    g.addoption("--kernel-src", help="kernel tree, git tree (with --kernel-ref) or tarball; default Debian 6.12")
+    g.addoption("--kernel", type=Path, metavar="PATH",
+                help="test a kernel built elsewhere as it is: a bzImage (its vmlinux beside it) or a build directory "
+                     "(make O=DIR, or a tree built in place); nothing is built")
+    g.addoption("--kernel-src",
+                help="a Debian source line (debian-7.3, debian-6.12), a kernel tree (one built in place is tested as "
+                     "it is), a git tree (with --kernel-ref) or a tarball; default: the default target of "
+                     "kernel-config/matrix.toml")
     g.addoption("--kernel-ref", help="git ref to build from --kernel-src (checked out in a worktree)")
     g.addoption("--patches", type=Path, help="patch directory with a series file (default: the repo's patches/)")
     g.addoption("--no-patches", action="store_true", help="build the source without the patch series")
@@ -163,7 +169,8 @@ def _kernel_target(config: pytest.Config):
         return None
     from harness.campaigns.matrix import spec as matrix_spec
 
-    clash = [o for o in ("--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--target", "--mutant")
+    clash = [o for o in ("--kernel", "--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--target",
+                         "--mutant")
              if given(config, o)]
     if clash:
         raise pytest.UsageError(f"--kernel-target {name} already says which kernel to run; drop {', '.join(clash)}")

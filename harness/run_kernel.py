@@ -26,8 +26,8 @@ def harness_cache_root(config: pytest.Config) -> Path:
 
 # Options that name the kernel (or part of it): with none of them and no --kernel-target, the run's kernel is the
 # matrix's default target, as a whole (its boot options too, and a prebuilt one is booted as shipped).
-KERNEL_OPTIONS = ("--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--mutant", "--kernel-config-dir",
-                  "--target")
+KERNEL_OPTIONS = ("--kernel", "--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--mutant",
+                  "--kernel-config-dir", "--target")
 
 
 def kernel_target(config: pytest.Config):
@@ -54,9 +54,11 @@ def kernel_options_from(config: pytest.Config):
 
     target = kernel_target(config)
     if target is not None:
-        return KernelOptions(kernel_src=target.kernel_src or None, ref=target.ref, no_patches=not target.series,
-                             extra_fragments=target.fragments, cache_dir=harness_cache_root(config))
+        from harness.kernel.request import options_of_target
+
+        return options_of_target(target, harness_cache_root(config))
     kw = dict(
+        kernel=config.getoption("--kernel"),
         kernel_src=config.getoption("--kernel-src"),
         ref=config.getoption("--kernel-ref"),
         no_patches=config.getoption("--no-patches"),
@@ -167,17 +169,10 @@ def _pinned(layout, run: str):
 
 def _prepare(config, opts, layout, note: Path, progress: bool):
     try:
-        target = kernel_target(config)
-        if target is not None and target.kind == "prebuilt-deb":
-            from harness.kernel.prebuilt import PrebuiltRequest
-            from harness.kernel.prebuilt import prepare as prepare_prebuilt
-            from harness.settings import new_run_dir
+        from harness.kernel.request import acquire
 
-            req = PrebuiltRequest.for_target(target, config.getoption("--accel"))
-            return prepare_prebuilt(req, layout, new_run_dir(layout, "prebuilt"), progress=progress)
-        from harness.kernel.request import build_kernel
-
-        return build_kernel(opts, progress=progress)
+        return acquire(opts, target=kernel_target(config), accel=config.getoption("--accel"), progress=progress,
+                       say=say_to_terminal(config) if progress else None)
     except HarnessError as e:
         note.parent.mkdir(parents=True, exist_ok=True)
         note.write_text(f"kernel {e.stage} stage failed: {_first_line(str(e))}"

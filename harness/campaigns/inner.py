@@ -18,10 +18,11 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
                       kernel_src: Path | str | None = None, kernel_ref: str | None = None,
                       patches: Path | None = None, no_patches: bool = False, mutant: str | None = None,
                       config_dir: Path | None = None, accel: str | None = None, cache_dir: Path | None = None,
-                      extra: Sequence[str] = ()) -> list[str]:
+                      kernel: Path | None = None, extra: Sequence[str] = ()) -> list[str]:
     """`python -m pytest PATHS ...` for an inner session, to be run from the harness's repository.
 
-    The kernel is one matrix `target` (from the `matrix` file), or a source (`kernel_src` at `kernel_ref`, with
+    The kernel is the artifact a campaign built (`kernel`: its cache entry), one matrix `target` (from the `matrix`
+    file), or a source (`kernel_src` at `kernel_ref`, with
     the `patches` series or `no_patches`, plus a `mutant`) built with `config_dir`'s fragments. Files are passed
     absolute (the session's working directory is the repository, not the caller's). The JUnit report is
     xunit2; the log gets pytest's quiet output and a summary of failures, errors and skips; `workers` > 1 runs
@@ -29,7 +30,11 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
     """
     if target and (kernel_src or kernel_ref or patches or no_patches or mutant):
         raise ValueError("a matrix target already names its kernel: no kernel source, patches or mutant with it")
+    if kernel and (target or kernel_src or kernel_ref or patches or no_patches or mutant or config_dir):
+        raise ValueError("`kernel` is the artifact a campaign built: no other kernel option with it")
     argv = [sys.executable, "-m", "pytest", *paths]
+    if kernel:
+        argv += ["--kernel", _abs(kernel)]
     if target:
         argv += ["--kernel-target", target]
     if matrix:

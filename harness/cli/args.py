@@ -27,6 +27,12 @@ exit codes (the same in every subcommand):
 """
 
 
+def _given_kernel_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel", type=Path, metavar="PATH",
+                   help="a kernel built elsewhere, tested as it is: a bzImage (its vmlinux beside it) or a build "
+                   "directory (make O=DIR, or a tree built in place); nothing is built")
+
+
 def _kernel_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-src", metavar="SRC", help="a Debian source line of kernel-config/sources.toml "
                    "(debian-7.3, debian-6.12: fetched into the cache), a kernel tree dir, a git tree (with --ref) or a "
@@ -70,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("build", help="source -> patches -> config -> cached kernel artifact")
     _kernel_args(p)
+    _given_kernel_arg(p)
     p.add_argument("--kernel-target", metavar="NAME", help="build (or fetch) this kernel of the matrix file")
     p.add_argument("--matrix", type=Path, help="matrix file (default: kernel-config/matrix.toml)")
     p.add_argument("--print-key", action="store_true",
@@ -105,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_matrix)
     p = sub.add_parser("boot", help="boot the kernel in a VM: run `-- CMD` or open a shell")
     _kernel_args(p)
-    p.add_argument("--kernel", help="boot this bzImage instead of the harness's build")
+    p.add_argument("--kernel", type=Path, metavar="PATH",
+                   help="boot this kernel instead of the harness's build: a bzImage, or a build directory")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     p.add_argument("--memory", default="1G")
     p.add_argument("--timeout", type=float, default=600, help="seconds CMD may run")

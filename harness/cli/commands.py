@@ -14,7 +14,7 @@ def kernel_options(ns: argparse.Namespace):
     from harness.kernel.request import KernelOptions
 
     kw = dict(kernel_src=ns.kernel_src, ref=ns.ref, no_patches=ns.no_patches, mutant=getattr(ns, "mutant", None),
-              extra_fragments=tuple(ns.fragment), cache_dir=ns.cache_dir)
+              extra_fragments=tuple(ns.fragment), cache_dir=ns.cache_dir, kernel=getattr(ns, "kernel", None))
     if ns.patches:
         kw["patches_dir"] = ns.patches
     if ns.config_dir:
@@ -25,11 +25,13 @@ def kernel_options(ns: argparse.Namespace):
 
 
 def cmd_build(ns: argparse.Namespace) -> int:
-    from harness.kernel.request import build_kernel
+    from harness.kernel.request import acquire
 
     if ns.kernel_target or ns.print_key:
+        if ns.kernel:
+            raise UsageError("--kernel names a kernel built elsewhere: no --kernel-target or --print-key with it")
         return _build_target_or_key(ns)
-    res = build_kernel(kernel_options(ns))
+    res = acquire(kernel_options(ns))
     art = res.artifact
     state = "cache hit" if res.cache_hit else "built"
     for note in res.notes:
@@ -60,11 +62,12 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
                 print(why.note, file=sys.stderr)
             print(actual.key())
             return 0
-        from harness.kernel.request import KernelOptions, make_request
+        from harness.kernel.request import make_request, options_of_target
 
-        opts = kernel_options(ns) if target is None else KernelOptions(
-            kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
-            extra_fragments=target.fragments, cache_dir=layout.root)
+        if target is not None and target.kind == "prebuilt":
+            raise UsageError(f"--print-key: {target.name} is a kernel built elsewhere (kind = \"prebuilt\"): its "
+                             "key is its files' content, known once `build --kernel-target` prepared it")
+        opts = kernel_options(ns) if target is None else options_of_target(target, layout.root)
         req = make_request(opts, unpack=False)
         for note in req.source.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -167,14 +170,12 @@ def cmd_boot(ns: argparse.Namespace) -> int:
     from harness.settings import new_run_dir
 
     opts = kernel_options(ns)
-    if ns.kernel:
-        image = Path(ns.kernel)
-        if not image.is_file():
-            raise UsageError(f"--kernel {image} does not exist (a bzImage, e.g. from `bpf-audit-harness build`).")
+    if ns.kernel and Path(ns.kernel).is_file():
+        image = Path(ns.kernel)  # a bzImage alone boots; only the tests need its vmlinux
     else:
-        from harness.kernel.request import build_kernel
+        from harness.kernel.request import acquire
 
-        image = build_kernel(opts).artifact.bzimage
+        image = acquire(opts).artifact.bzimage
     run_dir = new_run_dir(opts.layout(), "boot")
     vm = LocalVM(VMConfig(kernel=image, accel=ns.accel, memory=ns.memory), run_dir, name="boot",
                  state_dir=opts.layout().state)

@@ -183,7 +183,7 @@ def test_bisect(tmp_path):
 # -- boot -------------------------------------------------------------------------------------------------------
 
 def test_boot(tmp_path):
-    one_paragraph_error(cli("boot", "--kernel", str(tmp_path / "bzImage")), "usage", USAGE)
+    one_paragraph_error(cli("boot", "--kernel", str(tmp_path / "bzImage")), "source", USAGE)
     one_paragraph_error(cli("boot", "--kernel-src", str(tmp_path / "nope")), "source", USAGE)
     image = tmp_path / "bzImage"
     image.write_bytes(b"not booted: boots are refused here\n")

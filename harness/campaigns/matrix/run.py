@@ -41,15 +41,9 @@ class MatrixOptions:
 
 def prepare_target(target: KernelTarget, layout: CacheLayout, accel: str, run_dir: Path):
     """Build (or fetch) the target's kernel; a cache hit costs a key computation. Returns a BuildResult-like."""
-    if target.kind == "prebuilt-deb":
-        from harness.kernel.prebuilt import PrebuiltRequest, prepare
+    from harness.kernel.request import acquire, options_of_target
 
-        return prepare(PrebuiltRequest.for_target(target, accel), layout, run_dir)
-    from harness.kernel.request import KernelOptions, build_kernel
-
-    opts = KernelOptions(kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
-                         extra_fragments=target.fragments, cache_dir=layout.root)
-    return build_kernel(opts, run_dir=run_dir)
+    return acquire(options_of_target(target, layout.root), target=target, accel=accel, run_dir=run_dir)
 
 
 def suite_argv(target: KernelTarget, matrix_path: Path, opts: MatrixOptions, junit: Path, tests: list[str],
