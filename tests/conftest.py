@@ -101,6 +101,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 
 
 @pytest.fixture(scope="session")
+def default_source_tree(pytestconfig: pytest.Config) -> Path:
+    """The default kernel's source (matrix.toml's default target: Debian 7.3 today), fetched and unpacked into the
+    cache: the tree the tests that build kernels of their own start from, so a run builds one kernel line only."""
+    from helpers import default_source
+
+    from harness.kernel.source import SourceSpec, resolve
+    from harness.settings import CacheLayout
+
+    return resolve(SourceSpec.from_args(default_source()[0], None), CacheLayout(harness_cache_root(pytestconfig))).path
+
+
+@pytest.fixture(scope="session")
 def plain_source(pytestconfig: pytest.Config) -> Path:
     """Debian's linux-source-6.12 as shipped (the debian-6.12 line of kernel-config/sources.toml), fetched and
     unpacked by the harness into its own cache: the same tree every 6.12 build starts from."""

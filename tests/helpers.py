@@ -116,7 +116,7 @@ def series_plus(where: Path, src: Path, relpath: str, line: str) -> Path:
     """A patch directory: the project's series for the kernel line of the source tree `src` (its Makefile says
     which: patches/<line>/), plus one patch appending `line` to `relpath` of `src` (a new cache key whose build is
     incremental in the series' patched tree and slot). It holds a series file itself, so --patches uses it as
-    given; build it with the same source as `src` (PLAIN_SOURCE for plain_source)."""
+    given; build it with the same source as `src` (default_source()[0] for default_source_tree)."""
     import difflib
     import shutil
 
@@ -146,6 +146,15 @@ def cli(*args: str, env: dict | None = None, timeout: float = 1200) -> subproces
 
 # plain_source (tests/conftest.py): Debian's 6.12 as shipped; the tests recorded against a real tree use that line.
 PLAIN_SOURCE = "debian-6.12"
+
+
+def default_source() -> tuple[str, str]:
+    """(source, kernel line) of the default kernel (matrix.toml's default target): the tests that build kernels of
+    their own build on its line, so a run builds one line only (its tarball, patched tree and slot are shared)."""
+    from harness.kernel.targets import default_build_target
+
+    source = default_build_target().source
+    return source, source.removeprefix("debian-")
 
 USAGE, HARNESS = 2, 3  # the CLI's exit codes for an error: what the user typed, the harness or machine failing
 
