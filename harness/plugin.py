@@ -29,6 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--kernel", type=Path, metavar="PATH",
                 help="test a kernel built elsewhere as it is: a bzImage (its vmlinux beside it) or a build directory "
                      "(make O=DIR, or a tree built in place); nothing is built")
+    g.addoption("--kernel-config", type=Path, metavar="FILE",
+                help="your own .config: the harness's fragments are applied onto it (olddefconfig) instead of onto "
+                     "allnoconfig; each option they ask for must still stick")
     g.addoption("--kernel-src",
                 help="a Debian source line (debian-7.3, debian-6.12), a kernel tree (one built in place is tested as "
                      "it is), a git tree (with --kernel-ref) or a tarball; default: the default target of "

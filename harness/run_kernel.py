@@ -26,8 +26,8 @@ def harness_cache_root(config: pytest.Config) -> Path:
 
 # Options that name the kernel (or part of it): with none of them and no --kernel-target, the run's kernel is the
 # matrix's default target, as a whole (its boot options too, and a prebuilt one is booted as shipped).
-KERNEL_OPTIONS = ("--kernel", "--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--mutant",
-                  "--kernel-config-dir", "--target")
+KERNEL_OPTIONS = ("--kernel", "--kernel-config", "--kernel-src", "--kernel-ref", "--patches", "--no-patches",
+                  "--mutant", "--kernel-config-dir", "--target")
 
 
 def kernel_target(config: pytest.Config):
@@ -59,6 +59,7 @@ def kernel_options_from(config: pytest.Config):
         return options_of_target(target, harness_cache_root(config))
     kw = dict(
         kernel=config.getoption("--kernel"),
+        kernel_config=config.getoption("--kernel-config"),
         kernel_src=config.getoption("--kernel-src"),
         ref=config.getoption("--kernel-ref"),
         no_patches=config.getoption("--no-patches"),

@@ -44,6 +44,8 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-patches", action="store_true", help="build the source as is, without the series")
     p.add_argument("--mutant", metavar="NAME", help="apply <series dir>/mutants/NAME.patch after the series")
     p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
+    p.add_argument("--kernel-config", type=Path, metavar="FILE",
+                   help="your own .config: the fragments are applied onto it (olddefconfig) instead of allnoconfig")
     p.add_argument("--fragment", type=Path, action="append", default=[], help="extra config fragment (repeatable)")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("-j", "--jobs", type=int, help="make -j (default: number of CPUs)")
@@ -138,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tries of a failing case before the commit is called bad (default 3); a failure that "
                    "does not repeat is flaky and the commit is skipped")
     p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
+    p.add_argument("--kernel-config", type=Path, metavar="FILE",
+                   help="your own .config: the fragments are applied onto it (olddefconfig) instead of allnoconfig")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")

@@ -14,7 +14,8 @@ def kernel_options(ns: argparse.Namespace):
     from harness.kernel.request import KernelOptions
 
     kw = dict(kernel_src=ns.kernel_src, ref=ns.ref, no_patches=ns.no_patches, mutant=getattr(ns, "mutant", None),
-              extra_fragments=tuple(ns.fragment), cache_dir=ns.cache_dir, kernel=getattr(ns, "kernel", None))
+              extra_fragments=tuple(ns.fragment), cache_dir=ns.cache_dir, kernel=getattr(ns, "kernel", None),
+              kernel_config=getattr(ns, "kernel_config", None))
     if ns.patches:
         kw["patches_dir"] = ns.patches
     if ns.config_dir:

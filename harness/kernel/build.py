@@ -34,11 +34,14 @@ class BuildRequest:
     layout: CacheLayout
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     use_ccache: bool = True
+    base_config: str = ""  # the developer's .config (--kernel-config): the fragments go onto it, not allnoconfig
 
     @property
     def merged(self) -> kconfig.MergedConfig:
         """The fragments merged for this source's kernel version (options whose range excludes it left out)."""
-        return kconfig.merge(list(self.fragments), self.source.kernelversion)
+        from dataclasses import replace
+
+        return replace(kconfig.merge(list(self.fragments), self.source.kernelversion), base=self.base_config)
 
     def key_inputs(self) -> cache.KeyInputs:
         return cache.KeyInputs(
@@ -320,8 +323,15 @@ def configure(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path, k
     frag = slot / ".harness-requested.config"
     frag.write_text(merged.render())
     scratch = slot / ".harness-new.config"
-    _run(["make", "-C", str(tree), f"O={slot}", f"KCONFIG_CONFIG={scratch}", f"KCONFIG_ALLCONFIG={frag}",
-          "allnoconfig"], log, "allnoconfig")
+    if merged.base:
+        # The developer's .config, the fragments after it (kconfig takes a symbol's last assignment), completed by
+        # olddefconfig: their choices stay wherever the fragments do not ask otherwise.
+        scratch.write_text(merged.base.rstrip("\n") + "\n" + merged.render())
+        _run(["make", "-C", str(tree), f"O={slot}", f"KCONFIG_CONFIG={scratch}", "olddefconfig"], log,
+             "olddefconfig onto the given .config")
+    else:
+        _run(["make", "-C", str(tree), f"O={slot}", f"KCONFIG_CONFIG={scratch}", f"KCONFIG_ALLCONFIG={frag}",
+              "allnoconfig"], log, "allnoconfig")
     final = scratch.read_text()
     kconfig.verify(merged, final, str(slot / ".config"), kernel)
     current = slot / ".config"

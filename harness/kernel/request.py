@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import PatchError
+from harness.errors import ConfigError, PatchError
 from harness.kernel import cache, kconfig
 from harness.kernel.build import BuildRequest, BuildResult, build
 from harness.kernel.patches import Series, load_series, series_dir
@@ -33,6 +33,7 @@ class KernelOptions:
     no_patches: bool = False
     mutant: str | None = None  # a patches/mutants/<name>.patch applied after the series (mutation checks)
     kernel: Path | None = None  # a kernel built elsewhere (--kernel PATH): tested as it is, nothing is built
+    kernel_config: Path | None = None  # the developer's .config: the fragments go onto it instead of allnoconfig
 
     def layout(self) -> CacheLayout:
         return CacheLayout(self.cache_dir or cache_root())
@@ -143,7 +144,20 @@ def make_request(opts: KernelOptions, *, unpack: bool = True, offline: bool = Fa
     fragments = tuple(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
     kconfig.check_conflicts(list(fragments))  # for every kernel line, before any fetching, copying or building
     source = resolve(spec, layout, log=log) if unpack else identify(spec, layout, offline=offline, log=log)
-    return BuildRequest(source=source, series=series, fragments=fragments, layout=layout, jobs=opts.jobs)
+    return BuildRequest(source=source, series=series, fragments=fragments, layout=layout, jobs=opts.jobs,
+                        base_config=_base_config(opts.kernel_config))
+
+
+def _base_config(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        text = Path(path).expanduser().read_text(errors="replace")
+    except OSError as e:
+        raise ConfigError(f"--kernel-config {path}: {e.strerror}: give the .config to build onto.", usage=True) from e
+    if "CONFIG_" not in text:
+        raise ConfigError(f"--kernel-config {path} holds no CONFIG_ line: not a kernel .config.", usage=True)
+    return text
 
 
 def build_kernel(opts: KernelOptions, *, run_dir: Path | None = None, progress: bool = True) -> BuildResult:
