@@ -130,7 +130,8 @@ def bench_lines(ns: argparse.Namespace) -> dict:
         out["ratio_7_3_vs_6_12_cpu"] = round(out["7_3_cold_cpu_s"] / out["6_12_cold_cpu_s"], 3)
         out["target"] = "7.3 <= 1.15x 6.12"
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        for line in ("6.12", "7.3"):
+            shutil.rmtree(work / line, ignore_errors=True)  # the log stays
     return out
 
 
