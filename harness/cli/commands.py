@@ -117,7 +117,7 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
         """The summary (per kernel counts and packages, then failures and flaky cases), not every row."""
         import shutil
 
-        from harness.campaigns.matrix.report import to_summary
+        from harness.campaigns.matrix.formats import to_summary
 
         if ns.json and not (ns.json.exists() and ns.json.samefile(paths["json"])):
             ns.json.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.campaigns.inner import inner_pytest_argv
+from harness.campaigns.matrix import formats as mf
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix import selftests as ms
 from harness.campaigns.matrix.spec import KernelTarget, KnownFailure, Matrix
@@ -269,10 +270,10 @@ def write_outputs(report: mr.Report, out_dir: Path, results_dir: Path | None = N
         report = dataclasses.replace(report, link_prefix=prefix.rstrip("/") + "/")
     paths = {"junit": out_dir / "matrix.junit.xml", "json": out_dir / "matrix.json",
              "html": out_dir / "matrix.html", "text": out_dir / "matrix.txt"}
-    paths["junit"].write_text(mr.to_junit(report))
-    paths["json"].write_text(json.dumps(mr.to_json(report), indent=2) + "\n")
-    paths["html"].write_text(mr.to_html(report))
-    paths["text"].write_text(mr.to_summary(report) + "\n" + mr.to_text(report))
+    paths["junit"].write_text(mf.to_junit(report))
+    paths["json"].write_text(json.dumps(mf.to_json(report), indent=2) + "\n")
+    paths["html"].write_text(mf.to_html(report))
+    paths["text"].write_text(mf.to_summary(report) + "\n" + mf.to_text(report))
     return paths
 
 
