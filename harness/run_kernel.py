@@ -337,17 +337,62 @@ def _walk(root: Path, pattern: str):
 def marks_admit(config, marks: set[str]) -> bool:
     """Whether -m (if given) selects an item carrying `marks`."""
     expr = config.getoption("markexpr", "") or ""
-    if not expr:
-        return True
-    from _pytest.mark.expression import Expression
+    return not expr or mark_expression_admits(expr, marks)
 
-    def matcher(name: str, /, **kwargs: str | int | bool | None) -> bool:
-        return name in marks
+
+def mark_expression_admits(expr: str, marks: set[str]) -> bool:
+    """Whether pytest's -m expression `expr` (names, `and`, `or`, `not`, parentheses) selects an item with
+    `marks`. Read here, not through pytest's private parser; what this does not read (a mark with arguments)
+    counts as selected: pytest itself then judges every item."""
+    import re
+
+    tokens = re.findall(r"\(|\)|[^\s()]+", expr)
+    pos = 0
+
+    def peek() -> str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take() -> str:
+        nonlocal pos
+        pos += 1
+        return tokens[pos - 1]
+
+    def or_expr() -> bool:
+        value = and_expr()
+        while peek() == "or":
+            take()
+            value = and_expr() or value
+        return value
+
+    def and_expr() -> bool:
+        value = not_expr()
+        while peek() == "and":
+            take()
+            value = not_expr() and value
+        return value
+
+    def not_expr() -> bool:
+        tok = peek()
+        if tok == "not":
+            take()
+            return not not_expr()
+        if tok == "(":
+            take()
+            value = or_expr()
+            if take() != ")":
+                raise ValueError("unbalanced parentheses")
+            return value
+        if tok is None or tok == ")" or not re.fullmatch(r"[A-Za-z_][\w.-]*", tok):
+            raise ValueError(f"unexpected {tok!r}")
+        return take() in marks
 
     try:
-        return bool(Expression.compile(expr).evaluate(matcher))
-    except Exception:  # noqa: BLE001 - pytest reports a bad -m itself; do not guess
+        value = or_expr()
+        if peek() is not None:
+            raise ValueError(f"unexpected {peek()!r}")
+    except (ValueError, IndexError):
         return True
+    return value
 
 
 def say_to_terminal(config):

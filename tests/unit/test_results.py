@@ -192,18 +192,17 @@ def test_argv_for_a_matrix_target(tmp_path):
 
 
 def test_argv_for_a_mutant(tmp_path, monkeypatch):
+    """The inner session gets the very kernel the mutant build made (its cache entry), no recipe to re-derive."""
     monkeypatch.chdir(tmp_path)  # relative paths are made absolute: the session runs in the harness's repo
-    (tmp_path / "frags").mkdir()
-    opts = KernelOptions(kernel_src="linux", config_dir=Path("frags"), cache_dir=Path("c"))
+    opts = KernelOptions(kernel_src="linux", extra_fragments=(Path("x.config"),), cache_dir=Path("c"))
     junit = tmp_path / "junit-prog-id-zero.xml"
-    argv = mutant_suite_argv(opts, "prog-id-zero", junit, cases=["cases/verifier"], workers=2, extra=["-k", "x"])
+    entry = Path("c/kernels/k1")
+    argv = mutant_suite_argv(opts, entry, junit, cases=["cases/verifier"], workers=2, extra=["-k", "x"])
     assert argv == [
-        sys.executable, "-m", "pytest", "cases/verifier", "--kernel-src", str(tmp_path / "linux"),
-        "--mutant", "prog-id-zero", "--kernel-config-dir", str(tmp_path / "frags"), f"--junitxml={junit}",
-        *COMMON, "-n", "2", "--harness-cache", str(tmp_path / "c"), "-k", "x"]
-    assert "--patches" not in argv and "--no-patches" not in argv  # the default series, plus the mutant
-    assert "--kernel-src" not in mutant_suite_argv(KernelOptions(), "prog-id-zero", junit, cases=["cases"],
-                                                   workers=1, extra=[])
+        sys.executable, "-m", "pytest", "cases/verifier", "--kernel", str(tmp_path / "c/kernels/k1"),
+        f"--junitxml={junit}", *COMMON, "-n", "2", "--harness-cache", str(tmp_path / "c"), "-k", "x"]
+    for option in ("--kernel-src", "--patches", "--mutant", "--kernel-config-dir"):
+        assert option not in argv  # the build's options (a --fragment too) are in the artifact already
 
 
 def test_argv_for_a_bisect_step(tmp_path):
@@ -211,8 +210,9 @@ def test_argv_for_a_bisect_step(tmp_path):
                             tree=tmp_path / "linux", config_dir=None, accel="auto", cache_dir=tmp_path / "c",
                             pytest_arg=["--case-timeout=60"])
     junit = tmp_path / "junit-0123456789ab-1.xml"
-    assert step.suite_argv(ns, junit) == [
-        sys.executable, "-m", "pytest", *ns.cases, "--kernel-src", str(tmp_path / "linux"), "--no-patches",
+    entry = tmp_path / "c" / "kernels" / "k1"
+    assert step.suite_argv(ns, junit, entry) == [
+        sys.executable, "-m", "pytest", *ns.cases, "--kernel", str(entry),
         "--accel", "auto", f"--junitxml={junit}", *COMMON, "--harness-cache", str(tmp_path / "c"),
         "--case-timeout=60"]
 
