@@ -109,6 +109,31 @@ def plain_source(pytestconfig: pytest.Config) -> Path:
     return resolve(SourceSpec.from_args(None, None), CacheLayout(harness_cache_root(pytestconfig))).path
 
 
+SOURCE_7_3_ENV = "BPF_AUDIT_SOURCE_7_3"
+DEBIAN_7_3_TARBALL = Path("/usr/src/linux-source-7.3.tar.xz")
+
+
+@pytest.fixture(scope="session")
+def source_7_3(pytestconfig: pytest.Config) -> Path:
+    """A pristine Linux 7.3 tree for what patches/7.3 is checked against (its checkpatch.pl, its files): the
+    directory in $BPF_AUDIT_SOURCE_7_3, else Debian's linux-source-7.3 tarball (trixie-backports) unpacked by the
+    harness into its cache. Neither: the test is skipped, saying how to provide one."""
+    from harness.kernel.source import SourceSpec, resolve
+    from harness.settings import CacheLayout
+
+    given = os.environ.get(SOURCE_7_3_ENV)
+    if given:
+        tree = Path(given)
+        if not (tree / "Makefile").is_file():
+            pytest.fail(f"{SOURCE_7_3_ENV}={given} is not a kernel tree (no Makefile)")
+        return tree
+    if DEBIAN_7_3_TARBALL.is_file():
+        spec = SourceSpec.from_args(str(DEBIAN_7_3_TARBALL), None)
+        return resolve(spec, CacheLayout(harness_cache_root(pytestconfig))).path
+    pytest.skip(f"no Linux 7.3 tree: set {SOURCE_7_3_ENV} to a pristine 7.3 tree, or install Debian's "
+                f"linux-source-7.3 ({DEBIAN_7_3_TARBALL}, trixie-backports)")
+
+
 @pytest.fixture
 def inner_args(kernel_options) -> list[str]:
     """Options for an inner pytest session on this session's cache (so the kernel is a cache hit)."""
