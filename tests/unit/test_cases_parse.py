@@ -503,3 +503,25 @@ def test_decided_cases_say_so(suite: list[CaseProgram]) -> None:
 def test_baseline_cases_need_no_series(suite: list[CaseProgram]) -> None:
     base = [p for p in suite if "/baseline/" in p.path]
     assert base and all("bpf_audit" not in p.needs for p in base)
+
+
+def test_every_rfc_selftest_row_maps_to_existing_programs(suite: list[CaseProgram]) -> None:
+    """cases/README.md maps each row of the spec's RFC-selftest table (13 rows) to programs that exist, the first
+    one in audit/rfc_selftest.bpf.c and pinning its record exactly (fields=, count=1)."""
+    text = (REPO_ROOT / "cases" / "README.md").read_text()
+    table = text.split("## The RFC's own selftest, row by row", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if re.match(r"^\| (net|file|task|ioctl|sleepable) \|", line)]
+    assert len(rows) == 13, rows
+    by_id = {f"{Path(p.path).relative_to(REPO_ROOT / 'cases')}::{p.name}": p for p in suite}
+    rfc_programs = set()
+    for row in rows:
+        programs = re.findall(r"`([a-z_/]+\.bpf\.c::[a-z0-9_]+)`", row.split("|")[3])
+        assert programs, row
+        for nodeid in programs:
+            assert nodeid in by_id, f"cases/README.md names {nodeid}, which does not exist"
+        first = by_id[programs[0]]
+        assert first.path.endswith("audit/rfc_selftest.bpf.c"), row
+        assert all(r.fields and r.count == 1 for r in first.expect_records), first.location
+        rfc_programs.update(p for p in programs if p.startswith("audit/rfc_selftest.bpf.c::"))
+    in_file = {n for n in by_id if n.startswith("audit/rfc_selftest.bpf.c::")}
+    assert in_file == rfc_programs, f"rfc_selftest.bpf.c programs no row names: {in_file - rfc_programs}"
