@@ -4,8 +4,10 @@
 
 /*
  * After bpf_audit_log_end the register no longer holds a pointer. 6.12
- * names the argument arg#0, 7.3 names the register (R1); 7.3 is the first
- * line known to word it so, hence the 7.3 boundary.
+ * says so in one way for both mistakes (arg#0 must point to scalar); 7.3
+ * names the register and says it per kfunc: a release kfunc wants a
+ * referenced pointer, a logger a struct bpf_audit_context. 7.3 is the
+ * first line known to word them so, hence the 7.3 boundary.
  */
 
 char _license[] SEC("license") = "GPL";
@@ -15,7 +17,7 @@ __description("rule 2: bpf_audit_log_end twice on one context is rejected (relea
 __rule(2) __needs("bpf_audit")
 __failure
 __msg_before("7.3", "arg#0 pointer type STRUCT bpf_audit_context must point to scalar, or struct with scalar")
-__msg_since("7.3", "R1 pointer type STRUCT bpf_audit_context must point to scalar, or struct with scalar")
+__msg_since("7.3", "release kfunc bpf_audit_log_end expects referenced PTR_TO_BTF_ID passed to R1")
 int BPF_PROG(double_end, struct file *file)
 {
 	struct bpf_audit_context *ac;
@@ -48,7 +50,7 @@ __description("rule 2: a logger called on a context after its end is rejected")
 __rule(2) __needs("bpf_audit")
 __failure
 __msg_before("7.3", "arg#0 pointer type STRUCT bpf_audit_context must point to scalar, or struct with scalar")
-__msg_since("7.3", "R1 pointer type STRUCT bpf_audit_context must point to scalar, or struct with scalar")
+__msg_since("7.3", "R1 is scalar expected STRUCT bpf_audit_context")
 int BPF_PROG(use_after_end, struct file *file)
 {
 	struct bpf_audit_context *ac;

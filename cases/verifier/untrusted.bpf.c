@@ -140,3 +140,47 @@ int BPF_PROG(socket_hook_arg, struct socket *sock, struct sockaddr *address, int
 	bpf_audit_log_end(ac);
 	return 0;
 }
+
+SEC("lsm/socket_connect")
+__description("rule 8: a sockaddr on the program's stack (not a pointer the verifier trusts) passed to net_sockaddr is "
+	      "rejected")
+__rule(8) __needs("bpf_audit")
+__failure
+__msg_before("7.3", "arg#3 pointer type STRUCT sockaddr must point to scalar, or struct with scalar")
+__msg_since("7.3", "{{R4 is fp[^ ]* expected STRUCT sockaddr|R4 must be referenced or trusted}}")
+/*
+ * 6.12's struct sockaddr ends in a flexible array: not a struct of scalars,
+ * so only a BTF pointer fits. 7.3's is a plain 16-byte struct of scalars,
+ * which lets its verifier take any 16 readable bytes (stack, map value) as
+ * one; the words a 7.3 that refuses it prints are the two it prints for an
+ * untrusted or non-BTF pointer.
+ */
+int BPF_PROG(sockaddr_on_stack, struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	struct sockaddr_in own = { .sin_family = AF_INET, .sin_port = bpf_htons(4256) };
+	struct bpf_audit_context *ac;
+
+	own.sin_addr.s_addr = bpf_htonl(0x7f000001);
+	ac = bpf_audit_log_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_net_sockaddr(ac, 0, NULL, (const struct sockaddr *)&own, sizeof(own));
+	bpf_audit_log_end(ac);
+	return 0;
+}
+
+SEC("lsm/socket_connect")
+__description("rule 8 twin: the hook's own address passed to net_sockaddr loads")
+__rule(8) __needs("bpf_audit")
+__success
+int BPF_PROG(sockaddr_hook_arg, struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	struct bpf_audit_context *ac;
+
+	ac = bpf_audit_log_start();
+	if (!ac)
+		return 0;
+	bpf_audit_log_net_sockaddr(ac, 0, NULL, address, addrlen);
+	bpf_audit_log_end(ac);
+	return 0;
+}

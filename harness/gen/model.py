@@ -67,8 +67,10 @@ class VMsg:
 
 # Spec rule -> the verifier's message (substring) on each line, as the spec and cases/verifier/ record them.
 MSG_UNRELEASED = VMsg.same("Unreleased reference")
+# a context used after its end: 6.12 words both mistakes alike, 7.3 per kfunc (end: release; a logger: the type)
 MSG_RELEASED = VMsg("arg#0 pointer type STRUCT bpf_audit_context must point to scalar, or struct with scalar",
-                    "R1 pointer type STRUCT bpf_audit_context must point to scalar, or struct with scalar")
+                    "release kfunc bpf_audit_log_end expects referenced PTR_TO_BTF_ID passed to R1")
+MSG_RELEASED_USE = VMsg(MSG_RELEASED.old, "R1 is scalar expected STRUCT bpf_audit_context")
 MSG_MAYBE_NULL = VMsg("Possibly NULL pointer passed to trusted arg0", "Possibly NULL pointer passed to trusted R1")
 MSG_KPTR_BTF = VMsg.same("Error loading .BTF into kernel")
 MSG_KPTR = VMsg.same("map 'm' has to have BTF in order to use bpf_kptr_xchg")
@@ -160,19 +162,19 @@ class _Reject(Exception):
 # --- verifier ---------------------------------------------------------------------------------------------------
 
 
-def _use(states: dict[int, str], ctx: int, what: str) -> None:
+def _use(states: dict[int, str], ctx: int, what: str, release: bool = False) -> None:
     """A kfunc takes ac<ctx> as arg0 (KF_TRUSTED_ARGS loggers and KF_RELEASE end alike)."""
     st = states.get(ctx, UNSET)
     if st == MAYBE_NULL:
         raise _Reject(3, MSG_MAYBE_NULL, f"{what} on ac{ctx} before a NULL check")
     if st == RELEASED:
-        raise _Reject(2, MSG_RELEASED, f"{what} on ac{ctx} after its end")
+        raise _Reject(2, MSG_RELEASED if release else MSG_RELEASED_USE, f"{what} on ac{ctx} after its end")
     if st != OPEN:
         raise ValueError(f"{what} on ac{ctx}, which the program never started (generator bug)")
 
 
 def _end(states: dict[int, str], ctx: int, what: str) -> None:
-    _use(states, ctx, what)
+    _use(states, ctx, what, release=True)
     states[ctx] = RELEASED
 
 
