@@ -67,18 +67,20 @@
  *                          (since) or < V (before); V is "major.minor" or
  *                          "major.minor.patch", compared number by number
  *                          with the kernel under test's release (7.3.4 >=
- *                          7.0; 6.12.118 < 7.0). For a rejection the
+ *                          7.3; 6.12.118 < 7.3). For a rejection the
  *                          verifier words differently on different lines:
  *                          name each line's words, so that the case proves
- *                          the rule on every kernel. Written in order with
+ *                          the rule on every kernel. The suite splits at
+ *                          7.3, the first line known to name registers
+ *                          (R1) where 6.12 names arguments (arg#0). Written in order with
  *                          the plain __msg ones; the harness keeps those
  *                          that apply to the kernel under test, in order.
  *                          Every kernel version must get at least one
  *                          message (checked at collection):
  *                              __failure
- *                              __msg_before("7.0", "Possibly NULL pointer
+ *                              __msg_before("7.3", "Possibly NULL pointer
  *                                           passed to trusted arg0")
- *                              __msg_since("7.0", "Possibly NULL pointer
+ *                              __msg_since("7.3", "Possibly NULL pointer
  *                                          passed to trusted R1")
  *
  * Identity
@@ -99,7 +101,7 @@
  *                          here" in the description) when a __rule is 11
  *                          or 20, refused on the others (they are RFC v1
  *                          or review rules).
- *                              __rule(12) __decided
+ *                              __rule(20) __decided
  *
  * Requirements
  * ------------

@@ -281,7 +281,7 @@ def _messages(err: _Err, anns: list[Annotation]) -> tuple[Message, ...]:
         if not m:
             raise err(
                 a.line,
-                f'{a.name}({a.args[0]!r}, ...): the first argument is a kernel version like "7.0" or "6.12.5" '
+                f'{a.name}({a.args[0]!r}, ...): the first argument is a kernel version like "7.3" or "6.12.5" '
                 f"(major.minor[.patch]). Write e.g. {ANNOTATIONS[a.name].example}",
             )
         version = tuple(int(g) for g in m.groups() if g is not None)
@@ -309,7 +309,7 @@ def _check_message_coverage(err: _Err, where: str, messages: tuple[Message, ...]
             raise err(
                 line,
                 f"{where} expects no message on {span}: give every kernel line its message, e.g. "
-                '__msg_before("7.0", "<6.x words>") __msg_since("7.0", "<7.x words>"), or a plain __msg.',
+                '__msg_before("7.3", "<6.12 words>") __msg_since("7.3", "<7.3 words>"), or a plain __msg.',
             )
 
 
