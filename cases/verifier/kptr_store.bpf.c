@@ -37,7 +37,7 @@ int BPF_PROG(kptr_store_context, struct file *file)
 	slot = bpf_map_lookup_elem(&m, &key);
 	if (!slot)
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	old = bpf_kptr_xchg(&slot->ac, ac);
