@@ -82,10 +82,12 @@ def select(explicit: str | None = None) -> Clang:
     named = os.environ.get(CLANG_ENV, "").strip()
     if named:
         return _checked(named, f"${CLANG_ENV}")
-    return _found_on_path()
+    return _found_on_path(os.environ.get("PATH", ""))
 
 
-def _found_on_path() -> Clang:
+@lru_cache(maxsize=4)
+def _found_on_path(path_env: str) -> Clang:
+    """The search, once per PATH (every compile asks; a failure is not cached, and ends the run anyway)."""
     refused: list[str] = []
     for name in candidates():
         path = shutil.which(name)

@@ -27,8 +27,10 @@ def fresh(monkeypatch: pytest.MonkeyPatch):
     """Every check from scratch, with no $CLANG from the caller's environment."""
     monkeypatch.delenv(clang.CLANG_ENV, raising=False)
     clang._check.cache_clear()
+    clang._found_on_path.cache_clear()
     yield
     clang._check.cache_clear()
+    clang._found_on_path.cache_clear()
 
 
 def only_on_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **links: str) -> Path:
@@ -70,6 +72,7 @@ def test_newest_suitable_one_is_taken_and_an_old_plain_clang_passed_over(monkeyp
     bin_dir = only_on_path(monkeypatch, tmp_path, clang=CLANG14 or "", **{"clang-19": str(LLVM19_CLANG)})
     assert clang.select().path == str(bin_dir / "clang-19")
     (bin_dir / "clang-19").unlink()
+    clang._found_on_path.cache_clear()  # a process searches once; a new one would see this PATH
     with pytest.raises(MissingToolError) as e:
         clang.select()
     msg = str(e.value)
