@@ -80,6 +80,8 @@ def select(explicit: str | None = None) -> Clang:
     if explicit:
         return _checked(explicit, "--clang")
     named = os.environ.get(CLANG_ENV, "").strip()
+    if _USED and _USED[-1].path == named:
+        return _USED[-1]  # this process's --clang (use() put it in $CLANG): said as given
     if named:
         return _checked(named, f"${CLANG_ENV}")
     return _found_on_path(os.environ.get("PATH", ""))
@@ -160,4 +162,8 @@ def use(explicit: str) -> Clang:
     runs, the selftests' make)."""
     chosen = select(explicit)
     os.environ[CLANG_ENV] = chosen.path
+    _USED.append(chosen)
     return chosen
+
+
+_USED: list[Clang] = []  # what use() chose in this process

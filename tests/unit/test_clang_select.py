@@ -28,6 +28,7 @@ def fresh(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv(clang.CLANG_ENV, raising=False)
     clang._check.cache_clear()
     clang._found_on_path.cache_clear()
+    monkeypatch.setattr(clang, "_USED", [])
     yield
     clang._check.cache_clear()
     clang._found_on_path.cache_clear()
@@ -63,6 +64,7 @@ def test_clang_by_name_and_by_environment(monkeypatch, tmp_path):
     assert clang.select().origin == "$CLANG"
     chosen = clang.use("clang")  # --clang: checked, then named in $CLANG for the workers and inner runs
     assert os.environ[clang.CLANG_ENV] == chosen.path == str(bin_dir / "clang")
+    assert clang.select() == chosen and chosen.origin == "--clang"  # and said as given in this process
 
 
 @needs_19
