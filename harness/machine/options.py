@@ -32,6 +32,9 @@ def _positive(text: str) -> int:
 
 
 def _port(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (--gdb takes an optional PORT: put paths and "
+                                         "commands before it, or after --, or write --gdb=PORT)")
     value = _positive(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
