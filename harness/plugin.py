@@ -336,10 +336,12 @@ def _prepare_kernel(config: pytest.Config, *, in_header: bool) -> None:
     activate(config)
     say = run_kernel.say_to_terminal(config)
     try:
-        compiler = run_kernel.bpf_compiler()
+        compiler = run_kernel.bpf_compiler().describe()
     except HarnessError as e:
-        say(f"BPF compiler: {e}")
-        pytest.exit(f"no test ran: {e.stage} error, the BPF compiler (above)", returncode=3 if not e.usage else 4)
+        if e.usage:  # $CLANG names one that fails the checks: nothing would be compiled with what was asked
+            say(f"BPF compiler: {e}")
+            pytest.exit(f"no test ran: {e.stage} error, the BPF compiler (above)", returncode=4)
+        compiler = f"none usable ({e}); tests that compile BPF programs fail with this"  # others may still run
     try:
         built = run_kernel.prepare(config)
         accel = run_kernel.choose_accel(config, built, say)
@@ -348,7 +350,7 @@ def _prepare_kernel(config: pytest.Config, *, in_header: bool) -> None:
         say(f"kernel {e.stage} stage failed: {e}")
         pytest.exit(f"no test ran: the kernel could not be prepared ({e.stage} stage, the error is above)",
                     returncode=3)
-    prepared = dataclasses.replace(run_kernel.describe(config, built), accel=accel, compiler=compiler.describe(),
+    prepared = dataclasses.replace(run_kernel.describe(config, built), accel=accel, compiler=compiler,
                                    gdb=run_kernel.gdb_lines(config, built))
     config.stash[PREPARED] = prepared
     if not in_header:
