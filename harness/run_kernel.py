@@ -17,6 +17,7 @@ from harness.errors import HarnessError
 # Per-run values kept in pytest's typed stash (not as ad-hoc attributes on the config or items).
 CACHE_ROOT = pytest.StashKey[Path]()
 KERNEL_TARGET = pytest.StashKey[object]()  # the matrix KernelTarget named by --kernel-target, or None
+VM_SETTINGS = pytest.StashKey[object]()  # the checked --cpus/--memory/--append/--gdb (harness.machine.options)
 
 
 def harness_cache_root(config: pytest.Config) -> Path:
@@ -54,9 +55,12 @@ def kernel_options_from(config: pytest.Config):
 
     target = kernel_target(config)
     if target is not None:
+        from dataclasses import replace
+
         from harness.kernel.request import options_of_target
 
-        return options_of_target(target, harness_cache_root(config))
+        opts = options_of_target(target, harness_cache_root(config))
+        return replace(opts, llvm=config.getoption("--llvm")) if given(config, "--llvm") else opts
     kw = dict(
         kernel=config.getoption("--kernel"),
         kernel_config=config.getoption("--kernel-config"),
@@ -70,6 +74,8 @@ def kernel_options_from(config: pytest.Config):
         kw["patches_dir"] = config.getoption("--patches")
     if config.getoption("--kernel-config-dir"):
         kw["config_dir"] = config.getoption("--kernel-config-dir")
+    if given(config, "--llvm"):
+        kw["llvm"] = config.getoption("--llvm")
     return KernelOptions(**kw)
 
 
@@ -90,14 +96,21 @@ class Prepared:
     seconds: float
     accel: str = ""
     notes: tuple[str, ...] = ()
+    toolchain: str = ""  # what built the kernel (gcc, or LLVM= and its clang)
+    compiler: str = ""  # the clang that compiles the BPF programs, its version and where the choice came from
+    gdb: tuple[str, ...] = ()  # --gdb: where each VM's stub listens and the line to type
 
     def header(self) -> list[str]:
         how = "cache hit" if self.cache_hit else f"built in {self.seconds:.0f}s"
         lines = [f"kernel under test: {self.release} ({how}, cache key {self.key})",
                  f"  source: {self.source}", f"  series: {self.series}"]
+        if self.toolchain:
+            lines.append(f"  kernel built with: {self.toolchain}")
+        if self.compiler:
+            lines.append(f"  BPF compiler: {self.compiler}")
         if self.accel:
             lines.append(f"  accelerator: {self.accel}")
-        return lines + [f"  note: {n}" for n in self.notes]
+        return lines + [f"  gdb: {g}" for g in self.gdb] + [f"  note: {n}" for n in self.notes]
 
 
 def start_run() -> str:
@@ -192,6 +205,8 @@ def _first_line(text: str) -> str:
 
 
 def describe(config, built) -> Prepared:
+    from harness.kernel.build import built_with
+
     art = built.artifact
     meta = art.meta
     if meta.get("kind") == "prebuilt-deb":
@@ -202,7 +217,55 @@ def describe(config, built) -> Prepared:
             meta.get("source_path", "?") + "".join(f" [{p} {v}]" for p, v in meta.get("packages", {}).items()))
         patches = meta.get("patches") or []
         series = f"{len(patches)} patches: {', '.join(patches)}" if patches else "none"
-    return Prepared(art.release, art.key, source, series, built.cache_hit, built.seconds, notes=built.notes)
+    return Prepared(art.release, art.key, source, series, built.cache_hit, built.seconds, notes=built.notes,
+                    toolchain=built_with(meta))
+
+
+def bpf_compiler():
+    """The clang the run compiles BPF programs with (--clang put it in $CLANG), checked: harness.cases.clang."""
+    from harness.cases import clang
+
+    return clang.select()
+
+
+def vm_settings(config):
+    """The run's checked --cpus/--memory/--append/--gdb (harness.machine.options.VMSettings)."""
+    from harness.machine.options import VMSettings
+
+    settings = config.stash.get(VM_SETTINGS, None)
+    return settings if settings is not None else VMSettings()
+
+
+def pool_config(config, *, kernel: Path | None, run_dir: Path, worker: str):
+    """The machine pool of one worker (or of the test_progs run): the kernel, the accelerator, --target, and the
+    guest settings, with the kernel command line of the matrix target first and the user's --append after it."""
+    from harness.machine.options import gdb_base, worker_index
+    from harness.machine.pool import PoolConfig
+
+    settings = vm_settings(config)
+    target = kernel_target(config)
+    base = gdb_base(settings)
+    return PoolConfig(
+        kernel=kernel, accel=config.getoption("--accel"), run_dir=run_dir,
+        state_dir=kernel_options_from(config).layout().state, worker=worker, target=config.getoption("--target"),
+        target_key=config.getoption("--target-key"), target_known_hosts=config.getoption("--target-known-hosts"),
+        memory=settings.memory, cpus=settings.cpus,
+        append=(*(target.append if target else ()), *settings.append),
+        gdb_port=None if base is None else base + worker_index(worker))
+
+
+def gdb_lines(config, built) -> tuple[str, ...]:
+    """--gdb: the ports the run's VMs serve QEMU's gdb stub on and the line that attaches to the first."""
+    from harness.machine.options import gdb_base, gdb_command
+
+    base = gdb_base(vm_settings(config))
+    if base is None:
+        return ()
+    workers = getattr(config.option, "numprocesses", None)
+    n = workers if isinstance(workers, int) and workers > 0 else 0
+    where = ", ".join(f"gw{i} 127.0.0.1:{base + i}" for i in range(n)) if n else f"127.0.0.1:{base}"
+    return (f"QEMU's gdb stub of each VM (loopback only; the kernel boots with nokaslr): {where}",
+            gdb_command(built.artifact.vmlinux, base))
 
 
 def choose_accel(config, built, say) -> str:
@@ -272,13 +335,11 @@ def run_test_progs(config, say) -> list[Path]:
     if not files or config.option.collectonly or not marks_admit(config, {"vm", "slow"}):
         return []
     from harness.campaigns import test_progs as campaign
-    from harness.machine.pool import PoolConfig
     from harness.settings import new_run_dir
 
     artifact = prepare(config).artifact
     opts = kernel_options_from(config)
     layout = opts.layout()
-    target = kernel_target(config)
     by_tree: dict[Path, list[str]] = {}
     for f in files:
         found = prog_tests_source(f)
@@ -287,11 +348,8 @@ def run_test_progs(config, say) -> list[Path]:
     written = []
     for tree, stems in by_tree.items():
         out = new_run_dir(layout, "test_progs")
-        pool = PoolConfig(kernel=None if config.getoption("--target") else artifact.bzimage,
-                          accel=config.getoption("--accel"), run_dir=out, state_dir=layout.state, worker="test_progs",
-                          target=config.getoption("--target"), target_key=config.getoption("--target-key"),
-                          target_known_hosts=config.getoption("--target-known-hosts"),
-                          memory=config.getoption("--vm-memory"), append=target.append if target else ())
+        pool = pool_config(config, kernel=None if config.getoption("--target") else artifact.bzimage, run_dir=out,
+                           worker="test_progs")
         say(f"test_progs: {', '.join(f'{s}.c' for s in stems)} of {tree}, on {artifact.release}; log {out}")
         outcome = campaign.run_test_progs(tree, stems, artifact, layout, out, pool,
                                           timeout=config.getoption("--test-progs-timeout"),

@@ -40,7 +40,7 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
     if matrix:
         argv += ["--kernel-matrix", _abs(matrix)]
     if kernel_src:
-        argv += ["--kernel-src", _abs(kernel_src)]
+        argv += ["--kernel-src", _source(kernel_src)]
     if kernel_ref:
         argv += ["--kernel-ref", kernel_ref]
     if patches:
@@ -60,6 +60,14 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
     if cache_dir:
         argv += ["--harness-cache", _abs(cache_dir)]
     return argv + list(extra)
+
+
+def _source(kernel_src: Path | str) -> str:
+    """--kernel-src for the inner session: a Debian source line's name as it is (it names no path: made absolute it
+    would be ./debian-7.3 of the inner session's directory), anything else absolute."""
+    from harness.kernel.debian import find_line
+
+    return str(kernel_src) if isinstance(kernel_src, str) and find_line(kernel_src) else _abs(kernel_src)
 
 
 def _abs(path: Path | str) -> str:

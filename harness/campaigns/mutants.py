@@ -101,7 +101,7 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
     from dataclasses import replace
 
     from harness.kernel.request import build_kernel, series_directory
-    from harness.settings import REPO_ROOT
+    from harness.settings import suite_cwd
 
     info = load_info(series_directory(opts), name)
     res = MutantResult(name, info.breaks, info.bug, "harness-error")
@@ -124,7 +124,7 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
     with log.open("w") as f:
         f.write("$ " + " ".join(argv) + "\n")
         f.flush()
-        rc = subprocess.run(argv, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT, check=False).returncode
+        rc = subprocess.run(argv, cwd=suite_cwd(), stdout=f, stderr=subprocess.STDOUT, check=False).returncode
     res.suite_seconds = round(time.monotonic() - t0, 1)
     res.junit = str(junit)
     if rc not in (0, 1) or not junit.is_file():

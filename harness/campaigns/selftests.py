@@ -18,7 +18,7 @@ from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.results import CaseResult, Status, parse_junit, suite_seconds
 from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
 from harness.selftests.discover import SELFTESTS
-from harness.settings import DEFAULT_CONFIG_DIR, REPO_ROOT, CacheLayout
+from harness.settings import DEFAULT_CONFIG_DIR, CacheLayout, suite_cwd
 
 KNOWN_DIFFERENCES = DEFAULT_CONFIG_DIR / "selftests-known-differences.toml"
 PASSED, FAILED, SKIPPED, ERROR, KNOWN = "passed", "failed", "skipped", "error", "known_difference"
@@ -294,7 +294,7 @@ def run_selftests(run: SelftestsRun, *, progress=sys.stderr) -> tuple[Summary, d
     with log.open("w") as f:
         f.write("$ " + " ".join(argv) + "\n")
         f.flush()
-        proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(argv, cwd=suite_cwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, errors="replace")
         assert proc.stdout is not None
         for line in proc.stdout:

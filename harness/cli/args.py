@@ -49,6 +49,25 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fragment", type=Path, action="append", default=[], help="extra config fragment (repeatable)")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("-j", "--jobs", type=int, help="make -j (default: number of CPUs)")
+    _llvm_arg(p)
+
+
+def _llvm_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llvm", metavar="LLVM", help="build the kernel with make LLVM=LLVM (1, -19 or "
+                   "/usr/lib/llvm-19/bin/: clang and LLVM's binutils; keyed apart from a gcc build); default $LLVM, "
+                   "else gcc")
+
+
+def _clang_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clang", metavar="PATH", help="the clang that compiles BPF programs (>= 16, keeping "
+                   "btf_type_tag; a name on PATH such as clang-20 or clang, or a path); default $CLANG, else clang-19 "
+                   "or another clang on PATH")
+
+
+def _vm_args(p: argparse.ArgumentParser) -> None:
+    from harness.machine.options import add_options
+
+    add_options(p.add_argument)  # --cpus, --memory, --append, --gdb: the same names and meaning as in pytest
 
 
 def _minutes(text: str) -> float:
@@ -111,13 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    _clang_arg(p)
     p.set_defaults(func=commands.cmd_matrix)
     p = sub.add_parser("boot", help="boot the kernel in a VM: run `-- CMD` or open a shell")
     _kernel_args(p)
     p.add_argument("--kernel", type=Path, metavar="PATH",
                    help="boot this kernel instead of the harness's build: a bzImage, or a build directory")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
-    p.add_argument("--memory", default="1G")
+    _vm_args(p)
     p.add_argument("--timeout", type=float, default=600, help="seconds CMD may run")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS (default: interactive shell)")
     p.set_defaults(func=commands.cmd_boot)
@@ -130,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write the kill table here (default: the run directory)")
     p.add_argument("--out", type=Path, help="directory for JUnit files and logs (default: a new run directory)")
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    _clang_arg(p)
     p.set_defaults(func=commands.cmd_mutants)
     p = sub.add_parser("bisect", help="git bisect run over a kernel git tree: build, boot, run CASE... per step")
     p.add_argument("--good", required=True, help="a commit where the cases pass")
@@ -150,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "pass on --good, or nothing is bisected)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the conclusion and every step as JSON")
     p.add_argument("case", nargs="+", metavar="CASE", help="pytest node id, e.g. cases/audit/x.bpf.c::prog")
+    _clang_arg(p)
     p.set_defaults(func=commands.cmd_bisect)
     p = sub.add_parser("cache", help="show the build cache; --prune evicts kernels and objects unused for a while")
     p.add_argument("--cache-dir", help="cache root (default: $BPF_AUDIT_HARNESS_CACHE or "
@@ -172,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "line) when not; asks no archive")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    _clang_arg(p)
     p.set_defaults(func=commands.cmd_doctor)
     p = sub.add_parser("ssh", help="a shell (or `-- CMD`) in the VM that pytest --keep-vm-on-failure kept")
     p.add_argument("run", metavar="RUN", help="the run directory the pytest summary names (a name under the "
@@ -221,5 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--test-progs: how long test_progs may run in the guest (default 1800, at most 3600)")
     p.add_argument("files", nargs="*", metavar="FILE", help="only these (skeleton names such as verifier_and, "
                    "or paths of progs/*.c)")
+    _llvm_arg(p)
+    _clang_arg(p)
+    _vm_args(p)
     p.set_defaults(func=commands.cmd_selftests)
     return parser

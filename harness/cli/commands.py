@@ -22,7 +22,14 @@ def kernel_options(ns: argparse.Namespace):
         kw["config_dir"] = ns.config_dir
     if ns.jobs:
         kw["jobs"] = ns.jobs
+    if ns.llvm:
+        kw["llvm"] = ns.llvm
     return KernelOptions(**kw)
+
+
+def _llvm(ns: argparse.Namespace) -> dict:
+    """--llvm as a KernelOptions keyword (none: KernelOptions reads $LLVM itself)."""
+    return {"llvm": ns.llvm} if getattr(ns, "llvm", None) else {}
 
 
 def cmd_build(ns: argparse.Namespace) -> int:
@@ -39,6 +46,9 @@ def cmd_build(ns: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(f"{state} in {res.seconds:.1f}s: {art.release} key={art.key}")
     print(f"  source    {res.source}")
+    from harness.kernel.build import built_with
+
+    print(f"  built by  {built_with(art.meta)}")
     print(f"  bzImage   {art.bzimage}")
     print(f"  vmlinux   {art.vmlinux}")
     print(f"  vmlinux.h {art.vmlinux_h}")
@@ -177,13 +187,21 @@ def cmd_boot(ns: argparse.Namespace) -> int:
         from harness.kernel.request import acquire
 
         image = acquire(opts).artifact.bzimage
+    from harness.machine import options
+
+    settings = options.from_namespace(ns)
+    gdb = options.pick_gdb_ports(settings, 1)
     run_dir = new_run_dir(opts.layout(), "boot")
-    vm = LocalVM(VMConfig(kernel=image, accel=ns.accel, memory=ns.memory), run_dir, name="boot",
-                 state_dir=opts.layout().state)
+    vm = LocalVM(VMConfig(kernel=image, accel=ns.accel, memory=settings.memory, cpus=settings.cpus,
+                          append=settings.append, gdb_port=gdb), run_dir, name="boot", state_dir=opts.layout().state)
     print(f"booting {image} (console log: {vm.console_log})", file=sys.stderr)
     with vm:
         assert vm.guest is not None and vm.accel is not None  # set by a successful start()
         print(f"up in {vm.boot_seconds:.1f}s ({vm.accel.accel}); ssh port 127.0.0.1:{vm.port}", file=sys.stderr)
+        if gdb is not None:
+            vmlinux = image.parent / "vmlinux"
+            print(f"gdb: QEMU's gdb stub on 127.0.0.1:{gdb} (kernel booted with nokaslr):\n  "
+                  f"{options.gdb_command(vmlinux if vmlinux.is_file() else 'vmlinux', gdb)}", file=sys.stderr)
         command = [c for c in ns.command if c != "--"]
         if command:
             import shlex
@@ -398,7 +416,7 @@ def _test_progs(ns: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    opts = KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root)
+    opts = KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root, **_llvm(ns))
     built = build_kernel(opts)
     art = built.artifact
     tree, notes = tp.kernel_tree(art, lambda: tp_source(ns, layout))
@@ -406,11 +424,18 @@ def _test_progs(ns: argparse.Namespace) -> int:
         f"test_progs from {tree}")
     if ns.list:
         return _test_progs_list(ns, tree, art, layout, say)
+    from harness.machine import options
     from harness.machine.pool import PoolConfig
 
+    settings = options.from_namespace(ns)
+    gdb = options.pick_gdb_ports(settings, 1)
     out = (ns.out or new_run_dir(layout, "test_progs")).resolve()
     pool = PoolConfig(kernel=art.bzimage, accel=ns.accel or "auto", run_dir=out, state_dir=layout.state,
-                      worker="test_progs")
+                      worker="test_progs", cpus=settings.cpus, memory=settings.memory, append=settings.append,
+                      gdb_port=gdb)
+    if gdb is not None:
+        say(f"gdb: QEMU's gdb stub on 127.0.0.1:{gdb} (kernel booted with nokaslr):\n  "
+            f"{options.gdb_command(art.vmlinux, gdb)}")
     outcome = tp.run_test_progs(tree, ns.test_progs, art, layout, out, pool, timeout=ns.timeout,
                                 verbose=ns.test_progs_verbose, say=say)
     outcome.notes[:0] = notes
@@ -489,6 +514,11 @@ def _selftests_run(ns: argparse.Namespace) -> int:
         raise UsageError("--vmlinux-h is for --list: a run compiles against the kernel under test's own vmlinux.h")
     if ns.workers < 1:
         raise UsageError("-n/--workers must be >= 1")
+    from harness.machine import options
+
+    settings = options.from_namespace(ns)
+    options.pick_gdb_ports(settings, ns.workers)
+    inner = [*options.pytest_args(settings), *(["--llvm", ns.llvm] if ns.llvm else [])]
     known = st.load_known_differences(ns.known_differences)
     layout = CacheLayout(ns.cache_dir or cache_root())
     tree = st.source_tree(ns.kernel_src, layout)
@@ -496,10 +526,11 @@ def _selftests_run(ns: argparse.Namespace) -> int:
     out = (ns.out or new_run_dir(layout, "selftests")).resolve()
     run = st.SelftestsRun(chosen.tree, chosen.files, out,
                           workers=ns.workers, kernel_src=ns.kernel_src, cache_dir=ns.cache_dir, accel=ns.accel,
-                          known=tuple(known), extra_pytest=tuple(ns.pytest_arg))
+                          known=tuple(known), extra_pytest=(*inner, *ns.pytest_arg))
     print(f"selftests: {len(run.files)} file(s) of {tree}, {ns.workers} worker(s); log {out / 'pytest.log'}",
           file=sys.stderr)
-    summary, paths = st.run_selftests(run, progress=sys.stderr if ns.verbose else None)
+    # --gdb: the inner run's header says where each VM's stub listens and the line to type, so it is shown
+    summary, paths = st.run_selftests(run, progress=sys.stderr if ns.verbose or settings.gdb is not None else None)
     sys.stdout.write(st.format_table(summary))
     if ns.json:
         shutil.copyfile(paths["json"], ns.json)
@@ -524,7 +555,8 @@ def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path]:
     from harness.kernel.request import KernelOptions, make_request
     from harness.selftests.listing import SelftestsError
 
-    key = make_request(KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root), unpack=False).key_inputs().key()
+    opts = KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root, **_llvm(ns))
+    key = make_request(opts, unpack=False).key_inputs().key()
     entry = cache.published(layout, key)
     if entry is None or not (entry / "vmlinux.h").is_file():
         src = f" --kernel-src {ns.kernel_src}" if ns.kernel_src else ""

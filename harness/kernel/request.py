@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError, PatchError
 from harness.kernel import cache, kconfig
-from harness.kernel.build import BuildRequest, BuildResult, build
+from harness.kernel.build import BuildRequest, BuildResult, build, check_llvm
 from harness.kernel.patches import Series, load_series, series_dir
 from harness.kernel.source import SourceSpec, identify, kernel_line_of, resolve
 from harness.settings import DEFAULT_CONFIG_DIR, DEFAULT_PATCHES_DIR, CacheLayout, cache_root, new_run_dir
@@ -34,6 +34,8 @@ class KernelOptions:
     mutant: str | None = None  # a patches/mutants/<name>.patch applied after the series (mutation checks)
     kernel: Path | None = None  # a kernel built elsewhere (--kernel PATH): tested as it is, nothing is built
     kernel_config: Path | None = None  # the developer's .config: the fragments go onto it instead of allnoconfig
+    # make's LLVM= for the kernel build (--llvm, else $LLVM as the kernel's own make reads it; '': gcc)
+    llvm: str = field(default_factory=lambda: os.environ.get("LLVM", "").strip())
 
     def layout(self) -> CacheLayout:
         return CacheLayout(self.cache_dir or cache_root())
@@ -140,12 +142,13 @@ def make_request(opts: KernelOptions, *, unpack: bool = True, offline: bool = Fa
     opts = effective(opts)
     # The cheap checks of what the user typed first; resolving the source may fetch and unpack a tarball.
     spec = SourceSpec.from_args(opts.kernel_src, opts.ref)
+    llvm = check_llvm(opts.llvm)
     series = _series(opts, spec)
     fragments = tuple(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
     kconfig.check_conflicts(list(fragments))  # for every kernel line, before any fetching, copying or building
     source = resolve(spec, layout, log=log) if unpack else identify(spec, layout, offline=offline, log=log)
     return BuildRequest(source=source, series=series, fragments=fragments, layout=layout, jobs=opts.jobs,
-                        base_config=_base_config(opts.kernel_config))
+                        base_config=_base_config(opts.kernel_config), llvm=llvm)
 
 
 def _base_config(path: Path | None) -> str:

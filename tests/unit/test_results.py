@@ -224,3 +224,13 @@ def test_every_campaign_gets_the_same_report_flags_and_a_target_excludes_a_sourc
     assert _tail(a, junit) == _tail(b, junit) == [f"--junitxml={junit}", *COMMON]
     with pytest.raises(ValueError, match="already names its kernel"):
         inner_pytest_argv(["cases"], junit=junit, target="6.12-plain", mutant="prog-id-zero")
+
+
+def test_an_inner_session_gets_a_debian_line_by_name_and_a_tree_by_absolute_path(tmp_path, monkeypatch):
+    """`selftests --kernel-src debian-7.3` from any directory: the line's name reaches the inner session as it is."""
+    monkeypatch.chdir(tmp_path)
+    junit = tmp_path / "j.xml"
+    line = inner_pytest_argv(["x"], junit=junit, kernel_src="debian-7.3")
+    tree = inner_pytest_argv(["x"], junit=junit, kernel_src="linux")
+    assert line[line.index("--kernel-src") + 1] == "debian-7.3"
+    assert tree[tree.index("--kernel-src") + 1] == str(tmp_path / "linux")

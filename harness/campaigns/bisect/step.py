@@ -62,7 +62,7 @@ def suite_argv(ns: argparse.Namespace, junit: Path, kernel: Path) -> list[str]:
 
 def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
     from harness.kernel.request import KernelOptions, build_kernel
-    from harness.settings import REPO_ROOT
+    from harness.settings import suite_cwd
 
     t0 = time.monotonic()
     commit = git(ns.tree, "rev-parse", "HEAD")
@@ -85,7 +85,7 @@ def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
         log = run_dir / f"pytest-{commit[:12]}-{n}.log"
         with log.open("w") as f:
             argv = suite_argv(ns, junit, built.artifact.dir)
-            rc = subprocess.run(argv, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+            rc = subprocess.run(argv, cwd=suite_cwd(), stdout=f, stderr=subprocess.STDOUT).returncode
         results = parse_junit(junit.read_text()) if junit.is_file() else []
         outcome, reason = judge_try(rc, results)
         rep.tries.append(outcome)

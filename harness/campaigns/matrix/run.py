@@ -22,7 +22,7 @@ from harness.campaigns.matrix.spec import KernelTarget, KnownFailure, Matrix
 from harness.campaigns.results import CaseResult, parse_junit, suite_seconds
 from harness.errors import HarnessError
 from harness.selftests.discover import SELFTESTS
-from harness.settings import REPO_ROOT, CacheLayout, cache_root, new_run_dir
+from harness.settings import CacheLayout, cache_root, new_run_dir, suite_cwd
 from harness.tools import quoted
 
 
@@ -62,7 +62,7 @@ def _pytest(argv: list[str], log: Path) -> int:
     with log.open("a") as f:
         f.write(f"$ {quoted(argv)}\n")
         f.flush()
-        return subprocess.call(argv, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+        return subprocess.call(argv, stdout=f, stderr=subprocess.STDOUT, cwd=suite_cwd(), stdin=subprocess.DEVNULL)
 
 
 def run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
