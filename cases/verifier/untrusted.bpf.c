@@ -147,13 +147,14 @@ __description("rule 8: a sockaddr on the program's stack (not a pointer the veri
 __rule(8) __needs("bpf_audit")
 __failure
 __msg_before("7.3", "arg#3 pointer type STRUCT sockaddr must point to scalar, or struct with scalar")
-__msg_since("7.3", "{{R4 is fp[^ ]* expected STRUCT sockaddr|R4 must be referenced or trusted}}")
+__msg_since("7.3", "R4 must be a kernel object STRUCT sockaddr, not program memory")
 /*
  * 6.12's struct sockaddr ends in a flexible array: not a struct of scalars,
  * so only a BTF pointer fits. 7.3's is a plain 16-byte struct of scalars,
- * which lets its verifier take any 16 readable bytes (stack, map value) as
- * one; the words a 7.3 that refuses it prints are the two it prints for an
- * untrusted or non-BTF pointer.
+ * which its verifier takes as any 16 readable bytes (stack, map value): the
+ * 7.3 series marks net_sockaddr KF_OBJ_ARGS (its patch 0002), since the
+ * kfunc reads a sockaddr_in6's 28 bytes from it. The RFC as posted lacks
+ * that: there a program's stack bytes next to the buffer reach the record.
  */
 int BPF_PROG(sockaddr_on_stack, struct socket *sock, struct sockaddr *address, int addrlen)
 {
