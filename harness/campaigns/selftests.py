@@ -266,6 +266,7 @@ class SelftestsRun:
     out_dir: Path
     workers: int = 2
     kernel_src: str | None = None  # passed on to the inner pytest: the kernel under test is built from it
+    kernel: Path | None = None  # or a kernel built elsewhere (--kernel PATH), tested as it is
     cache_dir: Path | None = None
     accel: str | None = None
     known: tuple[KnownDifference, ...] = ()
@@ -279,7 +280,7 @@ def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
     if run.workers > 1:
         extra += ["--dist", "loadfile"]
     return inner_pytest_argv([str(f) for f in run.files], junit=junit, workers=run.workers,
-                             kernel_src=run.kernel_src, accel=run.accel, cache_dir=run.cache_dir,
+                             kernel_src=run.kernel_src, kernel=run.kernel, accel=run.accel, cache_dir=run.cache_dir,
                              extra=[*extra, *run.extra_pytest])
 
 

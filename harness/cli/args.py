@@ -219,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel-src", help="kernel tree (dir or tarball) or Debian source line (debian-7.3): its "
                    "tools/testing/selftests/bpf run on the kernel built from it (with its line's series); default: the "
                    "default kernel's source")
+    _given_kernel_arg(p)
     p.add_argument("--vmlinux-h", type=Path, help="--list: compile against this vmlinux.h (default: the cached "
                    "kernel built from that source; build it first)")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")

@@ -401,7 +401,7 @@ def _test_progs(ns: argparse.Namespace) -> int:
     import shutil
 
     from harness.campaigns import test_progs as tp
-    from harness.kernel.request import KernelOptions, build_kernel
+    from harness.kernel.request import KernelOptions, acquire
     from harness.settings import CacheLayout, cache_root, new_run_dir
 
     if ns.files:
@@ -416,8 +416,8 @@ def _test_progs(ns: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    opts = KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root, **_llvm(ns))
-    built = build_kernel(opts)
+    opts = KernelOptions(kernel=ns.kernel, kernel_src=ns.kernel_src, cache_dir=layout.root, **_llvm(ns))
+    built = acquire(opts)
     art = built.artifact
     tree, notes = tp.kernel_tree(art, lambda: tp_source(ns, layout))
     say(f"kernel under test: {art.release} ({'cache hit' if built.cache_hit else 'built'}, key {art.key}); "
@@ -521,11 +521,12 @@ def _selftests_run(ns: argparse.Namespace) -> int:
     inner = [*options.pytest_args(settings), *(["--llvm", ns.llvm] if ns.llvm else [])]
     known = st.load_known_differences(ns.known_differences)
     layout = CacheLayout(ns.cache_dir or cache_root())
-    tree = st.source_tree(ns.kernel_src, layout)
+    tree = st.source_tree(ns.kernel_src, layout) if ns.kernel_src or not ns.kernel else _given_tree(ns.kernel)
     chosen = st.select_files(tree, ns.files)
     out = (ns.out or new_run_dir(layout, "selftests")).resolve()
     run = st.SelftestsRun(chosen.tree, chosen.files, out,
-                          workers=ns.workers, kernel_src=ns.kernel_src, cache_dir=ns.cache_dir, accel=ns.accel,
+                          workers=ns.workers, kernel_src=None if ns.kernel else ns.kernel_src, kernel=ns.kernel,
+                          cache_dir=ns.cache_dir, accel=ns.accel,
                           known=tuple(known), extra_pytest=(*inner, *ns.pytest_arg))
     print(f"selftests: {len(run.files)} file(s) of {tree}, {ns.workers} worker(s); log {out / 'pytest.log'}",
           file=sys.stderr)
@@ -540,12 +541,28 @@ def _selftests_run(ns: argparse.Namespace) -> int:
     return st.exit_code(summary)
 
 
+def _given_tree(kernel: Path) -> Path:
+    """The source tree of a kernel built elsewhere (--kernel PATH), whose selftests run on it."""
+    from harness.kernel import given
+
+    tree = given.locate(kernel).source_tree
+    if tree is None:
+        raise UsageError(f"--kernel {kernel}: its source tree cannot be found (no `source` link beside the build): "
+                         "name it with --kernel-src TREE")
+    return tree
+
+
 def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path]:
     """The tree (--kernel-src, default the default kernel's source, unpacked into the cache) and the vmlinux.h
     (--vmlinux-h, default: the one of the kernel `bpf-audit-harness build` builds from that tree; never built
     here)."""
     from harness.campaigns.selftests import source_tree
 
+    if ns.kernel and ns.vmlinux_h is None:  # a kernel built elsewhere: its tree, its vmlinux.h (prepared here)
+        from harness.kernel.request import KernelOptions, acquire
+
+        art = acquire(KernelOptions(kernel=ns.kernel, cache_dir=layout.root)).artifact
+        return (source_tree(ns.kernel_src, layout) if ns.kernel_src else _given_tree(ns.kernel)), art.vmlinux_h
     tree = source_tree(ns.kernel_src, layout)  # a directory is used in place: listing it needs no identity walk
     if ns.vmlinux_h is not None:
         if not ns.vmlinux_h.is_file():

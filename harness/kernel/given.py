@@ -150,6 +150,7 @@ def prepare(given: GivenKernel, layout: CacheLayout, *, fragments: tuple = (), s
                 (staged / "vmlinux.h").write_text(out.stdout)
                 meta = {"key": key, "release": release, "kind": "given", "given": str(given.bzimage),
                         "build_dir": str(given.build_dir or ""), "source_tree": str(given.source_tree or ""),
+                        "tree": str(given.source_tree or ""),  # where its selftests (test_progs) come from
                         "source_description": source, "patches": [], "prepared_at":
                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
                 hit = cache.publish(layout, key, staged, meta)
