@@ -27,31 +27,15 @@ CALL_FAILED = pytest.StashKey[bool]()  # the test's call phase failed (read by t
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("bpf-audit-harness", "kernel under test (bpf-audit-harness)")
-    g.addoption("--kernel", type=Path, metavar="PATH",
-                help="test a kernel built elsewhere as it is: a bzImage (its vmlinux beside it) or a build directory "
-                     "(make O=DIR, or a tree built in place); nothing is built")
-    g.addoption("--kernel-config", type=Path, metavar="FILE",
-                help="your own .config: the harness's fragments are applied onto it (olddefconfig) instead of onto "
-                     "allnoconfig; each option they ask for must still stick")
-    g.addoption("--kernel-src",
-                help="a Debian source line (debian-7.3, debian-6.12), a kernel tree (one built in place is tested as "
-                     "it is), a git tree (with --kernel-ref) or a tarball; default: the default target of "
-                     "kernel-config/matrix.toml")
-    g.addoption("--kernel-ref", help="git ref to build from --kernel-src (checked out in a worktree)")
-    g.addoption("--patches", type=Path, help="patch directory with a series file (default: the repo's patches/)")
-    g.addoption("--no-patches", action="store_true", help="build the source without the patch series")
-    g.addoption("--mutant", metavar="NAME",
-                help="apply patches/mutants/NAME.patch after the series (a deliberately broken kernel)")
-    g.addoption("--kernel-config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
-    g.addoption("--harness-cache", type=Path, help="build cache directory (default: ~/.cache/bpf-audit-harness)")
+    from harness.kernel.choice import add_options as add_kernel_options
+
+    add_kernel_options(g.addoption)  # --kernel, --kernel-src, ..., --cache-dir (--harness-cache): harness.kernel.choice
     g.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"),
                 help="QEMU accelerator; auto probes KVM with a real boot and falls back to TCG")
     g.addoption("--target", help="run on an existing machine over SSH instead of a local VM: ssh://user@host:port")
     g.addoption("--target-key", type=Path, help="private key for --target (default ~/.ssh/id_ed25519)")
     g.addoption("--target-known-hosts", type=Path,
                 help="known_hosts file pinning the --target's host key (default: ~/.ssh/known_hosts)")
-    g.addoption("--llvm", metavar="LLVM", help="build the kernel with make LLVM=LLVM (1, -19 or /usr/lib/llvm-19/bin/: "
-                "clang and LLVM's binutils; keyed apart from a gcc build); default $LLVM, else gcc")
     g.addoption("--clang", metavar="PATH", help="the clang that compiles BPF programs (>= 16, keeping btf_type_tag; "
                 "a name on PATH such as clang-20 or clang, or a path); default $CLANG, else clang-19 or another")
     from harness.machine.options import add_options
@@ -101,7 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--case-timeout") < 0:
         raise pytest.UsageError("--case-timeout must be a number of seconds >= 0 (0: no limit).")
     # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
-    config.stash[CACHE_ROOT] = (config.getoption("--harness-cache") or cache_root()).resolve()
+    config.stash[CACHE_ROOT] = (config.getoption("--cache-dir") or cache_root()).resolve()
     config.stash[KERNEL_TARGET] = _kernel_target(config)
     if config.getoption("--patches") and not config.getoption("--no-patches"):
         _check_patches(config)
@@ -228,7 +212,7 @@ def _kernel_target(config: pytest.Config):
     from harness.campaigns.matrix import spec as matrix_spec
 
     clash = [o for o in ("--kernel", "--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--target",
-                         "--mutant")
+                         "--mutant", "--kernel-config")
              if given(config, o)]
     if clash:
         raise pytest.UsageError(f"--kernel-target {name} already says which kernel to run; drop {', '.join(clash)}")

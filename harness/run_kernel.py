@@ -28,7 +28,7 @@ def harness_cache_root(config: pytest.Config) -> Path:
 # Options that name the kernel (or part of it): with none of them and no --kernel-target, the run's kernel is the
 # matrix's default target, as a whole (its boot options too, and a prebuilt one is booted as shipped).
 KERNEL_OPTIONS = ("--kernel", "--kernel-config", "--kernel-src", "--kernel-ref", "--patches", "--no-patches",
-                  "--mutant", "--kernel-config-dir", "--target")
+                  "--mutant", "--kernel-config-dir", "--fragment", "--target")
 
 
 def kernel_target(config: pytest.Config):
@@ -51,7 +51,6 @@ def given(config: pytest.Config, option: str) -> bool:
 
 
 def kernel_options_from(config: pytest.Config):
-    from harness.kernel.request import KernelOptions
 
     target = kernel_target(config)
     if target is not None:
@@ -61,22 +60,9 @@ def kernel_options_from(config: pytest.Config):
 
         opts = options_of_target(target, harness_cache_root(config))
         return replace(opts, llvm=config.getoption("--llvm")) if given(config, "--llvm") else opts
-    kw = dict(
-        kernel=config.getoption("--kernel"),
-        kernel_config=config.getoption("--kernel-config"),
-        kernel_src=config.getoption("--kernel-src"),
-        ref=config.getoption("--kernel-ref"),
-        no_patches=config.getoption("--no-patches"),
-        cache_dir=harness_cache_root(config),
-        mutant=config.getoption("--mutant"),
-    )
-    if config.getoption("--patches"):
-        kw["patches_dir"] = config.getoption("--patches")
-    if config.getoption("--kernel-config-dir"):
-        kw["config_dir"] = config.getoption("--kernel-config-dir")
-    if given(config, "--llvm"):
-        kw["llvm"] = config.getoption("--llvm")
-    return KernelOptions(**kw)
+    from harness.kernel.choice import options_from
+
+    return options_from(lambda name: config.getoption(name), harness_cache_root(config))
 
 
 # Set by the controller before xdist starts its workers (they inherit it): the run's identity, for the

@@ -58,7 +58,7 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
     if workers > 1:
         argv += ["-n", str(workers)]
     if cache_dir:
-        argv += ["--harness-cache", _abs(cache_dir)]
+        argv += ["--cache-dir", _abs(cache_dir)]
     return argv + list(extra)
 
 

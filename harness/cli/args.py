@@ -34,22 +34,10 @@ def _given_kernel_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _kernel_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kernel-src", metavar="SRC", help="a Debian source line of kernel-config/sources.toml "
-                   "(debian-7.3, debian-6.12: fetched into the cache), a kernel tree dir, a git tree (with --ref) or a "
-                   "source tarball; default: the source of matrix.toml's default target")
-    p.add_argument("--ref", help="git ref to build from --kernel-src (checked out in a worktree)")
-    p.add_argument("--patches", type=Path, help="patches root with one series per kernel line (<major.minor>/series; "
-                   "the series of the source's line applies), or a directory holding your own `series` file "
-                   "(default: patches/)")
-    p.add_argument("--no-patches", action="store_true", help="build the source as is, without the series")
-    p.add_argument("--mutant", metavar="NAME", help="apply <series dir>/mutants/NAME.patch after the series")
-    p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
-    p.add_argument("--kernel-config", type=Path, metavar="FILE",
-                   help="your own .config: the fragments are applied onto it (olddefconfig) instead of allnoconfig")
-    p.add_argument("--fragment", type=Path, action="append", default=[], help="extra config fragment (repeatable)")
-    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
-    p.add_argument("-j", "--jobs", type=int, help="make -j (default: number of CPUs)")
-    _llvm_arg(p)
+    """The options that choose the kernel, as in pytest (harness.kernel.choice: one table, one name each)."""
+    from harness.kernel.choice import add_options
+
+    add_options(p.add_argument, cli=True, skip=("--kernel",))
 
 
 def _llvm_arg(p: argparse.ArgumentParser) -> None:
@@ -160,10 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=3,
                    help="tries of a failing case before the commit is called bad (default 3); a failure that "
                    "does not repeat is flaky and the commit is skipped")
-    p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
-    p.add_argument("--kernel-config", type=Path, metavar="FILE",
-                   help="your own .config: the fragments are applied onto it (olddefconfig) instead of allnoconfig")
-    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("--kernel-config-dir", "--config-dir", dest="config_dir", type=Path,
+                   help="directory of *.config fragments (default: kernel-config/)")
+    p.add_argument("--cache-dir", "--harness-cache", type=Path,
+                   help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
     p.add_argument("--no-verify-endpoints", dest="verify_endpoints", action="store_false",

@@ -11,20 +11,10 @@ from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError, Usa
 
 
 def kernel_options(ns: argparse.Namespace):
-    from harness.kernel.request import KernelOptions
+    """The KernelOptions the parsed options ask for: harness.kernel.choice's mapping, the same as pytest's."""
+    from harness.kernel.choice import options_from
 
-    kw = dict(kernel_src=ns.kernel_src, ref=ns.ref, no_patches=ns.no_patches, mutant=getattr(ns, "mutant", None),
-              extra_fragments=tuple(ns.fragment), cache_dir=ns.cache_dir, kernel=getattr(ns, "kernel", None),
-              kernel_config=getattr(ns, "kernel_config", None))
-    if ns.patches:
-        kw["patches_dir"] = ns.patches
-    if ns.config_dir:
-        kw["config_dir"] = ns.config_dir
-    if ns.jobs:
-        kw["jobs"] = ns.jobs
-    if ns.llvm:
-        kw["llvm"] = ns.llvm
-    return KernelOptions(**kw)
+    return options_from(lambda name: getattr(ns, name, None))
 
 
 def _llvm(ns: argparse.Namespace) -> dict:
@@ -62,7 +52,8 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
 
     layout = CacheLayout(ns.cache_dir or cache_root())
     target = matrix_spec.load(ns.matrix).get(ns.kernel_target) if ns.kernel_target else None
-    if target is not None and (ns.kernel_src or ns.ref or ns.patches or ns.no_patches or getattr(ns, "mutant", None)):
+    if target is not None and (ns.kernel_src or ns.kernel_ref or ns.patches or ns.no_patches
+                               or getattr(ns, "mutant", None)):
         raise UsageError("--kernel-target already names the kernel; drop the source options")
     if ns.print_key:
         if target is not None and target.kind == "prebuilt-deb":

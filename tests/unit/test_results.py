@@ -188,7 +188,7 @@ def test_argv_for_a_matrix_target(tmp_path):
     junit = tmp_path / "6.1-debian" / "junit.xml"
     assert matrix_run.suite_argv(m.get("6.1-debian"), m.path, opts, junit, ["cases"], 2) == [
         sys.executable, "-m", "pytest", "cases", "--kernel-target", "6.1-debian", "--kernel-matrix", str(m.path),
-        "--accel", "tcg", f"--junitxml={junit}", *COMMON, "-n", "2", "--harness-cache", str(tmp_path / "c"), "-x"]
+        "--accel", "tcg", f"--junitxml={junit}", *COMMON, "-n", "2", "--cache-dir", str(tmp_path / "c"), "-x"]
 
 
 def test_argv_for_a_mutant(tmp_path, monkeypatch):
@@ -200,7 +200,7 @@ def test_argv_for_a_mutant(tmp_path, monkeypatch):
     argv = mutant_suite_argv(opts, entry, junit, cases=["cases/verifier"], workers=2, extra=["-k", "x"])
     assert argv == [
         sys.executable, "-m", "pytest", "cases/verifier", "--kernel", str(tmp_path / "c/kernels/k1"),
-        f"--junitxml={junit}", *COMMON, "-n", "2", "--harness-cache", str(tmp_path / "c"), "-k", "x"]
+        f"--junitxml={junit}", *COMMON, "-n", "2", "--cache-dir", str(tmp_path / "c"), "-k", "x"]
     for option in ("--kernel-src", "--patches", "--mutant", "--kernel-config-dir"):
         assert option not in argv  # the build's options (a --fragment too) are in the artifact already
 
@@ -213,7 +213,7 @@ def test_argv_for_a_bisect_step(tmp_path):
     entry = tmp_path / "c" / "kernels" / "k1"
     assert step.suite_argv(ns, junit, entry) == [
         sys.executable, "-m", "pytest", *ns.cases, "--kernel", str(entry),
-        "--accel", "auto", f"--junitxml={junit}", *COMMON, "--harness-cache", str(tmp_path / "c"),
+        "--accel", "auto", f"--junitxml={junit}", *COMMON, "--cache-dir", str(tmp_path / "c"),
         "--case-timeout=60"]
 
 
