@@ -53,14 +53,25 @@
  *                          a rejection must name the message that proves
  *                          it was rejected for the rule, not by accident.
  *                              __failure __msg("Unreleased reference")
- * __msg("substring")       Expected in the log (repeatable; matched in the
- *                          order written). The log searched is libbpf's own
- *                          output (everything it printed while opening and
- *                          loading the object) followed by the verifier log.
+ * __msg("substring")       Expected in the verifier's log (repeatable;
+ *                          matched in the order written). A load that
+ *                          failed before the verifier ran (libbpf could not
+ *                          resolve an extern, BTF refused) has no verifier
+ *                          log and fails the case, whatever libbpf printed.
  *                          {{regex}} inside the string is a Python regular
  *                          expression, the rest is literal:
  *                              __msg("Unreleased reference id={{[0-9]+}}")
- *                          Only on __failure cases.
+ *                          Only on __failure cases. Refused at collection:
+ *                          a message with no literal word of three letters
+ *                          ("{{.*}}", " "), or one that is only the name of
+ *                          a function the program calls (the verifier's
+ *                          log prints every call it walks).
+ * __libbpf_msg("substring")
+ *                          Expected in libbpf's own output (what it printed
+ *                          while opening and loading the object), in order;
+ *                          for what libbpf does before the verifier, e.g.
+ *                          retrying without BTF the kernel refused. Never
+ *                          alone: the case still names a verifier __msg.
  * __msg_since("V", "substring")
  * __msg_before("V", "substring")
  *                          The same, only on kernels whose version is >= V
@@ -281,6 +292,7 @@
 #define __msg(msg)		__H_TAG("comment:test_expect_msg=" __H_XSTR(__COUNTER__) "=" msg)
 #define __msg_since(v, msg)	__H_TAG("comment:audit_msg_since=" __H_XSTR(__COUNTER__) "=" v "=" msg)
 #define __msg_before(v, msg)	__H_TAG("comment:audit_msg_before=" __H_XSTR(__COUNTER__) "=" v "=" msg)
+#define __libbpf_msg(msg)	__H_TAG("comment:audit_libbpf_msg=" __H_XSTR(__COUNTER__) "=" msg)
 #define __rule(n)		__H_TAG("comment:audit_rule=" #n)
 #define __decided		__H_TAG("comment:audit_decided")
 #define __needs(...)		__H_TAG("comment:audit_needs=" #__VA_ARGS__)

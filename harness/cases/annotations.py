@@ -69,6 +69,7 @@ ANNOTATIONS: dict[str, Spec] = {
     "__msg": Spec("str", True, '__msg("Unreleased reference")'),
     "__msg_since": Spec("version_str", True, '__msg_since("7.3", "Possibly NULL pointer passed to trusted R1")'),
     "__msg_before": Spec("version_str", True, '__msg_before("7.3", "Possibly NULL pointer passed to trusted arg0")'),
+    "__libbpf_msg": Spec("str", True, '__libbpf_msg("Error loading .BTF into kernel")'),
     "__rule": Spec("int", True, "__rule(1)"),
     "__decided": Spec("flag", False, "__rule(11) __decided"),
     "__needs": Spec("strs", True, '__needs("bpf_audit")'),

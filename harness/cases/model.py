@@ -31,13 +31,14 @@ def format_version(version: tuple[int, ...]) -> str:
 
 @dataclass(frozen=True)
 class Message:
-    """One expected verifier/libbpf message: __msg (every kernel), __msg_since("V", ...) (kernels >= V) or
-    __msg_before("V", ...) (kernels < V). Versions compare numerically, component by component: 7.0 <= 7.0.1."""
+    """One expected message: __msg (every kernel), __msg_since("V", ...) (kernels >= V) or __msg_before("V", ...)
+    (kernels < V), matched in the verifier's log; __libbpf_msg in libbpf's own log. Versions compare numerically, component by component: 7.0 <= 7.0.1."""
 
     text: str
     since: tuple[int, ...] | None = None
     before: tuple[int, ...] | None = None
     line: int = 0
+    log: str = "verifier"  # which log it is matched in: "verifier", or "libbpf" for __libbpf_msg
 
     @property
     def conditional(self) -> bool:
@@ -55,11 +56,12 @@ class Message:
         return True
 
     def describe(self) -> str:
+        where = " in libbpf's log" if self.log == "libbpf" else ""
         if self.since is not None:
-            return f"{self.text!r} (kernels >= {format_version(self.since)})"
+            return f"{self.text!r}{where} (kernels >= {format_version(self.since)})"
         if self.before is not None:
-            return f"{self.text!r} (kernels < {format_version(self.before)})"
-        return repr(self.text)
+            return f"{self.text!r}{where} (kernels < {format_version(self.before)})"
+        return repr(self.text) + where
 
 
 @dataclass(frozen=True)

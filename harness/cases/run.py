@@ -334,17 +334,27 @@ def _judge_rejection(prog: CaseProgram, load: dict, logs: dict[str, Path], relea
         return Outcome("error", f"cannot tell which of {prog.name}'s messages kernel {release!r} must print: its "
                        "release has no major.minor version", [("messages", "\n".join(m.describe()
                                                                                      for m in prog.messages))], logs)
-    msgs = tuple(m.text for m in chosen)
-    result = verifier_log.match_messages(load.get("verifier_log", ""), msgs, load.get("libbpf_log", []))
-    if result.ok:
-        return Outcome("passed", f"rejected (errno {load.get('errno')}) with {', '.join(map(repr, msgs))}",
-                       files=logs)
+    vlog = str(load.get("verifier_log") or "")
+    libbpf = "\n".join(load.get("libbpf_log") or [])
+    if not vlog.strip():
+        return Outcome("failed", f"the load failed before the verifier ran (errno {load.get('errno')}): a "
+                       "rejection is judged by the verifier's log, and there is none",
+                       [("libbpf log", libbpf or "(empty)")], logs)
     expected = "\n".join(m.describe() for m in chosen)
     if any(m.conditional for m in prog.messages):
         expected += f"\n(chosen for kernel {release}; the case names: " + "; ".join(
             m.describe() for m in prog.messages) + ")"
-    return Outcome("failed", f"rejected (errno {load.get('errno')}) but not with the expected message(s)",
-                   [("expected", expected), ("log vs expectation", result.explain())], logs)
+    for log_name, text in (("libbpf", libbpf), ("verifier", vlog)):
+        wanted = tuple(m.text for m in chosen if m.log == log_name)
+        if not wanted:
+            continue
+        result = verifier_log.match_messages(text, wanted)
+        if not result.ok:
+            return Outcome("failed", f"rejected (errno {load.get('errno')}) but the {log_name} log lacks the "
+                           "expected message(s)",
+                           [("expected", expected), (f"{log_name} log vs expectation", result.explain())], logs)
+    msgs = ", ".join(m.describe() for m in chosen)
+    return Outcome("passed", f"rejected (errno {load.get('errno')}) with {msgs}", files=logs)
 
 
 def _prepare_paths(prog: CaseProgram, session: GuestSession) -> None:

@@ -259,23 +259,50 @@ def _validate_socket(err: _Err, line: int, action: str, d: dict[str, str]) -> No
         raise err(line, "bind_addr= and bind_port= go together.")
 
 
-_MSG_ANNOTATIONS = ("__msg", "__msg_since", "__msg_before")
+_MSG_ANNOTATIONS = ("__msg", "__msg_since", "__msg_before", "__libbpf_msg")
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
+_WORD_RE = re.compile(r"[A-Za-z0-9_]{3,}")
+_REGEX_WORD_RE = re.compile(r"(?<![\\A-Za-z0-9_])[A-Za-z0-9_]{3,}")  # a word in {{...}}, not an escape like \w
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _messages(err: _Err, anns: list[Annotation]) -> tuple[Message, ...]:
-    """Every __msg / __msg_since / __msg_before in the order written."""
+def _called(body: list[Tok]) -> set[str]:
+    """The names the program calls: the verifier's disassembly prints each of them on any load."""
+    return {t.text for t, nxt in zip(body, body[1:]) if t.kind == "id" and nxt.text == "("}
+
+
+def _vacuous(text: str, called: set[str]) -> str | None:
+    """Why ``text`` would match a log that proves nothing, or None. The literal parts (outside {{...}}) must
+    hold a word, and the whole must not be a name the disassembly prints."""
+    parts = split_regex(text)
+    literal = " ".join(part for is_re, part in parts if not is_re)
+    regex_words = [w for is_re, part in parts if is_re for w in _REGEX_WORD_RE.findall(part)]
+    if not text.strip():
+        return "an empty or blank message matches anything"
+    if not _WORD_RE.search(literal) and not regex_words:
+        return ("it has no word of three or more letters, so it matches nearly any log (a {{.*}} or a lone "
+                "register or punctuation mark proves nothing)")
+    if _IDENT_RE.match(text.strip()) and text.strip() in called:
+        return (f"{text.strip()} is a function the program calls, and the verifier's log prints every call it "
+                "walks, so any load that reaches the call matches it")
+    return None
+
+
+def _messages(err: _Err, anns: list[Annotation], body: list[Tok]) -> tuple[Message, ...]:
+    """Every __msg / __msg_since / __msg_before / __libbpf_msg in the order written."""
     out: list[Message] = []
+    called = _called(body)
     for a in anns:
         if a.name not in _MSG_ANNOTATIONS:
             continue
         text = a.args[-1]
         _check_regex(err, a.line, text, a.name)
-        if not text:
-            raise err(a.line, f'{a.name}(...""): an empty message matches anything. Write the message the verifier '
-                      "must print.")
-        if a.name == "__msg":
-            out.append(Message(text, line=a.line))
+        why = _vacuous(text, called)
+        if why:
+            raise err(a.line, f"{a.name}({text!r}): {why}. Write the words the verifier must print, e.g. "
+                      f"{ANNOTATIONS['__msg'].example}.")
+        if a.name in ("__msg", "__libbpf_msg"):
+            out.append(Message(text, line=a.line, log="libbpf" if a.name == "__libbpf_msg" else "verifier"))
             continue
         m = _VERSION_RE.match(a.args[0])
         if not m:
@@ -293,8 +320,17 @@ def _messages(err: _Err, anns: list[Annotation]) -> tuple[Message, ...]:
 
 
 def _check_message_coverage(err: _Err, where: str, messages: tuple[Message, ...]) -> None:
-    """Every kernel version must expect at least one message: a rejection that names none on some kernel would
-    pass there on any load failure. The versions that matter are the boundaries the conditions name."""
+    """Every kernel version must expect at least one verifier message: a rejection that names none on some kernel
+    would pass there on any load failure (libbpf's messages do not count: they do not show the verifier ran).
+    The versions that matter are the boundaries the conditions name."""
+    libbpf = [m for m in messages if m.log == "libbpf"]
+    messages = tuple(m for m in messages if m.log == "verifier")
+    if not messages:
+        raise err(
+            libbpf[0].line,
+            f"{where} names only libbpf's messages: a rejection must also name the verifier's, e.g. "
+            f"{ANNOTATIONS['__msg'].example}, so that a load that never reached the verifier does not pass.",
+        )
     bounds = sorted({v for m in messages for v in (m.since, m.before) if v is not None})
     for point in [(0,), *bounds]:
         if not any(m.applies(point) for m in messages):
@@ -343,7 +379,7 @@ def build_program(
     if not success and not failure:
         raise err(line, f"{where} says neither __success nor __failure. Add one.")
     expect = "success" if success else "failure"
-    messages = _messages(err, anns)
+    messages = _messages(err, anns, body)
     if expect == "success" and messages:
         first = min((a for a in anns if a.name in _MSG_ANNOTATIONS), key=lambda a: a.line)
         raise err(
