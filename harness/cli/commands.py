@@ -171,6 +171,9 @@ def cmd_boot(ns: argparse.Namespace) -> int:
     from harness.machine.vm import LocalVM, VMConfig
     from harness.settings import new_run_dir
 
+    from harness.tools import require
+
+    require("qemu-system-x86_64")  # before the kernel: a missing QEMU is named now, not after a build or a fetch
     opts = kernel_options(ns)
     if ns.kernel and Path(ns.kernel).is_file():
         image = Path(ns.kernel)  # a bzImage alone boots; only the tests need its vmlinux
