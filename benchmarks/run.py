@@ -102,6 +102,39 @@ def bench_build(ns: argparse.Namespace) -> dict:
     return out
 
 
+@section("lines")
+def bench_lines(ns: argparse.Namespace) -> dict:
+    """Cold lean builds of each supported kernel line, in this run, one after the other (no ccache, the harness's
+    fragments as merged for each line, no series): Linux 7.3 (the default) against 6.12, the line the history was
+    measured on. Target: 7.3 <= 1.15x of 6.12 (wall; the CPU-time ratio is the one a loaded machine keeps)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-lines-", dir=ns.scratch))
+    log = work / "bench.log"
+    env = {**os.environ, "CCACHE_DISABLE": "1"}
+    jobs = str(os.cpu_count() or 1)
+    out: dict = {"jobs": int(jobs), "log": str(log)}
+    ns.partial = out
+    try:
+        for source, line in (("debian-6.12", "6.12"), ("debian-7.3", "7.3")):
+            req = make_request(KernelOptions(kernel_src=source, no_patches=True))
+            tree = work / line
+            shutil.copytree(req.source.path, tree, symlinks=True)
+            configure(tree, tree, req.merged, log, req.source.kernelversion)
+            wall, cpu = _timed_cpu(["make", f"-j{jobs}", "bzImage", "vmlinux"], tree, env, log)
+            key = line.replace(".", "_")
+            out[f"{key}_version"] = req.source.kernelversion
+            out[f"{key}_cold_s"], out[f"{key}_cold_cpu_s"] = round(wall, 1), round(cpu, 1)
+            out[f"{key}_objects"] = _objects(tree)
+            _checkpoint(ns)
+            shutil.rmtree(tree)
+        out["ratio_7_3_vs_6_12"] = round(out["7_3_cold_s"] / out["6_12_cold_s"], 3)
+        out["ratio_7_3_vs_6_12_cpu"] = round(out["7_3_cold_cpu_s"] / out["6_12_cold_cpu_s"], 3)
+        out["target"] = "7.3 <= 1.15x 6.12"
+    finally:
+        for line in ("6.12", "7.3"):
+            shutil.rmtree(work / line, ignore_errors=True)  # the log stays
+    return out
+
+
 @section("cache")
 def bench_cache(ns: argparse.Namespace) -> dict:
     """Cache hit wall time (target <= 2 s, no make). Rebuilds after an edit are the devloop section's."""

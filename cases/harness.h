@@ -53,14 +53,46 @@
  *                          a rejection must name the message that proves
  *                          it was rejected for the rule, not by accident.
  *                              __failure __msg("Unreleased reference")
- * __msg("substring")       Expected in the log (repeatable; matched in the
- *                          order written). The log searched is libbpf's own
- *                          output (everything it printed while opening and
- *                          loading the object) followed by the verifier log.
+ * __msg("substring")       Expected in the verifier's log (repeatable;
+ *                          matched in the order written). A load that
+ *                          failed before the verifier ran (libbpf could not
+ *                          resolve an extern, BTF refused) has no verifier
+ *                          log and fails the case, whatever libbpf printed.
  *                          {{regex}} inside the string is a Python regular
  *                          expression, the rest is literal:
  *                              __msg("Unreleased reference id={{[0-9]+}}")
- *                          Only on __failure cases.
+ *                          Only on __failure cases. Refused at collection:
+ *                          a message with no literal word of three letters
+ *                          ("{{.*}}", " "), or one that is only the name of
+ *                          a function the program calls (the verifier's
+ *                          log prints every call it walks).
+ * __libbpf_msg("substring")
+ *                          Expected in libbpf's own output (what it printed
+ *                          while opening and loading the object), in order;
+ *                          for what libbpf does before the verifier, e.g.
+ *                          retrying without BTF the kernel refused. Never
+ *                          alone: the case still names a verifier __msg.
+ * __msg_since("V", "substring")
+ * __msg_before("V", "substring")
+ *                          The same, only on kernels whose version is >= V
+ *                          (since) or < V (before); V is "major.minor" or
+ *                          "major.minor.patch", compared number by number
+ *                          with the kernel under test's release (7.3.4 >=
+ *                          7.3; 6.12.118 < 7.3). For a rejection the
+ *                          verifier words differently on different lines:
+ *                          name each line's words, so that the case proves
+ *                          the rule on every kernel. The suite splits at
+ *                          7.3, the first line known to name registers
+ *                          (R1) where 6.12 names arguments (arg#0). Written in order with
+ *                          the plain __msg ones; the harness keeps those
+ *                          that apply to the kernel under test, in order.
+ *                          Every kernel version must get at least one
+ *                          message (checked at collection):
+ *                              __failure
+ *                              __msg_before("7.3", "Possibly NULL pointer
+ *                                           passed to trusted arg0")
+ *                              __msg_since("7.3", "Possibly NULL pointer
+ *                                          passed to trusted R1")
  *
  * Identity
  * --------
@@ -69,14 +101,18 @@
  *                          here", say so in the text too.
  *                              __description("rule 1: start without end
  *                                             is rejected")
- * __rule(N)                Spec rule checked (1-18; integer, no quotes).
+ * __rule(N)                Spec rule checked (1-20; integer, no quotes).
  *                          Repeatable: __rule(9) __rule(10). Baseline cases
  *                          (upstream behaviour) have none.
  * __decided                The rule is one the spec marks "decided here"
- *                          (11, 12, the record number of 9): a kernel that
- *                          decides differently fails this case loudly.
- *                          Needs __rule.
- *                              __rule(12) __decided
+ *                          (11: fields in call order is a promise; 20: a
+ *                          field the program did not log never appears): a
+ *                          kernel that decides differently fails this case
+ *                          loudly. Needs __rule; required (with "decided
+ *                          here" in the description) when a __rule is 11
+ *                          or 20, refused on the others (they are RFC v1
+ *                          or review rules).
+ *                              __rule(20) __decided
  *
  * Requirements
  * ------------
@@ -120,10 +156,30 @@
  *                                        [type=stream|dgram]
  *                                        [bind_addr= bind_port=] (bind first)
  *                                        [comm=]
+ *                            bind        family=inet|inet6|unix (bind(2)
+ *                                        alone, no connect: socket_bind)
+ *                                        inet/inet6: addr= port=
+ *                                        unix: path= (absolute; removed
+ *                                        before and after)
+ *                                        [type=stream|dgram] [comm=]
+ *                            getsockopt  family=inet|inet6|unix: a stream
+ *                                        socket bound as for bind, then
+ *                                        getsockopt(SOL_SOCKET,
+ *                                        SO_REUSEADDR): socket_getsockopt
+ *                                        [connect=self] (inet/inet6: first
+ *                                        connect to its own address, so
+ *                                        laddr=faddr, lport=fport)
+ *                                        [comm=]
  *                            ioctl       path= cmd=0x541b [comm=]
  *                            kill        sig=N|SIGxxx [target_comm=] [comm=]
  *                                        (signals a child it started)
  *                            unlink      path= [comm=]
+ *                            readlink    path= [comm=] (readlink(2) of a
+ *                                        link that exists, never created:
+ *                                        inode_readlink; /proc/self/exe
+ *                                        is the trigger's own)
+ *                            getpgid     [comm=] (getpgid(own pid):
+ *                                        task_getpgid on itself)
  *                            sethostname [name=] [comm=] (default: current)
  *                            shell       cmd=... (sh -c; no comm=)
  *                              __trigger("open", "path=/tmp/bah/x",
@@ -143,7 +199,7 @@
  *                          every check. TYPE is a name from the kernel's
  *                          include/uapi/linux/audit.h with or without AUDIT_
  *                          ("BPF_LSM_ACCESS", "BPF", "SYSCALL") or a number
- *                          ("1425"). Checks:
+ *                          ("1334"). Checks:
  *                            "field=value"  present, decoded value equal
  *                                           (quotes removed, hex decoded);
  *                                           {{regex}} parts allowed (the
@@ -159,6 +215,10 @@
  *                                           relative order
  *                            "leading=a,b"  the record's first fields are
  *                                           exactly a, b (in that order)
+ *                            "fields=a,b"   the record's fields are exactly
+ *                                           a, b: nothing before, between
+ *                                           or after (a repeated name is
+ *                                           written as often as it occurs)
  *                            "once=a,b"     each of these occurs once
  *                            "same_event=T" shares its serial with a record
  *                                           matched by this case's
@@ -168,7 +228,9 @@
  *                                           the harness loads one)
  *                          Values may use ${prog_id} (the id the loader got),
  *                          ${pid} and ${comm} (the trigger process's tgid and
- *                          comm), ${target_pid} (kill's target).
+ *                          comm), ${target_pid} (kill's target), ${ino} (the
+ *                          inode of the file open, read, ioctl, unlink or
+ *                          readlink used: the link itself for readlink).
  *                              __expect_record("BPF_LSM_ACCESS",
  *                                  "prog-id=${prog_id}", "cause=denied",
  *                                  "leading=prog-id,pid,comm", "count=1")
@@ -198,8 +260,17 @@
  *   destructor) takes every program in it down: give such a case its own
  *   file (verifier/kptr_store.bpf.c and its twin kptr_store_task.bpf.c).
  * - A runtime case reports what a kfunc returned through the record itself,
- *   e.g. bpf_audit_log_cause(ac, "again_ealready") only when the second
- *   call returned -EALREADY, then expects "cause=again_ealready".
+ *   e.g. bpf_audit_log_cause(ac, "again_einval") only when the second
+ *   call returned -EINVAL, then expects "cause=again_einval".
+ * - A case asserts only what the spec says (and names the rule). What the
+ *   reference series happens to do beyond it (e.g. whether a call that
+ *   failed on its arguments leaves its kind free for a later call) is not
+ *   a case: another conforming kernel may do it differently.
+ * - Programs call bpf_audit_log_start() (no argument: the kernel supplies
+ *   the calling program). harness_audit_start() is its old name, kept for
+ *   programs written before the RFC's API.
+ * - cases/README.md maps each row of the spec's RFC-selftest table to the
+ *   case(s) covering it; keep it current when adding or renaming a case.
  */
 
 /* bpftool >= 7.3 can emit kfunc prototypes into vmlinux.h; ours follow. */
@@ -208,6 +279,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 #define __H_STR(x) #x
 #define __H_XSTR(x) __H_STR(x)
@@ -218,6 +290,9 @@
 #define __success		__H_TAG("comment:test_expect_success")
 #define __failure		__H_TAG("comment:test_expect_failure")
 #define __msg(msg)		__H_TAG("comment:test_expect_msg=" __H_XSTR(__COUNTER__) "=" msg)
+#define __msg_since(v, msg)	__H_TAG("comment:audit_msg_since=" __H_XSTR(__COUNTER__) "=" v "=" msg)
+#define __msg_before(v, msg)	__H_TAG("comment:audit_msg_before=" __H_XSTR(__COUNTER__) "=" v "=" msg)
+#define __libbpf_msg(msg)	__H_TAG("comment:audit_libbpf_msg=" __H_XSTR(__COUNTER__) "=" msg)
 #define __rule(n)		__H_TAG("comment:audit_rule=" #n)
 #define __decided		__H_TAG("comment:audit_decided")
 #define __needs(...)		__H_TAG("comment:audit_needs=" #__VA_ARGS__)
@@ -267,14 +342,17 @@ extern void bpf_task_release(struct task_struct *p) __ksym;
 #ifndef ENOENT
 #define ENOENT		2
 #endif
-#ifndef ENODEV
-#define ENODEV		19
-#endif
 #ifndef EINVAL
 #define EINVAL		22
 #endif
 #ifndef EAFNOSUPPORT
 #define EAFNOSUPPORT	97
+#endif
+#ifndef SOL_SOCKET
+#define SOL_SOCKET	1
+#endif
+#ifndef SO_REUSEADDR
+#define SO_REUSEADDR	2
 #endif
 #ifndef AF_UNIX
 #define AF_UNIX		1
@@ -286,10 +364,13 @@ extern void bpf_task_release(struct task_struct *p) __ksym;
 #define AF_INET6	10
 #endif
 #define HARNESS_CAP_SYS_ADMIN	21
+#define HARNESS_CAP_SYSLOG	34	/* open("/proc/kallsyms") asks capable() for it */
+#define HARNESS_LO_IFINDEX	1	/* "lo": always ifindex 1 in a fresh network namespace */
+#define HARNESS_TCGETS		0x5401
 #define HARNESS_COMM_LEN	16
 #define HARNESS_NAME_LEN	32
 
-/* The start call every case uses: no argument, the kernel supplies the calling program. */
+/* The old name of bpf_audit_log_start() (programs written before the RFC's API): new cases call it directly. */
 #define harness_audit_start()	bpf_audit_log_start()
 
 static __always_inline int harness_streq(const char *have, const char *want, int len)

@@ -59,7 +59,8 @@ NEEDS = (
     Need("ccache", "ccache", ("--version",), "faster rebuilds", required=False),
     Need("git", "git", ("--version",), "--kernel-src git trees, bisect", required=False),
     # the cases: compiled on the host, loaded in the guest
-    Need("clang-19", "clang-19", ("--version",), "compiling the cases"),
+    Need("clang-19", "clang-19", ("--version",), "compiling the cases (any clang >= 16 will do: --clang)",
+         required=False),
     Need("bpf/bpf_helpers.h", "libbpf-dev", for_="compiling the cases", paths=("/usr/include/bpf/bpf_helpers.h",)),
     Need("bpftool", "bpftool", ("--version",), "vmlinux.h, BTF checks; in the guest"),
     Need("libbpf.so.1", "libbpf1", for_="the guest agent loads programs with it", paths=LIBBPF_SO),
@@ -73,6 +74,7 @@ NEEDS = (
     Need("sshd", "openssh-server", for_="the guest's sshd", paths=("/usr/sbin/sshd",)),
     Need("ssh-keygen", "openssh-client", for_="the run's SSH keys"),
     Need("ssh", "openssh-client", ("-V",), "`bpf-audit-harness ssh`, `boot` shells", required=False),
+    Need("gdb", "gdb", ("--version",), "--gdb: attaching to a guest's kernel", required=False),
 )
 
 
@@ -143,15 +145,15 @@ def _short(line: str, width: int = 52) -> str:
 
 
 def type_tags() -> tuple[bool | None, str]:
-    """Whether the BPF compiler keeps btf_type_tag (the __kptr cases need it)."""
-    from harness.cases import compile as bpfobj
+    """The BPF compiler a run would use (--clang, $CLANG or found on PATH) and whether it passed the checks (at
+    least clang 16, keeps btf_type_tag): (True, what it is) or (None, why none)."""
+    from harness.cases import clang
     from harness.errors import HarnessError
 
     try:
-        clang = bpfobj.find_clang()
-        return bpfobj.compiler_emits_type_tags(clang), Path(clang).name
+        return True, clang.select().describe()
     except HarnessError as e:
-        return None, str(e).split(".")[0]
+        return None, str(e)
 
 
 def source_lines(layout: CacheLayout) -> list[dict]:
@@ -256,7 +258,8 @@ def python_packages() -> list[str]:
         try:
             out.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
-            out.append(f"{dist} MISSING (run `make venv`)")
+            out.append(f"{dist} not installed (only `report` needs it: the [plots] extra)" if dist == "matplotlib"
+                       else f"{dist} MISSING (run `make venv`)")
     return out
 
 
@@ -282,11 +285,10 @@ def run(cache_dir: Path | None = None, say: Callable[[str], None] = print, json_
     problems = [f for f in found if not f.ok and f.need.required]
     tags, compiler = type_tags()
     report["btf_type_tags"] = {"compiler": compiler, "kept": tags}
-    if tags is None:
-        say(f"BTF type tags: unknown ({compiler})")
+    if tags:
+        say(f"BPF compiler: {compiler}; keeps btf_type_tag")
     else:
-        say(f"BTF type tags: {compiler} {'keeps' if tags else 'DROPS'} btf_type_tag"
-            + ("" if tags else ": the __kptr cases are skipped (install clang-19)"))
+        say(f"BPF compiler: NONE USABLE: {compiler}")
     report["source_lines"] = source_lines(layout)
     say("Debian source lines (kernel-config/sources.toml; the cache, no archive asked):")
     for entry in report["source_lines"]:
@@ -305,13 +307,13 @@ def run(cache_dir: Path | None = None, say: Callable[[str], None] = print, json_
         say(f"NOT ENOUGH DISK: a kernel build needs several GiB in {layout.root}")
     elif free < LOW_FREE_BYTES:
         say("low disk: a kernel build takes a few GiB; `bpf-audit-harness cache --prune` frees old kernels")
-    pkgs = sorted({f.need.package for f in problems if f.need.package})
+    pkgs = sorted({f.need.package for f in problems if f.need.package} | (set() if tags else {"clang-19"}))
     report["apt_install"] = pkgs
     if pkgs:
         say(f"missing: apt-get install {' '.join(pkgs)}")
     if any(f.need.name == "vng" for f in problems):
         say("missing: virtme-ng in the venv: make venv")
-    ok = not problems and free >= MIN_FREE_BYTES
+    ok = not problems and free >= MIN_FREE_BYTES and bool(tags)
     report["verdict"] = "a run can work here" if ok else "a run cannot work here yet"
     say("verdict: a run can work here" if ok else "verdict: a run cannot work here yet (see MISSING above)")
     if json_path is not None:

@@ -11,6 +11,7 @@ import pytest
 from harness.run_kernel import (  # a small module: the stages themselves stay lazily imported
     CACHE_ROOT,
     KERNEL_TARGET,
+    VM_SETTINGS,
     Prepared,
     given,
     harness_cache_root,
@@ -27,21 +28,20 @@ CONSOLE_WATCH = pytest.StashKey[tuple]()  # (case session, console offset) of a 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("bpf-audit-harness", "kernel under test (bpf-audit-harness)")
-    g.addoption("--kernel-src", help="kernel tree, git tree (with --kernel-ref) or tarball; default Debian 6.12")
-    g.addoption("--kernel-ref", help="git ref to build from --kernel-src (checked out in a worktree)")
-    g.addoption("--patches", type=Path, help="patch directory with a series file (default: the repo's patches/)")
-    g.addoption("--no-patches", action="store_true", help="build the source without the patch series")
-    g.addoption("--mutant", metavar="NAME",
-                help="apply patches/mutants/NAME.patch after the series (a deliberately broken kernel)")
-    g.addoption("--kernel-config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
-    g.addoption("--harness-cache", type=Path, help="build cache directory (default: ~/.cache/bpf-audit-harness)")
+    from harness.kernel.choice import add_options as add_kernel_options
+
+    add_kernel_options(g.addoption)  # --kernel, --kernel-src, ..., --cache-dir (--harness-cache): harness.kernel.choice
     g.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"),
                 help="QEMU accelerator; auto probes KVM with a real boot and falls back to TCG")
     g.addoption("--target", help="run on an existing machine over SSH instead of a local VM: ssh://user@host:port")
     g.addoption("--target-key", type=Path, help="private key for --target (default ~/.ssh/id_ed25519)")
     g.addoption("--target-known-hosts", type=Path,
                 help="known_hosts file pinning the --target's host key (default: ~/.ssh/known_hosts)")
-    g.addoption("--vm-memory", default="1G", help="guest memory (QEMU -m), default 1G")
+    g.addoption("--clang", metavar="PATH", help="the clang that compiles BPF programs (>= 16, keeping btf_type_tag; "
+                "a name on PATH such as clang-20 or clang, or a path); default $CLANG, else clang-19 or another")
+    from harness.machine.options import add_options
+
+    add_options(g.addoption, aliases=True)  # --cpus, --memory (--vm-memory), --append, --gdb
     g.addoption("--kernel-target", metavar="NAME",
                 help="run on this kernel of the matrix file (kernel-config/matrix.toml): sets source, series and "
                      "boot options; a prebuilt-deb target is booted as shipped. Without it and without any kernel "
@@ -87,19 +87,12 @@ def pytest_configure(config: pytest.Config) -> None:
         from harness.cases.collect import JUnitCaseNames  # the JUnit file names case files by path, not dotted
 
         config.pluginmanager.register(JUnitCaseNames(config), "bpf-audit-harness-junit-names")
-    from harness.machine.lifetime import exit_on_hangup_and_term
-
-    exit_on_hangup_and_term()  # SIGHUP/SIGTERM: VMs SIGKILLed at once, then the run reports; Ctrl-C: graceful
-    if hasattr(config, "workerinput"):  # an xdist worker ends (and stops its VM) when its controller dies
-        import signal
-
-        from harness.tools import die_with_parent_preexec
-
-        die_with_parent_preexec(signal.SIGTERM)()
+    # Nothing here installs a signal handler or touches the cache: a session that collects no harness item and asks
+    # for no harness fixture must not notice the plugin (activate() does that, once the run turns out to need it).
     if config.getoption("--case-timeout") < 0:
         raise pytest.UsageError("--case-timeout must be a number of seconds >= 0 (0: no limit).")
     # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
-    config.stash[CACHE_ROOT] = (config.getoption("--harness-cache") or cache_root()).resolve()
+    config.stash[CACHE_ROOT] = (config.getoption("--cache-dir") or cache_root()).resolve()
     config.stash[KERNEL_TARGET] = _kernel_target(config)
     if config.getoption("--patches") and not config.getoption("--no-patches"):
         _check_patches(config)
@@ -109,6 +102,61 @@ def pytest_configure(config: pytest.Config) -> None:
         _check_mutant(config)
     if config.getoption("--keep-vm-on-failure") is not None:
         _keep_vms(config)
+    config.stash[VM_SETTINGS] = _vm_settings(config)
+    if config.getoption("--clang"):
+        _use_clang(config)
+
+
+ACTIVE = pytest.StashKey[bool]()  # the run needs the harness: handlers installed, cache GC at its end
+
+
+def activate(config: pytest.Config) -> None:
+    """The run needs the harness (it prepares a kernel, or a test asked for a harness fixture): from here on its
+    VMs must not outlive it. SIGHUP/SIGTERM: VMs SIGKILLed at once, then the run reports; Ctrl-C: graceful. An xdist
+    worker ends (and stops its VM) when its controller dies. Idempotent."""
+    if config.stash.get(ACTIVE, False):
+        return
+    config.stash[ACTIVE] = True
+    from harness.machine.lifetime import exit_on_hangup_and_term
+
+    exit_on_hangup_and_term()
+    if hasattr(config, "workerinput"):
+        import signal
+
+        from harness.tools import die_with_parent_preexec
+
+        die_with_parent_preexec(signal.SIGTERM)()
+
+
+def _vm_settings(config: pytest.Config):
+    """--cpus/--memory/--append/--gdb checked; with --gdb the controller picks the run's ports before xdist starts
+    its workers (they inherit them)."""
+    from harness.errors import UsageError
+    from harness.machine import options
+
+    try:
+        settings = options.check_settings(config.getoption("--cpus"), config.getoption("--memory"),
+                                          config.getoption("--append"), config.getoption("--gdb"))
+        if settings.gdb is not None:
+            if config.getoption("--target"):
+                raise UsageError("--gdb starts QEMU's gdb stub of a local VM; a --target machine is not booted here")
+            if not hasattr(config, "workerinput"):
+                workers = getattr(config.option, "numprocesses", None)
+                options.pick_gdb_ports(settings, workers if isinstance(workers, int) and workers > 0 else 1)
+    except UsageError as e:
+        raise pytest.UsageError(str(e)) from None
+    return settings
+
+
+def _use_clang(config: pytest.Config) -> None:
+    """--clang: checked once (version, type tags) and named in $CLANG for the workers and every compile site."""
+    from harness.cases import clang
+    from harness.errors import HarnessError
+
+    try:
+        clang.use(config.getoption("--clang"))
+    except HarnessError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def _keep_vms(config: pytest.Config) -> None:
@@ -150,8 +198,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """Once per run (the controller, not each xdist worker): evict case objects unused for 30 days. They are
     recompiled in a second; kernels are only evicted by `bpf-audit-harness cache --prune`."""
     config = session.config
-    if hasattr(config, "workerinput"):
-        return
+    if hasattr(config, "workerinput") or not config.stash.get(ACTIVE, False):
+        return  # a worker, or a session that never needed the harness: its cache is not touched
     from harness.kernel import gc
     from harness.settings import CacheLayout
 
@@ -170,7 +218,8 @@ def _kernel_target(config: pytest.Config):
         return None
     from harness.campaigns.matrix import spec as matrix_spec
 
-    clash = [o for o in ("--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--target", "--mutant")
+    clash = [o for o in ("--kernel", "--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--target",
+                         "--mutant", "--kernel-config")
              if given(config, o)]
     if clash:
         raise pytest.UsageError(f"--kernel-target {name} already says which kernel to run; drop {', '.join(clash)}")
@@ -229,6 +278,7 @@ def _check_mutant(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def kernel_options(pytestconfig: pytest.Config):
     """The KernelOptions this session was asked to test."""
+    activate(pytestconfig)
     return kernel_options_from(pytestconfig)
 
 
@@ -284,7 +334,15 @@ def _prepare_kernel(config: pytest.Config, *, in_header: bool) -> None:
     from harness import run_kernel
     from harness.errors import HarnessError
 
+    activate(config)
     say = run_kernel.say_to_terminal(config)
+    try:
+        compiler = run_kernel.bpf_compiler().describe()
+    except HarnessError as e:
+        if e.usage:  # $CLANG names one that fails the checks: nothing would be compiled with what was asked
+            say(f"BPF compiler: {e}")
+            pytest.exit(f"no test ran: {e.stage} error, the BPF compiler (above)", returncode=4)
+        compiler = f"none usable ({e}); tests that compile BPF programs fail with this"  # others may still run
     try:
         built = run_kernel.prepare(config)
         accel = run_kernel.choose_accel(config, built, say)
@@ -293,7 +351,8 @@ def _prepare_kernel(config: pytest.Config, *, in_header: bool) -> None:
         say(f"kernel {e.stage} stage failed: {e}")
         pytest.exit(f"no test ran: the kernel could not be prepared ({e.stage} stage, the error is above)",
                     returncode=3)
-    prepared = dataclasses.replace(run_kernel.describe(config, built), accel=accel)
+    prepared = dataclasses.replace(run_kernel.describe(config, built), accel=accel, compiler=compiler,
+                                   gdb=run_kernel.gdb_lines(config, built))
     config.stash[PREPARED] = prepared
     if not in_header:
         for line in prepared.header():
@@ -325,6 +384,7 @@ def kernel_build(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
     from harness import run_kernel
     from harness.errors import HarnessError
 
+    activate(pytestconfig)
     try:
         return run_kernel.prepare(pytestconfig)
     except run_kernel.AlreadyFailed as e:
@@ -347,21 +407,17 @@ def _worker_id(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
     """This worker's machine pool: one VM (or --target) per pytest-xdist worker, stopped at session end."""
-    from harness.machine.pool import PoolConfig, VMPool
+    from harness import run_kernel
+    from harness.machine.pool import VMPool
     from harness.settings import new_run_dir
 
+    activate(pytestconfig)
     worker = _worker_id(pytestconfig)
     opts = kernel_options_from(pytestconfig)
     target = pytestconfig.getoption("--target")
     kernel = None if target else request.getfixturevalue("kernel_artifact").bzimage
-    ktarget = kernel_target(pytestconfig)
-    pool = VMPool(PoolConfig(
-        kernel=kernel, accel=pytestconfig.getoption("--accel"), run_dir=new_run_dir(opts.layout(), f"vm-{worker}"),
-        state_dir=opts.layout().state, worker=worker, target=target,
-        target_key=pytestconfig.getoption("--target-key"), memory=pytestconfig.getoption("--vm-memory"),
-        target_known_hosts=pytestconfig.getoption("--target-known-hosts"),
-        append=ktarget.append if ktarget else (),
-    ))
+    run_dir = new_run_dir(opts.layout(), f"vm-{worker}")
+    pool = VMPool(run_kernel.pool_config(pytestconfig, kernel=kernel, run_dir=run_dir, worker=worker))
     try:
         yield pool
     finally:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.settings import REPO_ROOT
+from harness.settings import FROM_CHECKOUT, REPO_ROOT
 
-DEFAULT_RESULTS = REPO_ROOT / "benchmarks" / "results"
+DEFAULT_RESULTS = REPO_ROOT / "benchmarks" / "results" if FROM_CHECKOUT else Path("benchmarks") / "results"
 DEFAULT_OUT = Path("results") / "report"
 
 
@@ -133,7 +133,15 @@ def figure(results: list[Result]):
     """The history as a matplotlib Figure (no pyplot: no global state, no display): per section a row with its
     times (log scale; the audit section's rates) and its headline ratio against its target, over the results in
     order."""
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        from harness.errors import MissingToolError
+
+        raise MissingToolError(
+            "`bpf-audit-harness report` draws with matplotlib, which is not installed: it is an extra, only for "
+            "these plots. Install it with: pip install 'bpf-audit-harness[plots]' (pipx: pipx inject "
+            "bpf-audit-harness matplotlib; a checkout: make venv).") from None
 
     sections = present(results)
     fig = Figure(figsize=(15, 2.9 * max(1, len(sections))), layout="constrained")
@@ -211,8 +219,9 @@ section's target; red: it misses it.</p>
 def write(results_dir: Path = DEFAULT_RESULTS, out_dir: Path = DEFAULT_OUT) -> dict[str, Path]:
     """Render the PNG and the HTML page into out_dir; returns their paths."""
     results = load(results_dir)
+    fig = figure(results)  # before anything is written: without matplotlib, nothing is
     out_dir.mkdir(parents=True, exist_ok=True)
     png, page = out_dir / "benchmark-history.png", out_dir / "index.html"
-    figure(results).savefig(png, dpi=110)
+    fig.savefig(png, dpi=110)
     page.write_text(_page(results, png.name))
     return {"png": png, "html": page}

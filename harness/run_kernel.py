@@ -17,6 +17,7 @@ from harness.errors import HarnessError
 # Per-run values kept in pytest's typed stash (not as ad-hoc attributes on the config or items).
 CACHE_ROOT = pytest.StashKey[Path]()
 KERNEL_TARGET = pytest.StashKey[object]()  # the matrix KernelTarget named by --kernel-target, or None
+VM_SETTINGS = pytest.StashKey[object]()  # the checked --cpus/--memory/--append/--gdb (harness.machine.options)
 
 
 def harness_cache_root(config: pytest.Config) -> Path:
@@ -26,8 +27,8 @@ def harness_cache_root(config: pytest.Config) -> Path:
 
 # Options that name the kernel (or part of it): with none of them and no --kernel-target, the run's kernel is the
 # matrix's default target, as a whole (its boot options too, and a prebuilt one is booted as shipped).
-KERNEL_OPTIONS = ("--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--mutant", "--kernel-config-dir",
-                  "--target")
+KERNEL_OPTIONS = ("--kernel", "--kernel-config", "--kernel-src", "--kernel-ref", "--patches", "--no-patches",
+                  "--mutant", "--kernel-config-dir", "--fragment", "--target")
 
 
 def kernel_target(config: pytest.Config):
@@ -50,24 +51,18 @@ def given(config: pytest.Config, option: str) -> bool:
 
 
 def kernel_options_from(config: pytest.Config):
-    from harness.kernel.request import KernelOptions
 
     target = kernel_target(config)
     if target is not None:
-        return KernelOptions(kernel_src=target.kernel_src or None, ref=target.ref, no_patches=not target.series,
-                             extra_fragments=target.fragments, cache_dir=harness_cache_root(config))
-    kw = dict(
-        kernel_src=config.getoption("--kernel-src"),
-        ref=config.getoption("--kernel-ref"),
-        no_patches=config.getoption("--no-patches"),
-        cache_dir=harness_cache_root(config),
-        mutant=config.getoption("--mutant"),
-    )
-    if config.getoption("--patches"):
-        kw["patches_dir"] = config.getoption("--patches")
-    if config.getoption("--kernel-config-dir"):
-        kw["config_dir"] = config.getoption("--kernel-config-dir")
-    return KernelOptions(**kw)
+        from dataclasses import replace
+
+        from harness.kernel.request import options_of_target
+
+        opts = options_of_target(target, harness_cache_root(config))
+        return replace(opts, llvm=config.getoption("--llvm")) if given(config, "--llvm") else opts
+    from harness.kernel.choice import options_from
+
+    return options_from(lambda name: config.getoption(name), harness_cache_root(config))
 
 
 # Set by the controller before xdist starts its workers (they inherit it): the run's identity, for the
@@ -87,14 +82,21 @@ class Prepared:
     seconds: float
     accel: str = ""
     notes: tuple[str, ...] = ()
+    toolchain: str = ""  # what built the kernel (gcc, or LLVM= and its clang)
+    compiler: str = ""  # the clang that compiles the BPF programs, its version and where the choice came from
+    gdb: tuple[str, ...] = ()  # --gdb: where each VM's stub listens and the line to type
 
     def header(self) -> list[str]:
         how = "cache hit" if self.cache_hit else f"built in {self.seconds:.0f}s"
         lines = [f"kernel under test: {self.release} ({how}, cache key {self.key})",
                  f"  source: {self.source}", f"  series: {self.series}"]
+        if self.toolchain:
+            lines.append(f"  kernel built with: {self.toolchain}")
+        if self.compiler:
+            lines.append(f"  BPF compiler: {self.compiler}")
         if self.accel:
             lines.append(f"  accelerator: {self.accel}")
-        return lines + [f"  note: {n}" for n in self.notes]
+        return lines + [f"  gdb: {g}" for g in self.gdb] + [f"  note: {n}" for n in self.notes]
 
 
 def start_run() -> str:
@@ -167,17 +169,10 @@ def _pinned(layout, run: str):
 
 def _prepare(config, opts, layout, note: Path, progress: bool):
     try:
-        target = kernel_target(config)
-        if target is not None and target.kind == "prebuilt-deb":
-            from harness.kernel.prebuilt import PrebuiltRequest
-            from harness.kernel.prebuilt import prepare as prepare_prebuilt
-            from harness.settings import new_run_dir
+        from harness.kernel.request import acquire
 
-            req = PrebuiltRequest.for_target(target, config.getoption("--accel"))
-            return prepare_prebuilt(req, layout, new_run_dir(layout, "prebuilt"), progress=progress)
-        from harness.kernel.request import build_kernel
-
-        return build_kernel(opts, progress=progress)
+        return acquire(opts, target=kernel_target(config), accel=config.getoption("--accel"), progress=progress,
+                       say=say_to_terminal(config) if progress else None)
     except HarnessError as e:
         note.parent.mkdir(parents=True, exist_ok=True)
         note.write_text(f"kernel {e.stage} stage failed: {_first_line(str(e))}"
@@ -196,6 +191,8 @@ def _first_line(text: str) -> str:
 
 
 def describe(config, built) -> Prepared:
+    from harness.kernel.build import built_with
+
     art = built.artifact
     meta = art.meta
     if meta.get("kind") == "prebuilt-deb":
@@ -206,7 +203,55 @@ def describe(config, built) -> Prepared:
             meta.get("source_path", "?") + "".join(f" [{p} {v}]" for p, v in meta.get("packages", {}).items()))
         patches = meta.get("patches") or []
         series = f"{len(patches)} patches: {', '.join(patches)}" if patches else "none"
-    return Prepared(art.release, art.key, source, series, built.cache_hit, built.seconds, notes=built.notes)
+    return Prepared(art.release, art.key, source, series, built.cache_hit, built.seconds, notes=built.notes,
+                    toolchain=built_with(meta))
+
+
+def bpf_compiler():
+    """The clang the run compiles BPF programs with (--clang put it in $CLANG), checked: harness.cases.clang."""
+    from harness.cases import clang
+
+    return clang.select()
+
+
+def vm_settings(config):
+    """The run's checked --cpus/--memory/--append/--gdb (harness.machine.options.VMSettings)."""
+    from harness.machine.options import VMSettings
+
+    settings = config.stash.get(VM_SETTINGS, None)
+    return settings if settings is not None else VMSettings()
+
+
+def pool_config(config, *, kernel: Path | None, run_dir: Path, worker: str):
+    """The machine pool of one worker (or of the test_progs run): the kernel, the accelerator, --target, and the
+    guest settings, with the kernel command line of the matrix target first and the user's --append after it."""
+    from harness.machine.options import gdb_base, worker_index
+    from harness.machine.pool import PoolConfig
+
+    settings = vm_settings(config)
+    target = kernel_target(config)
+    base = gdb_base(settings)
+    return PoolConfig(
+        kernel=kernel, accel=config.getoption("--accel"), run_dir=run_dir,
+        state_dir=kernel_options_from(config).layout().state, worker=worker, target=config.getoption("--target"),
+        target_key=config.getoption("--target-key"), target_known_hosts=config.getoption("--target-known-hosts"),
+        memory=settings.memory, cpus=settings.cpus,
+        append=(*(target.append if target else ()), *settings.append),
+        gdb_port=None if base is None else base + worker_index(worker))
+
+
+def gdb_lines(config, built) -> tuple[str, ...]:
+    """--gdb: the ports the run's VMs serve QEMU's gdb stub on and the line that attaches to the first."""
+    from harness.machine.options import gdb_base, gdb_command
+
+    base = gdb_base(vm_settings(config))
+    if base is None:
+        return ()
+    workers = getattr(config.option, "numprocesses", None)
+    n = workers if isinstance(workers, int) and workers > 0 else 0
+    where = ", ".join(f"gw{i} 127.0.0.1:{base + i}" for i in range(n)) if n else f"127.0.0.1:{base}"
+    return (f"QEMU's gdb stub of each VM (loopback only; the kernel boots with nokaslr): {where}",
+            gdb_command(built.artifact.vmlinux, base))
 
 
 def choose_accel(config, built, say) -> str:
@@ -276,13 +321,11 @@ def run_test_progs(config, say) -> list[Path]:
     if not files or config.option.collectonly or not marks_admit(config, {"vm", "slow"}):
         return []
     from harness.campaigns import test_progs as campaign
-    from harness.machine.pool import PoolConfig
     from harness.settings import new_run_dir
 
     artifact = prepare(config).artifact
     opts = kernel_options_from(config)
     layout = opts.layout()
-    target = kernel_target(config)
     by_tree: dict[Path, list[str]] = {}
     for f in files:
         found = prog_tests_source(f)
@@ -291,11 +334,8 @@ def run_test_progs(config, say) -> list[Path]:
     written = []
     for tree, stems in by_tree.items():
         out = new_run_dir(layout, "test_progs")
-        pool = PoolConfig(kernel=None if config.getoption("--target") else artifact.bzimage,
-                          accel=config.getoption("--accel"), run_dir=out, state_dir=layout.state, worker="test_progs",
-                          target=config.getoption("--target"), target_key=config.getoption("--target-key"),
-                          target_known_hosts=config.getoption("--target-known-hosts"),
-                          memory=config.getoption("--vm-memory"), append=target.append if target else ())
+        pool = pool_config(config, kernel=None if config.getoption("--target") else artifact.bzimage, run_dir=out,
+                           worker="test_progs")
         say(f"test_progs: {', '.join(f'{s}.c' for s in stems)} of {tree}, on {artifact.release}; log {out}")
         outcome = campaign.run_test_progs(tree, stems, artifact, layout, out, pool,
                                           timeout=config.getoption("--test-progs-timeout"),
@@ -341,17 +381,62 @@ def _walk(root: Path, pattern: str):
 def marks_admit(config, marks: set[str]) -> bool:
     """Whether -m (if given) selects an item carrying `marks`."""
     expr = config.getoption("markexpr", "") or ""
-    if not expr:
-        return True
-    from _pytest.mark.expression import Expression
+    return not expr or mark_expression_admits(expr, marks)
 
-    def matcher(name: str, /, **kwargs: str | int | bool | None) -> bool:
-        return name in marks
+
+def mark_expression_admits(expr: str, marks: set[str]) -> bool:
+    """Whether pytest's -m expression `expr` (names, `and`, `or`, `not`, parentheses) selects an item with
+    `marks`. Read here, not through pytest's private parser; what this does not read (a mark with arguments)
+    counts as selected: pytest itself then judges every item."""
+    import re
+
+    tokens = re.findall(r"\(|\)|[^\s()]+", expr)
+    pos = 0
+
+    def peek() -> str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take() -> str:
+        nonlocal pos
+        pos += 1
+        return tokens[pos - 1]
+
+    def or_expr() -> bool:
+        value = and_expr()
+        while peek() == "or":
+            take()
+            value = and_expr() or value
+        return value
+
+    def and_expr() -> bool:
+        value = not_expr()
+        while peek() == "and":
+            take()
+            value = not_expr() and value
+        return value
+
+    def not_expr() -> bool:
+        tok = peek()
+        if tok == "not":
+            take()
+            return not not_expr()
+        if tok == "(":
+            take()
+            value = or_expr()
+            if take() != ")":
+                raise ValueError("unbalanced parentheses")
+            return value
+        if tok is None or tok == ")" or not re.fullmatch(r"[A-Za-z_][\w.-]*", tok):
+            raise ValueError(f"unexpected {tok!r}")
+        return take() in marks
 
     try:
-        return bool(Expression.compile(expr).evaluate(matcher))
-    except Exception:  # noqa: BLE001 - pytest reports a bad -m itself; do not guess
+        value = or_expr()
+        if peek() is not None:
+            raise ValueError(f"unexpected {peek()!r}")
+    except (ValueError, IndexError):
         return True
+    return value
 
 
 def say_to_terminal(config):

@@ -8,10 +8,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PATCHES_DIR = REPO_ROOT / "patches"  # the patches root: one series per kernel line, patches/<line>/series
-DEFAULT_CONFIG_DIR = REPO_ROOT / "kernel-config"
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent  # the checkout, when the harness runs from one (an editable install)
+# The data the code needs beside it (guests/, kernel-config/, patches/, cases/harness.h): the checkout's own files in
+# a checkout; in an installed wheel the copies setup.py put into the package as harness/_share/ (same names).
+SHARE_DIR = PACKAGE_DIR / "_share"
+FROM_CHECKOUT = (REPO_ROOT / "kernel-config").is_dir() and (REPO_ROOT / "guests" / "boot-sshd.sh").is_file()
+DATA_ROOT = REPO_ROOT if FROM_CHECKOUT else SHARE_DIR
+DEFAULT_PATCHES_DIR = DATA_ROOT / "patches"  # the patches root: one series per kernel line, patches/<line>/series
+DEFAULT_CONFIG_DIR = DATA_ROOT / "kernel-config"
+GUESTS_DIR = DATA_ROOT / "guests"  # the guest agent package, the boot script, the test_progs shim
+CASES_INCLUDE_DIR = DATA_ROOT / "cases"  # harness.h, the case programs' header (the cases themselves: a checkout's)
 CACHE_ENV = "BPF_AUDIT_HARNESS_CACHE"
+
+
+def suite_cwd() -> Path:
+    """Where an inner pytest (matrix, mutants, bisect, selftests) runs: the checkout (its pytest settings, `cases`
+    relative to it), or, installed, the directory the user ran the command in."""
+    return REPO_ROOT if FROM_CHECKOUT else Path.cwd()
+
+
 # Comma-separated actions this process (and its children) must not take: "build" (a kernel build or a
 # prebuilt kernel's preparation on a cache miss) and "boot" (any QEMU). For CI steps that must only reuse what
 # is cached, and for the project's own tests (tests/conftest.py holds each test to its marks with it).
@@ -236,7 +252,7 @@ def harness_version() -> str:
         version = metadata.version("bpf-audit-harness")
     except metadata.PackageNotFoundError:
         version = "unknown (not installed: pip install -e .)"
-    if not (REPO_ROOT / ".git").exists():
+    if not FROM_CHECKOUT or not (REPO_ROOT / ".git").exists():
         return version
     try:
         head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,

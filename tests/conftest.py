@@ -22,15 +22,15 @@ pytest.register_assert_rewrite("helpers")  # its checks (one_paragraph_error) ex
 # the mark by hand, and the guard below fails it if it does not.
 BUILDS = frozenset({"kernel_build", "kernel_artifact", "kernel_under_test"})
 BOOTS = frozenset({"vm_pool", "vm", "case_session", "case_log_root", "bpf", "audit"})
-UNPACKS = frozenset({"plain_source"})
+UNPACKS = frozenset({"plain_source", "source_7_3", "default_source_tree"})
 HERE = Path(__file__).resolve().parent
 UNIT, SYSTEM = HERE / "unit", HERE / "system"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "source: fetches Debian's linux-source-6.12 (the debian-6.12 line) into the "
-                                       "harness cache and unpacks it there (once: a download and about 10 s); "
-                                       "needs no build and no VM")
+    config.addinivalue_line("markers", "source: fetches a Debian linux-source (the debian-6.12 or debian-7.3 line) "
+                                       "into the harness cache and unpacks it there (once: a download and about "
+                                       "20 s); needs no build and no VM")
     config.addinivalue_line("markers", "faults: provokes a fault for real (a signal, a race, a lost guest, a damaged "
                                        "cache, a full disk): every tests/*/test_faults_*.py test; `pytest -m faults`")
 
@@ -101,6 +101,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 
 
 @pytest.fixture(scope="session")
+def default_source_tree(pytestconfig: pytest.Config) -> Path:
+    """The default kernel's source (matrix.toml's default target: Debian 7.3 today), fetched and unpacked into the
+    cache: the tree the tests that build kernels of their own start from, so a run builds one kernel line only."""
+    from helpers import default_source
+
+    from harness.kernel.source import SourceSpec, resolve
+    from harness.settings import CacheLayout
+
+    return resolve(SourceSpec.from_args(default_source()[0], None), CacheLayout(harness_cache_root(pytestconfig))).path
+
+
+@pytest.fixture(scope="session")
 def plain_source(pytestconfig: pytest.Config) -> Path:
     """Debian's linux-source-6.12 as shipped (the debian-6.12 line of kernel-config/sources.toml), fetched and
     unpacked by the harness into its own cache: the same tree every 6.12 build starts from."""
@@ -110,6 +122,16 @@ def plain_source(pytestconfig: pytest.Config) -> Path:
     from harness.settings import CacheLayout
 
     return resolve(SourceSpec.from_args(PLAIN_SOURCE, None), CacheLayout(harness_cache_root(pytestconfig))).path
+
+
+@pytest.fixture(scope="session")
+def source_7_3(pytestconfig: pytest.Config) -> Path:
+    """Debian's linux-source-7.3 as shipped (the debian-7.3 line), fetched and unpacked by the harness into its
+    cache: the pristine 7.3 tree patches/7.3 is checked against (its checkpatch.pl, its files)."""
+    from harness.kernel.source import SourceSpec, resolve
+    from harness.settings import CacheLayout
+
+    return resolve(SourceSpec.from_args("debian-7.3", None), CacheLayout(harness_cache_root(pytestconfig))).path
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ stand-in kept VM."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -116,7 +117,7 @@ def series_plus(where: Path, src: Path, relpath: str, line: str) -> Path:
     """A patch directory: the project's series for the kernel line of the source tree `src` (its Makefile says
     which: patches/<line>/), plus one patch appending `line` to `relpath` of `src` (a new cache key whose build is
     incremental in the series' patched tree and slot). It holds a series file itself, so --patches uses it as
-    given; build it with the same source as `src` (PLAIN_SOURCE for plain_source)."""
+    given; build it with the same source as `src` (default_source()[0] for default_source_tree)."""
     import difflib
     import shutil
 
@@ -146,6 +147,15 @@ def cli(*args: str, env: dict | None = None, timeout: float = 1200) -> subproces
 
 # plain_source (tests/conftest.py): Debian's 6.12 as shipped; the tests recorded against a real tree use that line.
 PLAIN_SOURCE = "debian-6.12"
+
+
+def default_source() -> tuple[str, str]:
+    """(source, kernel line) of the default kernel (matrix.toml's default target): the tests that build kernels of
+    their own build on its line, so a run builds one line only (its tarball, patched tree and slot are shared)."""
+    from harness.kernel.targets import default_build_target
+
+    source = default_build_target().source
+    return source, source.removeprefix("debian-")
 
 USAGE, HARNESS = 2, 3  # the CLI's exit codes for an error: what the user typed, the harness or machine failing
 
@@ -220,3 +230,51 @@ def start_until_make(argv: list[str], **popen) -> tuple:
         if line.startswith("[build]") and ": make -C " in line:
             break
     return proc, seen
+
+
+# -- a plain project's pytest session: does the plugin stay out of it? (tests/unit/test_plugin_inert.py) ----------
+
+PLAIN_PROJECT = {
+    "conftest.py": '''
+import json, os, signal
+
+def _handlers():
+    return {s.name: repr(signal.getsignal(s)) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+
+def pytest_sessionfinish(session):
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    path = os.path.join(os.environ["RECORD"], worker + ".json")
+    with open(path, "w") as f:
+        json.dump(_handlers(), f)
+''',
+    "test_plain.py": '''
+def test_plain():
+    assert 1 + 1 == 2
+''',
+}
+
+
+def plain_session(tmp_path: Path, *args: str, python: str = sys.executable) -> tuple[subprocess.CompletedProcess, Path,
+                                                                                      dict]:
+    """A plain project's pytest session (the harness plugin loaded by its entry point); what its processes' signal
+    handlers were at the end, per process."""
+    project, record, cache = tmp_path / "project", tmp_path / "record", tmp_path / "cache"
+    project.mkdir(parents=True)
+    record.mkdir()
+    for name, text in PLAIN_PROJECT.items():
+        (project / name).write_text(text)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "RECORD": str(record),
+           "BPF_AUDIT_HARNESS_CACHE": str(cache)}
+    res = subprocess.run([python, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=project, env=env,
+                         capture_output=True, text=True, timeout=300)
+    return res, cache, {p.stem: json.loads(p.read_text()) for p in record.glob("*.json")}
+
+
+def check_inert(res: subprocess.CompletedProcess, cache: Path, handlers: dict, processes: set[str]) -> None:
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "1 passed" in res.stdout or "2 passed" in res.stdout, res.stdout
+    assert not cache.exists(), sorted(p.name for p in cache.rglob("*"))  # no cache created, read or collected
+    assert set(handlers) == processes, handlers
+    for who, got in handlers.items():
+        assert got["SIGTERM"] == got["SIGHUP"] == "<Handlers.SIG_DFL: 0>", (who, got)
+        assert got["SIGINT"].startswith("<built-in function default_int_handler>"), (who, got)

@@ -24,7 +24,7 @@ int BPF_PROG(deny_with_audit_off, struct file *file)
 
 	if (!harness_comm_is("bah_offdeny") || !harness_file_name_is(file, "offdeny"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (ac) {
 		bpf_audit_log_cause(ac, "off_denied");
 		bpf_audit_log_end(ac);
@@ -46,7 +46,7 @@ int BPF_PROG(allow_with_audit_off, struct file *file)
 
 	if (!harness_comm_is("bah_offallow") || !harness_file_name_is(file, "offallow"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (ac) {
 		bpf_audit_log_cause(ac, "off_allowed");
 		bpf_audit_log_end(ac);

@@ -18,7 +18,7 @@ int BPF_PROG(deny_after_logging, struct file *file)
 
 	if (!harness_comm_is("bah_deny17") || !harness_file_name_is(file, "deny17"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (ac) {
 		bpf_audit_log_file(ac, file);
 		bpf_audit_log_cause(ac, "denied");
@@ -41,7 +41,7 @@ int BPF_PROG(allow_after_logging, struct file *file)
 
 	if (!harness_comm_is("bah_allow17") || !harness_file_name_is(file, "allow17"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (ac) {
 		bpf_audit_log_file(ac, file);
 		bpf_audit_log_cause(ac, "allowed");
@@ -63,7 +63,7 @@ int BPF_PROG(deny_only_its_file, struct file *file)
 
 	if (!harness_comm_is("bah_deny17") || !harness_file_name_is(file, "deny17"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (ac) {
 		bpf_audit_log_file(ac, file);
 		bpf_audit_log_cause(ac, "denied");

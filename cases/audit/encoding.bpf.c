@@ -19,7 +19,7 @@ int BPF_PROG(comm_plain_quoted, struct file *file)
 
 	if (!harness_comm_is("bah_encp") || !harness_file_name_is(file, "encp"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "enc_plain");
@@ -40,7 +40,7 @@ int BPF_PROG(comm_space_hex, struct file *file)
 
 	if (!harness_comm_is("bah enc sp") || !harness_file_name_is(file, "encs"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "enc_space");
@@ -60,7 +60,7 @@ int BPF_PROG(comm_quote_hex, struct file *file)
 
 	if (!harness_comm_is("bah\"encq") || !harness_file_name_is(file, "encq"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "enc_quote");
@@ -81,7 +81,7 @@ int BPF_PROG(cause_space_hex, struct file *file)
 
 	if (!harness_comm_is("bah_enccause") || !harness_file_name_is(file, "enccause"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "has space");
@@ -102,7 +102,7 @@ int BPF_PROG(path_space_hex, struct file *file)
 
 	if (!harness_comm_is("bah_encpath") || !harness_file_name_is(file, "enc path"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_file(ac, file);
@@ -122,7 +122,7 @@ int BPF_PROG(name_quote_hex, struct inode *dir, struct dentry *dentry)
 
 	if (!harness_comm_is("bah_encname") || !harness_dentry_name_is(dentry, "enc\"q"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_dentry(ac, dentry);
@@ -144,7 +144,7 @@ int BPF_PROG(ocomm_space_hex, struct task_struct *p, struct kernel_siginfo *info
 	/* only the trigger's signal 0, not the SIGKILL the agent cleans its target up with */
 	if (!harness_comm_is("bah_encocomm") || sig != 0)
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_task(ac, p);

@@ -17,7 +17,7 @@ int BPF_PROG(order_file_then_cause, struct file *file)
 
 	if (!harness_comm_is("bah_ord1") || !harness_file_name_is(file, "ord1"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_file(ac, file);
@@ -39,7 +39,7 @@ int BPF_PROG(order_cause_then_file, struct file *file)
 
 	if (!harness_comm_is("bah_ord2") || !harness_file_name_is(file, "ord2"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "ord_cause_first");
@@ -61,7 +61,7 @@ int BPF_PROG(order_cap_file_cause, struct file *file)
 
 	if (!harness_comm_is("bah_ord3") || !harness_file_name_is(file, "ord3"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cap(ac, HARNESS_CAP_SYS_ADMIN);

@@ -17,7 +17,7 @@ int BPF_PROG(log_cap_on_capable, const struct cred *cred, struct user_namespace 
 
 	if (cap != HARNESS_CAP_SYS_ADMIN || !harness_comm_is("bah_lcap"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cap(ac, cap);

@@ -18,7 +18,7 @@ int BPF_PROG(log_task_on_kill, struct task_struct *p, struct kernel_siginfo *inf
 	/* only the trigger's signal 0, not the SIGKILL the agent cleans its target up with */
 	if (!harness_comm_is("bah_ltask") || sig != 0)
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_task(ac, p);

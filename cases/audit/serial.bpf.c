@@ -24,7 +24,7 @@ int BPF_PROG(grouped_with_syscall, struct file *file)
 
 	if (!harness_comm_is("bah_serial") || !harness_file_name_is(file, "serial"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "serial");

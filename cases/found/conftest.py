@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""cases/found/: collect only the case files git tracks; fresh finds of tests/test_property.py wait to be added."""
+"""cases/found/: collect only the case files git tracks; fresh finds of the generated-programs property wait."""
 
 from __future__ import annotations
 

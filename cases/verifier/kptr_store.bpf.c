@@ -26,7 +26,7 @@ SEC("lsm/file_open")
 __description("rule 4: bpf_kptr_xchg of a context into a map is rejected (kernel refuses the BTF, then the map has none)")
 __rule(4) __needs("bpf_audit", "btf_type_tag")
 __failure
-__msg("Error loading .BTF into kernel")
+__libbpf_msg("Error loading .BTF into kernel")
 __msg("map 'm' has to have BTF in order to use bpf_kptr_xchg")
 int BPF_PROG(kptr_store_context, struct file *file)
 {
@@ -37,7 +37,7 @@ int BPF_PROG(kptr_store_context, struct file *file)
 	slot = bpf_map_lookup_elem(&m, &key);
 	if (!slot)
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	old = bpf_kptr_xchg(&slot->ac, ac);

@@ -18,7 +18,7 @@ int BPF_PROG(without_cap_sys_boot, struct file *file)
 {
 	struct bpf_audit_context *ac;
 
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "destructive");
@@ -34,7 +34,7 @@ int BPF_PROG(with_cap_sys_boot, struct file *file)
 {
 	struct bpf_audit_context *ac;
 
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "destructive");

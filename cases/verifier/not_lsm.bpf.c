@@ -9,7 +9,7 @@ static __always_inline int audit_once(void)
 {
 	struct bpf_audit_context *ac;
 
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "not_lsm");

@@ -12,7 +12,7 @@ int BPF_PROG(unreleased_missing_end, struct file *file)
 {
 	struct bpf_audit_context *ac;
 
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "unreleased");
@@ -27,7 +27,7 @@ int BPF_PROG(unreleased_fixed, struct file *file)
 {
 	struct bpf_audit_context *ac;
 
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "unreleased");
@@ -43,7 +43,7 @@ int BPF_PROG(unreleased_one_branch, struct file *file)
 {
 	struct bpf_audit_context *ac;
 
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	if (bpf_get_prandom_u32() & 1)
@@ -60,7 +60,7 @@ int BPF_PROG(unreleased_both_branches, struct file *file)
 {
 	struct bpf_audit_context *ac;
 
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	if (bpf_get_prandom_u32() & 1) {

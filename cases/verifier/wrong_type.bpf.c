@@ -12,7 +12,7 @@ int BPF_PROG(file_as_context, struct file *file)
 {
 	struct bpf_audit_context *ac;
 
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause((struct bpf_audit_context *)file, "wrong_type");
@@ -28,7 +28,7 @@ int BPF_PROG(context_as_file, struct file *file)
 {
 	struct bpf_audit_context *ac;
 
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_file(ac, (struct file *)ac);
@@ -44,7 +44,7 @@ int BPF_PROG(right_types, struct file *file)
 {
 	struct bpf_audit_context *ac;
 
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "wrong_type");

@@ -93,7 +93,11 @@ class Triggers:
 
         def open_close(res: dict) -> None:
             res["tid"] = threading.get_native_id()
-            os.close(os.open(path, flags | os.O_CLOEXEC, 0o644))
+            fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+            try:
+                res["ino"] = os.fstat(fd).st_ino
+            finally:
+                os.close(fd)
 
         def run(res: dict) -> None:
             res["step"] = "open"
@@ -124,6 +128,7 @@ class Triggers:
             res["step"] = "open"
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
+                res["ino"] = os.fstat(fd).st_ino
                 res["step"] = "read"
                 res["nread"] = len(os.read(fd, size))
             finally:
@@ -193,6 +198,113 @@ class Triggers:
 
         return run
 
+    def _socket_address(self, req: dict, family: str):
+        """(socket module, address family, address) of a bind/getsockopt request: inet/inet6 addr= port=, or a
+        unix path= (a file the action removes before binding and after)."""
+        import socket
+
+        if family == "unix":
+            path = arg(req, "path", str)
+            if not path.startswith("/"):
+                raise BadRequest("argument 'path' must be an absolute path for a unix socket")
+            return socket, socket.AF_UNIX, path
+        if family not in ("inet", "inet6"):
+            raise BadRequest("argument 'family' must be 'inet', 'inet6' or 'unix'")
+        fam = socket.AF_INET if family == "inet" else socket.AF_INET6
+        host = arg(req, "addr", str, "127.0.0.1" if family == "inet" else "::1")
+        port = arg(req, "port", int)
+        if not 0 <= port <= 65535:
+            raise BadRequest("argument 'port' must be 0..65535")
+        return socket, fam, (host, port)
+
+    def _prep_bind(self, req: dict):
+        """bind(2) alone: a socket bound to addr:port (or a unix path), then closed. No connect."""
+        family = arg(req, "family", str, "inet")
+        socket, fam, address = self._socket_address(req, family)
+        stype = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}.get(arg(req, "type", str, "stream"))
+        if stype is None:
+            raise BadRequest("argument 'type' must be 'stream' or 'dgram'")
+
+        def run(res: dict) -> None:
+            res["step"] = "socket"
+            s = socket.socket(fam, stype)
+            try:
+                if fam == socket.AF_UNIX:
+                    _unlink_quietly(address)
+                else:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                res["step"] = "bind"
+                s.bind(address)
+            finally:
+                s.close()
+                if fam == socket.AF_UNIX:
+                    _unlink_quietly(address)
+
+        return run
+
+    def _prep_getsockopt(self, req: dict):
+        """getsockopt(SOL_SOCKET, SO_REUSEADDR) on a stream socket bound to addr:port (or a unix path); with
+        connect=self an inet socket first connects to its own address (TCP simultaneous open: laddr = faddr),
+        so the hook sees a connected socket. An inet socket is reset on close (SO_LINGER 0): no TIME_WAIT keeps
+        the port from the next run."""
+        family = arg(req, "family", str, "inet")
+        socket, fam, address = self._socket_address(req, family)
+        connect = arg(req, "connect", str, "no")
+        if connect not in ("self", "no"):
+            raise BadRequest("argument 'connect' must be 'self' or 'no'")
+        if connect == "self" and fam == socket.AF_UNIX:
+            raise BadRequest("connect=self applies to inet and inet6 sockets only")
+
+        def run(res: dict) -> None:
+            import struct
+
+            res["step"] = "socket"
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            try:
+                if fam == socket.AF_UNIX:
+                    _unlink_quietly(address)
+                else:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                res["step"] = "bind"
+                s.bind(address)
+                if connect == "self":
+                    res["step"] = "connect"
+                    s.connect(address)
+                res["step"] = "getsockopt"
+                s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+            finally:
+                if fam != socket.AF_UNIX:
+                    try:
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    except OSError:
+                        pass
+                s.close()
+                if fam == socket.AF_UNIX:
+                    _unlink_quietly(address)
+
+        return run
+
+    def _prep_readlink(self, req: dict):
+        """readlink(2) of a symbolic link (e.g. /proc/self/exe: the child's own); reports the link's inode."""
+        path = arg(req, "path", str)
+
+        def run(res: dict) -> None:
+            res["step"] = "lstat"
+            res["ino"] = os.lstat(path).st_ino
+            res["step"] = "readlink"
+            res["target"] = os.readlink(path)
+
+        return run
+
+    def _prep_getpgid(self, req: dict):
+        """getpgid(2) of the child's own pid (getpgid(0) would not reach the task_getpgid hook)."""
+
+        def run(res: dict) -> None:
+            res["step"] = "getpgid"
+            res["pgid"] = os.getpgid(os.getpid())
+
+        return run
+
     def _prep_ioctl(self, req: dict):
         path = arg(req, "path", str)
         cmd = arg(req, "cmd", int)
@@ -206,6 +318,7 @@ class Triggers:
             res["step"] = "open"
             fd = os.open(path, flags | os.O_CLOEXEC | os.O_NONBLOCK)
             try:
+                res["ino"] = os.fstat(fd).st_ino
                 res["step"] = "ioctl"
                 res["ioctl_ret"] = libc.check(libc.libc.ioctl(fd, cmd, value), "ioctl")
             finally:
@@ -256,7 +369,11 @@ class Triggers:
 
         def run(res: dict) -> None:
             res["step"] = "create"
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                res["ino"] = os.fstat(fd).st_ino
+            finally:
+                os.close(fd)
             res["step"] = "unlink"
             os.unlink(path)
 
@@ -347,6 +464,13 @@ class Triggers:
             if len(data) > MAX_OUTPUT:
                 res[name + "_truncated"] = len(data)
         return res
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _killpg(pid: int) -> None:

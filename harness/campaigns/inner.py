@@ -19,10 +19,11 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
                       patches: Path | None = None, no_patches: bool = False, mutant: str | None = None,
                       config_dir: Path | None = None, accel: str | None = None, cache_dir: Path | None = None,
                       pytest_cache: Path | None = None, rerun: str | None = None,
-                      extra: Sequence[str] = ()) -> list[str]:
+                      kernel: Path | None = None, extra: Sequence[str] = ()) -> list[str]:
     """`python -m pytest PATHS ...` for an inner session, to be run from the harness's repository.
 
-    The kernel is one matrix `target` (from the `matrix` file), or a source (`kernel_src` at `kernel_ref`, with
+    The kernel is the artifact a campaign built (`kernel`: its cache entry), one matrix `target` (from the `matrix`
+    file), or a source (`kernel_src` at `kernel_ref`, with
     the `patches` series or `no_patches`, plus a `mutant`) built with `config_dir`'s fragments. Files are passed
     absolute (the session's working directory is the repository, not the caller's). The JUnit report is
     xunit2; the log gets pytest's quiet output and a summary of failures, errors and skips; `workers` > 1 runs
@@ -33,7 +34,11 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
         raise ValueError("--lf/--ff need a pytest cache of the earlier runs")
     if target and (kernel_src or kernel_ref or patches or no_patches or mutant):
         raise ValueError("a matrix target already names its kernel: no kernel source, patches or mutant with it")
+    if kernel and (target or kernel_src or kernel_ref or patches or no_patches or mutant or config_dir):
+        raise ValueError("`kernel` is the artifact a campaign built: no other kernel option with it")
     argv = [sys.executable, "-m", "pytest", *paths]
+    if kernel:
+        argv += ["--kernel", _abs(kernel)]
     if target:
         argv += ["--kernel-target", target]
     if matrix:
@@ -60,18 +65,16 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
     if workers > 1:
         argv += ["-n", str(workers)]
     if cache_dir:
-        argv += ["--harness-cache", _abs(cache_dir)]
+        argv += ["--cache-dir", _abs(cache_dir)]
     return argv + list(extra)
 
 
 def _source(kernel_src: Path | str) -> str:
-    """A --kernel-src for the inner run: a Debian line name (sources.toml; matched before a path) as it is, a path
-    made absolute (the inner pytest runs in the harness's repository)."""
+    """--kernel-src for the inner session: a Debian source line's name as it is (it names no path: made absolute it
+    would be ./debian-7.3 of the inner session's directory), anything else absolute."""
     from harness.kernel.debian import find_line
 
-    if isinstance(kernel_src, str) and find_line(kernel_src) is not None:
-        return kernel_src
-    return _abs(kernel_src)
+    return str(kernel_src) if isinstance(kernel_src, str) and find_line(kernel_src) else _abs(kernel_src)
 
 
 def _abs(path: Path | str) -> str:

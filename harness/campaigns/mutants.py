@@ -87,18 +87,11 @@ def classify(results: list[CaseResult]) -> tuple[str, list[str], list[str]]:
     return ("killed" if failed or errors else "survived"), failed, errors
 
 
-def suite_argv(opts, name: str, junit: Path, *, cases: list[str], workers: int, extra: list[str]) -> list[str]:
-    """The inner pytest on the same kernel the mutant build used: every kernel option is passed through."""
-    from harness.settings import DEFAULT_CONFIG_DIR, DEFAULT_PATCHES_DIR
-
-    if opts.extra_fragments or opts.series_file:
-        raise HarnessError("mutants: --fragment and a custom series file have no pytest equivalent; "
-                           "put the fragment in a --config-dir instead.", usage=True)
-    patches, config_dir = Path(opts.patches_dir), Path(opts.config_dir)
-    return inner_pytest_argv(cases, junit=junit, workers=workers, kernel_src=opts.kernel_src, kernel_ref=opts.ref,
-                             patches=patches if patches != DEFAULT_PATCHES_DIR else None, mutant=name,
-                             config_dir=config_dir if config_dir != DEFAULT_CONFIG_DIR else None,
-                             cache_dir=opts.cache_dir, extra=extra)
+def suite_argv(opts, kernel: Path, junit: Path, *, cases: list[str], workers: int, extra: list[str]) -> list[str]:
+    """The inner pytest on the very kernel the mutant build produced (its cache entry, by path): the inner session
+    re-derives nothing, so any kernel option the build took (--fragment, a series file) is honoured as built."""
+    return inner_pytest_argv(cases, junit=junit, workers=workers, kernel=kernel, cache_dir=opts.cache_dir,
+                             extra=extra)
 
 
 def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int,
@@ -108,7 +101,7 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
     from dataclasses import replace
 
     from harness.kernel.request import build_kernel, series_directory
-    from harness.settings import REPO_ROOT
+    from harness.settings import suite_cwd
 
     info = load_info(series_directory(opts), name)
     res = MutantResult(name, info.breaks, info.bug, "harness-error")
@@ -125,13 +118,13 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
     res.kernel_key, res.build_seconds, res.cache_hit = built.artifact.key, round(built.seconds, 1), built.cache_hit
     run_dir.mkdir(parents=True, exist_ok=True)  # a long run's directory may have been pruned meanwhile
     junit = run_dir / f"junit-{name}.xml"
-    argv = suite_argv(opts, name, junit, cases=cases, workers=workers, extra=list(extra_pytest))
+    argv = suite_argv(opts, built.artifact.dir, junit, cases=cases, workers=workers, extra=list(extra_pytest))
     log = run_dir / f"pytest-{name}.log"
     t0 = time.monotonic()
     with log.open("w") as f:
         f.write("$ " + " ".join(argv) + "\n")
         f.flush()
-        rc = subprocess.run(argv, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT, check=False).returncode
+        rc = subprocess.run(argv, cwd=suite_cwd(), stdout=f, stderr=subprocess.STDOUT, check=False).returncode
     res.suite_seconds = round(time.monotonic() - t0, 1)
     res.junit = str(junit)
     if rc not in (0, 1) or not junit.is_file():
@@ -189,7 +182,6 @@ def run_all(opts, names: list[str], *, cases: list[str], workers: int, json_path
         raise PatchError(f"no mutants in {mutants_dir(series)} (expected NAME.patch files).", usage=True)
     for name in names:  # every name and option checked before the first (long) build
         load_info(series, name)
-    suite_argv(opts, names[0], Path("junit.xml"), cases=cases, workers=workers, extra=[])
     cases = [str(Path(c).resolve()) if Path(c.split("::")[0]).exists() else c for c in cases]
     run_dir = out_dir.resolve() if out_dir else new_run_dir(opts.layout(), "mutants")
     run_dir.mkdir(parents=True, exist_ok=True)

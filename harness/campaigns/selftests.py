@@ -19,7 +19,7 @@ from harness.campaigns.results import CaseResult, Status, parse_junit, suite_sec
 from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
 from harness.selftests.discover import SELFTESTS
 from harness.selftests.select import Selector
-from harness.settings import REPO_ROOT, CacheLayout
+from harness.settings import CacheLayout, suite_cwd
 
 PASSED, FAILED, SKIPPED, ERROR, KNOWN = "passed", "failed", "skipped", "error", "known_difference"
 WHOLE_FILE = "(whole file)"
@@ -256,6 +256,7 @@ class SelftestsRun:
     out_dir: Path
     workers: int = 2
     kernel_src: str | None = None  # passed on to the inner pytest: the kernel under test is built from it
+    kernel: Path | None = None  # or a kernel built elsewhere (--kernel PATH), tested as it is
     cache_dir: Path | None = None
     accel: str | None = None
     known: tuple[KnownDifference, ...] = ()
@@ -279,7 +280,7 @@ def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
     if run.verbosity:
         extra.append(f"--selftests-verbosity={run.verbosity}")
     return inner_pytest_argv([str(f) for f in run.files], junit=junit, workers=run.workers, target=run.target,
-                             kernel_src=run.kernel_src, accel=run.accel, cache_dir=run.cache_dir,
+                             kernel_src=run.kernel_src, kernel=run.kernel, accel=run.accel, cache_dir=run.cache_dir,
                              no_patches=run.no_patches, pytest_cache=run.pytest_cache, rerun=run.last_failed,
                              extra=[*extra, *run.extra_pytest])
 
@@ -295,7 +296,7 @@ def run_selftests(run: SelftestsRun, *, progress=sys.stderr) -> tuple[Summary, d
     with log.open("w") as f:
         f.write("$ " + " ".join(argv) + "\n")
         f.flush()
-        proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(argv, cwd=suite_cwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, errors="replace")
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SPEC_RULES = range(1, 19)
+SPEC_RULES = range(1, 21)
+# Rules the spec marks "decided here" (a question the RFC left open): a case checking one says __decided.
+DECIDED_RULES = frozenset({11, 20})
 
 FEATURES: dict[str, str] = {
     "bpf_audit": "the bpf_audit kfuncs (bpf_audit_log_start in vmlinux BTF)",
@@ -31,22 +33,31 @@ TRIGGER_ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"family"}),
         frozenset({"comm", "addr", "port", "path", "type", "bind_addr", "bind_port"}),
     ),
+    "bind": (frozenset({"family"}), frozenset({"comm", "addr", "port", "path", "type"})),
+    "getsockopt": (frozenset({"family"}), frozenset({"comm", "addr", "port", "path", "connect"})),
     "ioctl": (frozenset({"path", "cmd"}), frozenset({"comm"})),
+    "readlink": (frozenset({"path"}), frozenset({"comm"})),
+    "getpgid": (frozenset(), frozenset({"comm"})),
     "kill": (frozenset({"sig"}), frozenset({"comm", "target_comm"})),
     "unlink": (frozenset({"path"}), frozenset({"comm"})),
     "sethostname": (frozenset(), frozenset({"comm", "name"})),
     "shell": (frozenset({"cmd"}), frozenset()),
 }
 
-PLACEHOLDERS = ("prog_id", "pid", "comm", "target_pid")
-RECORD_KEYWORDS = ("count", "order", "leading", "once", "same_event")
+PLACEHOLDERS = ("prog_id", "pid", "comm", "target_pid", "ino")
+# Triggers whose result names the inode of the file they used (${ino}).
+INO_ACTIONS = frozenset({"open", "read", "ioctl", "unlink", "readlink"})
+# Triggers whose path= is not a file the harness creates before attaching: sockets, links that must exist.
+NO_CREATE_ACTIONS = frozenset({"shell", "connect", "bind", "getsockopt", "readlink", "getpgid"})
+SOCKET_ACTIONS = ("connect", "bind", "getsockopt")
+RECORD_KEYWORDS = ("count", "order", "leading", "fields", "once", "same_event")
 TASK_COMM_LEN = 16
 MAX_NAME_LEN = 31  # harness_dentry_name_is() compares up to 31 bytes
 
 
 @dataclass(frozen=True)
 class Spec:
-    kind: str  # "flag", "str" (exactly one string), "strs" (one or more strings), "int"
+    kind: str  # "flag", "str" (exactly one string), "strs" (one or more strings), "int", "version_str" (two)
     repeatable: bool
     example: str
 
@@ -56,6 +67,9 @@ ANNOTATIONS: dict[str, Spec] = {
     "__success": Spec("flag", False, "__success"),
     "__failure": Spec("flag", False, '__failure __msg("verifier message")'),
     "__msg": Spec("str", True, '__msg("Unreleased reference")'),
+    "__msg_since": Spec("version_str", True, '__msg_since("7.3", "Possibly NULL pointer passed to trusted R1")'),
+    "__msg_before": Spec("version_str", True, '__msg_before("7.3", "Possibly NULL pointer passed to trusted arg0")'),
+    "__libbpf_msg": Spec("str", True, '__libbpf_msg("Error loading .BTF into kernel")'),
     "__rule": Spec("int", True, "__rule(1)"),
     "__decided": Spec("flag", False, "__rule(11) __decided"),
     "__needs": Spec("strs", True, '__needs("bpf_audit")'),

@@ -62,36 +62,50 @@ class CaseItem(pytest.Function):
 class JUnitCaseNames:
     """pytest's --junitxml names a testcase by its node id's path with '/' made '.' (`cases.audit.x.bpf.c`: a
     Python module path, which a case file is not, and which CI readers cannot map back). For case files write
-    the path itself: the classname of a case's testcase, the name of a collection error's. The plugin registers
-    this in the process that writes the JUnit file (xdist's controller: its workers write none)."""
+    the path itself: the classname of a case's testcase, the name of a collection error's. pytest has no public
+    way to set a testcase's attributes from a hook, so the file pytest wrote is rewritten once it is written
+    (pytest_unconfigure runs after the writer's pytest_sessionfinish): the plugin registers this in the process
+    that writes the JUnit file (xdist's controller: its workers write none)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.errors: dict[str, str] = {}  # a failed collection's dotted name -> its path
 
-    @pytest.hookimpl(tryfirst=True)  # before the JUnit writer opens the testcase
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "setup":
-            self._rename(report)
-
-    @pytest.hookimpl(tryfirst=True)
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if not report.passed:
-            self._rename(report)
+        path = report.nodeid.partition("::")[0]
+        if not report.passed and path.endswith(".c") and "::" not in report.nodeid:
+            self.errors[path.replace("/", ".")] = path
 
-    def _rename(self, report) -> None:
-        path, sep, _ = report.nodeid.partition("::")
-        if not path.endswith(".c"):  # a case file, or a kernel tree's selftest file (harness.selftests.collect)
-            return
-        try:
-            # pytest has no public way to set a testcase's attributes from a hook: record_xml_attribute is an
-            # experimental per-test fixture, refused under xunit2 and a no-op in xdist workers. Its own writer
-            # keeps attributes set before it fills in the defaults (_NodeReporter.record_testreport).
-            from _pytest.junitxml import xml_key
-        except ImportError:  # a pytest without it: the dotted names stay, the nodeid property still says it
-            return
-        xml = self.config.stash.get(xml_key, None)
-        if xml is not None:
-            xml.node_reporter(report).add_attribute("classname" if sep else "name", path)
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        xmlpath = getattr(config.option, "xmlpath", None)
+        if xmlpath:
+            rename_case_testcases(Path(xmlpath), self.errors)
+
+
+def rename_case_testcases(junit: Path, errors: dict[str, str]) -> None:
+    """Rewrite `junit`: a case's testcase (its `nodeid` property names a .c file) gets the file's path as its
+    classname, a failed collection of a case file (`errors`: dotted name -> path) the path as its name."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        tree = ET.parse(junit)
+    except (OSError, ET.ParseError):
+        return
+    changed = False
+    for tc in tree.getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in tc.iter("property")}
+        path = (props.get("nodeid") or "").partition("::")[0]
+        if path.endswith(".c"):
+            tc.set("classname", path)
+            changed = True
+            continue
+        dotted = ".".join(x for x in (tc.get("classname"), tc.get("name")) if x)
+        if dotted in errors:
+            tc.set("name", errors[dotted])
+            changed = True
+    if changed:
+        tree.write(junit, encoding="utf-8", xml_declaration=True)
 
 
 def _case_function(prog: CaseProgram):

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -16,11 +15,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.errors import CaseError, HarnessError
-from harness.settings import REPO_ROOT
-from harness.tools import quoted, require, version_line
+from harness.settings import CASES_INCLUDE_DIR
+from harness.tools import quoted, version_line
 
-CLANG_CANDIDATES = ("clang-19", "clang-18", "clang-17", "clang-16")
-CASES_DIR = REPO_ROOT / "cases"
+CLANG_CANDIDATES = ("clang-19", "clang-18", "clang-17", "clang-16")  # for skip marks; the search: harness.cases.clang
+CASES_DIR = CASES_INCLUDE_DIR
 HARNESS_H = CASES_DIR / "harness.h"
 MULTIARCH_INCLUDE = Path("/usr/include/x86_64-linux-gnu")
 LIBBPF_VERSION_H = Path("/usr/include/bpf/libbpf_version.h")
@@ -30,11 +29,6 @@ COMPILE_TIMEOUT = 300
 RECIPE_VERSION = 2
 # The BPF ISA the objects target: v3 (alu32, jmp32), as the kernel's own selftests compile (test_progs flavor).
 BPF_CPU = "v3"
-
-TYPE_TAG_PROBE = (
-    'struct task_struct;\nstruct probe { struct task_struct __attribute__((btf_type_tag("kptr"))) *t; } probe_var;\n'
-)
-
 
 @dataclass(frozen=True)
 class CompileResult:
@@ -52,13 +46,11 @@ class CompileResult:
 
 
 def find_clang() -> str:
-    """The BPF compiler: clang-19 preferred, then clang-18/17/16 (all emit btf_type_tag)."""
-    for name in CLANG_CANDIDATES:
-        path = shutil.which(name)
-        if path:
-            return path
-    require("clang-19")  # raises MissingToolError naming the Debian package
-    raise AssertionError("unreachable")
+    """The BPF compiler's path: --clang (which sets $CLANG for the run), $CLANG, else clang-19, another clang-N or
+    plain clang on PATH; a clang older than 16 or one that drops btf_type_tag is refused (harness.cases.clang)."""
+    from harness.cases import clang
+
+    return clang.select().path
 
 
 EM_BPF = 247
@@ -315,27 +307,9 @@ def compile_cached(stem: str, key: str, argv_for: Callable[[Path], list[str]], o
     return compile_uncached(argv_for, argv_for, out_dir, stem, compiler, cwd=cwd).result(out_dir / f"{stem}-{key}")
 
 
-@lru_cache(maxsize=8)
 def compiler_emits_type_tags(clang: str) -> bool:
     """Does this compiler keep btf_type_tag on struct members? (clang 14 silently drops it, so a
-    `struct task_struct __kptr *` map value loses its kptr-ness.) Compiles a two-line probe and looks for
-    TYPE_TAG in `bpftool btf dump`."""
-    found = require(clang, "bpftool")
-    with tempfile.TemporaryDirectory(prefix="bah-typetag-") as tmp:
-        probe_c, probe_o = Path(tmp) / "probe.c", Path(tmp) / "probe.o"
-        probe_c.write_text(TYPE_TAG_PROBE)
-        argv = [found[clang], "-g", "-O2", "-target", "bpf", "-c", str(probe_c), "-o", str(probe_o)]
-        try:
-            built = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-        except subprocess.TimeoutExpired:
-            return False
-        if built.returncode != 0 or not probe_o.is_file():
-            return False
-        dump = subprocess.run(
-            [found["bpftool"], "btf", "dump", "file", str(probe_o)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        return dump.returncode == 0 and "TYPE_TAG" in dump.stdout
+    `struct task_struct __kptr *` map value loses its kptr-ness.) See harness.cases.clang.emits_type_tags."""
+    from harness.cases.clang import emits_type_tags
+
+    return emits_type_tags(clang)[0]

@@ -42,6 +42,8 @@ def _check_field(rec: Record, check: FieldCheck, variables: Mapping[str, str]) -
 def _structure(rec: Record, exp: RecordExpectation) -> list[str]:
     names = rec.field_names()
     problems = []
+    if exp.fields and names != exp.fields:
+        problems.append(f"fields {','.join(names)} (wanted exactly {','.join(exp.fields)})")
     if exp.leading and names[: len(exp.leading)] != exp.leading:
         problems.append(f"leading fields {','.join(names[:len(exp.leading)])} (wanted {','.join(exp.leading)})")
     if exp.order:

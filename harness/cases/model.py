@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,54 @@ class Annotation:
     name: str
     args: tuple[str, ...]
     line: int
+
+
+def kernel_version(release: str) -> tuple[int, ...] | None:
+    """The numeric version at the start of a kernel release ("6.12.118-amd64" -> (6, 12, 118)), or None."""
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release.strip())
+    if not m:
+        return None
+    return tuple(int(g) for g in m.groups() if g is not None)
+
+
+def format_version(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+@dataclass(frozen=True)
+class Message:
+    """One expected message: __msg (every kernel), __msg_since("V", ...) (kernels >= V) or __msg_before("V", ...)
+    (kernels < V), matched in the verifier's log; __libbpf_msg in libbpf's own log. Versions compare numerically,
+    component by component: 7.0 <= 7.0.1."""
+
+    text: str
+    since: tuple[int, ...] | None = None
+    before: tuple[int, ...] | None = None
+    line: int = 0
+    log: str = "verifier"  # which log it is matched in: "verifier", or "libbpf" for __libbpf_msg
+
+    @property
+    def conditional(self) -> bool:
+        return self.since is not None or self.before is not None
+
+    def applies(self, version: tuple[int, ...] | None) -> bool:
+        if not self.conditional:
+            return True
+        if version is None:
+            return False
+        if self.since is not None and version < self.since:
+            return False
+        if self.before is not None and version >= self.before:
+            return False
+        return True
+
+    def describe(self) -> str:
+        where = " in libbpf's log" if self.log == "libbpf" else ""
+        if self.since is not None:
+            return f"{self.text!r}{where} (kernels >= {format_version(self.since)})"
+        if self.before is not None:
+            return f"{self.text!r}{where} (kernels < {format_version(self.before)})"
+        return repr(self.text) + where
 
 
 @dataclass(frozen=True)
@@ -55,6 +104,7 @@ class RecordExpectation:
     count: int | None = None
     order: tuple[str, ...] = ()
     leading: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()  # the record's field names, exactly and in order (nothing before, between, after)
     once: tuple[str, ...] = ()
     same_event: str | int | None = None
 
@@ -71,7 +121,7 @@ class RecordExpectation:
                 parts.append(f"!{c.name}")
         if self.count is not None:
             parts.append(f"count={self.count}")
-        for key in ("order", "leading", "once"):
+        for key in ("order", "leading", "fields", "once"):
             if getattr(self, key):
                 parts.append(f"{key}={','.join(getattr(self, key))}")
         if self.same_event is not None:
@@ -87,7 +137,7 @@ class CaseProgram:
     line: int
     description: str
     expect: str  # "success" | "failure"
-    msgs: tuple[str, ...] = ()
+    messages: tuple[Message, ...] = ()  # in the order written: __msg, __msg_since, __msg_before
     rules: tuple[int, ...] = ()
     decided: bool = False
     needs: tuple[str, ...] = ()
@@ -98,6 +148,20 @@ class CaseProgram:
     expect_errno: int | None = None
     audit_disabled: bool = False
     annotations: tuple[Annotation, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def msgs(self) -> tuple[str, ...]:
+        """The messages every kernel must print (the unconditional __msg ones)."""
+        return tuple(m.text for m in self.messages if not m.conditional)
+
+    def messages_for(self, release: str) -> tuple[Message, ...]:
+        """The messages expected from the kernel `release` (e.g. "7.3.4"), in the order written. A conditional
+        message is never expected from a kernel whose version cannot be read."""
+        version = kernel_version(release)
+        return tuple(m for m in self.messages if m.applies(version))
+
+    def msgs_for(self, release: str) -> tuple[str, ...]:
+        return tuple(m.text for m in self.messages_for(release))
 
     @property
     def load_only(self) -> bool:

@@ -141,6 +141,11 @@ class _Parser:
             values.append("".join(a.value for a in arg))
         if spec.kind in ("str", "int") and len(values) != 1:
             raise self.err(tok.line, f"{tok.text} takes exactly one argument, got {len(values)}. Write {spec.example}")
+        if spec.kind == "version_str" and len(values) != 2:
+            raise self.err(
+                tok.line,
+                f"{tok.text} takes a kernel version and a message, got {len(values)} argument(s). Write {spec.example}",
+            )
         return Annotation(tok.text, tuple(values), tok.line), after
 
     def _int_arg(self, tok: Tok, arg: list[Tok], spec: Spec) -> str:

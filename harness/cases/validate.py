@@ -12,16 +12,27 @@ from collections.abc import Callable
 from harness.cases.annotations import (
     ANNOTATIONS,
     CAPABILITIES,
+    DECIDED_RULES,
     FEATURES,
+    INO_ACTIONS,
     MAX_NAME_LEN,
     PLACEHOLDERS,
     RECORD_KEYWORDS,
+    SOCKET_ACTIONS,
     SPEC_RULES,
     TASK_COMM_LEN,
     TRIGGER_ACTIONS,
 )
 from harness.cases.lexer import Tok
-from harness.cases.model import Annotation, CaseProgram, FieldCheck, RecordExpectation, Trigger
+from harness.cases.model import (
+    Annotation,
+    CaseProgram,
+    FieldCheck,
+    Message,
+    RecordExpectation,
+    Trigger,
+    format_version,
+)
 from harness.cases.values import PLACEHOLDER_RE, split_regex
 from harness.errors import CaseError
 
@@ -54,7 +65,7 @@ def _parse_type(err: _Err, line: int, text: str) -> str | int:
         raise err(
             line,
             f'record type {text!r} is neither a number nor an audit type name. Write e.g. "BPF_LSM_ACCESS", '
-            '"BPF", "SYSCALL" or "1425".',
+            '"BPF", "SYSCALL" or "1334".',
         )
     return m.group(1)
 
@@ -79,6 +90,9 @@ def _check_placeholders(err: _Err, line: int, text: str, trigger: Trigger | None
             raise err(line, f"${{{name}}} in {text!r} needs a built-in __trigger (not shell) whose process it names.")
         if name == "target_pid" and (trigger is None or trigger.action != "kill"):
             raise err(line, f'${{target_pid}} in {text!r} needs __trigger("kill", ...).')
+        if name == "ino" and (trigger is None or trigger.action not in INO_ACTIONS):
+            raise err(line, f"${{ino}} in {text!r} needs a __trigger that names the inode it used: "
+                      f"{', '.join(sorted(INO_ACTIONS))}.")
     if "${" in PLACEHOLDER_RE.sub("", text):
         raise err(line, f"unclosed placeholder in {text!r}: write ${{name}}.")
 
@@ -124,7 +138,7 @@ def _parse_record(err: _Err, ann: Annotation, trigger: Trigger | None, negative:
             raise err(
                 line,
                 f'{arg!r} in {ann.name} is not a field check. Write "field=value", "field", "!field", '
-                '"raw:field=text" or one of count=, order=, leading=, once=, same_event=.',
+                '"raw:field=text" or one of count=, order=, leading=, fields=, once=, same_event=.',
             )
         if negative and op == "absent":
             raise err(line, f'"{arg}" in {ann.name}: a record that must not exist has no absent fields; drop it.')
@@ -183,7 +197,7 @@ def _validate_trigger_values(err: _Err, trig: Trigger) -> None:
                     f"{key}={d[key]!r} must be 1-{TASK_COMM_LEN - 1} bytes (TASK_COMM_LEN); the kernel "
                     "would truncate it and the program's filter would not match.",
                 )
-    if "path" in d and trig.action != "connect":
+    if "path" in d and trig.action not in SOCKET_ACTIONS:
         if not d["path"].startswith("/"):
             raise err(line, f"path={d['path']!r} must be absolute, e.g. path=/tmp/bah/x.")
         if len(d["path"].rsplit("/", 1)[1].encode()) > MAX_NAME_LEN:
@@ -204,21 +218,28 @@ def _validate_trigger_values(err: _Err, trig: Trigger) -> None:
         sig = d["sig"]
         if not (sig.isdigit() or (sig.startswith("SIG") and sig in _signal.Signals.__members__)):
             raise err(line, f"sig={sig!r}: write a number (0 probes) or a name such as SIGUSR1.")
-    if trig.action == "connect":
-        _validate_connect(err, line, d)
+    if trig.action in SOCKET_ACTIONS:
+        _validate_socket(err, line, trig.action, d)
 
 
-def _validate_connect(err: _Err, line: int, d: dict[str, str]) -> None:
+def _validate_socket(err: _Err, line: int, action: str, d: dict[str, str]) -> None:
     fam = d["family"]
     if fam not in ("inet", "inet6", "unix"):
         raise err(line, f"family={fam!r}: write family=inet, family=inet6 or family=unix.")
     if d.get("type", "stream") not in ("stream", "dgram"):
         raise err(line, f"type={d['type']!r}: write type=stream or type=dgram.")
+    if d.get("connect", "no") not in ("self", "no"):
+        raise err(line, f"connect={d['connect']!r}: write connect=self (the socket connects to its own address) "
+                  "or leave it out.")
     if fam == "unix":
         if "path" not in d or "addr" in d or "port" in d:
             raise err(line, "family=unix takes path=/tmp/bah/sock (and no addr=/port=).")
         if not d["path"] or len(d["path"].encode()) > 107:
             raise err(line, f"path={d['path']!r}: a unix socket path is 1-107 bytes.")
+        if action != "connect" and not d["path"].startswith("/"):
+            raise err(line, f"path={d['path']!r}: {action} takes an absolute socket path (no abstract @names).")
+        if d.get("connect") == "self":
+            raise err(line, "connect=self applies to family=inet and inet6 (a unix socket is only bound).")
         return
     if "addr" not in d or "port" not in d or "path" in d:
         raise err(line, f"family={fam} takes addr= and port= (and no path=).")
@@ -236,6 +257,96 @@ def _validate_connect(err: _Err, line: int, d: dict[str, str]) -> None:
             raise err(line, f"{key}={d[key]!r}: write a port number 1-65535.")
     if ("bind_addr" in d) != ("bind_port" in d):
         raise err(line, "bind_addr= and bind_port= go together.")
+
+
+_MSG_ANNOTATIONS = ("__msg", "__msg_since", "__msg_before", "__libbpf_msg")
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
+_WORD_RE = re.compile(r"[A-Za-z0-9_]{3,}")
+_REGEX_WORD_RE = re.compile(r"(?<![\\A-Za-z0-9_])[A-Za-z0-9_]{3,}")  # a word in {{...}}, not an escape like \w
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _called(body: list[Tok]) -> set[str]:
+    """The names the program calls: the verifier's disassembly prints each of them on any load."""
+    return {t.text for t, nxt in zip(body[:-1], body[1:], strict=True) if t.kind == "id" and nxt.text == "("}
+
+
+def _vacuous(text: str, called: set[str]) -> str | None:
+    """Why ``text`` would match a log that proves nothing, or None. The literal parts (outside {{...}}) must
+    hold a word, and the whole must not be a name the disassembly prints."""
+    parts = split_regex(text)
+    literal = " ".join(part for is_re, part in parts if not is_re)
+    regex_words = [w for is_re, part in parts if is_re for w in _REGEX_WORD_RE.findall(part)]
+    if not text.strip():
+        return "an empty or blank message matches anything"
+    if not _WORD_RE.search(literal) and not regex_words:
+        return ("it has no word of three or more letters, so it matches nearly any log (a {{.*}} or a lone "
+                "register or punctuation mark proves nothing)")
+    if _IDENT_RE.match(text.strip()) and text.strip() in called:
+        return (f"{text.strip()} is a function the program calls, and the verifier's log prints every call it "
+                "walks, so any load that reaches the call matches it")
+    return None
+
+
+def _messages(err: _Err, anns: list[Annotation], body: list[Tok]) -> tuple[Message, ...]:
+    """Every __msg / __msg_since / __msg_before / __libbpf_msg in the order written."""
+    out: list[Message] = []
+    called = _called(body)
+    for a in anns:
+        if a.name not in _MSG_ANNOTATIONS:
+            continue
+        text = a.args[-1]
+        _check_regex(err, a.line, text, a.name)
+        why = _vacuous(text, called)
+        if why:
+            raise err(a.line, f"{a.name}({text!r}): {why}. Write the words the verifier must print, e.g. "
+                      f"{ANNOTATIONS['__msg'].example}.")
+        if a.name in ("__msg", "__libbpf_msg"):
+            out.append(Message(text, line=a.line, log="libbpf" if a.name == "__libbpf_msg" else "verifier"))
+            continue
+        m = _VERSION_RE.match(a.args[0])
+        if not m:
+            raise err(
+                a.line,
+                f'{a.name}({a.args[0]!r}, ...): the first argument is a kernel version like "7.3" or "6.12.5" '
+                f"(major.minor[.patch]). Write e.g. {ANNOTATIONS[a.name].example}",
+            )
+        version = tuple(int(g) for g in m.groups() if g is not None)
+        if a.name == "__msg_since":
+            out.append(Message(text, since=version, line=a.line))
+        else:
+            out.append(Message(text, before=version, line=a.line))
+    return tuple(out)
+
+
+def _check_message_coverage(err: _Err, where: str, messages: tuple[Message, ...]) -> None:
+    """Every kernel version must expect at least one verifier message: a rejection that names none on some kernel
+    would pass there on any load failure (libbpf's messages do not count: they do not show the verifier ran).
+    The versions that matter are the boundaries the conditions name."""
+    libbpf = [m for m in messages if m.log == "libbpf"]
+    messages = tuple(m for m in messages if m.log == "verifier")
+    if not messages:
+        raise err(
+            libbpf[0].line,
+            f"{where} names only libbpf's messages: a rejection must also name the verifier's, e.g. "
+            f"{ANNOTATIONS['__msg'].example}, so that a load that never reached the verifier does not pass.",
+        )
+    bounds = sorted({v for m in messages for v in (m.since, m.before) if v is not None})
+    for point in [(0,), *bounds]:
+        if not any(m.applies(point) for m in messages):
+            upper = next((b for b in bounds if b > point), None)
+            if point == (0,):
+                span = f"kernels before {format_version(upper)}" if upper else "any kernel"
+            elif upper is not None:
+                span = f"kernels {format_version(point)} up to {format_version(upper)}"
+            else:
+                span = f"kernels {format_version(point)} and later"
+            line = min(m.line for m in messages)
+            raise err(
+                line,
+                f"{where} expects no message on {span}: give every kernel line its message, e.g. "
+                '__msg_before("7.3", "<6.12 words>") __msg_since("7.3", "<7.3 words>"), or a plain __msg.',
+            )
 
 
 def build_program(
@@ -268,23 +379,22 @@ def build_program(
     if not success and not failure:
         raise err(line, f"{where} says neither __success nor __failure. Add one.")
     expect = "success" if success else "failure"
-    msgs = tuple(a.args[0] for a in by.get("__msg", []))
-    for a in by.get("__msg", []):
-        _check_regex(err, a.line, a.args[0], "__msg")
-        if not a.args[0]:
-            raise err(a.line, '__msg("") matches anything. Write the message the verifier must print.')
-    if expect == "success" and msgs:
+    messages = _messages(err, anns, body)
+    if expect == "success" and messages:
+        first = min((a for a in anns if a.name in _MSG_ANNOTATIONS), key=lambda a: a.line)
         raise err(
-            by["__msg"][0].line,
-            f"__msg on {where}, a __success case: messages are only checked when the "
-            "load fails. Drop __msg, or make it __failure.",
+            first.line,
+            f"{first.name} on {where}, a __success case: messages are only checked when the "
+            f"load fails. Drop {first.name}, or make it __failure.",
         )
-    if expect == "failure" and not msgs:
+    if expect == "failure" and not messages:
         raise err(
             failure.line,  # type: ignore[union-attr]
             f"{where} is __failure without __msg: a rejection must name the message that "
             'proves the rule, e.g. __failure __msg("Unreleased reference").',
         )
+    if expect == "failure":
+        _check_message_coverage(err, where, messages)
     if expect == "failure":
         for key in ("__trigger", "__expect_record", "__expect_no_record", "__expect_errno", "__audit_disabled"):
             if key in by:
@@ -305,6 +415,20 @@ def build_program(
     decided = one("__decided")
     if decided and not rules:
         raise err(decided.line, "__decided needs the rule it refers to: __rule(N) __decided.")
+    decided_rules = sorted(set(rules) & DECIDED_RULES)
+    if decided and not decided_rules:
+        raise err(
+            decided.line,
+            f"__decided on {where}, whose rules ({', '.join(map(str, rules))}) the spec does not mark \"decided "
+            f"here\" (those are {', '.join(map(str, sorted(DECIDED_RULES)))}). Drop __decided.",
+        )
+    if decided_rules and not decided:
+        first_rule = next(a for a in by["__rule"] if int(a.args[0]) in DECIDED_RULES)
+        raise err(
+            first_rule.line,
+            f"__rule({decided_rules[0]}) is a rule the spec \"decides here\": add __decided (and say \"decided "
+            "here\" in the description), so a kernel that decides differently fails loudly.",
+        )
 
     needs: list[str] = []
     for a in by.get("__needs", []):
@@ -379,7 +503,7 @@ def build_program(
         line=line,
         description=desc.args[0],
         expect=expect,
-        msgs=msgs,
+        messages=messages,
         rules=tuple(rules),
         decided=decided is not None,
         needs=tuple(needs),

@@ -26,6 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(ns, "cases", "absent") is None and getattr(ns, "suite", "cases") == "cases":
         ns.cases = ["cases"]
     try:
+        if getattr(ns, "clang", None):
+            from harness.cases import clang
+
+            clang.use(ns.clang)  # checked, and named in $CLANG for everything this command starts
+        if getattr(ns, "llvm", None):
+            import os
+
+            from harness.kernel.build import check_llvm
+
+            os.environ["LLVM"] = check_llvm(ns.llvm)  # as $LLVM for the inner pytest runs (matrix, mutants, ...)
         return ns.func(ns)
     except HarnessError as e:  # usage (2) or the harness/machine (3): e.exit_code says which
         print(f"bpf-audit-harness: {e.stage} error: {e}", file=sys.stderr)

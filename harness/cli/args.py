@@ -27,20 +27,35 @@ exit codes (the same in every subcommand):
 """
 
 
+def _given_kernel_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel", type=Path, metavar="PATH",
+                   help="a kernel built elsewhere, tested as it is: a bzImage (its vmlinux beside it) or a build "
+                   "directory (make O=DIR, or a tree built in place); nothing is built")
+
+
 def _kernel_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kernel-src", metavar="SRC", help="a Debian source line of kernel-config/sources.toml "
-                   "(debian-7.3, debian-6.12: fetched into the cache), a kernel tree dir, a git tree (with --ref) or a "
-                   "source tarball; default: the source of matrix.toml's default target")
-    p.add_argument("--ref", help="git ref to build from --kernel-src (checked out in a worktree)")
-    p.add_argument("--patches", type=Path, help="patches root with one series per kernel line (<major.minor>/series; "
-                   "the series of the source's line applies), or a directory holding your own `series` file "
-                   "(default: patches/)")
-    p.add_argument("--no-patches", action="store_true", help="build the source as is, without the series")
-    p.add_argument("--mutant", metavar="NAME", help="apply <series dir>/mutants/NAME.patch after the series")
-    p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
-    p.add_argument("--fragment", type=Path, action="append", default=[], help="extra config fragment (repeatable)")
-    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
-    p.add_argument("-j", "--jobs", type=int, help="make -j (default: number of CPUs)")
+    """The options that choose the kernel, as in pytest (harness.kernel.choice: one table, one name each)."""
+    from harness.kernel.choice import add_options
+
+    add_options(p.add_argument, cli=True, skip=("--kernel",))
+
+
+def _llvm_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llvm", metavar="LLVM", help="build the kernel with make LLVM=LLVM (1, -19 or "
+                   "/usr/lib/llvm-19/bin/: clang and LLVM's binutils; keyed apart from a gcc build); default $LLVM, "
+                   "else gcc")
+
+
+def _clang_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clang", metavar="PATH", help="the clang that compiles BPF programs (>= 16, keeping "
+                   "btf_type_tag; a name on PATH such as clang-20 or clang, or a path); default $CLANG, else clang-19 "
+                   "or another clang on PATH")
+
+
+def _vm_args(p: argparse.ArgumentParser) -> None:
+    from harness.machine.options import add_options
+
+    add_options(p.add_argument)  # --cpus, --memory, --append, --gdb: the same names and meaning as in pytest
 
 
 def _minutes(text: str) -> float:
@@ -70,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("build", help="source -> patches -> config -> cached kernel artifact")
     _kernel_args(p)
+    _given_kernel_arg(p)
     p.add_argument("--kernel-target", metavar="NAME", help="build (or fetch) this kernel of the matrix file")
     p.add_argument("--matrix", type=Path, help="matrix file (default: kernel-config/matrix.toml)")
     p.add_argument("--print-key", action="store_true",
@@ -102,12 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    _clang_arg(p)
     p.set_defaults(func=commands.cmd_matrix)
     p = sub.add_parser("boot", help="boot the kernel in a VM: run `-- CMD` or open a shell")
     _kernel_args(p)
-    p.add_argument("--kernel", help="boot this bzImage instead of the harness's build")
+    p.add_argument("--kernel", type=Path, metavar="PATH",
+                   help="boot this kernel instead of the harness's build: a bzImage, or a build directory")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
-    p.add_argument("--memory", default="1G")
+    _vm_args(p)
     p.add_argument("--timeout", type=float, default=600, help="seconds CMD may run")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS (default: interactive shell)")
     p.set_defaults(func=commands.cmd_boot)
@@ -120,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write the kill table here (default: the run directory)")
     p.add_argument("--out", type=Path, help="directory for JUnit files and logs (default: a new run directory)")
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
+    _clang_arg(p)
     p.set_defaults(func=commands.cmd_mutants)
     p = sub.add_parser("bisect", help="git bisect run over a kernel git tree: build, boot, run CASE... per step")
     p.add_argument("--good", required=True, help="a commit where the cases pass")
@@ -129,8 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=3,
                    help="tries of a failing case before the commit is called bad (default 3); a failure that "
                    "does not repeat is flaky and the commit is skipped")
-    p.add_argument("--config-dir", type=Path, help="directory of *.config fragments (default: kernel-config/)")
-    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
+    p.add_argument("--kernel-config-dir", "--config-dir", dest="config_dir", type=Path,
+                   help="directory of *.config fragments (default: kernel-config/)")
+    p.add_argument("--cache-dir", "--harness-cache", type=Path,
+                   help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
     p.add_argument("--no-verify-endpoints", dest="verify_endpoints", action="store_false",
@@ -138,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "pass on --good, or nothing is bisected)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the conclusion and every step as JSON")
     p.add_argument("case", nargs="+", metavar="CASE", help="pytest node id, e.g. cases/audit/x.bpf.c::prog")
+    _clang_arg(p)
     p.set_defaults(func=commands.cmd_bisect)
     p = sub.add_parser("cache", help="show the build cache; --prune evicts kernels and objects unused for a while")
     p.add_argument("--cache-dir", help="cache root (default: $BPF_AUDIT_HARNESS_CACHE or "
@@ -160,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "line) when not; asks no archive")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    _clang_arg(p)
     p.set_defaults(func=commands.cmd_doctor)
     p = sub.add_parser("ssh", help="a shell (or `-- CMD`) in the VM that pytest --keep-vm-on-failure kept")
     p.add_argument("run", metavar="RUN", help="the run directory the pytest summary names (a name under the "
@@ -184,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel-src", help="kernel tree (dir or tarball) or Debian source line (debian-7.3): its "
                    "tools/testing/selftests/bpf run on the kernel built from it (with its line's series); default: the "
                    "default kernel's source")
+    _given_kernel_arg(p)
     p.add_argument("--vmlinux-h", type=Path, help="--list: compile against this vmlinux.h (default: the cached "
                    "kernel built from that source; build it first)")
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
@@ -234,5 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--test-progs: how long test_progs may run in the guest (default 1800, at most 3600)")
     p.add_argument("files", nargs="*", metavar="FILE", help="only these (skeleton names such as verifier_and, "
                    "or paths of progs/*.c)")
+    _llvm_arg(p)
+    _clang_arg(p)
+    _vm_args(p)
     p.set_defaults(func=commands.cmd_selftests)
     return parser

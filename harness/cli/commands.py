@@ -11,31 +11,34 @@ from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError, Usa
 
 
 def kernel_options(ns: argparse.Namespace):
-    from harness.kernel.request import KernelOptions
+    """The KernelOptions the parsed options ask for: harness.kernel.choice's mapping, the same as pytest's."""
+    from harness.kernel.choice import options_from
 
-    kw = dict(kernel_src=ns.kernel_src, ref=ns.ref, no_patches=ns.no_patches, mutant=getattr(ns, "mutant", None),
-              extra_fragments=tuple(ns.fragment), cache_dir=ns.cache_dir)
-    if ns.patches:
-        kw["patches_dir"] = ns.patches
-    if ns.config_dir:
-        kw["config_dir"] = ns.config_dir
-    if ns.jobs:
-        kw["jobs"] = ns.jobs
-    return KernelOptions(**kw)
+    return options_from(lambda name: getattr(ns, name, None))
+
+
+def _llvm(ns: argparse.Namespace) -> dict:
+    """--llvm as a KernelOptions keyword (none: KernelOptions reads $LLVM itself)."""
+    return {"llvm": ns.llvm} if getattr(ns, "llvm", None) else {}
 
 
 def cmd_build(ns: argparse.Namespace) -> int:
-    from harness.kernel.request import build_kernel
+    from harness.kernel.request import acquire
 
     if ns.kernel_target or ns.print_key:
+        if ns.kernel:
+            raise UsageError("--kernel names a kernel built elsewhere: no --kernel-target or --print-key with it")
         return _build_target_or_key(ns)
-    res = build_kernel(kernel_options(ns))
+    res = acquire(kernel_options(ns))
     art = res.artifact
     state = "cache hit" if res.cache_hit else "built"
     for note in res.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"{state} in {res.seconds:.1f}s: {art.release} key={art.key}")
     print(f"  source    {res.source}")
+    from harness.kernel.build import built_with
+
+    print(f"  built by  {built_with(art.meta)}")
     print(f"  bzImage   {art.bzimage}")
     print(f"  vmlinux   {art.vmlinux}")
     print(f"  vmlinux.h {art.vmlinux_h}")
@@ -49,7 +52,8 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
 
     layout = CacheLayout(ns.cache_dir or cache_root())
     target = matrix_spec.load(ns.matrix).get(ns.kernel_target) if ns.kernel_target else None
-    if target is not None and (ns.kernel_src or ns.ref or ns.patches or ns.no_patches or getattr(ns, "mutant", None)):
+    if target is not None and (ns.kernel_src or ns.kernel_ref or ns.patches or ns.no_patches
+                               or getattr(ns, "mutant", None)):
         raise UsageError("--kernel-target already names the kernel; drop the source options")
     if ns.print_key:
         if target is not None and target.kind == "prebuilt-deb":
@@ -60,11 +64,12 @@ def _build_target_or_key(ns: argparse.Namespace) -> int:
                 print(why.note, file=sys.stderr)
             print(actual.key())
             return 0
-        from harness.kernel.request import KernelOptions, make_request
+        from harness.kernel.request import make_request, options_of_target
 
-        opts = kernel_options(ns) if target is None else KernelOptions(
-            kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
-            extra_fragments=target.fragments, cache_dir=layout.root)
+        if target is not None and target.kind == "prebuilt":
+            raise UsageError(f"--print-key: {target.name} is a kernel built elsewhere (kind = \"prebuilt\"): its "
+                             "key is its files' content, known once `build --kernel-target` prepared it")
+        opts = kernel_options(ns) if target is None else options_of_target(target, layout.root)
         req = make_request(opts, unpack=False)
         for note in req.source.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -113,7 +118,7 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
         """The summary (per kernel counts and packages, then failures and flaky cases), not every row."""
         import shutil
 
-        from harness.campaigns.matrix.report import to_summary
+        from harness.campaigns.matrix.formats import to_summary
 
         if ns.json and not (ns.json.exists() and ns.json.samefile(paths["json"])):
             ns.json.parent.mkdir(parents=True, exist_ok=True)
@@ -165,23 +170,31 @@ def cmd_boot(ns: argparse.Namespace) -> int:
 
     from harness.machine.vm import LocalVM, VMConfig
     from harness.settings import new_run_dir
+    from harness.tools import require
 
+    require("qemu-system-x86_64")  # before the kernel: a missing QEMU is named now, not after a build or a fetch
     opts = kernel_options(ns)
-    if ns.kernel:
-        image = Path(ns.kernel)
-        if not image.is_file():
-            raise UsageError(f"--kernel {image} does not exist (a bzImage, e.g. from `bpf-audit-harness build`).")
+    if ns.kernel and Path(ns.kernel).is_file():
+        image = Path(ns.kernel)  # a bzImage alone boots; only the tests need its vmlinux
     else:
-        from harness.kernel.request import build_kernel
+        from harness.kernel.request import acquire
 
-        image = build_kernel(opts).artifact.bzimage
+        image = acquire(opts).artifact.bzimage
+    from harness.machine import options
+
+    settings = options.from_namespace(ns)
+    gdb = options.pick_gdb_ports(settings, 1)
     run_dir = new_run_dir(opts.layout(), "boot")
-    vm = LocalVM(VMConfig(kernel=image, accel=ns.accel, memory=ns.memory), run_dir, name="boot",
-                 state_dir=opts.layout().state)
+    vm = LocalVM(VMConfig(kernel=image, accel=ns.accel, memory=settings.memory, cpus=settings.cpus,
+                          append=settings.append, gdb_port=gdb), run_dir, name="boot", state_dir=opts.layout().state)
     print(f"booting {image} (console log: {vm.console_log})", file=sys.stderr)
     with vm:
         assert vm.guest is not None and vm.accel is not None  # set by a successful start()
         print(f"up in {vm.boot_seconds:.1f}s ({vm.accel.accel}); ssh port 127.0.0.1:{vm.port}", file=sys.stderr)
+        if gdb is not None:
+            vmlinux = image.parent / "vmlinux"
+            print(f"gdb: QEMU's gdb stub on 127.0.0.1:{gdb} (kernel booted with nokaslr):\n  "
+                  f"{options.gdb_command(vmlinux if vmlinux.is_file() else 'vmlinux', gdb)}", file=sys.stderr)
         command = [c for c in ns.command if c != "--"]
         if command:
             import shlex
@@ -383,7 +396,7 @@ def _test_progs(ns: argparse.Namespace) -> int:
     import shutil
 
     from harness.campaigns import test_progs as tp
-    from harness.kernel.request import KernelOptions, build_kernel
+    from harness.kernel.request import KernelOptions, acquire
     from harness.settings import CacheLayout, cache_root, new_run_dir
 
     if ns.files:
@@ -398,19 +411,26 @@ def _test_progs(ns: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    opts = KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root)
-    built = build_kernel(opts)
+    opts = KernelOptions(kernel=ns.kernel, kernel_src=ns.kernel_src, cache_dir=layout.root, **_llvm(ns))
+    built = acquire(opts)
     art = built.artifact
     tree, notes = tp.kernel_tree(art, lambda: tp_source(ns, layout))
     say(f"kernel under test: {art.release} ({'cache hit' if built.cache_hit else 'built'}, key {art.key}); "
         f"test_progs from {tree}")
     if ns.list:
         return _test_progs_list(ns, tree, art, layout, say)
+    from harness.machine import options
     from harness.machine.pool import PoolConfig
 
+    settings = options.from_namespace(ns)
+    gdb = options.pick_gdb_ports(settings, 1)
     out = (ns.out or new_run_dir(layout, "test_progs")).resolve()
     pool = PoolConfig(kernel=art.bzimage, accel=ns.accel or "auto", run_dir=out, state_dir=layout.state,
-                      worker="test_progs")
+                      worker="test_progs", cpus=settings.cpus, memory=settings.memory, append=settings.append,
+                      gdb_port=gdb)
+    if gdb is not None:
+        say(f"gdb: QEMU's gdb stub on 127.0.0.1:{gdb} (kernel booted with nokaslr):\n  "
+            f"{options.gdb_command(art.vmlinux, gdb)}")
     outcome = tp.run_test_progs(tree, ns.test_progs, art, layout, out, pool, timeout=ns.timeout,
                                 verbose=ns.test_progs_verbose, say=say)
     outcome.notes[:0] = notes
@@ -494,16 +514,24 @@ def _selftests_run(ns: argparse.Namespace) -> int:
         raise UsageError("--vmlinux-h is for --list: a run compiles against the kernel under test's own vmlinux.h")
     if ns.workers < 1:
         raise UsageError("-n/--workers must be >= 1")
+    from harness.machine import options
+
+    settings = options.from_namespace(ns)
+    options.pick_gdb_ports(settings, ns.workers)
+    inner = [*options.pytest_args(settings), *(["--llvm", ns.llvm] if ns.llvm else [])]
     known = load_known_differences(ns.known_differences)
     layout = CacheLayout(ns.cache_dir or cache_root())
-    if ns.kernel_target and (ns.kernel_src or ns.no_patches):
-        raise UsageError("--kernel-target names the kernel and its source: not with --kernel-src or --no-patches")
+    if ns.kernel_target and (ns.kernel_src or ns.no_patches or ns.kernel):
+        raise UsageError("--kernel-target names the kernel and its source: not with --kernel-src, --kernel or "
+                         "--no-patches")
     if ns.kernel_target:
         from harness.kernel.targets import load as load_matrix
 
         tree = st.source_tree(load_matrix().get(ns.kernel_target).kernel_src, layout)
-    else:
+    elif ns.kernel_src or not ns.kernel:
         tree = st.source_tree(ns.kernel_src, layout)
+    else:
+        tree = _given_tree(ns.kernel)
     selector = build_selector(tree, t=ns.t, a=ns.a, b=ns.b, d=ns.d, use_lists=not ns.no_denylist)
     chosen = st.select_files(tree, ns.files, selector=selector)
     if not chosen.files:
@@ -511,15 +539,17 @@ def _selftests_run(ns: argparse.Namespace) -> int:
                          f"{', and the tree DENYLIST: --no-denylist runs everything' if selector.sources else ''})")
     out = (ns.out or new_run_dir(layout, "selftests")).resolve()
     run = st.SelftestsRun(chosen.tree, chosen.files, out,
-                          workers=ns.workers, kernel_src=ns.kernel_src, cache_dir=ns.cache_dir, accel=ns.accel,
-                          known=tuple(known), extra_pytest=tuple(ns.pytest_arg), selector=selector,
+                          workers=ns.workers, kernel_src=None if ns.kernel else ns.kernel_src, kernel=ns.kernel,
+                          cache_dir=ns.cache_dir, accel=ns.accel,
+                          known=tuple(known), extra_pytest=(*inner, *ns.pytest_arg), selector=selector,
                           verbosity=min(ns.verbose, 2), no_patches=ns.no_patches, last_failed=ns.last_failed,
                           target=ns.kernel_target,
                           pytest_cache=layout.root / "pytest-cache" / f"selftests-{_digest(str(chosen.tree))}")
     lists = f"; {', '.join(selector.sources)}" if selector.sources else ""
     print(f"selftests: {len(run.files)} file(s) of {tree}, {ns.workers} worker(s){lists}; log {out / 'pytest.log'}",
           file=sys.stderr)
-    summary, paths = st.run_selftests(run, progress=sys.stderr if ns.verbose else None)
+    # --gdb: the inner run's header says where each VM's stub listens and the line to type, so it is shown
+    summary, paths = st.run_selftests(run, progress=sys.stderr if ns.verbose or settings.gdb is not None else None)
     sys.stdout.write(st.format_table(summary))
     if ns.json:
         shutil.copyfile(paths["json"], ns.json)
@@ -543,12 +573,28 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _given_tree(kernel: Path) -> Path:
+    """The source tree of a kernel built elsewhere (--kernel PATH), whose selftests run on it."""
+    from harness.kernel import given
+
+    tree = given.locate(kernel).source_tree
+    if tree is None:
+        raise UsageError(f"--kernel {kernel}: its source tree cannot be found (no `source` link beside the build): "
+                         "name it with --kernel-src TREE")
+    return tree
+
+
 def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path]:
     """The tree (--kernel-src, default the default kernel's source, unpacked into the cache) and the vmlinux.h
     (--vmlinux-h, default: the one of the kernel `bpf-audit-harness build` builds from that tree; never built
     here)."""
     from harness.campaigns.selftests import source_tree
 
+    if ns.kernel and ns.vmlinux_h is None:  # a kernel built elsewhere: its tree, its vmlinux.h (prepared here)
+        from harness.kernel.request import KernelOptions, acquire
+
+        art = acquire(KernelOptions(kernel=ns.kernel, cache_dir=layout.root)).artifact
+        return (source_tree(ns.kernel_src, layout) if ns.kernel_src else _given_tree(ns.kernel)), art.vmlinux_h
     tree = source_tree(ns.kernel_src, layout)  # a directory is used in place: listing it needs no identity walk
     if ns.vmlinux_h is not None:
         if not ns.vmlinux_h.is_file():
@@ -558,7 +604,8 @@ def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path]:
     from harness.kernel.request import KernelOptions, make_request
     from harness.selftests.listing import SelftestsError
 
-    key = make_request(KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root), unpack=False).key_inputs().key()
+    opts = KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root, **_llvm(ns))
+    key = make_request(opts, unpack=False).key_inputs().key()
     entry = cache.published(layout, key)
     if entry is None or not (entry / "vmlinux.h").is_file():
         src = f" --kernel-src {ns.kernel_src}" if ns.kernel_src else ""

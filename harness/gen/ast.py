@@ -10,8 +10,8 @@ EPERM = 1
 ALLOW = 0
 DENY = -EPERM
 
-CAP_LAST_CAP = 40  # CAP_CHECKPOINT_RESTORE in 6.12; cap_valid(cap) is 0 <= cap <= CAP_LAST_CAP
-BAD_NETIF = 4242424  # no such interface index
+CAP_LAST_CAP = 40  # CAP_CHECKPOINT_RESTORE in 6.12: bpf_audit_log_cap logs any number as given (rule 14)
+BAD_NETIF = 4242424  # no such interface index: no netif=, not an error (rule 14)
 LOOPBACK_NETIF = 1  # "lo" is always ifindex 1 in a fresh network namespace
 
 # hook -> the loggers a program on that hook can feed with trusted, correctly typed arguments.
@@ -21,8 +21,16 @@ HOOKS: dict[str, tuple[str, ...]] = {
     "inode_unlink": ("cause", "cap", "dentry", "inode"),
     "task_kill": ("cause", "cap", "task"),
     "socket_connect": ("cause", "cap", "net_sock", "net_sockaddr"),
+    "socket_bind": ("cause", "cap", "net_sock", "net_sockaddr"),
 }
+# Hooks a sleepable (lsm.s/) program may attach to (kernel/bpf/bpf_lsm.c: sleepable_lsm_hooks, 6.12 and 7.3).
+SLEEPABLE_HOOKS = frozenset({"file_open", "file_ioctl", "inode_unlink", "socket_connect", "socket_bind"})
 LOGGERS = ("cause", "cap", "path", "file", "ioctl_op", "dentry", "inode", "task", "net_sock", "net_sockaddr")
+# The kind each logger logs (rule 12: a second call of a kind returns -EINVAL and logs nothing).
+KINDS = {"cause": "cause", "cap": "cap", "path": "path", "file": "path", "ioctl_op": "ioctl_op", "dentry": "name",
+         "inode": "name", "task": "task", "net_sock": "net", "net_sockaddr": "net"}
+# net_sockaddr's addresses (Log.side): the hook's address as the source, the destination, or both.
+SOCKADDR_SIDES = ("dst", "src", "both")
 
 # Where a logger's object argument comes from, per hook (Log.arg for inode and task).
 INODE_SOURCES = {"file_open": ("file",), "file_ioctl": ("file",), "inode_unlink": ("dentry", "dir")}
@@ -41,14 +49,27 @@ class Start:
 @dataclass(frozen=True)
 class Log:
     """One logger call on ac<ctx>. `arg` by logger:
-    cause: the text; cap: the capability number (valid or not); ioctl_op: the command (None: the hook's cmd);
-    inode: "file" | "dentry" | "dir"; task: "target" | "current"; net_sock, net_sockaddr: the netif index.
-    `bad`: cause: "stack" | "writable" (a non-constant string); net_sockaddr: "short" (addrlen 2)."""
+    cause: the text; cap: the capability number (any int: logged as given); ioctl_op: the command (None: the
+    hook's cmd); inode: "file" | "dentry" | "dir"; task: "target" | "current"; net_sock, net_sockaddr: the netif
+    index. `side` (net_sockaddr): "dst" (NULL, address), "src" (address, NULL) or "both" (address, address).
+    `bad`: cause: "stack" | "writable" (a non-constant string); net_sockaddr: "short" (addrlen 2) or "null"
+    (both addresses NULL): -EINVAL, nothing logged."""
 
     ctx: int
     logger: str
     arg: int | str | None = None
     bad: str | None = None
+    side: str | None = None
+
+    @property
+    def fails(self) -> bool:
+        """Does the call fail on its arguments (rule 14: -EINVAL, nothing logged)? A non-constant cause is the
+        verifier's business (rule 7), not a failed call."""
+        return self.logger == "net_sockaddr" and self.bad in ("short", "null")
+
+    @property
+    def kind(self) -> str:
+        return KINDS[self.logger]
 
 
 @dataclass(frozen=True)
@@ -92,7 +113,7 @@ class Setup:
     comm: str  # the trigger's comm (<= 15 bytes)
     file: str  # last path component the file hooks filter on
     target_comm: str  # task_kill: the signalled task's comm
-    port: int  # socket_connect: destination port
+    port: int  # socket_connect: destination port; socket_bind: the port bound
     bind_port: int  # socket_connect: the socket is bound here first
 
     @property
@@ -116,12 +137,19 @@ class Program:
     hook: str
     ops: tuple[Op, ...]
     ret: int = ALLOW
+    sleepable: bool = False  # SEC("lsm.s/<hook>") (rule 19: the same records as from lsm/)
 
     def __post_init__(self) -> None:
         if self.hook not in HOOKS:
             raise ValueError(f"unknown hook {self.hook!r}; known: {', '.join(HOOKS)}")
         if self.ret not in (ALLOW, DENY):
             raise ValueError(f"ret must be 0 or -EPERM, not {self.ret}")
+        if self.sleepable and self.hook not in SLEEPABLE_HOOKS:
+            raise ValueError(f"{self.hook} is not a sleepable hook; sleepable: {', '.join(sorted(SLEEPABLE_HOOKS))}")
+
+    @property
+    def section(self) -> str:
+        return f"lsm{'.s' if self.sleepable else ''}/{self.hook}"
 
     @property
     def contexts(self) -> tuple[int, ...]:
@@ -142,7 +170,31 @@ class Program:
 
     def describe(self) -> str:
         """One line per operation, for reports."""
-        lines = [f"hook {self.hook}"]
+        lines = [f"hook {self.hook}" + (" (sleepable)" if self.sleepable else "")]
         lines += [f"  {op}" for op in self.ops]
         lines.append(f"  return {'-EPERM' if self.ret else 0}")
         return "\n".join(lines)
+
+
+def drop_unspecified(ops: tuple[Op, ...] | list[Op]) -> tuple[Op, ...]:
+    """`ops` without the logger calls whose outcome the spec leaves open: a call that would log a kind after a
+    call of that kind failed on its arguments on the same context (did the failed call use the kind up? the
+    spec does not say). Mirrors harness.gen.model, which refuses such a program."""
+    claimed: dict[int, set[str]] = {}
+    failed: dict[int, set[str]] = {}
+    out: list[Op] = []
+    for op in ops:
+        if isinstance(op, Start):
+            claimed[op.ctx], failed[op.ctx] = set(), set()
+        elif isinstance(op, Log):
+            done, bad = claimed.setdefault(op.ctx, set()), failed.setdefault(op.ctx, set())
+            if op.fails:
+                if op.kind not in done:
+                    bad.add(op.kind)
+            elif op.kind in bad:
+                continue
+            else:
+                done.add(op.kind)
+        out.append(op)
+    return tuple(out)
+

@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Pure reference model: what a conforming 6.12 kernel does with a generated program (verdict, message, records).
+"""Pure reference model: what a conforming kernel does with a generated program (verdict, message, records).
 
 Built from the spec (../shared/spec/bpf-audit-kfuncs.md) and what the hand-written cases prove the reference
-series does; no kernel, no I/O. The verifier is modelled as it explores a program: depth first, the
+series does on 6.12 and 7.3 (the verifier's words differ by line: VMsg); no kernel, no I/O. Where the spec
+leaves an outcome open (a call that failed on its arguments, then a call of the same kind on the same
+context: whether the first used up the kind is not said), the model refuses the program (Unspecified) and
+the strategy never generates one. The verifier is modelled as it explores a program: depth first, the
 fall-through of each conditional jump before its target (pushed, walked later, last pushed first); the first
 error found is the one reported. Which side of an `if` is the fall-through is clang's choice, so where that
 decides the first error the prediction lists every possibility (see verify()).
@@ -14,8 +17,6 @@ from dataclasses import dataclass, field
 
 from harness.cases.audit import encode_untrusted
 from harness.gen.ast import (
-    BAD_NETIF,
-    CAP_LAST_CAP,
     DENY,
     EPERM,
     IOCTL_CMD,
@@ -35,23 +36,55 @@ EFAULT = 14
 # trigger's FIONREAD has arg 0, so the kernel's put_user() of the byte count faults.
 ALLOWED_ERRNO = {"socket_connect": ECONNREFUSED, "file_ioctl": EFAULT}
 
-# Spec rule -> the 6.12 verifier's message (substring), as the spec and cases/verifier/ record them.
-MSG_UNRELEASED = "Unreleased reference"
-MSG_RELEASED = "arg#0 pointer type STRUCT bpf_audit_context must point to scalar, or struct with scalar"
-MSG_MAYBE_NULL = "Possibly NULL pointer passed to trusted arg0"
-MSG_KPTR_BTF = "Error loading .BTF into kernel"
-MSG_KPTR = "map 'm' has to have BTF in order to use bpf_kptr_xchg"
-MSG_CONST_STACK = "arg#1 doesn't point to a const string"
-MSG_CONST_WRITABLE = "does not point to a readonly map"
+# The first kernel line known to name a kfunc argument by its register (R1) where 6.12 names it by position
+# (arg#0 / arg0): the renderer writes __msg_before/__msg_since at this version for messages that differ.
+LINE_SPLIT = "7.3"
+
+
+@dataclass(frozen=True)
+class VMsg:
+    """A verifier (or libbpf) message as each kernel line words it: `old` before LINE_SPLIT, `new` from it."""
+
+    old: str
+    new: str
+
+    @classmethod
+    def same(cls, text: str) -> VMsg:
+        return cls(text, text)
+
+    @property
+    def varies(self) -> bool:
+        return self.old != self.new
+
+    def on(self, release: str) -> str:
+        """The words kernel `release` prints."""
+        from harness.cases.model import kernel_version
+
+        version = kernel_version(release) or (0,)
+        split = tuple(int(x) for x in LINE_SPLIT.split("."))
+        return self.new if version >= split else self.old
+
+
+# Spec rule -> the verifier's message (substring) on each line, as the spec and cases/verifier/ record them.
+MSG_UNRELEASED = VMsg.same("Unreleased reference")
+# a context used after its end: 6.12 words both mistakes alike, 7.3 per kfunc (end: release; a logger: the type)
+MSG_RELEASED = VMsg("arg#0 pointer type STRUCT bpf_audit_context must point to scalar, or struct with scalar",
+                    "release kfunc bpf_audit_log_end expects referenced PTR_TO_BTF_ID passed to R1")
+MSG_RELEASED_USE = VMsg(MSG_RELEASED.old, "R1 is scalar expected STRUCT bpf_audit_context")
+MSG_MAYBE_NULL = VMsg("Possibly NULL pointer passed to trusted arg0", "Possibly NULL pointer passed to trusted R1")
+MSG_KPTR_BTF = VMsg.same("Error loading .BTF into kernel")
+MSG_KPTR = VMsg.same("map 'm' has to have BTF in order to use bpf_kptr_xchg")
+MSG_CONST_STACK = VMsg("arg#1 doesn't point to a const string", "R2 doesn't point to a const string")
+MSG_CONST_WRITABLE = VMsg.same("does not point to a readonly map")
 
 # Every field name a BPF_LSM_ACCESS record can carry: a predicted record lacks all the others.
 RECORD_FIELDS = ("prog-id", "pid", "comm", "cause", "capability", "path", "dev", "ino", "ioctlcmd", "name", "opid",
-                 "ocomm", "laddr", "lport", "faddr", "fport", "daddr", "dest", "netif")
+                 "ocomm", "laddr", "lport", "faddr", "fport", "saddr", "src", "daddr", "dest", "netif")
 TMPFS_DEV = "tmpfs"  # sb->s_id of a tmpfs superblock
 
-# Field groups: a logger claims one (rule 12); path and file share one.
-CLAIMS = {"cause": "cause", "cap": "cap", "path": "path", "file": "path", "ioctl_op": "ioctl", "dentry": "dentry",
-          "inode": "inode", "task": "task", "net_sock": "net_sock", "net_sockaddr": "net_sockaddr"}
+
+class Unspecified(ValueError):
+    """A program whose outcome the spec leaves open: the model makes no prediction for it."""
 
 LOST_BASE = 100  # state keys from here on: references whose variable was overwritten by a new start
 
@@ -62,10 +95,10 @@ UNSET, MAYBE_NULL, OPEN, RELEASED = "unset", "maybe_null", "open", "released"
 @dataclass(frozen=True)
 class Rejection:
     rule: int
-    messages: tuple[str, ...]  # substrings, in the order they appear (libbpf's log, then the verifier's)
+    messages: tuple[VMsg, ...]  # substrings, in the order they appear (libbpf's log, then the verifier's)
     reason: str  # which operation, on which path
     # other (rule, message) the verifier reports instead when clang lays the branches out differently
-    alternatives: tuple[tuple[int, str], ...] = ()
+    alternatives: tuple[tuple[int, VMsg], ...] = ()
 
     @property
     def rules(self) -> tuple[int, ...]:
@@ -112,8 +145,8 @@ class Prediction:
     def summary(self) -> str:
         if self.rejection is not None:
             r = self.rejection
-            alt = "".join(f", or rule {rule} {msg!r} (block layout)" for rule, msg in r.alternatives)
-            return f"rejected (rule {r.rule}: {r.reason}) with {' / '.join(map(repr, r.messages))}{alt}"
+            alt = "".join(f", or rule {rule} {msg.old!r} (block layout)" for rule, msg in r.alternatives)
+            return f"rejected (rule {r.rule}: {r.reason}) with {' / '.join(repr(m.old) for m in r.messages)}{alt}"
         assert self.run is not None
         recs = "; ".join(" ".join(rec.names) for rec in self.run.records) or "no record"
         verdict = "-EPERM" if self.run.verdict else "0"
@@ -121,7 +154,7 @@ class Prediction:
 
 
 class _Reject(Exception):
-    def __init__(self, rule: int, message: str, reason: str) -> None:
+    def __init__(self, rule: int, message: VMsg, reason: str) -> None:
         super().__init__(reason)
         self.rule, self.message, self.reason = rule, message, reason
 
@@ -129,19 +162,19 @@ class _Reject(Exception):
 # --- verifier ---------------------------------------------------------------------------------------------------
 
 
-def _use(states: dict[int, str], ctx: int, what: str) -> None:
+def _use(states: dict[int, str], ctx: int, what: str, release: bool = False) -> None:
     """A kfunc takes ac<ctx> as arg0 (KF_TRUSTED_ARGS loggers and KF_RELEASE end alike)."""
     st = states.get(ctx, UNSET)
     if st == MAYBE_NULL:
         raise _Reject(3, MSG_MAYBE_NULL, f"{what} on ac{ctx} before a NULL check")
     if st == RELEASED:
-        raise _Reject(2, MSG_RELEASED, f"{what} on ac{ctx} after its end")
+        raise _Reject(2, MSG_RELEASED if release else MSG_RELEASED_USE, f"{what} on ac{ctx} after its end")
     if st != OPEN:
         raise ValueError(f"{what} on ac{ctx}, which the program never started (generator bug)")
 
 
 def _end(states: dict[int, str], ctx: int, what: str) -> None:
-    _use(states, ctx, what)
+    _use(states, ctx, what, release=True)
     states[ctx] = RELEASED
 
 
@@ -268,7 +301,7 @@ def verify(prog: Program) -> Rejection | None:
     """The verifier's verdict. Which side of an `if` clang lays out as the fall-through is the compiler's
     choice (__builtin_expect does not pin it), and the verifier walks the fall-through first: when the first
     error depends on that, the rejection lists the other possible (rule, message) pairs as alternatives."""
-    prefix: tuple[str, ...] = (MSG_KPTR_BTF,) if prog.uses_kptr else ()
+    prefix: tuple[VMsg, ...] = (MSG_KPTR_BTF,) if prog.uses_kptr else ()
     events = _events(prog)
     n = sum(kind == "branch" and err is not None for kind, err in events)
     found: list[_Reject] = []
@@ -288,7 +321,8 @@ def verify(prog: Program) -> Rejection | None:
 
 @dataclass
 class _Ctx:
-    claimed: set[str] = field(default_factory=set)
+    claimed: set[str] = field(default_factory=set)  # kinds logged (rule 12)
+    failed: set[str] = field(default_factory=set)  # kinds of calls that failed on their arguments (rule 14)
     fields: list[FieldSpec] = field(default_factory=list)
 
 
@@ -301,25 +335,44 @@ def _file_fields(setup: Setup) -> list[FieldSpec]:
             FieldSpec("ino")]
 
 
+def _net_fields(op: Log, prog: Program, setup: Setup) -> list[FieldSpec]:
+    """What the network loggers print (lsm_audit leaves out every part that is zero), then netif= when the
+    index names a device (rule 14: one that names none adds nothing and is no error)."""
+    out: list[FieldSpec] = []
+    if op.logger == "net_sock":
+        if prog.hook == "socket_connect":  # bound, not yet connected: the zero foreign address and port are left out
+            out += [FieldSpec("laddr", "127.0.0.1"), FieldSpec("lport", str(setup.bind_port))]
+        # socket_bind: not bound yet, every part is zero
+    else:
+        port = str(setup.port)
+        if op.side in ("src", "both"):
+            out += [FieldSpec("saddr", "127.0.0.1"), FieldSpec("src", port)]
+        if op.side in ("dst", "both", None):
+            out += [FieldSpec("daddr", "127.0.0.1"), FieldSpec("dest", port)]
+    if op.arg == LOOPBACK_NETIF:
+        out.append(FieldSpec("netif", "lo"))
+    return out
+
+
 def _log(ctx: _Ctx, op: Log, prog: Program, setup: Setup) -> int:
     """Apply one logger call to a context; returns what the kfunc returns."""
-    if op.logger == "cap" and not (isinstance(op.arg, int) and 0 <= op.arg <= CAP_LAST_CAP):
-        return -22  # -EINVAL, before the field is claimed
-    if op.logger == "net_sockaddr" and op.bad == "short":
-        return -22  # addrlen shorter than a sockaddr_in: -EINVAL, checked first
-    if op.logger in ("net_sock", "net_sockaddr") and op.arg not in (0, LOOPBACK_NETIF):
-        assert op.arg == BAD_NETIF, op
-        return -19  # -ENODEV, before the field is claimed
-    claim = CLAIMS[op.logger]
-    if claim in ctx.claimed:
-        return -114  # -EALREADY (rule 12)
-    ctx.claimed.add(claim)
+    kind = op.kind
+    if op.fails:  # rule 14: both NULL, or addrlen too short for the family
+        if kind not in ctx.claimed:
+            ctx.failed.add(kind)
+        return -22
+    if kind in ctx.failed:
+        raise Unspecified(f"bpf_audit_log_{op.logger} after a call of its kind ({kind}) failed on its arguments: "
+                          "the spec does not say whether that call used up the kind")
+    if kind in ctx.claimed:
+        return -22  # -EINVAL (rule 12)
+    ctx.claimed.add(kind)
     add = ctx.fields.extend
     if op.logger == "cause":
         assert isinstance(op.arg, str)
         add([FieldSpec("cause", op.arg, encode_untrusted(op.arg.encode()))])
     elif op.logger == "cap":
-        add([FieldSpec("capability", str(op.arg))])
+        add([FieldSpec("capability", str(op.arg))])  # the number as given (rule 14)
     elif op.logger in ("path", "file"):
         add(_file_fields(setup))
     elif op.logger == "ioctl_op":
@@ -335,15 +388,10 @@ def _log(ctx: _Ctx, op: Log, prog: Program, setup: Setup) -> int:
         else:
             add([FieldSpec("opid", "${target_pid}"),
                  FieldSpec("ocomm", setup.target_comm, encode_untrusted(setup.target_comm.encode()))])
-    elif op.logger == "net_sock":
-        # bound, not yet connected: the zero foreign address and port are left out
-        add([FieldSpec("laddr", "127.0.0.1"), FieldSpec("lport", str(setup.bind_port))])
-    elif op.logger == "net_sockaddr":
-        add([FieldSpec("daddr", "127.0.0.1"), FieldSpec("dest", str(setup.port))])
+    elif op.logger in ("net_sock", "net_sockaddr"):
+        add(_net_fields(op, prog, setup))
     else:
         raise ValueError(op.logger)
-    if op.logger in ("net_sock", "net_sockaddr") and op.arg == LOOPBACK_NETIF:
-        add([FieldSpec("netif", "lo")])
     return 0
 
 

@@ -14,6 +14,7 @@ HOOK_ARGS = {
     "inode_unlink": "struct inode *dir, struct dentry *dentry",
     "task_kill": "struct task_struct *p, struct kernel_siginfo *info, int sig, const struct cred *cred",
     "socket_connect": "struct socket *sock, struct sockaddr *address, int addrlen",
+    "socket_bind": "struct socket *sock, struct sockaddr *address, int addrlen",
 }
 
 
@@ -61,6 +62,8 @@ def trigger_args(prog: Program) -> tuple[str, ...]:
         return ("unlink", f"path={s.path}", f"comm={s.comm}")
     if prog.hook == "task_kill":
         return ("kill", "sig=0", f"target_comm={s.target_comm}", f"comm={s.comm}")
+    if prog.hook == "socket_bind":
+        return ("bind", "family=inet", "addr=127.0.0.1", f"port={s.port}", f"comm={s.comm}")
     return ("connect", "family=inet", "addr=127.0.0.1", f"port={s.port}", "bind_addr=127.0.0.1",
             f"bind_port={s.bind_port}", f"comm={s.comm}")
 
@@ -71,12 +74,13 @@ def _filter(prog: Program) -> list[str]:
     if prog.hook in ("file_open", "file_ioctl"):
         cond = f"{comm} || !harness_file_name_is(file, {c_string(s.file)})"
     elif prog.hook == "inode_unlink":
-        cond = f"{comm} || !harness_dentry_name_is(dentry, {c_string(s.file)})"
+        # the dentry's d_inode is trusted on 6.12, trusted-or-NULL on 7.3: checked once, then trusted on both
+        cond = f"!inode || {comm} || !harness_dentry_name_is(dentry, {c_string(s.file)})"
     elif prog.hook == "task_kill":
         # only the trigger's signal 0, not the SIGKILL the agent cleans its target up with
         cond = f"{comm} || sig != 0"
     else:
-        return [f"if (!sk || address->sa_family != AF_INET || {comm})", "\treturn 0;"]
+        cond = f"address->sa_family != AF_INET || {comm}"
     return [f"if ({cond})", "\treturn 0;"]
 
 
@@ -101,16 +105,20 @@ def _log_call(prog: Program, op: Log) -> list[str]:
     if op.logger == "dentry":
         return [f"bpf_audit_log_dentry({ac}, dentry);"]
     if op.logger == "inode":
-        src = {"file": "file->f_inode", "dentry": "dentry->d_inode", "dir": "dir"}[str(op.arg)]
+        src = {"file": "file->f_inode", "dentry": "inode", "dir": "dir"}[str(op.arg)]
         return [f"bpf_audit_log_inode({ac}, {src});"]
     if op.logger == "task":
         src = "bpf_get_current_task_btf()" if op.arg == "current" else "p"
         return [f"bpf_audit_log_task({ac}, {src});"]
     if op.logger == "net_sock":
-        return [f"bpf_audit_log_net_sock({ac}, {op.arg}, sk);"]
+        return [f"bpf_audit_log_net_sock({ac}, {op.arg}, sock);"]
     if op.logger == "net_sockaddr":
         addrlen = "2" if op.bad == "short" else "addrlen"
-        return [f"bpf_audit_log_net_sockaddr({ac}, {op.arg}, address, {addrlen});"]
+        saddr, daddr = {"src": ("address", "NULL"), "both": ("address", "address")}.get(
+            str(op.side), ("NULL", "address"))
+        if op.bad == "null":
+            saddr = daddr = "NULL"
+        return [f"bpf_audit_log_net_sockaddr({ac}, {op.arg}, {saddr}, {daddr}, {addrlen});"]
     raise ValueError(op.logger)
 
 
@@ -121,8 +129,8 @@ def _body(prog: Program) -> list[str]:
         lines.append("struct bpf_audit_context " + ", ".join(f"*ac{c}" for c in ctxs) + ";")
     if prog.uses_kptr:
         lines += ["struct bpf_audit_context *old;", "struct prop_slot *slot;", "int key = 0;"]
-    if prog.hook == "socket_connect":
-        lines.append("struct sock *sk = sock->sk;")
+    if prog.hook == "inode_unlink":
+        lines.append("struct inode *inode = dentry->d_inode;")
     if lines:
         lines.append("")
     lines += _filter(prog)
@@ -133,7 +141,7 @@ def _body(prog: Program) -> list[str]:
     for i, op in enumerate(prog.ops):
         lines.append(f"/* op {i + 1} */")
         if isinstance(op, Start):
-            lines.append(f"ac{op.ctx} = harness_audit_start();")
+            lines.append(f"ac{op.ctx} = bpf_audit_log_start();")
             if op.null_check:
                 cleanup = model.null_path_cleanup(states[i], op.ctx)
                 if not cleanup:
@@ -186,7 +194,7 @@ def _annotation(name: str, args: tuple[str, ...] | list[str], indent: str = "\t\
 
 def record_checks(rec: model.RecordSpec) -> list[str]:
     """The __expect_record checks that pin one predicted record: every value the model knows, every field
-    that must be absent, the exact field sequence (leading= over all of them) and which fields occur once."""
+    that must be absent, the exact field sequence (fields=) and which fields occur once."""
     checks: list[str] = []
     seen: set[str] = set()
     for f in rec.fields:
@@ -198,11 +206,30 @@ def record_checks(rec: model.RecordSpec) -> list[str]:
             checks.append(f"raw:{f.name}={f.raw}")
     names = rec.names
     checks += [f"!{n}" for n in model.RECORD_FIELDS if n not in names]
-    checks.append("leading=" + ",".join(names))
+    checks.append("fields=" + ",".join(names))
     once = [n for n in dict.fromkeys(names) if names.count(n) == 1]
     if once:
         checks.append("once=" + ",".join(once))
     return checks
+
+
+def _msg_annotations(rej: model.Rejection) -> list[str]:
+    """__msg for a message every line words the same, __msg_before/__msg_since (model.LINE_SPLIT) for one the
+    lines word differently. When the first error depends on clang's block layout the last message is a regex
+    of every possible one, per line."""
+    out = []
+    for i, m in enumerate(rej.messages):
+        old, new = m.old, m.new
+        if i == len(rej.messages) - 1 and rej.alternatives:
+            either = [m] + [a for _, a in rej.alternatives]
+            old = "{{" + "|".join(_regex_literal(x) for x in dict.fromkeys(e.old for e in either)) + "}}"
+            new = "{{" + "|".join(_regex_literal(x) for x in dict.fromkeys(e.new for e in either)) + "}}"
+        if old == new:
+            out.append(f"__msg({_q(old)})")
+        else:
+            split = _q(model.LINE_SPLIT)
+            out += [f"__msg_before({split}, {_q(old)})", f"__msg_since({split}, {_q(new)})"]
+    return out
 
 
 def case_annotations(prog: Program, pred: model.Prediction, description: str) -> list[str]:
@@ -215,11 +242,7 @@ def case_annotations(prog: Program, pred: model.Prediction, description: str) ->
     if pred.rejection is not None:
         rej = pred.rejection
         out.append(" ".join(f"__rule({r})" for r in rej.rules) + (f" __needs({', '.join(needs)})" if needs else ""))
-        msgs = list(rej.messages)
-        if rej.alternatives:  # the verifier's first error depends on clang's block layout: any of them
-            either = dict.fromkeys([msgs[-1]] + [m for _, m in rej.alternatives])
-            msgs[-1] = "{{" + "|".join(_regex_literal(m) for m in either) + "}}"
-        out.append("__failure " + " ".join(f"__msg({_q(m)})" for m in msgs))
+        out.append("__failure " + " ".join(_msg_annotations(rej)))
         return out
     assert pred.run is not None
     if needs:
@@ -271,7 +294,7 @@ def render(prog: Program, pred: model.Prediction | None = None, description: str
         out.append("")
     if _denies(prog):
         out += PROP_DENY.splitlines() + [""]
-    out.append(f'SEC("lsm/{prog.hook}")')
+    out.append(f'SEC("{prog.section}")')
     out += case_annotations(prog, pred, desc)
     out.append(f"int BPF_PROG({s.name}, {HOOK_ARGS[prog.hook]})")
     out.append("{")
@@ -284,7 +307,8 @@ def found_case(prog: Program, pred: model.Prediction, observed: str, report: str
     """The case file for a program on which kernel and model disagreed: the model's prediction as its
     annotations (the suite fails on it the same way until kernel or model is fixed), expected vs observed
     in its description, the operations and the kernel's full report in a comment."""
-    desc = f"found by tests/test_property.py on {kernel}: the model expected {pred.summary()}; the kernel: {observed}"
+    desc = (f"found by the generated-programs property on {kernel}: the model expected {pred.summary()}; "
+            f"the kernel: {observed}")
     comment = "\n".join([
         "Shrunk by hypothesis from a generated program; the annotations hold the reference model's",
         "prediction (harness/gen/model.py). Found with: " + how,

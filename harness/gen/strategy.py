@@ -14,6 +14,8 @@ from harness.gen.ast import (
     HOOKS,
     INODE_SOURCES,
     LOOPBACK_NETIF,
+    SLEEPABLE_HOOKS,
+    SOCKADDR_SIDES,
     TASK_SOURCES,
     End,
     Exit,
@@ -21,12 +23,13 @@ from harness.gen.ast import (
     Log,
     Program,
     Start,
+    drop_unspecified,
 )
 
 # Plain causes come first: hypothesis shrinks a sampled_from towards the front.
 CAUSES = ("denied", "allowed", "again", "has space", 'a"quote', "x")
-VALID_CAPS = (21, 0, 1, 12, CAP_LAST_CAP)
-BAD_CAPS = (CAP_LAST_CAP + 1, 4242, -1)
+# bpf_audit_log_cap logs any number as given (rule 14): numbers that name no capability are as good.
+CAPS = (21, 0, 1, 12, CAP_LAST_CAP, CAP_LAST_CAP + 1, 4242, -1)
 MAX_OPS = 10
 
 
@@ -37,7 +40,7 @@ def _log_arg(draw, hook: str, logger: str, mistakes: bool) -> tuple[int | str | 
         bad = draw(st.sampled_from((None, None, None, "stack", "writable"))) if mistakes else None
         return text, bad
     if logger == "cap":
-        return draw(st.sampled_from(VALID_CAPS + BAD_CAPS)), None
+        return draw(st.sampled_from(CAPS)), None
     if logger == "ioctl_op":
         if hook == "file_ioctl" and draw(st.booleans()):
             return None, None  # the hook's own cmd
@@ -48,9 +51,15 @@ def _log_arg(draw, hook: str, logger: str, mistakes: bool) -> tuple[int | str | 
         return draw(st.sampled_from(TASK_SOURCES)), None
     if logger in ("net_sock", "net_sockaddr"):
         netif = draw(st.sampled_from((0, LOOPBACK_NETIF, BAD_NETIF)))
-        bad = "short" if logger == "net_sockaddr" and draw(st.integers(0, 3)) == 0 else None
+        bad = draw(st.sampled_from((None, None, None, "short", "null"))) if logger == "net_sockaddr" else None
         return netif, bad
     return None, None
+
+
+def _log(draw, ctx: int, hook: str, logger: str, mistakes: bool) -> Log:
+    arg, bad = _log_arg(draw, hook, logger, mistakes)
+    side = draw(st.sampled_from(SOCKADDR_SIDES)) if logger == "net_sockaddr" and bad != "null" else None
+    return Log(ctx, logger, arg, bad, side)
 
 
 # A careful program loads and runs; each mistake breaks one spec rule; "careless" draws freely.
@@ -84,7 +93,7 @@ def _inject(draw, ops: list, mistake: str, hook: str) -> list:
     if mistake in ("double_end", "use_after_end"):
         i = draw(st.sampled_from(ends))
         c = ops[i].ctx
-        extra = End(c) if mistake == "double_end" else Log(c, *_arg(draw, hook, draw(st.sampled_from(HOOKS[hook]))))
+        extra = End(c) if mistake == "double_end" else _log(draw, c, hook, draw(st.sampled_from(HOOKS[hook])), False)
         return ops[:i + 1] + [extra] + ops[i + 1:]
     if mistake == "missing_end":
         i = draw(st.sampled_from(ends))
@@ -102,11 +111,6 @@ def _inject(draw, ops: list, mistake: str, hook: str) -> list:
     return ops[:i] + [op] + ops[i:]
 
 
-def _arg(draw, hook: str, logger: str) -> tuple[str, int | str | None, str | None]:
-    arg, bad = _log_arg(draw, hook, logger, False)
-    return logger, arg, bad
-
-
 @st.composite
 def programs(draw, hooks: tuple[str, ...] | None = None, max_ops: int = MAX_OPS) -> Program:
     """A Program: a careful one (every context checked and ended on every path: it loads and runs), the same
@@ -122,12 +126,13 @@ def programs(draw, hooks: tuple[str, ...] | None = None, max_ops: int = MAX_OPS)
         return prog
     if not any(isinstance(op, End) for op in ops):
         ops = [Start(0)] + ops + [End(0)]  # one context to make the mistake with
-    return Program(prog.hook, tuple(_inject(draw, ops, mistake, prog.hook)), prog.ret)
+    return Program(prog.hook, drop_unspecified(_inject(draw, ops, mistake, prog.hook)), prog.ret, prog.sleepable)
 
 
 @st.composite
 def _careless(draw, hooks: tuple[str, ...] | None, max_ops: int, careful: bool = False) -> Program:
     hook = draw(st.sampled_from(hooks or tuple(HOOKS)))
+    sleepable = hook in SLEEPABLE_HOOKS and draw(st.integers(0, 3)) == 0
     loggers = HOOKS[hook]
     mistakes = not careful
     nctx = draw(st.integers(0, 2))
@@ -143,7 +148,7 @@ def _careless(draw, hooks: tuple[str, ...] | None, max_ops: int, careful: bool =
         if live:
             kinds += ["log", "log", "log", "end"]
         if any(isinstance(op, Log) and op.ctx in live for op in ops):
-            kinds.append("again")  # the same logger once more: -EALREADY, or a field a failed call left free
+            kinds.append("again")
         if startable:
             kinds.append("start")
         if live or (mistakes and used):
@@ -160,13 +165,10 @@ def _careless(draw, hooks: tuple[str, ...] | None, max_ops: int, careful: bool =
             state[c] = "open" if check else "maybe_null"
         elif kind in ("log", "bad_log"):
             c = draw(st.sampled_from(live if kind == "log" else used))
-            logger = draw(st.sampled_from(loggers))
-            arg, bad = _log_arg(draw, hook, logger, mistakes)
-            ops.append(Log(c, logger, arg, bad))
-        elif kind == "again":
+            ops.append(_log(draw, c, hook, draw(st.sampled_from(loggers)), mistakes))
+        elif kind == "again":  # the same logger once more: -EINVAL (rule 12), nothing logged
             prev = draw(st.sampled_from([op for op in ops if isinstance(op, Log) and op.ctx in live]))
-            arg, bad = _log_arg(draw, hook, prev.logger, mistakes)
-            ops.append(Log(prev.ctx, prev.logger, arg, bad))
+            ops.append(_log(draw, prev.ctx, hook, prev.logger, mistakes))
         elif kind in ("end", "bad_end"):
             c = draw(st.sampled_from(live if kind == "end" else used))
             ops.append(End(c))
@@ -187,13 +189,20 @@ def _careless(draw, hooks: tuple[str, ...] | None, max_ops: int, careful: bool =
     for c in range(nctx):
         if state.get(c) == "open" and (not mistakes or draw(st.booleans())):
             ops.append(End(c))
-    return Program(hook, tuple(ops), draw(st.sampled_from((ALLOW, DENY))))
+    return Program(hook, drop_unspecified(ops), draw(st.sampled_from((ALLOW, DENY))), sleepable)
 
 
 def _every_logger(hook: str) -> Program:
-    """Every logger the hook can feed, once, with good arguments (a cause that needs hex encoding)."""
+    """Every kind the hook can feed, once, with good arguments (a cause that needs hex encoding); of two loggers
+    that share a kind (rule 12) one: file on file_ioctl, path on file_open, dentry on inode_unlink, net_sock
+    on socket_connect, net_sockaddr's source on socket_bind. Sleepable where the hook allows it, but for
+    socket_connect (both kinds of program run)."""
+    skip = {"file_open": "file", "file_ioctl": "path", "inode_unlink": "inode", "socket_connect": "net_sockaddr",
+            "socket_bind": "net_sock"}
     ops: list = [Start(0)]
     for logger in HOOKS[hook]:
+        if logger == skip.get(hook):
+            continue
         if logger == "cause":
             ops.append(Log(0, "cause", "has space"))
         elif logger == "cap":
@@ -204,17 +213,26 @@ def _every_logger(hook: str) -> Program:
             ops.append(Log(0, "inode", INODE_SOURCES[hook][-1]))
         elif logger == "task":
             ops.append(Log(0, "task", "target"))
-        elif logger in ("net_sock", "net_sockaddr"):
+        elif logger == "net_sock":
             ops.append(Log(0, logger, LOOPBACK_NETIF))
-        elif (logger, hook) not in (("file", "file_open"), ("path", "file_ioctl")):  # they share one field
+        elif logger == "net_sockaddr":
+            ops.append(Log(0, logger, LOOPBACK_NETIF, side="src"))
+        else:
             ops.append(Log(0, logger))
-    return Program(hook, tuple(ops + [End(0)]), DENY)
+    return Program(hook, tuple(ops + [End(0)]), DENY, hook in SLEEPABLE_HOOKS and hook != "socket_connect")
 
 
-# Run first in every profile (hypothesis @example): each of the ten loggers on its hook, two contexts with a
-# taken exit branch, and a plain cause, so that even a short derandomized run sees every field once.
+# Run first in every profile (hypothesis @example): each of the ten loggers on its hook (sleepable where the
+# hook allows it, rule 19), two contexts with a taken exit branch, a plain cause, one address on each side of
+# net_sockaddr after both (rule 20), so that even a short derandomized run sees every field once.
 EXPLICIT: tuple[Program, ...] = tuple(_every_logger(h) for h in HOOKS) + (
     Program("file_open", (Start(0), Log(0, "cause", "denied"), End(0))),
     Program("file_open", (Start(0), Log(0, "cap", 4242), Log(0, "file"), Log(0, "path"), Start(1),
                           Log(1, "cause", 'a"quote'), Exit((0, 1), DENY, taken=True), End(1), End(0)), ALLOW),
+    Program("socket_connect", (Start(0), Log(0, "net_sockaddr", 0, side="both"), End(0), Start(0),
+                               Log(0, "net_sockaddr", BAD_NETIF, side="dst"), End(0), Start(0),
+                               Log(0, "net_sockaddr", LOOPBACK_NETIF, side="src"), End(0))),
+    Program("socket_bind", (Start(0), Log(0, "net_sockaddr", 0, "null"), Log(0, "cause", "x"),
+                            Log(0, "net_sockaddr", 0, "short", "dst"), End(0), Start(1), Log(1, "net_sock", 1),
+                            End(1))),
 )

@@ -34,18 +34,26 @@ class BuildRequest:
     layout: CacheLayout
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     use_ccache: bool = True
+    base_config: str = ""  # the developer's .config (--kernel-config): the fragments go onto it, not allnoconfig
+    llvm: str = ""  # make's LLVM= (1, -SUFFIX or PREFIX/): the kernel built with clang and LLVM's binutils
+
+    @property
+    def toolchain(self) -> tuple[str, ...]:
+        return toolchain_identity(self.llvm)
 
     @property
     def merged(self) -> kconfig.MergedConfig:
         """The fragments merged for this source's kernel version (options whose range excludes it left out)."""
-        return kconfig.merge(list(self.fragments), self.source.kernelversion)
+        from dataclasses import replace
+
+        return replace(kconfig.merge(list(self.fragments), self.source.kernelversion), base=self.base_config)
 
     def key_inputs(self) -> cache.KeyInputs:
         return cache.KeyInputs(
             source_identity=self.source.identity,
             patches=tuple(self.series.key_material()),
             merged_config=self.merged.render(),
-            toolchain=toolchain_identity(),
+            toolchain=self.toolchain,
         )
 
 
@@ -116,8 +124,63 @@ class BuildResult:
     source: str = ""  # the source it was built from, in one line (SourceTree.describe), '' when not a build
 
 
-def toolchain_identity() -> tuple[str, ...]:
-    return (version_line("gcc", "--version"), version_line("ld", "--version"), version_line("pahole", "--version"))
+def toolchain_identity(llvm: str = "") -> tuple[str, ...]:
+    """The compilers a kernel build runs, by their version lines: part of the cache key and of the slot's name. A
+    gcc build's identity is what it always was (its keys stay valid); an LLVM= build's names LLVM= and its tools."""
+    pahole = version_line("pahole", "--version")
+    if not llvm:
+        return (version_line("gcc", "--version"), version_line("ld", "--version"), pahole)
+    return (f"LLVM={llvm}", version_line(llvm_tool(llvm, "clang"), "--version"),
+            version_line(llvm_tool(llvm, "ld.lld"), "--version"), pahole)
+
+
+def built_with(meta: dict) -> str:
+    """What built a kernel, from its meta.json: `LLVM=1 (Debian clang version 19.1.7 ...)` or gcc's version line
+    ('' for a prebuilt kernel)."""
+    chain = [str(t) for t in meta.get("toolchain") or ()]
+    if meta.get("llvm"):
+        return f"LLVM={meta['llvm']} ({chain[1] if len(chain) > 1 else 'clang'})"
+    return chain[0] if chain else ""
+
+
+# What a kernel's `make LLVM=...` runs (Documentation/kbuild/llvm.rst): CC, LD, AR, NM, OBJCOPY, OBJDUMP, READELF,
+# STRIP, and clang again as HOSTCC.
+LLVM_TOOLS = ("clang", "ld.lld", "llvm-ar", "llvm-nm", "llvm-objcopy", "llvm-objdump", "llvm-readelf", "llvm-strip")
+
+
+def check_llvm(llvm: str) -> str:
+    """`llvm` as make's LLVM= takes it (1, a -SUFFIX such as -19, or a PREFIX/ directory ending in /), or a
+    UsageError saying so. '' (no LLVM build) passes."""
+    llvm = llvm.strip()
+    if llvm and not (llvm == "1" or llvm.startswith("-") or llvm.endswith("/")):
+        raise ConfigError(f"LLVM={llvm}: the kernel's make takes LLVM=1 (clang, ld.lld, llvm-ar... by those names on "
+                          "PATH), LLVM=-19 (a suffix: clang-19, ld.lld-19, ...) or LLVM=/usr/lib/llvm-19/bin/ (a "
+                          "directory, with its trailing /).", usage=True)
+    return llvm
+
+
+def llvm_tool(llvm: str, name: str) -> str:
+    """The command `make LLVM=<llvm>` runs for `name` (as the kernel's Makefile composes it)."""
+    if llvm.endswith("/"):
+        return llvm + name
+    if llvm.startswith("-"):
+        return name + llvm
+    return name
+
+
+def require_llvm(llvm: str) -> None:
+    """Every tool an LLVM= build runs is there, or one MissingToolError saying what to install or put on PATH."""
+    missing = [llvm_tool(llvm, t) for t in LLVM_TOOLS if shutil.which(llvm_tool(llvm, t)) is None]
+    if not missing:
+        return
+    from harness.errors import MissingToolError
+
+    if llvm.startswith("-") and llvm[1:].isdigit():
+        how = f"apt-get install clang{llvm} lld{llvm} llvm{llvm}"
+    else:
+        how = ("on Debian: apt-get install clang-19 lld-19 llvm-19, then --llvm -19 (or --llvm /usr/lib/llvm-19/bin/, "
+               "or /usr/lib/llvm-19/bin first on PATH for LLVM=1)")
+    raise MissingToolError(f"LLVM={llvm} kernel build: missing {', '.join(missing)}. Install them ({how}).")
 
 
 def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildResult:
@@ -133,6 +196,8 @@ def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildRe
         return BuildResult(KernelArtifact.load(hit), True, time.monotonic() - t0, None, req.source.notes,
                                req.source.describe())
     require(*BUILD_TOOLS)
+    if req.llvm:
+        require_llvm(req.llvm)
     say = _sayer(progress)
     log = run_dir / f"build-{key}.log"
     with cache.key_lock(req.layout, key, holder=f"building kernel {key} (log: {log})", waiting=say):
@@ -166,9 +231,9 @@ def disk_full(layout: CacheLayout, what: str, log: Path | None) -> BuildError:
                       "3 GiB: 1.4 for its build directory, 1.7 for an unpacked source).", log_path=log)
 
 
-def slot_dir(layout: CacheLayout, tree: Path, merged: kconfig.MergedConfig) -> Path:
+def slot_dir(layout: CacheLayout, tree: Path, merged: kconfig.MergedConfig, llvm: str = "") -> Path:
     """The build directory of one (tree, merged config, toolchain): make's incremental state lives there."""
-    blob = json.dumps({"tree": str(tree), "config": merged.render(), "toolchain": list(toolchain_identity()),
+    blob = json.dumps({"tree": str(tree), "config": merged.render(), "toolchain": list(toolchain_identity(llvm)),
                        "recipe": cache.RECIPE_VERSION}, sort_keys=True)
     return layout.slots / hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -187,7 +252,7 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
     if tree.patched:
         say(f"[build] patched tree {tree.path}: {tree.linked} files mirrored from the source, {tree.written} "
             "written by the series")
-    slot = slot_dir(req.layout, tree.path, req.merged)
+    slot = slot_dir(req.layout, tree.path, req.merged, req.llvm)
     slot.mkdir(parents=True, exist_ok=True)
     info = slot / f"{SLOT_INFO}.{os.getpid()}.tmp"  # replaced whole: `cache --prune` reads it without our lock
     info.write_text(json.dumps({"tree": str(tree.path), "source": req.source.spec.describe(), "last_key": key,
@@ -198,7 +263,7 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
         say(f"[build] {slot} was left by an interrupted build: removed the {recovered} files it wrote")
     fresh = not (slot / ".config").is_file()
     done("tree")
-    configured = configure_if_needed(tree.path, slot, req.merged, log, req.source.kernelversion)
+    configured = configure_if_needed(tree.path, slot, req.merged, log, req.source.kernelversion, req.llvm)
     done("configure")
     objects = _make_marked(req, tree.path, slot, log, say, fresh=fresh)
     final_config = (slot / ".config").read_text()
@@ -211,7 +276,7 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
         # configure it anew, and make again (incremental: only what the changed options touch).
         say("[build] a requested option moved under the slot's old .config: configuring it anew")
         (slot / CONFIGURED).unlink(missing_ok=True)
-        configure_if_needed(tree.path, slot, req.merged, log, req.source.kernelversion)
+        configure_if_needed(tree.path, slot, req.merged, log, req.source.kernelversion, req.llvm)
         objects += _make_marked(req, tree.path, slot, log, say, fresh=False)
         final_config = (slot / ".config").read_text()
     done("make")
@@ -235,7 +300,8 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
             "tree": str(tree.path),
             "slot": str(slot),
             "objects_compiled": objects,
-            "toolchain": list(toolchain_identity()),
+            "toolchain": list(req.toolchain),
+            **({"llvm": req.llvm} if req.llvm else {}),
             "build_seconds": round(time.monotonic() - t0, 1),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "config_options": len(kconfig.parse_dotconfig(final_config)),
@@ -270,7 +336,8 @@ def _make_marked(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, f
 CONFIGURED = ".harness-configured"  # the sha256 of the merged fragments the slot's .config was made from
 
 
-def configure_if_needed(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path, kernel: str = "") -> bool:
+def configure_if_needed(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path, kernel: str = "",
+                        llvm: str = "") -> bool:
     """Configure the slot unless its .config was made from these very fragments (kbuild's own syncconfig
     follows Kconfig changes during make, and every requested option is verified after make). Returns whether
     it configured."""
@@ -279,7 +346,7 @@ def configure_if_needed(tree: Path, slot: Path, merged: kconfig.MergedConfig, lo
     if (slot / ".config").is_file() and marker.is_file() and marker.read_text().strip() == stamp:
         return False
     marker.unlink(missing_ok=True)
-    configure(tree, slot, merged, log, kernel)
+    configure(tree, slot, merged, log, kernel, llvm)
     marker.write_text(stamp + "\n")
     return True
 
@@ -313,15 +380,24 @@ def recover_interrupted(slot: Path) -> int | None:
     return removed
 
 
-def configure(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path, kernel: str = "") -> str:
+def configure(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path, kernel: str = "",
+              llvm: str = "") -> str:
     """allnoconfig with the merged fragments forced in, into a scratch config; verify every option stuck; the
     slot's .config is replaced only when it differs (an unchanged .config keeps make's incremental state)."""
     slot.mkdir(parents=True, exist_ok=True)
     frag = slot / ".harness-requested.config"
     frag.write_text(merged.render())
     scratch = slot / ".harness-new.config"
-    _run(["make", "-C", str(tree), f"O={slot}", f"KCONFIG_CONFIG={scratch}", f"KCONFIG_ALLCONFIG={frag}",
-          "allnoconfig"], log, "allnoconfig")
+    if merged.base:
+        # The developer's .config, the fragments after it (kconfig takes a symbol's last assignment), completed by
+        # olddefconfig: their choices stay wherever the fragments do not ask otherwise.
+        scratch.write_text(merged.base.rstrip("\n") + "\n" + merged.render())
+        _run(["make", "-C", str(tree), f"O={slot}", *([f"LLVM={llvm}"] if llvm else []), f"KCONFIG_CONFIG={scratch}",
+              "olddefconfig"], log, "olddefconfig onto the given .config")
+    else:
+        # Kconfig asks the compiler what it is (CC_IS_CLANG, CC_VERSION_TEXT): the same LLVM= as the build.
+        _run(["make", "-C", str(tree), f"O={slot}", *([f"LLVM={llvm}"] if llvm else []), f"KCONFIG_CONFIG={scratch}",
+              f"KCONFIG_ALLCONFIG={frag}", "allnoconfig"], log, "allnoconfig")
     final = scratch.read_text()
     kconfig.verify(merged, final, str(slot / ".config"), kernel)
     current = slot / ".config"
@@ -348,10 +424,18 @@ def _make_env(req: BuildRequest, tree: Path, slot: Path) -> dict[str, str]:
     return env
 
 
+def make_argv(req: BuildRequest, tree: Path, slot: Path) -> list[str]:
+    """The build's make command: gcc through ccache, or with LLVM= its clang through ccache (make's LLVM= picks
+    LLVM's linker and binutils itself)."""
+    compiler = llvm_tool(req.llvm, "clang") if req.llvm else "gcc"
+    cc = f"ccache {compiler}" if req.use_ccache and shutil.which("ccache") else compiler
+    llvm = [f"LLVM={req.llvm}"] if req.llvm else []
+    return ["make", "-C", str(tree), f"O={slot}", f"-j{req.jobs}", *llvm, f"CC={cc}", "bzImage", "vmlinux"]
+
+
 def _make(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: bool) -> int:
     """make bzImage vmlinux in the slot; returns how many objects it compiled."""
-    cc = "ccache gcc" if req.use_ccache and shutil.which("ccache") else "gcc"
-    argv = ["make", "-C", str(tree), f"O={slot}", f"-j{req.jobs}", f"CC={cc}", "bzImage", "vmlinux"]
+    argv = make_argv(req, tree, slot)
     with log.open("a") as f:
         f.write(f"$ {quoted(argv)}\n")
     progress = say is not _quiet

@@ -9,6 +9,7 @@ their ranges do not overlap."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,16 +141,21 @@ class MergedConfig:
     """The union of all fragments, in first-seen order; each option set exactly once."""
 
     settings: tuple[Setting, ...]
+    # The developer's own .config (--kernel-config FILE), if any: the base the fragments are applied onto instead
+    # of allnoconfig. Its content counts wherever the merged config does (cache key, build slot), by its hash.
+    base: str = ""
 
     def render(self, *, annotate: bool = False) -> str:
         lines = []
+        if self.base:
+            lines.append(f"# onto a base .config, sha256 {hashlib.sha256(self.base.encode()).hexdigest()}")
         for s in self.settings:
             when = f" ({s.when})" if s.when else ""
             lines.append(s.render() + (f"  # from {s.where}{when}" if annotate and s.value != "n" else ""))
         if annotate:
             # A '# X is not set' line cannot carry a trailing comment; annotate above it.
-            out = []
-            for s, line in zip(self.settings, lines, strict=True):
+            out = lines[:1] if self.base else []
+            for s, line in zip(self.settings, lines[1:] if self.base else lines, strict=True):
                 if s.value == "n":
                     out.append(f"# ({s.where}{f', {s.when}' if s.when else ''})")
                 out.append(line)

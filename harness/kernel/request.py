@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import PatchError
+from harness.errors import ConfigError, PatchError
 from harness.kernel import cache, kconfig
-from harness.kernel.build import BuildRequest, BuildResult, build
+from harness.kernel.build import BuildRequest, BuildResult, build, check_llvm
 from harness.kernel.patches import Series, load_series, series_dir
 from harness.kernel.source import SourceSpec, identify, kernel_line_of, resolve
 from harness.settings import DEFAULT_CONFIG_DIR, DEFAULT_PATCHES_DIR, CacheLayout, cache_root, new_run_dir
@@ -32,9 +32,64 @@ class KernelOptions:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     no_patches: bool = False
     mutant: str | None = None  # a patches/mutants/<name>.patch applied after the series (mutation checks)
+    kernel: Path | None = None  # a kernel built elsewhere (--kernel PATH): tested as it is, nothing is built
+    kernel_config: Path | None = None  # the developer's .config: the fragments go onto it instead of allnoconfig
+    # make's LLVM= for the kernel build (--llvm, else $LLVM as the kernel's own make reads it; '': gcc)
+    llvm: str = field(default_factory=lambda: os.environ.get("LLVM", "").strip())
 
     def layout(self) -> CacheLayout:
         return CacheLayout(self.cache_dir or cache_root())
+
+
+def options_of_target(target, cache_dir: Path | None = None) -> KernelOptions:
+    """The KernelOptions of a matrix target (the one place a target becomes options). A prebuilt-deb target has no
+    options of its own: acquire() is given the target itself."""
+    if target.kind == "prebuilt":
+        return KernelOptions(kernel=Path(target.path), cache_dir=cache_dir)
+    return KernelOptions(kernel_src=target.kernel_src or None, ref=target.ref, no_patches=not target.series,
+                         extra_fragments=target.fragments, cache_dir=cache_dir)
+
+
+def acquire(opts: KernelOptions, *, target=None, accel: str = "auto", run_dir: Path | None = None,
+            progress: bool = True, say=None) -> BuildResult:
+    """The kernel a run tests, as an artifact: the one place that decides between a kernel the user gave
+    (--kernel PATH, or a tree with an in-tree build: used as it is), a prebuilt Debian image (a matrix target of
+    that kind) and a build (cached by its inputs)."""
+    layout = opts.layout()
+    cache.ensure_writable(layout)
+    if target is not None and target.kind == "prebuilt-deb":
+        from harness.kernel.prebuilt import PrebuiltRequest
+        from harness.kernel.prebuilt import prepare as prepare_prebuilt
+
+        return prepare_prebuilt(PrebuiltRequest.for_target(target, accel), layout,
+                                run_dir or new_run_dir(layout, "prebuilt"), progress=progress)
+    given_path = opts.kernel
+    notes: tuple[str, ...] = ()
+    if given_path is None and opts.kernel_src and not opts.ref:
+        in_tree = _in_tree_build(Path(opts.kernel_src).expanduser())
+        if in_tree is not None:
+            given_path, notes = in_tree
+    if given_path is not None:
+        from dataclasses import replace
+
+        from harness.kernel import given
+
+        fragments = tuple(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
+        res = given.prepare(given.locate(given_path), layout, fragments=fragments, say=say)
+        return replace(res, notes=(*notes, *res.notes))
+    return build_kernel(opts, run_dir=run_dir, progress=progress)
+
+
+def _in_tree_build(tree: Path) -> tuple[Path, tuple[str, ...]] | None:
+    """A kernel tree built in place (make -C TREE, as vng and most developers do) is used as it is, never cleaned
+    or rebuilt: (the tree, what to tell the user); None for any other source."""
+    from harness.kernel.trees import IN_TREE_BUILD_STATE
+
+    if not tree.is_dir() or not any((tree / rel).exists() for rel in IN_TREE_BUILD_STATE):
+        return None
+    return tree, (f"{tree} holds an in-tree build: testing that build as it is (its bzImage and vmlinux; nothing "
+                  f"built, nothing in the tree changed). After an edit, run make in it (make -C {tree} bzImage), "
+                  "or `make mrproper` there to let the harness build it out of tree with the series.",)
 
 
 def effective(opts: KernelOptions) -> KernelOptions:
@@ -87,11 +142,25 @@ def make_request(opts: KernelOptions, *, unpack: bool = True, offline: bool = Fa
     opts = effective(opts)
     # The cheap checks of what the user typed first; resolving the source may fetch and unpack a tarball.
     spec = SourceSpec.from_args(opts.kernel_src, opts.ref)
+    llvm = check_llvm(opts.llvm)
     series = _series(opts, spec)
     fragments = tuple(kconfig.load_fragments(opts.config_dir, opts.extra_fragments))
     kconfig.check_conflicts(list(fragments))  # for every kernel line, before any fetching, copying or building
     source = resolve(spec, layout, log=log) if unpack else identify(spec, layout, offline=offline, log=log)
-    return BuildRequest(source=source, series=series, fragments=fragments, layout=layout, jobs=opts.jobs)
+    return BuildRequest(source=source, series=series, fragments=fragments, layout=layout, jobs=opts.jobs,
+                        base_config=_base_config(opts.kernel_config), llvm=llvm)
+
+
+def _base_config(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        text = Path(path).expanduser().read_text(errors="replace")
+    except OSError as e:
+        raise ConfigError(f"--kernel-config {path}: {e.strerror}: give the .config to build onto.", usage=True) from e
+    if "CONFIG_" not in text:
+        raise ConfigError(f"--kernel-config {path} holds no CONFIG_ line: not a kernel .config.", usage=True)
+    return text
 
 
 def build_kernel(opts: KernelOptions, *, run_dir: Path | None = None, progress: bool = True) -> BuildResult:

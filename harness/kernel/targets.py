@@ -11,7 +11,7 @@ from harness.errors import HarnessError
 from harness.settings import DEFAULT_CONFIG_DIR
 
 DEFAULT_MATRIX = DEFAULT_CONFIG_DIR / "matrix.toml"
-KINDS = ("build", "prebuilt-deb")
+KINDS = ("build", "prebuilt-deb", "prebuilt")
 
 
 class MatrixError(HarnessError):
@@ -36,6 +36,7 @@ class KernelTarget:
     version: str | None = None
     append: tuple[str, ...] = ()
     default: bool = False
+    path: str = ""  # (prebuilt) a kernel built elsewhere: a bzImage (its vmlinux beside it) or a build directory
 
     @property
     def kernel_src(self) -> str:
@@ -68,7 +69,7 @@ class Matrix:
         return next(t for t in self.targets if t.default)
 
 
-_TARGET_KEYS = {"name", "kind", "description", "source", "ref", "series", "fragments", "package", "version",
+_TARGET_KEYS = {"name", "kind", "description", "source", "ref", "series", "fragments", "package", "version", "path",
                 "append", "default"}
 
 
@@ -145,8 +146,18 @@ def parse_matrix(path: Path, text: str | None = None) -> Matrix:
             targets.append(KernelTarget(**common, source=source,
                                   ref=_typed(where, entry, "ref", str),
                                   series=_typed(where, entry, "series", bool, True), fragments=frags))
+        elif kind == "prebuilt":
+            for key in ("source", "ref", "series", "fragments", "package", "version"):
+                if key in entry:
+                    raise MatrixError(f"{where}: {key} is not for kind = \"prebuilt\": a kernel built elsewhere is "
+                                      "tested as it is")
+            given = _typed(where, entry, "path", str, "")
+            if not given:
+                raise MatrixError(f"{where}: a prebuilt target needs path: a bzImage (its vmlinux beside it) or a "
+                                  "kernel build directory")
+            targets.append(KernelTarget(**common, series=False, path=str((path.parent / given).expanduser())))
         else:
-            for key in ("source", "ref", "series", "fragments"):
+            for key in ("source", "ref", "series", "fragments", "path"):
                 if key in entry:
                     raise MatrixError(f"{where}: {key} is for kind = \"build\"; a prebuilt kernel is booted as shipped")
             package = _typed(where, entry, "package", str)

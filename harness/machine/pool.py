@@ -70,7 +70,9 @@ class PoolConfig:
     target_key: Path | None = None
     target_known_hosts: Path | None = None
     memory: str = "1G"
-    append: tuple[str, ...] = ()  # extra kernel command line (a matrix target's `append`)
+    append: tuple[str, ...] = ()  # extra kernel command line (a matrix target's `append`, then --append)
+    cpus: int = 1
+    gdb_port: int | None = None  # QEMU's gdb stub of this pool's VM (--gdb); a replacement VM reuses the port
 
 
 class VMPool:
@@ -101,7 +103,7 @@ class VMPool:
             return RemoteMachine(target, self.cfg.run_dir, name).start()
         assert self.cfg.kernel is not None
         vm = LocalVM(VMConfig(kernel=self.cfg.kernel, accel=self.cfg.accel, memory=self.cfg.memory,
-                              append=self.cfg.append),
+                              cpus=self.cfg.cpus, append=self.cfg.append, gdb_port=self.cfg.gdb_port),
                      self.cfg.run_dir, name=name, state_dir=self.cfg.state_dir)
         try:
             return vm.start()

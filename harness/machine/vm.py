@@ -18,11 +18,12 @@ from pathlib import Path
 
 from harness.errors import LostVMError, MissingToolError
 from harness.machine import accel, lifetime
+from harness.machine.options import GDB_APPEND
 from harness.machine.ssh import Guest, KeyPair, Target
-from harness.settings import REPO_ROOT, refuse_if_forbidden
+from harness.settings import GUESTS_DIR, refuse_if_forbidden
 from harness.tools import quoted, require
 
-BOOT_SCRIPT = REPO_ROOT / "guests" / "boot-sshd.sh"
+BOOT_SCRIPT = GUESTS_DIR / "boot-sshd.sh"
 DEFAULT_APPEND = (
     "audit=1",  # every task gets an audit context at fork (audit_alloc needs audit_ever_enabled)
     "audit_backlog_limit=8192",
@@ -47,6 +48,7 @@ class VMConfig:
     cpus: int = 1
     append: tuple[str, ...] = ()
     boot_timeout: float = 240.0
+    gdb_port: int | None = None  # QEMU's gdb stub on 127.0.0.1:PORT (and the kernel booted with nokaslr)
     vng: str = field(default_factory=lambda: _find_vng())
 
 
@@ -124,6 +126,7 @@ class LocalVM:
         authorized = keys.dir / "authorized_keys"
         authorized.write_text(keys.client_key.with_suffix(".pub").read_text())
         sshd_config.write_text(SSHD_CONFIG.format(host_key=keys.host_key, authorized_keys=authorized))
+        shutil.copyfile(BOOT_SCRIPT, keys.dir / BOOT_SCRIPT.name)
         last_error: LostVMError | None = None
         for _attempt in range(3):  # a port taken between free_port() and QEMU's bind: try another
             self.port = free_port()
@@ -153,7 +156,8 @@ class LocalVM:
 
     def argv(self, sshdir: Path) -> list[str]:
         assert self.port is not None and self.accel is not None
-        append = " ".join(DEFAULT_APPEND + self.config.append)
+        gdb = self.config.gdb_port
+        append = " ".join(DEFAULT_APPEND + (GDB_APPEND if gdb is not None else ()) + self.config.append)
         # --force-9p: the host root reaches the guest over read-only 9p on every machine. virtme would
         # otherwise try virtiofsd first, which (a) shares the root read-write when that virtiofsd lacks
         # --readonly, so the guest could write the run's key directory, and (b) on Debian 12's legacy
@@ -169,9 +173,13 @@ class LocalVM:
             argv.append(f"--rodir={sshdir}")
         # restrict=on: the guest reaches nothing (not the host's loopback services, not the world); the one
         # forward into it still works. Paths are quoted: a cache directory may have spaces in its name.
-        argv += ["--exec", shlex.join(["/bin/sh", str(BOOT_SCRIPT), str(sshdir)]),
+        # The boot script runs from the run's key directory (a copy put there by start()): that directory reaches
+        # the guest wherever it is, an installed package's data (say in a venv under /tmp, the guest's own) may not.
+        # gdb: QEMU's stub listens on the host's loopback only, like the ssh forward.
+        argv += ["--exec", shlex.join(["/bin/sh", str(sshdir / BOOT_SCRIPT.name), str(sshdir)]),
                  f"--qemu-opts=-device virtio-net-pci,netdev=hs "
-                 f"-netdev user,id=hs,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-10.0.2.15:22"]
+                 f"-netdev user,id=hs,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-10.0.2.15:22"
+                 + (f" -gdb tcp:127.0.0.1:{gdb}" if gdb is not None else "")]
         return argv
 
     def _launch(self, keys: KeyPair) -> None:

@@ -39,7 +39,9 @@ def test_auparse_sees_what_harness_audit_sees(vm, kernel_artifact, tmp_path):
     log.write_text("".join(json.dumps({"type": r["type"], "text": r["text"]}) + "\n" for r in raw if r["type"] != 1320))
     remote_log = "/tmp/harness-auparse-input.jsonl"
     vm.guest.put(log, remote_log)
-    res = vm.guest.run(f"/usr/bin/python3 {REPO_ROOT}/guests/auparse_dump.py {remote_log}", timeout=120, check=True)
+    dumper = "/tmp/harness-auparse-dump.py"  # pushed: the repo's path need not exist in the guest (a CI checkout)
+    vm.guest.put(REPO_ROOT / "guests" / "auparse_dump.py", dumper)
+    res = vm.guest.run(f"/usr/bin/python3 {dumper} {remote_log}", timeout=120, check=True)
     theirs = json.loads(res.stdout)
 
     ours_events = audit.group_events(r for r in ours if r.type != 1320)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import HARNESS, PLAIN_SOURCE, cli, one_paragraph_error
+from helpers import HARNESS, cli, default_source, one_paragraph_error
 
 from harness.settings import DEFAULT_PATCHES_DIR
 
@@ -48,8 +48,9 @@ def test_case_file_that_does_not_compile_fails_before_any_vm(pytester, kernel_ar
 def _patch_dir_with(tmp_path: Path, name: str, text: str) -> Path:
     pdir = tmp_path / "patches"
     pdir.mkdir()
-    series = (DEFAULT_PATCHES_DIR / "6.12" / "series").read_text()  # PLAIN_SOURCE's line
-    for p in (DEFAULT_PATCHES_DIR / "6.12").glob("*.patch"):
+    source, line = default_source()
+    series = (DEFAULT_PATCHES_DIR / line / "series").read_text()  # the default source's line
+    for p in (DEFAULT_PATCHES_DIR / line).glob("*.patch"):
         shutil.copy(p, pdir / p.name)
     (pdir / name).write_text(text)
     (pdir / "series").write_text(series.rstrip("\n") + f"\n{name}\n")
@@ -58,7 +59,7 @@ def _patch_dir_with(tmp_path: Path, name: str, text: str) -> Path:
 
 NOT_APPLYING = """\
 From: bpf-audit-harness tests <tests@invalid>
-Subject: [PATCH] scratch: a hunk whose context is not in 6.12
+Subject: [PATCH] scratch: a hunk whose context is not in the tree
 
 --- a/security/commoncap.c
 +++ b/security/commoncap.c
@@ -72,7 +73,8 @@ Subject: [PATCH] scratch: a hunk whose context is not in 6.12
 @pytest.mark.slow
 def test_patch_that_does_not_apply(tmp_path):
     pdir = _patch_dir_with(tmp_path, "9999-does-not-apply.patch", NOT_APPLYING)
-    err = one_paragraph_error(cli("build", "--kernel-src", PLAIN_SOURCE, "--patches", str(pdir)), "patch", HARNESS)
+    err = one_paragraph_error(cli("build", "--kernel-src", default_source()[0], "--patches", str(pdir)), "patch",
+                              HARNESS)
     assert "9999-does-not-apply.patch" in err and "security/commoncap.c" in err, err
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import PLAIN_SOURCE, git, sigint_default
+from helpers import default_source, git, sigint_default
 
 from harness.campaigns.bisect.run import tree_state
 from harness.settings import DEFAULT_PATCHES_DIR, REPO_ROOT
@@ -56,7 +56,8 @@ def _subject(patch: Path) -> str:
 
 
 def build_demo_repo(layout, source_tree: Path, identity: str, version: str) -> tuple[Path, dict[str, str]]:
-    """A git repository: 6.12, the series patch by patch, a commit reintroducing MUTANT, two harmless commits.
+    """A git repository: the default kernel's source, its series patch by patch, a commit reintroducing MUTANT, two
+    harmless commits.
 
     Built once per input (cached under the harness cache's src/) with git plumbing only: the index is filled
     from the unpacked tarball without copying it, patches go in with `git apply --cached`, and every commit has
@@ -64,8 +65,9 @@ def build_demo_repo(layout, source_tree: Path, identity: str, version: str) -> t
     """
     from harness.kernel.patches import load_series
 
-    series = load_series(DEFAULT_PATCHES_DIR / "6.12")  # the demo history is Debian 6.12 and its series
-    mutant = DEFAULT_PATCHES_DIR / "6.12" / "mutants" / f"{MUTANT}.patch"
+    line = default_source()[1]  # the demo history is the default kernel's source and its line's series
+    series = load_series(DEFAULT_PATCHES_DIR / line)
+    mutant = DEFAULT_PATCHES_DIR / line / "mutants" / f"{MUTANT}.patch"
     h = hashlib.sha256(f"{DEMO_VERSION}:{identity}".encode())
     for p in (*[p.path for p in series.patches], mutant):
         h.update(p.read_bytes())
@@ -87,7 +89,7 @@ def build_demo_repo(layout, source_tree: Path, identity: str, version: str) -> t
             git_dir = tmp / "repo.git"
             subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)
             _plumb(git_dir, "add", "-A", "-f", ".", work_tree=source_tree)
-            shas = {"base": _commit(git_dir, None, f"Linux {version} (Debian linux-source-6.12 as unpacked)", 0)}
+            shas = {"base": _commit(git_dir, None, f"Linux {version} (the Debian source as unpacked)", 0)}
             parent = shas["base"]
             for i, p in enumerate(series.patches, 1):
                 _plumb(git_dir, "apply", "--cached", str(p.path))
@@ -115,7 +117,7 @@ def demo_tree(kernel_options, tmp_path):
     from harness.kernel.source import SourceSpec, resolve
 
     layout = kernel_options.layout()
-    src = resolve(SourceSpec.from_args(PLAIN_SOURCE, None), layout)  # Debian 6.12, fetched and unpacked
+    src = resolve(SourceSpec.from_args(default_source()[0], None), layout)  # fetched and unpacked
     repo, shas = build_demo_repo(layout, src.path, src.identity, src.kernelversion)
     git_dir = repo / "repo.git"
     branch = f"bisect-test-{os.getpid()}"

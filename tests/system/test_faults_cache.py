@@ -9,23 +9,25 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import PLAIN_SOURCE, series_plus
+from helpers import default_source, series_plus
 
 from harness.kernel.build import KernelArtifact
 from harness.kernel.request import KernelOptions, make_request
+
+DEFAULT_SOURCE = default_source()[0]  # one kernel line per run (see helpers.default_source)
 
 CLI = str(Path(sys.executable).parent / "bpf-audit-harness")
 
 
 @pytest.mark.slow
-def test_truncated_meta_or_a_missing_image_is_rebuilt_with_a_warning_not_a_traceback(kernel_options, plain_source,
-                                                                                     tmp_path):
+def test_truncated_meta_or_a_missing_image_is_rebuilt_with_a_warning_not_a_traceback(kernel_options,
+                                                                                     default_source_tree, tmp_path):
     layout = kernel_options.layout()
-    patches = series_plus(tmp_path / "p", plain_source, "init/version.c",
+    patches = series_plus(tmp_path / "p", default_source_tree, "init/version.c",
                           "/* bpf-audit-harness: damaged cache entry test */\n")
-    key = make_request(KernelOptions(kernel_src=PLAIN_SOURCE, patches_dir=patches,
+    key = make_request(KernelOptions(kernel_src=DEFAULT_SOURCE, patches_dir=patches,
                                      cache_dir=layout.root)).key_inputs().key()
-    argv = [CLI, "build", "--kernel-src", PLAIN_SOURCE, "--patches", str(patches), "--cache-dir", str(layout.root)]
+    argv = [CLI, "build", "--kernel-src", DEFAULT_SOURCE, "--patches", str(patches), "--cache-dir", str(layout.root)]
     try:
         first = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
         assert first.returncode == 0, first.stderr[-3000:]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import descendants, sigint_default
 
+from harness.kernel.targets import default_target
 from harness.machine.lifetime import RECORD_SUFFIX, group_alive
 from harness.settings import REPO_ROOT, run_files
 
@@ -130,7 +131,7 @@ def test_sigterm_to_boot_ends_its_vm(kernel_artifact, kernel_options):
 def test_ctrl_c_to_matrix_with_one_worker_ends_the_inner_runs_vm(kernel_artifact, kernel_options, tmp_path):
     """Ctrl-C reaches the whole foreground group: matrix, its inner pytest and (before) the VM's group."""
     _write_case(tmp_path)
-    proc = subprocess.Popen([CLI, "matrix", "--targets", "6.12-series", "-n", "1", "--cases",
+    proc = subprocess.Popen([CLI, "matrix", "--targets", default_target().name, "-n", "1", "--cases",
                              str(tmp_path / "cases"), "--out", str(tmp_path / "out"), "--cache-dir",
                              str(kernel_options.layout().root)],
                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

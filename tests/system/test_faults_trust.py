@@ -38,7 +38,7 @@ int BPF_PROG(flood_no_record, struct file *file)
 
 	if (!harness_comm_is("bah_load") || !harness_file_name_is(file, "load"))
 		return 0;
-	ac = harness_audit_start();
+	ac = bpf_audit_log_start();
 	if (!ac)
 		return 0;
 	bpf_audit_log_cause(ac, "flood");

@@ -685,6 +685,56 @@ def test_action_triggers_report_errno(agent: AgentClient, tmp_path: Path) -> Non
     assert not target.exists() and (tmp_path / "new").exists()
 
 
+def test_socket_link_and_task_triggers(agent: AgentClient, tmp_path: Path) -> None:
+    """bind alone, getsockopt on a bound or self-connected socket, readlink, getpgid: each runs its syscall in the
+    child (errno 0 when it worked, the failing syscall's errno and step when not) and cleans up after itself."""
+    port = _refused_port()
+    sock_path = tmp_path / "b.sock"
+    cases = [
+        ({"action": "bind", "family": "inet", "addr": "127.0.0.1", "port": port}, 0, None),
+        ({"action": "bind", "family": "inet6", "addr": "::1", "port": port, "type": "dgram"}, 0, None),
+        ({"action": "bind", "family": "unix", "path": str(sock_path)}, 0, None),
+        ({"action": "bind", "family": "inet", "addr": "192.0.2.1", "port": port}, errno.EADDRNOTAVAIL, "bind"),
+        ({"action": "getsockopt", "family": "inet", "addr": "127.0.0.1", "port": port}, 0, None),
+        ({"action": "getsockopt", "family": "inet", "addr": "127.0.0.1", "port": port, "connect": "self"}, 0, None),
+        ({"action": "getsockopt", "family": "inet6", "addr": "::1", "port": port, "connect": "self"}, 0, None),
+        ({"action": "getsockopt", "family": "unix", "path": str(sock_path)}, 0, None),
+        ({"action": "readlink", "path": "/proc/self/exe"}, 0, None),
+        ({"action": "readlink", "path": "/etc/hostname"}, errno.EINVAL, "readlink"),  # not a link
+        ({"action": "getpgid"}, 0, None),
+    ]
+    for args, want, step in cases:
+        res = agent.ok("trigger", comm="hx sock", **args)
+        assert (res["errno"], res.get("step")) == (want, step), (args, res)
+        assert res["rc"] == 0 and res["comm"] == "hx sock", (args, res)
+    assert not sock_path.exists()  # a unix socket's file is removed after the action
+    # a self-connected socket is reset on close: the same port connects to itself again at once
+    again = agent.ok("trigger", action="getsockopt", family="inet", addr="127.0.0.1", port=port, connect="self")
+    assert again["errno"] == 0, again
+    link = agent.ok("trigger", action="readlink", path="/proc/self/exe")
+    assert link["target"] == os.path.realpath(PYTHON) and link["ino"] > 0
+    pg = agent.ok("trigger", action="getpgid")
+    assert pg["pgid"] == pg["pid"]  # the child leads its own process group
+    refused = (({"action": "getsockopt", "family": "unix", "path": "/x", "connect": "self"}, "connect=self"),
+               ({"action": "bind", "family": "unix", "path": "rel.sock"}, "absolute"),
+               ({"action": "getsockopt", "family": "inet", "port": 1, "connect": "peer"}, "'connect'"))
+    for args, fragment in refused:
+        bad = agent.request("trigger", **args)
+        assert not bad["ok"] and fragment in bad["error"], (args, bad)
+
+
+def test_file_triggers_report_the_inode_they_used(agent: AgentClient, tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_text("x")
+    ino = f.stat().st_ino
+    for args in ({"action": "open", "path": str(f)}, {"action": "read", "path": str(f)},
+                 {"action": "ioctl", "path": str(f), "cmd": 0x541B}):
+        res = agent.ok("trigger", **args)
+        assert res["ino"] == ino, (args, res)
+    gone = agent.ok("trigger", action="unlink", path=str(tmp_path / "u"))
+    assert gone["errno"] == 0 and gone["ino"] > 0 and not (tmp_path / "u").exists()
+
+
 def test_open_from_a_second_thread_reports_a_tid_that_is_not_the_pid(agent: AgentClient, tmp_path: Path) -> None:
     plain = agent.ok("trigger", action="open", path="/etc/hostname", comm="hx main")
     assert plain["errno"] == 0 and plain["tid"] == plain["pid"]

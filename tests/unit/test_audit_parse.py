@@ -48,7 +48,7 @@ def test_parse_audit_h_6_12(types: dict[int, str]) -> None:
     assert types[1000] == "GET"
     assert 1301 not in types  # AUDIT_FS_WATCH is commented out
     assert 1100 not in types  # AUDIT_FIRST_USER_MSG is a range marker, not a type
-    assert 1425 not in types  # no bpf_audit series in the plain 6.12 tree
+    assert 1427 not in types  # no bpf_audit series in the plain 6.12 tree
     assert all(1000 <= n <= 2999 for n in types)
     assert "BITMASK_SIZE" not in types.values() and "ARCH_X86_64" not in types.values()
     assert audit.type_number(types, "AUDIT_BPF") == 1334
@@ -61,18 +61,22 @@ def test_parse_audit_h_takes_the_number_from_the_text() -> None:
 /* #define AUDIT_OLD 1301 */
 #define AUDIT_BPF		1334	/* BPF subsystem */
 #define AUDIT_LANDLOCK_ACCESS	1423
-#define AUDIT_BPF_LSM_ACCESS	1425	/* BPF LSM access decision */
+#define AUDIT_BPF_LSM_ACCESS	1427	/* BPF LSM access decision */
 #define AUDIT_FIRST_KERN_ANOM_MSG   1700
 #define AUDIT_ANOM_PROMISCUOUS      1700 /* Device changed promiscuous mode */
 #define AUDIT_FILTER_EXIT	0x04
 #define AUDIT_MAX_KEY_LEN  256
 """
     table = audit.parse_audit_h(header)
-    assert table == {1334: "BPF", 1423: "LANDLOCK_ACCESS", 1425: "BPF_LSM_ACCESS", 1700: "ANOM_PROMISCUOUS"}
-    moved = audit.parse_audit_h(header.replace("1425", "1430"))
-    assert moved[1430] == "BPF_LSM_ACCESS" and 1425 not in moved
+    assert table == {1334: "BPF", 1423: "LANDLOCK_ACCESS", 1427: "BPF_LSM_ACCESS", 1700: "ANOM_PROMISCUOUS"}
+    moved = audit.parse_audit_h(header.replace("1427", "1430"))
+    assert moved[1430] == "BPF_LSM_ACCESS" and 1427 not in moved
     rec = audit.parse_netlink(1430, 'audit(1.002:3): prog-id=9 pid=1 comm="x"', moved)
     assert rec.type_name == "BPF_LSM_ACCESS"
+    # 7.3's header: 1425 and 1426 are taken by the multiple-LSM context records, the series' type follows them
+    lines_7_3 = ("#define AUDIT_MAC_TASK_CONTEXTS\t1425\n#define AUDIT_MAC_OBJ_CONTEXTS\t1426\n"
+                 "#define AUDIT_BPF_LSM_ACCESS\t1427\t/* BPF LSM program denial or grant */\n")
+    assert audit.type_number(audit.parse_audit_h(lines_7_3), "BPF_LSM_ACCESS") == 1427
     assert audit.parse_audit_h(b"#define AUDIT_X 1999\n") == {1999: "X"}
     assert audit.parse_audit_h("garbage {{") == {}
 
@@ -249,10 +253,10 @@ def test_record_helpers() -> None:
 
 
 def test_auditd_unknown_type_uses_the_table() -> None:
-    table = {1425: "BPF_LSM_ACCESS"}
-    line = 'type=UNKNOWN[1425] msg=audit(1700000000.500:7): prog-id=3 pid=42 comm=612062 cause="deny"'
+    table = {1427: "BPF_LSM_ACCESS"}
+    line = 'type=UNKNOWN[1427] msg=audit(1700000000.500:7): prog-id=3 pid=42 comm=612062 cause="deny"'
     rec = audit.parse_line(line, table)
-    assert (rec.type, rec.type_name, rec.serial) == (1425, "BPF_LSM_ACCESS", 7)
+    assert (rec.type, rec.type_name, rec.serial) == (1427, "BPF_LSM_ACCESS", 7)
     assert rec.decoded("comm") == "a b" and rec.decoded("cause") == "deny"
     assert rec.is_type("AUDIT_BPF_LSM_ACCESS")
     node = audit.parse_line("node=vm1 type=BPF msg=audit(1.000:2): prog-id=1 op=LOAD", {1334: "BPF"})
@@ -342,9 +346,9 @@ UNTRUSTED_FOR_ROUND_TRIP = ["comm", "ocomm", "name", "path", "cause", "exe", "pr
 def test_untrusted_round_trip(data: bytes, field: str, serial: int) -> None:
     text = f"audit(1700000000.123:{serial}): prog-id=7 pid=1 {field}={audit.encode_untrusted(data)} res=1"
     for rec in (
-        audit.parse_netlink(1425, text, {1425: "BPF_LSM_ACCESS"}),
-        audit.parse_line(f"type=UNKNOWN[1425] msg={text}", {1425: "BPF_LSM_ACCESS"}),
-        audit.parse_line(f"[   12.345678] audit: type=1425 {text}", {1425: "BPF_LSM_ACCESS"}),
+        audit.parse_netlink(1427, text, {1427: "BPF_LSM_ACCESS"}),
+        audit.parse_line(f"type=UNKNOWN[1427] msg={text}", {1427: "BPF_LSM_ACCESS"}),
+        audit.parse_line(f"[   12.345678] audit: type=1427 {text}", {1427: "BPF_LSM_ACCESS"}),
     ):
         assert rec.ok, rec.problem
         assert rec.serial == serial

@@ -14,10 +14,10 @@ from harness.settings import REPO_ROOT, CacheLayout
 from harness.tools import BUILD_TOOLS, DEBIAN_PACKAGE
 
 
-def _makefile_packages() -> set[str]:
+def _makefile_packages(variable: str = "APT_PACKAGES") -> set[str]:
     text = (REPO_ROOT / "Makefile").read_text()
-    block = re.search(r"^APT_PACKAGES := (.*?)\n\S", text, re.M | re.S)
-    assert block, "APT_PACKAGES not found in the Makefile"
+    block = re.search(rf"^{variable} := (.*?)\n\S", text, re.M | re.S)
+    assert block, f"{variable} not found in the Makefile"
     return set(block.group(1).replace("\\\n", " ").split())
 
 
@@ -32,8 +32,17 @@ def test_doctor_checks_every_tool_the_harness_requires():
 
 def test_make_deps_installs_every_package_doctor_asks_for():
     # libbpf-dev depends on libbpf1; tar and dpkg are Essential and apt is in every Debian base system
-    packages = {n.package for n in doctor.NEEDS if n.package} - {"libbpf1", "tar", "dpkg", "apt"}
+    packages = {n.package for n in doctor.NEEDS if n.package and n.required} - {"libbpf1", "tar", "dpkg", "apt"}
     assert packages - _makefile_packages() == set()
+    # the optional ones a user may skip: by `make deps` or the project's own `make test-deps`
+    optional = {n.package for n in doctor.NEEDS if n.package and not n.required}
+    assert optional - _makefile_packages() - _makefile_packages("TEST_APT_PACKAGES") == set()
+
+
+def test_what_only_the_projects_tests_use_is_not_a_users_dependency():
+    users = _makefile_packages()
+    assert {"chromium", "python3-audit", "gdb", "clang-14"} <= _makefile_packages("TEST_APT_PACKAGES")
+    assert not users & {"chromium", "nodejs", "npm", "python3-audit", "gdb", "clang-14"}, users
 
 
 def test_missing_commands_are_named_files_are_still_found(monkeypatch, tmp_path):

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from helpers import SCRATCH_CASE
 
+from harness.campaigns.matrix import formats as mf
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.results import Status, parse_junit
 
@@ -75,10 +76,10 @@ def test_a_failing_case_is_named_by_its_path(pytester, broken_case, family):
     # ... and so do the matrix's reports.
     cells, _ = mr.judge("6.12-series", [r])
     report = mr.Report((mr.KernelRun("6.12-series", cells=tuple(cells)),))
-    assert f"  FAIL   6.12-series  {NODE}\n" in mr.to_summary(report)
-    (mtc,) = ET.fromstring(mr.to_junit(report)).iter("testcase")
+    assert f"  FAIL   6.12-series  {NODE}\n" in mf.to_summary(report)
+    (mtc,) = ET.fromstring(mf.to_junit(report)).iter("testcase")
     assert (mtc.get("classname"), mtc.get("name")) == ("cases/tmpx/broken.bpf.c", "typo_body")
-    assert f'data-case="{NODE}"' in mr.to_html(report)
+    assert f'data-case="{NODE}"' in mf.to_html(report)
 
 
 def test_a_case_file_that_does_not_parse_is_named_by_its_path(pytester, broken_case):

@@ -204,3 +204,39 @@ def test_a_variant_fragment_overrides_the_base(tmp_path: Path) -> None:
     other.write_text("CONFIG_MODULES=y\n")
     with pytest.raises(ConfigError, match="conflicting values for CONFIG_MODULES"):
         kconfig.merge(kconfig.load_fragments(tmp_path, (other,)), "7.3.4")
+
+
+def test_a_base_config_counts_in_the_merged_config_by_its_content():
+    """--kernel-config: the developer's .config is the base the fragments go onto; a different base is a different
+    merged config (so a different cache key and build slot), the same base the same."""
+    from dataclasses import replace
+
+    frag = kconfig.parse_fragment("CONFIG_BPF=y\n", "f.config")
+    merged = kconfig.merge([frag])
+    mine = replace(merged, base="CONFIG_FOO=y\n")
+    assert merged.render() == "CONFIG_BPF=y\n"
+    assert mine.render().startswith("# onto a base .config, sha256 ") and mine.render().endswith("CONFIG_BPF=y\n")
+    assert replace(merged, base="CONFIG_FOO=m\n").render() != mine.render()
+    assert replace(merged, base="CONFIG_FOO=y\n").render() == mine.render()
+    assert "from f.config" in mine.render(annotate=True)
+
+
+@pytest.mark.source
+def test_the_fragments_go_onto_the_developers_config(plain_source, tmp_path):
+    """A real tree's kconfig: configure() with a base .config keeps the base's own choices and applies every
+    fragment option on top (olddefconfig), and the stick check still holds the fragments to account."""
+    from dataclasses import replace
+
+    from harness.kernel.build import configure
+
+    base = tmp_path / "base"
+    configure(plain_source, base, kconfig.merge([kconfig.parse_fragment("CONFIG_HZ_1000=y\n", "b.config")]),
+              tmp_path / "base.log")
+    mine = (base / ".config").read_text()
+    assert "CONFIG_HZ_1000=y" in mine and "CONFIG_BPF_SYSCALL=y" not in mine
+    frags = kconfig.load_fragments(DEFAULT_CONFIG_DIR)
+    merged = replace(kconfig.merge(frags, "6.12"), base=mine)
+    final = configure(plain_source, tmp_path / "slot", merged, tmp_path / "slot.log", "6.12")
+    assert "CONFIG_HZ_1000=y" in final, "the developer's own choice was lost"
+    assert "CONFIG_BPF_SYSCALL=y" in final and "CONFIG_BPF_LSM=y" in final, "a fragment option was not applied"
+    assert "olddefconfig" in (tmp_path / "slot.log").read_text()

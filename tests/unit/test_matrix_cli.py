@@ -74,7 +74,7 @@ def test_suite_argv_names_target_matrix_and_junit(tmp_path):
     argv = suite_argv(t, m.path, opts, tmp_path / "j.xml", ["cases"], 2)
     assert argv[:4] == [sys.executable, "-m", "pytest", "cases"]
     for pair in (["--kernel-target", "6.1-debian"], ["--kernel-matrix", str(m.path)], ["-n", "2"],
-                 ["--harness-cache", str(tmp_path / "c")], ["-o", "junit_family=xunit2"]):
+                 ["--cache-dir", str(tmp_path / "c")], ["-o", "junit_family=xunit2"]):
         i = argv.index(pair[0])
         assert argv[i:i + 2] == pair
     assert f"--junitxml={tmp_path / 'j.xml'}" in argv and argv[-1] == "-x"

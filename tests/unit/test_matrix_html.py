@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import DATA
 
+from harness.campaigns.matrix import formats as mf
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix.spec import KnownFailure
 
@@ -97,7 +98,7 @@ def _report() -> mr.Report:
 
 def test_headless_chromium_renders_the_matrix_table(tmp_path):
     page = tmp_path / "matrix.html"
-    page.write_text(mr.to_html(_report()))
+    page.write_text(mf.to_html(_report()))
     res = render(page, tmp_path, "--dump-dom")
     assert res.returncode == 0, res.stderr[-2000:]
     dom = Dom()
@@ -120,7 +121,7 @@ def test_headless_chromium_renders_the_matrix_table(tmp_path):
 
 def test_headless_chromium_screenshot_is_not_blank(tmp_path):
     page = tmp_path / "matrix.html"
-    page.write_text(mr.to_html(_report()))
+    page.write_text(mf.to_html(_report()))
     shot = tmp_path / "matrix.png"
     res = render(page, tmp_path, f"--screenshot={shot}", "--window-size=1100,700")
     assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
@@ -144,7 +145,7 @@ KPTR = "cases/verifier/kptr_store_task.bpf.c::kptr_store_task"
 
 def test_failures_come_before_the_grid_and_a_filter_hides_rows(tmp_path):
     page = tmp_path / "matrix.html"
-    page.write_text(mr.to_html(_failing_report()))
+    page.write_text(mf.to_html(_failing_report()))
     res = render(page, tmp_path, "--dump-dom")
     assert res.returncode == 0, res.stderr[-2000:]
     dom = Dom()

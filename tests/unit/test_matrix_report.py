@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 import pytest
 from helpers import DATA
 
+from harness.campaigns.matrix import formats as mf
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix.spec import KnownFailure
 from harness.campaigns.results import CaseResult, Status, parse_junit
@@ -144,7 +145,7 @@ def _report(timed_out, rerun_passed) -> mr.Report:
 
 
 def test_junit_has_one_testsuite_per_kernel(timed_out, rerun_passed):
-    root = ET.fromstring(mr.to_junit(_report(timed_out, rerun_passed)))
+    root = ET.fromstring(mf.to_junit(_report(timed_out, rerun_passed)))
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert list(suites) == ["6.12-series", "6.1-debian", "6.12-plain"]
     (flaky,) = suites["6.12-series"].iter("testcase")
@@ -162,7 +163,7 @@ def test_junit_has_one_testsuite_per_kernel(timed_out, rerun_passed):
 
 
 def test_junit_flaky_case_is_a_pass_holding_surefire_flaky_failures(timed_out, rerun_passed):
-    root = ET.fromstring(mr.to_junit(_report(timed_out, rerun_passed)))
+    root = ET.fromstring(mf.to_junit(_report(timed_out, rerun_passed)))
     flaky = next(t for t in root.iter("testcase") if t.get("status") == "flaky")
     assert [child.tag for child in flaky] == ["properties", "flakyFailure", "system-out"]
     (ff,) = flaky.findall("flakyFailure")
@@ -180,7 +181,7 @@ def test_junit_flaky_case_is_a_pass_holding_surefire_flaky_failures(timed_out, r
 
 def test_junit_case_that_failed_every_try_has_surefire_rerun_failures(timed_out):
     cells, _ = mr.judge("6.12-series", timed_out, [timed_out, timed_out])
-    root = ET.fromstring(mr.to_junit(mr.Report((mr.KernelRun("6.12-series", cells=tuple(cells)),))))
+    root = ET.fromstring(mf.to_junit(mr.Report((mr.KernelRun("6.12-series", cells=tuple(cells)),))))
     (tc,) = root.iter("testcase")
     assert [child.tag for child in tc] == ["properties", "failure", "rerunFailure", "rerunFailure", "system-out"]
     assert tc.find("failure").get("message").startswith("failed all 3 tries: LOST VM")
@@ -200,7 +201,7 @@ def test_a_junit_reader_library_sees_flaky_and_rerun_failures(tmp_path, timed_ou
     report = mr.Report((mr.KernelRun("6.12-series", cells=tuple(flaky)),
                         mr.KernelRun("6.12-slow", cells=tuple(failed))))
     path = tmp_path / "matrix.junit.xml"
-    path.write_text(mr.to_junit(report))
+    path.write_text(mf.to_junit(report))
     cases = {(suite.name, case.classname, case.name): case for suite in JUnitXml.fromfile(str(path)) for case in suite}
     c = cases["6.12-series", "cases/audit/serial.bpf.c", "grouped_with_syscall"]
     assert c.is_flaky and c.is_passed and not c.is_rerun  # flaky: not a plain pass
@@ -216,17 +217,17 @@ def test_a_junit_reader_library_sees_flaky_and_rerun_failures(tmp_path, timed_ou
 
 def test_every_output_names_the_exact_packages_and_the_pin_fallback(timed_out, rerun_passed):
     report = _report(timed_out, rerun_passed)
-    k = {x["name"]: x for x in mr.to_json(report)["kernels"]}
+    k = {x["name"]: x for x in mf.to_json(report)["kernels"]}
     assert k["6.1-debian"]["packages"] == {"linux-image-6.1.0-56-amd64": "6.1.192-2", "linux-libc-dev": "6.1.192-3"}
     assert k["6.1-debian"]["version_notes"] == [PIN_NOTE]
-    page = mr.to_html(report)
+    page = mf.to_html(report)
     assert "linux-image-6.1.0-56-amd64 6.1.192-2" in page and PIN_NOTE in page
-    text = mr.to_text(report)
+    text = mf.to_text(report)
     assert "packages: linux-image-6.1.0-56-amd64 6.1.192-2, linux-libc-dev 6.1.192-3" in text and PIN_NOTE in text
 
 
 def test_junit_output_parses_back(timed_out, rerun_passed):
-    again = parse_junit(mr.to_junit(_report(timed_out, rerun_passed)))
+    again = parse_junit(mf.to_junit(_report(timed_out, rerun_passed)))
     series, deb = again[:1], again[1:87]  # a testsuite per kernel, in order; then 6.12-plain's "kernel setup"
     assert [(r.nodeid, r.status) for r in series] == [(SERIAL, "pass")]  # flaky is a pass with status="flaky"
     by = {r.nodeid: r.status for r in deb}
@@ -236,7 +237,7 @@ def test_junit_output_parses_back(timed_out, rerun_passed):
 
 
 def test_json_summary(timed_out, rerun_passed):
-    data = mr.to_json(_report(timed_out, rerun_passed))
+    data = mf.to_json(_report(timed_out, rerun_passed))
     json.dumps(data)
     assert data["ok"] is False  # 6.12-plain could not run
     k = {x["name"]: x for x in data["kernels"]}
@@ -274,7 +275,7 @@ class Cells(HTMLParser):
 
 
 def test_html_table_has_a_cell_per_case_and_kernel_with_reasons(timed_out, rerun_passed):
-    page = mr.to_html(_report(timed_out, rerun_passed))
+    page = mf.to_html(_report(timed_out, rerun_passed))
     p = Cells()
     p.feed(page)
     assert [t.get("id") for t in p.tables] == ["matrix"]
@@ -290,12 +291,12 @@ def test_html_table_has_a_cell_per_case_and_kernel_with_reasons(timed_out, rerun
 
 def test_html_escapes_reasons():
     cell = mr.Cell("t.py::x", "k", "fail", reason='<script>"x"</script>')
-    page = mr.to_html(mr.Report((mr.KernelRun("k", cells=(cell,)),)))
+    page = mf.to_html(mr.Report((mr.KernelRun("k", cells=(cell,)),)))
     assert page.count("<script>") == 1 and "&lt;script&gt;&quot;x&quot;" in page  # the one is the page's filter
 
 
 def test_text_table(timed_out, rerun_passed):
-    text = mr.to_text(_report(timed_out, rerun_passed))
+    text = mf.to_text(_report(timed_out, rerun_passed))
     header = text.splitlines()[0].split()
     assert header == ["case", "6.12-series", "6.1-debian", "6.12-plain"]
     row = next(line for line in text.splitlines() if line.startswith(SERIAL))
@@ -352,12 +353,12 @@ def test_real_debian_61_run_skips_series_and_task_kfunc_cases_by_name():
 
 def test_html_overall_counts_flaky_cases(timed_out, rerun_passed):
     flaky, _ = mr.judge("a", timed_out, [rerun_passed])
-    assert '<b id="overall" class="badge ok">OK (1 flaky)</b>' in mr.to_html(
+    assert '<b id="overall" class="badge ok">OK (1 flaky)</b>' in mf.to_html(
         mr.Report((mr.KernelRun("a", cells=tuple(flaky)),)))
     passed, _ = mr.judge("a", rerun_passed)
-    assert '<b id="overall" class="badge ok">OK</b>' in mr.to_html(mr.Report((mr.KernelRun("a", cells=tuple(passed)),)))
+    assert '<b id="overall" class="badge ok">OK</b>' in mf.to_html(mr.Report((mr.KernelRun("a", cells=tuple(passed)),)))
     failed, _ = mr.judge("a", timed_out)
-    assert '<b id="overall" class="badge bad">FAILURES</b>' in mr.to_html(
+    assert '<b id="overall" class="badge bad">FAILURES</b>' in mf.to_html(
         mr.Report((mr.KernelRun("a", cells=tuple(failed)),)))
 
 
@@ -384,7 +385,7 @@ def test_real_three_kernel_matrix_has_the_expected_pattern():
 
 
 def test_legend_says_what_each_status_means(timed_out, rerun_passed):
-    page = mr.to_html(_report(timed_out, rerun_passed))
+    page = mf.to_html(_report(timed_out, rerun_passed))
     legend = page[page.index('<p class="legend">'):]
     legend = legend[:legend.index("</p>")]
     assert "pass: pass" not in page and "pass</span> passed" in legend
@@ -392,7 +393,7 @@ def test_legend_says_what_each_status_means(timed_out, rerun_passed):
 
 
 def test_summary_lists_kernels_and_packages_then_only_the_failures(timed_out, rerun_passed):
-    text = mr.to_summary(_report(timed_out, rerun_passed))
+    text = mf.to_summary(_report(timed_out, rerun_passed))
     lines = text.splitlines()
     assert lines[0] == "bpf-audit-harness kernel matrix: FAILURES (1 flaky)"
     assert lines[1].split() == ["6.12-series", "6.12.117:", "1", "flaky"]
@@ -412,5 +413,5 @@ def test_a_failure_says_what_went_wrong_not_where_the_case_is():
     assert r.message.startswith("/work/main/cases/verifier/kptr_store_task.bpf.c:24: rule 4 twin:")
     (c,) = [c for c in mr.judge("6.1-debian", [r])[0]]
     assert c.reason == "expected kptr_store_task to load; the kernel rejected it (errno 22):"
-    text = mr.to_summary(mr.Report((mr.KernelRun("6.1-debian", cells=(c,)),)))
+    text = mf.to_summary(mr.Report((mr.KernelRun("6.1-debian", cells=(c,)),)))
     assert "failed (1):\n  FAIL   6.1-debian  cases/verifier/kptr_store_task.bpf.c::kptr_store_task\n" in text

@@ -11,7 +11,8 @@ from helpers import DATA, HARNESS, USAGE, cli
 from selftests_tree import BPF, make_tree
 
 from harness.campaigns.matrix import spec as matrix_spec
-from harness.campaigns.matrix.report import KernelRun, Report, to_junit, to_summary
+from harness.campaigns.matrix.formats import to_junit, to_summary
+from harness.campaigns.matrix.report import KernelRun, Report
 from harness.campaigns.matrix.run import (
     MatrixOptions,
     judge_dir,

@@ -13,7 +13,20 @@ from hypothesis import HealthCheck, given, settings
 from harness.cases import audit, expect, verifier_log
 from harness.cases.parse import parse_case_text
 from harness.gen import model, render, strategy
-from harness.gen.ast import ALLOW, BAD_NETIF, DENY, LOGGERS, End, Exit, KptrStore, Log, Program, Start
+from harness.gen.ast import (
+    ALLOW,
+    BAD_NETIF,
+    DENY,
+    HOOKS,
+    LOGGERS,
+    End,
+    Exit,
+    KptrStore,
+    Log,
+    Program,
+    Start,
+    drop_unspecified,
+)
 
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.expanduser("~/.cache/hypothesis/bpf-audit-harness"))
 PURE = settings(database=None, deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -52,7 +65,9 @@ def test_missing_end_is_rule_1() -> None:
 def test_double_end_and_use_after_end_are_rule_2() -> None:
     assert rejected(Program("file_open", (Start(0), End(0), End(0)))).rule == 2
     r = rejected(Program("file_open", (Start(0), End(0), Log(0, "cause", "x"))))
-    assert (r.rule, r.messages) == (2, (model.MSG_RELEASED,))
+    assert (r.rule, r.messages) == (2, (model.MSG_RELEASED_USE,))
+    assert rejected(Program("file_open", (Start(0), End(0), End(0)))).messages == (model.MSG_RELEASED,)
+    assert model.MSG_RELEASED.old == model.MSG_RELEASED_USE.old  # 6.12 words both alike, 7.3 does not
 
 
 def test_unchecked_context_is_rule_3_for_loggers_and_end() -> None:
@@ -99,7 +114,9 @@ def test_main_path_or_exit_branch_first_depends_on_block_layout() -> None:
     assert (r.rule, r.alternatives) == (2, ((1, model.MSG_UNRELEASED),))
     case = parse_case_text(render.render(Program("file_open", (Start(0), Exit(()), End(0), End(0)))),
                            Path("/gen/x.bpf.c")).programs[0]
-    assert case.rules == (2, 1) and case.msgs[-1].startswith("{{arg#0 pointer type")
+    assert case.rules == (2, 1) and case.msgs == ()  # the released-context message differs by line
+    assert case.msgs_for("6.12.118")[-1].startswith("{{arg#0 pointer type")
+    assert case.msgs_for("7.3.4")[-1].startswith("{{release kfunc bpf_audit_log_end expects")
 
 
 def test_deferred_side_paths_are_explored_last_pushed_first() -> None:
@@ -128,17 +145,56 @@ def test_second_call_of_a_logger_logs_nothing_and_path_shares_the_file_field() -
     assert names(prog) == [LEADING + FILE + ("capability",)]
 
 
-def test_a_rejected_argument_leaves_the_field_free() -> None:
+def test_cap_logs_any_number_as_given() -> None:
     prog = Program("file_open", (Start(0), Log(0, "cap", 4242), Log(0, "cap", 12), End(0)))
     rec = model.predict(prog).run.records[0]  # type: ignore[union-attr]
-    assert [(f.name, f.value) for f in rec.fields[3:]] == [("capability", "12")]
+    assert [(f.name, f.value) for f in rec.fields[3:]] == [("capability", "4242")]
+    minus = model.predict(Program("file_open", (Start(0), Log(0, "cap", -1), End(0)))).run
+    assert minus is not None and minus.records[0].fields[3] == model.FieldSpec("capability", "-1")
 
 
-def test_net_loggers_bad_netif_short_addrlen_and_lo() -> None:
-    prog = Program("socket_connect", (Start(0), Log(0, "net_sockaddr", BAD_NETIF), Log(0, "net_sockaddr", 0, "short"),
-                                      Log(0, "net_sock", 1), Log(0, "net_sockaddr", 0), End(0)))
-    assert names(prog) == [LEADING + ("laddr", "lport", "netif", "daddr", "dest")]
+def test_a_call_of_a_kind_after_a_failed_one_is_unspecified_and_never_generated() -> None:
+    failed_then_good = (Start(0), Log(0, "net_sockaddr", 0, "short", "dst"), Log(0, "net_sock", 0), End(0))
+    with pytest.raises(model.Unspecified, match="does not say"):
+        model.predict(Program("socket_connect", failed_then_good))
+    assert drop_unspecified(failed_then_good) == (failed_then_good[0], failed_then_good[1], failed_then_good[3])
+    # a good call first: the failed one after it is a second call of the kind, nothing left open
+    good_then_failed = (Start(0), Log(0, "net_sock", 0), Log(0, "net_sockaddr", 0, "null"), Log(0, "net_sock", 0),
+                        End(0))
+    assert drop_unspecified(good_then_failed) == good_then_failed
+    assert names(Program("socket_connect", good_then_failed)) == [LEADING + ("laddr", "lport")]
+    # a new context starts afresh
+    again = (Start(0), Log(0, "net_sockaddr", 0, "null"), End(0), Start(0), Log(0, "net_sock", 0), End(0))
+    assert drop_unspecified(again) == again
+
+
+def test_net_loggers_netif_no_device_short_addrlen_and_lo() -> None:
+    prog = Program("socket_connect", (Start(0), Log(0, "net_sockaddr", 0, "short", "dst"),
+                                      Log(0, "net_sock", BAD_NETIF), Log(0, "net_sockaddr", 0, side="dst"), End(0)))
+    with pytest.raises(model.Unspecified):
+        model.predict(prog)
+    prog = Program("socket_connect", (Start(0), Log(0, "net_sock", BAD_NETIF), Log(0, "net_sockaddr", 1, side="dst"),
+                                      End(0), Start(1), Log(1, "net_sockaddr", 1, side="dst"), End(1)))
+    assert names(prog) == [LEADING + ("laddr", "lport"), LEADING + ("daddr", "dest", "netif")]
     assert model.predict(prog).run.errno == model.ECONNREFUSED  # type: ignore[union-attr]
+
+
+def test_net_sockaddr_prints_only_the_sides_it_was_given() -> None:
+    for side, fields in (("src", ("saddr", "src")), ("dst", ("daddr", "dest")),
+                         ("both", ("saddr", "src", "daddr", "dest"))):
+        prog = Program("socket_bind", (Start(0), Log(0, "net_sockaddr", 1, side=side), End(0)))
+        assert names(prog) == [LEADING + fields + ("netif",)], side
+    # net_sock on a socket not bound yet: every address part is zero, only netif=
+    assert names(Program("socket_bind", (Start(0), Log(0, "net_sock", 1), End(0)))) == [LEADING + ("netif",)]
+    assert names(Program("socket_bind", (Start(0), Log(0, "net_sockaddr", 0, "null"), End(0)))) == [LEADING]
+
+
+def test_sleepable_programs_give_the_same_records_and_only_on_sleepable_hooks() -> None:
+    ops = (Start(0), Log(0, "file"), Log(0, "cause", "x"), End(0))
+    assert names(Program("file_open", ops, sleepable=True)) == names(Program("file_open", ops))
+    assert 'SEC("lsm.s/file_open")' in render.render(Program("file_open", ops, sleepable=True))
+    with pytest.raises(ValueError, match="not a sleepable hook"):
+        Program("task_kill", (), sleepable=True)
 
 
 def test_inode_and_file_repeat_dev_and_ino() -> None:
@@ -179,7 +235,7 @@ def _as_record(rec: model.RecordSpec, variables: dict[str, str], serial: int) ->
         raw = f.raw if f.raw is not None else (
             audit.encode_untrusted(value.encode()) if audit.is_untrusted_field(f.name) else value)
         parts.append(f"{f.name}={raw}")
-    return audit.parse_netlink(1425, f"audit(1.0:{serial}): " + " ".join(parts), {1425: "BPF_LSM_ACCESS"})
+    return audit.parse_netlink(1427, f"audit(1.0:{serial}): " + " ".join(parts), {1427: "BPF_LSM_ACCESS"})
 
 
 @PURE
@@ -192,10 +248,17 @@ def test_every_generated_program_renders_to_a_case_that_accepts_the_model_s_own_
     if pred.rejection is not None:
         rej = pred.rejection
         assert case.expect == "failure" and case.rules == rej.rules
-        for msg in [rej.messages[-1]] + [m for _, m in rej.alternatives]:  # any possible first error passes
-            log = "\n".join([*rej.messages[:-1], "0: (b7) r1 = 0", msg, "processed 9 insns"])
-            assert verifier_log.match_messages(log, case.msgs).ok, (msg, case.msgs)
-        assert not verifier_log.match_messages("\n".join(rej.messages[:-1]) + "\nsomething else", case.msgs).ok
+        for release in ("6.12.118", "7.3.4"):  # each line's words pass on that line only
+            want = case.msgs_for(release)
+            other = case.msgs_for("7.3.4" if release.startswith("6.") else "6.12.118")
+            first = [m.on(release) for m in rej.messages[:-1]]
+            for vmsg in [rej.messages[-1]] + [m for _, m in rej.alternatives]:  # any possible first error passes
+                msg = vmsg.on(release)
+                log = "\n".join([*first, "0: (b7) r1 = 0", msg, "processed 9 insns"])
+                assert verifier_log.match_messages(log, want).ok, (msg, want)
+                if vmsg.varies:
+                    assert not verifier_log.match_messages(log, other).ok, (msg, other)
+            assert not verifier_log.match_messages("\n".join(first) + "\nsomething else", want).ok
         return
     assert pred.run is not None and case.expect == "success" and case.expect_errno == pred.run.errno
     variables = {"prog_id": "7", "pid": "100", "comm": prog.setup.comm, "target_pid": "101"}
@@ -208,7 +271,7 @@ def test_every_generated_program_renders_to_a_case_that_accepts_the_model_s_own_
         assert not expect.judge(extra, case.expect_records, case.expect_no_records, variables).ok
 
 
-@pytest.mark.parametrize("hook", ["file_open", "file_ioctl", "inode_unlink", "task_kill", "socket_connect"])
+@pytest.mark.parametrize("hook", list(HOOKS))
 def test_empty_program_of_each_hook_renders_its_trigger_and_filter(hook: str) -> None:
     prog = Program(hook, (), DENY)
     case = parse_case_text(render.render(prog), Path("/gen/x.bpf.c")).programs[0]
@@ -218,22 +281,22 @@ def test_empty_program_of_each_hook_renders_its_trigger_and_filter(hook: str) ->
 
 def test_trigger_errno_when_allowed_depends_on_the_trigger() -> None:
     errnos = {hook: model.predict(Program(hook, ())).run.errno  # type: ignore[union-attr]
-              for hook in ("file_open", "file_ioctl", "inode_unlink", "task_kill", "socket_connect")}
+              for hook in HOOKS}
     assert errnos == {"file_open": 0, "file_ioctl": model.EFAULT, "inode_unlink": 0, "task_kill": 0,
-                      "socket_connect": model.ECONNREFUSED}
+                      "socket_connect": model.ECONNREFUSED, "socket_bind": 0}
 
 
 def test_field_sequence_mismatch_compares_every_record_in_order() -> None:
     prog = Program("file_open", (Start(0), Log(0, "cause", "a"), Start(1), End(1), End(0)))
     run = model.predict(prog).run
     assert run is not None
-    types = {1425: "BPF_LSM_ACCESS"}
-    first = audit.parse_netlink(1425, 'audit(1.0:1): prog-id=3 pid=5 comm="x"', types)
-    second = audit.parse_netlink(1425, 'audit(1.0:2): prog-id=3 pid=5 comm="x" cause="a"', types)
+    types = {1427: "BPF_LSM_ACCESS"}
+    first = audit.parse_netlink(1427, 'audit(1.0:1): prog-id=3 pid=5 comm="x"', types)
+    second = audit.parse_netlink(1427, 'audit(1.0:2): prog-id=3 pid=5 comm="x" cause="a"', types)
     other = audit.parse_netlink(1300, "audit(1.0:2): arch=c000003e syscall=2", {1300: "SYSCALL"})
     assert model.field_sequence_mismatch(run, [first, other, second]) is None
     assert "expected" in (model.field_sequence_mismatch(run, [second, first]) or "")
-    extra = audit.parse_netlink(1425, 'audit(1.0:2): prog-id=3 pid=5 comm="x" cause="a" zz=1', types)
+    extra = audit.parse_netlink(1427, 'audit(1.0:2): prog-id=3 pid=5 comm="x" cause="a" zz=1', types)
     assert model.field_sequence_mismatch(run, [first, extra]) is not None
 
 
@@ -243,7 +306,8 @@ def test_found_case_is_a_case_file_saying_expected_and_observed() -> None:
     text = render.found_case(prog, pred, "it loaded (prog ids [12])", "report */ with a comment end",
                              "6.12.117", "pytest cases/scenarios/test_generated_programs.py")
     case = parse_case_text(text, Path(f"/found/{prog.setup.name}.bpf.c")).programs[0]
-    assert case.expect == "failure" and case.msgs == (model.MSG_MAYBE_NULL,)
+    assert case.expect == "failure" and case.msgs_for("6.12.118") == (model.MSG_MAYBE_NULL.old,)
+    assert case.msgs_for("7.3.4") == (model.MSG_MAYBE_NULL.new,)
     assert "expected rejected (rule 3" in case.description and "the kernel: it loaded" in case.description
     assert "Start(ctx=0, null_check=False)" in text and "report * / with a comment end" in text
 
@@ -265,3 +329,12 @@ def test_explicit_examples_cover_every_logger_and_load() -> None:
     used = {op.logger for prog in strategy.EXPLICIT for op in prog.ops if isinstance(op, Log)}
     assert used == set(LOGGERS)
     assert all(model.predict(prog).accepted for prog in strategy.EXPLICIT)
+    assert {op.side for prog in strategy.EXPLICIT for op in prog.ops if isinstance(op, Log)} >= {"src", "dst", "both"}
+    assert any(prog.sleepable for prog in strategy.EXPLICIT) and set(HOOKS) <= {p.hook for p in strategy.EXPLICIT}
+
+
+@PURE
+@given(strategy.programs())
+def test_generated_programs_never_leave_an_outcome_to_what_the_spec_does_not_say(prog: Program) -> None:
+    assert drop_unspecified(prog.ops) == prog.ops
+    model.predict(prog)  # never Unspecified

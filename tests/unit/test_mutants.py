@@ -21,30 +21,30 @@ from harness.campaigns.results import parse_junit
 from harness.errors import PatchError
 from harness.kernel.patches import load_series
 from harness.kernel.request import KernelOptions, make_request
-from harness.settings import DEFAULT_PATCHES_DIR
+from harness.settings import REPO_ROOT
 
 pytest_plugins = ["pytester"]
 MUTANTS_DATA = DATA / "mutants"
-SERIES_612 = DEFAULT_PATCHES_DIR / "6.12"  # the line plain_source (Debian 6.12) takes its series from
-ON_612 = dict(kernel_src="debian-6.12")
+# The mutants live beside the newest line's series (patches/7.3/mutants/); 6.12's were retired with its old API.
+MUTANT_LINE = REPO_ROOT / "patches" / "7.3"
 
 
 def test_at_least_seven_mutants_each_naming_the_rule_it_breaks():
-    names = available(SERIES_612)
+    names = available(MUTANT_LINE)
     assert len(names) >= 7, names
     for name in names:
-        info = load_info(SERIES_612, name)
+        info = load_info(MUTANT_LINE, name)
         assert re.fullmatch(r"rule \d+(, \d+)*", info.breaks), (name, info.breaks)
         assert info.bug
 
 
-def test_every_mutant_applies_with_patch_p1_on_top_of_the_series(plain_source, tmp_path):
-    """Only the files the series and mutants touch are copied from the 6.12 tree: cheap, and the real check."""
+def test_every_mutant_applies_with_patch_p1_on_top_of_the_series(source_7_3, tmp_path):
+    """Only the files the series and mutants touch are copied from the 7.3 tree: cheap, and the real check."""
     from harness.kernel.patches import apply_series
 
-    src = plain_source
-    series = load_series(SERIES_612)
-    mutants = [mutant_path(SERIES_612, n) for n in available(SERIES_612)]
+    src = source_7_3
+    series = load_series(MUTANT_LINE)
+    mutants = [mutant_path(MUTANT_LINE, n) for n in available(MUTANT_LINE)]
     touched = set()
     for p in [*(p.path for p in series.patches), *mutants]:
         touched |= set(re.findall(r"^--- a/(\S+)$", p.read_text(), re.M))
@@ -63,31 +63,33 @@ def test_every_mutant_applies_with_patch_p1_on_top_of_the_series(plain_source, t
         assert "offset" not in out.stdout and "fuzz" not in out.stdout, f"{m.name} applies only loosely: {out.stdout}"
 
 
-def test_a_mutant_is_one_more_patch_and_a_different_cache_key(plain_source):
-    ref = make_request(KernelOptions(**ON_612))
-    a = make_request(KernelOptions(mutant="prog-id-zero", **ON_612))
-    b = make_request(KernelOptions(mutant="record-type-avc", **ON_612))
+def test_a_mutant_is_one_more_patch_and_a_different_cache_key(source_7_3):
+    ref = make_request(KernelOptions(patches_dir=MUTANT_LINE))
+    a = make_request(KernelOptions(patches_dir=MUTANT_LINE, mutant="prog-id-zero"))
+    b = make_request(KernelOptions(patches_dir=MUTANT_LINE, mutant="record-type-avc"))
     assert a.series.patches[:-1] == ref.series.patches
     assert a.series.patches[-1].name == "prog-id-zero.patch"
     keys = {r.key_inputs().key() for r in (ref, a, b)}
     assert len(keys) == 3, "a mutant kernel must not share a cache entry with the reference or another mutant"
-    assert make_request(KernelOptions(mutant="prog-id-zero", **ON_612)).key_inputs().key() == a.key_inputs().key()
+    assert make_request(KernelOptions(patches_dir=MUTANT_LINE, mutant="prog-id-zero")).key_inputs().key() == \
+        a.key_inputs().key()
 
 
-def test_unknown_mutant_is_an_error_naming_the_known_ones(plain_source):
+def test_unknown_mutant_is_an_error_naming_the_known_ones(source_7_3):
     with pytest.raises(PatchError, match=r"no mutant 'nope'.*Known mutants: .*prog-id-zero"):
-        make_request(KernelOptions(mutant="nope", **ON_612))
+        make_request(KernelOptions(patches_dir=MUTANT_LINE, mutant="nope"))
     with pytest.raises(PatchError, match="not a plain file stem"):
-        make_request(KernelOptions(mutant="../series", **ON_612))
+        make_request(KernelOptions(patches_dir=MUTANT_LINE, mutant="../series"))
     with pytest.raises(PatchError, match="without patches"):
-        make_request(KernelOptions(mutant="prog-id-zero", no_patches=True, **ON_612))
+        make_request(KernelOptions(patches_dir=MUTANT_LINE, mutant="prog-id-zero", no_patches=True))
 
 
 def test_pytest_mutant_option_rejects_unknown_names_and_no_patches(pytester):
-    result = pytester.runpytest("--mutant", "nope", "--kernel-src", "debian-6.12", "--collect-only")
+    line = ["--patches", str(MUTANT_LINE)]
+    result = pytester.runpytest(*line, "--mutant", "nope", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--mutant: no mutant 'nope'*Known mutants:*prog-id-zero*"])
-    result = pytester.runpytest("--mutant", "prog-id-zero", "--no-patches", "--collect-only")
+    result = pytester.runpytest(*line, "--mutant", "prog-id-zero", "--no-patches", "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--mutant applies on top of the patch series*"])
 

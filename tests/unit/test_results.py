@@ -188,22 +188,21 @@ def test_argv_for_a_matrix_target(tmp_path):
     junit = tmp_path / "6.1-debian" / "junit.xml"
     assert matrix_run.suite_argv(m.get("6.1-debian"), m.path, opts, junit, ["cases"], 2) == [
         sys.executable, "-m", "pytest", "cases", "--kernel-target", "6.1-debian", "--kernel-matrix", str(m.path),
-        "--accel", "tcg", f"--junitxml={junit}", *COMMON, "-n", "2", "--harness-cache", str(tmp_path / "c"), "-x"]
+        "--accel", "tcg", f"--junitxml={junit}", *COMMON, "-n", "2", "--cache-dir", str(tmp_path / "c"), "-x"]
 
 
 def test_argv_for_a_mutant(tmp_path, monkeypatch):
+    """The inner session gets the very kernel the mutant build made (its cache entry), no recipe to re-derive."""
     monkeypatch.chdir(tmp_path)  # relative paths are made absolute: the session runs in the harness's repo
-    (tmp_path / "frags").mkdir()
-    opts = KernelOptions(kernel_src="linux", config_dir=Path("frags"), cache_dir=Path("c"))
+    opts = KernelOptions(kernel_src="linux", extra_fragments=(Path("x.config"),), cache_dir=Path("c"))
     junit = tmp_path / "junit-prog-id-zero.xml"
-    argv = mutant_suite_argv(opts, "prog-id-zero", junit, cases=["cases/verifier"], workers=2, extra=["-k", "x"])
+    entry = Path("c/kernels/k1")
+    argv = mutant_suite_argv(opts, entry, junit, cases=["cases/verifier"], workers=2, extra=["-k", "x"])
     assert argv == [
-        sys.executable, "-m", "pytest", "cases/verifier", "--kernel-src", str(tmp_path / "linux"),
-        "--mutant", "prog-id-zero", "--kernel-config-dir", str(tmp_path / "frags"), f"--junitxml={junit}",
-        *COMMON, "-n", "2", "--harness-cache", str(tmp_path / "c"), "-k", "x"]
-    assert "--patches" not in argv and "--no-patches" not in argv  # the default series, plus the mutant
-    assert "--kernel-src" not in mutant_suite_argv(KernelOptions(), "prog-id-zero", junit, cases=["cases"],
-                                                   workers=1, extra=[])
+        sys.executable, "-m", "pytest", "cases/verifier", "--kernel", str(tmp_path / "c/kernels/k1"),
+        f"--junitxml={junit}", *COMMON, "-n", "2", "--cache-dir", str(tmp_path / "c"), "-k", "x"]
+    for option in ("--kernel-src", "--patches", "--mutant", "--kernel-config-dir"):
+        assert option not in argv  # the build's options (a --fragment too) are in the artifact already
 
 
 def test_argv_for_a_bisect_step(tmp_path):
@@ -211,9 +210,10 @@ def test_argv_for_a_bisect_step(tmp_path):
                             tree=tmp_path / "linux", config_dir=None, accel="auto", cache_dir=tmp_path / "c",
                             pytest_arg=["--case-timeout=60"])
     junit = tmp_path / "junit-0123456789ab-1.xml"
-    assert step.suite_argv(ns, junit) == [
-        sys.executable, "-m", "pytest", *ns.cases, "--kernel-src", str(tmp_path / "linux"), "--no-patches",
-        "--accel", "auto", f"--junitxml={junit}", *COMMON, "--harness-cache", str(tmp_path / "c"),
+    entry = tmp_path / "c" / "kernels" / "k1"
+    assert step.suite_argv(ns, junit, entry) == [
+        sys.executable, "-m", "pytest", *ns.cases, "--kernel", str(entry),
+        "--accel", "auto", f"--junitxml={junit}", *COMMON, "--cache-dir", str(tmp_path / "c"),
         "--case-timeout=60"]
 
 
@@ -224,3 +224,13 @@ def test_every_campaign_gets_the_same_report_flags_and_a_target_excludes_a_sourc
     assert _tail(a, junit) == _tail(b, junit) == [f"--junitxml={junit}", *COMMON]
     with pytest.raises(ValueError, match="already names its kernel"):
         inner_pytest_argv(["cases"], junit=junit, target="6.12-plain", mutant="prog-id-zero")
+
+
+def test_an_inner_session_gets_a_debian_line_by_name_and_a_tree_by_absolute_path(tmp_path, monkeypatch):
+    """`selftests --kernel-src debian-7.3` from any directory: the line's name reaches the inner session as it is."""
+    monkeypatch.chdir(tmp_path)
+    junit = tmp_path / "j.xml"
+    line = inner_pytest_argv(["x"], junit=junit, kernel_src="debian-7.3")
+    tree = inner_pytest_argv(["x"], junit=junit, kernel_src="linux")
+    assert line[line.index("--kernel-src") + 1] == "debian-7.3"
+    assert tree[tree.index("--kernel-src") + 1] == str(tmp_path / "linux")

@@ -35,8 +35,8 @@ OWNER = textwrap.dedent("""\
         worker = subprocess.Popen([sys.executable, __file__, "worker"], stdout=subprocess.PIPE, text=True)
         groups += json.loads(worker.stdout.readline())
     lifetime.exit_on_hangup_and_term()
-    print(json.dumps(groups), flush=True)
-    try:
+    try:  # entered before the line that lets the test signal: a signal must always find the teardown
+        print(json.dumps(groups), flush=True)
         time.sleep(300)  # waiting on a guest
     finally:
         print("teardown", flush=True)
@@ -63,6 +63,22 @@ def _gone_within(groups: list[int], seconds: float) -> list[int]:
     return [g for g in groups if group_members(g)]
 
 
+def _stderr_until(proc: subprocess.Popen, *needles: str, seconds: float = 15.0) -> str:
+    """The owner's stderr (and its worker's) until it holds every one of `needles`: a handler says what it did
+    only after doing it (killing comes first), and a loaded machine can leave the words a moment behind."""
+    import select
+
+    assert proc.stderr is not None
+    fd, got, deadline = proc.stderr.fileno(), b"", time.monotonic() + seconds
+    while not all(n.encode() in got for n in needles) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            got += chunk
+    return got.decode(errors="replace")
+
+
 def _cleanup(proc: subprocess.Popen, groups: list[int]) -> None:
     for g in [proc.pid, *groups]:
         try:
@@ -81,8 +97,9 @@ def test_hangup_and_term_end_every_vm_before_a_stuck_teardown(sig, worker, tmp_p
         left = _gone_within(groups, 5.0)
         assert not left, f"{sig.name}: VM groups {left} still run although the owner's teardown is what is slow"
         assert alive(proc.pid), "the owner should still be in its (slow) teardown: this test proves nothing"
+        err = _stderr_until(proc, "the run stops (in ", *(["SIGTERM: ended 1 VM(s) at once: vm-worker"] if worker
+                                                          else []))
         os.killpg(proc.pid, signal.SIGKILL)  # the owner and its worker, still in their slow teardowns
-        err = proc.communicate(timeout=30)[1]
         assert f"{sig.name}: ended 1 VM(s) at once: vm-controller" in err, err
         assert "the run stops (in " in err, err  # where the owner was when the signal landed
         if worker:
@@ -100,8 +117,8 @@ def test_ctrl_c_is_graceful_but_bounded_and_a_second_one_is_immediate(tmp_path):
         assert all(group_members(g) for g in groups), "Ctrl-C killed the VM at once: the graceful path was skipped"
         left = _gone_within(groups, 2.0 + 5.0)  # the owner set GRACEFUL_DEADLINE = 2 s
         assert not left, "the VM outlived Ctrl-C's graceful deadline"
+        err = _stderr_until(proc, "teardown did not stop vm-controller within 2s; ended them")
         os.killpg(proc.pid, signal.SIGKILL)  # the owner and its worker, still in their slow teardowns
-        err = proc.communicate(timeout=30)[1]
         assert "teardown did not stop vm-controller within 2s; ended them" in err, err
     finally:
         _cleanup(proc, groups)
@@ -112,8 +129,9 @@ def test_ctrl_c_is_graceful_but_bounded_and_a_second_one_is_immediate(tmp_path):
         assert proc.stdout.readline() == "teardown\n"  # the first one was handled: two signals are not one
         os.kill(proc.pid, signal.SIGINT)
         assert not _gone_within(groups, 1.5), "a second Ctrl-C did not end the VM at once"
+        err = _stderr_until(proc, "second Ctrl-C: ended 1 VM(s) at once: vm-controller")
         os.killpg(proc.pid, signal.SIGKILL)  # the owner and its worker, still in their slow teardowns
-        assert "second Ctrl-C: ended 1 VM(s) at once: vm-controller" in proc.communicate(timeout=30)[1]
+        assert "second Ctrl-C: ended 1 VM(s) at once: vm-controller" in err, err
     finally:
         _cleanup(proc, groups)
 

@@ -53,15 +53,16 @@ def judge_step(tries: list[str]) -> tuple[int, str]:
     return SKIP, f"flaky: failed then {','.join(tries[1:])} (tries: {','.join(tries)})"
 
 
-def suite_argv(ns: argparse.Namespace, junit: Path) -> list[str]:
-    """The inner pytest on the commit checked out in --tree, without the patch series: the cases, one worker."""
-    return inner_pytest_argv(ns.cases, junit=junit, kernel_src=ns.tree, no_patches=True, config_dir=ns.config_dir,
-                             accel=ns.accel, cache_dir=ns.cache_dir, extra=ns.pytest_arg)
+def suite_argv(ns: argparse.Namespace, junit: Path, kernel: Path) -> list[str]:
+    """The inner pytest on the kernel this step built from the commit checked out in --tree (its cache entry, by
+    path: the inner session never resolves the tree again): the cases, one worker."""
+    return inner_pytest_argv(ns.cases, junit=junit, kernel=kernel, accel=ns.accel, cache_dir=ns.cache_dir,
+                             extra=ns.pytest_arg)
 
 
 def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
     from harness.kernel.request import KernelOptions, build_kernel
-    from harness.settings import REPO_ROOT
+    from harness.settings import suite_cwd
 
     t0 = time.monotonic()
     commit = git(ns.tree, "rev-parse", "HEAD")
@@ -83,7 +84,8 @@ def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
         junit = run_dir / f"junit-{commit[:12]}-{n}.xml"
         log = run_dir / f"pytest-{commit[:12]}-{n}.log"
         with log.open("w") as f:
-            rc = subprocess.run(suite_argv(ns, junit), cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+            argv = suite_argv(ns, junit, built.artifact.dir)
+            rc = subprocess.run(argv, cwd=suite_cwd(), stdout=f, stderr=subprocess.STDOUT).returncode
         results = parse_junit(junit.read_text()) if junit.is_file() else []
         outcome, reason = judge_try(rc, results)
         rep.tries.append(outcome)

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.campaigns.inner import inner_pytest_argv
+from harness.campaigns.matrix import formats as mf
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix import selftests as ms
 from harness.campaigns.matrix.spec import KernelTarget, KnownFailure, Matrix
 from harness.campaigns.results import CaseResult, parse_junit, suite_seconds
 from harness.errors import HarnessError
 from harness.selftests.discover import SELFTESTS
-from harness.settings import REPO_ROOT, CacheLayout, cache_root, new_run_dir
+from harness.settings import CacheLayout, cache_root, new_run_dir, suite_cwd
 from harness.tools import quoted
 
 
@@ -41,15 +42,9 @@ class MatrixOptions:
 
 def prepare_target(target: KernelTarget, layout: CacheLayout, accel: str, run_dir: Path):
     """Build (or fetch) the target's kernel; a cache hit costs a key computation. Returns a BuildResult-like."""
-    if target.kind == "prebuilt-deb":
-        from harness.kernel.prebuilt import PrebuiltRequest, prepare
+    from harness.kernel.request import acquire, options_of_target
 
-        return prepare(PrebuiltRequest.for_target(target, accel), layout, run_dir)
-    from harness.kernel.request import KernelOptions, build_kernel
-
-    opts = KernelOptions(kernel_src=target.kernel_src, ref=target.ref, no_patches=not target.series,
-                         extra_fragments=target.fragments, cache_dir=layout.root)
-    return build_kernel(opts, run_dir=run_dir)
+    return acquire(options_of_target(target, layout.root), target=target, accel=accel, run_dir=run_dir)
 
 
 def suite_argv(target: KernelTarget, matrix_path: Path, opts: MatrixOptions, junit: Path, tests: list[str],
@@ -67,7 +62,7 @@ def _pytest(argv: list[str], log: Path) -> int:
     with log.open("a") as f:
         f.write(f"$ {quoted(argv)}\n")
         f.flush()
-        return subprocess.call(argv, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+        return subprocess.call(argv, stdout=f, stderr=subprocess.STDOUT, cwd=suite_cwd(), stdin=subprocess.DEVNULL)
 
 
 def run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
@@ -278,10 +273,10 @@ def write_outputs(report: mr.Report, out_dir: Path, results_dir: Path | None = N
         report = dataclasses.replace(report, link_prefix=prefix.rstrip("/") + "/")
     paths = {"junit": out_dir / "matrix.junit.xml", "json": out_dir / "matrix.json",
              "html": out_dir / "matrix.html", "text": out_dir / "matrix.txt"}
-    paths["junit"].write_text(mr.to_junit(report))
-    paths["json"].write_text(json.dumps(mr.to_json(report), indent=2) + "\n")
-    paths["html"].write_text(mr.to_html(report))
-    paths["text"].write_text(mr.to_summary(report) + "\n" + mr.to_text(report))
+    paths["junit"].write_text(mf.to_junit(report))
+    paths["json"].write_text(json.dumps(mf.to_json(report), indent=2) + "\n")
+    paths["html"].write_text(mf.to_html(report))
+    paths["text"].write_text(mf.to_summary(report) + "\n" + mf.to_text(report))
     return paths
 
 

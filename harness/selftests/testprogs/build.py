@@ -38,12 +38,12 @@ from harness.selftests.testprogs.plan import (
     read_test_file,
     undefined_symbols,
 )
-from harness.settings import REPO_ROOT, CacheLayout, refuse_if_forbidden
+from harness.settings import GUESTS_DIR, CacheLayout, refuse_if_forbidden
 from harness.tools import quoted, version_line
 
 # Bump when the way test_progs is built changes in a way its inputs do not show.
 BUILD_VERSION = 2  # 2: <x.skel.h> includes and __btf_path objects are built
-SHIM_SOURCE = REPO_ROOT / "guests" / "test_progs-shim.c"
+SHIM_SOURCE = GUESTS_DIR / "test_progs-shim.c"
 BINARY = "test_progs"
 SHIM = "test_progs-shim.so"
 HELPERS = "libtest_progs-helpers.a"

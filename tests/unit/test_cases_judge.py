@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Unit tests of how a rejection case is judged from recorded loads: the verifier's log, and libbpf's apart."""
+
+from __future__ import annotations
+
+from helpers import DATA
+
+from harness.cases.parse import parse_case_text
+from harness.cases.run import _judge_rejection
+from harness.cases.verifier_log import split_libbpf_log
+
+HEAD = '// SPDX-License-Identifier: GPL-2.0\n/* test */\n#include "harness.h"\n'
+
+
+def rejection(annotations: str):
+    text = HEAD + f'SEC("lsm/file_open")\n__description("d") __failure {annotations}\n' \
+                  "int BPF_PROG(p, struct file *file)\n{\n\treturn 0;\n}\n"
+    (prog,) = parse_case_text(text, "t.bpf.c").programs
+    return prog
+
+
+def load_of(recorded: str) -> dict:
+    own, verifier = split_libbpf_log((DATA / recorded).read_text())
+    return {"loaded": False, "errno": 22, "verifier_log": verifier, "libbpf_log": own.split("\n")}
+
+
+def test_a_load_that_never_reached_the_verifier_fails_whatever_libbpf_printed() -> None:
+    # recorded: libbpf could not resolve the kfunc extern; the message names it, and used to pass
+    load = load_of("verifier-6.1-lsm-missing-kfunc.log")
+    for msg in ('__msg("not found in kernel")', '__msg("bpf_task_acquire")'):
+        out = _judge_rejection(rejection(msg), load, {}, "6.1.0")
+        assert out.status == "failed", out.report()
+        assert "before the verifier ran" in out.summary
+        assert "not found in kernel or module BTFs" in out.report()  # libbpf's words shown, not matched
+
+
+def test_libbpf_msg_is_matched_in_libbpf_log_and_msg_in_the_verifier_log() -> None:
+    load = load_of("verifier-6.18-tp_btf-kptr-no-dtor.log")
+    ok = _judge_rejection(rejection('__libbpf_msg("Error loading .BTF into kernel") '
+                                    '__msg("calling kernel function bpf_get_task_exe_file is not allowed")'),
+                          load, {}, "6.18.0")
+    assert ok.status == "passed", ok.report()
+    swapped = _judge_rejection(rejection('__msg("Error loading .BTF into kernel") '
+                                         '__msg("calling kernel function bpf_get_task_exe_file is not allowed")'),
+                               load, {}, "6.18.0")
+    assert swapped.status == "failed" and "verifier log lacks" in swapped.summary, swapped.report()
