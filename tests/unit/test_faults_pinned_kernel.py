@@ -63,3 +63,24 @@ def test_every_later_caller_of_a_run_gets_the_first_callers_artifact(tmp_path):
     note = layout.state / "runs" / "run-1.kernel.json"
     note.write_text(json.dumps({"entry": str(entry), "key": "another"}))
     assert run_kernel._pinned(layout, "run-1") is None, "a pin naming another key than its entry is not trusted"
+
+
+def test_a_pinned_prebuilt_image_comes_back_as_one(tmp_path):
+    """A matrix's prebuilt-deb kernel keeps its image inside the package root: read back from the pin as a plain
+    build's artifact, it had no bzImage and every case of the 6.1 row was a lost VM (CI, 2026-12-07)."""
+    layout = CacheLayout(tmp_path / "cache")
+    release = "6.1.0-57-amd64"
+    with cache.staging(layout, "p1") as staged:
+        (staged / "root" / "boot").mkdir(parents=True)
+        (staged / "root" / "boot" / f"vmlinuz-{release}").write_text("x")
+        entry = cache.publish(layout, "p1", staged, {"key": "p1", "release": release, "kind": "prebuilt-deb"})
+
+    class Built:
+        artifact = type("A", (), {"dir": entry, "key": "p1"})()
+        source = "linux-image-amd64 6.1.192-3"
+        notes = ()
+
+    run_kernel._pin(layout, "run-p", Built)
+    pinned = run_kernel._pinned(layout, "run-p")
+    assert pinned is not None and pinned.artifact.bzimage == entry / "root" / "boot" / f"vmlinuz-{release}"
+    assert pinned.artifact.bzimage.is_file()
