@@ -11,8 +11,8 @@ from selftests_tree import BPF, make_tree
 pytest_plugins = ["pytester"]
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
-# A RUN_TESTS file whose test run holds the guest's only CPU for 25 s: the soft-lockup watchdog (20 s at the default
-# watchdog_thresh of 10) reports it. The program passes as test_loader judges it (__retval(0)).
+# A RUN_TESTS file whose test run holds the guest's only CPU for 5 s: the soft-lockup watchdog (2 s with the guest
+# booted with watchdog_thresh=1) reports it. The program passes as test_loader judges it (__retval(0)).
 SPIN = """\
 #define SEC(name) __attribute__((section(name), used))
 #define TAG(text) __attribute__((btf_decl_tag(text)))
@@ -32,7 +32,7 @@ static long outer(__u64 i, void *deadline)
 SEC("socket") TAG("comment:test_expect_success") TAG("comment:test_retval=0")
 int verifier_x_spin(void *ctx)
 {
-	__u64 deadline = bpf_ktime_get_ns() + 25000000000ULL;
+	__u64 deadline = bpf_ktime_get_ns() + 5000000000ULL;
 
 	bpf_loop(1 << 23, outer, &deadline, 0);
 	return 0;
@@ -46,11 +46,13 @@ def test_a_kernel_report_during_a_subtest_fails_it(pytester, kernel_artifact, in
     tree = make_tree(pytester.path)
     (tree / BPF / "progs/verifier_x.c").write_text(SPIN)
     path = str(tree / BPF / "progs/verifier_x.c")
-    strict = pytester.runpytest_subprocess(path, *inner_args, "-rA", timeout=900)
+    lockup = ("--append", "watchdog_thresh=1")
+    strict = pytester.runpytest_subprocess(path, *inner_args, *lockup, "-rA", timeout=900)
     out = strict.stdout.str()
     strict.assert_outcomes(failed=1)
     assert "kernel reported soft_lockup during the test: watchdog: BUG: soft lockup" in out, out[-5000:]
-    lenient = pytester.runpytest_subprocess(path, *inner_args, "--console-findings", "warn", "-rA", timeout=900)
+    lenient = pytester.runpytest_subprocess(path, *inner_args, *lockup, "--console-findings", "warn", "-rA",
+                                            timeout=900)
     lenient.assert_outcomes(passed=1)
 
 
