@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.cases.needs import NEEDS
+
 SPEC_RULES = range(1, 21)
 # Rules the spec marks "decided here" (a question the RFC left open): a case checking one says __decided.
 DECIDED_RULES = frozenset({11, 20})
 
-FEATURES: dict[str, str] = {
-    "bpf_audit": "the bpf_audit kfuncs (bpf_audit_log_start in vmlinux BTF)",
-    "bpf_lsm": "BPF LSM active (bpf in the kernel's lsm= list)",
-    "btf_type_tag": "a compiler that emits btf_type_tag (__kptr members)",
-    "task_kfuncs": "bpf_task_acquire/bpf_task_release in vmlinux BTF (6.2+; not in Debian's 6.1)",
-}
+FEATURES: dict[str, str] = {n.name: n.means for n in NEEDS.values()}  # __needs(...) names: cases/needs.py
 
 CAPABILITIES = (
     "chown dac_override dac_read_search fowner fsetid kill setgid setuid setpcap linux_immutable "

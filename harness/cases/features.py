@@ -10,17 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-BPF_AUDIT_KFUNCS = (
-    "bpf_audit_log_start", "bpf_audit_log_end", "bpf_audit_log_cause", "bpf_audit_log_cap", "bpf_audit_log_path",
-    "bpf_audit_log_file", "bpf_audit_log_ioctl_op", "bpf_audit_log_dentry", "bpf_audit_log_inode",
-    "bpf_audit_log_task", "bpf_audit_log_net_sock", "bpf_audit_log_net_sockaddr",
-)
-# Features a case can ask for with __needs("..."): each maps to the BTF names that must be present.
-FEATURE_FUNCS = {
-    "bpf_audit": BPF_AUDIT_KFUNCS,
-    "bpf_lsm": ("bpf_lsm_file_open",),
-    "task_kfuncs": ("bpf_task_acquire", "bpf_task_release"),
-}
+from harness.cases.needs import missing_from_btf
 
 _FUNC_RE = re.compile(r"^\[\d+\] FUNC '([^']+)'", re.M)
 
@@ -36,13 +26,7 @@ class KernelFeatures:
 
     def missing(self, feature: str) -> str | None:
         """None when the kernel has `feature`, else the reason a case needing it is skipped."""
-        names = FEATURE_FUNCS.get(feature)
-        if names is None:
-            return f"unknown feature {feature!r} (known: {', '.join(sorted(FEATURE_FUNCS))})"
-        for name in names:
-            if name not in self.funcs:
-                return f"kernel lacks {name} (not in vmlinux BTF)"
-        return None
+        return missing_from_btf(feature, self.funcs)
 
 
 def from_vmlinux(vmlinux: Path, memo_dir: Path | None = None) -> KernelFeatures:

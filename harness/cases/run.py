@@ -14,6 +14,7 @@ from harness.cases import audit, expect, verifier_log
 from harness.cases.annotations import NO_CREATE_ACTIONS
 from harness.cases.features import KernelFeatures
 from harness.cases.model import CaseProgram
+from harness.cases.needs import BTF, COMPILER, LSM, NEEDS
 from harness.errors import AgentExitedError, GuestCommandError, LostVMError
 from harness.machine import console
 
@@ -58,15 +59,17 @@ class Outcome:
 
 
 def skip_reason(prog: CaseProgram, kut: KernelUnderTest, active_lsms: tuple[str, ...]) -> str | None:
-    for need in prog.needs:
-        if need == "btf_type_tag":
+    """Why `prog` cannot run on this kernel (its first __needs the kernel, its LSMs or the compiler lack), or None."""
+    for name in prog.needs:
+        evidence = NEEDS[name].evidence if name in NEEDS else BTF
+        if evidence == COMPILER:
             if not kut.type_tags:
                 return "compiler drops btf_type_tag (__kptr needs clang >= 15; install clang-19)"
-        elif need == "bpf_lsm":
+        elif evidence == LSM:
             if "bpf" not in active_lsms:
                 return f"BPF LSM not active (active LSMs: {','.join(active_lsms) or 'none'})"
         else:
-            reason = kut.features.missing(need)
+            reason = kut.features.missing(name)
             if reason:
                 return reason
     return None

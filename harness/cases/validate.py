@@ -33,6 +33,7 @@ from harness.cases.model import (
     Trigger,
     format_version,
 )
+from harness.cases.needs import NEEDS
 from harness.cases.values import PLACEHOLDER_RE, split_regex
 from harness.errors import CaseError
 
@@ -452,24 +453,9 @@ def build_program(
             caps.append(c)
 
     body_ids = {t.text for t in body if t.kind == "id"}
-    if any(i.startswith("bpf_audit_") or i == "harness_audit_start" for i in body_ids) and "bpf_audit" not in needs:
-        raise err(
-            line,
-            f'{where} calls bpf_audit kfuncs but lacks __needs("bpf_audit"); without it the case would '
-            'fail instead of skipping on kernels without the series. Add __needs("bpf_audit").',
-        )
-    if "bpf_kptr_xchg" in body_ids and "btf_type_tag" not in needs:
-        raise err(
-            line,
-            f'{where} uses bpf_kptr_xchg: add __needs("btf_type_tag") so it is skipped with a '
-            "compiler that drops __kptr (clang 14).",
-        )
-    if {"bpf_task_acquire", "bpf_task_release"} & body_ids and "task_kfuncs" not in needs:
-        raise err(
-            line,
-            f'{where} calls bpf_task_acquire/bpf_task_release: add __needs("task_kfuncs") so it is skipped on '
-            "kernels without them (6.1) instead of failing to load.",
-        )
+    for need in NEEDS.values():
+        if need.name not in needs and need.required_by(body_ids):
+            raise err(line, f"{where} {need.unsaid}")
 
     trig_ann = one("__trigger")
     trigger = _parse_trigger(err, trig_ann) if trig_ann else None
