@@ -62,17 +62,13 @@ def _observed(outcome) -> str:
 
 
 def _read_records(outcome, kut) -> list:
-    """The records the runner saved for one case (records.txt: "<type> <netlink text>" per line)."""
+    """The records the runner saved for one case (audit.log, as auditd writes its log)."""
     from harness.cases import audit
 
     path = outcome.files.get("audit records")
     if path is None:
         return []
-    out = []
-    for line in Path(path).read_text().splitlines():
-        kind, _, text = line.partition(" ")
-        out.append(audit.parse_netlink(int(kind) if kind.lstrip("-").isdigit() else kind, text, kut.audit_types))
-    return out
+    return audit.parse_log(Path(path).read_text(), kut.audit_types)
 
 
 def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log_root, case_objects, pytestconfig,

@@ -43,14 +43,16 @@ LINE_SPLIT = "7.3"
 
 @dataclass(frozen=True)
 class VMsg:
-    """A verifier (or libbpf) message as each kernel line words it: `old` before LINE_SPLIT, `new` from it."""
+    """A verifier (or libbpf) message as each kernel line words it: `old` before LINE_SPLIT, `new` from it. `log`
+    says whose log prints it: "verifier" (__msg) or "libbpf" (__libbpf_msg, a message from before the load)."""
 
     old: str
     new: str
+    log: str = "verifier"
 
     @classmethod
-    def same(cls, text: str) -> VMsg:
-        return cls(text, text)
+    def same(cls, text: str, log: str = "verifier") -> VMsg:
+        return cls(text, text, log)
 
     @property
     def varies(self) -> bool:
@@ -71,8 +73,12 @@ MSG_UNRELEASED = VMsg.same("Unreleased reference")
 MSG_RELEASED = VMsg("arg#0 pointer type STRUCT bpf_audit_context must point to scalar, or struct with scalar",
                     "release kfunc bpf_audit_log_end expects referenced PTR_TO_BTF_ID passed to R1")
 MSG_RELEASED_USE = VMsg(MSG_RELEASED.old, "R1 is scalar expected STRUCT bpf_audit_context")
+# 7.3's series flags the loggers whose struct arguments must be kernel objects (KF_OBJ_ARGS, patch 0002): its check
+# comes first, so an ended context passed to one of them is refused in its words
+OBJ_ARGS_LOGGERS = frozenset({"net_sockaddr"})
+MSG_RELEASED_OBJ = VMsg(MSG_RELEASED.old, "R1 must be a kernel object STRUCT bpf_audit_context, not program memory")
 MSG_MAYBE_NULL = VMsg("Possibly NULL pointer passed to trusted arg0", "Possibly NULL pointer passed to trusted R1")
-MSG_KPTR_BTF = VMsg.same("Error loading .BTF into kernel")
+MSG_KPTR_BTF = VMsg.same("Error loading .BTF into kernel", "libbpf")  # libbpf, before the load
 MSG_KPTR = VMsg.same("map 'm' has to have BTF in order to use bpf_kptr_xchg")
 MSG_CONST_STACK = VMsg("arg#1 doesn't point to a const string", "R2 doesn't point to a const string")
 MSG_CONST_WRITABLE = VMsg.same("does not point to a readonly map")
@@ -162,13 +168,15 @@ class _Reject(Exception):
 # --- verifier ---------------------------------------------------------------------------------------------------
 
 
-def _use(states: dict[int, str], ctx: int, what: str, release: bool = False) -> None:
-    """A kfunc takes ac<ctx> as arg0 (KF_TRUSTED_ARGS loggers and KF_RELEASE end alike)."""
+def _use(states: dict[int, str], ctx: int, what: str, release: bool = False, obj_args: bool = False) -> None:
+    """A kfunc takes ac<ctx> as arg0 (KF_TRUSTED_ARGS loggers and KF_RELEASE end alike; `obj_args`: a KF_OBJ_ARGS
+    logger on 7.3)."""
     st = states.get(ctx, UNSET)
     if st == MAYBE_NULL:
         raise _Reject(3, MSG_MAYBE_NULL, f"{what} on ac{ctx} before a NULL check")
     if st == RELEASED:
-        raise _Reject(2, MSG_RELEASED if release else MSG_RELEASED_USE, f"{what} on ac{ctx} after its end")
+        msg = MSG_RELEASED if release else MSG_RELEASED_OBJ if obj_args else MSG_RELEASED_USE
+        raise _Reject(2, msg, f"{what} on ac{ctx} after its end")
     if st != OPEN:
         raise ValueError(f"{what} on ac{ctx}, which the program never started (generator bug)")
 
@@ -221,7 +229,7 @@ def _step_main(states: dict[int, str], op, i: int) -> None:
         _overwrite(states, op.ctx)
         states[op.ctx] = OPEN if op.null_check else MAYBE_NULL
     elif isinstance(op, Log):
-        _use(states, op.ctx, f"{where} bpf_audit_log_{op.logger}")
+        _use(states, op.ctx, f"{where} bpf_audit_log_{op.logger}", obj_args=op.logger in OBJ_ARGS_LOGGERS)
         if op.logger == "cause" and op.bad == "stack":
             raise _Reject(7, MSG_CONST_STACK, f"{where}: cause string on the stack")
         if op.logger == "cause" and op.bad == "writable":

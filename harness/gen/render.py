@@ -214,9 +214,9 @@ def record_checks(rec: model.RecordSpec) -> list[str]:
 
 
 def _msg_annotations(rej: model.Rejection) -> list[str]:
-    """__msg for a message every line words the same, __msg_before/__msg_since (model.LINE_SPLIT) for one the
-    lines word differently. When the first error depends on clang's block layout the last message is a regex
-    of every possible one, per line."""
+    """__libbpf_msg for libbpf's own message, __msg for a message every line words the same, __msg_before/__msg_since
+    (model.LINE_SPLIT) for one the lines word differently. When the first error depends on clang's block layout the
+    last message is a regex of every possible one, per line."""
     out = []
     for i, m in enumerate(rej.messages):
         old, new = m.old, m.new
@@ -224,7 +224,10 @@ def _msg_annotations(rej: model.Rejection) -> list[str]:
             either = [m] + [a for _, a in rej.alternatives]
             old = "{{" + "|".join(_regex_literal(x) for x in dict.fromkeys(e.old for e in either)) + "}}"
             new = "{{" + "|".join(_regex_literal(x) for x in dict.fromkeys(e.new for e in either)) + "}}"
-        if old == new:
+        if m.log == "libbpf":  # printed by libbpf before the verifier ran: never in the verifier's log
+            assert old == new and not (i == len(rej.messages) - 1 and rej.alternatives), m
+            out.append(f"__libbpf_msg({_q(old)})")
+        elif old == new:
             out.append(f"__msg({_q(old)})")
         else:
             split = _q(model.LINE_SPLIT)

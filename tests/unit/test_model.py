@@ -70,6 +70,16 @@ def test_double_end_and_use_after_end_are_rule_2() -> None:
     assert model.MSG_RELEASED.old == model.MSG_RELEASED_USE.old  # 6.12 words both alike, 7.3 does not
 
 
+def test_an_ended_context_passed_to_a_kernel_object_logger_is_refused_in_its_words_on_7_3() -> None:
+    """7.3's net_sockaddr is KF_OBJ_ARGS (patch 0002): its check comes before the scalar-struct one, so the words
+    are its own there (found by the property on 7.3.4: socket_connect, start, end, net_sockaddr); 6.12 has no
+    such flag and words it as any other use after the end."""
+    r = rejected(Program("socket_connect", (Start(0), End(0), Log(0, "net_sockaddr", 0, side="dst")), sleepable=True))
+    assert (r.rule, r.messages) == (2, (model.MSG_RELEASED_OBJ,))
+    assert r.messages[0].on("7.3.4") == "R1 must be a kernel object STRUCT bpf_audit_context, not program memory"
+    assert r.messages[0].on("6.12.118") == model.MSG_RELEASED_USE.on("6.12.118")
+
+
 def test_unchecked_context_is_rule_3_for_loggers_and_end() -> None:
     assert rejected(Program("file_open", (Start(0, False), End(0)))).messages == (model.MSG_MAYBE_NULL,)
     assert rejected(Program("file_open", (Start(0, False), Log(0, "file"), End(0)))).rule == 3
@@ -249,9 +259,13 @@ def test_every_generated_program_renders_to_a_case_that_accepts_the_model_s_own_
         rej = pred.rejection
         assert case.expect == "failure" and case.rules == rej.rules
         for release in ("6.12.118", "7.3.4"):  # each line's words pass on that line only
-            want = case.msgs_for(release)
-            other = case.msgs_for("7.3.4" if release.startswith("6.") else "6.12.118")
-            first = [m.on(release) for m in rej.messages[:-1]]
+            # the verifier's log holds the verifier's words only; libbpf's own are __libbpf_msg, in libbpf's log
+            want = tuple(m.text for m in case.messages_for(release) if m.log == "verifier")
+            other = tuple(m.text for m in case.messages_for("7.3.4" if release.startswith("6.") else "6.12.118")
+                          if m.log == "verifier")
+            assert [m.text for m in case.messages_for(release) if m.log == "libbpf"] == [
+                m.old for m in rej.messages if m.log == "libbpf"]
+            first = [m.on(release) for m in rej.messages[:-1] if m.log == "verifier"]
             for vmsg in [rej.messages[-1]] + [m for _, m in rej.alternatives]:  # any possible first error passes
                 msg = vmsg.on(release)
                 log = "\n".join([*first, "0: (b7) r1 = 0", msg, "processed 9 insns"])
