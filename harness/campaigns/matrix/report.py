@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from harness.campaigns.matrix.spec import KnownFailure
 from harness.campaigns.results import CaseResult, Status
-from harness.campaigns.results import parse_junit as parse_junit  # tests/test_matrix_html.py reads it from here
+from harness.campaigns.results import parse_junit as parse_junit  # tests/unit/test_matrix_html.py reads it from here
 
 # The JUnit properties that name a case's log files (harness/cases/collect.py records them); run.py copies them.
 CASE_LOGS = ("verifier log", "libbpf log", "audit records", "console log")
