@@ -77,6 +77,7 @@ def _keep_minutes(text: str) -> float:
     return parse_minutes(text)
 
 
+@pytest.hookimpl(tryfirst=True)  # before hypothesis' own: it loads --hypothesis-profile, which must be registered
 def pytest_configure(config: pytest.Config) -> None:
     from harness.settings import cache_root
 
@@ -93,6 +94,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--case-timeout must be a number of seconds >= 0 (0: no limit).")
     # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
     config.stash[CACHE_ROOT] = (config.getoption("--cache-dir") or cache_root()).resolve()
+    if config.getoption("hypothesis_profile", None):  # the property's profiles (ci, nightly), by hypothesis' option
+        from harness.gen.profiles import register
+
+        register(config.stash[CACHE_ROOT])
     config.stash[KERNEL_TARGET] = _kernel_target(config)
     if config.getoption("--patches") and not config.getoption("--no-patches"):
         _check_patches(config)

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Property: every generated BPF LSM program does in a real guest exactly what the reference model predicts.
 
-Profiles (harness/gen/profiles.py): BPF_AUDIT_HYPOTHESIS_PROFILE=ci (default, derandomized) or nightly.
+Profiles (harness/gen/profiles.py): ci (default, derandomized) or --hypothesis-profile nightly.
 A failure is shrunk by hypothesis and written to cases/found/<name>.bpf.c as a ready case file.
 """
 
@@ -87,10 +87,11 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
     if missing:
         pytest.skip(missing)
     cache = harness_cache_root(pytestconfig)
-    chosen, rand_seed = profiles.selected(cache)
-    profile = profiles.selected_name()
+    profile = profiles.selected_name(pytestconfig.getoption("hypothesis_profile", None))
+    forced = pytestconfig.getoption("hypothesis_seed", None)
+    chosen, rand_seed = profiles.selected(cache, profile, forced)
     with capsys.disabled():
-        extra = f", seed {rand_seed} (replay: {profiles.SEED_ENV}={rand_seed})" if rand_seed is not None else ""
+        extra = f", seed {rand_seed} (replay: --hypothesis-seed {rand_seed})" if rand_seed is not None else ""
         print(f"\n[property] hypothesis profile {profile}: {chosen.max_examples} examples{extra}", flush=True)
     request.node.user_properties.append(("hypothesis_profile", profile))
     if rand_seed is not None:
@@ -180,7 +181,7 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
         if hooks is None or prog.hook in hooks:
             test = example(prog)(test)
     test = chosen(test)
-    if rand_seed is not None:
+    if rand_seed is not None and forced is None:  # a forced seed hypothesis applies itself
         test = seed(rand_seed)(test)
     t_start = time.monotonic()
     try:
@@ -189,8 +190,9 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
         pytest.fail(str(e), pytrace=False)
     except BaseException:
         if failures:
-            env = f"{profiles.PROFILE_ENV}={profile} " + (f"{profiles.SEED_ENV}={rand_seed} " if rand_seed else "")
-            how = env + "pytest " + " ".join(pytestconfig.invocation_params.args)
+            args = [a for a in pytestconfig.invocation_params.args if not a.startswith("--hypothesis-")]
+            opts = [f"--hypothesis-profile={profile}"] + ([f"--hypothesis-seed={rand_seed}"] if rand_seed else [])
+            how = "pytest " + " ".join([*args, *opts])
             mutant = pytestconfig.getoption("--mutant", None)
             kernel = kernel_under_test.release + (f" with mutant {mutant}" if mutant else "")
             # the shrunk example is replayed last; explicit examples all run: take the smallest, the latest on ties

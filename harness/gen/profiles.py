@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
-"""The hypothesis profiles of the generated-program property, registered in this one place.
+"""The hypothesis profiles of the generated-program property, registered in this one place, chosen with
+hypothesis' own pytest options.
 
-    BPF_AUDIT_HYPOTHESIS_PROFILE=ci       (default) fixed, derandomized, small: fits a CI run
-    BPF_AUDIT_HYPOTHESIS_PROFILE=nightly  500 examples (BPF_AUDIT_HYPOTHESIS_EXAMPLES overrides), a random
-                                          seed that is printed (BPF_AUDIT_HYPOTHESIS_SEED replays one)
+    (no option)                                    the ci profile: fixed, derandomized, small: fits a CI run
+    --hypothesis-profile nightly                   500 examples (BPF_AUDIT_HYPOTHESIS_EXAMPLES overrides), a random
+                                                   seed that is printed
+    --hypothesis-profile nightly --hypothesis-seed N   replays one
 
     BPF_AUDIT_PROPERTY_HOOKS=socket_connect,task_kill   generate programs for these hooks only
 
@@ -24,13 +26,10 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-PROFILE_ENV = "BPF_AUDIT_HYPOTHESIS_PROFILE"
-EXAMPLES_ENV = "BPF_AUDIT_HYPOTHESIS_EXAMPLES"
-SEED_ENV = "BPF_AUDIT_HYPOTHESIS_SEED"
+EXAMPLES_ENV = "BPF_AUDIT_HYPOTHESIS_EXAMPLES"  # hypothesis has no option for an example count
 HOOKS_ENV = "BPF_AUDIT_PROPERTY_HOOKS"
 CI_EXAMPLES = 40
 NIGHTLY_EXAMPLES = 500
-PROFILES = ("ci", "nightly")
 
 
 def register(cache_root: Path) -> None:
@@ -49,18 +48,16 @@ def register(cache_root: Path) -> None:
                               **common)
 
 
-def selected_name() -> str:
-    name = os.environ.get(PROFILE_ENV, "ci")
-    if name not in PROFILES:
-        raise ValueError(f"{PROFILE_ENV}={name!r}: choose one of {', '.join(PROFILES)}")
-    return name
+def selected_name(option: str | None) -> str:
+    """The profile --hypothesis-profile named (`option`), or ci."""
+    return option or "ci"
 
 
-def selected(cache_root: Path) -> tuple[settings, int | None]:
-    """The chosen profile's settings and, for a randomized profile, the seed to use (print it)."""
+def selected(cache_root: Path, profile: str, forced_seed: str | None) -> tuple[settings, int | None]:
+    """The `profile`'s settings and, for a randomized profile, the seed: the one --hypothesis-seed forced (hypothesis
+    applies it itself), else a new one the caller applies and prints."""
     register(cache_root)
-    name = selected_name()
-    base = settings.get_profile(name)
+    base = settings.get_profile(profile)
     examples = os.environ.get(EXAMPLES_ENV)
     if examples:
         if not examples.isdigit() or int(examples) < 1:
@@ -68,10 +65,11 @@ def selected(cache_root: Path) -> tuple[settings, int | None]:
         base = settings(base, max_examples=int(examples))
     if base.derandomize:
         return base, None
-    raw = os.environ.get(SEED_ENV)
-    if raw is not None and not raw.isdigit():
-        raise ValueError(f"{SEED_ENV}={raw!r}: write a non-negative integer")
-    return base, int(raw) if raw is not None else random.SystemRandom().randrange(2**32)
+    if forced_seed is not None:
+        if not forced_seed.isdigit():
+            raise ValueError(f"--hypothesis-seed {forced_seed!r}: write a non-negative integer")
+        return base, int(forced_seed)
+    return base, random.SystemRandom().randrange(2**32)
 
 
 def selected_hooks() -> tuple[str, ...] | None:
