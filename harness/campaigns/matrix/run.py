@@ -244,7 +244,7 @@ def _run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure,
         for k in (*summary.stale, *summary.unmatched):
             how = "passed" if k in summary.stale else "no such failure"
             _say(f"[matrix] {target.name}: known difference that does not hold ({how}): {k.name}")
-    _say(f"[matrix] {target.name}: {run.counts()} in {run.seconds:.0f}s")
+    _say(f"[matrix] {target.name}: {mr.counts_text(run) or 'no cases'} in {run.seconds:.0f}s")
     return run
 
 
