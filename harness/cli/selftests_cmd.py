@@ -96,7 +96,8 @@ def _test_progs_list(ns: argparse.Namespace, tree: Path, art, layout, say) -> in
     """--list --test-progs: resolve the names, build test_progs (cached), list its tests and what went in."""
     import json
 
-    from harness.selftests.testprogs.build import build_test_progs, describe
+    from harness.selftests.testprogs.build import build_test_progs
+    from harness.selftests.testprogs.entry import describe
     from harness.selftests.testprogs.plan import select
 
     selection = select(tree, ns.test_progs)
