@@ -48,7 +48,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def _console_verdict(item: pytest.Item, report) -> None:
     """A scenario test's console, read to a barrier after its call, as a case's: a kernel report fails a test that
     passed (--console-findings warn: a warning), a console not read to the end gives it no pass."""
-    from harness.cases.run import check_console
+    from harness.cases.console_check import check_console
 
     session, start = item.stash[CONSOLE_WATCH]
     check = None
@@ -143,7 +143,7 @@ def selftest_sessions(case_session, vm_pool, pytestconfig: pytest.Config):
 @pytest.fixture
 def case_session(vm, vm_pool):
     """The runner's per-machine state (agent, pushed objects, audit registration) for this worker's VM."""
-    from harness.cases.run import GuestSession
+    from harness.cases.session import GuestSession
 
     sessions = vm_pool.__dict__.setdefault("_case_sessions", {})
     if id(vm) not in sessions:
@@ -170,7 +170,7 @@ def case_objects(kernel_options):
 
 def _watch_console(request: pytest.FixtureRequest, session) -> None:
     """A scenario test's console is judged after its call, from here (its first guest fixture) on."""
-    from harness.cases.run import console_start
+    from harness.cases.console_check import console_start
 
     if CONSOLE_WATCH not in request.node.stash:
         request.node.stash[CONSOLE_WATCH] = (session, console_start(session.machine))
