@@ -36,7 +36,7 @@ def cmd_build(ns: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(f"{state} in {res.seconds:.1f}s: {art.release} key={art.key}")
     print(f"  source    {res.source}")
-    from harness.kernel.build import built_with
+    from harness.kernel.toolchain import built_with
 
     print(f"  built by  {built_with(art.meta)}")
     print(f"  bzImage   {art.bzimage}")
