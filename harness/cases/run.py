@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 
 from harness.cases import audit, expect, verifier_log
 from harness.cases.annotations import NO_CREATE_ACTIONS
+from harness.cases.auditd_log import to_auditd_log
 from harness.cases.console_check import check_console
 from harness.cases.features import KernelFeatures
 from harness.cases.model import CaseProgram
@@ -301,7 +302,7 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
     capture = _records_until_unload(session, start, prog_id, handle)
     records = audit.parse_records(capture.records, kut.audit_types)
     rec_file = log_dir / "audit.log"  # auditd's format: `ausearch -if audit.log -i` reads it
-    rec_file.write_text(audit.to_auditd_log(records))
+    rec_file.write_text(to_auditd_log(records))
     logs["audit records"] = rec_file
     incomplete = capture.problem()
     if incomplete:  # an expectation met (or a record "absent") in a window that lost records proves nothing
