@@ -72,11 +72,13 @@ doctor: deps venv
 build: deps venv
 	$(VENV)/bin/bpf-audit-harness build
 
-## ruff (with RUF100: no stale noqa), mypy on harness/, and the layers contract (imports point down the stages).
+## ruff (with RUF100: no stale noqa), mypy on harness/, the layers contract (imports point down the stages), and no
+## module of harness/ or guests/ over 500 lines (tests/unit/test_module_size.py).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(PYTEST) -q -p no:cacheprovider tests/unit/test_module_size.py
 
 ## The suite on every kernel of kernel-config/matrix.toml: JUnit, JSON and HTML in results/matrix-<time>/.
 matrix: deps venv

@@ -197,7 +197,7 @@ def default_kernel(layout: CacheLayout) -> tuple[Path | None, str]:
     no archive is asked, nothing is unpacked or built) and a description; None and why not."""
     from harness.errors import HarnessError
     from harness.kernel import cache, debian
-    from harness.kernel.build import KernelArtifact
+    from harness.kernel.artifact import KernelArtifact
     from harness.kernel.request import KernelOptions, effective, make_request
 
     try:

@@ -155,7 +155,7 @@ def _pin(layout, run: str, built) -> None:
 
 def _pinned(layout, run: str):
     """The BuildResult the run's first caller pinned, or None."""
-    from harness.kernel.build import BuildResult, KernelArtifact
+    from harness.kernel.artifact import BuildResult, KernelArtifact
     from harness.kernel.prebuilt import PrebuiltArtifact
 
     try:
@@ -195,7 +195,7 @@ def _first_line(text: str) -> str:
 
 
 def describe(config, built) -> Prepared:
-    from harness.kernel.build import built_with
+    from harness.kernel.toolchain import built_with
 
     art = built.artifact
     meta = art.meta

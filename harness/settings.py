@@ -126,7 +126,7 @@ class CacheLayout:
     @property
     def test_progs(self) -> Path:
         """test_progs binaries trimmed to named prog_tests, with the BPF objects they open, keyed by everything
-        that went in (harness.selftests.testprogs.build)."""
+        that went in (harness.selftests.testprogs.build, .entry)."""
         return self.root / "test_progs"
 
     @property

@@ -79,6 +79,7 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
     from harness.cases import compile as bpfobj
     from harness.cases import run as runner
     from harness.cases.parse import parse_case_text
+    from harness.cases.session import GuestSession
     from harness.errors import LostVMError
     from harness.gen import model, render
     from harness.machine.pool import Watchdog
@@ -113,7 +114,7 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
         sessions = pool.__dict__.setdefault("_case_sessions", {})
         if id(machine) not in sessions:
             sessions.clear()
-            sessions[id(machine)] = runner.GuestSession(machine)
+            sessions[id(machine)] = GuestSession(machine)
         session[:] = [sessions[id(machine)]]
 
     def run_case(case, obj, log_dir):

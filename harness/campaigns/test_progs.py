@@ -82,7 +82,8 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
     boot one machine from `pool_config`, run it there and judge. A build failure or a lost machine is the
     outcome's `error` (the stage is named), never raised; a usage error (an unknown name) is raised."""
     from harness.machine.pool import VMPool
-    from harness.selftests.testprogs.build import TestSourceError, build_test_progs, describe
+    from harness.selftests.testprogs.build import TestSourceError, build_test_progs
+    from harness.selftests.testprogs.entry import describe
     from harness.selftests.testprogs.plan import select
     from harness.selftests.testprogs.run import RUN_TIMEOUT, run_in_guest
 

@@ -7,7 +7,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from harness.cases.run import AUDIT_RULE, GuestSession
+from harness.cases.session import AUDIT_RULE, GuestSession
 
 FLOOD_PATH = "/tmp/bah/load"  # cases/audit/load.bpf.c's load_flood logs opens of this file by comm bah_load
 FLOOD_COMM = "bah_load"

@@ -3,28 +3,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from harness.cases import audit, expect, verifier_log
 from harness.cases.annotations import NO_CREATE_ACTIONS
+from harness.cases.auditd_log import to_auditd_log
+from harness.cases.console_check import check_console
 from harness.cases.features import KernelFeatures
 from harness.cases.model import CaseProgram
 from harness.cases.needs import BTF, COMPILER, LSM, NEEDS
+from harness.cases.session import GuestSession, _call
 from harness.errors import AgentExitedError, GuestCommandError, LostVMError
-from harness.machine import console
 
-# Case files live on a plain tmpfs: virtme-ng's /tmp is an overlayfs, and opening a file there runs the
-# file_open hook twice (ovl_open opens the real upper file through do_dentry_open again), so a case that
-# expects one record per open would see two.
-CASE_FS = "/tmp/bah"
-# Any loaded rule makes audit contexts non-dummy, so a record logged inside a syscall gets its SYSCALL
-# record at exit (kernel/auditsc.c: __audit_syscall_exit skips dummy contexts). vhangup never fires here.
-AUDIT_RULE = ["auditctl", "-a", "always,exit", "-F", "arch=b64", "-S", "vhangup", "-k", "bpf-audit-harness"]
 UNLOAD_WAIT_SECONDS = 5.0
 # How long a case's trigger may run in the guest (the agent kills it then; its default would be 10 s).
 TRIGGER_SECONDS = 30.0
@@ -73,105 +66,6 @@ def skip_reason(prog: CaseProgram, kut: KernelUnderTest, active_lsms: tuple[str,
             if reason:
                 return reason
     return None
-
-
-class GuestSession:
-    """Per-machine state the runner keeps: the agent, pushed objects, audit registration."""
-
-    def __init__(self, machine) -> None:
-        self.machine = machine
-        self.pushed: dict[str, str] = {}
-        self.audit_ready = False
-        self.active_lsms: tuple[str, ...] | None = None
-        self._unloaded: set[int] = set()
-        self.agent_pid: int | None = None  # the agent this state belongs to
-        self.saved_audit_rules: str | None = None  # the machine's own rules (a --target's), put back by close()
-
-    def interrupted(self) -> bool:
-        """A request to the agent was interrupted (Ctrl-C, SIGTERM): clean-up requests would only wait behind
-        it; the machine is discarded instead."""
-        agent = getattr(self.machine.guest, "_agent", None)
-        return bool(agent is not None and agent.interrupted)
-
-    def unload(self, handle: int) -> None:
-        """Unload once; later calls for the same handle do nothing."""
-        if self.interrupted():
-            return
-        if handle not in self._unloaded:
-            self._unloaded.add(handle)
-            self.agent.request("unload", handle=handle, timeout=60)
-
-    @property
-    def agent(self):
-        agent = self.machine.guest.agent()
-        if self.agent_pid is None:
-            self.agent_pid = agent.pid
-        elif agent.pid != self.agent_pid:  # the guest started a new agent: this state is not its state
-            raise LostVMError(f"the guest agent (pid {self.agent_pid}) was replaced by a new one (pid {agent.pid}): "
-                              "its audit registration and loaded programs went with it, so this VM is replaced")
-        if not getattr(agent, "harness_prepared", False):
-            agent.harness_prepared = True
-            # Cases name fixed paths under CASE_FS: never mount over a link or a directory someone else made.
-            self.shell(f"if [ -L {CASE_FS} ] || {{ [ -e {CASE_FS} ] && [ \"$(stat -c %u {CASE_FS})\" != 0 ]; }}; "
-                       f"then echo '{CASE_FS} is a link or not owned by root: not mounting on it' >&2; exit 1; fi; "
-                       f"mkdir -p {CASE_FS} && {{ mountpoint -q {CASE_FS} || "
-                       f"mount -t tmpfs -o mode=1777 bpf-audit-harness {CASE_FS}; }}")
-        return agent
-
-    def lsms(self) -> tuple[str, ...]:
-        if self.active_lsms is None:
-            res = self.agent.request("trigger", shell="cat /sys/kernel/security/lsm", timeout=10)
-            self.active_lsms = tuple(x for x in res.get("stdout", "").strip().split(",") if x)
-        return self.active_lsms
-
-    def push(self, obj: Path) -> str:
-        digest = hashlib.sha256(obj.read_bytes()).hexdigest()[:16]
-        if digest not in self.pushed:
-            from harness.cases.compile import check_object
-
-            check_object(obj)  # a clear error here, not libbpf's in the guest
-            cases_dir = f"{self.machine.guest.private_dir()}/cases"  # made per session, 0700: nobody swaps them
-            remote = f"{cases_dir}/{digest}-{obj.name}"
-            self.shell(f"mkdir -p {shlex.quote(cases_dir)}")
-            self.machine.guest.put(obj, remote)
-            self.pushed[digest] = remote
-        return self.pushed[digest]
-
-    def shell(self, cmd: str, timeout: float = 30) -> dict:
-        res = self.agent.request("trigger", shell=cmd, timeout=timeout)
-        if not res.get("ok") or res.get("rc") != 0:
-            raise GuestCommandError(f"guest shell command failed: {cmd}: {res}")
-        return res
-
-    def ensure_audit(self) -> None:
-        if self.audit_ready:
-            return
-        res = self.agent.request("audit_open", enable=True, backlog_limit=8192)
-        if not res.get("ok"):
-            raise GuestCommandError(f"cannot become the guest's audit daemon: {res.get('error')}")
-        if self.saved_audit_rules is None:  # the machine's rules before ours (a --target keeps its own)
-            self.saved_audit_rules = self.shell("auditctl -l").get("stdout", "")
-        self.shell(shlex.join(["auditctl", "-D"]) + " >/dev/null; " + shlex.join(AUDIT_RULE))
-        self.audit_ready = True
-
-    def close(self) -> None:
-        """Put the machine's own audit rules back (they were replaced by the harness's one rule). A guest the
-        harness booted had none: nothing to do (and its agent may still be busy with an interrupted case)."""
-        saved, self.saved_audit_rules = self.saved_audit_rules, None
-        rules = [line for line in (saved or "").splitlines()
-                 if line.startswith("-") and "bpf-audit-harness" not in line]
-        if not rules:
-            return
-        script = "auditctl -D >/dev/null" + "".join(f"; auditctl {line}" for line in rules)
-        try:
-            self.shell(script, timeout=60)
-        except (GuestCommandError, LostVMError):
-            pass  # a lost machine has no rules left to restore
-
-
-def _call(session: GuestSession, op: str, timeout: float = 120, **args) -> dict:
-    """An agent request; a dead channel means the machine may be lost (the caller decides)."""
-    return session.agent.request(op, timeout=timeout, **args)
 
 
 CONSOLE_POLICIES = ("fail", "warn")
@@ -259,40 +153,6 @@ def unanswered(machine, timeout: float = 20.0) -> str | None:
     return None if rc == 0 else f"`true` exited {rc} in it"
 
 
-@dataclass(frozen=True)
-class ConsoleCheck:
-    """What the kernel console showed during a test, read to a barrier at its end: the reports found, and why the
-    console could not be read to the end (then no pass can be given)."""
-
-    findings: tuple[console.Finding, ...] = ()
-    unsure: str | None = None
-    console_log: Path | None = None
-
-    @property
-    def first(self) -> str:
-        f = self.findings[0]
-        return f"kernel reported {f.kind} during the test: {f.first_line}"
-
-    def details(self) -> str:
-        return console.summarize(self.findings)
-
-
-def console_start(machine) -> int | None:
-    """Where a test's console text starts (None: the machine has no console the harness reads, e.g. --target)."""
-    return len(machine.console_text()) if hasattr(machine, "console_text") else None
-
-
-def check_console(session: GuestSession, start: int | None, write=None) -> ConsoleCheck:
-    """The console since `start`, after a barrier line written to /dev/kmsg reached it: what a case, a scenario
-    test and a selftest subtest are all judged on besides their own verdict. `write(line)` writes the barrier
-    (default: a shell command through the session's agent)."""
-    if start is None:
-        return ConsoleCheck()
-    unsure = _console_barrier(session, start, write=write)
-    found = tuple(console.scan(session.machine.console_text()[start:]))
-    return ConsoleCheck(found, unsure, getattr(session.machine, "console_log", None))
-
-
 def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, log_dir: Path,
                           policy: str = "fail") -> None:
     if not hasattr(session.machine, "console_text"):
@@ -314,26 +174,6 @@ def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, l
         outcome.status = "error"
         outcome.summary = f"no verdict: the kernel console could not be read to the end of the case ({check.unsure})"
         outcome.files["console log"] = session.machine.console_log
-
-
-def _console_barrier(session: GuestSession, start: int, timeout: float = 15.0, write=None) -> str | None:
-    """Wait until the console has caught up with the guest: a kernel report printed during the case may still be
-    in the serial line's buffers when the case ends (seen under load), and must not leak into the next case.
-    Returns why the console could not be trusted to be complete (None: it is)."""
-    token = f"bah-console-barrier {uuid.uuid4().hex[:12]}"
-    try:
-        if write is not None:
-            write(f"<3>{token}")
-        else:
-            session.shell(f"echo '<3>{token}' > /dev/kmsg", timeout=10)
-    except (GuestCommandError, LostVMError) as e:
-        return f"the barrier line could not be written to /dev/kmsg: {e}"
-    deadline = time.monotonic() + timeout
-    while token not in session.machine.console_text()[start:]:
-        if time.monotonic() >= deadline:
-            return f"the barrier line written to /dev/kmsg did not reach the console within {timeout:g}s"
-        time.sleep(0.05)
-    return None
 
 
 def _run(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSession, log_dir: Path) -> Outcome:
@@ -462,7 +302,7 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
     capture = _records_until_unload(session, start, prog_id, handle)
     records = audit.parse_records(capture.records, kut.audit_types)
     rec_file = log_dir / "audit.log"  # auditd's format: `ausearch -if audit.log -i` reads it
-    rec_file.write_text(audit.to_auditd_log(records))
+    rec_file.write_text(to_auditd_log(records))
     logs["audit records"] = rec_file
     incomplete = capture.problem()
     if incomplete:  # an expectation met (or a record "absent") in a window that lost records proves nothing
@@ -564,3 +404,4 @@ def _brief(res: dict) -> str:
     keys = ("action", "pid", "tid", "comm", "rc", "errno", "strerror", "step", "timed_out", "target_pid", "ino",
             "stdout", "stderr")
     return ", ".join(f"{k}={res[k]!r}" for k in keys if k in res and res[k] not in ("", None))
+

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from harness.cases import audit
 from harness.cases import compile as bpfobj
-from harness.cases.run import UNLOAD_WAIT_SECONDS, GuestSession, KernelUnderTest, read_window
+from harness.cases.run import UNLOAD_WAIT_SECONDS, KernelUnderTest, read_window
+from harness.cases.session import GuestSession
 from harness.errors import GuestCommandError
 
 FIELD_ALIASES = {"prog_id": "prog-id"}

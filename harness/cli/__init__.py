@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(ns, "llvm", None):
             import os
 
-            from harness.kernel.build import check_llvm
+            from harness.kernel.toolchain import check_llvm
 
             os.environ["LLVM"] = check_llvm(ns.llvm)  # as $LLVM for the inner pytest runs (matrix, mutants, ...)
         return ns.func(ns)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli import commands
+from harness.cli import commands, selftests_cmd
 from harness.errors import EXIT_OK
 
 DESCRIPTION = "`bpf-audit-harness` subcommands: thin wrappers over the same stages the pytest plugin uses."
@@ -78,7 +78,8 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Every subcommand with its options; `func` names the handler in harness.cli.commands."""
+    """Every subcommand with its options; `func` names the handler in harness.cli.commands (selftests:
+    harness.cli.selftests_cmd)."""
     parser = argparse.ArgumentParser(prog="bpf-audit-harness", description=DESCRIPTION, epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action=_Version, help="print the version (and git commit) and exit")
@@ -261,5 +262,5 @@ def build_parser() -> argparse.ArgumentParser:
     _llvm_arg(p)
     _clang_arg(p)
     _vm_args(p)
-    p.set_defaults(func=commands.cmd_selftests)
+    p.set_defaults(func=selftests_cmd.cmd_selftests)
     return parser

@@ -13,174 +13,14 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import BuildError, ConfigError
 from harness.kernel import cache, kconfig, trees
-from harness.kernel.patches import Series
-from harness.kernel.source import SourceTree
+from harness.kernel.artifact import BuildRequest, BuildResult, KernelArtifact
+from harness.kernel.toolchain import llvm_tool, require_llvm, toolchain_identity
 from harness.settings import CacheLayout, refuse_if_forbidden
-from harness.tools import BUILD_TOOLS, child_kwargs, hand_down, quoted, require, stream, version_line
-
-ARTIFACT_FILES = ("bzImage", "vmlinux", "System.map", "config", "audit.h", "vmlinux.h")
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    source: SourceTree
-    series: Series
-    fragments: tuple[kconfig.Fragment, ...]
-    layout: CacheLayout
-    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
-    use_ccache: bool = True
-    base_config: str = ""  # the developer's .config (--kernel-config): the fragments go onto it, not allnoconfig
-    llvm: str = ""  # make's LLVM= (1, -SUFFIX or PREFIX/): the kernel built with clang and LLVM's binutils
-
-    @property
-    def toolchain(self) -> tuple[str, ...]:
-        return toolchain_identity(self.llvm)
-
-    @property
-    def merged(self) -> kconfig.MergedConfig:
-        """The fragments merged for this source's kernel version (options whose range excludes it left out)."""
-        from dataclasses import replace
-
-        return replace(kconfig.merge(list(self.fragments), self.source.kernelversion), base=self.base_config)
-
-    def key_inputs(self) -> cache.KeyInputs:
-        return cache.KeyInputs(
-            source_identity=self.source.identity,
-            patches=tuple(self.series.key_material()),
-            merged_config=self.merged.render(),
-            toolchain=self.toolchain,
-        )
-
-
-@dataclass(frozen=True)
-class KernelArtifact:
-    """A published build. Every path is inside the cache entry `dir`."""
-
-    key: str
-    dir: Path
-    release: str
-    meta: dict
-
-    @property
-    def bzimage(self) -> Path:
-        return self.dir / "bzImage"
-
-    @property
-    def vmlinux(self) -> Path:
-        return self.dir / "vmlinux"
-
-    @property
-    def system_map(self) -> Path:
-        return self.dir / "System.map"
-
-    @property
-    def config(self) -> Path:
-        return self.dir / "config"
-
-    @property
-    def audit_h(self) -> Path:
-        return self.dir / "audit.h"
-
-    @property
-    def vmlinux_h(self) -> Path:
-        return self.dir / "vmlinux.h"
-
-    @classmethod
-    def load(cls, entry: Path) -> KernelArtifact:
-        meta = json.loads((entry / "meta.json").read_text())
-        return cls(meta["key"], entry, meta["release"], meta)
-
-    def files(self) -> tuple[Path, ...]:
-        return (self.bzimage, self.vmlinux, self.system_map, self.config, self.audit_h, self.vmlinux_h)
-
-    @classmethod
-    def problem(cls, entry: Path) -> str | None:
-        """What is wrong with a published entry (a file missing or empty), or None: cache.published's check."""
-        try:
-            art = cls.load(entry)
-        except (OSError, ValueError, KeyError) as e:
-            return f"meta.json: {e}"
-        for path in art.files():
-            try:
-                if path.stat().st_size == 0:
-                    return f"{path.name} is empty"
-            except OSError:
-                return f"{path.relative_to(entry)} is missing"
-        return None
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    artifact: KernelArtifact
-    cache_hit: bool
-    seconds: float
-    log: Path | None
-    notes: tuple[str, ...] = ()  # what the user should hear once (e.g. a pinned package version apt no longer has)
-    source: str = ""  # the source it was built from, in one line (SourceTree.describe), '' when not a build
-
-
-def toolchain_identity(llvm: str = "") -> tuple[str, ...]:
-    """The compilers a kernel build runs, by their version lines: part of the cache key and of the slot's name. A
-    gcc build's identity is what it always was (its keys stay valid); an LLVM= build's names LLVM= and its tools."""
-    pahole = version_line("pahole", "--version")
-    if not llvm:
-        return (version_line("gcc", "--version"), version_line("ld", "--version"), pahole)
-    return (f"LLVM={llvm}", version_line(llvm_tool(llvm, "clang"), "--version"),
-            version_line(llvm_tool(llvm, "ld.lld"), "--version"), pahole)
-
-
-def built_with(meta: dict) -> str:
-    """What built a kernel, from its meta.json: `LLVM=1 (Debian clang version 19.1.7 ...)` or gcc's version line
-    ('' for a prebuilt kernel)."""
-    chain = [str(t) for t in meta.get("toolchain") or ()]
-    if meta.get("llvm"):
-        return f"LLVM={meta['llvm']} ({chain[1] if len(chain) > 1 else 'clang'})"
-    return chain[0] if chain else ""
-
-
-# What a kernel's `make LLVM=...` runs (Documentation/kbuild/llvm.rst): CC, LD, AR, NM, OBJCOPY, OBJDUMP, READELF,
-# STRIP, and clang again as HOSTCC.
-LLVM_TOOLS = ("clang", "ld.lld", "llvm-ar", "llvm-nm", "llvm-objcopy", "llvm-objdump", "llvm-readelf", "llvm-strip")
-
-
-def check_llvm(llvm: str) -> str:
-    """`llvm` as make's LLVM= takes it (1, a -SUFFIX such as -19, or a PREFIX/ directory ending in /), or a
-    UsageError saying so. '' (no LLVM build) passes."""
-    llvm = llvm.strip()
-    if llvm and not (llvm == "1" or llvm.startswith("-") or llvm.endswith("/")):
-        raise ConfigError(f"LLVM={llvm}: the kernel's make takes LLVM=1 (clang, ld.lld, llvm-ar... by those names on "
-                          "PATH), LLVM=-19 (a suffix: clang-19, ld.lld-19, ...) or LLVM=/usr/lib/llvm-19/bin/ (a "
-                          "directory, with its trailing /).", usage=True)
-    return llvm
-
-
-def llvm_tool(llvm: str, name: str) -> str:
-    """The command `make LLVM=<llvm>` runs for `name` (as the kernel's Makefile composes it)."""
-    if llvm.endswith("/"):
-        return llvm + name
-    if llvm.startswith("-"):
-        return name + llvm
-    return name
-
-
-def require_llvm(llvm: str) -> None:
-    """Every tool an LLVM= build runs is there, or one MissingToolError saying what to install or put on PATH."""
-    missing = [llvm_tool(llvm, t) for t in LLVM_TOOLS if shutil.which(llvm_tool(llvm, t)) is None]
-    if not missing:
-        return
-    from harness.errors import MissingToolError
-
-    if llvm.startswith("-") and llvm[1:].isdigit():
-        how = f"apt-get install clang{llvm} lld{llvm} llvm{llvm}"
-    else:
-        how = ("on Debian: apt-get install clang-19 lld-19 llvm-19, then --llvm -19 (or --llvm /usr/lib/llvm-19/bin/, "
-               "or /usr/lib/llvm-19/bin first on PATH for LLVM=1)")
-    raise MissingToolError(f"LLVM={llvm} kernel build: missing {', '.join(missing)}. Install them ({how}).")
+from harness.tools import BUILD_TOOLS, child_kwargs, hand_down, quoted, require, stream
 
 
 def build(req: BuildRequest, run_dir: Path, *, progress: bool = True) -> BuildResult:
@@ -521,7 +361,3 @@ def _quiet(msg: str) -> None:
 def _sayer(progress: bool):
     return _print if progress else _quiet
 
-
-def kernel_has_btf(vmlinux: Path) -> bool:
-    out = subprocess.run(["readelf", "-S", "-W", str(vmlinux)], capture_output=True, text=True, check=False)
-    return re.search(r"\s\.BTF\s", out.stdout) is not None

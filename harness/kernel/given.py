@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.errors import SourceError
 from harness.kernel import cache, kconfig
-from harness.kernel.build import BuildResult, KernelArtifact, kernel_has_btf
+from harness.kernel.artifact import BuildResult, KernelArtifact, kernel_has_btf
 from harness.kernel.source import file_sha256
 from harness.settings import CacheLayout
 

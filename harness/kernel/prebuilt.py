@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.errors import BuildError, HarnessError, SourceError
 from harness.kernel import apt, cache
-from harness.kernel.build import BuildResult, KernelArtifact
+from harness.kernel.artifact import BuildResult, KernelArtifact
 from harness.settings import CacheLayout, refuse_if_forbidden
 from harness.tools import quoted
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from harness.errors import ConfigError, PatchError
 from harness.kernel import cache, kconfig
-from harness.kernel.build import BuildRequest, BuildResult, build, check_llvm
+from harness.kernel.artifact import BuildRequest, BuildResult
+from harness.kernel.build import build
 from harness.kernel.patches import Series, load_series, series_dir
 from harness.kernel.source import SourceSpec, identify, kernel_line_of, resolve
+from harness.kernel.toolchain import check_llvm
 from harness.settings import DEFAULT_CONFIG_DIR, DEFAULT_PATCHES_DIR, CacheLayout, cache_root, new_run_dir
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.cases.compile import CompileResult
-from harness.cases.run import check_console, console_start
+from harness.cases.console_check import check_console, console_start
 from harness.errors import HarnessError
 from harness.selftests.build import compile_selftest, read_file_specs
 from harness.selftests.discover import SELFTESTS, Discovery, Skeleton, discover

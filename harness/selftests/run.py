@@ -57,7 +57,7 @@ class SelftestSession:
     guest's own when that one cannot be loaded there (said in `notes`). The probe (test_loader's checks of the
     kernel) is made once."""
 
-    guest: Any  # harness.cases.run.GuestSession
+    guest: Any  # harness.cases.session.GuestSession
     libbpf: str | None = None
     notes: list[str] = field(default_factory=list)
     libbpf_used: str = "(no agent started)"  # what the agent said it loaded: path (version)
@@ -327,9 +327,9 @@ def _test_run(session: SelftestSession, fs: FileSpecs, sub: Subtest, load: dict[
 
 
 def apply_console(result: SubtestResult, check, policy: str, props: list) -> None:
-    """What the kernel console showed during the subtest (harness.cases.run.check_console), applied as to a case:
-    a WARNING/BUG/Oops fails a subtest that passed (or skipped after loading), unless `policy` is "warn"; a console
-    not read to the subtest's end gives a pass no verdict."""
+    """What the kernel console showed during the subtest (harness.cases.console_check.check_console), applied as to
+    a case: a WARNING/BUG/Oops fails a subtest that passed (or skipped after loading), unless `policy` is "warn"; a
+    console not read to the subtest's end gives a pass no verdict."""
     if check.findings:
         result.console = check.first
         props.append(("kernel console", check.details()))

@@ -7,7 +7,7 @@ import pytest
 
 from harness.cases import audit
 from harness.cases import compile as bpfobj
-from harness.cases.run import GuestSession
+from harness.cases.session import GuestSession
 from harness.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import default_source, series_plus
 
-from harness.kernel.build import KernelArtifact
+from harness.kernel.artifact import KernelArtifact
 from harness.kernel.request import KernelOptions, make_request
 
 DEFAULT_SOURCE = default_source()[0]  # one kernel line per run (see helpers.default_source)

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from harness.kernel import kconfig
-from harness.kernel.build import kernel_has_btf
+from harness.kernel.artifact import kernel_has_btf
 from harness.kernel.request import build_kernel
 
 pytestmark = pytest.mark.slow

@@ -11,6 +11,7 @@ import pytest
 from helpers import DATA
 
 from harness.cases import audit
+from harness.cases.auditd_log import to_auditd_log
 
 TYPES = {1300: "SYSCALL", 1327: "PROCTITLE", 1334: "BPF"}
 
@@ -26,7 +27,7 @@ def ausearch():
 def test_ausearch_reads_a_case_log(tmp_path, ausearch):
     records = audit.parse_log((DATA / "audit-console-bpf-load-unload.log").read_text(), TYPES)
     log = tmp_path / "audit.log"
-    log.write_text(audit.to_auditd_log(records))
+    log.write_text(to_auditd_log(records))
     first = log.read_text().splitlines()[0]
     assert first.startswith("type=BPF msg=audit(1795423843.176:10): prog-id=1 op=LOAD"), first
     res = subprocess.run([ausearch, "-if", str(log), "-m", "BPF", "--raw"], capture_output=True, text=True,
@@ -42,7 +43,7 @@ def test_ausearch_reads_a_case_log(tmp_path, ausearch):
 def test_a_type_libaudit_does_not_know_is_written_as_auditd_writes_it(tmp_path, ausearch):
     rec = audit.parse_line("audit: type=1427 audit(1795423843.176:11): prog-id=1 pid=5 comm=\"x\" cause=\"y\"",
                            {1427: "BPF_LSM_ACCESS"})
-    text = audit.to_auditd_log([rec])
+    text = to_auditd_log([rec])
     assert text.startswith("type=UNKNOWN[1427] msg=audit(1795423843.176:11): prog-id=1"), text
     (tmp_path / "audit.log").write_text(text)
     res = subprocess.run([ausearch, "-if", str(tmp_path / "audit.log"), "-a", "11", "--raw"], capture_output=True,

@@ -12,8 +12,9 @@ import pytest
 from helpers import PLAIN_SOURCE
 
 from harness.errors import ConfigError, MissingToolError
-from harness.kernel.build import check_llvm, llvm_tool, make_argv, require_llvm, slot_dir, toolchain_identity
+from harness.kernel.build import make_argv, slot_dir
 from harness.kernel.request import KernelOptions, make_request
+from harness.kernel.toolchain import check_llvm, llvm_tool, require_llvm, toolchain_identity
 
 
 @pytest.fixture

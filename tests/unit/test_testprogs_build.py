@@ -13,15 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import RefusedError
-from harness.selftests.testprogs.build import (
-    BINARY,
-    SHIM_SOURCE,
-    Toolchain,
-    _sha,
-    build_key,
-    build_test_progs,
-    tree_digest,
-)
+from harness.selftests.testprogs.build import SHIM_SOURCE, build_test_progs
+from harness.selftests.testprogs.entry import BINARY, Toolchain, _sha, build_key, tree_digest
 from harness.selftests.testprogs.plan import PROG_TESTS, select
 from harness.settings import CacheLayout
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.errors import AgentExitedError, GuestCommandError, LostVMError
 from harness.machine import console
-from harness.selftests.testprogs.build import BINARY, SHIM, BuiltTestProgs
+from harness.selftests.testprogs.entry import BINARY, SHIM, BuiltTestProgs
 
 RUN_TIMEOUT = 1800.0  # the guest agent's limit for one test_progs run (its own maximum is 3600 s)
 LOG = "test_progs.log"

@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: GPL-2.0
+"""A kernel build's model: what is asked (BuildRequest), the published cache entry (KernelArtifact), the result."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.kernel import cache, kconfig
+from harness.kernel.patches import Series
+from harness.kernel.source import SourceTree
+from harness.kernel.toolchain import toolchain_identity
+from harness.settings import CacheLayout
+
+ARTIFACT_FILES = ("bzImage", "vmlinux", "System.map", "config", "audit.h", "vmlinux.h")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    source: SourceTree
+    series: Series
+    fragments: tuple[kconfig.Fragment, ...]
+    layout: CacheLayout
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    use_ccache: bool = True
+    base_config: str = ""  # the developer's .config (--kernel-config): the fragments go onto it, not allnoconfig
+    llvm: str = ""  # make's LLVM= (1, -SUFFIX or PREFIX/): the kernel built with clang and LLVM's binutils
+
+    @property
+    def toolchain(self) -> tuple[str, ...]:
+        return toolchain_identity(self.llvm)
+
+    @property
+    def merged(self) -> kconfig.MergedConfig:
+        """The fragments merged for this source's kernel version (options whose range excludes it left out)."""
+        from dataclasses import replace
+
+        return replace(kconfig.merge(list(self.fragments), self.source.kernelversion), base=self.base_config)
+
+    def key_inputs(self) -> cache.KeyInputs:
+        return cache.KeyInputs(
+            source_identity=self.source.identity,
+            patches=tuple(self.series.key_material()),
+            merged_config=self.merged.render(),
+            toolchain=self.toolchain,
+        )
+
+
+@dataclass(frozen=True)
+class KernelArtifact:
+    """A published build. Every path is inside the cache entry `dir`."""
+
+    key: str
+    dir: Path
+    release: str
+    meta: dict
+
+    @property
+    def bzimage(self) -> Path:
+        return self.dir / "bzImage"
+
+    @property
+    def vmlinux(self) -> Path:
+        return self.dir / "vmlinux"
+
+    @property
+    def system_map(self) -> Path:
+        return self.dir / "System.map"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config"
+
+    @property
+    def audit_h(self) -> Path:
+        return self.dir / "audit.h"
+
+    @property
+    def vmlinux_h(self) -> Path:
+        return self.dir / "vmlinux.h"
+
+    @classmethod
+    def load(cls, entry: Path) -> KernelArtifact:
+        meta = json.loads((entry / "meta.json").read_text())
+        return cls(meta["key"], entry, meta["release"], meta)
+
+    def files(self) -> tuple[Path, ...]:
+        return (self.bzimage, self.vmlinux, self.system_map, self.config, self.audit_h, self.vmlinux_h)
+
+    @classmethod
+    def problem(cls, entry: Path) -> str | None:
+        """What is wrong with a published entry (a file missing or empty), or None: cache.published's check."""
+        try:
+            art = cls.load(entry)
+        except (OSError, ValueError, KeyError) as e:
+            return f"meta.json: {e}"
+        for path in art.files():
+            try:
+                if path.stat().st_size == 0:
+                    return f"{path.name} is empty"
+            except OSError:
+                return f"{path.relative_to(entry)} is missing"
+        return None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    artifact: KernelArtifact
+    cache_hit: bool
+    seconds: float
+    log: Path | None
+    notes: tuple[str, ...] = ()  # what the user should hear once (e.g. a pinned package version apt no longer has)
+    source: str = ""  # the source it was built from, in one line (SourceTree.describe), '' when not a build
+
+
+def kernel_has_btf(vmlinux: Path) -> bool:
+    out = subprocess.run(["readelf", "-S", "-W", str(vmlinux)], capture_output=True, text=True, check=False)
+    return re.search(r"\s\.BTF\s", out.stdout) is not None
