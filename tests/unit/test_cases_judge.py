@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import DATA
 
 from harness.cases.parse import parse_case_text
@@ -24,6 +25,7 @@ def load_of(recorded: str) -> dict:
     return {"loaded": False, "errno": 22, "verifier_log": verifier, "libbpf_log": own.split("\n")}
 
 
+@pytest.mark.faults  # issue 21: provokes the fault for real
 def test_a_load_that_never_reached_the_verifier_fails_whatever_libbpf_printed() -> None:
     # recorded: libbpf could not resolve the kfunc extern; the message names it, and used to pass
     load = load_of("verifier-6.1-lsm-missing-kfunc.log")
@@ -34,6 +36,7 @@ def test_a_load_that_never_reached_the_verifier_fails_whatever_libbpf_printed() 
         assert "not found in kernel or module BTFs" in out.report()  # libbpf's words shown, not matched
 
 
+@pytest.mark.faults  # issue 21: provokes the fault for real
 def test_libbpf_msg_is_matched_in_libbpf_log_and_msg_in_the_verifier_log() -> None:
     load = load_of("verifier-6.18-tp_btf-kptr-no-dtor.log")
     ok = _judge_rejection(rejection('__libbpf_msg("Error loading .BTF into kernel") '

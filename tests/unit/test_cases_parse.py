@@ -529,6 +529,7 @@ def test_every_rfc_selftest_row_maps_to_existing_programs(suite: list[CaseProgra
 # --- __msg that proves nothing is refused at collection (issue 21 item 4) ---------------------------
 
 
+@pytest.mark.faults  # issue 21: provokes the fault for real
 @pytest.mark.parametrize(
     "msg, why",
     [
@@ -550,6 +551,7 @@ def test_a_function_name_the_program_does_not_call_is_a_message() -> None:
     assert p.msgs == ("bpf_audit_log_end",)
 
 
+@pytest.mark.faults  # issue 21: provokes the fault for real
 def test_libbpf_msg_is_kept_apart_and_never_alone() -> None:
     p = one(src(prog('__description("d") __failure __libbpf_msg("Error loading .BTF") __msg("has to have BTF")')))
     assert [(m.text, m.log) for m in p.messages] == [("Error loading .BTF", "libbpf"), ("has to have BTF", "verifier")]
