@@ -136,8 +136,10 @@ def _check(name: str, origin: str, path_env: str) -> Clang:
 @lru_cache(maxsize=8)
 def emits_type_tags(clang: str) -> tuple[bool, str]:
     """Whether this compiler keeps btf_type_tag on struct members (clang 14 silently drops it), and what it did:
-    compiles a two-line probe for BPF and looks for TYPE_TAG in `bpftool btf dump`."""
-    found = require(clang, "bpftool")
+    compiles a two-line probe for BPF and looks for TYPE_TAG 'kptr' in the object's BTF (harness.btf)."""
+    from harness.btf import BTFError, read_file
+
+    found = require(clang)
     with tempfile.TemporaryDirectory(prefix="bah-typetag-") as tmp:
         probe_c, probe_o = Path(tmp) / "probe.c", Path(tmp) / "probe.o"
         probe_c.write_text(TYPE_TAG_PROBE)
@@ -148,11 +150,11 @@ def emits_type_tags(clang: str) -> tuple[bool, str]:
             return False, "the probe did not compile within 120 s"
         if built.returncode != 0 or not probe_o.is_file():
             return False, f"it cannot compile the probe for -target bpf: {built.stderr.strip()[-300:]}"
-        dump = subprocess.run([found["bpftool"], "btf", "dump", "file", str(probe_o)], capture_output=True, text=True,
-                              timeout=60, check=False)
-        if dump.returncode != 0:
-            return False, f"bpftool cannot read its BTF: {dump.stderr.strip()[-300:]}"
-        if "TYPE_TAG 'kptr'" not in dump.stdout:
+        try:
+            tagged = read_file(probe_o).has_type_tag("kptr")
+        except BTFError as e:
+            return False, f"its BTF cannot be read: {e}"
+        if not tagged:
             return False, "the probe's map value has no TYPE_TAG 'kptr' in its BTF"
         return True, "the probe's BTF has TYPE_TAG 'kptr'"
 

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.btf import read_file as read_btf
 from harness.cases.needs import missing_from_btf
-
-_FUNC_RE = re.compile(r"^\[\d+\] FUNC '([^']+)'", re.M)
-
-
-def btf_func_names(raw_dump: str) -> frozenset[str]:
-    """FUNC names from `bpftool btf dump file X` (raw format) output."""
-    return frozenset(_FUNC_RE.findall(raw_dump))
 
 
 @dataclass(frozen=True)
@@ -36,8 +28,7 @@ def from_vmlinux(vmlinux: Path, memo_dir: Path | None = None) -> KernelFeatures:
         return KernelFeatures(frozenset(json.loads(memo.read_text())))
     except (OSError, ValueError):
         pass
-    out = subprocess.run(["bpftool", "btf", "dump", "file", str(vmlinux)], capture_output=True, text=True, check=True)
-    funcs = btf_func_names(out.stdout)
+    funcs = read_btf(vmlinux).func_names()
     try:
         tmp = memo.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(sorted(funcs)))

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from harness.selftests import btf as btfmod
-from harness.selftests.btf import BTFError
+from harness import btf as btfmod
+from harness.btf import BTFError
 
 ELF_HEADER = struct.Struct("<16sHHIQQQIHHHHHH")
 SECTION_HEADER = struct.Struct("<IIQQQQIIQQ")

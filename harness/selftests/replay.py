@@ -30,7 +30,7 @@ def file_record(fs) -> dict[str, Any]:
     """Of a FileSpecs: the dialect its tree's test_loader has, every program's decl tags as its BTF holds them (and
     the harness's own reasons it cannot run it), the helper names, the subtests in order and the test that runs
     them in test_progs."""
-    from harness.selftests.btf import FUNC
+    from harness.btf import FUNC
     from harness.selftests.elf import BpfObject
     from harness.selftests.suite import prog_type_of
 

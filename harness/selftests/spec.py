@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field, replace
 
-from harness.selftests.btf import FUNC, Btf
+from harness.btf import FUNC, Btf
 from harness.selftests.dialect import ARCH_NAMES, COUNTER, COUNTER_DYNAMIC, LINUX_6_12, NUMBERED, Dialect
 from harness.selftests.match import Pattern, PatternError, compile_pattern
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.selftests.btf import BTFError
+from harness.btf import BTFError
 from harness.selftests.dialect import LINUX_6_12, Dialect
 from harness.selftests.discover import Skeleton
 from harness.selftests.elf import BpfObject, BtfMap

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.btf import FUNC
 from harness.cases.compile import CLANG_CANDIDATES, find_clang
-from harness.selftests.btf import FUNC
 from harness.selftests.discover import Skeleton
 from harness.selftests.elf import BpfObject, ElfError
 from harness.selftests.spec import PRIV, UNPRIV, spec_for

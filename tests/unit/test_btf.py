@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""harness.selftests.btf on BTF blobs built here byte by byte: every kind's layout, DECL_TAG order and
+"""harness.btf on BTF blobs built here byte by byte: every kind's layout, DECL_TAG order and
 component_idx, both byte orders, and blobs that are not BTF or are cut short."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import struct
 
 import pytest
 
-from harness.selftests import btf
-from harness.selftests.btf import BTFError, parse
+from harness import btf
+from harness.btf import BTFError, parse
 
 
 class Blob:
@@ -141,3 +141,57 @@ def test_a_modifier_loop_is_refused() -> None:
     b.add(btf.CONST, "", 0, 1)
     with pytest.raises(BTFError, match="loop"):
         parse(b.bytes()).resolve(1)
+
+
+def _elf(sections: dict[str, bytes], machine: int = 62) -> bytes:
+    """An ELF64 little-endian file holding `sections` (plus the null section and .shstrtab), byte by byte."""
+    names = b"\0"
+    offsets = {}
+    for name in [*sections, ".shstrtab"]:
+        offsets[name] = len(names)
+        names += name.encode() + b"\0"
+    body, pos = b"", 64
+    placed = []
+    for name, data in [*sections.items(), (".shstrtab", names)]:
+        placed.append((name, pos, len(data)))
+        body += data
+        pos += len(data)
+    shoff = pos
+    headers = struct.pack("<IIQQQQIIQQ", *([0] * 10))
+    for name, off, size in placed:
+        headers += struct.pack("<IIQQQQIIQQ", offsets[name], 1, 0, 0, off, size, 0, 0, 1, 0)
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    head = struct.pack("<16sHHIQQQIHHHHHH", ident, 1, machine, 1, 0, 0, shoff, 0, 64, 0, 0, 64, len(placed) + 1,
+                       len(placed))
+    return head + body + headers
+
+
+def test_read_file_takes_raw_btf_or_an_elf_files_btf_section(tmp_path) -> None:
+    """One reader for every BTF the harness reads: a kernel's raw BTF (a prebuilt image's, read in the guest), a
+    vmlinux (x86-64 ELF) and a BPF object (EM_BPF) alike."""
+    b = Blob()
+    i = b.add(btf.INT, "int", 0, 4, b.words(0x01000020))
+    p = b.add(btf.FUNC_PROTO, "", 0, i)
+    b.add(btf.FUNC, "bpf_audit_log_start", btf.FUNC_GLOBAL, p)
+    s = b.add(btf.STRUCT, "task_struct", 0, 0)
+    b.add(btf.TYPE_TAG, "kptr", 0, s)
+    blob = b.bytes()
+    raw, vmlinux, obj = tmp_path / "vmlinux.btf", tmp_path / "vmlinux", tmp_path / "probe.o"
+    raw.write_bytes(blob)
+    vmlinux.write_bytes(_elf({".text": b"\x90" * 8, ".BTF": blob}))
+    obj.write_bytes(_elf({".BTF": blob}, machine=247))
+    for path in (raw, vmlinux, obj):
+        read = btf.read_file(path)
+        assert read.func_names() == frozenset({"bpf_audit_log_start"}) and read.has_type_tag("kptr")
+        assert not read.has_type_tag("percpu_kptr")
+
+
+def test_read_file_says_what_is_wrong(tmp_path) -> None:
+    nobtf = tmp_path / "vmlinux"
+    nobtf.write_bytes(_elf({".text": b"\x90"}))
+    with pytest.raises(BTFError, match="no .BTF section .*CONFIG_DEBUG_INFO_BTF"):
+        btf.read_file(nobtf)
+    cut = tmp_path / "cut"
+    cut.write_bytes(_elf({".BTF": Blob().bytes()})[:80])
+    with pytest.raises(BTFError, match="malformed or cut short"):
+        btf.read_file(cut)

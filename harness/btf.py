@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0
-"""A pure-Python reader of a BTF blob (the .BTF section): types by id, names, FUNCs and their DECL_TAGs."""
+"""The one BTF reader (pure Python): a blob's types by id, names, FUNCs and their DECL_TAGs, from raw BTF
+(/sys/kernel/btf/vmlinux) or the .BTF section of an ELF file (a vmlinux, a BPF object)."""
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from harness.errors import HarnessError
 
@@ -111,6 +113,14 @@ class Btf:
     def funcs(self) -> list[BtfType]:
         return [t for t in self.types[1:] if t.kind == FUNC]
 
+    def func_names(self) -> frozenset[str]:
+        """The names of every FUNC: a kernel's BTF lists its kfuncs and the functions BPF programs can attach to."""
+        return frozenset(t.name for t in self.types[1:] if t.kind == FUNC)
+
+    def has_type_tag(self, value: str) -> bool:
+        """Whether any TYPE_TAG says `value` (clang keeps `__kptr` as TYPE_TAG 'kptr'; clang 14 drops it)."""
+        return any(t.kind == TYPE_TAG and t.name == value for t in self.types[1:])
+
     def datasec(self, name: str) -> list[tuple[BtfType, int, int]]:
         """The variables of DATASEC `name` as (VAR or FUNC type, offset, size); [] when there is none."""
         sec = self.find(name, DATASEC)
@@ -179,3 +189,40 @@ def parse(blob: bytes) -> Btf:
         types.append(BtfType(len(types), kind, _cstr(strings, name_off) if name_off else "", vlen,
                              kind_flag, size_or_type, extra, tuple(members)))
     return Btf(tuple(types), strings)
+
+
+ELF_MAGIC = b"\x7fELF"
+_ELF64_HEADER = struct.Struct("<16sHHIQQQIHHHHHH")
+_ELF64_SECTION = struct.Struct("<IIQQQQIIQQ")
+
+
+def elf_section(data: bytes, name: str, where: object = "file") -> bytes | None:
+    """The bytes of section `name` of an ELF64 little-endian file (any machine: a vmlinux or a BPF object), or
+    None when it has no such section. BTFError when it is not such an ELF file or its tables are cut short."""
+    if data[:4] != ELF_MAGIC or len(data) < _ELF64_HEADER.size or data[4] != 2 or data[5] != 1:
+        raise BTFError(f"{where} is not an ELF64 little-endian file")
+    fields = _ELF64_HEADER.unpack_from(data)
+    shoff, shentsize, shnum, shstrndx = fields[6], fields[11], fields[12], fields[13]
+    if shentsize != _ELF64_SECTION.size or shoff + shnum * shentsize > len(data) or not 0 < shstrndx < shnum:
+        raise BTFError(f"{where}: the ELF section header table is malformed or cut short")
+    headers = [_ELF64_SECTION.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
+    names_off, names_size = headers[shstrndx][4], headers[shstrndx][5]
+    names = data[names_off:names_off + names_size]
+    for h in headers:
+        if _cstr(names, h[0]) == name:
+            if h[4] + h[5] > len(data):
+                raise BTFError(f"{where}: section {name} runs past the end of the file")
+            return data[h[4]:h[4] + h[5]]
+    return None
+
+
+def read_file(path: Path) -> Btf:
+    """The BTF of a file: raw BTF (what /sys/kernel/btf/vmlinux holds) or an ELF file's .BTF section."""
+    data = Path(path).read_bytes()
+    if data[:4] == ELF_MAGIC:
+        blob = elf_section(data, ".BTF", path)
+        if blob is None:
+            raise BTFError(f"{path} has no .BTF section (a kernel built without CONFIG_DEBUG_INFO_BTF, or an object "
+                           "compiled without -g)")
+        return parse(blob)
+    return parse(data)
