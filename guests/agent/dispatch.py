@@ -120,6 +120,17 @@ class Agent(LoadOps, SelftestOps):
             raise OpFailed(f"no loaded object with handle {handle}")
         return self.objects[handle]
 
+    def _loaded_program(self, req: dict):
+        """(libbpf, the object, the program's name, the program) for a request naming a loaded object's program
+        (`handle`, `program`); OpFailed when that program is not loaded."""
+        bpf = self._bpf()
+        lo = self._object(req)
+        name = arg(req, "program", str)
+        prog = bpf.lib.bpf_object__find_program_by_name(lo.obj, name.encode())
+        if not prog or bpf.lib.bpf_program__fd(prog) < 0:
+            raise OpFailed(f"no loaded program named {name} in handle {lo.handle}")
+        return bpf, lo, name, prog
+
     def op_attach(self, req: dict) -> dict:
         bpf = self._bpf()
         lo = self._object(req)
@@ -186,13 +197,8 @@ class Agent(LoadOps, SelftestOps):
     def op_pin(self, req: dict) -> dict:
         """Pin a loaded program in bpffs: it stays loaded after unload, and after the agent exits (a VM kept for
         inspection). Removing the pin file unloads it."""
-        bpf = self._bpf()
-        lo = self._object(req)
-        name = arg(req, "program", str)
+        bpf, lo, name, prog = self._loaded_program(req)
         path = arg(req, "path", str)
-        prog = bpf.lib.bpf_object__find_program_by_name(lo.obj, name.encode())
-        if not prog or bpf.lib.bpf_program__fd(prog) < 0:
-            raise OpFailed(f"no loaded program named {name} in handle {lo.handle}")
         bpf.take_lines()
         ret = bpf.lib.bpf_program__pin(prog, path.encode())
         lines = bpf.take_lines()
@@ -205,12 +211,7 @@ class Agent(LoadOps, SelftestOps):
         """BPF_PROG_TEST_RUN of a loaded program (bpf_prog_test_run_opts), with test_loader's input by default: 64
         zero bytes in, room for 256 out, repeat 1. `empty: true` passes only `sz` (test_loader does so for
         BPF_PROG_TYPE_SYSCALL). A run the kernel refuses is a result (`errno`), not a failed request."""
-        bpf = self._bpf()
-        lo = self._object(req)
-        name = arg(req, "program", str)
-        prog = bpf.lib.bpf_object__find_program_by_name(lo.obj, name.encode())
-        if not prog or bpf.lib.bpf_program__fd(prog) < 0:
-            raise OpFailed(f"no loaded program named {name} in handle {lo.handle}")
+        bpf, lo, name, prog = self._loaded_program(req)
         data_in = _hex_arg(req, "data_in", bytes(TEST_DATA_LEN))
         ctx_in = _hex_arg(req, "ctx_in", None)
         out_size = arg(req, "data_size_out", int, TEST_DATA_LEN * 4)

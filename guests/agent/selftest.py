@@ -207,14 +207,9 @@ class SelftestOps:
     def op_stream_read(self, req: dict) -> dict:
         """bpf_prog_stream_read(fd, stream, buf, 2 MiB - 1): what a program wrote to its BPF stdout (1) or
         stderr (2); `ret` is the byte count or -errno, as test_loader checks it."""
-        bpf = self._bpf()
+        bpf, lo, name, prog = self._loaded_program(req)
         _declare(bpf)
-        lo = self._object(req)
-        name = arg(req, "program", str)
         stream = arg(req, "stream", int)
-        prog = bpf.lib.bpf_object__find_program_by_name(lo.obj, name.encode())
-        if not prog or bpf.lib.bpf_program__fd(prog) < 0:
-            raise OpFailed(f"no loaded program named {name} in handle {lo.handle}")
         buf = bpf.ct.create_string_buffer(STREAM_BUF)
         ret = _need(bpf, "bpf_prog_stream_read")(bpf.lib.bpf_program__fd(prog), stream, buf, STREAM_BUF - 1, None)
         if ret < 0:
