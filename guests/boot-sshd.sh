@@ -51,7 +51,7 @@ mount -o remount,bind,ro /run/harness-ssh
 hide() { mount -t tmpfs -o ro,nosuid,nodev,noexec,size=4k,mode=0755 harness-hidden "$1"; }
 for d in /*; do
 	case "${d#/}" in
-	bin|sbin|lib|lib32|lib64|libx32|usr|etc|dev|proc|sys|run|tmp) continue ;;
+	bin|sbin|lib|lib32|lib64|libx32|usr|etc|dev|proc|sys|run|tmp) continue ;; # /tmp: below
 	esac
 	if [ -L "$d" ]; then
 		continue
@@ -61,6 +61,9 @@ for d in /*; do
 		mount --bind /dev/null "$d" || say "could not hide $d"
 	fi
 done
+# /tmp: an empty writable one. virtme lays the host's /tmp under it, and a harness cache there
+# (BPF_AUDIT_HARNESS_CACHE=$(mktemp -d)) holds other runs' keys.
+mount -t tmpfs -o nosuid,nodev,mode=1777 harness-tmp /tmp
 # /var: an empty writable one (tools expect /var/tmp, /var/log, /var/run).
 mount -t tmpfs -o nosuid,nodev,mode=0755 harness-var /var
 mkdir -p /var/tmp /var/log /var/lib /var/empty
@@ -75,7 +78,12 @@ for d in /etc/ssh /etc/ssl/private /etc/sudoers.d /etc/credstore /etc/credstore.
 done
 # The run's key directory back at its own path (sshd_config names it), on a small tmpfs over the hidden tree.
 case "$sshdir" in
-/bin/* | /sbin/* | /lib*/* | /usr/* | /etc/* | /dev/* | /proc/* | /sys/* | /run/* | /tmp/*) ;;
+/bin/* | /sbin/* | /lib*/* | /usr/* | /etc/* | /dev/* | /proc/* | /sys/* | /run/*) ;;
+/tmp/*) # on the guest's own /tmp, which stays writable
+	mkdir -p "$sshdir"
+	mount --bind /run/harness-ssh "$sshdir"
+	mount -o remount,bind,ro "$sshdir"
+	;;
 *)
 	top=/$(echo "$sshdir" | cut -d/ -f2)
 	mount -t tmpfs -o nosuid,nodev,mode=0755,size=64k harness-keys "$top"

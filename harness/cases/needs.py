@@ -18,8 +18,9 @@ BTF, LSM, COMPILER = "btf", "lsm", "compiler"  # where the evidence for a need c
 
 @dataclass(frozen=True)
 class Need:
-    """One __needs("name"): `means` is said where the feature is listed; `evidence` is the kernel's BTF (every
-    name of `btf_funcs` must be a FUNC there), its active LSM list, or the BPF compiler's type tags. A case body
+    """One __needs("name"): `means` is said where the feature is listed; `evidence` is what decides it for a run:
+    the kernel's BTF, its active LSM list, or the BPF compiler's type tags. `btf_funcs` must be FUNCs of the
+    kernel's BTF (the whole evidence for a BTF need; what the kernel was built with for the others). A case body
     that calls one of `called` (or a name starting with one of `called_prefixes`) must declare the need;
     `unsaid` finishes the collection error that says so."""
 
@@ -40,7 +41,7 @@ NEEDS: dict[str, Need] = {n.name: n for n in (
          called=frozenset({"harness_audit_start"}), called_prefixes=("bpf_audit_",),
          unsaid='calls bpf_audit kfuncs but lacks __needs("bpf_audit"); without it the case would fail instead of '
                 'skipping on kernels without the series. Add __needs("bpf_audit").'),
-    Need("bpf_lsm", "BPF LSM active (bpf in the kernel's lsm= list)", LSM),
+    Need("bpf_lsm", "BPF LSM active (bpf in the kernel's lsm= list)", LSM, ("bpf_lsm_file_open",)),
     Need("btf_type_tag", "a compiler that emits btf_type_tag (__kptr members)", COMPILER,
          called=frozenset({"bpf_kptr_xchg"}),
          unsaid='uses bpf_kptr_xchg: add __needs("btf_type_tag") so it is skipped with a compiler that drops __kptr '
@@ -55,9 +56,8 @@ NEEDS: dict[str, Need] = {n.name: n for n in (
 def missing_from_btf(need: str, funcs: frozenset[str]) -> str | None:
     """None when the BTF FUNC names `funcs` hold every function `need` asks for, else the skip reason."""
     entry = NEEDS.get(need)
-    if entry is None or entry.evidence != BTF:
-        known = ", ".join(sorted(n for n, e in NEEDS.items() if e.evidence == BTF))
-        return f"unknown feature {need!r} (known: {known})"
+    if entry is None:
+        return f"unknown feature {need!r} (known: {', '.join(sorted(NEEDS))})"
     for name in entry.btf_funcs:
         if name not in funcs:
             return f"kernel lacks {name} (not in vmlinux BTF)"

@@ -310,6 +310,8 @@ def _make(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: b
         (slot / BUILDING).unlink(missing_ok=True)  # make itself deleted what it could not finish
         if no_space:
             raise disk_full(req.layout, f"make: {no_space[0]}", log)
+        if _nearly_full(slot):  # a tool that hit the limit in other words (a bus error on an mmap'd output file)
+            raise disk_full(req.layout, f"make failed (exit {rc}) with the disk nearly full", log)
         first = f"First errors:\n{''.join(errors)[:3000]}" if errors else ""
         raise BuildError(
             f"make failed (exit {rc}) after {time.monotonic() - t0:.0f}s. {first}"
@@ -319,6 +321,16 @@ def _make(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: b
         )
     say(f"[build] done: {objects} objects in {time.monotonic() - t0:.0f}s")
     return objects
+
+
+NEARLY_FULL_BYTES = 64 << 20  # less than this left after a failed make: the disk is why
+
+
+def _nearly_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
 
 
 # gcc/ld/make error lines ("file.c:3:2: error: ...", "make[2]: *** [...] Error 1")

@@ -47,3 +47,17 @@ def test_libbpf_msg_is_matched_in_libbpf_log_and_msg_in_the_verifier_log() -> No
                                          '__msg("calling kernel function bpf_get_task_exe_file is not allowed")'),
                                load, {}, "6.18.0")
     assert swapped.status == "failed" and "verifier log lacks" in swapped.summary, swapped.report()
+
+
+def test_every_need_is_known_to_the_btf_lookup_and_btf_needs_name_their_functions() -> None:
+    """The __needs table: a BTF need names the functions it looks for; bpf_lsm is read from BTF too (the kernel
+    was built with it: bpf_lsm_file_open), whatever the LSM list says at run time; an unknown name is said."""
+    from harness.cases.needs import BTF, NEEDS, missing_from_btf
+
+    everything = frozenset(f for n in NEEDS.values() for f in n.btf_funcs)
+    assert all(n.btf_funcs for n in NEEDS.values() if n.evidence == BTF)
+    assert all(missing_from_btf(name, everything) is None for name in NEEDS)
+    assert missing_from_btf("bpf_lsm", frozenset()) == "kernel lacks bpf_lsm_file_open (not in vmlinux BTF)"
+    assert missing_from_btf("bpf_audit", everything - {"bpf_audit_log_start"}) == (
+        "kernel lacks bpf_audit_log_start (not in vmlinux BTF)")
+    assert missing_from_btf("nope", everything).startswith("unknown feature 'nope' (known: bpf_audit, bpf_lsm")
