@@ -6,14 +6,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import BuildError
 from harness.kernel import cache
-from harness.kernel.libbpf import INPUT_FILES, INPUT_TREES, LIBBPF_DIR
+from harness.kernel.libbpf import INPUT_FILES, INPUT_TREES, LIBBPF_DIR, make_in_staging
 from harness.settings import CacheLayout, refuse_if_forbidden
 from harness.tools import version_line
 
@@ -23,7 +22,6 @@ BPFTOOL_DIR = Path("tools/bpf/bpftool")
 # clang and none of bpftool's own BPF skeletons, so it builds in well under a minute.
 TARGET = "bootstrap"
 BUILD_VERSION = 1  # bump when the way it is built changes in a way its inputs do not show
-BUILD_TIMEOUT = 900
 
 
 @dataclass(frozen=True)
@@ -64,27 +62,12 @@ def build_bpftool(tree: Path, layout: CacheLayout, *, jobs: int | None = None, c
         if (out_dir / "bpftool").is_file():
             return BuiltBpftool(out_dir / "bpftool", key, True)
         staging = Path(tempfile.mkdtemp(dir=layout.bpftool, prefix=f".staging-{key}-"))
-        log = staging / "build.log"
         argv = ["make", "-C", str(tree / BPFTOOL_DIR), f"OUTPUT={staging}/build/", f"-j{jobs or os.cpu_count() or 1}",
                 f"CC={cc}", f"HOSTCC={cc}", TARGET]
         (staging / "build").mkdir()
-        try:
-            with open(log, "w") as fh:
-                fh.write("$ " + " ".join(argv) + "\n")
-                fh.flush()
-                proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT, check=False,
-                                      stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise BuildError(f"building bpftool from {tree / BPFTOOL_DIR} took over {BUILD_TIMEOUT} s") from e
         built = staging / "build" / "bootstrap" / "bpftool"
-        if proc.returncode != 0 or not built.is_file():
-            tail = log.read_text(errors="replace")[-3000:]
-            kept = layout.bpftool / f"failed-{key}.log"
-            shutil.copyfile(log, kept)
-            shutil.rmtree(staging, ignore_errors=True)
-            raise BuildError(f"building bpftool from {tree / BPFTOOL_DIR} failed (make exited {proc.returncode}):\n"
-                             f"{tail}", log_path=kept)
+        make_in_staging(argv, staging, f"building bpftool from {tree / BPFTOOL_DIR}",
+                        layout.bpftool / f"failed-{key}.log", built.is_file)
         os.replace(built, staging / "bpftool")
         shutil.rmtree(staging / "build", ignore_errors=True)
         if out_dir.exists():

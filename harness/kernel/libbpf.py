@@ -87,24 +87,10 @@ def build_libbpf(tree: Path, layout: CacheLayout, *, jobs: int | None = None, cc
         if built is not None:
             return BuiltLibbpf(built, built.name.removeprefix("libbpf.so."), key, True)
         staging = Path(tempfile.mkdtemp(dir=layout.libbpf, prefix=f".staging-{key}-"))
-        log = staging / "build.log"
         argv = ["make", "-C", str(tree / LIBBPF_DIR), f"OUTPUT={staging}/", f"-j{jobs or os.cpu_count() or 1}",
                 f"CC={cc}"]
-        try:
-            with open(log, "w") as fh:
-                fh.write("$ " + " ".join(argv) + "\n")
-                fh.flush()
-                proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT, check=False)
-        except subprocess.TimeoutExpired as e:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise BuildError(f"building libbpf from {tree / LIBBPF_DIR} took over {BUILD_TIMEOUT} s") from e
-        if proc.returncode != 0 or find_built(staging) is None:
-            tail = log.read_text(errors="replace")[-3000:]
-            kept = layout.libbpf / f"failed-{key}.log"
-            shutil.copyfile(log, kept)
-            shutil.rmtree(staging, ignore_errors=True)
-            raise BuildError(f"building libbpf from {tree / LIBBPF_DIR} failed (make exited {proc.returncode}):\n"
-                             f"{tail}", log_path=kept)
+        make_in_staging(argv, staging, f"building libbpf from {tree / LIBBPF_DIR}", layout.libbpf / f"failed-{key}.log",
+                        lambda: find_built(staging) is not None)
         for scratch in ("sharedobjs", "staticobjs"):  # only the libraries are used
             target = staging / scratch
             if target.is_dir():
@@ -117,3 +103,24 @@ def build_libbpf(tree: Path, layout: CacheLayout, *, jobs: int | None = None, cc
     built = find_built(out_dir)
     assert built is not None
     return BuiltLibbpf(built, built.name.removeprefix("libbpf.so."), key, False)
+
+
+def make_in_staging(argv: list[str], staging: Path, what: str, kept: Path, built) -> None:
+    """Run a tools/ make whose output goes to `staging` (its log: staging/build.log). A timeout, a failed make or
+    `built()` false afterwards removes `staging` and raises one BuildError saying `what` failed; the log of a failed
+    make is kept at `kept`."""
+    log = staging / "build.log"
+    try:
+        with open(log, "w") as fh:
+            fh.write("$ " + " ".join(argv) + "\n")
+            fh.flush()
+            proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT, check=False,
+                                  stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BuildError(f"{what} took over {BUILD_TIMEOUT} s") from e
+    if proc.returncode != 0 or not built():
+        tail = log.read_text(errors="replace")[-3000:]
+        shutil.copyfile(log, kept)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BuildError(f"{what} failed (make exited {proc.returncode}):\n{tail}", log_path=kept)
