@@ -155,15 +155,12 @@ def _pin(layout, run: str, built) -> None:
 
 def _pinned(layout, run: str):
     """The BuildResult the run's first caller pinned, or None."""
-    from harness.kernel.artifact import BuildResult, KernelArtifact
-    from harness.kernel.prebuilt import PrebuiltArtifact
+    from harness.kernel.artifact import BuildResult
+    from harness.kernel.prebuilt import load_entry
 
     try:
         data = json.loads(_pin_note(layout, run).read_text())
-        entry = Path(data["entry"])
-        # A prebuilt image keeps its files inside the package root: loaded as what it is, or it has no bzImage
-        kind = json.loads((entry / "meta.json").read_text()).get("kind")
-        artifact = (PrebuiltArtifact if kind == "prebuilt-deb" else KernelArtifact).load(entry)
+        artifact = load_entry(Path(data["entry"]))  # a prebuilt image as one: its bzImage is in the package root
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if artifact.key != data.get("key"):

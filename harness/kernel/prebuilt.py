@@ -78,6 +78,14 @@ class PrebuiltArtifact(KernelArtifact):
         return self.dir / "root" / "boot" / f"System.map-{self.release}"
 
 
+def load_entry(entry: Path) -> KernelArtifact:
+    """A published cache entry as the artifact its meta.json says it is: a prebuilt image keeps its files inside
+    the package root, a build or a given kernel at the top."""
+    meta = json.loads((entry / "meta.json").read_text())
+    cls = PrebuiltArtifact if meta.get("kind") == "prebuilt-deb" else KernelArtifact
+    return cls(meta["key"], entry, meta["release"], meta)
+
+
 PrebuiltResult = BuildResult  # artifact, cache_hit, seconds, log
 
 
