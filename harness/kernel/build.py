@@ -71,11 +71,23 @@ def disk_full(layout: CacheLayout, what: str, log: Path | None) -> BuildError:
                       "3 GiB: 1.4 for its build directory, 1.7 for an unpacked source).", log_path=log)
 
 
-def slot_dir(layout: CacheLayout, tree: Path, merged: kconfig.MergedConfig, llvm: str = "") -> Path:
-    """The build directory of one (tree, merged config, toolchain): make's incremental state lives there."""
+def slot_dir(layout: CacheLayout, tree: Path, merged: kconfig.MergedConfig, llvm: str = "", *,
+             patched: bool = False) -> Path:
+    """The build directory of one (tree, merged config, toolchain): make's incremental state lives there. A
+    harness-kept patched tree holds its slots (trees.SLOTS), so the path from slot to tree is the same for every
+    tree and ccache reuses objects across trees (_make_env); a tree read in place (the developer's, a source
+    without a series) is never written to: its slots live in the cache's slots/."""
     blob = json.dumps({"tree": str(tree), "config": merged.render(), "toolchain": list(toolchain_identity(llvm)),
                        "recipe": cache.RECIPE_VERSION}, sort_keys=True)
-    return layout.slots / hashlib.sha256(blob.encode()).hexdigest()[:16]
+    name = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return tree / trees.SLOTS / name if patched else layout.slots / name
+
+
+def ccache_base(tree: Path, slot: Path) -> str:
+    """CCACHE_BASEDIR: ccache hashes paths under it relative to make's directory (the slot). With the slot inside
+    the tree that is the tree itself (every path becomes ../../<file>, whatever the tree's own path); otherwise
+    the directory the two share."""
+    return str(tree) if slot.is_relative_to(tree) else os.path.commonpath([str(tree), str(slot)])
 
 
 def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArtifact:
@@ -92,7 +104,7 @@ def _build_and_publish(req: BuildRequest, key: str, log: Path, say) -> KernelArt
     if tree.patched:
         say(f"[build] patched tree {tree.path}: {tree.linked} files mirrored from the source, {tree.written} "
             "written by the series")
-    slot = slot_dir(req.layout, tree.path, req.merged, req.llvm)
+    slot = slot_dir(req.layout, tree.path, req.merged, req.llvm, patched=tree.patched)
     slot.mkdir(parents=True, exist_ok=True)
     info = slot / f"{SLOT_INFO}.{os.getpid()}.tmp"  # replaced whole: `cache --prune` reads it without our lock
     info.write_text(json.dumps({"tree": str(tree.path), "source": req.source.spec.describe(), "last_key": key,
@@ -255,7 +267,7 @@ def _make_env(req: BuildRequest, tree: Path, slot: Path) -> dict[str, str]:
         req.layout.ccache.mkdir(parents=True, exist_ok=True)
         env.update(
             CCACHE_DIR=str(req.layout.ccache),
-            CCACHE_BASEDIR=os.path.commonpath([str(tree), str(slot)]),
+            CCACHE_BASEDIR=ccache_base(tree, slot),
             CCACHE_NOHASHDIR="true",
             CCACHE_MAXSIZE=env.get("CCACHE_MAXSIZE", "20G"),
         )

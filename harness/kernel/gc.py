@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.kernel.build import SLOT_INFO
 from harness.kernel.cache import LAST_USED, key_lock
+from harness.kernel.trees import SLOTS as TREE_SLOTS
 from harness.kernel.trees import STATE as TREE_STATE
 from harness.settings import CacheLayout, listdir
 
@@ -115,13 +116,13 @@ def scan(layout: CacheLayout) -> list[Item]:
             continue  # staging dirs belong to sweep_stale
         items.append(Item("kernel", entry.name, (entry,), _du(entry), _mtime(entry / LAST_USED, entry / "meta.json")))
     # Build slots and patched trees: used by every build from them (the slot's info file is rewritten then).
-    for slot in listdir(layout.slots):
-        if slot.is_dir():
+    trees = [t for t in listdir(layout.trees) if t.is_dir() and not t.name.startswith(".")]
+    for slot in [*listdir(layout.slots), *(s for t in trees for s in listdir(t / TREE_SLOTS))]:
+        if slot.is_dir() and not slot.name.startswith("."):
             items.append(Item("slot", slot.name, (slot,), _du(slot), _mtime(slot / SLOT_INFO) or _mtime(slot)))
-    for tree in listdir(layout.trees):
-        if tree.is_dir():
-            used = _mtime(tree / TREE_STATE) or _mtime(tree)
-            items.append(Item("tree", tree.name, (tree,), own_bytes(tree), used))
+    for tree in trees:
+        used = _mtime(tree / TREE_STATE) or _mtime(tree)
+        items.append(Item("tree", tree.name, (tree,), own_bytes(tree), used))
     for meta in (p for p in listdir(layout.objects) if p.suffix == ".json"):
         obj = meta.with_suffix(".o")
         paths = (meta, obj) if obj.exists() else (meta,)
@@ -130,9 +131,12 @@ def scan(layout: CacheLayout) -> list[Item]:
 
 
 def own_bytes(path: Path) -> int:
-    """Bytes a hard-link tree holds of its own (files linked from its source cost nothing)."""
+    """Bytes a hard-link tree holds of its own (files linked from its source cost nothing; its build slots are
+    items of their own)."""
     total = 0
-    for root, _dirs, files in os.walk(path):
+    for root, dirs, files in os.walk(path):
+        if root == str(path):
+            dirs[:] = [d for d in dirs if d != TREE_SLOTS]
         for f in files:
             try:
                 st = os.lstat(os.path.join(root, f))
@@ -152,8 +156,8 @@ def _tree_lock_of(item: Item, layout: CacheLayout) -> str | None:
     import hashlib
     import json
 
-    if item.kind == "tree":
-        name = item.paths[0].name
+    if item.kind == "tree" or item.paths[0].parent.name == TREE_SLOTS:  # a slot inside its patched tree
+        name = item.paths[0].name if item.kind == "tree" else item.paths[0].parent.parent.name
         return "tree-" + name.removeprefix("patched-") if name.startswith("patched-") else None
     try:
         tree = Path(json.loads((item.paths[0] / SLOT_INFO).read_text())["tree"])

@@ -27,6 +27,10 @@ from harness.tools import child_kwargs
 
 STATE = ".harness-tree.json"
 CHECKOUT = ".harness-checkout"
+# A patched tree's build slots live inside it: kbuild then reaches the tree from every slot by the same relative
+# path (../..), so ccache (CCACHE_BASEDIR = the tree) finds the objects of a tree at another path, or of another
+# source of the same kernel. The mirror never touches this directory.
+SLOTS = ".harness-slots"
 # What kbuild itself refuses to build out of tree from (`make mrproper` removes them).
 IN_TREE_BUILD_STATE = (".config", "include/config", "arch/x86/include/generated")
 
@@ -218,7 +222,7 @@ def mirror(src: Path, dest: Path, *, skip: set[str] | frozenset[str] = frozenset
         rel_root = os.path.relpath(root, src_s)
         rel_root = "" if rel_root == "." else rel_root
         if rel_root == "":
-            dirs[:] = [d for d in dirs if d != ".git"]
+            dirs[:] = [d for d in dirs if d not in (".git", SLOTS)]
             files = [f for f in files if f not in (".git", STATE, CHECKOUT)]
         for d in dirs:
             rel = os.path.join(rel_root, d)
@@ -239,26 +243,32 @@ def mirror(src: Path, dest: Path, *, skip: set[str] | frozenset[str] = frozenset
             _place(s, t, cross_device)
             changed += 1
     # What the source no longer has (the series' own files are the sync's business, not the mirror's).
-    for root, dirs, files in os.walk(dest_s, topdown=False):
+    gone_dirs: list[str] = []
+    for root, dirs, files in os.walk(dest_s):
         rel_root = os.path.relpath(root, dest_s)
         rel_root = "" if rel_root == "." else rel_root
+        if rel_root == "":
+            dirs[:] = [d for d in dirs if d != SLOTS]  # the build slots kept inside the tree
         for f in files:
             rel = os.path.join(rel_root, f)
             if rel_root == "" and f == STATE:
                 continue
             if rel not in seen_files and rel not in skip:
                 os.unlink(os.path.join(root, f))
-        for d in dirs:
+        for d in list(dirs):
             rel = os.path.join(rel_root, d)
             path = os.path.join(root, d)
             if os.path.islink(path):
+                dirs.remove(d)
                 if rel not in seen_files:
                     os.unlink(path)
             elif rel not in seen_dirs:
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass  # still holds a file the series added
+                gone_dirs.append(path)
+    for path in reversed(gone_dirs):  # deepest first
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass  # still holds a file the series added
     return changed
 
 
