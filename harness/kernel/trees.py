@@ -213,16 +213,29 @@ def _write_fresh(dest: Path, content_from: Path) -> None:
 def mirror(src: Path, dest: Path, *, skip: set[str] | frozenset[str] = frozenset()) -> int:
     """Make `dest` a hard-link mirror of `src` (without .git and without `skip`): link what is missing or no
     longer the same file, remove what `src` no longer has. Returns how many files were linked or copied."""
-    changed = 0
     seen_dirs: set[str] = {""}
     seen_files: set[str] = set()
-    src_s, dest_s = str(src), str(dest)
-    cross_device = os.stat(src_s).st_dev != os.stat(dest_s).st_dev
-    for root, dirs, files in os.walk(src_s):
-        rel_root = os.path.relpath(root, src_s)
+    changed = _link_missing(str(src), str(dest), skip, seen_dirs, seen_files)
+    # What the source no longer has (the series' own files are the sync's business, not the mirror's).
+    _remove_gone(str(dest), skip, seen_dirs, seen_files)
+    return changed
+
+
+def _walk_rel(top: str, drop: tuple[str, ...]):
+    """os.walk of `top` with each directory's path relative to it ("" for the top), without `drop` at the top."""
+    for root, dirs, files in os.walk(top):
+        rel_root = os.path.relpath(root, top)
         rel_root = "" if rel_root == "." else rel_root
         if rel_root == "":
-            dirs[:] = [d for d in dirs if d not in (".git", SLOTS)]
+            dirs[:] = [d for d in dirs if d not in drop]
+        yield root, rel_root, dirs, files
+
+
+def _link_missing(src_s: str, dest_s: str, skip, seen_dirs: set[str], seen_files: set[str]) -> int:
+    changed = 0
+    cross_device = os.stat(src_s).st_dev != os.stat(dest_s).st_dev
+    for root, rel_root, dirs, files in _walk_rel(src_s, (".git", SLOTS)):
+        if rel_root == "":
             files = [f for f in files if f not in (".git", STATE, CHECKOUT)]
         for d in dirs:
             rel = os.path.join(rel_root, d)
@@ -234,30 +247,22 @@ def mirror(src: Path, dest: Path, *, skip: set[str] | frozenset[str] = frozenset
         for f in files:
             rel = os.path.join(rel_root, f)
             seen_files.add(rel)
-            if rel in skip:
-                continue
-            s = os.path.join(root, f)
-            t = os.path.join(dest_s, rel)
-            if _mirrored(s, t, cross_device):
-                continue
-            _place(s, t, cross_device)
-            changed += 1
-    # What the source no longer has (the series' own files are the sync's business, not the mirror's).
+            s, t = os.path.join(root, f), os.path.join(dest_s, rel)
+            if rel not in skip and not _mirrored(s, t, cross_device):
+                _place(s, t, cross_device)
+                changed += 1
+    return changed
+
+
+def _remove_gone(dest_s: str, skip, seen_dirs: set[str], seen_files: set[str]) -> None:
     gone_dirs: list[str] = []
-    for root, dirs, files in os.walk(dest_s):
-        rel_root = os.path.relpath(root, dest_s)
-        rel_root = "" if rel_root == "." else rel_root
-        if rel_root == "":
-            dirs[:] = [d for d in dirs if d != SLOTS]  # the build slots kept inside the tree
+    for root, rel_root, dirs, files in _walk_rel(dest_s, (SLOTS,)):  # the build slots kept inside the tree
         for f in files:
             rel = os.path.join(rel_root, f)
-            if rel_root == "" and f == STATE:
-                continue
-            if rel not in seen_files and rel not in skip:
+            if rel not in seen_files and rel not in skip and not (rel_root == "" and f == STATE):
                 os.unlink(os.path.join(root, f))
         for d in list(dirs):
-            rel = os.path.join(rel_root, d)
-            path = os.path.join(root, d)
+            rel, path = os.path.join(rel_root, d), os.path.join(root, d)
             if os.path.islink(path):
                 dirs.remove(d)
                 if rel not in seen_files:
@@ -269,7 +274,6 @@ def mirror(src: Path, dest: Path, *, skip: set[str] | frozenset[str] = frozenset
             os.rmdir(path)
         except OSError:
             pass  # still holds a file the series added
-    return changed
 
 
 def _mirrored(s: str, t: str, cross_device: bool) -> bool:
