@@ -104,6 +104,18 @@ def dumps(bpf: Libbpf, fd: int, kinds) -> dict:
     return out
 
 
+def _add_func_proto(lib, btf, ret: int, names: list[bytes], types: list[int]) -> int:
+    """A new FUNC_PROTO in `btf` returning `ret` with these named parameters: its type id."""
+    new_id = lib.btf__add_func_proto(btf, ret)
+    if new_id < 0:
+        raise OpFailed(f"btf__add_func_proto failed: {os_error(-new_id)}")
+    for pname, ptype in zip(names, types, strict=True):
+        err = lib.btf__add_func_param(btf, pname, ptype)
+        if err:
+            raise OpFailed(f"btf__add_func_param failed: {os_error(-err)}")
+    return new_id
+
+
 def fixup_btf_from_path(bpf: Libbpf, obj: int, path: str) -> None:
     """test_loader's fixup_btf_from_path(): each FUNC of the object's BTF whose FUNC_PROTO has anonymous parameters
     gets a new FUNC_PROTO with the parameter names of the same-named FUNC in `path`'s BTF (same count)."""
@@ -148,13 +160,7 @@ def fixup_btf_from_path(bpf: Libbpf, obj: int, path: str) -> None:
                 continue
             types = [pp[3 + 2 * k + 1] for k in range(vlen)]
             names = [lib.btf__name_by_offset(custom, cp[3 + 2 * k]) or b"" for k in range(vlen)]
-            new_id = lib.btf__add_func_proto(prog_btf, ret)
-            if new_id < 0:
-                raise OpFailed(f"btf__add_func_proto failed: {os_error(-new_id)}")
-            for pname, ptype in zip(names, types, strict=True):
-                err = lib.btf__add_func_param(prog_btf, pname, ptype)
-                if err:
-                    raise OpFailed(f"btf__add_func_param failed: {os_error(-err)}")
+            new_id = _add_func_proto(lib, prog_btf, ret, names, types)
             t(prog_btf, i)[3][2] = new_id  # the FUNC now points at the named prototype
     finally:
         lib.btf__free(custom)

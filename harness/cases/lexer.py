@@ -71,6 +71,66 @@ def _skip_block_comment(text: str, i: int, line: int, path: str) -> tuple[int, i
     return end + 2, line + text.count("\n", i, end)
 
 
+def _skip_preprocessor_line(text: str, i: int, line: int, path: str) -> tuple[int, int]:
+    """Past a preprocessor line, with backslash continuations; comments in it are skipped along.
+
+    The index of the newline that ends it (or the end of text) and the line number there."""
+    n = len(text)
+    while i < n and text[i] != "\n":
+        if text.startswith("\\\n", i):
+            line += 1
+            i += 2
+            continue
+        if text.startswith("/*", i):
+            i, line = _skip_block_comment(text, i, line, path)
+            continue
+        i += 1
+    return i, line
+
+
+def _quoted(text: str, i: int, line: int, path: str) -> tuple[Tok, int, int]:
+    """The string or character literal that opens at i: its token, the index after it and the line number there."""
+    c, n = text[i], len(text)
+    start_line = line
+    j = i + 1
+    while j < n and text[j] != c:
+        if text[j] == "\\" and j + 1 < n:
+            if text[j + 1] == "\n":
+                line += 1
+            j += 2
+            continue
+        if text[j] == "\n":
+            break
+        j += 1
+    if j >= n or text[j] != c:
+        what = "string literal" if c == '"' else "character literal"
+        raise CaseError(
+            f"{path}:{start_line}: unbalanced quotes: the {what} starting with {c} on this line never "
+            f"closes. Close it on the same line (write \\{c} for a literal {c} inside it)."
+        )
+    body = text[i + 1 : j].replace("\\\n", "")
+    if c == '"':
+        tok = Tok("str", text[i : j + 1], start_line, _decode_c_string(body))
+    else:
+        tok = Tok("chr", text[i : j + 1], start_line)
+    return tok, j + 1, line
+
+
+def _skip_blank(text: str, i: int, line: int, path: str) -> tuple[int, int] | None:
+    """Past the whitespace, line continuation or comment at i (not a newline): index and line there; None if none."""
+    c = text[i]
+    if c in " \t\r\f\v":
+        return i + 1, line
+    if c == "\\" and text.startswith("\\\n", i):
+        return i + 2, line + 1
+    if text.startswith("//", i):
+        end = text.find("\n", i)
+        return (len(text) if end < 0 else end), line
+    if text.startswith("/*", i):
+        return _skip_block_comment(text, i, line, path)
+    return None
+
+
 def tokenize(text: str, path: str) -> list[Tok]:
     toks: list[Tok] = []
     i, n, line = 0, len(text), 1
@@ -82,66 +142,21 @@ def tokenize(text: str, path: str) -> list[Tok]:
             i += 1
             at_line_start = True
             continue
-        if c in " \t\r\f\v":
-            i += 1
-            continue
-        if c == "\\" and text.startswith("\\\n", i):
-            line += 1
-            i += 2
-            continue
-        if text.startswith("//", i):
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        if text.startswith("/*", i):
-            i, line = _skip_block_comment(text, i, line, path)
+        skipped = _skip_blank(text, i, line, path)
+        if skipped is not None:
+            i, line = skipped
             continue
         if c == "#" and at_line_start:
-            # a preprocessor line, with backslash continuations; comments in it are skipped along
-            while i < n and text[i] != "\n":
-                if text.startswith("\\\n", i):
-                    line += 1
-                    i += 2
-                    continue
-                if text.startswith("/*", i):
-                    i, line = _skip_block_comment(text, i, line, path)
-                    continue
-                i += 1
+            i, line = _skip_preprocessor_line(text, i, line, path)
             continue
         at_line_start = False
         if c == '"' or c == "'":
-            start_line = line
-            j = i + 1
-            while j < n and text[j] != c:
-                if text[j] == "\\" and j + 1 < n:
-                    if text[j + 1] == "\n":
-                        line += 1
-                    j += 2
-                    continue
-                if text[j] == "\n":
-                    break
-                j += 1
-            if j >= n or text[j] != c:
-                what = "string literal" if c == '"' else "character literal"
-                raise CaseError(
-                    f"{path}:{start_line}: unbalanced quotes: the {what} starting with {c} on this line never "
-                    f"closes. Close it on the same line (write \\{c} for a literal {c} inside it)."
-                )
-            body = text[i + 1 : j].replace("\\\n", "")
-            if c == '"':
-                toks.append(Tok("str", text[i : j + 1], start_line, _decode_c_string(body)))
-            else:
-                toks.append(Tok("chr", text[i : j + 1], start_line))
-            i = j + 1
+            tok, i, line = _quoted(text, i, line, path)
+            toks.append(tok)
             continue
-        m = _IDENT_RE.match(text, i)
+        m = _IDENT_RE.match(text, i) or _NUMBER_RE.match(text, i)
         if m:
-            toks.append(Tok("id", m.group(0), line))
-            i = m.end()
-            continue
-        m = _NUMBER_RE.match(text, i)
-        if m:
-            toks.append(Tok("num", m.group(0), line))
+            toks.append(Tok("id" if m.re is _IDENT_RE else "num", m.group(0), line))
             i = m.end()
             continue
         toks.append(Tok("p", c, line))

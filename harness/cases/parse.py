@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import errno as _errno
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.cases.annotations import ANNOTATIONS, BPF_MISC_ONLY, Spec, known_list
@@ -19,6 +20,20 @@ _QUALIFIERS = frozenset(
     "__attribute__ __always_inline __noinline __weak __hidden __used __inline __inline__ __extension__ "
     "__restrict __restrict__ __volatile__ __const __signed__ __naked __int128".split()
 )
+
+
+_Program = tuple[str, str, int, list[Annotation], list[Tok]]
+
+
+@dataclass
+class _Scan:
+    """What one chunk holds at its top level."""
+
+    anns: list[Annotation] = field(default_factory=list)
+    section: str | None = None
+    section_line: int = 0
+    groups: list[int] = field(default_factory=list)  # plain paren groups at chunk level (parameter lists)
+    last_group_at_ann: list[tuple[int, Annotation]] = field(default_factory=list)  # (len(groups) then, annotation)
 
 
 class _Parser:
@@ -180,95 +195,109 @@ class _Parser:
             f"unknown annotation {tok.text}. {hint}Known annotations: {known_list()} (documented in cases/harness.h).",
         )
 
-    def parse(self) -> list[tuple[str, str, int, list[Annotation], list[Tok]]]:
+    def parse(self) -> list[_Program]:
         """[(name, section, line, annotations, body tokens)] for every SEC function; raises on misplacement."""
-        programs: list[tuple[str, str, int, list[Annotation], list[Tok]]] = []
+        programs: list[_Program] = []
         for start, end, body in self.chunks():
-            anns: list[Annotation] = []
-            section: str | None = None
-            section_line = 0
-            groups: list[int] = []  # plain paren groups at chunk level (parameter lists)
-            last_group_at_ann: list[tuple[int, Annotation]] = []
-            has_context = any(
-                t.kind == "id" and (t.text in ANNOTATIONS or t.text == "SEC") for t in self.toks[start:end]
-            )
-            i = start
-            while i < end:
-                t = self.toks[i]
-                if t.kind == "id" and t.text in ANNOTATIONS:
-                    ann, i = self.annotation(i)
-                    anns.append(ann)
-                    last_group_at_ann.append((len(groups), ann))
-                    continue
-                if t.kind == "id" and t.text == "SEC" and i + 1 < end and self.toks[i + 1].text == "(":
-                    args = self.group_args(i + 1)
-                    if len(args) != 1 or len(args[0]) < 1 or any(a.kind != "str" for a in args[0]):
-                        raise self.err(t.line, 'SEC() takes one string literal, e.g. SEC("lsm/file_open").')
-                    if section is not None:
-                        raise self.err(t.line, f"second SEC(...) for one declaration (first on line {section_line}).")
-                    section = "".join(a.value for a in args[0])
-                    section_line = t.line
-                    i = self.match[i + 1] + 1
-                    continue
-                if t.kind == "id" and t.text == "__attribute__" and i + 1 < end and self.toks[i + 1].text == "(":
-                    i = self.match[i + 1] + 1
-                    continue
-                if (
-                    has_context
-                    and body is not None
-                    and t.kind == "id"
-                    and t.text.startswith("__")
-                    and t.text not in _QUALIFIERS
-                    and not _INT_TYPE_RE.match(t.text)
-                ):
-                    raise self.unknown(t)
-                if t.kind == "p" and t.text in "([":
-                    if t.text == "(":
-                        groups.append(i)
-                    i = self.match[i] + 1
-                    continue
-                i += 1
-
+            scan = self._scan(start, end, body)
             if body is None:
-                if anns:
-                    last = self.toks[end - 1].line if end > start else anns[0].line
-                    raise self.err(
-                        anns[0].line,
-                        f'{anns[0].name} is not followed by a SEC("...") function definition (it annotates the '
-                        f"declaration ending on line {last}). Put annotations right before the program they "
-                        'describe, between SEC("...") and the function.',
-                    )
+                self._check_declaration(start, end, scan)
                 continue
-            if not groups:
-                continue
-            params = groups[-1]
-            for n_groups, ann in last_group_at_ann:
-                if n_groups == len(groups):
-                    raise self.err(
-                        ann.line,
-                        f"{ann.name} comes after the function's parameter list. Put annotations before the function "
-                        'name, after SEC("...").',
-                    )
-            name_tok = self.toks[params - 1] if params > start else None
-            if name_tok is None or name_tok.kind != "id":
-                continue
-            name, line = name_tok.text, name_tok.line
-            if re.fullmatch(r"BPF_[A-Z0-9_]+", name):  # BPF_PROG(name, ...), BPF_KPROBE(name, ...)
-                first = next((x for x in self.toks[params + 1 : self.match[params]] if x.kind == "id"), None)
-                if first is None:
-                    continue
-                name, line = first.text, first.line
-            if section is None:
-                if anns:
-                    raise self.err(
-                        anns[0].line,
-                        f'{anns[0].name} annotates {name}(), which has no SEC("..."). Only programs are cases: '
-                        f'add SEC("...") before {name} or drop the annotations.',
-                    )
-                continue
-            body_toks = self.toks[body + 1 : self.match[body]]
-            programs.append((name, section, line, anns, body_toks))
+            program = self._program(start, body, scan)
+            if program is not None:
+                programs.append(program)
         return programs
+
+    def _scan(self, start: int, end: int, body: int | None) -> _Scan:
+        """Walk one chunk's top level: its annotations, its SEC(...) and its paren groups."""
+        scan = _Scan()
+        has_context = any(t.kind == "id" and (t.text in ANNOTATIONS or t.text == "SEC") for t in self.toks[start:end])
+        i = start
+        while i < end:
+            t = self.toks[i]
+            if t.kind == "id" and t.text in ANNOTATIONS:
+                ann, i = self.annotation(i)
+                scan.anns.append(ann)
+                scan.last_group_at_ann.append((len(scan.groups), ann))
+                continue
+            if t.kind == "id" and t.text == "SEC" and i + 1 < end and self.toks[i + 1].text == "(":
+                self._section(t, i + 1, scan)
+                i = self.match[i + 1] + 1
+                continue
+            if t.kind == "id" and t.text == "__attribute__" and i + 1 < end and self.toks[i + 1].text == "(":
+                i = self.match[i + 1] + 1
+                continue
+            if (
+                has_context
+                and body is not None
+                and t.kind == "id"
+                and t.text.startswith("__")
+                and t.text not in _QUALIFIERS
+                and not _INT_TYPE_RE.match(t.text)
+            ):
+                raise self.unknown(t)
+            if t.kind == "p" and t.text in "([":
+                if t.text == "(":
+                    scan.groups.append(i)
+                i = self.match[i] + 1
+                continue
+            i += 1
+        return scan
+
+    def _section(self, t: Tok, open_idx: int, scan: _Scan) -> None:
+        """Record the SEC(...) at `t` whose argument list opens at open_idx."""
+        args = self.group_args(open_idx)
+        if len(args) != 1 or len(args[0]) < 1 or any(a.kind != "str" for a in args[0]):
+            raise self.err(t.line, 'SEC() takes one string literal, e.g. SEC("lsm/file_open").')
+        if scan.section is not None:
+            raise self.err(t.line, f"second SEC(...) for one declaration (first on line {scan.section_line}).")
+        scan.section = "".join(a.value for a in args[0])
+        scan.section_line = t.line
+
+    def _check_declaration(self, start: int, end: int, scan: _Scan) -> None:
+        """A declaration (no body) must carry no annotations."""
+        anns = scan.anns
+        if anns:
+            last = self.toks[end - 1].line if end > start else anns[0].line
+            raise self.err(
+                anns[0].line,
+                f'{anns[0].name} is not followed by a SEC("...") function definition (it annotates the '
+                f"declaration ending on line {last}). Put annotations right before the program they "
+                'describe, between SEC("...") and the function.',
+            )
+
+    def _program(self, start: int, body: int, scan: _Scan) -> _Program | None:
+        """The SEC program a function definition chunk defines, or None when it is no program."""
+        groups, anns = scan.groups, scan.anns
+        if not groups:
+            return None
+        params = groups[-1]
+        for n_groups, ann in scan.last_group_at_ann:
+            if n_groups == len(groups):
+                raise self.err(
+                    ann.line,
+                    f"{ann.name} comes after the function's parameter list. Put annotations before the function "
+                    'name, after SEC("...").',
+                )
+        name_tok = self.toks[params - 1] if params > start else None
+        if name_tok is None or name_tok.kind != "id":
+            return None
+        name, line = name_tok.text, name_tok.line
+        if re.fullmatch(r"BPF_[A-Z0-9_]+", name):  # BPF_PROG(name, ...), BPF_KPROBE(name, ...)
+            first = next((x for x in self.toks[params + 1 : self.match[params]] if x.kind == "id"), None)
+            if first is None:
+                return None
+            name, line = first.text, first.line
+        if scan.section is None:
+            if anns:
+                raise self.err(
+                    anns[0].line,
+                    f'{anns[0].name} annotates {name}(), which has no SEC("..."). Only programs are cases: '
+                    f'add SEC("...") before {name} or drop the annotations.',
+                )
+            return None
+        body_toks = self.toks[body + 1 : self.match[body]]
+        return (name, scan.section, line, anns, body_toks)
 
 
 def parse_case_text(text: str, path: str | Path) -> CaseFile:

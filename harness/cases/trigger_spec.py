@@ -101,15 +101,23 @@ def _validate_socket(err: _Err, line: int, action: str, d: dict[str, str]) -> No
         raise err(line, f"connect={d['connect']!r}: write connect=self (the socket connects to its own address) "
                   "or leave it out.")
     if fam == "unix":
-        if "path" not in d or "addr" in d or "port" in d:
-            raise err(line, "family=unix takes path=/tmp/bah/sock (and no addr=/port=).")
-        if not d["path"] or len(d["path"].encode()) > 107:
-            raise err(line, f"path={d['path']!r}: a unix socket path is 1-107 bytes.")
-        if action != "connect" and not d["path"].startswith("/"):
-            raise err(line, f"path={d['path']!r}: {action} takes an absolute socket path (no abstract @names).")
-        if d.get("connect") == "self":
-            raise err(line, "connect=self applies to family=inet and inet6 (a unix socket is only bound).")
+        _validate_unix_socket(err, line, action, d)
         return
+    _validate_inet_socket(err, line, fam, d)
+
+
+def _validate_unix_socket(err: _Err, line: int, action: str, d: dict[str, str]) -> None:
+    if "path" not in d or "addr" in d or "port" in d:
+        raise err(line, "family=unix takes path=/tmp/bah/sock (and no addr=/port=).")
+    if not d["path"] or len(d["path"].encode()) > 107:
+        raise err(line, f"path={d['path']!r}: a unix socket path is 1-107 bytes.")
+    if action != "connect" and not d["path"].startswith("/"):
+        raise err(line, f"path={d['path']!r}: {action} takes an absolute socket path (no abstract @names).")
+    if d.get("connect") == "self":
+        raise err(line, "connect=self applies to family=inet and inet6 (a unix socket is only bound).")
+
+
+def _validate_inet_socket(err: _Err, line: int, fam: str, d: dict[str, str]) -> None:
     if "addr" not in d or "port" not in d or "path" in d:
         raise err(line, f"family={fam} takes addr= and port= (and no path=).")
     version = 4 if fam == "inet" else 6

@@ -92,6 +92,40 @@ def _check_placeholders(err: _Err, line: int, text: str, trigger: Trigger | None
         raise err(line, f"unclosed placeholder in {text!r}: write ${{name}}.")
 
 
+def _record_keyword(err: _Err, ann: Annotation, arg: str, name: str, value: str, negative: bool, kw: dict) -> None:
+    """Record one of RECORD_KEYWORDS (count=, same_event=, a field list) of a record annotation into kw."""
+    line = ann.line
+    if negative and name in ("count", "same_event"):
+        raise err(line, f'"{arg}" is meaningless in {ann.name}; it only fits __expect_record.')
+    if name in kw:
+        raise err(line, f'"{name}=" given twice in {ann.name}. Keep one.')
+    if name == "count":
+        if not value.isdigit():
+            raise err(line, f'"{arg}": count needs a non-negative integer, e.g. "count=1".')
+        if int(value) == 0:
+            raise err(line, f'"{arg}": to expect no such record write __expect_no_record("{ann.args[0]}", ...).')
+        kw["count"] = int(value)
+    elif name == "same_event":
+        kw["same_event"] = _parse_type(err, line, value)
+    else:
+        kw[name] = _field_list(err, line, name, value)
+
+
+def _split_check(err: _Err, line: int, arg: str) -> tuple[str, str, str | None]:
+    """A record annotation's argument as (name, op, value): "!f" absent, "raw:f=v", "f=v" eq, "f" present."""
+    if arg.startswith("!"):
+        return arg[1:], "absent", None
+    if arg.startswith("raw:"):
+        if "=" not in arg:
+            raise err(line, f'"{arg}" needs a value: write "raw:field=text".')
+        name, value = arg[4:].split("=", 1)
+        return name, "raw", value
+    if "=" in arg:
+        name, value = arg.split("=", 1)
+        return name, "eq", value
+    return arg, "present", None
+
+
 def _parse_record(err: _Err, ann: Annotation, trigger: Trigger | None, negative: bool) -> RecordExpectation:
     line = ann.line
     rtype = _parse_type(err, line, ann.args[0])
@@ -99,36 +133,11 @@ def _parse_record(err: _Err, ann: Annotation, trigger: Trigger | None, negative:
     kw: dict[str, object] = {}
     seen: dict[str, str] = {}
     for arg in ann.args[1:]:
-        if arg.startswith("!"):
-            name, op, value = arg[1:], "absent", None
-        elif arg.startswith("raw:"):
-            if "=" not in arg:
-                raise err(line, f'"{arg}" needs a value: write "raw:field=text".')
-            name, value = arg[4:].split("=", 1)
-            op = "raw"
-        elif "=" in arg:
-            name, value = arg.split("=", 1)
-            op = "eq"
-            if name in RECORD_KEYWORDS:
-                if negative and name in ("count", "same_event"):
-                    raise err(line, f'"{arg}" is meaningless in {ann.name}; it only fits __expect_record.')
-                if name in kw:
-                    raise err(line, f'"{name}=" given twice in {ann.name}. Keep one.')
-                if name == "count":
-                    if not value.isdigit():
-                        raise err(line, f'"{arg}": count needs a non-negative integer, e.g. "count=1".')
-                    if int(value) == 0:
-                        raise err(
-                            line, f'"{arg}": to expect no such record write __expect_no_record("{ann.args[0]}", ...).'
-                        )
-                    kw["count"] = int(value)
-                elif name == "same_event":
-                    kw["same_event"] = _parse_type(err, line, value)
-                else:
-                    kw[name] = _field_list(err, line, name, value)
-                continue
-        else:
-            name, op, value = arg, "present", None
+        name, op, value = _split_check(err, line, arg)
+        if op == "eq" and name in RECORD_KEYWORDS:
+            assert value is not None
+            _record_keyword(err, ann, arg, name, value, negative, kw)
+            continue
         if not _FIELD_RE.match(name):
             raise err(
                 line,
@@ -237,27 +246,29 @@ def _check_message_coverage(err: _Err, where: str, messages: tuple[Message, ...]
             )
 
 
-def build_program(
-    path: str, name: str, section: str, line: int, anns: list[Annotation], body: list[Tok]
-) -> CaseProgram:
-    def err(at: int, message: str) -> CaseError:
-        return CaseError(f"{path}:{at}: {message}")
+_Groups = dict[str, list[Annotation]]  # annotation name -> its uses, in order
 
-    by: dict[str, list[Annotation]] = {}
+
+def _group(err: _Err, name: str, anns: list[Annotation]) -> _Groups:
+    """The annotations by name; a non-repeatable one given twice is an error."""
+    by: _Groups = {}
     for a in anns:
         spec = ANNOTATIONS[a.name]
         if a.name in by and not spec.repeatable:
             raise err(a.line, f"{a.name} given twice for {name} (first on line {by[a.name][0].line}). Keep one.")
         by.setdefault(a.name, []).append(a)
+    return by
 
-    def one(key: str) -> Annotation | None:
-        return by.get(key, [None])[0]
 
-    where = f"program {name} (line {line})"
-    desc = one("__description")
-    if desc is None:
-        raise err(line, f'{where} has no __description. Add __description("what this case proves").')
-    success, failure = one("__success"), one("__failure")
+def _one(by: _Groups, key: str) -> Annotation | None:
+    return by.get(key, [None])[0]
+
+
+def _expectation(
+    err: _Err, where: str, line: int, by: _Groups, anns: list[Annotation], body: list[Tok]
+) -> tuple[str, tuple[Message, ...]]:
+    """__success or __failure, and the messages a failure must print (none for a success)."""
+    success, failure = _one(by, "__success"), _one(by, "__failure")
     if success and failure:
         raise err(
             max(success.line, failure.line),
@@ -291,7 +302,11 @@ def build_program(
                     f"{key} on {where}, a __failure case: a program that does not load "
                     "runs nothing. Drop it, or put it on the accepted twin.",
                 )
+    return expect, messages
 
+
+def _rules(err: _Err, where: str, by: _Groups) -> tuple[list[int], Annotation | None]:
+    """The __rule numbers and the __decided annotation (which the spec's "decided here" rules need)."""
     rules: list[int] = []
     for a in by.get("__rule", []):
         n = int(a.args[0])
@@ -300,7 +315,7 @@ def build_program(
         if n in rules:
             raise err(a.line, f"__rule({n}) given twice. Keep one.")
         rules.append(n)
-    decided = one("__decided")
+    decided = _one(by, "__decided")
     if decided and not rules:
         raise err(decided.line, "__decided needs the rule it refers to: __rule(N) __decided.")
     decided_rules = sorted(set(rules) & DECIDED_RULES)
@@ -317,7 +332,11 @@ def build_program(
             f"__rule({decided_rules[0]}) is a rule the spec \"decides here\": add __decided (and say \"decided "
             "here\" in the description), so a kernel that decides differently fails loudly.",
         )
+    return rules, decided
 
+
+def _needs(err: _Err, by: _Groups) -> list[str]:
+    """The __needs features, known and without repeats."""
     needs: list[str] = []
     for a in by.get("__needs", []):
         for feat in a.args:
@@ -325,6 +344,19 @@ def build_program(
                 raise err(a.line, f"__needs({feat!r}): unknown feature. Known: {', '.join(FEATURES)}.")
             if feat not in needs:
                 needs.append(feat)
+    return needs
+
+
+def _check_needs_said(err: _Err, where: str, line: int, needs: list[str], body: list[Tok]) -> None:
+    """A feature the body uses must be declared with __needs."""
+    body_ids = {t.text for t in body if t.kind == "id"}
+    for need in NEEDS.values():
+        if need.name not in needs and need.required_by(body_ids):
+            raise err(line, f"{where} {need.unsaid}")
+
+
+def _drop_caps(err: _Err, by: _Groups) -> list[str]:
+    """The __drop_caps capabilities, lower case without CAP_."""
     caps: list[str] = []
     for a in by.get("__drop_caps", []):
         for cap in a.args:
@@ -338,21 +370,13 @@ def build_program(
             if cap != c:
                 raise err(a.line, f'__drop_caps({cap!r}): write __drop_caps("{c}").')
             caps.append(c)
+    return caps
 
-    body_ids = {t.text for t in body if t.kind == "id"}
-    for need in NEEDS.values():
-        if need.name not in needs and need.required_by(body_ids):
-            raise err(line, f"{where} {need.unsaid}")
 
-    trig_ann = one("__trigger")
-    trigger = _parse_trigger(err, trig_ann) if trig_ann else None
-    errno_ann = one("__expect_errno")
-    if errno_ann and trigger is None:
-        raise err(errno_ann.line, "__expect_errno needs a __trigger whose errno it checks.")
-    disabled = one("__audit_disabled")
-    if disabled and trigger is None:
-        raise err(disabled.line, "__audit_disabled needs a __trigger to run while audit is off.")
-
+def _records(
+    err: _Err, by: _Groups, trigger: Trigger | None, disabled: Annotation | None
+) -> tuple[tuple[RecordExpectation, ...], tuple[RecordExpectation, ...]]:
+    """The __expect_record and __expect_no_record expectations, checked against each other and __audit_disabled."""
     records = tuple(_parse_record(err, a, trigger, False) for a in by.get("__expect_record", []))
     no_records = tuple(_parse_record(err, a, trigger, True) for a in by.get("__expect_no_record", []))
     types = {r.type for r in records}
@@ -368,6 +392,35 @@ def build_program(
             disabled.line,
             "__audit_disabled with __expect_record: audit is off, no record can appear. Use __expect_no_record.",
         )
+    return records, no_records
+
+
+def build_program(
+    path: str, name: str, section: str, line: int, anns: list[Annotation], body: list[Tok]
+) -> CaseProgram:
+    def err(at: int, message: str) -> CaseError:
+        return CaseError(f"{path}:{at}: {message}")
+
+    by = _group(err, name, anns)
+    where = f"program {name} (line {line})"
+    desc = _one(by, "__description")
+    if desc is None:
+        raise err(line, f'{where} has no __description. Add __description("what this case proves").')
+    expect, messages = _expectation(err, where, line, by, anns, body)
+    rules, decided = _rules(err, where, by)
+    needs = _needs(err, by)
+    caps = _drop_caps(err, by)
+    _check_needs_said(err, where, line, needs, body)
+
+    trig_ann = _one(by, "__trigger")
+    trigger = _parse_trigger(err, trig_ann) if trig_ann else None
+    errno_ann = _one(by, "__expect_errno")
+    if errno_ann and trigger is None:
+        raise err(errno_ann.line, "__expect_errno needs a __trigger whose errno it checks.")
+    disabled = _one(by, "__audit_disabled")
+    if disabled and trigger is None:
+        raise err(disabled.line, "__audit_disabled needs a __trigger to run while audit is off.")
+    records, no_records = _records(err, by, trigger, disabled)
 
     return CaseProgram(
         path=path,
@@ -388,4 +441,3 @@ def build_program(
         audit_disabled=disabled is not None,
         annotations=tuple(anns),
     )
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TypeAlias
 
 from harness.cli import commands, selftests_cmd
 from harness.errors import EXIT_OK
@@ -77,13 +78,11 @@ class _Version(argparse.Action):
         parser.exit(EXIT_OK)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Every subcommand with its options; `func` names the handler in harness.cli.commands (selftests:
-    harness.cli.selftests_cmd)."""
-    parser = argparse.ArgumentParser(prog="bpf-audit-harness", description=DESCRIPTION, epilog=EXIT_CODES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action=_Version, help="print the version (and git commit) and exit")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # what add_subparsers() returns
+
+
+def _add_build(sub: _Subparsers) -> None:
+    """The `build` subcommand."""
     p = sub.add_parser("build", help="source -> patches -> config -> cached kernel artifact")
     _kernel_args(p)
     _given_kernel_arg(p)
@@ -92,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-key", action="store_true",
                    help="print the cache key of this kernel and exit (no build; for CI caches)")
     p.set_defaults(func=commands.cmd_build)
+
+
+def _add_matrix(sub: _Subparsers) -> None:
+    """The `matrix` subcommand."""
     p = sub.add_parser("matrix", help="run the suite on each kernel of kernel-config/matrix.toml; write JUnit "
                        "(a <testsuite> per kernel), JSON, text and an HTML page, with each case's logs beside them")
     p.add_argument("--targets", help="comma-separated target names (default: all, in file order)")
@@ -121,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
     _clang_arg(p)
     p.set_defaults(func=commands.cmd_matrix)
+
+
+def _add_boot(sub: _Subparsers) -> None:
+    """The `boot` subcommand."""
     p = sub.add_parser("boot", help="boot the kernel in a VM: run `-- CMD` or open a shell")
     _kernel_args(p)
     p.add_argument("--kernel", type=Path, metavar="PATH",
@@ -130,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600, help="seconds CMD may run")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS (default: interactive shell)")
     p.set_defaults(func=commands.cmd_boot)
+
+
+def _add_mutants(sub: _Subparsers) -> None:
+    """The `mutants` subcommand."""
     p = sub.add_parser("mutants", help="build each patches/<line>/mutants/ bug on top of the series, run the suite: "
                        "which cases kill which mutant")
     _kernel_args(p)
@@ -141,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pytest-arg", action="append", default=[], help="extra pytest argument (repeatable)")
     _clang_arg(p)
     p.set_defaults(func=commands.cmd_mutants)
+
+
+def _add_bisect(sub: _Subparsers) -> None:
+    """The `bisect` subcommand."""
     p = sub.add_parser("bisect", help="git bisect run over a kernel git tree: build, boot, run CASE... per step")
     p.add_argument("--good", required=True, help="a commit where the cases pass")
     p.add_argument("--bad", required=True, help="a later commit where they fail")
@@ -162,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case", nargs="+", metavar="CASE", help="pytest node id, e.g. cases/audit/x.bpf.c::prog")
     _clang_arg(p)
     p.set_defaults(func=commands.cmd_bisect)
+
+
+def _add_cache(sub: _Subparsers) -> None:
+    """The `cache` subcommand."""
     p = sub.add_parser("cache", help="show the build cache; --prune evicts kernels and objects unused for a while")
     p.add_argument("--cache-dir", help="cache root (default: $BPF_AUDIT_HARNESS_CACHE or "
                    "~/.cache/bpf-audit-harness)")
@@ -173,11 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     p.add_argument("-v", "--verbose", action="store_true", help="list every evicted object, not only kernels")
     p.set_defaults(func=commands.cmd_cache)
+
+
+def _add_config(sub: _Subparsers) -> None:
+    """The `config` subcommand."""
     p = sub.add_parser("config", help="print the merged config fragments (one fragment, as make merges it)")
     _kernel_args(p)
     p.add_argument("--dump", action="store_true",
                    help="annotate each option with the fragment file and line it comes from")
     p.set_defaults(func=commands.cmd_config)
+
+
+def _add_doctor(sub: _Subparsers) -> None:
+    """The `doctor` subcommand."""
     p = sub.add_parser("doctor", help="check this machine: every tool with its version and Debian package, KVM, "
                        "the Debian source lines cached, the cache; exit 0 when a run can work, 3 (with the apt-get "
                        "line) when not; asks no archive")
@@ -185,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     _clang_arg(p)
     p.set_defaults(func=commands.cmd_doctor)
+
+
+def _add_ssh(sub: _Subparsers) -> None:
+    """The `ssh` subcommand."""
     p = sub.add_parser("ssh", help="a shell (or `-- CMD`) in the VM that pytest --keep-vm-on-failure kept")
     p.add_argument("run", metavar="RUN", help="the run directory the pytest summary names (a name under the "
                    "cache's runs/, or a path)")
@@ -195,11 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("command", nargs="*", help="-- CMD ARGS: run CMD in the guest (default: an interactive shell)")
     p.set_defaults(func=commands.cmd_ssh)
+
+
+def _add_report(sub: _Subparsers) -> None:
+    """The `report` subcommand."""
     p = sub.add_parser("report", help="plot the benchmark history (benchmarks/results/*.json): a PNG and an HTML "
                        "page")
     p.add_argument("--results", type=Path, help="directory of result JSON files (default: benchmarks/results)")
     p.add_argument("--out", type=Path, help="output directory (default: results/report)")
     p.set_defaults(func=commands.cmd_report)
+
+
+def _add_selftests(sub: _Subparsers) -> None:
+    """The `selftests` subcommand."""
     p = sub.add_parser("selftests", help="the kernel's own BPF selftests (the RUN_TESTS programs) run in guests and "
                        "judged as test_loader judges them: a per-file table and a JSON summary; --list: discover, "
                        "compile and parse them (no VM)")
@@ -263,4 +302,24 @@ def build_parser() -> argparse.ArgumentParser:
     _clang_arg(p)
     _vm_args(p)
     p.set_defaults(func=selftests_cmd.cmd_selftests)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand with its options; `func` names the handler in harness.cli.commands (selftests:
+    harness.cli.selftests_cmd)."""
+    parser = argparse.ArgumentParser(prog="bpf-audit-harness", description=DESCRIPTION, epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version, help="print the version (and git commit) and exit")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _add_build(sub)
+    _add_matrix(sub)
+    _add_boot(sub)
+    _add_mutants(sub)
+    _add_bisect(sub)
+    _add_cache(sub)
+    _add_config(sub)
+    _add_doctor(sub)
+    _add_ssh(sub)
+    _add_report(sub)
+    _add_selftests(sub)
     return parser

@@ -129,6 +129,22 @@ def programs(draw, hooks: tuple[str, ...] | None = None, max_ops: int = MAX_OPS)
     return Program(prog.hook, drop_unspecified(_inject(draw, ops, mistake, prog.hook)), prog.ret, prog.sleepable)
 
 
+def _kinds(ops: list, startable: list[int], live: list[int], used: list[int], mistakes: bool) -> list[str]:
+    """The operations _careless may draw next (repeats weigh a kind), given the contexts' states so far."""
+    kinds = []
+    if live:
+        kinds += ["log", "log", "log", "end"]
+    if any(isinstance(op, Log) and op.ctx in live for op in ops):
+        kinds.append("again")
+    if startable:
+        kinds.append("start")
+    if live or (mistakes and used):
+        kinds.append("exit")
+    if mistakes and used:
+        kinds += ["bad_log", "bad_end", "kptr"]
+    return kinds
+
+
 @st.composite
 def _careless(draw, hooks: tuple[str, ...] | None, max_ops: int, careful: bool = False) -> Program:
     hook = draw(st.sampled_from(hooks or tuple(HOOKS)))
@@ -144,17 +160,7 @@ def _careless(draw, hooks: tuple[str, ...] | None, max_ops: int, careful: bool =
         startable = [c for c in range(nctx) if state.get(c) in (None, "released")]
         live = [c for c in range(nctx) if state.get(c) == "open"]
         used = [c for c in range(nctx) if c in state]  # any started context, whatever its state
-        kinds = []
-        if live:
-            kinds += ["log", "log", "log", "end"]
-        if any(isinstance(op, Log) and op.ctx in live for op in ops):
-            kinds.append("again")
-        if startable:
-            kinds.append("start")
-        if live or (mistakes and used):
-            kinds.append("exit")
-        if mistakes and used:
-            kinds += ["bad_log", "bad_end", "kptr"]
+        kinds = _kinds(ops, startable, live, used, mistakes)
         if not kinds:
             break
         kind = draw(st.sampled_from(kinds))

@@ -104,6 +104,70 @@ def _tables(path: Path, data: dict, key: str) -> list[dict]:
     return entries
 
 
+def _build_target(path: Path, where: str, entry: dict, common: dict) -> KernelTarget:
+    for key in ("package", "version"):
+        if key in entry:
+            raise MatrixError(f"{where}: {key} is for kind = \"prebuilt-deb\", not \"build\"")
+    frags = tuple((path.parent / f) for f in _typed(where, entry, "fragments", list, []))
+    source = _typed(where, entry, "source", str, "")
+    if not source:
+        raise MatrixError(f"{where}: a build target needs source: a line of kernel-config/sources.toml "
+                          "(such as \"debian-7.3\") or a kernel tree, git tree or tarball path")
+    return KernelTarget(**common, source=source, ref=_typed(where, entry, "ref", str),
+                        series=_typed(where, entry, "series", bool, True), fragments=frags)
+
+
+def _prebuilt_target(path: Path, where: str, entry: dict, common: dict) -> KernelTarget:
+    for key in ("source", "ref", "series", "fragments", "package", "version"):
+        if key in entry:
+            raise MatrixError(f"{where}: {key} is not for kind = \"prebuilt\": a kernel built elsewhere is "
+                              "tested as it is")
+    given = _typed(where, entry, "path", str, "")
+    if not given:
+        raise MatrixError(f"{where}: a prebuilt target needs path: a bzImage (its vmlinux beside it) or a "
+                          "kernel build directory")
+    return KernelTarget(**common, series=False, path=str((path.parent / given).expanduser()))
+
+
+def _deb_target(path: Path, where: str, entry: dict, common: dict) -> KernelTarget:
+    for key in ("source", "ref", "series", "fragments", "path"):
+        if key in entry:
+            raise MatrixError(f"{where}: {key} is for kind = \"build\"; a prebuilt kernel is booted as shipped")
+    package = _typed(where, entry, "package", str)
+    version = _typed(where, entry, "version", str)
+    if not package or not version:
+        raise MatrixError(f"{where}: a prebuilt-deb target needs package and version (pin the version: "
+                          "the matrix must not change under you when the archive moves)")
+    return KernelTarget(**common, series=False, package=package, version=version)
+
+
+_BY_KIND = {"build": _build_target, "prebuilt": _prebuilt_target, "prebuilt-deb": _deb_target}
+
+
+def _target(path: Path, i: int, entry: dict, targets: list[KernelTarget]) -> KernelTarget:
+    """The i-th [[target]] entry, checked (its name against the targets before it)."""
+    where = f"{path}: [[target]] #{i}" + (f" ({entry['name']!r})" if isinstance(entry.get("name"), str) else "")
+    extra = set(entry) - _TARGET_KEYS
+    if extra:
+        raise MatrixError(f"{where}: unknown field(s) {sorted(extra)}; known: {sorted(_TARGET_KEYS)}")
+    name = _typed(where, entry, "name", str)
+    kind = _typed(where, entry, "kind", str)
+    if not name:
+        raise MatrixError(f"{where}: missing name")
+    if kind not in KINDS:
+        raise MatrixError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if any(t.name == name for t in targets):
+        raise MatrixError(f"{where}: duplicate target name {name!r}")
+    if not name[0].isalnum() or not all(c.isalnum() or c in "._-" for c in name):
+        # It names a directory under --out: "." or ".." (or any name starting with a dot) would be another one.
+        raise MatrixError(f"{where}: name must start with a letter or digit and hold only letters, digits, "
+                          f"'.', '_' and '-' (it names a directory of the results): {name!r}")
+    common = dict(name=name, kind=kind, description=_typed(where, entry, "description", str, ""),
+                  append=tuple(_typed(where, entry, "append", list, [])),
+                  default=_typed(where, entry, "default", bool, False))
+    return _BY_KIND[kind](path, where, entry, common)
+
+
 def parse_matrix(path: Path, text: str | None = None) -> Matrix:
     """Read and check a matrix file. Every error names the file, the entry and the field."""
     data = _read_toml(path, text)
@@ -115,57 +179,7 @@ def parse_matrix(path: Path, text: str | None = None) -> Matrix:
         raise MatrixError(f"{path}: no [[target]] entries")
     targets: list[KernelTarget] = []
     for i, entry in enumerate(entries, 1):
-        where = f"{path}: [[target]] #{i}" + (f" ({entry['name']!r})" if isinstance(entry.get("name"), str) else "")
-        extra = set(entry) - _TARGET_KEYS
-        if extra:
-            raise MatrixError(f"{where}: unknown field(s) {sorted(extra)}; known: {sorted(_TARGET_KEYS)}")
-        name = _typed(where, entry, "name", str)
-        kind = _typed(where, entry, "kind", str)
-        if not name:
-            raise MatrixError(f"{where}: missing name")
-        if kind not in KINDS:
-            raise MatrixError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        if any(t.name == name for t in targets):
-            raise MatrixError(f"{where}: duplicate target name {name!r}")
-        if not name[0].isalnum() or not all(c.isalnum() or c in "._-" for c in name):
-            # It names a directory under --out: "." or ".." (or any name starting with a dot) would be another one.
-            raise MatrixError(f"{where}: name must start with a letter or digit and hold only letters, digits, "
-                              f"'.', '_' and '-' (it names a directory of the results): {name!r}")
-        common = dict(name=name, kind=kind, description=_typed(where, entry, "description", str, ""),
-                      append=tuple(_typed(where, entry, "append", list, [])),
-                      default=_typed(where, entry, "default", bool, False))
-        if kind == "build":
-            for key in ("package", "version"):
-                if key in entry:
-                    raise MatrixError(f"{where}: {key} is for kind = \"prebuilt-deb\", not \"build\"")
-            frags = tuple((path.parent / f) for f in _typed(where, entry, "fragments", list, []))
-            source = _typed(where, entry, "source", str, "")
-            if not source:
-                raise MatrixError(f"{where}: a build target needs source: a line of kernel-config/sources.toml "
-                                  "(such as \"debian-7.3\") or a kernel tree, git tree or tarball path")
-            targets.append(KernelTarget(**common, source=source,
-                                  ref=_typed(where, entry, "ref", str),
-                                  series=_typed(where, entry, "series", bool, True), fragments=frags))
-        elif kind == "prebuilt":
-            for key in ("source", "ref", "series", "fragments", "package", "version"):
-                if key in entry:
-                    raise MatrixError(f"{where}: {key} is not for kind = \"prebuilt\": a kernel built elsewhere is "
-                                      "tested as it is")
-            given = _typed(where, entry, "path", str, "")
-            if not given:
-                raise MatrixError(f"{where}: a prebuilt target needs path: a bzImage (its vmlinux beside it) or a "
-                                  "kernel build directory")
-            targets.append(KernelTarget(**common, series=False, path=str((path.parent / given).expanduser())))
-        else:
-            for key in ("source", "ref", "series", "fragments", "path"):
-                if key in entry:
-                    raise MatrixError(f"{where}: {key} is for kind = \"build\"; a prebuilt kernel is booted as shipped")
-            package = _typed(where, entry, "package", str)
-            version = _typed(where, entry, "version", str)
-            if not package or not version:
-                raise MatrixError(f"{where}: a prebuilt-deb target needs package and version (pin the version: "
-                                  "the matrix must not change under you when the archive moves)")
-            targets.append(KernelTarget(**common, series=False, package=package, version=version))
+        targets.append(_target(path, i, entry, targets))
     defaults = [t.name for t in targets if t.default]
     if len(defaults) != 1:
         raise MatrixError(f"{path}: exactly one target must have default = true, found {defaults or 'none'}")

@@ -52,68 +52,89 @@ def _signed(v: int) -> str:
     return f"{v:+d}"
 
 
-def insn_text(insns: list[tuple[int, int, int, int, int]], i: int, helpers: dict[int, str]) -> str:
-    """print_bpf_insn(allow_ptr_leaks=true) of insns[i] without its "(code) " prefix and with a call's "#imm" cut,
-    as disasm_insn() leaves it. Each insn is (code, dst, src, off, imm)."""
+_Insns = list[tuple[int, int, int, int, int]]  # (code, dst, src, off, imm) per instruction
+
+
+def _alu(insns: _Insns, i: int, helpers: dict[int, str]) -> str:
     code, dst, src, off, imm = insns[i]
-    cls, op, mode, size = code & 7, code & 0xF0, code & 0xE0, code & 0x18
-    if cls in (ALU, ALU64):
-        r = "w" if cls == ALU else "r"
-        if op == END:
-            return f"r{dst} = bswap{imm} r{dst}" if cls == ALU64 else \
-                f"r{dst} = {'be' if code & TO_BE else 'le'}{imm} r{dst}"
-        if op == NEG:
-            return f"{r}{dst} = -{r}{dst}"
-        if code == ALU64 | MOV | X and off == ADDR_SPACE_CAST:
-            return f"r{dst} = addr_space_cast(r{src}, {(imm & 0xFFFFFFFF) >> 16}, {imm & 0xFFFF})"
-        if code == ALU64 | MOV | X and off == ADDR_PERCPU:
-            return f"r{dst} = &(void __percpu *)(r{src})"
-        name = ALU_SIGNED[op] if op in (DIV, MOD) and off == 1 else ALU_OPS.get(op, "")
-        if code & X:
-            sx = MOVSX.get(off, "") if op == MOV else ""
-            return f"{r}{dst} {name} {sx}{r}{src}"
-        return f"{r}{dst} {name} {imm}"
-    if cls == STX:
-        sz = SIZES[size]
-        probe = "probe " if mode == PROBE_ATOMIC else ""
-        atomic = mode in (ATOMIC, PROBE_ATOMIC)
-        bits = "64" if size == DW else ""
-        if mode == MEM:
-            return f"*({sz} *)(r{dst} {off:+d}) = r{src}"
-        if atomic and imm in (ADD, AND, OR, XOR):
-            return f"{probe}lock *({sz} *)(r{dst} {off:+d}) {ALU_OPS[imm & 0xF0]} r{src}"
-        if atomic and imm in (ADD | FETCH, AND | FETCH, OR | FETCH, XOR | FETCH):
-            return f"{probe}r{src} = atomic{bits}_fetch_{ATOMIC_ALU[imm & 0xF0]}(({sz} *)(r{dst} {off:+d}), r{src})"
-        if atomic and imm == CMPXCHG:
-            return f"{probe}r0 = atomic{bits}_cmpxchg(({sz} *)(r{dst} {off:+d}), r0, r{src})"
-        if atomic and imm == XCHG:
-            return f"{probe}r{src} = atomic{bits}_xchg(({sz} *)(r{dst} {off:+d}), r{src})"
-        if atomic and imm == LOAD_ACQ:
-            return f"{probe}r{dst} = load_acquire(({sz} *)(r{src} {off:+d}))"
-        if atomic and imm == STORE_REL:
-            return f"{probe}store_release(({sz} *)(r{dst} {off:+d}), r{src})"
-        return f"BUG_{code:02x}"
-    if cls == ST:
-        if mode == MEM:
-            return f"*({SIZES[size]} *)(r{dst} {off:+d}) = {imm}"
-        if mode == NOSPEC:
-            return "nospec"
-        return f"BUG_st_{code:02x}"
-    if cls == LDX:
-        if mode not in (MEM, MEMSX) or (mode == MEMSX and size == DW):
-            return f"BUG_ldx_{code:02x}"
-        return f"r{dst} = *({(SIZES if mode == MEM else SIGNED_SIZES)[size]} *)(r{src} {off:+d})"
-    if cls == LD:
-        if mode == ABS:
-            return f"r0 = *({SIZES[size]} *)skb[{imm}]"
-        if mode == IND:
-            return f"r0 = *({SIZES[size]} *)skb[r{src} + {imm}]"
-        if mode == IMM and size == DW:
-            hi = insns[i + 1][4] if i + 1 < len(insns) else 0
-            full = ((hi & 0xFFFFFFFF) << 32) | (imm & 0xFFFFFFFF)
-            return f"r{dst} = 0x{full:x}"
-        return f"BUG_ld_{code:02x}"
-    # JMP, JMP32
+    cls, op = code & 7, code & 0xF0
+    r = "w" if cls == ALU else "r"
+    if op == END:
+        return f"r{dst} = bswap{imm} r{dst}" if cls == ALU64 else \
+            f"r{dst} = {'be' if code & TO_BE else 'le'}{imm} r{dst}"
+    if op == NEG:
+        return f"{r}{dst} = -{r}{dst}"
+    if code == ALU64 | MOV | X and off == ADDR_SPACE_CAST:
+        return f"r{dst} = addr_space_cast(r{src}, {(imm & 0xFFFFFFFF) >> 16}, {imm & 0xFFFF})"
+    if code == ALU64 | MOV | X and off == ADDR_PERCPU:
+        return f"r{dst} = &(void __percpu *)(r{src})"
+    name = ALU_SIGNED[op] if op in (DIV, MOD) and off == 1 else ALU_OPS.get(op, "")
+    if code & X:
+        sx = MOVSX.get(off, "") if op == MOV else ""
+        return f"{r}{dst} {name} {sx}{r}{src}"
+    return f"{r}{dst} {name} {imm}"
+
+
+def _stx(insns: _Insns, i: int, helpers: dict[int, str]) -> str:
+    code, dst, src, off, imm = insns[i]
+    mode, size = code & 0xE0, code & 0x18
+    sz = SIZES[size]
+    probe = "probe " if mode == PROBE_ATOMIC else ""
+    atomic = mode in (ATOMIC, PROBE_ATOMIC)
+    bits = "64" if size == DW else ""
+    if mode == MEM:
+        return f"*({sz} *)(r{dst} {off:+d}) = r{src}"
+    if atomic and imm in (ADD, AND, OR, XOR):
+        return f"{probe}lock *({sz} *)(r{dst} {off:+d}) {ALU_OPS[imm & 0xF0]} r{src}"
+    if atomic and imm in (ADD | FETCH, AND | FETCH, OR | FETCH, XOR | FETCH):
+        return f"{probe}r{src} = atomic{bits}_fetch_{ATOMIC_ALU[imm & 0xF0]}(({sz} *)(r{dst} {off:+d}), r{src})"
+    if atomic and imm == CMPXCHG:
+        return f"{probe}r0 = atomic{bits}_cmpxchg(({sz} *)(r{dst} {off:+d}), r0, r{src})"
+    if atomic and imm == XCHG:
+        return f"{probe}r{src} = atomic{bits}_xchg(({sz} *)(r{dst} {off:+d}), r{src})"
+    if atomic and imm == LOAD_ACQ:
+        return f"{probe}r{dst} = load_acquire(({sz} *)(r{src} {off:+d}))"
+    if atomic and imm == STORE_REL:
+        return f"{probe}store_release(({sz} *)(r{dst} {off:+d}), r{src})"
+    return f"BUG_{code:02x}"
+
+
+def _st(insns: _Insns, i: int, helpers: dict[int, str]) -> str:
+    code, dst, _src, off, imm = insns[i]
+    mode, size = code & 0xE0, code & 0x18
+    if mode == MEM:
+        return f"*({SIZES[size]} *)(r{dst} {off:+d}) = {imm}"
+    if mode == NOSPEC:
+        return "nospec"
+    return f"BUG_st_{code:02x}"
+
+
+def _ldx(insns: _Insns, i: int, helpers: dict[int, str]) -> str:
+    code, dst, src, off, _imm = insns[i]
+    mode, size = code & 0xE0, code & 0x18
+    if mode not in (MEM, MEMSX) or (mode == MEMSX and size == DW):
+        return f"BUG_ldx_{code:02x}"
+    return f"r{dst} = *({(SIZES if mode == MEM else SIGNED_SIZES)[size]} *)(r{src} {off:+d})"
+
+
+def _ld(insns: _Insns, i: int, helpers: dict[int, str]) -> str:
+    code, dst, src, _off, imm = insns[i]
+    mode, size = code & 0xE0, code & 0x18
+    if mode == ABS:
+        return f"r0 = *({SIZES[size]} *)skb[{imm}]"
+    if mode == IND:
+        return f"r0 = *({SIZES[size]} *)skb[r{src} + {imm}]"
+    if mode == IMM and size == DW:
+        hi = insns[i + 1][4] if i + 1 < len(insns) else 0
+        full = ((hi & 0xFFFFFFFF) << 32) | (imm & 0xFFFFFFFF)
+        return f"r{dst} = 0x{full:x}"
+    return f"BUG_ld_{code:02x}"
+
+
+def _jmp(insns: _Insns, i: int, helpers: dict[int, str]) -> str:
+    """JMP and JMP32."""
+    code, dst, src, off, imm = insns[i]
+    cls, op = code & 7, code & 0xF0
     if op == CALL:
         if src == PSEUDO_CALL:
             return f"call pc{off:+d}"  # disasm_helpers' cb_call: the subprog's original offset is in insn->off
@@ -135,6 +156,15 @@ def insn_text(insns: list[tuple[int, int, int, int, int]], i: int, helpers: dict
     if code & X:
         return f"if {r}{dst} {name} {r}{src} goto pc{off:+d}"
     return f"if {r}{dst} {name} 0x{imm & 0xFFFFFFFF:x} goto pc{off:+d}"
+
+
+_BY_CLASS = {ALU: _alu, ALU64: _alu, STX: _stx, ST: _st, LDX: _ldx, LD: _ld, JMP: _jmp, JMP32: _jmp}
+
+
+def insn_text(insns: _Insns, i: int, helpers: dict[int, str]) -> str:
+    """print_bpf_insn(allow_ptr_leaks=true) of insns[i] without its "(code) " prefix and with a call's "#imm" cut,
+    as disasm_insn() leaves it. Each insn is (code, dst, src, off, imm)."""
+    return _BY_CLASS[insns[i][0] & 7](insns, i, helpers)
 
 
 def decode(raw: bytes) -> list[tuple[int, int, int, int, int]]:

@@ -5,6 +5,7 @@ as the tree's own test_loader reads them (harness.selftests.dialect: 6.12's and 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from harness.btf import FUNC, Btf
@@ -303,103 +304,172 @@ class _Side:
         self.next_line[key] = True
 
 
+@dataclass
+class _Collect:
+    """What parse_test_spec() keeps in locals while it walks a program's tags; one method per tag."""
+
+    prog_name: str
+    arch: str
+    dialect: Dialect
+    prog_type: int | None
+    sides: dict[str, _Side] = field(default_factory=lambda: {PRIV: _Side(), UNPRIV: _Side()})
+    mode_mask: set[str] = field(default_factory=set)
+    fail: dict[str, bool] = field(default_factory=lambda: {PRIV: False, UNPRIV: False})
+    retval: dict[str, int | None] = field(default_factory=lambda: {PRIV: None, UNPRIV: None})
+    caps: int = 0
+    description: str | None = None
+    has_unpriv_result: bool = False
+    has_unpriv_retval: bool = False
+    auxiliary: bool = False
+    collect_jit: bool = False
+    log_level: int = 0
+    flags_set: int = 0
+    flags_cleared: int = 0
+    linear_size: int = 0
+    arches: list[str] = field(default_factory=list)
+    btf_path: str | None = None
+    btf_func_path: str | None = None
+    load_mode: str | None = None
+    unknown: list[str] = field(default_factory=list)
+
+    # tags with an _unpriv twin: (the tag without _unpriv, its value, whether it was the _unpriv one)
+    def result(self, base: str, val: str | None, unpriv: bool) -> None:
+        side = UNPRIV if unpriv else PRIV
+        self.fail[side] = base == "test_expect_failure"
+        self.mode_mask.add(side)
+        self.has_unpriv_result |= unpriv
+
+    def auxiliary_tag(self, base: str, val: str | None, unpriv: bool) -> None:
+        self.auxiliary = True
+        self.mode_mask.add(UNPRIV if unpriv else PRIV)
+
+    def msg(self, base: str, val: str | None, unpriv: bool) -> None:
+        side = UNPRIV if unpriv else PRIV
+        self.sides[side].lists["msgs"].append(compile_pattern(val or "", negative="not_msg" in base))
+        self.mode_mask.add(side)
+
+    def jited(self, base: str, val: str | None, unpriv: bool) -> None:
+        if not self.arches:
+            raise SpecError(f"__{'unpriv_' if unpriv else ''}jited used before __arch_*")
+        if self.collect_jit:
+            side = UNPRIV if unpriv else PRIV
+            self.sides[side].push_disasm("jited", val or "")
+            self.mode_mask.add(side)
+
+    def xlated(self, base: str, val: str | None, unpriv: bool) -> None:
+        side = UNPRIV if unpriv else PRIV
+        self.sides[side].push_disasm("xlated", val or "")
+        self.mode_mask.add(side)
+
+    def output(self, base: str, val: str | None, unpriv: bool) -> None:
+        side = UNPRIV if unpriv else PRIV
+        self.sides[side].push_disasm(base[len("test_expect_"):-1], val or "")  # no mode of its own
+
+    def retval_tag(self, base: str, val: str | None, unpriv: bool) -> None:
+        side = UNPRIV if unpriv else PRIV
+        what = "__retval_unpriv" if unpriv else "__retval"
+        self.retval[side] = self.dialect.retvals[val] if val in self.dialect.retvals else parse_int(val or "", what)
+        self.mode_mask.add(side)
+        self.has_unpriv_retval |= unpriv
+
+    # tags without a twin: their value
+    def log_level_tag(self, val: str | None) -> None:
+        self.log_level = parse_int(val or "", "test log level")
+
+    def prog_flags(self, val: str | None) -> None:
+        clear = (val or "").startswith("!")
+        name = (val or "")[1:] if clear else (val or "")
+        flag = PROG_FLAGS[name] if name in PROG_FLAGS else parse_int(name, "test prog flags")
+        if clear:
+            self.flags_cleared, self.flags_set = self.flags_cleared | flag, self.flags_set & ~flag
+        else:
+            self.flags_set, self.flags_cleared = self.flags_set | flag, self.flags_cleared & ~flag
+
+    def arch_tag(self, val: str | None) -> None:
+        if val not in self.dialect.arches:
+            raise SpecError(f"bad arch spec: '{val}'")
+        self.arches.append(ARCH_NAMES[val])
+        self.collect_jit = ARCH_NAMES[val] == self.arch
+        self.sides[PRIV].next_line["jited"] = self.sides[UNPRIV].next_line["jited"] = True
+
+    def caps_unpriv(self, val: str | None) -> None:
+        self.caps |= parse_caps(val or "")
+        self.mode_mask.add(UNPRIV)
+
+    def load_mode_tag(self, val: str | None) -> None:
+        if val not in (JITED_MODE, NO_JITED_MODE):
+            raise SpecError(f"bad load spec: '{val}'")
+        self.load_mode = val
+
+    def linear_size_tag(self, val: str | None) -> None:
+        if self.prog_type is not None and self.prog_type not in LINEAR_SIZE_TYPES:
+            raise SpecError("__linear_size for unsupported program type")
+        self.linear_size = parse_int(val or "", "test linear size")
+
+    def tag(self, tag: str, val: str | None) -> None:
+        """Take one tag: matched by name without "_unpriv" where it has an _unpriv twin, else by its exact name."""
+        base = tag.replace("_unpriv", "")
+        if base in _BY_BASE:
+            _BY_BASE[base](self, base, val, tag.endswith("_unpriv=") or tag.endswith("_unpriv"))
+        elif tag in _VALUE_TAGS:
+            setattr(self, _VALUE_TAGS[tag], val)
+        elif tag in _BY_TAG:
+            _BY_TAG[tag](self, val)
+
+    def spec(self, section: str) -> TestSpec:
+        """The TestSpec the tags make: the unprivileged side inherits what it does not set."""
+        modes = tuple(m for m in MODES if m in self.mode_mask) or (PRIV,)
+        description = self.description if self.description is not None else self.prog_name
+        p, fail, retval, dialect = self.sides[PRIV].lists, self.fail, self.retval, self.dialect
+        priv = SubSpec(description, fail[PRIV], tuple(p["msgs"]), tuple(p["xlated"]), tuple(p["jited"]),
+                       retval[PRIV], tuple(p["stderr"]), tuple(p["stdout"]), 0, dialect.pointer_value)
+        u = self.sides[UNPRIV].lists
+        unpriv_spec = SubSpec(
+            description + UNPRIV_SUFFIX,
+            fail[UNPRIV] if self.has_unpriv_result else fail[PRIV],
+            tuple(u["msgs"]) or priv.msgs, tuple(u["xlated"]) or priv.xlated, tuple(u["jited"]) or priv.jited,
+            retval[UNPRIV] if self.has_unpriv_retval else retval[PRIV],
+            tuple(u["stderr"]) or priv.stderr, tuple(u["stdout"]) or priv.stdout, self.caps, dialect.pointer_value,
+        )
+        return TestSpec(self.prog_name, section, description, priv, unpriv_spec, modes, self.auxiliary,
+                        self.log_level, self.flags_set, self.flags_cleared, tuple(dict.fromkeys(self.arches)),
+                        self.btf_path, unknown_tags=tuple(self.unknown), btf_func_path=self.btf_func_path,
+                        load_mode=self.load_mode, linear_size=self.linear_size, dialect=dialect.name)
+
+
+_BY_BASE: dict[str, Callable[[_Collect, str, str | None, bool], None]] = {
+    "test_expect_failure": _Collect.result,
+    "test_expect_success": _Collect.result,
+    "test_auxiliary": _Collect.auxiliary_tag,
+    "test_expect_msg=": _Collect.msg,
+    "test_expect_not_msg=": _Collect.msg,
+    "test_jited=": _Collect.jited,
+    "test_expect_xlated=": _Collect.xlated,
+    "test_expect_stderr=": _Collect.output,
+    "test_expect_stdout=": _Collect.output,
+    "test_retval=": _Collect.retval_tag,
+}
+_VALUE_TAGS = {"test_description=": "description", "test_btf_path=": "btf_path", "test_btf_func_path=": "btf_func_path"}
+_BY_TAG: dict[str, Callable[[_Collect, str | None], None]] = {
+    "test_log_level=": _Collect.log_level_tag,
+    "test_prog_flags=": _Collect.prog_flags,
+    "test_arch=": _Collect.arch_tag,
+    "test_caps_unpriv=": _Collect.caps_unpriv,
+    "load_mode=": _Collect.load_mode_tag,
+    "test_linear_size=": _Collect.linear_size_tag,
+}
+
+
 def _parse(tags: list[str], prog_name: str, section: str, arch: str, dialect: Dialect,
            prog_type: int | None) -> TestSpec:
-    sides = {PRIV: _Side(), UNPRIV: _Side()}
-    mode_mask: set[str] = set()
-    fail = {PRIV: False, UNPRIV: False}
-    retval: dict[str, int | None] = {PRIV: None, UNPRIV: None}
-    caps = 0
-    description: str | None = None
-    has_unpriv_result = has_unpriv_retval = auxiliary = collect_jit = False
-    log_level = flags_set = flags_cleared = linear_size = 0
-    arches: list[str] = []
-    btf_path = btf_func_path = load_mode = None
-    unknown: list[str] = []
+    state = _Collect(prog_name, arch, dialect, prog_type)
     for body in tag_bodies(tags, dialect):
         found = _match_tag(body, dialect)
         if found is None:
-            unknown.append(body)
+            state.unknown.append(body)
             continue
-        tag, val = found
-        unpriv = tag.endswith("_unpriv=") or tag.endswith("_unpriv")
-        side = UNPRIV if unpriv else PRIV
-        base = tag.replace("_unpriv", "")
-        if tag == "test_description=":
-            description = val
-        elif base in ("test_expect_failure", "test_expect_success"):
-            fail[side] = base == "test_expect_failure"
-            mode_mask.add(side)
-            has_unpriv_result |= unpriv
-        elif base == "test_auxiliary":
-            auxiliary = True
-            mode_mask.add(side)
-        elif base in ("test_expect_msg=", "test_expect_not_msg="):
-            sides[side].lists["msgs"].append(compile_pattern(val or "", negative="not_msg" in base))
-            mode_mask.add(side)
-        elif base == "test_jited=":
-            if not arches:
-                raise SpecError(f"__{'unpriv_' if unpriv else ''}jited used before __arch_*")
-            if collect_jit:
-                sides[side].push_disasm("jited", val or "")
-                mode_mask.add(side)
-        elif base == "test_expect_xlated=":
-            sides[side].push_disasm("xlated", val or "")
-            mode_mask.add(side)
-        elif base in ("test_expect_stderr=", "test_expect_stdout="):
-            sides[side].push_disasm(base[len("test_expect_"):-1], val or "")  # no mode of its own
-        elif base == "test_retval=":
-            what = "__retval_unpriv" if unpriv else "__retval"
-            retval[side] = dialect.retvals[val] if val in dialect.retvals else parse_int(val or "", what)
-            mode_mask.add(side)
-            has_unpriv_retval |= unpriv
-        elif tag == "test_log_level=":
-            log_level = parse_int(val or "", "test log level")
-        elif tag == "test_prog_flags=":
-            clear = (val or "").startswith("!")
-            name = (val or "")[1:] if clear else (val or "")
-            flag = PROG_FLAGS[name] if name in PROG_FLAGS else parse_int(name, "test prog flags")
-            if clear:
-                flags_cleared, flags_set = flags_cleared | flag, flags_set & ~flag
-            else:
-                flags_set, flags_cleared = flags_set | flag, flags_cleared & ~flag
-        elif tag == "test_arch=":
-            if val not in dialect.arches:
-                raise SpecError(f"bad arch spec: '{val}'")
-            arches.append(ARCH_NAMES[val])
-            collect_jit = ARCH_NAMES[val] == arch
-            sides[PRIV].next_line["jited"] = sides[UNPRIV].next_line["jited"] = True
-        elif tag == "test_btf_path=":
-            btf_path = val
-        elif tag == "test_btf_func_path=":
-            btf_func_path = val
-        elif tag == "test_caps_unpriv=":
-            caps |= parse_caps(val or "")
-            mode_mask.add(UNPRIV)
-        elif tag == "load_mode=":
-            if val not in (JITED_MODE, NO_JITED_MODE):
-                raise SpecError(f"bad load spec: '{val}'")
-            load_mode = val
-        elif tag == "test_linear_size=":
-            if prog_type is not None and prog_type not in LINEAR_SIZE_TYPES:
-                raise SpecError("__linear_size for unsupported program type")
-            linear_size = parse_int(val or "", "test linear size")
-    modes = tuple(m for m in MODES if m in mode_mask) or (PRIV,)
-    description = description if description is not None else prog_name
-    p = sides[PRIV].lists
-    priv = SubSpec(description, fail[PRIV], tuple(p["msgs"]), tuple(p["xlated"]), tuple(p["jited"]), retval[PRIV],
-                   tuple(p["stderr"]), tuple(p["stdout"]), 0, dialect.pointer_value)
-    u = sides[UNPRIV].lists
-    unpriv_spec = SubSpec(
-        description + UNPRIV_SUFFIX,
-        fail[UNPRIV] if has_unpriv_result else fail[PRIV],
-        tuple(u["msgs"]) or priv.msgs, tuple(u["xlated"]) or priv.xlated, tuple(u["jited"]) or priv.jited,
-        retval[UNPRIV] if has_unpriv_retval else retval[PRIV],
-        tuple(u["stderr"]) or priv.stderr, tuple(u["stdout"]) or priv.stdout, caps, dialect.pointer_value,
-    )
-    return TestSpec(prog_name, section, description, priv, unpriv_spec, modes, auxiliary, log_level, flags_set,
-                    flags_cleared, tuple(dict.fromkeys(arches)), btf_path, unknown_tags=tuple(unknown),
-                    btf_func_path=btf_func_path, load_mode=load_mode, linear_size=linear_size, dialect=dialect.name)
+        state.tag(*found)
+    return state.spec(section)
 
 
 def spec_for(btf: Btf | None, prog_name: str, *, section: str = "", arch: str = "x86_64",

@@ -108,6 +108,66 @@ def parse_json(text: str | None) -> tuple[dict[str, Any] | None, str | None]:
     return data, None
 
 
+@dataclass
+class _Log:
+    """What one pass over test_progs' log (without its module lines) finds."""
+
+    tests: list[_Test] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # the lines after the last result line
+    summary: tuple[int, int, int, int] | None = None
+    signal_line: str | None = None
+    crashed_in: str | None = None
+
+
+def _read_log(lines: list[str]) -> _Log:
+    log = _Log()
+    recap = False
+    for line in lines:
+        if line.strip() == _RECAP:
+            recap = True
+        elif m := _SUMMARY.match(line):
+            log.summary = (int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
+        elif m := _CAUGHT.search(line):
+            log.signal_line = line
+            log.crashed_in = log.tests[-1].name if log.tests else None
+            log.pending.append(line)
+        elif recap:
+            continue
+        elif m := _SUBTEST.match(line):
+            test = _current(log.tests, m.group(3), m.group(1))
+            status = _STATUS[m.group(5)]
+            test.subtests.append(_verdict(m.group(3), m.group(4), status, log.pending, f"#{m.group(1)}/{m.group(2)}"))
+            log.pending = []
+        elif m := _TEST.match(line):
+            test = _current(log.tests, m.group(2), m.group(1))
+            test.result, test.tail, log.pending = m.group(3), log.pending, []
+        else:
+            log.pending.append(line)
+    return log
+
+
+def _no_verdict(why: str, log: _Log, unfinished: list[_Test], never: list[str], verdicts: list[Verdict],
+                problems: list[str]) -> list[Verdict]:
+    """A run that did not end normally: what did not finish, and what never started, gets no verdict; what
+    finished keeps test_progs' own. The verdicts with those added."""
+    tail = tuple(log.pending[-40:])
+    problems.append(why)
+    for t in unfinished:
+        rest = " on the rest of it" if t.subtests else ""
+        verdicts.append(Verdict(t.name, "(unfinished)", ERROR, f"{why} during {t.name}: no verdict{rest}", tail))
+    for sel in never:
+        verdicts.append(_never(sel, f"{why} before {sel} ran: no verdict", ()))
+    if not unfinished and not never:
+        verdicts.append(Verdict("(test_progs)", None, ERROR, f"{why}: the run did not end normally", tail))
+    if log.crashed_in is not None:
+        # the crash handler prints the running test's result line, then its lines: they are that test's
+        fail = _message(FAILED, tail) if any(":FAIL:" in ln for ln in tail) else ""
+        head = f"test_progs crashed in this test ({log.signal_line.strip() if log.signal_line else why})"
+        verdicts = [Verdict(v.test, v.subtest, v.status, f"{head}; {fail}" if fail else head, (*v.log, *tail),
+                            v.number) if v.test == log.crashed_in and v.subtest is None else v for v in verdicts]
+    return verdicts
+
+
 def judge(log_text: str, json_text: str | None, exit_code: int | None, selectors: Sequence[str] = (), *,
           lost: str | None = None, timed_out: bool = False) -> Report:
     """The verdicts of one run. Never raises on odd output: what cannot be read becomes a problem (an ERROR
@@ -117,34 +177,8 @@ def judge(log_text: str, json_text: str | None, exit_code: int | None, selectors
     # the module lines come first, before any test's; they may interleave with the first test's (-v, stdout buffered)
     module_lines = {i for i in range(first_result) if _PREAMBLE.match(lines[i])}
     preamble = tuple(lines[i] for i in sorted(module_lines))
-    lines = [line for i, line in enumerate(lines) if i not in module_lines]
-    tests: list[_Test] = []
-    pending: list[str] = []
-    summary: tuple[int, int, int, int] | None = None
-    signal_line = None
-    crashed_in: str | None = None
-    recap = False
-    for line in lines:
-        if line.strip() == _RECAP:
-            recap = True
-        elif m := _SUMMARY.match(line):
-            summary = (int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
-        elif m := _CAUGHT.search(line):
-            signal_line = line
-            crashed_in = tests[-1].name if tests else None
-            pending.append(line)
-        elif recap:
-            continue
-        elif m := _SUBTEST.match(line):
-            test = _current(tests, m.group(3), m.group(1))
-            status = _STATUS[m.group(5)]
-            test.subtests.append(_verdict(m.group(3), m.group(4), status, pending, f"#{m.group(1)}/{m.group(2)}"))
-            pending = []
-        elif m := _TEST.match(line):
-            test = _current(tests, m.group(2), m.group(1))
-            test.result, test.tail, pending = m.group(3), pending, []
-        else:
-            pending.append(line)
+    log = _read_log([line for i, line in enumerate(lines) if i not in module_lines])
+    tests, summary = log.tests, log.summary
     data, json_problem = parse_json(json_text)
     messages = json_messages(data)
     verdicts: list[Verdict] = []
@@ -155,26 +189,12 @@ def judge(log_text: str, json_text: str | None, exit_code: int | None, selectors
     counts = {k: v for k, v in data.items() if k != "results"} if data else None
     finished = [t for t in tests if t.result is not None]
     unfinished = [t for t in tests if t.result is None]
-    why = _why_no_verdict(exit_code, lost, timed_out, signal_line)
+    why = _why_no_verdict(exit_code, lost, timed_out, log.signal_line)
     seen = {t.name for t in tests}
     never = [sel for sel in selectors if sel.split("/", 1)[0] not in seen]
-    tail = tuple(pending[-40:])
+    tail = tuple(log.pending[-40:])
     if why is not None:
-        # What did not finish, and what never started, gets no verdict; what finished keeps test_progs' own.
-        problems.append(why)
-        for t in unfinished:
-            rest = " on the rest of it" if t.subtests else ""
-            verdicts.append(Verdict(t.name, "(unfinished)", ERROR, f"{why} during {t.name}: no verdict{rest}", tail))
-        for sel in never:
-            verdicts.append(_never(sel, f"{why} before {sel} ran: no verdict", ()))
-        if not unfinished and not never:
-            verdicts.append(Verdict("(test_progs)", None, ERROR, f"{why}: the run did not end normally", tail))
-        if crashed_in is not None:
-            # the crash handler prints the running test's result line, then its lines: they are that test's
-            fail = _message(FAILED, tail) if any(":FAIL:" in ln for ln in tail) else ""
-            head = f"test_progs crashed in this test ({signal_line.strip() if signal_line else why})"
-            verdicts = [Verdict(v.test, v.subtest, v.status, f"{head}; {fail}" if fail else head, (*v.log, *tail),
-                                v.number) if v.test == crashed_in and v.subtest is None else v for v in verdicts]
+        verdicts = _no_verdict(why, log, unfinished, never, verdicts, problems)
     else:
         for t in unfinished:
             problems.append(f"{t.name} has no result line")
