@@ -196,16 +196,16 @@ def describe(config, built) -> Prepared:
 
     art = built.artifact
     meta = art.meta
-    if meta.get("kind") == "prebuilt-deb":
-        source = f"Debian package {meta.get('image_package')} {meta.get('image_version')} (prebuilt)"
+    if meta.kind == "prebuilt-deb":
+        source = f"Debian package {meta.image_package or None} {meta.image_version or None} (prebuilt)"
         series = "none (booted as shipped)"
     else:
-        source = built.source or meta.get("source_description") or (
-            meta.get("source_path", "?") + "".join(f" [{p} {v}]" for p, v in meta.get("packages", {}).items()))
-        patches = meta.get("patches") or []
+        source = built.source or meta.source_description or (
+            (meta.source_path or "?") + "".join(f" [{p} {v}]" for p, v in meta.packages.items()))
+        patches = meta.patches
         series = f"{len(patches)} patches: {', '.join(patches)}" if patches else "none"
     return Prepared(art.release, art.key, source, series, built.cache_hit, built.seconds, notes=built.notes,
-                    toolchain=built_with(meta))
+                    toolchain=built_with(meta.toolchain, meta.llvm))
 
 
 def bpf_compiler():

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.proc import pid_alive
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent  # the checkout, when the harness runs from one (an editable install)
 # The data the code needs beside it (guests/, kernel-config/, patches/, cases/harness.h): the checkout's own files in
@@ -222,25 +224,6 @@ def start_ticks(pid: int) -> int | None:
         return None
     fields = stat[stat.rindex(b")") + 2:].split()
     return int(fields[19])
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` runs: it exists and is not a zombie (an exited process its parent has not reaped yet
-    owns nothing any more). A process of another user counts. The one answer the harness uses;
-    machine/reaper.py keeps its own copy: it runs as a stdlib-only script."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc (or not readable): ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return stat[stat.rindex(b")") + 2:].split()[0] != b"Z"
 
 
 def harness_version() -> str:

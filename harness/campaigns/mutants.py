@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.campaigns.inner import inner_pytest_argv
-from harness.campaigns.results import CaseResult, Status, parse_junit
+from harness.campaigns.results import CaseResult, parse_junit
 from harness.errors import HarnessError, PatchError
 from harness.kernel.patches import available_mutants as available
 from harness.kernel.patches import mutant_path, mutants_dir
+from harness.status import Status
 
 __all__ = ["available", "mutant_path", "mutants_dir"]  # the mutant files themselves live with the series
 
@@ -82,8 +83,9 @@ def classify(results: list[CaseResult]) -> tuple[str, list[str], list[str]]:
     stray = [r.nodeid for r in results if r.status is Status.ERROR and "::" not in r.nodeid]
     if stray:
         return "harness-error", [], stray
-    failed = [r.nodeid for r in results if r.status is Status.FAIL]
-    errors = [r.nodeid for r in results if r.status is Status.ERROR]
+    # a case that failed without a verdict (a lost VM, records lost) is listed with the failures, as before
+    failed = [r.nodeid for r in results if r.status is Status.FAIL or (r.status.failing and r.not_verdict)]
+    errors = [r.nodeid for r in results if r.status is Status.ERROR and not r.not_verdict]
     return ("killed" if failed or errors else "survived"), failed, errors
 
 

@@ -1,34 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0
-"""One model of an inner pytest run's results (Status, CaseResult) and its one JUnit XML reader."""
+"""One model of an inner pytest run's results (CaseResult, with harness.status.Status) and its one JUnit XML reader."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class Status(StrEnum):
-    """What happened to one case, in the order summaries list them. The values are what reports print.
-
-    The reader gives the first five. FLAKY and MISSING are verdicts the matrix derives for a case on one kernel
-    (failed, then passed on a rerun; did not run there): `parse_junit` never returns them.
-    """
-
-    PASS = "pass"
-    FAIL = "fail"
-    ERROR = "error"  # setup/teardown or collection failed: the case gave no verdict of its own
-    SKIP = "skip"
-    XFAIL = "xfail"  # failed as expected: pytest's xfail mark, or the matrix's known-failures list
-    FLAKY = "flaky"
-    MISSING = "missing"
-
-    @property
-    def failing(self) -> bool:
-        return self in FAILING
-
-
-FAILING = frozenset({Status.FAIL, Status.ERROR})
+from harness.status import NOT_VERDICT_PROPERTY, STATUS_PROPERTY, Status
 
 
 @dataclass(frozen=True)
@@ -56,6 +34,12 @@ class CaseResult:
         return tuple(v for k, v in self.properties if k == name)
 
     @property
+    def not_verdict(self) -> str:
+        """What the runner recorded when the case failed without a verdict ("lost VM", "no verdict"), else ""."""
+        value = self.prop(STATUS_PROPERTY)
+        return value if value in _FROM_PROPERTY else ""
+
+    @property
     def rerunnable(self) -> bool:
         """Whether pytest can be asked to run this node id again (a collection error's dotted name is not)."""
         path, sep, _ = self.nodeid.partition("::")
@@ -69,7 +53,8 @@ def parse_junit(text: str | bytes) -> list[CaseResult]:
     A failure or error anywhere in a testcase wins
     over a skip (a skipped case whose teardown failed is an error). A collection error (or an xdist worker's)
     is an ERROR whose node id has no '::'. pytest writes xfail as <skipped type="pytest.xfail">: XFAIL, not
-    SKIP (an xpass is a <failure> when strict, else a pass, so it needs nothing here).
+    SKIP (an xpass is a <failure> when strict, else a pass, so it needs nothing here). A failure the runner marked
+    as no verdict (property "status": "lost VM" or "no verdict", see harness.status) is LOST or ERROR, not FAIL.
     """
     out: list[CaseResult] = []
     for tc in ET.fromstring(text).iter("testcase"):
@@ -86,6 +71,8 @@ def parse_junit(text: str | bytes) -> list[CaseResult]:
             message = elem.get("message") or ""
             detail = elem.text if elem.text and elem.text.strip() else message
         props = tuple((p.get("name", ""), p.get("value", "")) for p in tc.findall("properties/property"))
+        if status.failing:
+            status = next((_FROM_PROPERTY[v] for k, v in props if k == STATUS_PROPERTY and v in _FROM_PROPERTY), status)
         out.append(CaseResult(_nodeid(tc, props), status, first_line(message or detail), detail,
                               float(tc.get("time") or 0.0), props))
     return out
@@ -96,6 +83,7 @@ def suite_seconds(text: str | bytes) -> float:
     return sum(float(s.get("time") or 0.0) for s in ET.fromstring(text).iter("testsuite"))
 
 
+_FROM_PROPERTY = {v: k for k, v in NOT_VERDICT_PROPERTY.items()}
 CASE_SUFFIX = ".bpf.c"
 
 

@@ -15,13 +15,19 @@ from typing import Any
 
 from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.known_differences import KnownDifference, kernel_line
-from harness.campaigns.results import CaseResult, Status, parse_junit, suite_seconds
+from harness.campaigns.results import CaseResult, parse_junit, suite_seconds
 from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
 from harness.selftests.discover import SELFTESTS
 from harness.selftests.select import Selector
 from harness.settings import CacheLayout, suite_cwd
+from harness.status import Status
 
-PASSED, FAILED, SKIPPED, ERROR, KNOWN = "passed", "failed", "skipped", "error", "known_difference"
+# The statuses a subtest has in the summary (a listed known difference is an XFAIL), and the words its JSON, table
+# and files use for them (consumers read these keys: keep them).
+WORD = {Status.PASS: "passed", Status.FAIL: "failed", Status.SKIP: "skipped", Status.ERROR: "error",
+        Status.XFAIL: "known_difference"}
+PASSED, FAILED, SKIPPED, ERROR, KNOWN = WORD.values()
+_STATUS_OF = {word: s for s, word in WORD.items()}
 WHOLE_FILE = "(whole file)"
 UNPRIV_SUFFIX = " @unpriv"
 
@@ -33,7 +39,7 @@ class Outcome:
     file: str
     subtest: str
     mode: str  # priv | unpriv | "" (a whole-file item: the file did not compile, or a collection error)
-    status: str  # passed | failed | skipped | error | known_difference
+    status: Status  # PASS | FAIL | SKIP | ERROR (no verdict: the harness's or the machine's) | XFAIL (known difference)
     reason: str = ""
     nodeid: str = ""
     seconds: float = 0.0
@@ -53,27 +59,27 @@ def outcomes(results: Sequence[CaseResult], known: Sequence[KnownDifference] = (
     for r in results:
         file = r.prop("selftest_file") or _file_of(r.nodeid)
         subtest = r.prop("subtest") or (r.nodeid.split("::", 1)[1] if "::" in r.nodeid else WHOLE_FILE)
-        o = Outcome(file, subtest, r.prop("mode"), ERROR, r.message, r.nodeid, r.seconds, r.prop("verifier log"),
+        o = Outcome(file, subtest, r.prop("mode"), Status.ERROR, r.message, r.nodeid, r.seconds, r.prop("verifier log"),
                     r.prop("failure"))
         releases.update(r.props("kernel"))
         if r.status is Status.PASS:
-            o.status = PASSED
+            o.status = Status.PASS
         elif r.status in (Status.SKIP, Status.XFAIL):
-            o.status = SKIPPED
-        elif r.status is Status.FAIL and r.prop("status") != "no verdict":
-            o.status = FAILED
+            o.status = Status.SKIP
+        elif r.status is Status.FAIL:
+            o.status = Status.FAIL
             listed = next((k for k in known if k.explains(file, subtest, o.failure, f"{r.message}\n{r.detail}")),
                           None)
             if listed is not None:
-                o.status, o.reason = KNOWN, f"{listed.reason} (failed: {r.message})"
+                o.status, o.reason = Status.XFAIL, f"{listed.reason} (failed: {r.message})"
                 absorbing.append(listed)
-        elif r.status is Status.ERROR:  # setup, teardown or collection failed: the harness's, no verdict
+        elif r.status is Status.ERROR and not r.not_verdict:  # setup, teardown or collection failed: the harness's
             o.reason = (r.detail.strip().splitlines() or [r.message])[-1]
         out.append(o)
     line = kernel_line(next(iter(releases))) if len(releases) == 1 else None
     ran = sorted({o.file for o in out}) if files is None else list(files)
     due = [k for k in known if k.applies_to(ran, line) or (k.lines and line is None and k.file in ran)]
-    stale = [k for k in due if any(o.status == PASSED and (o.file, o.subtest) == (k.file, k.subtest) for o in out)]
+    stale = [k for k in due if any(o.status is Status.PASS and (o.file, o.subtest) == (k.file, k.subtest) for o in out)]
     unmatched = [k for k in due if k not in stale and k not in absorbing]
     return out, stale, unmatched
 
@@ -92,23 +98,26 @@ class Summary:
     unmatched: list[KnownDifference] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def count(self, status: str, mode: str | None = None) -> int:
-        return sum(1 for o in self.outcomes if o.status == status and (mode is None or o.mode == mode))
+    def count(self, status: Status | str, mode: str | None = None) -> int:
+        """Subtests with `status` (a Status, or its WORD), of `mode` when given."""
+        status = _STATUS_OF.get(status, status)
+        return sum(1 for o in self.outcomes if o.status is status and (mode is None or o.mode == mode))
 
     def to_json(self) -> dict[str, Any]:
         # a whole-file item (a file that did not compile) counts as one privileged subtest: it cannot lift the rate
         priv = [o for o in self.outcomes if o.mode in ("priv", "")]
-        passed_priv = sum(1 for o in priv if o.status == PASSED)
+        passed_priv = sum(1 for o in priv if o.status is Status.PASS)
         return {
             "passed": self.count(PASSED), "failed": self.count(FAILED), "skipped": self.count(SKIPPED),
             "errors": self.count(ERROR), "known_differences": self.count(KNOWN),
             "subtests": len(self.outcomes),
             "privileged": {"subtests": len(priv), "passed": passed_priv,
                            "pass_rate": round(passed_priv / len(priv), 4) if priv else None,
-                           **{k: sum(1 for o in priv if o.status == k) for k in (FAILED, SKIPPED, ERROR, KNOWN)}},
+                           **{WORD[s]: sum(1 for o in priv if o.status is s)
+                              for s in (Status.FAIL, Status.SKIP, Status.ERROR, Status.XFAIL)}},
             "unprivileged": {k: self.count(k, "unpriv") for k in (PASSED, FAILED, SKIPPED, ERROR, KNOWN)},
             "skip_reasons": dict(Counter(_reason_key(o.reason) for o in self.outcomes
-                                         if o.status == SKIPPED).most_common()),
+                                         if o.status is Status.SKIP).most_common()),
             "stale_known_differences": [asdict(k) for k in self.stale],
             "unmatched_known_differences": [asdict(k) for k in self.unmatched],
             **self.meta,
@@ -131,15 +140,15 @@ def summarize(results: Sequence[CaseResult], files: Sequence[str], known: Sequen
         by_file.setdefault(o.file, []).append(o)
     for name, rows in by_file.items():
         counts = Counter(o.status for o in rows)
-        row: dict[str, Any] = {k: counts.get(k, 0) for k in (PASSED, FAILED, SKIPPED, ERROR, KNOWN)}
+        row: dict[str, Any] = {WORD[s]: counts.get(s, 0) for s in WORD}
         if not rows:
             row[ERROR] = 1
-            rows.append(Outcome(name, WHOLE_FILE, "", ERROR, "no result: the inner run reported nothing for it"))
+            rows.append(Outcome(name, WHOLE_FILE, "", Status.ERROR, "no result: the inner run reported nothing for it"))
             outs.append(rows[-1])
-        row["subtests"] = [{"name": o.subtest, "mode": o.mode, "status": o.status, "reason": o.reason,
+        row["subtests"] = [{"name": o.subtest, "mode": o.mode, "status": WORD[o.status], "reason": o.reason,
                             "seconds": round(o.seconds, 3), **({"verifier_log": o.verifier_log}
                                                               if o.verifier_log else {})} for o in rows]
-        row["skip_reasons"] = dict(Counter(_reason_key(o.reason) for o in rows if o.status == SKIPPED))
+        row["skip_reasons"] = dict(Counter(_reason_key(o.reason) for o in rows if o.status is Status.SKIP))
         summary.files[name] = row
     return summary
 
@@ -153,9 +162,9 @@ def format_table(summary: Summary) -> str:
         reasons = "; ".join(f"{r} x{n}" if n > 1 else r for r, n in row["skip_reasons"].items())
         lines.append(f"{name:<38} {row[PASSED]:>5} {row[FAILED]:>5} {row[SKIPPED]:>5} {row[KNOWN]:>5} "
                      f"{row[ERROR]:>4}  {reasons[:200]}")
-    for title, status in (("FAILED", FAILED), ("NO VERDICT (harness or machine)", ERROR),
-                          ("KNOWN DIFFERENCES", KNOWN)):
-        rows = [o for o in summary.outcomes if o.status == status]
+    for title, status in (("FAILED", Status.FAIL), ("NO VERDICT (harness or machine)", Status.ERROR),
+                          ("KNOWN DIFFERENCES", Status.XFAIL)):
+        rows = [o for o in summary.outcomes if o.status is status]
         if rows:
             lines += ["", f"{title}:"]
             lines += [f"  {o.file}: {o.subtest}: {(o.reason.splitlines() or [''])[0][:200]}" for o in rows]
@@ -180,9 +189,9 @@ def format_table(summary: Summary) -> str:
 def exit_code(summary: Summary) -> int:
     """1 when a subtest failed or a known difference did not hold (stale, unmatched); else 3 when one got no
     verdict (the harness or the machine); else 0."""
-    if summary.count(FAILED) or summary.stale or summary.unmatched:
+    if summary.count(Status.FAIL) or summary.stale or summary.unmatched:
         return EXIT_FAILED
-    return EXIT_HARNESS if summary.count(ERROR) else EXIT_OK
+    return EXIT_HARNESS if summary.count(Status.ERROR) else EXIT_OK
 
 
 def source_tree(kernel_src: str | None, layout: CacheLayout, *, ref: str | None = None,
@@ -339,12 +348,13 @@ def to_test_progs_json(summary: Summary, tests: dict[str, str], *, verbose: bool
         by_test.setdefault(tests.get(o.file, o.file), []).append(o)
     results, counts = [], dict.fromkeys(("success", "success_subtest", "skipped", "failed", "failed_subtest"), 0)
     for number, (test, rows) in enumerate(by_test.items(), 1):
-        bad = [o for o in rows if o.status in (FAILED, ERROR, KNOWN)]  # a known difference is a failure there
+        # a known difference (XFAIL) is a failure there
+        bad = [o for o in rows if o.status in (Status.FAIL, Status.ERROR, Status.XFAIL)]
         counts["failed" if bad else "success"] += 1
         counts["failed_subtest"] += len(bad)
-        counts["success_subtest"] += sum(1 for o in rows if o.status == PASSED)
-        counts["skipped"] += sum(1 for o in rows if o.status == SKIPPED)
-        subtests = [{"name": o.subtest, "number": i, "message": "" if o.status == PASSED else o.reason,
+        counts["success_subtest"] += sum(1 for o in rows if o.status is Status.PASS)
+        counts["skipped"] += sum(1 for o in rows if o.status is Status.SKIP)
+        subtests = [{"name": o.subtest, "number": i, "message": "" if o.status is Status.PASS else o.reason,
                      "failed": o in bad} for i, o in enumerate(rows, 1) if verbose or o in bad]
         results.append({"name": test, "number": number, "message": "", "failed": bool(bad), "subtests": subtests})
     return {**counts, "results": results}

@@ -66,7 +66,7 @@ class Outcome:
 def kernel_tree(artifact, fallback: Callable[[], Path]) -> tuple[Path, list[str]]:
     """The tree the kernel under test was built from (a patched tree when the series was applied: its selftests
     are the series' too), else `fallback()` with a note (a prebuilt kernel, or a patched tree since pruned)."""
-    tree = artifact.meta.get("tree")
+    tree = artifact.meta.tree or None
     if tree and Path(tree, "tools/testing/selftests/bpf").is_dir():
         return Path(tree), []
     src = fallback()

@@ -12,6 +12,7 @@ import pytest
 from harness.cases.model import CaseProgram
 from harness.cases.parse import parse_case_file
 from harness.errors import CaseError
+from harness.status import NOT_VERDICT_PROPERTY, STATUS_PROPERTY, Status
 
 
 def is_case_file(path: Path) -> bool:
@@ -125,20 +126,19 @@ def _case_function(prog: CaseProgram):
             request.node.user_properties.append((name, str(path)))
         for text in outcome.warnings:
             warnings.warn(pytest.PytestWarning(f"{prog.location}: {text}"), stacklevel=1)
-        if outcome.status == "skipped":
+        if outcome.status is Status.SKIP:
             pytest.skip(outcome.summary)
-        if outcome.status == "lost":
-            request.node.user_properties.append(("status", "lost VM"))
+        if not outcome.status.verdict:  # pytest knows no LOST or ERROR: the JUnit reader gets them from this
+            request.node.user_properties.append((STATUS_PROPERTY, NOT_VERDICT_PROPERTY[outcome.status]))
+        if outcome.status is Status.LOST:
             request.getfixturevalue("vm_pool").discard("lost during a case")
             timed_out = getattr(request.node, "_harness_timed_out", None)
             why = (f"the case ran longer than --case-timeout={timed_out:g}s, so its VM was killed; "
                    if timed_out else "")
             pytest.fail(f"LOST VM (not a verdict on the case): {why}{outcome.report()}", pytrace=False)
-        if outcome.status == "error":
-            request.node.user_properties.append(("status", "no verdict"))
-        if outcome.status in ("failed", "error"):
+        if outcome.status in (Status.FAIL, Status.ERROR):
             _keep_for_inspection(request, prog, compiled.obj, case_session, outcome)
-        if outcome.status != "passed":
+        if outcome.status is not Status.PASS:
             pytest.fail(f"{prog.location}: {prog.description}\n{outcome.report()}", pytrace=False)
 
     case.__doc__ = prog.description

@@ -17,6 +17,7 @@ from harness.cases.model import CaseProgram
 from harness.cases.needs import BTF, COMPILER, LSM, NEEDS
 from harness.cases.session import GuestSession, _call
 from harness.errors import AgentExitedError, GuestCommandError, LostVMError
+from harness.status import Status
 
 UNLOAD_WAIT_SECONDS = 5.0
 # How long a case's trigger may run in the guest (the agent kills it then; its default would be 10 s).
@@ -36,7 +37,7 @@ class KernelUnderTest:
 
 @dataclass
 class Outcome:
-    status: str  # passed | failed | skipped | lost (the VM or its agent) | error (no verdict: e.g. records lost)
+    status: Status  # PASS | FAIL | SKIP | LOST (the VM or its agent) | ERROR (no verdict: e.g. records lost)
     summary: str
     details: list[tuple[str, str]] = field(default_factory=list)  # (title, text) report sections
     files: dict[str, Path] = field(default_factory=dict)
@@ -77,7 +78,7 @@ def run_case(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestS
     unless `console_policy` is "warn": then it stays passed and the report is in `details` (and `warnings`)."""
     reason = skip_reason(prog, kut, session.lsms() if "bpf_lsm" in prog.needs else ())
     if reason:
-        return Outcome("skipped", reason)
+        return Outcome(Status.SKIP, reason)
     log_dir.mkdir(parents=True, exist_ok=True)
     console_start = len(session.machine.console_text()) if hasattr(session.machine, "console_text") else 0
     try:
@@ -85,18 +86,18 @@ def run_case(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestS
     except AgentExitedError as e:
         silent = "its VM exited" if not session.machine.alive() else unanswered(session.machine)
         if silent is None:  # the guest is fine: its agent died
-            return Outcome("lost", f"lost the guest agent during {prog.name}: {e}\n{_guest_view(session)}",
+            return Outcome(Status.LOST, f"lost the guest agent during {prog.name}: {e}\n{_guest_view(session)}",
                            files={"console log": session.machine.console_log}
                            if getattr(session.machine, "console_log", None) else {})
         # The whole guest went (a panic, a killed QEMU, a dead sshd): its console says why.
         lost = session.machine.lost(f"{e}; then {silent}")
-        return Outcome("lost", f"lost VM during {prog.name}: {lost}",
+        return Outcome(Status.LOST, f"lost VM during {prog.name}: {lost}",
                        files={"console log": lost.console_log} if lost.console_log else {})
     except (GuestCommandError, LostVMError) as e:
         if isinstance(e, LostVMError) or not session.machine.alive() or not answers(session.machine):
             # The machine's own report carries the console findings (panic excerpt) and the console log path.
             lost = e if isinstance(e, LostVMError) and e.console_log else session.machine.lost(str(e))
-            return Outcome("lost", f"lost VM during {prog.name}: {lost}",
+            return Outcome(Status.LOST, f"lost VM during {prog.name}: {lost}",
                            files={"console log": lost.console_log} if lost.console_log else {})
         raise
     _add_console_findings(outcome, session, console_start, log_dir, console_policy)
@@ -165,13 +166,13 @@ def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, l
         if policy == "warn":
             outcome.warnings.append(f"kernel reported {found[0].kind} during the case (warn-only): "
                                     f"{found[0].first_line}\n{found[0].excerpt[-2000:]}")
-        elif outcome.status == "passed":
-            outcome.status = "failed"
+        elif outcome.status is Status.PASS:
+            outcome.status = Status.FAIL
             outcome.summary = f"kernel reported {found[0].kind} during the case: {found[0].first_line}"
-    if check.unsure and outcome.status == "passed":
+    if check.unsure and outcome.status is Status.PASS:
         # The console was not read to the case's end: a report still in flight would be missed here and land on
         # the next case. A pass cannot be given on that.
-        outcome.status = "error"
+        outcome.status = Status.ERROR
         outcome.summary = f"no verdict: the kernel console could not be read to the end of the case ({check.unsure})"
         outcome.files["console log"] = session.machine.console_log
 
@@ -185,19 +186,19 @@ def _run(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSessi
     load = _call(session, "load", path=remote, programs=[prog.name], log_level=1,
                  drop_caps=list(prog.drop_caps))
     if not load.get("ok"):
-        return Outcome("failed", f"the agent could not run the load: {load.get('error')}")
+        return Outcome(Status.FAIL, f"the agent could not run the load: {load.get('error')}")
     logs = _save_logs(load, log_dir)
     if prog.expect == "failure":
         return _judge_rejection(prog, load, logs, kut.release)
     if not load.get("loaded"):
-        return Outcome("failed", f"expected {prog.name} to load; the kernel rejected it (errno {load.get('errno')}): "
-                       f"{verifier_log.last_error(load.get('verifier_log', ''))}",
+        return Outcome(Status.FAIL, f"expected {prog.name} to load; the kernel rejected it "
+                       f"(errno {load.get('errno')}): {verifier_log.last_error(load.get('verifier_log', ''))}",
                        [("verifier log (tail)", _tail(load.get("verifier_log", "")))], logs)
     handle = load["handle"]
     prog_id = next((p["id"] for p in load["programs"] if p["name"] == prog.name), 0)
     if prog.load_only:
         session.unload(handle)
-        return Outcome("passed", f"{prog.name} loaded (prog id {prog_id})", files=logs)
+        return Outcome(Status.PASS, f"{prog.name} loaded (prog id {prog_id})", files=logs)
     try:
         return _run_loaded(prog, kut, session, handle, prog_id, start, logs, log_dir)
     finally:
@@ -207,17 +208,17 @@ def _run(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSessi
 def _judge_rejection(prog: CaseProgram, load: dict, logs: dict[str, Path], release: str) -> Outcome:
     if load.get("loaded"):
         ids = [p["id"] for p in load.get("programs", []) if p.get("id")]
-        return Outcome("failed", f"expected the verifier to reject {prog.name}, but it loaded (prog ids {ids})",
+        return Outcome(Status.FAIL, f"expected the verifier to reject {prog.name}, but it loaded (prog ids {ids})",
                        files=logs)
     chosen = prog.messages_for(release)
     if not chosen:  # only conditional messages, and the release has no version to choose by
-        return Outcome("error", f"cannot tell which of {prog.name}'s messages kernel {release!r} must print: its "
+        return Outcome(Status.ERROR, f"cannot tell which of {prog.name}'s messages kernel {release!r} must print: its "
                        "release has no major.minor version", [("messages", "\n".join(m.describe()
                                                                                      for m in prog.messages))], logs)
     vlog = str(load.get("verifier_log") or "")
     libbpf = "\n".join(load.get("libbpf_log") or [])
     if not vlog.strip():
-        return Outcome("failed", f"the load failed before the verifier ran (errno {load.get('errno')}): a "
+        return Outcome(Status.FAIL, f"the load failed before the verifier ran (errno {load.get('errno')}): a "
                        "rejection is judged by the verifier's log, and there is none",
                        [("libbpf log", libbpf or "(empty)")], logs)
     expected = "\n".join(m.describe() for m in chosen)
@@ -230,11 +231,11 @@ def _judge_rejection(prog: CaseProgram, load: dict, logs: dict[str, Path], relea
             continue
         result = verifier_log.match_messages(text, wanted)
         if not result.ok:
-            return Outcome("failed", f"rejected (errno {load.get('errno')}) but the {log_name} log lacks the "
+            return Outcome(Status.FAIL, f"rejected (errno {load.get('errno')}) but the {log_name} log lacks the "
                            "expected message(s)",
                            [("expected", expected), (f"{log_name} log vs expectation", result.explain())], logs)
     msgs = ", ".join(m.describe() for m in chosen)
-    return Outcome("passed", f"rejected (errno {load.get('errno')}) with {msgs}", files=logs)
+    return Outcome(Status.PASS, f"rejected (errno {load.get('errno')}) with {msgs}", files=logs)
 
 
 def _prepare_paths(prog: CaseProgram, session: GuestSession) -> None:
@@ -275,7 +276,8 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
                 start: dict, logs: dict[str, Path], log_dir: Path) -> Outcome:
     attach = _call(session, "attach", handle=handle, program=prog.name)
     if not attach.get("ok"):
-        return Outcome("failed", f"attach of {prog.name} failed (errno {attach.get('errno')}): {attach.get('error')}",
+        return Outcome(Status.FAIL,
+                       f"attach of {prog.name} failed (errno {attach.get('errno')}): {attach.get('error')}",
                        [("libbpf log", "\n".join(attach.get("libbpf_log", [])))], logs)
     variables = {"prog_id": str(prog_id)}
     trig_res: dict = {}
@@ -287,7 +289,7 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
         if prog.trigger is not None:
             trig_res = _call(session, "trigger", **_trigger_request(prog))
             if not trig_res.get("ok"):
-                return Outcome("failed", f"the agent could not run the trigger {prog.trigger.action}: "
+                return Outcome(Status.FAIL, f"the agent could not run the trigger {prog.trigger.action}: "
                                f"{trig_res.get('error')}", [("trigger request", repr(_trigger_request(prog)))], logs)
     finally:
         if not session.interrupted():
@@ -306,7 +308,7 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
     logs["audit records"] = rec_file
     incomplete = capture.problem()
     if incomplete:  # an expectation met (or a record "absent") in a window that lost records proves nothing
-        return Outcome("error", f"audit capture incomplete, not a verdict on the case: {incomplete}",
+        return Outcome(Status.ERROR, f"audit capture incomplete, not a verdict on the case: {incomplete}",
                        [("trigger", _brief(trig_res))] if trig_res else [], logs)
     problems = []
     if prog.expect_errno is not None and trig_res.get("errno") != prog.expect_errno:
@@ -322,8 +324,8 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
     problems.extend(verdict.problems)
     details = [("trigger", _brief(trig_res))] if trig_res else []
     if problems:
-        return Outcome("failed", problems[0].split("\n", 1)[0], details + [("problems", "\n".join(problems))], logs)
-    return Outcome("passed", f"{len(prog.expect_records)} record expectation(s) met", details, logs)
+        return Outcome(Status.FAIL, problems[0].split("\n", 1)[0], details + [("problems", "\n".join(problems))], logs)
+    return Outcome(Status.PASS, f"{len(prog.expect_records)} record expectation(s) met", details, logs)
 
 
 @dataclass(frozen=True)

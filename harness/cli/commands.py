@@ -38,7 +38,7 @@ def cmd_build(ns: argparse.Namespace) -> int:
     print(f"  source    {res.source}")
     from harness.kernel.toolchain import built_with
 
-    print(f"  built by  {built_with(art.meta)}")
+    print(f"  built by  {built_with(art.meta.toolchain, art.meta.llvm)}")
     print(f"  bzImage   {art.bzimage}")
     print(f"  vmlinux   {art.vmlinux}")
     print(f"  vmlinux.h {art.vmlinux_h}")

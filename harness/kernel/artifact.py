@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""A kernel build's model: what is asked (BuildRequest), the published cache entry (KernelArtifact), the result."""
+"""A kernel build's model: what is asked (BuildRequest), the published cache entry (KernelArtifact, its meta.json:
+ArtifactMeta), the result."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import json
 import os
 import re
 import subprocess
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from harness.kernel import cache, kconfig
 from harness.kernel.patches import Series
@@ -51,13 +54,65 @@ class BuildRequest:
 
 
 @dataclass(frozen=True)
+class ArtifactMeta:
+    """A cache entry's meta.json, typed: the keys the harness reads. Every other key is kept in `extra`, and the keys'
+    order as read, so an entry (also one written by an older harness) is written back as the same JSON."""
+
+    key: str
+    release: str
+    kind: str = ""  # "" (built from a source) | "prebuilt-deb" | "given"
+    source_description: str = ""  # a build: its source in one line
+    source_path: str = ""
+    packages: Mapping[str, str] = field(default_factory=dict)  # the Debian packages it came from: name -> version
+    patches: tuple[str, ...] = ()  # a build: the series' patch names
+    image_package: str = ""  # a prebuilt: the linux-image package booted, and its version
+    image_version: str = ""
+    toolchain: tuple[str, ...] = ()  # a build: what compiled it (harness.kernel.toolchain.toolchain_identity)
+    llvm: str = ""  # a build: make's LLVM= ("" for gcc)
+    tree: str = ""  # a build: the source tree it was built in
+    extra: Mapping[str, Any] = field(default_factory=dict)  # every other key, as read
+    order: tuple[str, ...] = field(default=(), compare=False, repr=False)  # the keys in the file's order
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ArtifactMeta:
+        """From meta.json's object; KeyError without key or release (not a cache entry)."""
+        known = {f.name for f in fields(cls)} - {"extra", "order"}
+        typed: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+        for name in ("patches", "toolchain"):
+            if name in typed:
+                typed[name] = tuple(str(x) for x in typed[name] or ())
+        if "packages" in typed:
+            typed["packages"] = dict(typed["packages"] or {})
+        for name in ("kind", "source_description", "source_path", "image_package", "image_version", "llvm", "tree"):
+            if name in typed:
+                typed[name] = "" if typed[name] is None else str(typed[name])
+        return cls(**{"key": data["key"], "release": data["release"], **typed},
+                   extra={k: v for k, v in data.items() if k not in known}, order=tuple(data))
+
+    def to_json(self) -> dict[str, Any]:
+        """meta.json's object: the keys read, in their order, with their values; then any typed field set since."""
+        out: dict[str, Any] = {}
+        defaults = ArtifactMeta("", "")
+        names = [f.name for f in fields(self) if f.name not in ("extra", "order")]
+        for name in (*self.order, *(n for n in names if n not in self.order), *self.extra):
+            if name in out:
+                continue
+            if name in self.extra:
+                out[name] = self.extra[name]
+            elif name in names and (name in self.order or getattr(self, name) != getattr(defaults, name)):
+                value = getattr(self, name)
+                out[name] = list(value) if isinstance(value, tuple) else dict(value) if name == "packages" else value
+        return out
+
+
+@dataclass(frozen=True)
 class KernelArtifact:
     """A published build. Every path is inside the cache entry `dir`."""
 
     key: str
     dir: Path
     release: str
-    meta: dict
+    meta: ArtifactMeta
 
     @property
     def bzimage(self) -> Path:
@@ -85,8 +140,8 @@ class KernelArtifact:
 
     @classmethod
     def load(cls, entry: Path) -> KernelArtifact:
-        meta = json.loads((entry / "meta.json").read_text())
-        return cls(meta["key"], entry, meta["release"], meta)
+        meta = ArtifactMeta.from_json(json.loads((entry / "meta.json").read_text()))
+        return cls(meta.key, entry, meta.release, meta)
 
     def files(self) -> tuple[Path, ...]:
         return (self.bzimage, self.vmlinux, self.system_map, self.config, self.audit_h, self.vmlinux_h)

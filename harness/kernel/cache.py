@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO
 
 from harness.errors import CacheError
-from harness.settings import CacheLayout, listdir, pid_alive
+from harness.proc import pid_alive
+from harness.settings import CacheLayout, listdir
 
 # Bump when the build recipe changes in a way the inputs below do not show.
 RECIPE_VERSION = 2  # 2: out-of-tree builds in kept slots (harness.kernel.trees, build.slot_dir)

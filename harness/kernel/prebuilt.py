@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.errors import BuildError, HarnessError, SourceError
 from harness.kernel import apt, cache
-from harness.kernel.artifact import BuildResult, KernelArtifact
+from harness.kernel.artifact import ArtifactMeta, BuildResult, KernelArtifact
 from harness.settings import CacheLayout, refuse_if_forbidden
 from harness.tools import quoted
 
@@ -81,9 +81,9 @@ class PrebuiltArtifact(KernelArtifact):
 def load_entry(entry: Path) -> KernelArtifact:
     """A published cache entry as the artifact its meta.json says it is: a prebuilt image keeps its files inside
     the package root, a build or a given kernel at the top."""
-    meta = json.loads((entry / "meta.json").read_text())
-    cls = PrebuiltArtifact if meta.get("kind") == "prebuilt-deb" else KernelArtifact
-    return cls(meta["key"], entry, meta["release"], meta)
+    meta = ArtifactMeta.from_json(json.loads((entry / "meta.json").read_text()))
+    cls = PrebuiltArtifact if meta.kind == "prebuilt-deb" else KernelArtifact
+    return cls(meta.key, entry, meta.release, meta)
 
 
 PrebuiltResult = BuildResult  # artifact, cache_hit, seconds, log

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 
 from harness.errors import ConfigError
 from harness.tools import version_line
@@ -19,12 +20,12 @@ def toolchain_identity(llvm: str = "") -> tuple[str, ...]:
             version_line(llvm_tool(llvm, "ld.lld"), "--version"), pahole)
 
 
-def built_with(meta: dict) -> str:
-    """What built a kernel, from its meta.json: `LLVM=1 (Debian clang version 19.1.7 ...)` or gcc's version line
-    ('' for a prebuilt kernel)."""
-    chain = [str(t) for t in meta.get("toolchain") or ()]
-    if meta.get("llvm"):
-        return f"LLVM={meta['llvm']} ({chain[1] if len(chain) > 1 else 'clang'})"
+def built_with(toolchain: Sequence[str], llvm: str) -> str:
+    """What built a kernel, from its meta (ArtifactMeta.toolchain and .llvm): `LLVM=1 (Debian clang version 19.1.7
+    ...)` or gcc's version line ('' for a prebuilt kernel)."""
+    chain = [str(t) for t in toolchain]
+    if llvm:
+        return f"LLVM={llvm} ({chain[1] if len(chain) > 1 else 'clang'})"
     return chain[0] if chain else ""
 
 

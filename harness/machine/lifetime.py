@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness.settings import KEPT_SUFFIX, kept_until, listdir, pid_alive, run_files, start_ticks
+from harness.proc import pid_alive
+from harness.settings import KEPT_SUFFIX, kept_until, listdir, run_files, start_ticks
 
 REAPER = Path(__file__).resolve().with_name("reaper.py")
 RECORD_SUFFIX = ".vm.json"

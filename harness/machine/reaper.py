@@ -14,6 +14,7 @@ and holds {"minutes": M}. This process then writes the deadline (now + M minutes
 until the deadline passes or the file is removed (`bpf-audit-harness ssh RUN --stop`), then ends it as above.
 """
 
+import importlib.util
 import json
 import os
 import select
@@ -159,16 +160,17 @@ def main(argv: list[str]) -> int:
         return 128 + signal.SIGKILL  # not reached: the group's SIGKILL ends this process too
 
 
-def _alive(pid: int) -> bool:
-    """harness.settings.pid_alive, repeated here because this script runs stdlib-only: a zombie is not alive."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return stat[stat.rindex(b")") + 2:].split()[0] != b"Z"
+def _load_pid_alive():
+    """harness.proc.pid_alive (a zombie is not alive), loaded by its path: this script runs stdlib-only, without the
+    harness on its path."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "proc.py")
+    spec = importlib.util.spec_from_file_location("_harness_proc", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pid_alive
+
+
+_alive = _load_pid_alive()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from harness.selftests.test_progs_log import name_of_test
 from harness.selftests.testmod import Testmod
 from harness.selftests.vmlinux_h import recipe_for
 from harness.settings import CacheLayout
+from harness.status import NOT_VERDICT_PROPERTY, STATUS_PROPERTY, Status
 
 UNPRIV_ITEM_SUFFIX = "[unpriv]"
 PROGS = SELFTESTS / "progs"
@@ -319,13 +320,13 @@ def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
             try:
                 session.load_modules(fs.modules)
             except HarnessError as e:  # GuestCommandError, LostVMError: the machine's, not the subtest's
-                request.node.user_properties.append(("status", "no verdict"))
+                request.node.user_properties.append((STATUS_PROPERTY, NOT_VERDICT_PROPERTY[Status.ERROR]))
                 pytest.fail(f"NO VERDICT (a harness or machine problem, not the subtest's): {e}", pytrace=False)
         start = console_start(session.machine)
         result = runner.run_subtest(session, fs, sub, kernel.evidence(discovery_tree(fs.skeleton)),
                                     min_log_level=min(2, request.config.getoption("--selftests-verbosity", 0) or 0))
         props = request.node.user_properties
-        if result.status != "error" or result.load is not None:  # the machine is there: its console too
+        if result.status is not Status.ERROR or result.load is not None:  # the machine is there: its console too
             check = check_console(session.guest, start, write=lambda line: session.request("kmsg", timeout=10,
                                                                                         text=line))
             runner.apply_console(result, check, request.config.getoption("--console-findings"), props)
@@ -340,7 +341,7 @@ def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
         props.append(("seconds", f"{result.seconds:.3f}"))
         for note in session.notes:
             props.append(("note", note))
-        if result.status in ("fail", "error") and result.load is not None:
+        if result.status in (Status.FAIL, Status.ERROR) and result.load is not None:
             log_dir = case_log_root / "selftests" / fs.name
             log_dir.mkdir(parents=True, exist_ok=True)
             stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{sub.prog_name}-{sub.mode}")[:120]
@@ -348,13 +349,13 @@ def _subtest_function(fs: FileSpecs, sub: Subtest, kernel: KernelForSelftests):
             path.write_text(result.verifier_log)
             (log_dir / f"{stem}.libbpf.log").write_text("\n".join(result.load.get("libbpf_log") or []) + "\n")
             props.append(("verifier log", str(path)))
-        if result.status == "skip":
+        if result.status is Status.SKIP:
             pytest.skip(result.reason)
-        if result.status == "error":
-            props.append(("status", "no verdict"))
+        if result.status is Status.ERROR:
+            props.append((STATUS_PROPERTY, NOT_VERDICT_PROPERTY[Status.ERROR]))
             pytest.fail(f"NO VERDICT (a harness or machine problem, not the subtest's): {result.reason}",
                         pytrace=False)
-        if result.status == "fail":
+        if result.status is Status.FAIL:
             props.append(("failure", failure_kind(result.reason)))
             pytest.fail(f"{fs.name}/{sub.name}: {result.reason}", pytrace=False)
 

@@ -10,8 +10,9 @@ from typing import Any
 from harness.selftests.evidence import KernelEvidence
 from harness.selftests.match import match_in_order
 from harness.selftests.spec import JITED_MODE, PRIV, PROG_FLAGS, UNPRIV, TestSpec
+from harness.status import Status
 
-PASS, FAIL, SKIP, ERROR = "pass", "fail", "skip", "error"
+PASS, FAIL, SKIP, ERROR = Status.PASS, Status.FAIL, Status.SKIP, Status.ERROR  # test_loader's verdicts
 LOG_TAIL = 2000  # characters of the verifier log a failure's reason quotes
 ANY_ALIGNMENT = PROG_FLAGS["BPF_F_ANY_ALIGNMENT"]
 
@@ -32,7 +33,7 @@ class GuestTraits:
 X86_64 = GuestTraits()
 
 
-def precheck(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> tuple[str, str] | None:
+def precheck(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> tuple[Status, str] | None:
     """The verdict before anything is loaded, or None when the subtest must be loaded: an invalid spec fails, a tag
     the tree's test_loader does not parse is no verdict, a program for another arch or runtime (__load_if_JITed),
     an unpriv subtest the target cannot run and an unsupported feature skip."""
@@ -78,7 +79,7 @@ def program_log(load_result: Mapping[str, Any], prog_name: str) -> str:
 
 def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
           run_result: Mapping[str, Any] | None = None, *, target: GuestTraits = X86_64,
-          evidence: KernelEvidence | None = None) -> tuple[str, str]:
+          evidence: KernelEvidence | None = None) -> tuple[Status, str]:
     """run_subtest()'s verdict: (status, reason), status one of pass, fail, skip, error.
 
     `load_result` is the agent's `load` response for the file's object with this program and the file's
@@ -165,7 +166,7 @@ def should_execute(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> b
     return not (spec.prog_flags() & ANY_ALIGNMENT and not target.efficient_unaligned_access)
 
 
-def _judge_run(spec: TestSpec, mode: str, run_result: Mapping[str, Any] | None) -> tuple[str, str]:
+def _judge_run(spec: TestSpec, mode: str, run_result: Mapping[str, Any] | None) -> tuple[Status, str]:
     """The test run's part of run_subtest(): the struct_ops maps attached and the pre-execution callback run first
     (`setup_error`: one failed), BPF_PROG_TEST_RUN, its return value, then the program's stderr and stdout streams
     (`streams`: {"stderr": {"ret": bytes read or -errno, "text": ...}, "stdout": ...}) against __stderr/__stdout."""

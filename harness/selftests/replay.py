@@ -12,11 +12,11 @@ from typing import Any
 
 from harness.selftests.dialect import Dialect
 from harness.selftests.evidence import KernelEvidence
-from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, GuestTraits, judge, precheck
+from harness.selftests.judge import FAIL, PASS, SKIP, GuestTraits, judge, precheck
 from harness.selftests.spec import Reason, TestSpec, parse_spec
 from harness.selftests.test_progs_log import name_of_test
+from harness.status import Status
 
-STATUS = {PASS: "passed", FAIL: "failed", SKIP: "skipped", ERROR: "error"}
 DERIVED = ("xlated_text", "jited_text", "jited_unsupported")  # computed from the dumps: never recorded
 _NOT_FOUND = re.compile(r"failed to create|not found in kernel")
 LIBBPF_TAIL = 20
@@ -101,7 +101,7 @@ def spec_of(meta: Mapping[str, Any], program: str, auxiliaries: list[str], mode:
 
 
 def replay_subtest(meta: Mapping[str, Any], rec: Mapping[str, Any], auxiliaries: list[str],
-                   evidence: KernelEvidence | None = None) -> tuple[str, str]:
+                   evidence: KernelEvidence | None = None) -> tuple[Status, str]:
     """The verdict the harness's code gives on a recorded subtest: the precheck, or the judge on the recorded load
     and test run with the disassembly made again from the recorded dumps (harness.selftests.run.add_disassembly)."""
     from harness.selftests.run import add_disassembly
@@ -111,7 +111,7 @@ def replay_subtest(meta: Mapping[str, Any], rec: Mapping[str, Any], auxiliaries:
     load = json.loads(json.dumps(rec["load"])) if rec.get("load") is not None else None
     if load is None:
         early = precheck(spec, rec["mode"], target)
-        return early if early is not None else (rec["status"], rec["reason"])  # no load: the machine's answer
+        return early if early is not None else (Status(rec["status"]), rec["reason"])  # no load: the machine's answer
     if load.get("skipped"):
         return SKIP, f"unprivileged subtest not run: {load['skipped']}"
     if load.get("loaded"):
@@ -132,7 +132,7 @@ def replay_dir(root: Path, evidence: KernelEvidence | None = None) -> Iterator[t
         for path in sorted(d.glob("[0-9]*.json")):
             rec = json.loads(path.read_text())
             status, reason = replay_subtest(meta, rec, aux.get((rec["program"], rec["mode"]), []), evidence)
-            rows.append({"name": rec["subtest"], "status": STATUS.get(status, status), "reason": reason,
-                         "recorded": STATUS.get(rec["status"], rec["status"]), "program": rec["program"],
+            rows.append({"name": rec["subtest"], "status": status.past, "reason": reason,
+                         "recorded": Status(rec["status"]).past, "program": rec["program"],
                          "mode": rec["mode"]})
         yield meta, rows

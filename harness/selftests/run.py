@@ -15,6 +15,7 @@ from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, GuestTraits, judge,
 from harness.selftests.spec import PROG_FLAGS, TESTING_PROG_FLAGS, UNPRIV
 from harness.selftests.suite import FileSpecs, Subtest
 from harness.settings import CacheLayout
+from harness.status import Status
 
 BPF_PROG_TYPE_SYSCALL = 31  # test_loader runs it with empty test-run options
 LOG_SIZE = 2 * 1024 * 1024  # TEST_LOADER_LOG_BUF_SZ: one buffer, no retry with a bigger one
@@ -34,7 +35,7 @@ class SubtestResult:
     name: str
     program: str
     mode: str
-    status: str  # judge's pass | fail | skip | error
+    status: Status  # the judge's PASS | FAIL | SKIP | ERROR
     reason: str
     load: dict[str, Any] | None = None
     run: dict[str, Any] | None = None

@@ -15,6 +15,7 @@ from harness.cases.flood import flood_command
 from harness.cases.parse import parse_case_text
 from harness.cases.run import run_case
 from harness.settings import REPO_ROOT
+from harness.status import Status
 
 pytest_plugins = ["pytester"]
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -72,11 +73,11 @@ def test_a_no_record_case_that_lost_records_is_no_verdict_and_with_room_it_passe
         tight = run_case(prog, obj, kernel_under_test, case_session, tmp_path / "tight")
     finally:
         agent.request("audit_set", backlog_limit=8192)
-    assert tight.status == "error", tight.report()
+    assert tight.status is Status.ERROR, tight.report()
     assert tight.summary.startswith("audit capture incomplete, not a verdict on the case: the kernel lost "), \
         tight.summary
     roomy = run_case(prog, obj, kernel_under_test, case_session, tmp_path / "roomy")
-    assert roomy.status == "passed", roomy.report()
+    assert roomy.status is Status.PASS, roomy.report()
 
 
 AGENT_KILLER = """// SPDX-License-Identifier: GPL-2.0

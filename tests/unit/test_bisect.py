@@ -22,8 +22,9 @@ from harness.campaigns.bisect.run import (
     tree_state,
 )
 from harness.campaigns.bisect.step import judge_step, judge_try
-from harness.campaigns.results import CaseResult, Status
+from harness.campaigns.results import CaseResult
 from harness.settings import REPO_ROOT
+from harness.status import Status
 
 
 def test_a_step_passes_fails_or_skips_on_what_pytest_reported():

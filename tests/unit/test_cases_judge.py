@@ -9,6 +9,7 @@ from helpers import DATA
 from harness.cases.parse import parse_case_text
 from harness.cases.run import _judge_rejection
 from harness.cases.verifier_log import split_libbpf_log
+from harness.status import Status
 
 HEAD = '// SPDX-License-Identifier: GPL-2.0\n/* test */\n#include "harness.h"\n'
 
@@ -31,7 +32,7 @@ def test_a_load_that_never_reached_the_verifier_fails_whatever_libbpf_printed() 
     load = load_of("verifier-6.1-lsm-missing-kfunc.log")
     for msg in ('__msg("not found in kernel")', '__msg("bpf_task_acquire")'):
         out = _judge_rejection(rejection(msg), load, {}, "6.1.0")
-        assert out.status == "failed", out.report()
+        assert out.status is Status.FAIL, out.report()
         assert "before the verifier ran" in out.summary
         assert "not found in kernel or module BTFs" in out.report()  # libbpf's words shown, not matched
 
@@ -42,11 +43,11 @@ def test_libbpf_msg_is_matched_in_libbpf_log_and_msg_in_the_verifier_log() -> No
     ok = _judge_rejection(rejection('__libbpf_msg("Error loading .BTF into kernel") '
                                     '__msg("calling kernel function bpf_get_task_exe_file is not allowed")'),
                           load, {}, "6.18.0")
-    assert ok.status == "passed", ok.report()
+    assert ok.status is Status.PASS, ok.report()
     swapped = _judge_rejection(rejection('__msg("Error loading .BTF into kernel") '
                                          '__msg("calling kernel function bpf_get_task_exe_file is not allowed")'),
                                load, {}, "6.18.0")
-    assert swapped.status == "failed" and "verifier log lacks" in swapped.summary, swapped.report()
+    assert swapped.status is Status.FAIL and "verifier log lacks" in swapped.summary, swapped.report()
 
 
 def test_every_need_is_known_to_the_btf_lookup_and_btf_needs_name_their_functions() -> None:

@@ -12,7 +12,8 @@ from helpers import SCRATCH_CASE
 
 from harness.campaigns.matrix import formats as mf
 from harness.campaigns.matrix import report as mr
-from harness.campaigns.results import Status, parse_junit
+from harness.campaigns.results import parse_junit
+from harness.status import Status
 
 pytest_plugins = ["pytester"]
 

@@ -125,7 +125,7 @@ def test_report_from_dir(tmp_path):
     series, plain, deb = report.kernels
     assert series.release == "6.12.117" and series.artifact_key == "k1"
     assert [(c.case, c.status, c.attempts) for c in series.cells] == [
-        ("cases/audit/serial.bpf.c::grouped_with_syscall", "flaky", ("fail", "pass"))]
+        ("cases/audit/serial.bpf.c::grouped_with_syscall", "flaky", ("lost", "pass"))]
     assert plain.error == "build stage failed: make failed (exit 2)"
     assert deb.error.startswith("no results: ") and deb.error.endswith("6.1-debian/junit.xml does not exist")
     assert series.suite_seconds == pytest.approx(43.534 + 40.061)

@@ -13,7 +13,8 @@ from helpers import DATA
 from harness.campaigns.matrix import formats as mf
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.matrix.spec import KnownFailure
-from harness.campaigns.results import CaseResult, Status, parse_junit
+from harness.campaigns.results import CaseResult, parse_junit
+from harness.status import Status
 
 MATRIX_DATA = DATA / "matrix"
 SERIAL = "cases/audit/serial.bpf.c::grouped_with_syscall"
@@ -37,7 +38,7 @@ def rerun_passed():  # the same case run again without the limit: passed
 def test_parse_failure_with_node_id(timed_out):
     (r,) = timed_out
     assert r.nodeid == SERIAL
-    assert r.status == "fail"
+    assert r.status == "lost"  # a <failure> whose "status" property says "lost VM": no verdict, not a fail
     assert r.message.startswith("LOST VM (not a verdict on the case): the case ran longer than --case-timeout=3s")
     assert "console" in r.detail
 
@@ -68,7 +69,7 @@ def test_fail_then_pass_is_flaky(timed_out, rerun_passed):
     cells, now_passing = mr.judge("6.12-series", timed_out, [rerun_passed])
     (c,) = cells
     assert c.status == "flaky"
-    assert c.attempts == ("fail", "pass")
+    assert c.attempts == ("lost", "pass")
     assert c.reason.startswith("flaky: passed 1 of 2 tries; a failing try said: LOST VM")
     assert now_passing == []
 
@@ -76,12 +77,12 @@ def test_fail_then_pass_is_flaky(timed_out, rerun_passed):
 def test_fail_on_every_try_is_a_failure(timed_out):
     cells, _ = mr.judge("6.12-series", timed_out, [timed_out, timed_out])
     (c,) = cells
-    assert (c.status, c.attempts) == ("fail", ("fail", "fail", "fail"))
+    assert (c.status, c.attempts) == ("lost", ("lost", "lost", "lost"))
     assert c.reason.startswith("failed all 3 tries: LOST VM")
 
 
 def test_no_rerun_keeps_the_first_verdict(timed_out, rerun_passed):
-    assert mr.judge("k", timed_out)[0][0].status == "fail"
+    assert mr.judge("k", timed_out)[0][0].status == "lost"
     assert mr.judge("k", rerun_passed)[0][0].status == "pass"
 
 
@@ -102,16 +103,16 @@ def test_a_lost_vm_in_a_known_failure_is_never_xfail(timed_out):
     """Issue 21 item 6: a panic or a killed VM in a listed case is not the failure the list explains."""
     assert timed_out[0].prop("status") == "lost VM"
     (c,), _ = mr.judge("6.12-series", timed_out, [], (KF,))
-    assert c.status == "fail"
+    assert c.status == "lost"
     assert "lost VM: not a verdict, so the known failure https://example.invalid/issues/8 does not apply" in c.reason
-    no_verdict = CaseResult(SERIAL, Status.FAIL, "records lost", "", properties=(("status", "no verdict"),))
+    no_verdict = CaseResult(SERIAL, Status.ERROR, "records lost", "", properties=(("status", "no verdict"),))
     (c,), _ = mr.judge("6.12-series", [no_verdict], [], (KF,))
-    assert c.status == "fail" and "no verdict: not a verdict" in c.reason
+    assert c.status == "error" and "no verdict: not a verdict" in c.reason
 
 
 def test_known_failure_of_another_kernel_does_not_apply(timed_out):
     (c,), _ = mr.judge("6.1-debian", timed_out, [], (KF,))
-    assert c.status == "fail"
+    assert c.status == "lost"
 
 
 def test_known_failure_that_passes_is_reported_for_pruning(rerun_passed):
@@ -152,7 +153,7 @@ def test_junit_has_one_testsuite_per_kernel(timed_out, rerun_passed):
     (flaky,) = suites["6.12-series"].iter("testcase")
     assert (flaky.get("classname"), flaky.get("name")) == ("cases/audit/serial.bpf.c", "grouped_with_syscall")
     assert flaky.get("status") == "flaky" and flaky.find("failure") is None
-    assert "FLAKY (fail, pass)" in flaky.find("system-out").text
+    assert "FLAKY (lost, pass)" in flaky.find("system-out").text
     xfail = next(t for t in suites["6.1-debian"].iter("testcase") if t.get("status") == "xfail")
     assert xfail.find("skipped").get("message") == "known failure: no bpf_task_acquire in 6.1 (https://example.invalid/kptr)"
     assert int(suites["6.1-debian"].get("skipped")) == 82 and int(suites["6.1-debian"].get("failures")) == 0
@@ -172,7 +173,7 @@ def test_junit_flaky_case_is_a_pass_holding_surefire_flaky_failures(timed_out, r
     assert ff.get("message").startswith("LOST VM (not a verdict on the case): the case ran longer than")
     assert "Last console lines:" in ff.find("stackTrace").text  # the failing try's full report
     assert ff.find("system-out").text == (  # which try, and its logs (the run's own paths: nothing was copied)
-        "try 1 of 2 on 6.12-series: fail\n"
+        "try 1 of 2 on 6.12-series: lost\n"
         "console log: /root/.cache/bpf-audit-harness/runs/20261123-112656-vm-main-6357/main-1-console.log")
     props = [(p.get("name"), p.get("value")) for p in flaky.find("properties")]
     assert props[:3] == [("nodeid", SERIAL), ("spec_rule", "16"), (
@@ -188,7 +189,7 @@ def test_junit_case_that_failed_every_try_has_surefire_rerun_failures(timed_out)
     assert tc.find("failure").get("message").startswith("failed all 3 tries: LOST VM")
     reruns = tc.findall("rerunFailure")
     assert [r.find("system-out").text.splitlines()[0] for r in reruns] == [
-        "try 2 of 3 on 6.12-series: fail", "try 3 of 3 on 6.12-series: fail"]
+        "try 2 of 3 on 6.12-series: lost", "try 3 of 3 on 6.12-series: lost"]
     assert all(r.get("message").startswith("LOST VM") and r.find("stackTrace").text for r in reruns)
     assert int(root.get("failures")) == 1 and int(root.get("tests")) == 1
 
@@ -208,12 +209,12 @@ def test_a_junit_reader_library_sees_flaky_and_rerun_failures(tmp_path, timed_ou
     assert c.is_flaky and c.is_passed and not c.is_rerun  # flaky: not a plain pass
     (ff,) = c.flaky_failures()
     assert ff.message.startswith("LOST VM") and ff.type == "pytest.failure" and "Last console lines" in ff.stack_trace
-    assert ff.system_out.startswith("try 1 of 2 on 6.12-series: fail")
+    assert ff.system_out.startswith("try 1 of 2 on 6.12-series: lost")
     assert {p.name: p.value for p in c.properties()}["nodeid"] == SERIAL
     f = cases["6.12-slow", "cases/audit/serial.bpf.c", "grouped_with_syscall"]
     assert f.is_failure and f.is_rerun and not f.is_flaky
     (rf,) = f.rerun_failures()
-    assert rf.message.startswith("LOST VM") and rf.system_out.startswith("try 2 of 2 on 6.12-slow: fail")
+    assert rf.message.startswith("LOST VM") and rf.system_out.startswith("try 2 of 2 on 6.12-slow: lost")
 
 
 def test_every_output_names_the_exact_packages_and_the_pin_fallback(timed_out, rerun_passed):
@@ -243,10 +244,11 @@ def test_json_summary(timed_out, rerun_passed):
     assert data["ok"] is False  # 6.12-plain could not run
     k = {x["name"]: x for x in data["kernels"]}
     assert k["6.12-series"]["flaky"] == [SERIAL]
-    assert k["6.1-debian"]["counts"] == {"pass": 4, "fail": 0, "error": 0, "skip": 81, "xfail": 1, "flaky": 0}
+    assert k["6.1-debian"]["counts"] == {"pass": 4, "fail": 0, "error": 0, "lost": 0, "skip": 81, "xfail": 1,
+                                             "flaky": 0}
     assert k["6.12-plain"]["error"].startswith("build stage failed")
     assert data["cases"][SERIAL]["6.12-series"] == {
-        "status": "flaky", "reason": data["cases"][SERIAL]["6.12-series"]["reason"], "attempts": ["fail", "pass"],
+        "status": "flaky", "reason": data["cases"][SERIAL]["6.12-series"]["reason"], "attempts": ["lost", "pass"],
         "seconds": 43.34}
     assert data["cases"][SERIAL]["6.1-debian"]["status"] == "skip"  # the same node id in the older 6.1 file
     assert data["cases"][SERIAL]["6.12-plain"]["status"] == "missing"
@@ -374,9 +376,9 @@ def test_real_three_kernel_matrix_has_the_expected_pattern():
     report = mr.Report(tuple(runs))
     assert report.ok()
     assert [k.counts() for k in report.kernels] == [
-        {"pass": 86, "fail": 0, "error": 0, "skip": 0, "xfail": 0, "flaky": 0},
-        {"pass": 5, "fail": 0, "error": 0, "skip": 81, "xfail": 0, "flaky": 0},
-        {"pass": 4, "fail": 0, "error": 0, "skip": 82, "xfail": 0, "flaky": 0},
+        {"pass": 86, "fail": 0, "error": 0, "lost": 0, "skip": 0, "xfail": 0, "flaky": 0},
+        {"pass": 5, "fail": 0, "error": 0, "lost": 0, "skip": 81, "xfail": 0, "flaky": 0},
+        {"pass": 4, "fail": 0, "error": 0, "lost": 0, "skip": 82, "xfail": 0, "flaky": 0},
     ]
     patterns: dict[tuple[str, ...], int] = {}
     for _case, row in report.grid():

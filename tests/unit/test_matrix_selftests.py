@@ -31,13 +31,13 @@ from harness.campaigns.matrix.selftests import (
     tree_choice,
     write_summary,
 )
-from harness.campaigns.results import Status
 from harness.campaigns.selftests import select_files
 from harness.errors import SourceError, UsageError
 from harness.kernel.apt import parse_madison
 from harness.kernel.prebuilt import source_package, source_resolution
 from harness.selftests.listing import SelftestsError
 from harness.settings import CacheLayout
+from harness.status import Status
 
 MATRIX = matrix_spec.load()
 RECORDED = DATA / "matrix" / "6.1-debian-selftests-test_global_func1.junit.xml"

@@ -17,8 +17,9 @@ from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.matrix import run as matrix_run
 from harness.campaigns.matrix import spec as matrix_spec
 from harness.campaigns.mutants import suite_argv as mutant_suite_argv
-from harness.campaigns.results import CaseResult, Status, parse_junit
+from harness.campaigns.results import CaseResult, parse_junit
 from harness.kernel.request import KernelOptions
+from harness.status import Status
 
 pytest_plugins = ["pytester"]
 
@@ -30,7 +31,7 @@ RECORDED = {
     "matrix/6.12-plain-series-cases-skip.junit.xml": ("xunit1", {"pass": 5, "skip": 81}),
     "matrix/6.12-series-collection-error.junit.xml": ("xunit1", {"pass": 85, "error": 1}),
     "matrix/6.12-series-green.junit.xml": ("xunit1", {"pass": 86}),
-    "matrix/6.12-series-serial-case-timeout-lost-vm.junit.xml": ("xunit1", {"fail": 1}),
+    "matrix/6.12-series-serial-case-timeout-lost-vm.junit.xml": ("xunit1", {"lost": 1}),  # a <failure>: "lost VM"
     "matrix/6.12-series-serial-rerun-passes.junit.xml": ("xunit1", {"pass": 1}),
     "matrix/6.12-series-worker-setup-race-rerun.junit.xml": ("xunit1", {"pass": 76}),
     "matrix/6.12-series-worker-setup-race.junit.xml": ("xunit1", {"pass": 10, "error": 76}),
@@ -53,7 +54,8 @@ def test_recorded_junit_gives_the_statuses_its_testsuite_counts(name):
     assert Counter(r.status.value for r in results) == want
     suite = dict(re.findall(r'(errors|failures|skipped|tests)="(\d+)"', re.search(r"<testsuite [^>]*>", text)[0]))
     assert (int(suite["tests"]), int(suite["failures"]), int(suite["errors"]), int(suite["skipped"])) == (
-        len(results), want.get("fail", 0), want.get("error", 0), want.get("skip", 0) + want.get("xfail", 0))
+        len(results), want.get("fail", 0) + want.get("lost", 0), want.get("error", 0),
+        want.get("skip", 0) + want.get("xfail", 0))
     assert not {Status.FLAKY, Status.MISSING} & {r.status for r in results}  # the matrix derives those
 
 
@@ -101,7 +103,8 @@ def test_collection_errors_failures_and_skips_keep_message_and_detail():
 
 def test_a_status_is_its_printed_value_and_a_stale_outcome_name_is_refused():
     assert CaseResult("c::a", "pass").status is Status.PASS and f"{Status.XFAIL}" == "xfail"
-    assert [s for s in Status if s.failing] == [Status.FAIL, Status.ERROR]
+    assert [s for s in Status if s.failing] == [Status.FAIL, Status.ERROR, Status.LOST]
+    assert [s for s in Status if not s.verdict] == [Status.ERROR, Status.LOST]
     with pytest.raises(ValueError):
         CaseResult("c::a", "passed")  # the old mutants outcome names
 

@@ -14,14 +14,17 @@ from pathlib import Path
 
 from harness.campaigns.bisect.run import ABORT, BAD, GOOD, INTERRUPTED, SKIP, StepReport, git
 from harness.campaigns.inner import inner_pytest_argv
-from harness.campaigns.results import CaseResult, Status, parse_junit
+from harness.campaigns.results import CaseResult, parse_junit
 from harness.errors import BuildError, ConfigError, HarnessError, PatchError
+from harness.status import Status
 
 
 def judge_try(rc: int, results: list[CaseResult]) -> tuple[str, str]:
     """One pytest run -> (pass|fail|skip|error|abort, reason). Pure: the step's whole decision table."""
-    failed = [r for r in results if r.status is Status.FAIL]
-    errors = [r for r in results if r.status is Status.ERROR]
+    # A case that ran and gave no verdict (a lost VM, records lost) counts as a failure here, as it did when the
+    # reader called it FAIL: a commit whose kernel dies under the case is bad. Only setup errors skip the commit.
+    failed = [r for r in results if r.status is Status.FAIL or (r.status.failing and r.not_verdict)]
+    errors = [r for r in results if r.status is Status.ERROR and not r.not_verdict]
     if rc == 0 and results and all(r.status in (Status.SKIP, Status.XFAIL) for r in results):
         return "skip", f"every case skipped: {results[0].message}"
     if rc == 0:
@@ -94,8 +97,9 @@ def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
             rep.reason = f"{reason} (log {log})"
             break
         if outcome == "fail" and not rep.failing:
-            rep.failing = [r.nodeid for r in results if r.status is Status.FAIL]
-            rep.output = "\n".join(f"--- {r.nodeid}\n{r.detail.strip()}" for r in results if r.status is Status.FAIL)
+            bad = [r for r in results if r.status is Status.FAIL or (r.status.failing and r.not_verdict)]
+            rep.failing = [r.nodeid for r in bad]
+            rep.output = "\n".join(f"--- {r.nodeid}\n{r.detail.strip()}" for r in bad)
         if outcome != "fail":
             rep.reason = rep.reason or reason
             break

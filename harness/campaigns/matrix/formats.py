@@ -8,16 +8,21 @@ import xml.etree.ElementTree as ET
 
 from harness.campaigns.matrix.page import render
 from harness.campaigns.matrix.report import CASE_LOGS, SHORT, Cell, Report, counts_text, gist
-from harness.campaigns.results import Status, first_line
+from harness.campaigns.results import first_line
+from harness.status import Status
 
 # -- JUnit -----------------------------------------------------------------------------------------------------
 
 # Surefire's elements for tries of a rerun case (maven-surefire's rerunFailingTestsCount; the Jenkins/xunit
 # junit-10.xsd): a flaky case is a passing testcase holding a <flakyFailure>/<flakyError> per failing try; a
 # case that failed every try is a failing testcase whose reruns are <rerunFailure>/<rerunError>.
+# A lost VM is a pytest failure (the case's own call failed) whose "status" property says "lost VM".
 _INTERIM = {(True, Status.FAIL): "flakyFailure", (True, Status.ERROR): "flakyError",
-            (False, Status.FAIL): "rerunFailure", (False, Status.ERROR): "rerunError"}
-_TYPE = {Status.FAIL: "pytest.failure", Status.ERROR: "pytest.error"}  # pytest's own failures carry no type
+            (True, Status.LOST): "flakyFailure",
+            (False, Status.FAIL): "rerunFailure", (False, Status.ERROR): "rerunError",
+            (False, Status.LOST): "rerunFailure"}
+_TYPE = {Status.FAIL: "pytest.failure", Status.ERROR: "pytest.error",  # pytest's own failures carry no type
+         Status.LOST: "pytest.failure"}
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -96,8 +101,8 @@ def to_junit(report: Report) -> str:
                           file=file or None)
             if c.attempts:
                 tc.stdout = f"tries: {', '.join(c.attempts)}"
-            if c.status is Status.FAIL:
-                tc.add_failure_info(message=c.reason, output=c.detail, failure_type=_TYPE[Status.FAIL])
+            if c.status in (Status.FAIL, Status.LOST):
+                tc.add_failure_info(message=c.reason, output=c.detail, failure_type=_TYPE[c.status])
             elif c.status is Status.ERROR:
                 tc.add_error_info(message=c.reason, output=c.detail, error_type=_TYPE[Status.ERROR])
             elif c.status is Status.SKIP:

@@ -13,20 +13,23 @@ import html
 import re
 
 from harness.campaigns.matrix.report import CASE_LOGS, SHORT, Cell, KernelRun, Report, counts_text
-from harness.campaigns.results import Status, first_line
+from harness.campaigns.results import first_line
+from harness.status import Status
 
 # What each status means, for the legend (its label is SHORT's).
 MEANING = {
     Status.PASS: "passed",
     Status.FAIL: "failed",
-    Status.ERROR: "no verdict: setup, collection or the harness failed",
+    Status.ERROR: "no verdict: setup, collection or the harness failed (e.g. audit records lost)",
+    Status.LOST: "no verdict: the VM or its guest agent was lost during the case (a panic, a timeout)",
     Status.SKIP: "skipped (e.g. the kernel lacks a kfunc the case needs)",
     Status.XFAIL: "expected failure (known-failures list or an xfail mark)",
     Status.FLAKY: "failed, then passed when rerun",
     Status.MISSING: "not run on this kernel",
 }
-CHART_STATUSES = (Status.PASS, Status.FAIL, Status.ERROR, Status.SKIP, Status.XFAIL, Status.FLAKY)
-FILL = {Status.PASS: "#3a9a3a", Status.FAIL: "#c62828", Status.ERROR: "#8e0000", Status.SKIP: "#9e9e9e",
+CHART_STATUSES = (Status.PASS, Status.FAIL, Status.ERROR, Status.LOST, Status.SKIP, Status.XFAIL, Status.FLAKY)
+FILL = {Status.PASS: "#3a9a3a", Status.FAIL: "#c62828", Status.ERROR: "#8e0000", Status.LOST: "#5d4037",
+        Status.SKIP: "#9e9e9e",
         Status.XFAIL: "#d99100", Status.FLAKY: "#a03ca0"}
 
 _CSS = """
@@ -45,7 +48,7 @@ pre { background: #f6f6f6; border: 1px solid #ddd; padding: 6px 8px; white-space
 .kcard .pkgs, .kcard .files { font-size: 12px; margin-top: 4px; } .kcard .err { color: #8a1010; font-size: 12.5px; }
 .chart text { font: 11px system-ui, sans-serif; fill: #333; }
 .entry { border-left: 4px solid #ccc; margin: 4px 0; padding: 2px 8px; }
-.entry.fail, .entry.error { border-color: #c62828; } .entry.flaky { border-color: #a03ca0; }
+.entry.fail, .entry.error, .entry.lost { border-color: #c62828; } .entry.flaky { border-color: #a03ca0; }
 .entry > summary { cursor: pointer; } .entry .why { color: #444; }
 .entry .body { margin: 4px 0 8px 14px; }
 .tries { margin: .3em 0; padding-left: 1.2em; }
@@ -61,12 +64,12 @@ table.matrix td.cell a { color: inherit; }
 .rule { font-size: 11px; color: #555; border: 1px solid #bbb; border-radius: 8px; padding: 0 5px; margin-left: 4px; }
 .desc { color: #444; margin: 3px 0; }
 .pass { background: #d8f0d8; color: #1d5e1d; }
-.fail, .error { background: #f6c9c9; color: #8a1010; }
+.fail, .error, .lost { background: #f6c9c9; color: #8a1010; }
 .skip { background: #eeeeee; color: #666; }
 .xfail { background: #fde9c4; color: #7a4d00; }
 .flaky { background: #f4d6f4; color: #6d1d6d; }
 .missing { background: #fff; color: #aaa; }
-.entry.fail, .entry.error, .entry.flaky { background: none; color: inherit; }
+.entry.fail, .entry.error, .entry.lost, .entry.flaky { background: none; color: inherit; }
 #filters { background: #f4f6f8; border: 1px solid #dde; padding: 6px 8px; display: flex; flex-wrap: wrap;
            gap: 12px; align-items: center; }
 #filters label { font-size: 13px; } #shown { color: #555; font-size: 13px; }
@@ -78,7 +81,7 @@ _JS = """
 (function () {
   var form = document.getElementById('filters');
   if (!form) return;
-  var problem = ['fail', 'error', 'flaky'];
+  var problem = ['fail', 'error', 'lost', 'flaky'];
   function matches(status, want) {
     return !want || (want === 'problem' ? problem.indexOf(status) >= 0 : status === want);
   }
@@ -308,7 +311,7 @@ def _grid(report: Report) -> str:
                      f'{_e(counts_text(k) or ("ERROR" if k.error else "no results"))}</td>' for k in report.kernels)
     rows = "\n".join(_grid_row(report, case, row) for case, row in report.grid())
     statuses = [s for s in Status if any(c.status is s for _, row in report.grid() for c in row)]
-    st_opts = ('<option value="">any</option><option value="problem">failed, error or flaky</option>'
+    st_opts = ('<option value="">any</option><option value="problem">failed, error, lost or flaky</option>'
                + "".join(f'<option value="{s}">{_e(SHORT[s])}</option>' for s in statuses))
     k_opts = '<option value="">all</option>' + "".join(
         f'<option value="{_e(k.kernel)}">{_e(k.kernel)}</option>' for k in report.kernels)

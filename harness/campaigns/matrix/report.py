@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from harness.campaigns.matrix.spec import KnownFailure
-from harness.campaigns.results import CaseResult, Status
+from harness.campaigns.results import CaseResult
 from harness.campaigns.results import parse_junit as parse_junit  # tests/unit/test_matrix_html.py reads it from here
+from harness.status import Status
 
 # The JUnit properties that name a case's log files (harness/cases/collect.py records them); run.py copies them.
 CASE_LOGS = ("verifier log", "libbpf log", "audit records", "console log")
 # How each status is written in the text table, the summary and the page.
-SHORT = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.SKIP: "skip",
+SHORT = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.LOST: "LOST", Status.SKIP: "skip",
          Status.XFAIL: "xfail", Status.FLAKY: "FLAKY", Status.MISSING: "-"}
 
 

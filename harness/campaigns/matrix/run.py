@@ -193,7 +193,7 @@ def _run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure,
         return mr.KernelRun(target.name, target.description, error=f"{e.stage} stage failed: {e}",
                             seconds=time.monotonic() - t0)
     art = built.artifact
-    versions = dict(packages=tuple(sorted((art.meta.get("packages") or {}).items())), version_notes=built.notes)
+    versions = dict(packages=tuple(sorted(art.meta.packages.items())), version_notes=built.notes)
     for note in built.notes:
         _say(f"[matrix] {target.name}: {note}")
     _say(f"[matrix] {target.name}: kernel {art.release} ({'cache hit' if built.cache_hit else 'built'}, "
@@ -203,7 +203,7 @@ def _run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure,
     tests, rootdir, chosen = list(opts.cases), None, None
     if opts.suite == "selftests":
         try:
-            chosen = _selftests_for(target, art.meta, opts, layout, tdir, versions)
+            chosen = _selftests_for(target, art.meta.to_json(), opts, layout, tdir, versions)
         except HarnessError as e:
             _say(f"[matrix] {target.name}: {e}")
             return mr.KernelRun(target.name, target.description, art.release, seconds=time.monotonic() - t0,
