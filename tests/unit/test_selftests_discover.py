@@ -87,6 +87,46 @@ def test_testmod_names_from_the_toy_sources(tmp_path: Path) -> None:
     assert Testmod.from_tree(tmp_path / "elsewhere").kfuncs == frozenset()
 
 
+# include/linux/tracepoint.h of 7.3 (Debian's linux-source-7.3, 7.3.4): DECLARE_TRACE names the tracepoint <name>_tp.
+TRACEPOINT_H_7_3 = """#define DECLARE_TRACE(name, proto, args)\t\t\t\t\\
+\t__DECLARE_TRACE(name##_tp, PARAMS(proto), PARAMS(args),\t\t\\
+\t\t\tcpu_online(raw_smp_processor_id()),\t\t\\
+\t\t\tPARAMS(void *__data, proto))
+
+#define DECLARE_TRACE_EVENT(name, proto, args)\t\t\t\t\\
+\t__DECLARE_TRACE(name, PARAMS(proto), PARAMS(args),\t\t\\
+\t\t\tcpu_online(raw_smp_processor_id()),\t\t\\
+\t\t\tPARAMS(void *__data, proto))
+"""
+
+
+def test_testmod_tracepoints_take_the_tp_suffix_where_the_trees_declare_trace_adds_it(tmp_path: Path) -> None:
+    """7.3's raw_tp_null_fail attaches to tp_btf/bpf_testmod_test_raw_tp_null_tp (test_kmods/bpf_testmod-events.h:
+    DECLARE_TRACE(bpf_testmod_test_raw_tp_null, ...), which 7.x's DECLARE_TRACE names <name>_tp). Was: the name
+    without _tp, so on the default kernel (no modules) the program was loaded and judged (expect_msg FAIL on an
+    empty log) instead of skipped naming bpf_testmod like the other 284. TRACE_EVENT keeps its name; a tree whose
+    DECLARE_TRACE adds nothing (6.12) keeps every name."""
+    events = ("TRACE_EVENT(bpf_testmod_test_read,\n\tTP_PROTO(x),\n);\n"
+              "DECLARE_TRACE(bpf_testmod_test_raw_tp_null,\n\tTP_PROTO(struct sk_buff *skb),\n\tTP_ARGS(skb)\n);\n"
+              "BPF_TESTMOD_DECLARE_TRACE(bpf_testmod_test_writable_bare,\n\tTP_PROTO(x), TP_ARGS(x), 8);\n"
+              "DECLARE_TRACE_EVENT(bpf_testmod_an_event,\n\tTP_PROTO(x));\n")
+    for line, header in (("7.3", TRACEPOINT_H_7_3), ("6.12", TRACEPOINT_H_7_3.replace("name##_tp", "name"))):
+        tree = tmp_path / line
+        base = tree / "tools/testing/selftests/bpf/test_kmods"
+        base.mkdir(parents=True)
+        (base / "bpf_testmod.c").write_text("BTF_ID_FLAGS(func, bpf_kfunc_common_test)\n")
+        (base / "bpf_testmod-events.h").write_text(events)
+        (tree / "include/linux").mkdir(parents=True)
+        (tree / "include/linux/tracepoint.h").write_text(header)
+        t = Testmod.from_tree(tree)
+        sfx = "_tp" if line == "7.3" else ""
+        assert t.tracepoints == {"bpf_testmod_test_read", "bpf_testmod_an_event",
+                                 f"bpf_testmod_test_raw_tp_null{sfx}", f"bpf_testmod_test_writable_bare{sfx}"}
+        prog = Program("test_raw_tp_null_bpf_testmod_test_raw_tp_null_arg_1",
+                       f"tp_btf/bpf_testmod_test_raw_tp_null{sfx}", 26, 0, 16)
+        assert t.program_needs(prog) == [f"attach target tracepoint bpf_testmod_test_raw_tp_null{sfx}"]
+
+
 def test_debian_6_12_has_156_files(plain_source: Path) -> None:
     d = discover(plain_source)
     assert len(d.skeletons) == 156 and d.missing == []
