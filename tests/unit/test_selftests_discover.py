@@ -4,6 +4,7 @@ groups with the capabilities test_progs changes, guards, pre-execution callbacks
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,18 @@ def test_testmod_tracepoints_take_the_tp_suffix_where_the_trees_declare_trace_ad
         prog = Program("test_raw_tp_null_bpf_testmod_test_raw_tp_null_arg_1",
                        f"tp_btf/bpf_testmod_test_raw_tp_null{sfx}", 26, 0, 16)
         assert t.program_needs(prog) == [f"attach target tracepoint bpf_testmod_test_raw_tp_null{sfx}"]
+
+
+def test_every_testmod_tracepoint_the_trees_programs_attach_to_is_the_modules(plain_source: Path,
+                                                                              source_7_3: Path) -> None:
+    """On the real trees: each tp_btf/raw_tp/raw_tp.w program of progs/ whose target is a bpf_testmod tracepoint
+    names one Testmod knows (7.3: the _tp names, e.g. raw_tp_null_fail's bpf_testmod_test_raw_tp_null_tp; 6.12:
+    the bare names), so none of them is loaded on a kernel without the module."""
+    sec = re.compile(r'SEC\("\??(?:tp_btf|raw_tp|raw_tp\.w|raw_tracepoint)/(bpf_testmod\w*)"\)')
+    for tree, suffix in ((plain_source, ""), (source_7_3, "_tp")):
+        t = Testmod.from_tree(tree)
+        targets = {m for p in (tree / BPF / "progs").glob("*.c") for m in sec.findall(p.read_text(errors="replace"))}
+        assert f"bpf_testmod_test_raw_tp_null{suffix}" in targets and targets <= t.tracepoints, (tree, targets)
 
 
 def test_debian_6_12_has_156_files(plain_source: Path) -> None:
