@@ -14,7 +14,12 @@ TESTMOD_DIR = SELFTESTS / "bpf_testmod"  # 6.x
 TEST_KMODS_DIR = SELFTESTS / "test_kmods"  # 7.x: bpf_testmod.c and the other test modules moved here
 _KFUNC = re.compile(r"\bBTF_ID_FLAGS\s*\(\s*func\s*,\s*(\w+)")
 _STRUCT_OPS = re.compile(r"\bregister_bpf_struct_ops\s*\([^,]+,\s*(\w+)\s*\)")
-_TRACE = re.compile(r"^\s*(?:TRACE_EVENT|DECLARE_TRACE\w*|BPF_TESTMOD_DECLARE_TRACE)\s*\(\s*(\w+)\s*,", re.M)
+_TRACE = re.compile(r"^\s*(TRACE_EVENT|DECLARE_TRACE\w*|BPF_TESTMOD_DECLARE_TRACE)\s*\(\s*(\w+)\s*,", re.M)
+# 7.x (6.16's "tracepoint: Have DECLARE_TRACE() have _tp suffix"): a bare tracepoint is named <name>_tp, so its
+# BPF attach target (btf_trace_<name>_tp) is too; TRACE_EVENT and DECLARE_TRACE_EVENT* keep the name.
+TRACEPOINT_H = Path("include/linux/tracepoint.h")
+_TP_SUFFIX = re.compile(r"#define\s+DECLARE_TRACE\s*\(\s*name\s*,[^)]*\)\s*\\\s*"
+                        r"__DECLARE_TRACE\s*\(\s*name\s*##\s*_tp\b")
 _FUNC_DEF = re.compile(r"^(?:[A-Za-z_][\w \t\*]*?[\s\*])?([A-Za-z_]\w*)\s*\([^;{}]*\)\s*\{", re.M)
 
 
@@ -38,10 +43,11 @@ class Testmod:
             base = Path(tree) / TEST_KMODS_DIR
         c_text = "\n".join(_read(p) for p in sorted(base.glob("*.c")))
         events = _without_macros(_read(base / "bpf_testmod-events.h"))
+        suffix = "_tp" if _TP_SUFFIX.search(_read(Path(tree) / TRACEPOINT_H)) else ""
         # Functions only by a name that says so: bpf_testmod.c also defines names vmlinux has (it shadows
         # bpf_fentry_shadow_test on purpose), and attaching to those needs no module.
         return cls(frozenset(_KFUNC.findall(c_text)), frozenset(_STRUCT_OPS.findall(c_text)),
-                   frozenset(_TRACE.findall(events)),
+                   frozenset(_tracepoint(macro, name, suffix) for macro, name in _TRACE.findall(events)),
                    frozenset(n for n in _FUNC_DEF.findall(c_text) if "testmod" in n))
 
     def object_needs(self, obj: BpfObject) -> list[str]:
@@ -61,6 +67,13 @@ class Testmod:
         if target in self.functions or target in self.kfuncs:
             return [f"attach target {target}()"]
         return []
+
+
+def _tracepoint(macro: str, name: str, suffix: str) -> str:
+    """The tracepoint a bpf_testmod-events.h declaration makes: `suffix` ("_tp" where the tree's DECLARE_TRACE adds
+    it) on a bare one (DECLARE_TRACE, _CONDITION, _SYSCALL, _WRITABLE, BPF_TESTMOD_DECLARE_TRACE), not on an event."""
+    bare = macro != "TRACE_EVENT" and not macro.startswith("DECLARE_TRACE_EVENT")
+    return name + suffix if bare else name
 
 
 def _without_macros(text: str) -> str:

@@ -4,6 +4,7 @@ groups with the capabilities test_progs changes, guards, pre-execution callbacks
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,58 @@ def test_testmod_names_from_the_toy_sources(tmp_path: Path) -> None:
         "attach target bpf_testmod_fentry_test1()"]
     assert t.program_needs(Program("p", "fentry/bpf_fentry_shadow_test", 3, 0, 8)) == []
     assert Testmod.from_tree(tmp_path / "elsewhere").kfuncs == frozenset()
+
+
+# include/linux/tracepoint.h of 7.3 (Debian's linux-source-7.3, 7.3.4): DECLARE_TRACE names the tracepoint <name>_tp.
+TRACEPOINT_H_7_3 = """#define DECLARE_TRACE(name, proto, args)\t\t\t\t\\
+\t__DECLARE_TRACE(name##_tp, PARAMS(proto), PARAMS(args),\t\t\\
+\t\t\tcpu_online(raw_smp_processor_id()),\t\t\\
+\t\t\tPARAMS(void *__data, proto))
+
+#define DECLARE_TRACE_EVENT(name, proto, args)\t\t\t\t\\
+\t__DECLARE_TRACE(name, PARAMS(proto), PARAMS(args),\t\t\\
+\t\t\tcpu_online(raw_smp_processor_id()),\t\t\\
+\t\t\tPARAMS(void *__data, proto))
+"""
+
+
+def test_testmod_tracepoints_take_the_tp_suffix_where_the_trees_declare_trace_adds_it(tmp_path: Path) -> None:
+    """7.3's raw_tp_null_fail attaches to tp_btf/bpf_testmod_test_raw_tp_null_tp (test_kmods/bpf_testmod-events.h:
+    DECLARE_TRACE(bpf_testmod_test_raw_tp_null, ...), which 7.x's DECLARE_TRACE names <name>_tp). Was: the name
+    without _tp, so on the default kernel (no modules) the program was loaded and judged (expect_msg FAIL on an
+    empty log) instead of skipped naming bpf_testmod like the other 284. TRACE_EVENT keeps its name; a tree whose
+    DECLARE_TRACE adds nothing (6.12) keeps every name."""
+    events = ("TRACE_EVENT(bpf_testmod_test_read,\n\tTP_PROTO(x),\n);\n"
+              "DECLARE_TRACE(bpf_testmod_test_raw_tp_null,\n\tTP_PROTO(struct sk_buff *skb),\n\tTP_ARGS(skb)\n);\n"
+              "BPF_TESTMOD_DECLARE_TRACE(bpf_testmod_test_writable_bare,\n\tTP_PROTO(x), TP_ARGS(x), 8);\n"
+              "DECLARE_TRACE_EVENT(bpf_testmod_an_event,\n\tTP_PROTO(x));\n")
+    for line, header in (("7.3", TRACEPOINT_H_7_3), ("6.12", TRACEPOINT_H_7_3.replace("name##_tp", "name"))):
+        tree = tmp_path / line
+        base = tree / "tools/testing/selftests/bpf/test_kmods"
+        base.mkdir(parents=True)
+        (base / "bpf_testmod.c").write_text("BTF_ID_FLAGS(func, bpf_kfunc_common_test)\n")
+        (base / "bpf_testmod-events.h").write_text(events)
+        (tree / "include/linux").mkdir(parents=True)
+        (tree / "include/linux/tracepoint.h").write_text(header)
+        t = Testmod.from_tree(tree)
+        sfx = "_tp" if line == "7.3" else ""
+        assert t.tracepoints == {"bpf_testmod_test_read", "bpf_testmod_an_event",
+                                 f"bpf_testmod_test_raw_tp_null{sfx}", f"bpf_testmod_test_writable_bare{sfx}"}
+        prog = Program("test_raw_tp_null_bpf_testmod_test_raw_tp_null_arg_1",
+                       f"tp_btf/bpf_testmod_test_raw_tp_null{sfx}", 26, 0, 16)
+        assert t.program_needs(prog) == [f"attach target tracepoint bpf_testmod_test_raw_tp_null{sfx}"]
+
+
+def test_every_testmod_tracepoint_the_trees_programs_attach_to_is_the_modules(plain_source: Path,
+                                                                              source_7_3: Path) -> None:
+    """On the real trees: each tp_btf/raw_tp/raw_tp.w program of progs/ whose target is a bpf_testmod tracepoint
+    names one Testmod knows (7.3: the _tp names, e.g. raw_tp_null_fail's bpf_testmod_test_raw_tp_null_tp; 6.12:
+    the bare names), so none of them is loaded on a kernel without the module."""
+    sec = re.compile(r'SEC\("\??(?:tp_btf|raw_tp|raw_tp\.w|raw_tracepoint)/(bpf_testmod\w*)"\)')
+    for tree, suffix in ((plain_source, ""), (source_7_3, "_tp")):
+        t = Testmod.from_tree(tree)
+        targets = {m for p in (tree / BPF / "progs").glob("*.c") for m in sec.findall(p.read_text(errors="replace"))}
+        assert f"bpf_testmod_test_raw_tp_null{suffix}" in targets and targets <= t.tracepoints, (tree, targets)
 
 
 def test_debian_6_12_has_156_files(plain_source: Path) -> None:
