@@ -8,6 +8,8 @@ import shlex
 from pathlib import Path
 
 from harness.errors import GuestCommandError, LostVMError
+from harness.machine.messages import msg
+from harness.machine.ssh import AgentSession, R
 
 # Case files live on a plain tmpfs: virtme-ng's /tmp is an overlayfs, and opening a file there runs the
 # file_open hook twice (ovl_open opens the real upper file through do_dentry_open again), so a case that
@@ -42,10 +44,10 @@ class GuestSession:
             return
         if handle not in self._unloaded:
             self._unloaded.add(handle)
-            self.agent.request("unload", handle=handle, timeout=60)
+            self.agent.call(msg.Unload(handle=handle), timeout=60)
 
     @property
-    def agent(self):
+    def agent(self) -> AgentSession:
         agent = self.machine.guest.agent()
         if self.agent_pid is None:
             self.agent_pid = agent.pid
@@ -63,8 +65,9 @@ class GuestSession:
 
     def lsms(self) -> tuple[str, ...]:
         if self.active_lsms is None:
-            res = self.agent.request("trigger", shell="cat /sys/kernel/security/lsm", timeout=10)
-            self.active_lsms = tuple(x for x in res.get("stdout", "").strip().split(",") if x)
+            res = self.agent.call(msg.Trigger(shell="cat /sys/kernel/security/lsm"), timeout=10)
+            out = "" if isinstance(res, msg.Failure) else res.stdout or ""
+            self.active_lsms = tuple(x for x in out.strip().split(",") if x)
         return self.active_lsms
 
     def push(self, obj: Path) -> str:
@@ -80,20 +83,21 @@ class GuestSession:
             self.pushed[digest] = remote
         return self.pushed[digest]
 
-    def shell(self, cmd: str, timeout: float = 30) -> dict:
-        res = self.agent.request("trigger", shell=cmd, timeout=timeout)
-        if not res.get("ok") or res.get("rc") != 0:
-            raise GuestCommandError(f"guest shell command failed: {cmd}: {res}")
+    def shell(self, cmd: str, timeout: float = 30) -> msg.TriggerReply:
+        """`cmd` run by the agent (the guest's own limit: 10 s); a failed request or a non-zero exit raises."""
+        res = self.agent.call(msg.Trigger(shell=cmd), timeout=timeout)
+        if isinstance(res, msg.Failure) or res.rc != 0:
+            raise GuestCommandError(f"guest shell command failed: {cmd}: {res.to_dict()}")
         return res
 
     def ensure_audit(self) -> None:
         if self.audit_ready:
             return
-        res = self.agent.request("audit_open", enable=True, backlog_limit=8192)
-        if not res.get("ok"):
-            raise GuestCommandError(f"cannot become the guest's audit daemon: {res.get('error')}")
+        res = self.agent.call(msg.AuditOpen(enable=True, backlog_limit=8192))
+        if isinstance(res, msg.Failure):
+            raise GuestCommandError(f"cannot become the guest's audit daemon: {res.error}")
         if self.saved_audit_rules is None:  # the machine's rules before ours (a --target keeps its own)
-            self.saved_audit_rules = self.shell("auditctl -l").get("stdout", "")
+            self.saved_audit_rules = self.shell("auditctl -l").stdout or ""
         self.shell(shlex.join(["auditctl", "-D"]) + " >/dev/null; " + shlex.join(AUDIT_RULE))
         self.audit_ready = True
 
@@ -112,6 +116,6 @@ class GuestSession:
             pass  # a lost machine has no rules left to restore
 
 
-def _call(session: GuestSession, op: str, timeout: float = 120, **args) -> dict:
-    """An agent request; a dead channel means the machine may be lost (the caller decides)."""
-    return session.agent.request(op, timeout=timeout, **args)
+def call(session: GuestSession, req: msg.Request[R], timeout: float = 120) -> R | msg.Failure:
+    """A typed agent request; a dead channel means the machine may be lost (the caller decides)."""
+    return session.agent.call(req, timeout=timeout)
