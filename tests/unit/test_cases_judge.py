@@ -9,7 +9,7 @@ from helpers import DATA
 from harness.cases.parse import parse_case_text
 from harness.cases.run import _judge_rejection
 from harness.cases.verifier_log import split_libbpf_log
-from harness.machine.messages import msg
+from harness.machine.messages import msg as agent_msg
 
 HEAD = '// SPDX-License-Identifier: GPL-2.0\n/* test */\n#include "harness.h"\n'
 
@@ -21,9 +21,9 @@ def rejection(annotations: str):
     return prog
 
 
-def load_of(recorded: str) -> msg.LoadReply:
+def load_of(recorded: str) -> agent_msg.LoadReply:
     own, verifier = split_libbpf_log((DATA / recorded).read_text())
-    return msg.LoadReply(id=1, ok=True, loaded=False, errno=22, verifier_log=verifier, programs=[],
+    return agent_msg.LoadReply(id=1, ok=True, loaded=False, errno=22, verifier_log=verifier, programs=[],
                          libbpf_log=own.split("\n"))
 
 
