@@ -348,7 +348,7 @@ def agent_zipapp() -> bytes:
 class AgentSession:
     """JSON lines over one long-lived SSH channel to the guest agent (guests/agent/, shipped as a zipapp)."""
 
-    def __init__(self, channel: paramiko.Channel, hello: dict) -> None:
+    def __init__(self, channel: paramiko.Channel, hello: msg.Hello | None = None) -> None:
         self.channel = channel
         self.hello = hello
         self.interrupted = False  # a request's wait was interrupted: the agent may still be busy with it
@@ -362,11 +362,11 @@ class AgentSession:
         assert transport is not None
         channel = transport.open_session()
         channel.exec_command(command)
-        session = cls(channel, {})
+        session = cls(channel)
         hello = session._read_line(timeout)
-        if not hello.get("ok"):
+        if hello.get("ok") is not True:
             raise GuestCommandError(f"guest agent did not start: {hello}")
-        session.hello = hello
+        session.hello = msg.Hello.from_dict(hello)
         return session
 
     @property
@@ -401,7 +401,11 @@ class AgentSession:
         The request's own `timeout` (a trigger's limit in the guest) is sent as it is."""
         args = req.to_dict()
         guest_timeout = args.pop("timeout", None)
-        reply = msg.parse_reply(req.OP, self.request(req.OP, timeout, guest_timeout=guest_timeout, **args))
+        answer = self.request(req.OP, timeout, guest_timeout=guest_timeout, **args)
+        try:
+            reply = msg.parse_reply(req.OP, answer)
+        except msg.ProtocolError as e:  # an agent of another version, or a bug on one side: no verdict on it
+            raise GuestCommandError(f"{e} (agent pid {self.pid})") from e
         return cast("R | msg.Failure", reply)
 
     def must(self, req: msg.Request[R], timeout: float = 60.0) -> R:
@@ -434,7 +438,7 @@ class AgentSession:
 
     @property
     def pid(self) -> int | None:
-        return self.hello.get("pid")
+        return self.hello.pid if self.hello is not None else None
 
     def death(self) -> str:
         """How the agent ended, as far as the channel tells: exit status (or the signal) and its last stderr."""
