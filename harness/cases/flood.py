@@ -60,9 +60,9 @@ def flood(session: GuestSession, record_type: int, prog_id: int, count: int, *, 
 
     Audit rules are removed for the flood, so each open makes exactly one record (no SYSCALL/PATH/EOE records
     that could be lost too and blur the sum); the harness's rule and the backlog limit are put back afterwards."""
-    session.ensure_audit()
+    session.audit.ensure()
     agent = session.agent
-    session.shell("auditctl -D >/dev/null")
+    session.link.shell("auditctl -D >/dev/null")
     before = agent.must(msg.AuditStatusRequest())
     agent.must(msg.AuditSet(backlog_limit=backlog_limit))
     try:
@@ -90,4 +90,4 @@ def flood(session: GuestSession, record_type: int, prog_id: int, count: int, *, 
                            trig.elapsed or 0.0, drained)
     finally:
         agent.must(msg.AuditSet(backlog_limit=before.backlog_limit or 8192))
-        session.shell(shlex.join(AUDIT_RULE) + " >/dev/null")
+        session.link.shell(shlex.join(AUDIT_RULE) + " >/dev/null")

@@ -108,9 +108,9 @@ def keep_program(prog: CaseProgram, obj: Path, session: GuestSession, pin_dir: s
     under `pin_dir` (bpffs), so it stays loaded when the agent is gone. The case's own load was unloaded before
     the verdict (its op=UNLOAD audit record ends the case's window), so this is a second load of the same code.
     Returns what was done, for the report."""
-    remote = session.push(obj)
+    remote = session.files.push(obj)
     pin = f"{pin_dir}/{prog.name}"
-    session.shell(f"mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; mkdir -p {shlex.quote(pin_dir)} && "
+    session.link.shell(f"mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; mkdir -p {shlex.quote(pin_dir)} && "
                   f"rm -f {shlex.quote(pin)}")
     load = call(session, msg.Load(path=remote, programs=[prog.name], log_level=1))
     if isinstance(load, msg.Failure) or not load.loaded or load.handle is None:
@@ -120,7 +120,7 @@ def keep_program(prog: CaseProgram, obj: Path, session: GuestSession, pin_dir: s
     try:
         res = call(session, msg.Pin(handle=load.handle, program=prog.name, path=pin))
     finally:
-        session.unload(load.handle)  # the pin holds the program now
+        session.link.unload(load.handle)  # the pin holds the program now
     if isinstance(res, msg.Failure):
         return [f"{prog.name} was loaded again but could not be pinned: {res.error}"]
     prog_id = load.program_id(prog.name)
@@ -173,12 +173,12 @@ def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, l
 
 
 def _run(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSession, log_dir: Path) -> Outcome:
-    remote = session.push(obj)
+    remote = session.files.push(obj)
     if not prog.load_only:
-        session.ensure_audit()
+        session.audit.ensure()
         _prepare_paths(prog, session)
     start = msg.AuditMarkReply(id=None, ok=True, mark=0, overruns=0, lost=0)  # load-only: no window is read
-    if session.audit_ready:
+    if session.audit.ready:
         start = session.agent.must(msg.AuditMark(), timeout=120)
     load = call(session, msg.Load(path=remote, programs=[prog.name], log_level=1, drop_caps=list(prog.drop_caps)))
     if isinstance(load, msg.Failure):
@@ -193,12 +193,12 @@ def _run(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSessi
     handle = load.handle
     prog_id = load.program_id(prog.name)
     if prog.load_only:
-        session.unload(handle)
+        session.link.unload(handle)
         return Outcome("passed", f"{prog.name} loaded (prog id {prog_id})", files=logs)
     try:
         return _run_loaded(prog, kut, session, handle, prog_id, start, logs, log_dir)
     finally:
-        session.unload(handle)
+        session.link.unload(handle)
 
 
 def _judge_rejection(prog: CaseProgram, load: msg.LoadReply, logs: dict[str, Path], release: str) -> Outcome:
@@ -241,7 +241,8 @@ def _prepare_paths(prog: CaseProgram, session: GuestSession) -> None:
     path = trig.get("path")
     if path:
         parent = str(PurePosixPath(path).parent)
-        session.shell(f"mkdir -p {shlex.quote(parent)} && {{ [ -e {shlex.quote(path)} ] || : > {shlex.quote(path)}; }}")
+        quoted = shlex.quote(path)
+        session.link.shell(f"mkdir -p {shlex.quote(parent)} && {{ [ -e {quoted} ] || : > {quoted}; }}")
 
 
 def _trigger_request(prog: CaseProgram) -> msg.Trigger:
@@ -290,7 +291,7 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
                                f"{res.error}", [("trigger request", repr(_trigger_request(prog).to_dict()))], logs)
             trig = res
     finally:
-        if not session.interrupted():
+        if not session.link.interrupted():
             if was_enabled is not None:
                 call(session, msg.AuditSet(enabled=was_enabled))
             call(session, msg.Detach(link=attach.link))
@@ -330,7 +331,7 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
 def _records_until_unload(session: GuestSession, start: msg.AuditMarkReply, prog_id: int, handle: int) -> Capture:
     """Records since the mark in `start`, waiting (bounded) for the program's AUDIT_BPF op=UNLOAD to arrive, with
     the loss counters over the same window."""
-    session.unload(handle)
+    session.link.unload(handle)
     return read_window(session.agent, start, f"prog-id={prog_id} op=UNLOAD")
 
 

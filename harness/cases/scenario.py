@@ -47,7 +47,7 @@ class BPF:
             if not compiled.ok or compiled.obj is None:
                 raise GuestCommandError(f"{case} does not compile:\n{compiled.stderr}")
             obj = compiled.obj
-        remote = self.session.push(obj)
+        remote = self.session.files.push(obj)
         res = self.session.agent.call(msg.Load(path=remote, programs=[program]))
         if isinstance(res, msg.Failure) or not res.loaded or res.handle is None:
             why = res.describe() if isinstance(res, msg.Failure) else f"errno {res.errno}):\n{res.verifier_log[-2000:]}"
@@ -68,7 +68,7 @@ class BPF:
 
     def close(self) -> None:
         for prog in self.loaded:
-            self.session.unload(prog.handle)
+            self.session.link.unload(prog.handle)
         self.loaded.clear()
 
 
@@ -128,7 +128,7 @@ class AuditCapture:
         arrives (at most `wait` seconds), as a case reads until its program's op=UNLOAD. A window whose barrier
         never came, or in which records were lost (the kernel's `lost` counter, socket overruns, a buffer that
         dropped its start), raises AuditCaptureIncomplete: a test must not pass on what had not arrived yet."""
-        self.session.ensure_audit()
+        self.session.audit.ensure()
         agent = self.session.agent
         start = agent.must(msg.AuditMark())
         recs = Records(self.kut.audit_types)

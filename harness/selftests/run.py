@@ -119,7 +119,7 @@ class SelftestSession:
         return sum(PROG_FLAGS[n] for n in TESTING_PROG_FLAGS if accepted.get(n) is True)
 
     def push(self, obj: Path) -> str:
-        return self.guest.push(obj)
+        return self.guest.files.push(obj)
 
     def load_modules(self, modules) -> None:
         """Load the test modules into this machine once (test_progs loads bpf_testmod.ko at start)."""

@@ -69,12 +69,15 @@ class FakeMachine:
         return True
 
 
+class FakeFiles:
+    def push(self, obj: Path) -> str:
+        return f"/guest/{obj.name}"
+
+
 class FakeGuestSession:
     def __init__(self, agent: FakeAgent) -> None:
         self.machine = FakeMachine(agent)
-
-    def push(self, obj: Path) -> str:
-        return f"/guest/{obj.name}"
+        self.files = FakeFiles()
 
 
 def file_specs(tmp_path: Path, *specs, caps: Caps = Caps(), maps=()) -> FileSpecs:
