@@ -14,8 +14,6 @@ DEFAULT_LOG_SIZE = 2 * MIB
 MAX_LOG_SIZE = 64 * MIB
 MIN_LOG_SIZE = 1024
 ENOSPC = 28
-# test_loader's drop_capabilities() for an unprivileged subtest: CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_PERFMON, CAP_BPF
-UNPRIV_DROP_CAPS = (21, 12, 38, 39)
 
 
 class LoadOps:
@@ -55,7 +53,6 @@ class LoadOps:
                 DIAG.log(f"load {path}: unprivileged subtest skipped, {why}")
                 return {"loaded": False, "errno": 0, "skipped": why, "programs": [], "verifier_log": "",
                         "libbpf_log": [], "log_size": size, "log_retries": 0}
-            drop = drop + [c for c in UNPRIV_DROP_CAPS if c not in drop]
         drop = [c for c in drop if c not in keep]  # __caps_unpriv: given back after test_loader's drop
         opts = LoadOpts(programs, level, levels, flags, no_create, object_name, drop,
                         arg(req, "btf_custom_path", str, None), arg(req, "btf_func_path", str, None))

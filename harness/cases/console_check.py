@@ -56,7 +56,7 @@ def _console_barrier(session: GuestSession, start: int, timeout: float = 15.0, w
         if write is not None:
             write(f"<3>{token}")
         else:
-            session.shell(f"echo '<3>{token}' > /dev/kmsg", timeout=10)
+            session.link.shell(f"echo '<3>{token}' > /dev/kmsg", timeout=10)
     except (GuestCommandError, LostVMError) as e:
         return f"the barrier line could not be written to /dev/kmsg: {e}"
     deadline = time.monotonic() + timeout

@@ -8,6 +8,9 @@ import time
 from dataclasses import dataclass
 
 from harness.cases.session import AUDIT_RULE, GuestSession
+from harness.cases.window import rise
+from harness.errors import GuestCommandError
+from harness.machine.messages import msg
 
 FLOOD_PATH = "/tmp/bah/load"  # cases/audit/load.bpf.c's load_flood logs opens of this file by comm bah_load
 FLOOD_COMM = "bah_load"
@@ -57,32 +60,34 @@ def flood(session: GuestSession, record_type: int, prog_id: int, count: int, *, 
 
     Audit rules are removed for the flood, so each open makes exactly one record (no SYSCALL/PATH/EOE records
     that could be lost too and blur the sum); the harness's rule and the backlog limit are put back afterwards."""
-    session.ensure_audit()
+    session.audit.ensure()
     agent = session.agent
-    session.shell("auditctl -D >/dev/null")
-    before = agent.request("audit_status")
-    agent.request("audit_set", backlog_limit=backlog_limit)
+    session.link.shell("auditctl -D >/dev/null")
+    before = agent.must(msg.AuditStatusRequest())
+    agent.must(msg.AuditSet(backlog_limit=backlog_limit))
     try:
-        mark = agent.request("audit_mark")["mark"]
-        overruns0 = agent.request("audit_read", since=mark, wait=0)["overruns"]
+        mark = agent.must(msg.AuditMark()).mark
+        overruns0 = agent.must(msg.AuditRead(since=mark, wait=0)).overruns
         t0 = time.monotonic()
-        trig = agent.request("trigger", timeout=660, guest_timeout=600, shell=flood_command(count))
-        if not trig.get("ok") or trig.get("rc") != 0:
-            raise RuntimeError(f"flood loop failed: {trig}")
+        trig = agent.call(msg.Trigger(timeout=600, shell=flood_command(count)), timeout=660)
+        if isinstance(trig, msg.Failure) or trig.rc != 0:
+            raise RuntimeError(f"flood loop failed: {trig.to_dict()}")
         needle = f"prog-id={prog_id} "
         received = 0
         since = mark
         deadline = time.monotonic() + drain_timeout
         while True:
-            res = agent.request("audit_read", since=since, wait=0.2, types=[record_type])
-            since = res["mark"]
-            received += sum(1 for r in res["records"] if needle in r["text"])
-            lost = res["status"]["lost"] - before["lost"]
+            res = agent.must(msg.AuditRead(since=since, wait=0.2, types=[record_type]))
+            since = res.mark
+            received += sum(1 for r in res.records if needle in r["text"])
+            lost = rise(before.lost, res.status.lost)
+            if lost is None:
+                raise GuestCommandError("the guest's audit status has no `lost` counter: a flood cannot be accounted")
             if received + lost >= count or time.monotonic() > deadline:
                 break
         drained = time.monotonic() - t0
-        return FloodResult(count, received, lost, res["overruns"] - overruns0, backlog_limit,
-                           float(trig.get("elapsed", 0.0)), drained)
+        return FloodResult(count, received, lost, res.overruns - overruns0, backlog_limit,
+                           trig.elapsed or 0.0, drained)
     finally:
-        agent.request("audit_set", backlog_limit=before["backlog_limit"] or 8192)
-        session.shell(shlex.join(AUDIT_RULE) + " >/dev/null")
+        agent.must(msg.AuditSet(backlog_limit=before.backlog_limit or 8192))
+        session.link.shell(shlex.join(AUDIT_RULE) + " >/dev/null")

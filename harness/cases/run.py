@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shlex
-import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -15,11 +14,12 @@ from harness.cases.console_check import check_console
 from harness.cases.features import KernelFeatures
 from harness.cases.model import CaseProgram
 from harness.cases.needs import BTF, COMPILER, LSM, NEEDS
-from harness.cases.session import GuestSession, _call
+from harness.cases.session import GuestSession, call
+from harness.cases.window import Capture, read_window
 from harness.errors import AgentExitedError, GuestCommandError, LostVMError
+from harness.machine.messages import msg
 from harness.status import Status
 
-UNLOAD_WAIT_SECONDS = 5.0
 # How long a case's trigger may run in the guest (the agent kills it then; its default would be 10 s).
 TRIGGER_SECONDS = 30.0
 
@@ -109,22 +109,22 @@ def keep_program(prog: CaseProgram, obj: Path, session: GuestSession, pin_dir: s
     under `pin_dir` (bpffs), so it stays loaded when the agent is gone. The case's own load was unloaded before
     the verdict (its op=UNLOAD audit record ends the case's window), so this is a second load of the same code.
     Returns what was done, for the report."""
-    remote = session.push(obj)
+    remote = session.files.push(obj)
     pin = f"{pin_dir}/{prog.name}"
-    session.shell(f"mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; mkdir -p {shlex.quote(pin_dir)} && "
+    session.link.shell(f"mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; mkdir -p {shlex.quote(pin_dir)} && "
                   f"rm -f {shlex.quote(pin)}")
-    load = _call(session, "load", path=remote, programs=[prog.name], log_level=1)
-    if not load.get("loaded"):
-        return [f"{prog.name} does not load (errno {load.get('errno')}), so nothing is pinned; its object is "
+    load = call(session, msg.Load(path=remote, programs=[prog.name], log_level=1))
+    if isinstance(load, msg.Failure) or not load.loaded or load.handle is None:
+        return [f"{prog.name} does not load (errno {load.errno}), so nothing is pinned; its object is "
                 f"{remote} in the guest (e.g. `bpftool prog load {remote} /sys/fs/bpf/x` shows the verifier's "
                 "answer)"]
     try:
-        res = _call(session, "pin", handle=load["handle"], program=prog.name, path=pin)
+        res = call(session, msg.Pin(handle=load.handle, program=prog.name, path=pin))
     finally:
-        session.unload(load["handle"])  # the pin holds the program now
-    if not res.get("ok"):
-        return [f"{prog.name} was loaded again but could not be pinned: {res.get('error')}"]
-    prog_id = next((p["id"] for p in load["programs"] if p["name"] == prog.name), 0)
+        session.link.unload(load.handle)  # the pin holds the program now
+    if isinstance(res, msg.Failure):
+        return [f"{prog.name} was loaded again but could not be pinned: {res.error}"]
+    prog_id = load.program_id(prog.name)
     return [f"{prog.name} loaded again from {remote} and pinned at {pin} (prog id {prog_id}; not attached): "
             f"`bpftool prog show pinned {pin}`; `rm {pin}` unloads it"]
 
@@ -147,11 +147,7 @@ def unanswered(machine, timeout: float = 20.0) -> str | None:
     """None if the machine still runs a command (over a new connection if the old one died), else why not."""
     if getattr(machine, "guest", None) is None:
         return "it has no connection"
-    try:
-        rc = machine.guest.run("true", timeout=timeout).rc
-    except (LostVMError, GuestCommandError) as e:
-        return str(e)
-    return None if rc == 0 else f"`true` exited {rc} in it"
+    return machine.guest.unanswered(timeout)
 
 
 def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, log_dir: Path,
@@ -178,36 +174,37 @@ def _add_console_findings(outcome: Outcome, session: GuestSession, start: int, l
 
 
 def _run(prog: CaseProgram, obj: Path, kut: KernelUnderTest, session: GuestSession, log_dir: Path) -> Outcome:
-    remote = session.push(obj)
+    remote = session.files.push(obj)
     if not prog.load_only:
-        session.ensure_audit()
+        session.audit.ensure()
         _prepare_paths(prog, session)
-    start = _call(session, "audit_mark") if session.audit_ready else {"mark": 0}
-    load = _call(session, "load", path=remote, programs=[prog.name], log_level=1,
-                 drop_caps=list(prog.drop_caps))
-    if not load.get("ok"):
-        return Outcome(Status.FAIL, f"the agent could not run the load: {load.get('error')}")
+    start = msg.AuditMarkReply(id=None, ok=True, mark=0, overruns=0, lost=0)  # load-only: no window is read
+    if session.audit.ready:
+        start = session.agent.must(msg.AuditMark(), timeout=120)
+    load = call(session, msg.Load(path=remote, programs=[prog.name], log_level=1, drop_caps=list(prog.drop_caps)))
+    if isinstance(load, msg.Failure):
+        return Outcome(Status.FAIL, f"the agent could not run the load: {load.error}")
     logs = _save_logs(load, log_dir)
     if prog.expect == "failure":
         return _judge_rejection(prog, load, logs, kut.release)
-    if not load.get("loaded"):
-        return Outcome(Status.FAIL, f"expected {prog.name} to load; the kernel rejected it "
-                       f"(errno {load.get('errno')}): {verifier_log.last_error(load.get('verifier_log', ''))}",
-                       [("verifier log (tail)", _tail(load.get("verifier_log", "")))], logs)
-    handle = load["handle"]
-    prog_id = next((p["id"] for p in load["programs"] if p["name"] == prog.name), 0)
+    if not load.loaded or load.handle is None:
+        return Outcome(Status.FAIL, f"expected {prog.name} to load; the kernel rejected it (errno {load.errno}): "
+                       f"{verifier_log.last_error(load.verifier_log)}",
+                       [("verifier log (tail)", _tail(load.verifier_log))], logs)
+    handle = load.handle
+    prog_id = load.program_id(prog.name)
     if prog.load_only:
-        session.unload(handle)
+        session.link.unload(handle)
         return Outcome(Status.PASS, f"{prog.name} loaded (prog id {prog_id})", files=logs)
     try:
         return _run_loaded(prog, kut, session, handle, prog_id, start, logs, log_dir)
     finally:
-        session.unload(handle)
+        session.link.unload(handle)
 
 
-def _judge_rejection(prog: CaseProgram, load: dict, logs: dict[str, Path], release: str) -> Outcome:
-    if load.get("loaded"):
-        ids = [p["id"] for p in load.get("programs", []) if p.get("id")]
+def _judge_rejection(prog: CaseProgram, load: msg.LoadReply, logs: dict[str, Path], release: str) -> Outcome:
+    if load.loaded:
+        ids = [p["id"] for p in load.programs if p.get("id")]
         return Outcome(Status.FAIL, f"expected the verifier to reject {prog.name}, but it loaded (prog ids {ids})",
                        files=logs)
     chosen = prog.messages_for(release)
@@ -215,10 +212,10 @@ def _judge_rejection(prog: CaseProgram, load: dict, logs: dict[str, Path], relea
         return Outcome(Status.ERROR, f"cannot tell which of {prog.name}'s messages kernel {release!r} must print: its "
                        "release has no major.minor version", [("messages", "\n".join(m.describe()
                                                                                      for m in prog.messages))], logs)
-    vlog = str(load.get("verifier_log") or "")
-    libbpf = "\n".join(load.get("libbpf_log") or [])
+    vlog = load.verifier_log
+    libbpf = "\n".join(load.libbpf_log)
     if not vlog.strip():
-        return Outcome(Status.FAIL, f"the load failed before the verifier ran (errno {load.get('errno')}): a "
+        return Outcome(Status.FAIL, f"the load failed before the verifier ran (errno {load.errno}): a "
                        "rejection is judged by the verifier's log, and there is none",
                        [("libbpf log", libbpf or "(empty)")], logs)
     expected = "\n".join(m.describe() for m in chosen)
@@ -231,11 +228,11 @@ def _judge_rejection(prog: CaseProgram, load: dict, logs: dict[str, Path], relea
             continue
         result = verifier_log.match_messages(text, wanted)
         if not result.ok:
-            return Outcome(Status.FAIL, f"rejected (errno {load.get('errno')}) but the {log_name} log lacks the "
+            return Outcome(Status.FAIL, f"rejected (errno {load.errno}) but the {log_name} log lacks the "
                            "expected message(s)",
                            [("expected", expected), (f"{log_name} log vs expectation", result.explain())], logs)
     msgs = ", ".join(m.describe() for m in chosen)
-    return Outcome(Status.PASS, f"rejected (errno {load.get('errno')}) with {msgs}", files=logs)
+    return Outcome(Status.PASS, f"rejected (errno {load.errno}) with {msgs}", files=logs)
 
 
 def _prepare_paths(prog: CaseProgram, session: GuestSession) -> None:
@@ -245,20 +242,22 @@ def _prepare_paths(prog: CaseProgram, session: GuestSession) -> None:
     path = trig.get("path")
     if path:
         parent = str(PurePosixPath(path).parent)
-        session.shell(f"mkdir -p {shlex.quote(parent)} && {{ [ -e {shlex.quote(path)} ] || : > {shlex.quote(path)}; }}")
+        quoted = shlex.quote(path)
+        session.link.shell(f"mkdir -p {shlex.quote(parent)} && {{ [ -e {quoted} ] || : > {quoted}; }}")
 
 
-def _trigger_request(prog: CaseProgram) -> dict:
+def _trigger_request(prog: CaseProgram) -> msg.Trigger:
     trig = prog.trigger
     assert trig is not None
     args = trig.as_dict()
     if trig.action == "shell":
-        return {"shell": args["cmd"], "guest_timeout": TRIGGER_SECONDS}
-    req: dict = {"action": trig.action, "guest_timeout": TRIGGER_SECONDS}
+        return msg.Trigger(shell=args["cmd"], timeout=TRIGGER_SECONDS)
+    params: dict = {}
     renamed = {"sig": "signal", "name": "hostname"}
     for key, value in args.items():
-        req[renamed.get(key, key)] = int(value, 0) if key in _INT_ARGS and _is_int(value) else value
-    return req
+        params[renamed.get(key, key)] = int(value, 0) if key in _INT_ARGS and _is_int(value) else value
+    known = {k: params.pop(k) for k in ("comm", "drop_caps", "cwd", "input") if k in params}
+    return msg.Trigger(action=trig.action, timeout=TRIGGER_SECONDS, extra=params, **known)
 
 
 _INT_ARGS = frozenset({"port", "bind_port", "cmd", "arg", "size", "sig", "thread"})
@@ -273,34 +272,36 @@ def _is_int(text: str) -> bool:
 
 
 def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, handle: int, prog_id: int,
-                start: dict, logs: dict[str, Path], log_dir: Path) -> Outcome:
-    attach = _call(session, "attach", handle=handle, program=prog.name)
-    if not attach.get("ok"):
-        return Outcome(Status.FAIL,
-                       f"attach of {prog.name} failed (errno {attach.get('errno')}): {attach.get('error')}",
-                       [("libbpf log", "\n".join(attach.get("libbpf_log", [])))], logs)
+                start: msg.AuditMarkReply, logs: dict[str, Path], log_dir: Path) -> Outcome:
+    attach = call(session, msg.Attach(handle=handle, program=prog.name))
+    if isinstance(attach, msg.Failure):
+        return Outcome(Status.FAIL, f"attach of {prog.name} failed (errno {attach.errno}): {attach.error}",
+                       [("libbpf log", "\n".join(attach.extra.get("libbpf_log", [])))], logs)
     variables = {"prog_id": str(prog_id)}
-    trig_res: dict = {}
+    trig: msg.TriggerReply | None = None
     was_enabled = None
     if prog.audit_disabled:
-        was_enabled = _call(session, "audit_status").get("enabled", 1)
-        _call(session, "audit_set", enabled=0)
+        status = session.agent.must(msg.AuditStatusRequest(), 120)
+        was_enabled = 1 if status.enabled is None else status.enabled
+        call(session, msg.AuditSet(enabled=0))
     try:
         if prog.trigger is not None:
-            trig_res = _call(session, "trigger", **_trigger_request(prog))
-            if not trig_res.get("ok"):
+            res = call(session, _trigger_request(prog))
+            if isinstance(res, msg.Failure):
                 return Outcome(Status.FAIL, f"the agent could not run the trigger {prog.trigger.action}: "
-                               f"{trig_res.get('error')}", [("trigger request", repr(_trigger_request(prog)))], logs)
+                               f"{res.error}", [("trigger request", repr(_trigger_request(prog).to_dict()))], logs)
+            trig = res
     finally:
-        if not session.interrupted():
+        if not session.link.interrupted():
             if was_enabled is not None:
-                _call(session, "audit_set", enabled=was_enabled)
-            _call(session, "detach", link=attach["link"])
-    if trig_res:
-        variables.update(pid=str(trig_res.get("pid", "")), comm=str(trig_res.get("comm", "")))
+                call(session, msg.AuditSet(enabled=was_enabled))
+            call(session, msg.Detach(link=attach.link))
+    trig_res = trig.to_dict() if trig is not None else {}
+    if trig is not None:
+        variables.update(pid=str(trig.pid), comm=str(trig.comm or ""))
         for key in ("target_pid", "ino"):
-            if key in trig_res:
-                variables[key] = str(trig_res[key])
+            if key in trig.extra:
+                variables[key] = str(trig.extra[key])
     capture = _records_until_unload(session, start, prog_id, handle)
     records = audit.parse_records(capture.records, kut.audit_types)
     rec_file = log_dir / "audit.log"  # auditd's format: `ausearch -if audit.log -i` reads it
@@ -311,15 +312,15 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
         return Outcome(Status.ERROR, f"audit capture incomplete, not a verdict on the case: {incomplete}",
                        [("trigger", _brief(trig_res))] if trig_res else [], logs)
     problems = []
-    if prog.expect_errno is not None and trig_res.get("errno") != prog.expect_errno:
-        problems.append(f"trigger errno {trig_res.get('errno')} ({trig_res.get('strerror', '')}), "
+    if prog.expect_errno is not None and (trig.errno if trig else None) != prog.expect_errno:
+        problems.append(f"trigger errno {trig.errno if trig else None} ({trig.strerror or '' if trig else ''}), "
                         f"expected {prog.expect_errno}")
-    if trig_res.get("timed_out"):
+    if trig is not None and trig.timed_out:
         problems.append("the trigger timed out")
     if prog.trigger is not None and prog.trigger.get("thread") == "1" and not (
-            trig_res.get("tid") and trig_res.get("tid") != trig_res.get("pid")):
+            trig and trig.tid and trig.tid != trig.pid):
         problems.append(f"thread=1, but the trigger's syscall did not run in a second thread "
-                        f"(pid {trig_res.get('pid')}, tid {trig_res.get('tid')}): the case would prove nothing")
+                        f"(pid {trig and trig.pid}, tid {trig and trig.tid}): the case would prove nothing")
     verdict = expect.judge(records, prog.expect_records, prog.expect_no_records, variables)
     problems.extend(verdict.problems)
     details = [("trigger", _brief(trig_res))] if trig_res else []
@@ -328,72 +329,20 @@ def _run_loaded(prog: CaseProgram, kut: KernelUnderTest, session: GuestSession, 
     return Outcome(Status.PASS, f"{len(prog.expect_records)} record expectation(s) met", details, logs)
 
 
-@dataclass(frozen=True)
-class Capture:
-    """The records of one window (from its mark to its barrier record), and what may be missing. The barrier is a
-    record known to be emitted after everything the window is about: a case's program's op=UNLOAD, or a
-    scenario capture's own user message."""
-
-    records: list[dict]
-    barrier_seen: bool
-    lost: int  # the kernel's `lost` counter rose by this much in the window (backlog or rate limit)
-    overruns: int  # the agent's netlink socket overflowed this often in the window (records never read)
-    dropped_before: int | None  # the agent's buffer no longer held records from the window's start
-    barrier: str = "the program's op=UNLOAD record"
-
-    def problem(self) -> str | None:
-        """Why the window cannot be trusted, or None."""
-        why = []
-        if self.lost:
-            why.append(f"the kernel lost {self.lost} audit record(s) (its `lost` counter rose: the backlog or rate "
-                       "limit was hit)")
-        if self.overruns:
-            why.append(f"the agent's audit socket overran {self.overruns} time(s) (records dropped unread)")
-        if self.dropped_before is not None:
-            why.append(f"the agent's buffer had dropped the window's first records (it starts at seq "
-                       f"{self.dropped_before})")
-        if not self.barrier_seen:
-            why.append(f"{self.barrier} did not arrive within {UNLOAD_WAIT_SECONDS:g}s (later records may still "
-                       "have been in flight)")
-        return "; ".join(why) or None
-
-
-def read_window(agent, start: dict, needle: str, *, timeout: float = UNLOAD_WAIT_SECONDS,
-                barrier: str = "the program's op=UNLOAD record") -> Capture:
-    """Records since the mark `start` (an audit_mark reply), read until one holds `needle` (the window's barrier)
-    or `timeout` passes, with the loss counters over the same window: the one reading of an audit window that
-    cases and scenario captures share."""
-    deadline = time.monotonic() + timeout
-    records: list[dict] = []
-    since = start["mark"]
-    dropped = None
-    while True:
-        res = agent.request("audit_read", since=since, wait=0.3)
-        records.extend(res.get("records", []))
-        since = res.get("mark", since)
-        if res.get("dropped_before") is not None and dropped is None:
-            dropped = res["dropped_before"]
-        seen = any(needle in r.get("text", "") for r in records)
-        if seen or time.monotonic() > deadline:
-            lost = (res.get("status") or {}).get("lost", 0) - (start.get("lost") or 0)
-            return Capture(records, seen, max(lost, 0), res.get("overruns", 0) - start.get("overruns", 0), dropped,
-                           barrier)
-
-
-def _records_until_unload(session: GuestSession, start: dict, prog_id: int, handle: int) -> Capture:
+def _records_until_unload(session: GuestSession, start: msg.AuditMarkReply, prog_id: int, handle: int) -> Capture:
     """Records since the mark in `start`, waiting (bounded) for the program's AUDIT_BPF op=UNLOAD to arrive, with
     the loss counters over the same window."""
-    session.unload(handle)
+    session.link.unload(handle)
     return read_window(session.agent, start, f"prog-id={prog_id} op=UNLOAD")
 
 
-def _save_logs(load: dict, log_dir: Path) -> dict[str, Path]:
+def _save_logs(load: msg.LoadReply, log_dir: Path) -> dict[str, Path]:
     files = {}
     vlog = log_dir / "verifier.log"
-    vlog.write_text(load.get("verifier_log", "") or "")
+    vlog.write_text(load.verifier_log)
     files["verifier log"] = vlog
     llog = log_dir / "libbpf.log"
-    llog.write_text("\n".join(load.get("libbpf_log", [])) + "\n")
+    llog.write_text("\n".join(load.libbpf_log) + "\n")
     files["libbpf log"] = llog
     return files
 

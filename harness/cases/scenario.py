@@ -11,9 +11,11 @@ from pathlib import Path
 
 from harness.cases import audit
 from harness.cases import compile as bpfobj
-from harness.cases.run import UNLOAD_WAIT_SECONDS, KernelUnderTest, read_window
+from harness.cases.run import KernelUnderTest
 from harness.cases.session import GuestSession
+from harness.cases.window import UNLOAD_WAIT_SECONDS, read_window
 from harness.errors import GuestCommandError
+from harness.machine.messages import msg
 
 FIELD_ALIASES = {"prog_id": "prog-id"}
 
@@ -45,20 +47,20 @@ class BPF:
             if not compiled.ok or compiled.obj is None:
                 raise GuestCommandError(f"{case} does not compile:\n{compiled.stderr}")
             obj = compiled.obj
-        remote = self.session.push(obj)
-        res = self.session.agent.request("load", path=remote, programs=[program])
-        if not res.get("loaded"):
-            raise GuestCommandError(f"{program} was rejected (errno {res.get('errno')}):\n"
-                                    f"{res.get('verifier_log', '')[-2000:]}")
-        prog = Program(program, next(p["id"] for p in res["programs"] if p["name"] == program), res["handle"])
+        remote = self.session.files.push(obj)
+        res = self.session.agent.call(msg.Load(path=remote, programs=[program]))
+        if isinstance(res, msg.Failure) or not res.loaded or res.handle is None:
+            why = res.describe() if isinstance(res, msg.Failure) else f"errno {res.errno}):\n{res.verifier_log[-2000:]}"
+            raise GuestCommandError(f"{program} was rejected ({why}")
+        prog = Program(program, next(p["id"] for p in res.programs if p["name"] == program), res.handle)
         self.loaded.append(prog)
         return prog
 
     def attach(self, prog: Program) -> Program:
-        res = self.session.agent.request("attach", handle=prog.handle, program=prog.name)
-        if not res.get("ok"):
-            raise GuestCommandError(f"attach {prog.name} failed: {res.get('error')}")
-        prog.link = res["link"]
+        res = self.session.agent.call(msg.Attach(handle=prog.handle, program=prog.name))
+        if isinstance(res, msg.Failure):
+            raise GuestCommandError(f"attach {prog.name} failed: {res.error}")
+        prog.link = res.link
         return prog
 
     def load_and_attach(self, case: str | Path, program: str) -> Program:
@@ -66,7 +68,7 @@ class BPF:
 
     def close(self) -> None:
         for prog in self.loaded:
-            self.session.unload(prog.handle)
+            self.session.link.unload(prog.handle)
         self.loaded.clear()
 
 
@@ -126,22 +128,22 @@ class AuditCapture:
         arrives (at most `wait` seconds), as a case reads until its program's op=UNLOAD. A window whose barrier
         never came, or in which records were lost (the kernel's `lost` counter, socket overruns, a buffer that
         dropped its start), raises AuditCaptureIncomplete: a test must not pass on what had not arrived yet."""
-        self.session.ensure_audit()
+        self.session.audit.ensure()
         agent = self.session.agent
-        start = agent.request("audit_mark")
+        start = agent.must(msg.AuditMark())
         recs = Records(self.kut.audit_types)
         yield recs
         token = f"bah-capture-barrier {uuid.uuid4().hex[:16]}"
         # 1199, the last user-message type: no tool sends it. (The kernel emits no record for AUDIT_USER, 1005, sent
         # by the process registered as the audit daemon: seen on 6.12.)
-        agent.request("audit_user", text=token, type=BARRIER_TYPE)
+        agent.must(msg.AuditUser(text=token, type=BARRIER_TYPE))
         window = read_window(agent, start, token, timeout=wait,
                              barrier="the capture's barrier record (a user message sent at the block's end)")
-        records = [r for r in window.records if token not in r.get("text", "")]
+        records = [r for r in window.records if token not in r["text"]]
         recs.items.extend(audit.parse_records(records, self.kut.audit_types))
         problem = window.problem()
         if problem:
             raise AuditCaptureIncomplete(f"audit capture incomplete, not a verdict: {problem}")
 
-    def status(self) -> dict:
-        return self.session.agent.request("audit_status")
+    def status(self) -> msg.AuditStatusReply:
+        return self.session.agent.must(msg.AuditStatusRequest())

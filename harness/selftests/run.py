@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import AgentExitedError, GuestCommandError, HarnessError, LostVMError
+from harness.machine.messages import msg
+from harness.machine.ssh import AgentSession, R
 from harness.selftests.discover import SELFTESTS, Skeleton
 from harness.selftests.evidence import KernelEvidence
 from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, GuestTraits, judge, precheck, should_execute
@@ -63,57 +65,62 @@ class SelftestSession:
     notes: list[str] = field(default_factory=list)
     libbpf_used: str = "(no agent started)"  # what the agent said it loaded: path (version)
     mitigations_config: bool = False  # the tree's get_unpriv_disabled() reads the kernel config (7.x)
-    _probe: dict[str, Any] | None = None
+    _probe: msg.ProbeReply | None = None
     _checked: bool = False
 
     @property
     def machine(self):
         return self.guest.machine
 
-    def agent(self):
+    def agent(self) -> AgentSession:
         agent = self.machine.guest.agent(libbpf=self.libbpf)
         if not self._checked:
             self._checked = True
-            if self.libbpf is not None and not agent.hello.get("libbpf"):
-                self.notes.append(f"the guest could not load {self.libbpf} ({agent.hello.get('libbpf_error')}): "
+            if self.libbpf is not None and not agent.hello.libbpf:
+                self.notes.append(f"the guest could not load {self.libbpf} ({agent.hello.libbpf_error}): "
                                   "the guest's own libbpf is used instead")
                 self.machine.guest.forget_agent(self.libbpf)
                 self.libbpf = None
                 agent = self.machine.guest.agent()
-            self.libbpf_used = f"{agent.hello.get('libbpf')} ({agent.hello.get('libbpf_version', '?')})"
+            self.libbpf_used = f"{agent.hello.libbpf} ({agent.hello.libbpf_version or '?'})"
         return agent
 
+    def call(self, req: msg.Request[R], timeout: float = LOAD_TIMEOUT) -> R | msg.Failure:
+        return self.agent().call(req, timeout=timeout)
+
     def request(self, op: str, timeout: float = LOAD_TIMEOUT, **args: Any) -> dict[str, Any]:
+        """An untyped request (the kmsg writes of the console check)."""
         return self.agent().request(op, timeout=timeout, **args)
 
-    def probe(self) -> dict[str, Any]:
+    def probe(self) -> msg.ProbeReply:
         if self._probe is None:
-            res = self.request("probe", timeout=60, prog_flags={n: PROG_FLAGS[n] for n in TESTING_PROG_FLAGS},
-                               mitigations_config=self.mitigations_config, prog_name=TESTING_PROBE_NAME)
-            if not res.get("ok"):
-                raise GuestCommandError(f"the guest agent's probe failed: {res.get('error')}")
+            res = self.call(msg.Probe(prog_flags={n: PROG_FLAGS[n] for n in TESTING_PROG_FLAGS},
+                                      mitigations_config=self.mitigations_config, prog_name=TESTING_PROBE_NAME),
+                            timeout=60)
+            if isinstance(res, msg.Failure):
+                raise GuestCommandError(f"the guest agent's probe failed: {res.error}")
             self._probe = res
         return self._probe
 
     def target(self) -> GuestTraits:
         p = self.probe()
-        unaligned = p.get("efficient_unaligned_access")
-        return GuestTraits(arch=p.get("machine") or "x86_64",
-                      efficient_unaligned_access=unaligned if unaligned is not None else p.get("machine") in (
+        unaligned = p.efficient_unaligned_access
+        return GuestTraits(arch=p.machine or "x86_64",
+                      efficient_unaligned_access=unaligned if unaligned is not None else p.machine in (
                           "x86_64", "aarch64", "s390x", "ppc64le"),
-                      unpriv_disabled=bool(p.get("unpriv_disabled_reason")),
-                      jit_enabled=bool(p.get("jit_enabled", True)))
+                      unpriv_disabled=bool(p.unpriv_disabled_reason),
+                      jit_enabled=p.jit_enabled)
 
     def unpriv_reason(self) -> str | None:
-        return self.probe().get("unpriv_disabled_reason")
+        return self.probe().unpriv_disabled_reason
 
     def testing_flags(self) -> int:
         """testing_prog_flags(): the TESTING_PROG_FLAGS the guest's kernel accepts."""
-        accepted = self.probe().get("prog_flags") or {}
+        accepted = self.probe().prog_flags
         return sum(PROG_FLAGS[n] for n in TESTING_PROG_FLAGS if accepted.get(n) is True)
 
     def push(self, obj: Path) -> str:
-        return self.guest.push(obj)
+        return self.guest.files.push(obj)
 
     def load_modules(self, modules) -> None:
         """Load the test modules into this machine once (test_progs loads bpf_testmod.ko at start)."""
@@ -121,9 +128,9 @@ class SelftestSession:
         for ko in modules:
             if ko in loaded:
                 continue
-            res = self.request("load_module", timeout=120, path=self.push(ko))
-            if not res.get("ok"):
-                raise GuestCommandError(f"loading {ko.name} into the guest failed: {res.get('error')}")
+            res = self.call(msg.LoadModule(path=self.push(ko)), timeout=120)
+            if isinstance(res, msg.Failure):
+                raise GuestCommandError(f"loading {ko.name} into the guest failed: {res.error}")
             loaded.add(ko)
 
     def forget_agent(self) -> None:
@@ -163,7 +170,7 @@ def discovery_tree(skeleton: Skeleton) -> Path:
 
 
 def load_request(fs: FileSpecs, sub: Subtest, remote: str, testing_flags: int, min_log_level: int = 0, *,
-                 btf_paths: dict[str, str] | None = None, mitigations_config: bool = False) -> dict[str, Any]:
+                 btf_paths: dict[str, str] | None = None, mitigations_config: bool = False) -> msg.Load:
     """The agent's `load` arguments for one subtest: prepare_case() for the tested program (its log level and
     flags), the file's auxiliary programs of the mode beside it, the maps an unprivileged loader may not create
     left alone, test_progs' capability changes (less the __caps_unpriv ones given back), the custom BTF files
@@ -177,7 +184,7 @@ def load_request(fs: FileSpecs, sub: Subtest, remote: str, testing_flags: int, m
     }
     flags = spec.prog_flags(testing_flags)
     if flags:
-        req["prog_flags"] = {sub.prog_name: flags}
+        req["prog_flags"] = {sub.prog_name: flags}  # (built as the wire dict: the order of its keys is kept)
     sub_spec = spec.subspec(sub.mode)
     dump = [k for k, pats in (("xlated", sub_spec.xlated), ("jited", sub_spec.jited)) if pats]
     if dump:
@@ -192,7 +199,7 @@ def load_request(fs: FileSpecs, sub: Subtest, remote: str, testing_flags: int, m
             req["no_autocreate_maps"] = list(sub.no_autocreate_maps)
         if sub_spec.caps:
             req["keep_caps"] = [c for c in range(64) if sub_spec.caps >> c & 1]
-    return req
+    return msg.Load.from_dict(req)
 
 
 def run_subtest(session: SelftestSession, fs: FileSpecs, sub: Subtest,
@@ -236,23 +243,26 @@ def _run(session: SelftestSession, fs: FileSpecs, sub: Subtest, result: SubtestR
             return
         btf_paths[tag_path] = session.push(local)
     remote = session.push(fs.obj)
-    load = session.request("load", **load_request(fs, sub, remote, session.testing_flags(), min_log_level,
-                                                  btf_paths=btf_paths, mitigations_config=session.mitigations_config))
-    result.load = load
-    if load.get("skipped"):
-        result.status, result.reason = SKIP, f"unprivileged subtest not run: {load['skipped']}"
+    reply = session.call(load_request(fs, sub, remote, session.testing_flags(), min_log_level,
+                                      btf_paths=btf_paths, mitigations_config=session.mitigations_config))
+    load = result.load = reply.to_dict()  # what the judge reads and the record keeps
+    if isinstance(reply, msg.Failure):
+        result.status, result.reason = judge(spec, sub.mode, load, None, target=target, evidence=evidence)
         return
-    if load.get("loaded"):
+    if reply.skipped:
+        result.status, result.reason = SKIP, f"unprivileged subtest not run: {reply.skipped}"
+        return
+    if reply.loaded:
         add_disassembly(load, fs.helpers)
-    handle = load.get("handle")
+    handle = reply.handle
     try:
         run = None
-        if load.get("loaded") and should_execute(spec, sub.mode, target) and not spec.exec_unsupported:
+        if reply.loaded and should_execute(spec, sub.mode, target) and not spec.exec_unsupported:
             if sub.pre_execution_error:
                 result.status, result.reason = ERROR, (f"pre-execution callback {fs.skeleton.pre_execution}: "
                                                        f"{sub.pre_execution_error} (no verdict on the test run)")
                 return
-            run = _test_run(session, fs, sub, load)
+            run = _test_run(session, fs, sub, reply)
             if run.get("ok") is False:
                 result.run = run
                 result.status, result.reason = ERROR, f"the agent's test run failed: {run.get('error')}"
@@ -261,7 +271,7 @@ def _run(session: SelftestSession, fs: FileSpecs, sub: Subtest, result: SubtestR
         result.status, result.reason = judge(spec, sub.mode, load, run, target=target, evidence=evidence)
     finally:
         if handle is not None:
-            session.request("unload", timeout=60, handle=handle)
+            session.call(msg.Unload(handle=handle), timeout=60)
 
 
 def add_disassembly(load: dict[str, Any], helpers: dict[int, str]) -> None:
@@ -283,45 +293,46 @@ def add_disassembly(load: dict[str, Any], helpers: dict[int, str]) -> None:
 SK_BUFF_SIZE, SK_BUFF_DATA_END = 192, 80  # struct __sk_buff (uapi): its size and data_end's offset
 
 
-def _test_run(session: SelftestSession, fs: FileSpecs, sub: Subtest, load: dict[str, Any]) -> dict[str, Any]:
+def _test_run(session: SelftestSession, fs: FileSpecs, sub: Subtest, load: msg.LoadReply) -> dict[str, Any]:
     """run_subtest()'s test run: the struct_ops maps attached, the pre-execution callback's map writes,
     BPF_PROG_TEST_RUN (with a __sk_buff whose data_end is __linear_size's), then the streams __stderr/__stdout
     read. A step test_loader PRINT_FAILs on is `setup_error` in the result."""
-    spec, handle = sub.spec, load.get("handle")
+    spec, handle = sub.spec, load.handle
+    assert handle is not None
     if sub.struct_ops_maps:
-        res = session.request("attach_struct_ops", timeout=60, handle=handle, maps=list(sub.struct_ops_maps))
-        if not res.get("ok"):
-            return res
-        if res.get("failed"):
-            return {"setup_error": f"bpf_map__attach_struct_ops failed for map {res['failed']}: "
-                                   f"err=-{res.get('errno')}"}
+        ops = session.call(msg.AttachStructOps(handle=handle, maps=list(sub.struct_ops_maps)), timeout=60)
+        if isinstance(ops, msg.Failure):
+            return ops.to_dict()
+        if ops.failed:
+            return {"setup_error": f"bpf_map__attach_struct_ops failed for map {ops.failed}: err=-{ops.errno}"}
     for write in sub.pre_execution:
-        res = session.request("map_update", timeout=60, handle=handle, map=write.map, key=write.key.hex(),
-                              value=write.value.hex())
-        if not res.get("ok"):
-            return res
-        if res.get("errno"):
-            return {"setup_error": f"pre_execution_cb failed: {res.get('error')}"}
-    ptype = next((p.get("type") for p in load.get("programs") or () if p.get("name") == sub.prog_name), 0)
-    args: dict[str, Any] = {}
+        upd = session.call(msg.MapUpdate(handle=handle, map=write.map, key=write.key.hex(), value=write.value.hex()),
+                           timeout=60)
+        if isinstance(upd, msg.Failure):
+            return upd.to_dict()
+        if upd.errno:
+            return {"setup_error": f"pre_execution_cb failed: {upd.error}"}
+    ptype = next((p.get("type") for p in load.programs if p.get("name") == sub.prog_name), 0)
+    ctx_in = None
     if spec.linear_size:
         ctx = bytearray(SK_BUFF_SIZE)
         ctx[SK_BUFF_DATA_END:SK_BUFF_DATA_END + 4] = spec.linear_size.to_bytes(4, "little", signed=True)
-        args["ctx_in"] = ctx.hex()
+        ctx_in = ctx.hex()
     # test_loader restores what it dropped for an unprivileged subtest before the test run; what test_progs dropped
     # around the whole file (verifier.c: CAP_SYS_ADMIN) stays dropped.
-    run = session.request("test_run", timeout=120, handle=handle, program=sub.prog_name,
-                          empty=ptype == BPF_PROG_TYPE_SYSCALL, drop_caps=list(fs.skeleton.caps.disable), **args)
-    if not run.get("ok") or run.get("errno"):
+    reply = session.call(msg.TestRun(handle=handle, program=sub.prog_name, empty=ptype == BPF_PROG_TYPE_SYSCALL,
+                                     drop_caps=list(fs.skeleton.caps.disable), ctx_in=ctx_in), timeout=120)
+    run = reply.to_dict()  # what the judge reads and the record keeps
+    if isinstance(reply, msg.Failure) or reply.errno:
         return run
     sub_spec = spec.subspec(sub.mode)
     streams = {}
     for name, stream_id, patterns in (("stderr", 2, sub_spec.stderr), ("stdout", 1, sub_spec.stdout)):
         if patterns:
-            res = session.request("stream_read", timeout=60, handle=handle, program=sub.prog_name, stream=stream_id)
-            if not res.get("ok"):
-                return res
-            streams[name] = {"ret": res.get("ret"), "text": res.get("text", "")}
+            res = session.call(msg.StreamRead(handle=handle, program=sub.prog_name, stream=stream_id), timeout=60)
+            if isinstance(res, msg.Failure):
+                return res.to_dict()
+            streams[name] = {"ret": res.ret, "text": res.text}
     if streams:
         run = {**run, "streams": streams}
     return run

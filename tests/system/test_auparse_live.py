@@ -19,15 +19,15 @@ def test_auparse_sees_what_harness_audit_sees(vm, kernel_artifact, tmp_path):
     compiled = bpfobj.compile_case(CASE, kernel_artifact.vmlinux_h, tmp_path)
     assert compiled.ok, compiled.stderr
     session = GuestSession(vm)
-    session.ensure_audit()
+    session.audit.ensure()
     agent = session.agent
-    remote = session.push(compiled.obj)
+    remote = session.files.push(compiled.obj)
     mark = agent.request("audit_mark")["mark"]
     for prog, comm in (("comm_space_hex", "bah enc sp"), ("comm_plain_quoted", "bah_encp")):
         load = agent.request("load", path=remote, programs=[prog])
         assert load["loaded"], load.get("verifier_log")
         link = agent.request("attach", handle=load["handle"], program=prog)["link"]
-        session.shell("mkdir -p /tmp/bah && touch /tmp/bah/encp /tmp/bah/encsp")
+        session.link.shell("mkdir -p /tmp/bah && touch /tmp/bah/encp /tmp/bah/encsp")
         agent.request("trigger", action="open", path=f"/tmp/bah/{'encsp' if ' ' in comm else 'encp'}", comm=comm)
         agent.request("detach", link=link)
         agent.request("unload", handle=load["handle"])

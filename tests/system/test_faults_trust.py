@@ -65,9 +65,9 @@ def test_a_no_record_case_that_lost_records_is_no_verdict_and_with_room_it_passe
         pytest.skip(missing)
     prog, path = _case(tmp_path, FLOOD_NO_RECORD, "flood_no_record")
     obj = bpfobj.compile_case(path, kernel_under_test.vmlinux_h, case_objects).obj
-    case_session.ensure_audit()
+    case_session.audit.ensure()
     agent = case_session.agent
-    case_session.shell("auditctl -D >/dev/null")  # one record per open: nothing else fills the backlog
+    case_session.link.shell("auditctl -D >/dev/null")  # one record per open: nothing else fills the backlog
     agent.request("audit_set", backlog_limit=8)
     try:
         tight = run_case(prog, obj, kernel_under_test, case_session, tmp_path / "tight")

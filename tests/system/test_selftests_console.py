@@ -64,7 +64,7 @@ LOCKUP = Path({case!r})
 
 def test_a_hook_that_holds_the_cpu(bpf, case_session):
     bpf.load_and_attach(LOCKUP, "console_bug")
-    case_session.shell("echo 1 > /proc/sys/kernel/watchdog_thresh; : > /tmp/bah/lockup; cat /tmp/bah/lockup",
+    case_session.link.shell("echo 1 > /proc/sys/kernel/watchdog_thresh; : > /tmp/bah/lockup; cat /tmp/bah/lockup",
                        timeout=120)
 """
 

@@ -9,6 +9,7 @@ from helpers import DATA
 from harness.cases.parse import parse_case_text
 from harness.cases.run import _judge_rejection
 from harness.cases.verifier_log import split_libbpf_log
+from harness.machine.messages import msg as agent_msg
 from harness.status import Status
 
 HEAD = '// SPDX-License-Identifier: GPL-2.0\n/* test */\n#include "harness.h"\n'
@@ -21,9 +22,10 @@ def rejection(annotations: str):
     return prog
 
 
-def load_of(recorded: str) -> dict:
+def load_of(recorded: str) -> agent_msg.LoadReply:
     own, verifier = split_libbpf_log((DATA / recorded).read_text())
-    return {"loaded": False, "errno": 22, "verifier_log": verifier, "libbpf_log": own.split("\n")}
+    return agent_msg.LoadReply(id=1, ok=True, loaded=False, errno=22, verifier_log=verifier, programs=[],
+                         libbpf_log=own.split("\n"))
 
 
 @pytest.mark.faults  # issue 21: provokes the fault for real

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import AgentExitedError
+from harness.machine.messages import msg
 from harness.selftests.dialect import LINUX_6_12
 from harness.selftests.discover import Caps, Skeleton
 from harness.selftests.elf import BtfMap
@@ -18,18 +19,34 @@ PROBE = {"ok": True, "machine": "x86_64", "efficient_unaligned_access": True, "u
          "prog_flags": {"BPF_F_TEST_RND_HI32": True, "BPF_F_TEST_REG_INVARIANTS": True}}
 
 
+# What a test's answer leaves out: the rest of each op's required fields (the agent always sends them).
+FILL = {"probe": {"unprivileged_bpf_disabled": 0, "mitigations_off": False, "jit_enabled": True},
+        "load": {"programs": [], "verifier_log": "", "libbpf_log": []},
+        "test_run": {"duration": 0, "data_size_out": 0, "libbpf_log": []},
+        "attach_struct_ops": {"libbpf_log": []}, "map_update": {"error": ""},
+        "unload": {"detached": [], "libbpf_log": []}, "load_module": {"errno": 0}}
+
+
+def hello(**fields: object) -> msg.Hello:
+    return msg.Hello.from_dict({"id": 0, "ok": True, "pid": 1, "kernel": "7.3.4", **fields})
+
+
 class FakeAgent:
     def __init__(self, answers: dict) -> None:
         self.answers = answers
         self.requests: list[tuple[str, dict]] = []
-        self.hello = {"libbpf": "/cache/libbpf.so.1.5.0", "libbpf_version": "v1.5"}
+        self.hello = hello(libbpf="/cache/libbpf.so.1.5.0", libbpf_version="v1.5")
 
     def request(self, op: str, timeout: float = 60, **args):
         self.requests.append((op, args))
         answer = self.answers.get(op, {"ok": True})
         if isinstance(answer, Exception):
             raise answer
-        return answer(args) if callable(answer) else answer
+        answer = answer(args) if callable(answer) else answer
+        return {"id": 1, **(FILL.get(op, {}) if answer.get("ok") else {}), **answer}
+
+    def call(self, req: msg.Request, timeout: float = 60):
+        return msg.parse_reply(req.OP, self.request(req.OP, timeout, **req.to_dict()))
 
 
 class FakeGuest:
@@ -52,12 +69,15 @@ class FakeMachine:
         return True
 
 
+class FakeFiles:
+    def push(self, obj: Path) -> str:
+        return f"/guest/{obj.name}"
+
+
 class FakeGuestSession:
     def __init__(self, agent: FakeAgent) -> None:
         self.machine = FakeMachine(agent)
-
-    def push(self, obj: Path) -> str:
-        return f"/guest/{obj.name}"
+        self.files = FakeFiles()
 
 
 def file_specs(tmp_path: Path, *specs, caps: Caps = Caps(), maps=()) -> FileSpecs:
@@ -83,12 +103,12 @@ def test_the_load_request_is_test_loaders(tmp_path: Path) -> None:
     fs = file_specs(tmp_path, aux, prog, caps=Caps((), ("CAP_SYS_ADMIN",)),
                     maps=(BtfMap("seeded", 1, 64), BtfMap("plain", 1, 0), BtfMap("lpm", 11, 0)))
     priv, unpriv = fs.subtests()
-    req = load_request(fs, priv, "/guest/x.o", testing_flags=4 | 128)
+    req = load_request(fs, priv, "/guest/x.o", testing_flags=4 | 128).to_dict()
     assert req["programs"] == ["prog", "aux"] and req["log_level"] == 0 and req["log_levels"] == {"prog": 2}
     assert req["prog_flags"] == {"prog": 4 | 128 | 2} and req["object_name"] == "verifier_demo"
     assert req["drop_caps"] == ["CAP_SYS_ADMIN"] and "unpriv" not in req and "no_autocreate_maps" not in req
     assert req["program_logs"] and req["log_retry"] is False and req["log_size"] == 2 * 1024 * 1024
-    req = load_request(fs, unpriv, "/guest/x.o", testing_flags=0)
+    req = load_request(fs, unpriv, "/guest/x.o", testing_flags=0).to_dict()
     assert req["unpriv"] is True and req["no_autocreate_maps"] == ["seeded", "lpm"]
     assert req["drop_caps"] == ["CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_PERFMON", "CAP_BPF"]
 
@@ -149,7 +169,7 @@ def test_a_dead_agent_is_no_verdict_and_is_started_again_next_time(tmp_path: Pat
 def test_a_libbpf_the_guest_cannot_load_falls_back_with_a_note(tmp_path: Path) -> None:
     fs = file_specs(tmp_path, parse_spec(["comment:test_expect_success"], "prog"))
     s, agent = session({"load": loaded()})
-    agent.hello = {"libbpf": None, "libbpf_error": "cannot load libbpf: no such file"}
+    agent.hello = hello(libbpf=None, libbpf_error="cannot load libbpf: no such file")
     run_subtest(s, fs, fs.subtests()[0])
     assert s.libbpf is None and "no such file" in s.notes[0] and "guest's own libbpf" in s.notes[0]
 

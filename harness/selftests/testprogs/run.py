@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness.errors import AgentExitedError, GuestCommandError, LostVMError
 from harness.machine import console
+from harness.machine.messages import msg
 from harness.selftests.testprogs.entry import BINARY, SHIM, BuiltTestProgs
 
 RUN_TIMEOUT = 1800.0  # the guest agent's limit for one test_progs run (its own maximum is 3600 s)
@@ -83,15 +84,16 @@ def run_in_guest(machine, built: BuiltTestProgs, selectors: Sequence[str], out_d
         for path in built.files:
             guest.put(path, f"{remote}/{path.name}", mode=0o755 if path.name in (BINARY, SHIM) else 0o644)
         agent = guest.agent()
-        res = agent.request("trigger", timeout=timeout + 60, guest_timeout=timeout,
-                            shell=shell_command(selectors, remote, verbose=verbose))
-        run.rc = res.get("rc") if res.get("ok") else None
-        run.timed_out = bool(res.get("timed_out"))
-        if NO_NETNS in (res.get("stdout") or ""):
-            run.notes.append("the kernel has no network namespaces (no /proc/self/ns/net: CONFIG_NET_NS is off): "
-                             "test_progs ran with the harness's shim standing in for its saved netns")
-        if not res.get("ok"):
-            run.notes.append(f"the agent could not run test_progs: {res.get('error')}")
+        res = agent.call(msg.Trigger(timeout=timeout, shell=shell_command(selectors, remote, verbose=verbose)),
+                         timeout=timeout + 60)
+        if isinstance(res, msg.Failure):
+            run.rc = None
+            run.notes.append(f"the agent could not run test_progs: {res.error}")
+        else:
+            run.rc, run.timed_out = res.rc, res.timed_out
+            if NO_NETNS in (res.stdout or ""):
+                run.notes.append("the kernel has no network namespaces (no /proc/self/ns/net: CONFIG_NET_NS is off): "
+                                 "test_progs ran with the harness's shim standing in for its saved netns")
     except (AgentExitedError, GuestCommandError, LostVMError) as e:
         run.lost = _why_lost(machine, e)
     run.seconds = time.monotonic() - t0
@@ -118,7 +120,4 @@ def _why_lost(machine, e: Exception) -> str:
 
 
 def _answers(machine) -> bool:
-    try:
-        return machine.guest is not None and machine.guest.run("true", timeout=20).rc == 0
-    except (GuestCommandError, LostVMError, OSError):
-        return False
+    return machine.guest is not None and machine.guest.unanswered(timeout=20) is None
