@@ -52,8 +52,8 @@ class GuestSession:
         elif agent.pid != self.agent_pid:  # the guest started a new agent: this state is not its state
             raise LostVMError(f"the guest agent (pid {self.agent_pid}) was replaced by a new one (pid {agent.pid}): "
                               "its audit registration and loaded programs went with it, so this VM is replaced")
-        if not getattr(agent, "harness_prepared", False):
-            agent.harness_prepared = True
+        if not agent.prepared:
+            agent.prepared = True
             # Cases name fixed paths under CASE_FS: never mount over a link or a directory someone else made.
             self.shell(f"if [ -L {CASE_FS} ] || {{ [ -e {CASE_FS} ] && [ \"$(stat -c %u {CASE_FS})\" != 0 ]; }}; "
                        f"then echo '{CASE_FS} is a link or not owned by root: not mounting on it' >&2; exit 1; fi; "
