@@ -279,7 +279,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
         from harness.selftests.testprogs.collect import TestProgsFileCollector
 
         if file_path.resolve() in run_kernel.prog_tests_args(parent.config):
-            return TestProgsFileCollector.from_parent(parent, path=file_path)
+            return TestProgsFileCollector.from_parent(parent, path=file_path,
+                                                      summaries=run_session(parent.config).test_progs_summaries)
     elif file_path.suffix == ".c" and file_path.parent.name == "progs":
         from harness.selftests.collect import SelftestFileCollector, is_selftest_file
 

@@ -6,7 +6,6 @@ its processes talk through one run directory: harness.run_kernel.session."""
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,9 +223,10 @@ def prog_tests_args(config) -> list[Path]:
 def run_test_progs(config, say) -> list[Path]:
     """The controller's test_progs run for the prog_tests files named on the command line, one per kernel tree:
     built for those files against the kernel under test, run in one machine, judged; each run's summary is
-    written to its run directory and named in TEST_PROGS_RESULTS_ENV for every process of the session (xdist
-    workers start after this and inherit it). Nothing runs with --collect-only, or when -m drops the items."""
-    from harness.selftests.testprogs.collect import TEST_PROGS_RESULTS_ENV, prog_tests_source
+    written to its run directory and named in the run's test-progs.json for every process of the session (xdist
+    workers collect after this: harness.run_kernel.session). Nothing runs with --collect-only, or when -m drops
+    the items."""
+    from harness.selftests.testprogs.collect import prog_tests_source
 
     files = prog_tests_args(config)
     if not files or config.option.collectonly or not marks_admit(config, {"vm", "slow"}):
@@ -256,7 +256,7 @@ def run_test_progs(config, say) -> list[Path]:
         say(f"test_progs: {outcome.count('passed')} passed, {outcome.count('failed')} failed, "
             f"{outcome.count('skipped')} skipped, {outcome.count('error') + bool(outcome.error)} without a verdict "
             f"(summary {written[-1]})")
-    os.environ[TEST_PROGS_RESULTS_ENV] = os.pathsep.join(str(p) for p in written)
+    run_session(config).run.write_json("test-progs.json", {"summaries": [str(p) for p in written]})
     return written
 
 

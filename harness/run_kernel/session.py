@@ -20,6 +20,8 @@ created exclusively:
     needs-kernel   a worker collected items that need the kernel (empty; the controller looks for it when xdist
                    reports the worker's collection, before scheduling it).
     kept-vm        --keep-vm-on-failure: the first failing test claims it (O_EXCL), then the KeptVM it describes.
+    test-progs.json  {"summaries": [...]}: the controller's test_progs runs for named prog_tests files (written at
+                   session start, before workers collect), read when their items are collected.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class TestState:
         return self.watchdog.seconds if self.watchdog is not None and self.watchdog.fired else None
 
 
-@dataclass
+@dataclass(eq=False)  # a plugin is hashed by identity (pluggy keeps plugins in sets)
 class RunSession:
     """One pytest process's share of the run (controller or worker), registered as the plugin PLUGIN_NAME."""
 
@@ -115,6 +117,10 @@ class RunSession:
     @property
     def is_worker(self) -> bool:
         return hasattr(self.config, "workerinput")
+
+    def test_progs_summaries(self) -> list[Path]:
+        """The summary files of this run's test_progs runs (none: it ran none)."""
+        return [Path(p) for p in (self.run.read_json("test-progs.json") or {}).get("summaries", [])]
 
     def test(self, nodeid: str) -> TestState:
         return self.tests.setdefault(nodeid, TestState())
