@@ -9,16 +9,21 @@ import pytest
 
 from harness.run_kernel.session import PLUGIN_NAME, WORKERINPUT_KEY, RunDir, RunSession
 
+pytest_plugins = ["pytester"]
 
-def test_the_session_is_a_plugin_pytest_can_run_tests_around(pytester: pytest.Pytester) -> None:
-    """pluggy keeps plugins in sets: a session compared by value (an eq dataclass) is unhashable, and any test in a
-    directory another conftest does not cover crashed its worker in pytest_runtest_logfinish."""
-    pytester.mkpydir("a").joinpath("conftest.py").write_text("")
-    pytester.mkpydir("b").joinpath("test_x.py").write_text(
-        "from harness.plugin import run_session\n\n"
-        f"def test_x(pytestconfig):\n    assert pytestconfig.pluginmanager.get_plugin({PLUGIN_NAME!r})"
-        " is run_session(pytestconfig)\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--harness-cache", str(pytester.path / "cache"), "b")
+
+def test_the_session_is_registered_as_a_plugin_and_hashed_by_identity(pytester: pytest.Pytester, tmp_path) -> None:
+    """pluggy keeps plugins in sets: a session compared by value (an eq dataclass) is unhashable, which crashed an
+    xdist worker in pytest_runtest_logfinish (a hook a conftest of another directory implements too)."""
+    one, two = (RunSession.create(types.SimpleNamespace(), tmp_path) for _ in range(2))
+    assert len({one, two, one}) == 2
+    pytester.makepyfile(test_x=f"""
+        from harness.plugin import run_session
+
+        def test_x(pytestconfig):
+            assert pytestconfig.pluginmanager.get_plugin({PLUGIN_NAME!r}) is run_session(pytestconfig)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--harness-cache", str(pytester.path / "cache"))
     result.assert_outcomes(passed=1)
 
 
