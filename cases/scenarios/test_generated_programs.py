@@ -111,7 +111,7 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
             machine = pool.get()
         except LostVMError as e:
             raise LostVM(f"lost VM: {e}") from None
-        sessions = pool.__dict__.setdefault("_case_sessions", {})
+        sessions = pool.case_sessions
         if id(machine) not in sessions:
             sessions.clear()
             sessions[id(machine)] = GuestSession(machine)

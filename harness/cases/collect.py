@@ -132,7 +132,7 @@ def _case_function(prog: CaseProgram):
             request.node.user_properties.append((STATUS_PROPERTY, NOT_VERDICT_PROPERTY[outcome.status]))
         if outcome.status is Status.LOST:
             request.getfixturevalue("vm_pool").discard("lost during a case")
-            timed_out = getattr(request.node, "_harness_timed_out", None)
+            timed_out = request.getfixturevalue("run_session_state").test(request.node.nodeid).timed_out
             why = (f"the case ran longer than --case-timeout={timed_out:g}s, so its VM was killed; "
                    if timed_out else "")
             pytest.fail(f"LOST VM (not a verdict on the case): {why}{outcome.report()}", pytrace=False)
@@ -152,7 +152,8 @@ def _keep_for_inspection(request, prog: CaseProgram, obj: Path, session, outcome
     from harness.machine import keep
     from harness.machine.vm import LocalVM
 
-    keeper = request.config.stash.get(keep.KEEPER, None)
+    run = request.getfixturevalue("run_session_state")  # harness.run_kernel.session.RunSession
+    keeper = run.keeper
     if keeper is None or not isinstance(session.machine, LocalVM) or not session.machine.alive():
         return
     if not keeper.claim():
@@ -163,7 +164,7 @@ def _keep_for_inspection(request, prog: CaseProgram, obj: Path, session, outcome
         notes = runner.keep_program(prog, obj, session, keep.PIN_DIR)
     except (GuestCommandError, LostVMError) as e:
         notes = [f"the program could not be kept loaded: {e}"]
-    request.node.stash[keep.CLAIMED] = notes
+    run.test(request.node.nodeid).kept_notes = notes
     outcome.details.append(("VM kept for inspection (--keep-vm-on-failure)", "\n".join(notes)))
 
 

@@ -38,8 +38,9 @@ class AgentLink:
         elif agent.pid != self.pid:  # the guest started a new agent: this state is not its state
             raise LostVMError(f"the guest agent (pid {self.pid}) was replaced by a new one (pid {agent.pid}): "
                               "its audit registration and loaded programs went with it, so this VM is replaced")
-        if self._agent is not agent:
-            self._agent = agent
+        self._agent = agent
+        if not agent.prepared:  # once per agent, whichever session reaches it first
+            agent.prepared = True
             # Cases name fixed paths under CASE_FS: never mount over a link or a directory someone else made.
             self.shell(f"if [ -L {CASE_FS} ] || {{ [ -e {CASE_FS} ] && [ \"$(stat -c %u {CASE_FS})\" != 0 ]; }}; "
                        f"then echo '{CASE_FS} is a link or not owned by root: not mounting on it' >&2; exit 1; fi; "
@@ -134,6 +135,7 @@ class GuestSession:
         self.files = ObjectFiles(self.link)
         self.audit = AuditSetup(self.link)
         self._lsms: tuple[str, ...] | None = None
+        self.modules: set[Path] = set()  # kernel modules the selftests runner loaded into this guest (bpf_testmod)
 
     @property
     def agent(self) -> AgentSession:

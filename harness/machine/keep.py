@@ -15,11 +15,9 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import pytest
 
 from harness.errors import LostVMError, UsageError
 from harness.machine import lifetime
@@ -88,11 +86,11 @@ class Keeper:
     """One per pytest run (controller and workers alike): the first failing test claims the run's one kept VM."""
 
     minutes: float
-    note_path: Callable[[], Path]  # state/runs/<run id>.kept-vm: the claim, then the KeptVM for the summary
+    note_path: Path  # the run directory's kept-vm (harness.run_kernel.session): the claim, then the KeptVM
 
     def claim(self) -> bool:
         """True for the first caller of the whole run (all xdist workers), False after."""
-        path = self.note_path()
+        path = self.note_path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
@@ -101,20 +99,16 @@ class Keeper:
         return True
 
     def note(self, kept: KeptVM) -> None:
-        path = self.note_path()
+        path = self.note_path
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(asdict(kept)) + "\n")
         os.replace(tmp, path)
 
     def kept(self) -> KeptVM | None:
         try:
-            return KeptVM(**json.loads(self.note_path().read_text()))
+            return KeptVM(**json.loads(self.note_path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-
-
-KEEPER = pytest.StashKey[Keeper]()  # on the config when --keep-vm-on-failure is given
-CLAIMED = pytest.StashKey[list]()  # on the item whose case claimed the kept VM: notes (where the program is pinned)
 
 
 def parse_minutes(text: str) -> float:

@@ -7,6 +7,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.errors import GuestCommandError, LostVMError
 from harness.machine import lifetime
@@ -83,6 +84,9 @@ class VMPool:
         self.machine: LocalVM | RemoteMachine | None = None
         self.generation = 0
         self.replaced: list[str] = []
+        # The layers above keep their per-machine state here (dropped with the machine by their fixtures):
+        self.case_sessions: dict[int, Any] = {}  # id(machine) -> its harness.cases.session.GuestSession
+        self.selftest_sessions: dict[Any, Any] = {}  # libbpf -> its harness.selftests.run.SelftestSession
         lifetime.exit_on_hangup_and_term()
         # The safety net: VMs a killed run left behind (its reaper should have ended them already).
         lifetime.reap_orphans(cfg.run_dir.parent, say=lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -143,19 +147,16 @@ class Watchdog:
     """Per-test time limit: when it expires the machine is killed, so whatever waits on the guest ends with a
     lost VM; the vm fixture then discards the machine and the next test boots a fresh one."""
 
-    def __init__(self, machine, seconds: float, node=None) -> None:
+    def __init__(self, machine, seconds: float) -> None:
         self.machine = machine
         self.seconds = seconds
-        self.node = node
-        self.fired = False
+        self.fired = False  # set before the kill: whoever sees the lost VM can tell it was this
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
         self._timer.start()
 
     def _expire(self) -> None:
         self.fired = True
-        if self.node is not None:
-            self.node._harness_timed_out = self.seconds  # read by the case item to say why the VM was lost
         self.machine.kill()
 
     def cancel(self) -> None:

@@ -355,6 +355,7 @@ class AgentSession:
         self._next_id = 1
         self._buf = b""
         self.stderr_tail = b""  # drained continuously: a full stderr pipe would block the agent
+        self.prepared = False  # its user set the guest up for it once (harness.cases.session mounts the case fs)
 
     @classmethod
     def start(cls, client: paramiko.SSHClient, command: str, timeout: float) -> AgentSession:

@@ -9,25 +9,19 @@ from pathlib import Path
 import pytest
 
 from harness.run_kernel import (  # a small module: the stages themselves stay lazily imported
-    CACHE_ROOT,
-    KERNEL_TARGET,
-    VM_SETTINGS,
-    Prepared,
     given,
     harness_cache_root,
     kernel_options_from,
     kernel_target,
 )
+from harness.run_kernel.session import PLUGIN_NAME, RunSession, run_session
 
-__all__ = ["harness_cache_root", "kernel_options_from", "kernel_target"]  # for conftest.py files and tests
+# for conftest.py files and tests
+__all__ = ["harness_cache_root", "kernel_options_from", "kernel_target", "run_session"]
 
 # Registered with this module (pytest reads pytest_plugins of every plugin module it registers): their hooks and
 # fixtures are the plugin's as much as the ones here.
 pytest_plugins = ["harness.plugin.kernel", "harness.plugin.guest"]
-
-PREPARED = pytest.StashKey[Prepared]()  # when the controller prepared the kernel
-CALL_FAILED = pytest.StashKey[bool]()  # the test's call phase failed (read by the vm fixture's teardown)
-CONSOLE_WATCH = pytest.StashKey[tuple]()  # (case session, console offset) of a scenario test, checked after its call
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,13 +90,15 @@ def pytest_configure(config: pytest.Config) -> None:
     # for no harness fixture must not notice the plugin (activate() does that, once the run turns out to need it).
     if config.getoption("--case-timeout") < 0:
         raise pytest.UsageError("--case-timeout must be a number of seconds >= 0 (0: no limit).")
-    # Resolved once, at start-up: a test may change HOME (pytester does) and must not move the cache.
-    config.stash[CACHE_ROOT] = (config.getoption("--cache-dir") or cache_root()).resolve()
+    # The run's state, one object (harness.run_kernel.session); the cache root resolved once, at start-up: a test
+    # may change HOME (pytester does) and must not move the cache.
+    run = RunSession.create(config, (config.getoption("--cache-dir") or cache_root()).resolve())
+    config.pluginmanager.register(run, PLUGIN_NAME)
     if config.getoption("hypothesis_profile", None):  # the property's profiles (ci, nightly), by hypothesis' option
         from harness.gen.profiles import register
 
-        register(config.stash[CACHE_ROOT])
-    config.stash[KERNEL_TARGET] = _kernel_target(config)
+        register(run.cache_root)
+    run.kernel_target = _kernel_target(config)
     if config.getoption("--patches") and not config.getoption("--no-patches"):
         _check_patches(config)
     if config.getoption("--target"):
@@ -111,30 +107,14 @@ def pytest_configure(config: pytest.Config) -> None:
         _check_mutant(config)
     if config.getoption("--keep-vm-on-failure") is not None:
         _keep_vms(config)
-    config.stash[VM_SETTINGS] = _vm_settings(config)
+    run.vm_settings = _vm_settings(config)
     if config.getoption("--clang"):
         _use_clang(config)
 
 
-ACTIVE = pytest.StashKey[bool]()  # the run needs the harness: handlers installed, cache GC at its end
-
-
 def activate(config: pytest.Config) -> None:
-    """The run needs the harness (it prepares a kernel, or a test asked for a harness fixture): from here on its
-    VMs must not outlive it. SIGHUP/SIGTERM: VMs SIGKILLed at once, then the run reports; Ctrl-C: graceful. An xdist
-    worker ends (and stops its VM) when its controller dies. Idempotent."""
-    if config.stash.get(ACTIVE, False):
-        return
-    config.stash[ACTIVE] = True
-    from harness.machine.lifetime import exit_on_hangup_and_term
-
-    exit_on_hangup_and_term()
-    if hasattr(config, "workerinput"):
-        import signal
-
-        from harness.tools import die_with_parent_preexec
-
-        die_with_parent_preexec(signal.SIGTERM)()
+    """The run needs the harness: RunSession.activate."""
+    run_session(config).activate()
 
 
 def _vm_settings(config: pytest.Config):
@@ -170,21 +150,17 @@ def _use_clang(config: pytest.Config) -> None:
 
 def _keep_vms(config: pytest.Config) -> None:
     """--keep-vm-on-failure: one Keeper per process; the run's first failing test claims the one kept VM."""
-    from harness import run_kernel
-    from harness.machine.keep import KEEPER, Keeper
+    from harness.machine.keep import Keeper
 
     if config.getoption("--target"):
         raise pytest.UsageError("--keep-vm-on-failure keeps a local VM; with --target the machine is yours already")
-    state = config.stash[CACHE_ROOT] / "state" / "runs"
-    config.stash[KEEPER] = Keeper(config.getoption("--keep-vm-on-failure"),
-                                  lambda: state / f"{run_kernel.run_id()}.kept-vm")
+    run = run_session(config)
+    run.keeper = Keeper(config.getoption("--keep-vm-on-failure"), run.run.file("kept-vm"))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     """Where the kept VM is and how to get a shell in it (--keep-vm-on-failure)."""
-    from harness.machine.keep import KEEPER
-
-    keeper = config.stash.get(KEEPER, None)
+    keeper = run_session(config).keeper
     kept = keeper.kept() if keeper is not None else None
     if kept is None:
         return
@@ -207,7 +183,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """Once per run (the controller, not each xdist worker): evict case objects unused for 30 days. They are
     recompiled in a second; kernels are only evicted by `bpf-audit-harness cache --prune`."""
     config = session.config
-    if hasattr(config, "workerinput") or not config.stash.get(ACTIVE, False):
+    if hasattr(config, "workerinput") or not run_session(config).active:
         return  # a worker, or a session that never needed the harness: its cache is not touched
     from harness.kernel import gc
     from harness.settings import CacheLayout
@@ -303,31 +279,30 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
         from harness.selftests.testprogs.collect import TestProgsFileCollector
 
         if file_path.resolve() in run_kernel.prog_tests_args(parent.config):
-            return TestProgsFileCollector.from_parent(parent, path=file_path)
+            return TestProgsFileCollector.from_parent(parent, path=file_path,
+                                                      summaries=run_session(parent.config).test_progs_summaries)
     elif file_path.suffix == ".c" and file_path.parent.name == "progs":
-        from harness.selftests.collect import KERNEL, SelftestFileCollector, is_selftest_file
+        from harness.selftests.collect import SelftestFileCollector, is_selftest_file
 
         if is_selftest_file(file_path):
-            config = parent.config
-            if config.stash.get(KERNEL, None) is None:
-                config.stash[KERNEL] = _kernel_for_selftests(config)
-            return SelftestFileCollector.from_parent(parent, path=file_path)
+            run = run_session(parent.config)
+            if run.selftests_kernel is None:
+                run.selftests_kernel = _kernel_for_selftests(run)
+            return SelftestFileCollector.from_parent(parent, path=file_path, kernel=run.selftests_kernel)
     return None
 
 
-def _kernel_for_selftests(config: pytest.Config):
+def _kernel_for_selftests(run: RunSession):
     """What collecting a kernel tree's selftests needs of the kernel under test (its vmlinux.h): prepared once per
     process, a cache hit after the controller prepared it at session start."""
     import functools
 
     @functools.cache
     def get():
-        from harness import run_kernel
         from harness.selftests.collect import KernelForSelftests
 
-        art = run_kernel.prepare(config).artifact
-        return KernelForSelftests(art.vmlinux_h, art.release, harness_cache_root(config), art.vmlinux, art.config,
-                                  art.dir)
+        art = run.acquire_kernel().artifact
+        return KernelForSelftests(art.vmlinux_h, art.release, run.cache_root, art.vmlinux, art.config, art.dir)
 
     return get
 

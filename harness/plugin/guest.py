@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plugin import CALL_FAILED, CONSOLE_WATCH, activate
+from harness.plugin import activate, run_session
 from harness.run_kernel import harness_cache_root, kernel_options_from
 
 
@@ -30,7 +30,7 @@ def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
     try:
         yield pool
     finally:
-        for session in pool.__dict__.get("_case_sessions", {}).values():
+        for session in pool.case_sessions.values():
             session.close()  # a --target gets its own audit rules back
         pool.close()
 
@@ -38,19 +38,20 @@ def vm_pool(pytestconfig: pytest.Config, request: pytest.FixtureRequest):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    if report.when == "call" and CONSOLE_WATCH in item.stash:
-        _console_verdict(item, report)
     if report.when == "call":
-        item.stash[CALL_FAILED] = report.failed  # read by the vm fixture's teardown
+        test = run_session(item.config).test(item.nodeid)
+        if test.console_watch is not None:
+            _console_verdict(item, report, test.console_watch)
+        test.call_failed = report.failed  # read by the vm fixture's teardown
     return report
 
 
-def _console_verdict(item: pytest.Item, report) -> None:
+def _console_verdict(item: pytest.Item, report, watch: tuple) -> None:
     """A scenario test's console, read to a barrier after its call, as a case's: a kernel report fails a test that
     passed (--console-findings warn: a warning), a console not read to the end gives it no pass."""
     from harness.cases.console_check import check_console
 
-    session, start = item.stash[CONSOLE_WATCH]
+    session, start = watch
     check = None
     unsure: str | None
     try:
@@ -81,11 +82,12 @@ def vm(vm_pool, request: pytest.FixtureRequest):
     except HarnessError as e:  # e.g. QEMU not installed
         pytest.fail(f"cannot start a VM: {e.stage} error: {e}", pytrace=False)
     timeout = request.config.getoption("--case-timeout")
+    test = run_session(request.config).test(request.node.nodeid)
     watchdog = None
     if timeout and timeout > 0:
         from harness.machine.pool import Watchdog
 
-        watchdog = Watchdog(machine, timeout, request.node)
+        watchdog = test.watchdog = Watchdog(machine, timeout)  # its firing is read by the case item
     try:
         yield machine
     finally:
@@ -93,11 +95,11 @@ def vm(vm_pool, request: pytest.FixtureRequest):
             watchdog.cancel()
     if watchdog is not None and watchdog.fired:
         vm_pool.discard(f"killed after --case-timeout={timeout:g}s")
-    elif request.node.stash.get(CALL_FAILED, False) and _kept(request, vm_pool, machine):
+    elif test.call_failed and _kept(request, vm_pool, machine):
         pass  # handed over for inspection: a fresh VM for the next test
     elif not machine.alive():
         vm_pool.discard("lost during a test")
-    elif request.node.stash.get(CALL_FAILED, False) and not vm_pool.responsive():
+    elif test.call_failed and not vm_pool.responsive():
         vm_pool.discard("did not answer after a failed test (wedged)")
 
 
@@ -107,18 +109,26 @@ def _kept(request: pytest.FixtureRequest, vm_pool, machine) -> bool:
     from harness.machine import keep
     from harness.machine.vm import LocalVM
 
-    keeper = request.config.stash.get(keep.KEEPER, None)
+    run = run_session(request.config)
+    keeper = run.keeper
     if keeper is None or not isinstance(machine, LocalVM) or not machine.alive():
         return False
-    notes = request.node.stash.get(keep.CLAIMED, None)
+    notes = run.test(request.node.nodeid).kept_notes
     if notes is None:
         if not vm_pool.responsive() or not keeper.claim():
             return False
         notes = []
-    vm_pool.__dict__.get("_case_sessions", {}).pop(id(machine), None)  # its agent goes with the connection
+    vm_pool.case_sessions.pop(id(machine), None)  # its agent goes with the connection
     vm_pool.release()
     keeper.note(keep.hand_over(machine, keeper.minutes, request.node.nodeid, notes))
     return True
+
+
+@pytest.fixture(scope="session")
+def run_session_state(pytestconfig: pytest.Config):
+    """The run's state in this process (harness.run_kernel.session.RunSession), for code below the plugin's layer
+    (a case item notes its kept VM there and reads its --case-timeout)."""
+    return run_session(pytestconfig)
 
 
 @pytest.fixture
@@ -127,7 +137,7 @@ def selftest_sessions(case_session, vm_pool, pytestconfig: pytest.Config):
     that tree's own libbpf (built once into the cache; the guest's own libbpf, with a note, when that cannot be)."""
     from harness.selftests.run import SelftestSession, libbpf_for
 
-    sessions = vm_pool.__dict__.setdefault("_selftest_sessions", {})
+    sessions = vm_pool.selftest_sessions
 
     def get(skeleton) -> SelftestSession:
         libbpf, notes = libbpf_for(skeleton, harness_cache_root(pytestconfig),
@@ -145,7 +155,7 @@ def case_session(vm, vm_pool):
     """The runner's per-machine state (agent, pushed objects, audit registration) for this worker's VM."""
     from harness.cases.session import GuestSession
 
-    sessions = vm_pool.__dict__.setdefault("_case_sessions", {})
+    sessions = vm_pool.case_sessions
     if id(vm) not in sessions:
         sessions.clear()
         sessions[id(vm)] = GuestSession(vm)
@@ -172,8 +182,9 @@ def _watch_console(request: pytest.FixtureRequest, session) -> None:
     """A scenario test's console is judged after its call, from here (its first guest fixture) on."""
     from harness.cases.console_check import console_start
 
-    if CONSOLE_WATCH not in request.node.stash:
-        request.node.stash[CONSOLE_WATCH] = (session, console_start(session.machine))
+    test = run_session(request.config).test(request.node.nodeid)
+    if test.console_watch is None:
+        test.console_watch = (session, console_start(session.machine))
 
 
 @pytest.fixture

@@ -60,10 +60,6 @@ def _evidence(tree: Path, vmlinux_h: Path, vmlinux: Path | None, config: Path | 
     return evidence_from_kernel(tree, vmlinux_h, vmlinux, config, release)
 
 
-# Set by the plugin (pytest_configure): prepares the kernel under test once and says what collection needs.
-KERNEL = pytest.StashKey[Callable[[], KernelForSelftests]]()
-
-
 def selftest_source(path: Path) -> tuple[Path, str] | None:
     """(tree, skeleton name) when `path` is <tree>/tools/testing/selftests/bpf/progs/<name>.c, else None."""
     path = Path(path)
@@ -222,12 +218,17 @@ def item_names(subtests: list[Subtest]) -> list[str]:
 class SelftestFileCollector(pytest.File):
     """A RUN_TESTS file of a kernel tree: compiled (cached) with upstream's recipe against the kernel under test's
     vmlinux.h, one item per subtest. A file that does not compile is one item: skipped when the kernel lacks
-    what it needs (its vmlinux.h has no such type), failed otherwise."""
+    what it needs (its vmlinux.h has no such type), failed otherwise. `kernel` (given by the plugin) prepares the
+    kernel under test once and says what collection needs of it."""
+
+    def __init__(self, *, kernel: Callable[[], KernelForSelftests], **kw) -> None:
+        super().__init__(**kw)
+        self.kernel = kernel
 
     def collect(self):
         skel = selftest_skeleton(Path(self.path))
         assert skel is not None  # pytest_collect_file only hands over selftest files
-        kernel = self.config.stash[KERNEL]()
+        kernel = self.kernel()
         res, fs = compile_file(skel, kernel)
         if fs.error:
             yield _whole_file_item(self, skel, fs, res, kernel)

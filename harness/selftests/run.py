@@ -124,7 +124,7 @@ class SelftestSession:
 
     def load_modules(self, modules) -> None:
         """Load the test modules into this machine once (test_progs loads bpf_testmod.ko at start)."""
-        loaded = self.guest.__dict__.setdefault("_selftest_modules", set())
+        loaded = self.guest.modules
         for ko in modules:
             if ko in loaded:
                 continue

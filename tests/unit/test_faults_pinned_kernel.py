@@ -10,10 +10,18 @@ from pathlib import Path
 
 from helpers import git
 
-from harness import run_kernel
 from harness.kernel import cache
 from harness.kernel.source import git_identity
+from harness.run_kernel.session import RunDir, pin_of, pinned_kernel
 from harness.settings import CacheLayout
+
+
+def _pin(layout: CacheLayout, run: str, built) -> None:  # what RunSession.acquire_kernel writes for the run
+    RunDir(layout.state, run).write_json("kernel.json", pin_of(built))
+
+
+def _pinned(layout: CacheLayout, run: str):  # what a later caller of the run reads back
+    return pinned_kernel(RunDir(layout.state, run).read_json("kernel.json") or {})
 
 
 def _repo(tmp_path: Path) -> Path:
@@ -48,21 +56,21 @@ def test_every_later_caller_of_a_run_gets_the_first_callers_artifact(tmp_path):
     with cache.staging(layout, "k1") as staged:
         (staged / "bzImage").write_text("x")
         entry = cache.publish(layout, "k1", staged, {"key": "k1", "release": "7.3.4"})
-    assert run_kernel._pinned(layout, "run-1") is None
+    assert _pinned(layout, "run-1") is None
 
     class Built:  # what prepare() returns, as much of it as the pin keeps
         artifact = type("A", (), {"dir": entry, "key": "k1"})()
         source = "Debian linux-source-7.3 7.3.4-1~bpo13+1"
         notes = ("a note",)
 
-    run_kernel._pin(layout, "run-1", Built)
-    pinned = run_kernel._pinned(layout, "run-1")
+    _pin(layout, "run-1", Built)
+    pinned = _pinned(layout, "run-1")
     assert pinned is not None and pinned.artifact.dir == entry and pinned.cache_hit
     assert pinned.source == Built.source and pinned.notes == ("a note",)
-    assert run_kernel._pinned(layout, "run-2") is None, "another run must resolve its own kernel"
-    note = layout.state / "runs" / "run-1.kernel.json"
+    assert _pinned(layout, "run-2") is None, "another run must resolve its own kernel"
+    note = layout.state / "runs" / "run-1" / "kernel.json"
     note.write_text(json.dumps({"entry": str(entry), "key": "another"}))
-    assert run_kernel._pinned(layout, "run-1") is None, "a pin naming another key than its entry is not trusted"
+    assert _pinned(layout, "run-1") is None, "a pin naming another key than its entry is not trusted"
 
 
 def test_a_pinned_prebuilt_image_comes_back_as_one(tmp_path):
@@ -80,7 +88,7 @@ def test_a_pinned_prebuilt_image_comes_back_as_one(tmp_path):
         source = "linux-image-amd64 6.1.192-3"
         notes = ()
 
-    run_kernel._pin(layout, "run-p", Built)
-    pinned = run_kernel._pinned(layout, "run-p")
+    _pin(layout, "run-p", Built)
+    pinned = _pinned(layout, "run-p")
     assert pinned is not None and pinned.artifact.bzimage == entry / "root" / "boot" / f"vmlinuz-{release}"
     assert pinned.artifact.bzimage.is_file()

@@ -155,11 +155,11 @@ def test_keep_vm_option_checks(pytester, args, message):
 def test_keep_vm_option_takes_minutes_or_defaults_to_30(pytester):
     for args, minutes in ((["--keep-vm-on-failure"], 30.0), (["--keep-vm-on-failure=5"], 5.0)):
         pytester.makepyfile(test_opt=f"""
-            from harness.machine.keep import KEEPER
+            from harness.plugin import run_session
 
 
             def test_opt(pytestconfig):
-                assert pytestconfig.stash[KEEPER].minutes == {minutes}
+                assert run_session(pytestconfig).keeper.minutes == {minutes}
         """)
         result = pytester.runpytest("-p", "no:cacheprovider", "test_opt.py", *args)
         result.assert_outcomes(passed=1)

@@ -88,10 +88,11 @@ def test_pytest_collects_one_item_per_subtest(pytester: pytest.Pytester) -> None
     (tree / BPF / "progs/foo_block.c").write_text("struct bpf_crypto_params p;\nint f(void) { return 0; }\n")
     pytester.makeconftest(f"""
 from pathlib import Path
-from harness.selftests.collect import KERNEL, KernelForSelftests
+from harness.plugin import run_session
+from harness.selftests.collect import KernelForSelftests
 
 def pytest_configure(config):
-    config.stash[KERNEL] = lambda: KernelForSelftests(Path({str(vmlinux_h(tmp_path))!r}), "toy",
+    run_session(config).selftests_kernel = lambda: KernelForSelftests(Path({str(vmlinux_h(tmp_path))!r}), "toy",
                                                       Path({str(tmp_path / 'cache')!r}))
 """)
     progs = tree / BPF / "progs"
@@ -133,10 +134,11 @@ def test_an_invalid_spec_is_a_failing_item_and_an_unknown_tag_a_subtest_without_
     (tree / BPF / "progs/verifier_x.c").write_text(INVALID_AND_UNKNOWN)
     pytester.makeconftest(f"""
 from pathlib import Path
-from harness.selftests.collect import KERNEL, KernelForSelftests
+from harness.plugin import run_session
+from harness.selftests.collect import KernelForSelftests
 
 def pytest_configure(config):
-    config.stash[KERNEL] = lambda: KernelForSelftests(Path({str(vmlinux_h(tmp_path))!r}), "toy",
+    run_session(config).selftests_kernel = lambda: KernelForSelftests(Path({str(vmlinux_h(tmp_path))!r}), "toy",
                                                       Path({str(tmp_path / 'cache')!r}))
 """)
     path = str(tree / BPF / "progs/verifier_x.c")

@@ -4,13 +4,14 @@
 test_progs' subtests exist only when it runs (test__start_subtest() names them as it goes), so a run made while
 collecting could not be shared by xdist workers, and one made per item would repeat it per subtest. The
 controller runs test_progs once, at session start (harness.run_kernel.run_test_progs), and writes its verdicts to
-a file every process reads (TEST_PROGS_RESULTS_ENV); each item here reports one verdict.
+summary files the run directory names for every process (harness.run_kernel.session); each item here reports one
+verdict.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,6 @@ import pytest
 
 from harness.selftests.testprogs.plan import PROG_TESTS, read_test_file
 
-TEST_PROGS_RESULTS_ENV = "BPF_AUDIT_HARNESS_TEST_PROGS_RESULTS"  # os.pathsep-separated summary files of this run
 RUN_LEVEL = ("(test_progs)", "(kernel console)")  # verdicts of the whole run, reported with its first file
 LOG_LINES = 60  # a failure's own lines shown in the report (all of them are in the run's log file)
 
@@ -44,10 +44,10 @@ def is_prog_tests_file(path: Path) -> bool:
         return False
 
 
-def load_results() -> list[dict[str, Any]]:
+def load_results(summaries: list[Path]) -> list[dict[str, Any]]:
     """The summaries the controller wrote for this run (none: it ran no test_progs)."""
     out = []
-    for name in filter(None, os.environ.get(TEST_PROGS_RESULTS_ENV, "").split(os.pathsep)):
+    for name in summaries:
         try:
             out.append(json.loads(Path(name).read_text()))
         except (OSError, ValueError):
@@ -72,9 +72,13 @@ class TestProgsFileCollector(pytest.File):
 
     __test__ = False
 
+    def __init__(self, *, summaries: Callable[[], list[Path]], **kw) -> None:
+        super().__init__(**kw)
+        self.summaries = summaries  # the summary files of this run's test_progs runs (given by the plugin)
+
     def collect(self):
         path = Path(self.path)
-        results = load_results()
+        results = load_results(self.summaries())
         outcome = _outcome_for(path, results)
         if outcome is None:
             yield from self._without_run(path, bool(results))

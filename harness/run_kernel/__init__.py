@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0
-"""The kernel a pytest run tests: prepared once, by the controller, where the user sees it; shared by workers."""
+"""The kernel a pytest run tests: prepared once, by the controller, where the user sees it; shared by workers.
+
+The run's state (cache root, kernel target, VM settings, the prepared kernel) is one RunSession per process and
+its processes talk through one run directory: harness.run_kernel.session."""
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,15 +14,12 @@ import pytest
 
 from harness.errors import HarnessError
 
-# Per-run values kept in pytest's typed stash (not as ad-hoc attributes on the config or items).
-CACHE_ROOT = pytest.StashKey[Path]()
-KERNEL_TARGET = pytest.StashKey[object]()  # the matrix KernelTarget named by --kernel-target, or None
-VM_SETTINGS = pytest.StashKey[object]()  # the checked --cpus/--memory/--append/--gdb (harness.machine.options)
-
 
 def harness_cache_root(config: pytest.Config) -> Path:
     """The harness cache this run uses (resolved once, at start-up: a test may change HOME, as pytester does)."""
-    return config.stash[CACHE_ROOT]
+    from harness.run_kernel.session import run_session
+
+    return run_session(config).cache_root
 
 
 # Options that name the kernel (or part of it): with none of them and no --kernel-target, the run's kernel is the
@@ -35,7 +32,9 @@ def kernel_target(config: pytest.Config):
     """The matrix target named by --kernel-target; without it and without any option naming the kernel, the
     target of the matrix file with default = true (the one place that decides the default kernel); else None
     (the options say which kernel, the default target's source filling in what they leave out)."""
-    explicit = config.stash.get(KERNEL_TARGET, None)
+    from harness.run_kernel.session import run_session
+
+    explicit = run_session(config).kernel_target
     if explicit is not None or any(given(config, o) for o in KERNEL_OPTIONS):
         return explicit
     from harness.kernel.targets import default_target
@@ -63,11 +62,6 @@ def kernel_options_from(config: pytest.Config):
     from harness.kernel.choice import options_from
 
     return options_from(lambda name: config.getoption(name), harness_cache_root(config))
-
-
-# Set by the controller before xdist starts its workers (they inherit it): the run's identity, for the
-# "this run's kernel build already failed" note that keeps workers from retrying a failed build.
-RUN_ENV = "BPF_AUDIT_HARNESS_RUN"
 
 
 @dataclass(frozen=True)
@@ -99,96 +93,10 @@ class Prepared:
         return lines + [f"  gdb: {g}" for g in self.gdb] + [f"  note: {n}" for n in self.notes]
 
 
-def start_run() -> str:
-    """A new identity for this run, made by the controller before xdist starts workers (they inherit it). A new
-    one also in a pytest started from a test: it must not read its parent's notes."""
-    os.environ[RUN_ENV] = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    return os.environ[RUN_ENV]
-
-
-def run_id() -> str:
-    """This run's identity (see start_run)."""
-    return os.environ.get(RUN_ENV) or start_run()
-
-
-def _failure_note(layout, run: str) -> Path:
-    return layout.state / "runs" / f"{run}.kernel-failed"
-
-
-def prepare(config, *, progress: bool = True):
-    """The BuildResult of this run's kernel (built, or a prebuilt package prepared, on a cache miss). A failure
-    is noted for the run, so a second caller (another xdist worker) fails at once instead of building again."""
-    from harness.kernel import cache
-    opts = kernel_options_from(config)
-    layout = opts.layout()
-    run = run_id()
-    note = _failure_note(layout, run)
-    cache.ensure_writable(layout)
-    # One caller of this run at a time: a second xdist worker waits here, then reads the first one's verdict.
-    with cache.key_lock(layout, f"run-{run}"):
-        if note.is_file():
-            raise AlreadyFailed(note.read_text())
-        pinned = _pinned(layout, run)
-        if pinned is not None:
-            return pinned
-        built = _prepare(config, opts, layout, note, progress)
-        _pin(layout, run, built)
-        return built
-
-
-# The kernel of a run is pinned: the first caller (the controller) resolves the source and builds; every later
-# caller of the same run (xdist workers, fixtures) gets that very artifact, by its cache entry, and never resolves
-# the source again. A tree edited mid-run cannot give two workers two kernels.
-
-def _pin_note(layout, run: str) -> Path:
-    return layout.state / "runs" / f"{run}.kernel.json"
-
-
-def _pin(layout, run: str, built) -> None:
-    note = _pin_note(layout, run)
-    note.parent.mkdir(parents=True, exist_ok=True)
-    tmp = note.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"entry": str(built.artifact.dir), "key": built.artifact.key, "source": built.source,
-                               "notes": list(built.notes)}) + "\n")
-    os.replace(tmp, note)
-
-
-def _pinned(layout, run: str):
-    """The BuildResult the run's first caller pinned, or None."""
-    from harness.kernel.artifact import BuildResult
-    from harness.kernel.prebuilt import load_entry
-
-    try:
-        data = json.loads(_pin_note(layout, run).read_text())
-        artifact = load_entry(Path(data["entry"]))  # a prebuilt image as one: its bzImage is in the package root
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if artifact.key != data.get("key"):
-        return None
-    return BuildResult(artifact, True, 0.0, None, tuple(data.get("notes", ())), data.get("source", ""))
-
-
-def _prepare(config, opts, layout, note: Path, progress: bool):
-    try:
-        from harness.kernel.request import acquire
-
-        return acquire(opts, target=kernel_target(config), accel=config.getoption("--accel"), progress=progress,
-                       say=say_to_terminal(config) if progress else None)
-    except HarnessError as e:
-        note.parent.mkdir(parents=True, exist_ok=True)
-        note.write_text(f"kernel {e.stage} stage failed: {_first_line(str(e))}"
-                        + (f" (log: {e.log_path})" if e.log_path else ""))
-        raise
-
-
 class AlreadyFailed(HarnessError):
     """This run's kernel could not be prepared by an earlier caller: the reason, not a second attempt."""
 
     stage = "kernel"
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def describe(config, built) -> Prepared:
@@ -218,8 +126,9 @@ def bpf_compiler():
 def vm_settings(config):
     """The run's checked --cpus/--memory/--append/--gdb (harness.machine.options.VMSettings)."""
     from harness.machine.options import VMSettings
+    from harness.run_kernel.session import run_session
 
-    settings = config.stash.get(VM_SETTINGS, None)
+    settings = run_session(config).vm_settings
     return settings if settings is not None else VMSettings()
 
 
@@ -314,17 +223,19 @@ def prog_tests_args(config) -> list[Path]:
 def run_test_progs(config, say) -> list[Path]:
     """The controller's test_progs run for the prog_tests files named on the command line, one per kernel tree:
     built for those files against the kernel under test, run in one machine, judged; each run's summary is
-    written to its run directory and named in TEST_PROGS_RESULTS_ENV for every process of the session (xdist
-    workers start after this and inherit it). Nothing runs with --collect-only, or when -m drops the items."""
-    from harness.selftests.testprogs.collect import TEST_PROGS_RESULTS_ENV, prog_tests_source
+    written to its run directory and named in the run's test-progs.json for every process of the session (xdist
+    workers collect after this: harness.run_kernel.session). Nothing runs with --collect-only, or when -m drops
+    the items."""
+    from harness.selftests.testprogs.collect import prog_tests_source
 
     files = prog_tests_args(config)
     if not files or config.option.collectonly or not marks_admit(config, {"vm", "slow"}):
         return []
     from harness.campaigns import test_progs as campaign
+    from harness.run_kernel.session import run_session
     from harness.settings import new_run_dir
 
-    artifact = prepare(config).artifact
+    artifact = run_session(config).acquire_kernel().artifact
     opts = kernel_options_from(config)
     layout = opts.layout()
     by_tree: dict[Path, list[str]] = {}
@@ -345,7 +256,7 @@ def run_test_progs(config, say) -> list[Path]:
         say(f"test_progs: {outcome.count('passed')} passed, {outcome.count('failed')} failed, "
             f"{outcome.count('skipped')} skipped, {outcome.count('error') + bool(outcome.error)} without a verdict "
             f"(summary {written[-1]})")
-    os.environ[TEST_PROGS_RESULTS_ENV] = os.pathsep.join(str(p) for p in written)
+    run_session(config).run.write_json("test-progs.json", {"summaries": [str(p) for p in written]})
     return written
 
 
@@ -355,22 +266,6 @@ NEEDS_KERNEL = frozenset({"kernel_build", "kernel_artifact", "kernel_under_test"
 
 def item_needs_kernel(item) -> bool:
     return bool(NEEDS_KERNEL & set(getattr(item, "fixturenames", ())))
-
-
-def _needs_note(config) -> Path:
-    return harness_cache_root(config) / "state" / "runs" / f"{run_id()}.needs-kernel"
-
-
-def note_needs_kernel(config) -> None:
-    """A worker collected items that need the kernel: say so to the controller (it reads this before it
-    schedules the items)."""
-    note = _needs_note(config)
-    note.parent.mkdir(parents=True, exist_ok=True)
-    note.touch()
-
-
-def needs_kernel_noted(config) -> bool:
-    return _needs_note(config).is_file()
 
 
 def _walk(root: Path, pattern: str):
