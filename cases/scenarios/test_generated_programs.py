@@ -18,6 +18,7 @@ from hypothesis import example, given, note, seed
 from harness.gen import profiles, strategy
 from harness.plugin import harness_cache_root
 from harness.settings import REPO_ROOT
+from harness.status import Status
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -125,17 +126,17 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
         except Exception as e:  # a guest killed mid-transfer fails in paramiko, not as a LostVMError
             if not (watchdog is not None and watchdog.fired) and machine.alive():
                 raise
-            outcome = runner.Outcome("lost", f"lost VM during {case.name}: {type(e).__name__}: {e}")
+            outcome = runner.Outcome(Status.LOST, f"lost VM during {case.name}: {type(e).__name__}: {e}")
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-        if outcome.status == "lost" and watchdog is not None and watchdog.fired:
+        if outcome.status is Status.LOST and watchdog is not None and watchdog.fired:
             outcome.summary += f" (killed after --case-timeout={case_timeout:g}s)"
         return outcome
 
     def run_once(case, obj, log_dir):
         outcome = run_case(case, obj, log_dir)
-        if outcome.status != "lost":
+        if outcome.status is not Status.LOST:
             return outcome
         # a lost guest is infrastructure, not a verdict: boot a fresh one and run the program again
         stats["lost"] += 1
@@ -144,7 +145,7 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
         pool.discard(f"lost during the property ({case.name})")
         use_machine()
         outcome = run_case(case, obj, log_dir.with_name(log_dir.name + "-again"))
-        if outcome.status == "lost":
+        if outcome.status is Status.LOST:
             pool.discard(f"lost twice during the property ({case.name})")
             raise LostVM(f"LOST VM twice in a row (not a verdict on the programs): {outcome.report()}")
         return outcome
@@ -167,11 +168,11 @@ def test_generated_programs_match_the_model(kernel_under_test, vm_pool, case_log
         stats["run_s"] += time.monotonic() - t1
         stats["examples"] += 1
         stats["accepted"] += pred.accepted
-        if outcome.status == "passed" and pred.run is not None:
+        if outcome.status is Status.PASS and pred.run is not None:
             problem = model.field_sequence_mismatch(pred.run, _read_records(outcome, kernel_under_test))
             if problem:
-                outcome = runner.Outcome("failed", problem.split("\n", 1)[0], [("records", problem)], outcome.files)
-        if outcome.status != "passed":
+                outcome = runner.Outcome(Status.FAIL, problem.split("\n", 1)[0], [("records", problem)], outcome.files)
+        if outcome.status is not Status.PASS:
             failures.append(Failure(prog, pred, _observed(outcome), outcome.report()))
             raise AssertionError(f"kernel and model disagree on {path}:\nexpected {pred.summary()}\n"
                                  f"{outcome.report()}")

@@ -36,7 +36,7 @@ def test_every_record_is_received_or_counted_lost(vm, bpf, case_session, kernel_
     rec_type = _record_type(kernel_under_test)
     agent = case_session.agent
     mark = agent.request("audit_mark")["mark"]
-    case_session.shell(guest_open)
+    case_session.link.shell(guest_open)
     raw = agent.request("audit_read", since=mark, wait=0.5, types=[rec_type])["records"]
     recs = [r for r in audit.parse_records(raw, kernel_under_test.audit_types) if r.get("prog-id") == str(prog.id)]
     assert len(recs) == 1 and recs[0].decoded("cause") == "load", [r.raw for r in recs]
