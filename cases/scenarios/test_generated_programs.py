@@ -18,6 +18,7 @@ from hypothesis import example, given, note, seed
 from harness.gen import profiles, strategy
 from harness.plugin import harness_cache_root
 from harness.settings import REPO_ROOT
+from harness.status import Status
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -139,17 +140,17 @@ class PropertyRun:
         except Exception as e:  # a guest killed mid-transfer fails in paramiko, not as a LostVMError
             if not (watchdog is not None and watchdog.fired) and machine.alive():
                 raise
-            outcome = runner.Outcome("lost", f"lost VM during {case.name}: {type(e).__name__}: {e}")
+            outcome = runner.Outcome(Status.LOST, f"lost VM during {case.name}: {type(e).__name__}: {e}")
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-        if outcome.status == "lost" and watchdog is not None and watchdog.fired:
+        if outcome.status == Status.LOST and watchdog is not None and watchdog.fired:
             outcome.summary += f" (killed after --case-timeout={case_timeout:g}s)"
         return outcome
 
     def run_once(self, case, obj, log_dir):
         outcome = self.run_case(case, obj, log_dir)
-        if outcome.status != "lost":
+        if outcome.status != Status.LOST:
             return outcome
         # a lost guest is infrastructure, not a verdict: boot a fresh one and run the program again
         self.stats["lost"] += 1
@@ -158,7 +159,7 @@ class PropertyRun:
         self.pool.discard(f"lost during the property ({case.name})")
         self.use_machine()
         outcome = self.run_case(case, obj, log_dir.with_name(log_dir.name + "-again"))
-        if outcome.status == "lost":
+        if outcome.status == Status.LOST:
             self.pool.discard(f"lost twice during the property ({case.name})")
             raise LostVM(f"LOST VM twice in a row (not a verdict on the programs): {outcome.report()}")
         return outcome
@@ -191,11 +192,11 @@ class PropertyRun:
         from harness.cases import run as runner
         from harness.gen import model
 
-        if outcome.status == "passed" and pred.run is not None:
+        if outcome.status == Status.PASS and pred.run is not None:
             problem = model.field_sequence_mismatch(pred.run, _read_records(outcome, self.kut))
             if problem:
-                outcome = runner.Outcome("failed", problem.split("\n", 1)[0], [("records", problem)], outcome.files)
-        if outcome.status != "passed":
+                outcome = runner.Outcome(Status.FAIL, problem.split("\n", 1)[0], [("records", problem)], outcome.files)
+        if outcome.status != Status.PASS:
             self.failures.append(Failure(prog, pred, _observed(outcome), outcome.report()))
             raise AssertionError(f"kernel and model disagree on {path}:\nexpected {pred.summary()}\n"
                                  f"{outcome.report()}")
