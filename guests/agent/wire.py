@@ -38,6 +38,19 @@ else:
 
     def message(cls):
         """A small dataclass: __init__ (keyword or positional, in declaration order), __eq__, __repr__."""
+        names, defaults = _declared_fields(cls)
+        cls._FIELDS = tuple(names)
+        cls._DEFAULTS = defaults
+        cls.__init__ = _make_init(cls, names, defaults)
+        cls.__eq__, cls.__repr__, cls.__hash__ = _make_eq(names), _make_repr(cls, names), None
+        for name, value in defaults.items():  # as dataclasses: no class attribute for a factory default
+            if isinstance(value, _Field):
+                delattr(cls, name)
+        return cls
+
+    def _declared_fields(cls):
+        """The fields of `cls` and its bases, base first, in declaration order (upper-case names are class
+        constants), and the defaults of those that have one."""
         names: list[str] = []
         defaults: dict = {}
         for klass in reversed(cls.__mro__):
@@ -48,9 +61,9 @@ else:
                 value = klass.__dict__.get(name, _NO_DEFAULT)
                 if value is not _NO_DEFAULT:
                     defaults[name] = value
-        cls._FIELDS = tuple(names)
-        cls._DEFAULTS = defaults
+        return names, defaults
 
+    def _make_init(cls, names, defaults):
         def __init__(self, *args, **kwargs):
             if len(args) > len(names):
                 raise TypeError(f"{cls.__name__} takes at most {len(names)} positional arguments")
@@ -67,19 +80,21 @@ else:
                     values[name] = default.default_factory() if isinstance(default, _Field) else default
                 object.__setattr__(self, name, values[name])
 
+        return __init__
+
+    def _make_eq(names):
         def __eq__(self, other):
             if other.__class__ is not self.__class__:
                 return NotImplemented
             return all(getattr(self, n) == getattr(other, n) for n in names)
 
+        return __eq__
+
+    def _make_repr(cls, names):
         def __repr__(self):
             return f"{cls.__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
 
-        cls.__init__, cls.__eq__, cls.__repr__, cls.__hash__ = __init__, __eq__, __repr__, None
-        for name, value in defaults.items():  # as dataclasses: no class attribute for a factory default
-            if isinstance(value, _Field):
-                delattr(cls, name)
-        return cls
+        return __repr__
 
     class RequestBase:
         def __class_getitem__(cls, item):

@@ -37,26 +37,11 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
     if kernel and (target or kernel_src or kernel_ref or patches or no_patches or mutant or config_dir):
         raise ValueError("`kernel` is the artifact a campaign built: no other kernel option with it")
     argv = [sys.executable, "-m", "pytest", *paths]
-    if kernel:
-        argv += ["--kernel", _abs(kernel)]
-    if target:
-        argv += ["--kernel-target", target]
-    if matrix:
-        argv += ["--kernel-matrix", _abs(matrix)]
-    if kernel_src:
-        argv += ["--kernel-src", _source(kernel_src)]
-    if kernel_ref:
-        argv += ["--kernel-ref", kernel_ref]
-    if patches:
-        argv += ["--patches", _abs(patches)]
-    if no_patches:
-        argv.append("--no-patches")
-    if mutant:
-        argv += ["--mutant", mutant]
-    if config_dir:
-        argv += ["--kernel-config-dir", _abs(config_dir)]
-    if accel:
-        argv += ["--accel", accel]
+    argv += _options((("--kernel", kernel and _abs(kernel)), ("--kernel-target", target),
+                      ("--kernel-matrix", matrix and _abs(matrix)),
+                      ("--kernel-src", kernel_src and _source(kernel_src)), ("--kernel-ref", kernel_ref),
+                      ("--patches", patches and _abs(patches)), ("--no-patches", no_patches), ("--mutant", mutant),
+                      ("--kernel-config-dir", config_dir and _abs(config_dir)), ("--accel", accel)))
     argv += [f"--junitxml={_abs(junit)}", "-o", f"junit_family={JUNIT_FAMILY}"]
     argv += ["-o", f"cache_dir={_abs(pytest_cache)}"] if pytest_cache else ["-p", "no:cacheprovider"]
     if rerun:
@@ -67,6 +52,18 @@ def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
     if cache_dir:
         argv += ["--cache-dir", _abs(cache_dir)]
     return argv + list(extra)
+
+
+def _options(table: Sequence[tuple[str, Path | str | bool | None]]) -> list[str]:
+    """Each option of `table` that is set, in its order: a flag when its value is True, else the option and its
+    value (an unset or empty value is left out)."""
+    argv: list[str] = []
+    for option, value in table:
+        if value is True:
+            argv.append(option)
+        elif value:
+            argv += [option, str(value)]
+    return argv
 
 
 def _source(kernel_src: Path | str) -> str:

@@ -96,6 +96,20 @@ def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
     sub = spec.subspec(mode)
     if load_result is None:
         return ERROR, "no load result"
+    verdict = _judge_load(spec, mode, load_result, evidence) or _judge_dumps(spec, mode, load_result)
+    if verdict is not None:
+        return verdict
+    if should_execute(spec, mode, target):
+        return _judge_run(spec, mode, run_result)
+    return PASS, "load failed as expected" if sub.expect_failure else "loaded as expected"
+
+
+def _judge_load(spec: TestSpec, mode: str, load_result: Mapping[str, Any],
+                evidence: KernelEvidence | None) -> tuple[Status, str] | None:
+    """The load's part of run_subtest(), in test_loader's order: the agent's or libbpf's failure to open, what
+    the kernel provably lacks, the load's success against __failure/__success, then __msg. None: the load is as
+    expected."""
+    sub = spec.subspec(mode)
     if load_result.get("ok") is False:
         return ERROR, f"the agent's load failed: {load_result.get('error', 'no error message')}"
     if load_result.get("stage") == "open":
@@ -116,6 +130,13 @@ def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
     miss = match_in_order(log, sub.msgs)
     if miss is not None:
         return FAIL, f"expect_msg\n{miss.describe(sub.msgs)}\nVERIFIER LOG:\n{_tail(log)}"
+    return None
+
+
+def _judge_dumps(spec: TestSpec, mode: str, load_result: Mapping[str, Any]) -> tuple[Status, str] | None:
+    """__xlated then __jited against the loaded program's disassembly. None: both match (or none is asked)."""
+    sub = spec.subspec(mode)
+    loaded = bool(load_result.get("loaded"))
     prog: Mapping[str, Any] = next((p for p in load_result.get("programs") or () if p.get("name") == spec.prog_name),
                                    {})
     for key, patterns in (("xlated", sub.xlated), ("jited", sub.jited)):
@@ -133,9 +154,7 @@ def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
         miss = match_in_order(text, patterns)
         if miss is not None:
             return FAIL, f"expect_{key}\n{miss.describe(patterns)}\n{key.upper()}:\n{_tail(text)}"
-    if should_execute(spec, mode, target):
-        return _judge_run(spec, mode, run_result)
-    return PASS, "load failed as expected" if sub.expect_failure else "loaded as expected"
+    return None
 
 
 def _lines(text: Any) -> list[str]:
