@@ -40,6 +40,14 @@ class Status(StrEnum):
         """The word the JSON summaries of the selftests and test_progs campaigns use ("passed", "skipped", ...)."""
         return _PAST[self]
 
+    @classmethod
+    def from_past(cls, word: str) -> Status:
+        """The status a JSON summary's word names (the inverse of `past`); ValueError for another word."""
+        for status, past in _PAST.items():
+            if past == word:
+                return status
+        raise ValueError(f"not a status word: {word!r}")
+
 
 FAILING = frozenset({Status.FAIL, Status.ERROR, Status.LOST})
 NO_VERDICT = frozenset({Status.ERROR, Status.LOST})

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK, HarnessError
-from harness.selftests.testprogs.results import ERROR, FAILED, PASSED, SKIPPED, Report, Verdict, judge
+from harness.selftests.testprogs.results import Report, Verdict, judge
 from harness.settings import CacheLayout
+from harness.status import Status
 
 SUMMARY = "test_progs-summary.json"
+COUNTED = (Status.PASS, Status.FAIL, Status.SKIP)  # counted in the summary under their `past` words, and "errors"
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Outcome:
     def verdicts(self) -> list[Verdict]:
         return list(self.report.verdicts) if self.report is not None else []
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         return sum(1 for v in self.verdicts if v.status == status)
 
     def file_of(self, test: str) -> str | None:
@@ -48,12 +50,12 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         report = self.report.to_json() if self.report is not None else {}
-        return {"passed": self.count(PASSED), "failed": self.count(FAILED), "skipped": self.count(SKIPPED),
-                "errors": self.count(ERROR) + (1 if self.error else 0), "error": self.error,
+        return {**{s.past: self.count(s) for s in COUNTED},
+                "errors": self.count(Status.ERROR) + (1 if self.error else 0), "error": self.error,
                 "error_stage": self.error_stage, "tree": str(self.tree), "names": list(self.names),
                 "selectors": list(self.selectors), "files": self.files, "notes": self.notes, **self.meta,
                 "paths": {k: str(v) for k, v in self.paths.items()},
-                **{k: v for k, v in report.items() if k not in ("passed", "failed", "skipped", "errors")}}
+                **{k: v for k, v in report.items() if k not in {*(s.past for s in COUNTED), "errors"}}}
 
     def write(self) -> Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -146,8 +148,9 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
     if run.findings:
         outcome.notes += [f"kernel console during the run: {f.kind}: {f.first_line}" for f in run.findings]
         first = run.findings[0]
-        extra = Verdict("(kernel console)", None, FAILED, f"the kernel reported {first.kind} while test_progs ran: "
-                        f"{first.first_line}", tuple(first.excerpt.splitlines()[-40:]))
+        extra = Verdict("(kernel console)", None, Status.FAIL,
+                        f"the kernel reported {first.kind} while test_progs ran: {first.first_line}",
+                        tuple(first.excerpt.splitlines()[-40:]))
         outcome.report = Report((*outcome.report.verdicts, extra), outcome.report.exit_code, outcome.report.summary,
                                 outcome.report.counts, outcome.report.json_results, outcome.report.preamble,
                                 outcome.report.problems)
@@ -162,15 +165,15 @@ def build_failures(files: dict[str, list[str]], failed: dict[str, str]) -> list[
         lines = tuple(why.splitlines())
         first = next((ln.strip() for ln in lines if "error" in ln), lines[0] if lines else "")
         for test in files.get(name, ()):
-            out.append(Verdict(test, None, FAILED, f"prog_tests/{name} does not build: {first}"[:300], lines))
+            out.append(Verdict(test, None, Status.FAIL, f"prog_tests/{name} does not build: {first}"[:300], lines))
     return out
 
 
 def exit_code(outcome: Outcome) -> int:
     """1 when a subtest failed; else 3 when something got no verdict (a build, the machine, a crash); else 0."""
-    if outcome.count(FAILED):
+    if outcome.count(Status.FAIL):
         return EXIT_FAILED
-    if outcome.error or outcome.count(ERROR):
+    if outcome.error or outcome.count(Status.ERROR):
         return EXIT_HARNESS
     return EXIT_OK
 
@@ -184,14 +187,15 @@ def format_table(outcome: Outcome) -> str:
     if verdicts:
         width = min(60, max(len(v.name) for v in verdicts))
         lines.append(f"{'TEST/SUBTEST':<{width}}  {'RESULT':<6}  MESSAGE")
-        shown = {PASSED: "pass", FAILED: "FAIL", SKIPPED: "skip", ERROR: "ERROR"}
+        shown = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.SKIP: "skip", Status.ERROR: "ERROR"}
         for v in verdicts:
             lines.append(f"{v.name:<{width}}  {shown[v.status]:<6}  {v.message[:160]}".rstrip())
         lines += ["", f"{'TEST':<{width}}  {'PASS':>4} {'FAIL':>4} {'SKIP':>4} {'ERR':>4}  FILE"]
         for test in dict.fromkeys(v.test for v in verdicts):
             mine = [v for v in verdicts if v.test == test]
-            n = {s: sum(1 for v in mine if v.status == s) for s in (PASSED, FAILED, SKIPPED, ERROR)}
-            lines.append(f"{test:<{width}}  {n[PASSED]:>4} {n[FAILED]:>4} {n[SKIPPED]:>4} {n[ERROR]:>4}  "
+            n = {s: sum(1 for v in mine if v.status == s) for s in (*COUNTED, Status.ERROR)}
+            lines.append(f"{test:<{width}}  {n[Status.PASS]:>4} {n[Status.FAIL]:>4} {n[Status.SKIP]:>4} "
+                         f"{n[Status.ERROR]:>4}  "
                          f"{outcome.file_of(test) or '-'}")
     j = outcome.to_json()
     lines += ["", f"subtests: {len(verdicts)}: {j['passed']} passed, {j['failed']} failed, {j['skipped']} skipped, "

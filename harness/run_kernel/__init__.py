@@ -253,9 +253,9 @@ def run_test_progs(config, say) -> list[Path]:
                                           timeout=config.getoption("--test-progs-timeout"),
                                           verbose=config.getoption("--test-progs-verbose"), say=say)
         written.append(outcome.write())
-        say(f"test_progs: {outcome.count('passed')} passed, {outcome.count('failed')} failed, "
-            f"{outcome.count('skipped')} skipped, {outcome.count('error') + bool(outcome.error)} without a verdict "
-            f"(summary {written[-1]})")
+        n = outcome.to_json()
+        say(f"test_progs: {n['passed']} passed, {n['failed']} failed, {n['skipped']} skipped, {n['errors']} without a "
+            f"verdict (summary {written[-1]})")
     run_session(config).run.write_json("test-progs.json", {"summaries": [str(p) for p in written]})
     return written
 

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.status import Status
+
 # print_subtest_name(): "#%-7s %s/%s:%s" with "N/M", the test's name (a prog_tests function without test_ or
 # serial_test_: no "/" in it), the subtest's (test_loader's: a program's description, " @unpriv" for the
 # unprivileged run; it may hold ":" and "/") and OK, FAIL or SKIP. print_test_result(): "#%-7d %s:%s" with OK,
@@ -19,8 +21,8 @@ RECAP = "All error logs:"
 # 7.x prints "N/M FAILED" (failed tests / failed subtests) where 6.x prints "N FAILED"
 SUMMARY_LINE = re.compile(r"^Summary: (\d+)/(\d+) PASSED, (\d+) SKIPPED, (\d+)(?:/\d+)? FAILED\s*$")
 
-# test_progs' results as the harness names its statuses (harness.campaigns.selftests).
-STATUS = {"OK": "passed", "FAIL": "failed", "SKIP": "skipped"}
+# test_progs' results as the harness's statuses.
+STATUS = {"OK": Status.PASS, "FAIL": Status.FAIL, "SKIP": Status.SKIP}
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class SubtestLine:
     result: str  # OK | FAIL | SKIP
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         return STATUS[self.result]
 
 
@@ -85,8 +87,9 @@ def name_of_test(function: str) -> str:
 @dataclass(frozen=True)
 class Row:
     """One subtest of a selftest file: the harness's status beside test_progs' (None: test_progs printed no such
-    subtest). `occurrence` counts earlier subtests with the same name in the same test_progs test (two programs
-    may share a description; a test may run several skeletons)."""
+    subtest), both in the selftests JSON's words (Status.past: the harness's side is read from that JSON).
+    `occurrence` counts earlier subtests with the same name in the same test_progs test (two programs may share a
+    description; a test may run several skeletons)."""
 
     file: str
     subtest: str
@@ -126,7 +129,7 @@ def compare(log: TestProgsLog, harness_files: Mapping[str, Mapping[str, Any]],
             match = candidates[n] if n < len(candidates) else None
             if match is not None:
                 used.add((match.test_num, match.subtest_num))
-            rows.append(Row(file, name, n, _harness_status(sub["status"]), match.status if match else None,
+            rows.append(Row(file, name, n, _harness_status(sub["status"]), match.status.past if match else None,
                             sub.get("reason", "")))
     names = set(tests.values())
     unmatched = [s for s in log.subtests if s.test in names and (s.test_num, s.subtest_num) not in used]
@@ -135,7 +138,7 @@ def compare(log: TestProgsLog, harness_files: Mapping[str, Mapping[str, Any]],
 
 def _harness_status(status: str) -> str:
     """A known difference is a failure the harness explains; test_progs counts it as one."""
-    return "failed" if status == "known_difference" else status
+    return Status.FAIL.past if status == "known_difference" else status
 
 
 def disagreements(rows: Iterable[Row]) -> list[Row]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness.campaigns.matrix import formats as mf
 from harness.campaigns.matrix import report as mr
 from harness.campaigns.results import parse_junit
@@ -56,3 +58,10 @@ def test_a_recorded_lost_vm_is_lost_in_every_matrix_report():
 def test_the_json_words_of_the_selftests_summary_are_unchanged():
     assert [s.past for s in (Status.PASS, Status.FAIL, Status.SKIP, Status.ERROR)] == [
         "passed", "failed", "skipped", "error"]
+
+
+def test_from_past_reads_back_every_past_word() -> None:
+    for status in Status:
+        assert Status.from_past(status.past) is status
+    with pytest.raises(ValueError):
+        Status.from_past("pass")  # a value, not a past word

@@ -16,6 +16,7 @@ from harness.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_OK
 from harness.selftests.testprogs.collect import is_prog_tests_file, prog_tests_source
 from harness.selftests.testprogs.results import judge
 from harness.settings import CACHE_ENV, FORBID_ENV
+from harness.status import Status
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -89,7 +90,7 @@ def test_a_file_that_does_not_build_fails_each_of_its_tests() -> None:
 
     why = "does not compile:\nx.c: In function 'test_a':\nx.c:7:9: error: expected ';' before 'y'\n$ gcc ..."
     out = build_failures({"x.c": ["a", "b"], "ok.c": ["c"]}, {"x.c": why})
-    assert [(v.name, v.status) for v in out] == [("a", "failed"), ("b", "failed")]
+    assert [(v.name, v.status) for v in out] == [("a", Status.FAIL), ("b", Status.FAIL)]
     assert out[0].message == "prog_tests/x.c does not build: x.c:7:9: error: expected ';' before 'y'"
     assert out[0].log == tuple(why.splitlines())
     o = Outcome(Path("/linux"), ("x", "ok"), Path("/out"), {"x.c": ["a", "b"], "ok.c": ["c"]})

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from harness.selftests.testprogs.plan import PROG_TESTS, read_test_file
+from harness.status import NOT_VERDICT_PROPERTY, STATUS_PROPERTY, Status
 
+NO_VERDICT = NOT_VERDICT_PROPERTY[Status.ERROR]  # the JUnit status of an item test_progs gave no verdict
 RUN_LEVEL = ("(test_progs)", "(kernel console)")  # verdicts of the whole run, reported with its first file
 LOG_LINES = 60  # a failure's own lines shown in the report (all of them are in the run's log file)
 
@@ -86,15 +88,16 @@ class TestProgsFileCollector(pytest.File):
         name = path.name
         if outcome.get("error"):
             yield _item(self, name.removesuffix(".c"), _no_verdict(f"{outcome['error_stage']}: {outcome['error']}",
-                                                                     outcome), {"status": "no verdict"})
+                                                                     outcome), {STATUS_PROPERTY: NO_VERDICT})
             return
         tests = set(outcome["files"][name])
         first = next(iter(outcome["files"])) == name
         for v in outcome.get("subtests", []):
             if v["test"] in tests or (first and v["test"] in RUN_LEVEL):
-                yield _item(self, v["name"], _replay(v, outcome), {
+                status = Status.from_past(v["status"])
+                yield _item(self, v["name"], _replay(v, status, outcome), {
                     "test": v["test"], "subtest": v["subtest"] or "", "number": v["number"],
-                    "status": "no verdict" if v["status"] == "error" else v["status"],
+                    STATUS_PROPERTY: NO_VERDICT if status is Status.ERROR else status.past,
                     "test_progs log": (outcome.get("paths") or {}).get("log", "")})
 
     def _without_run(self, path: Path, others: bool):
@@ -107,7 +110,7 @@ class TestProgsFileCollector(pytest.File):
             else:
                 why = ("this file was not part of it" if others else
                        "no test_progs ran at session start (see the start of the output)")
-                yield _item(self, test, _no_verdict(why, {}), {"status": "no verdict"})
+                yield _item(self, test, _no_verdict(why, {}), {STATUS_PROPERTY: NO_VERDICT})
 
 
 class TestProgsItem(pytest.Function):
@@ -126,18 +129,18 @@ def _item(parent: TestProgsFileCollector, name: str, func, props: dict[str, str]
     return item
 
 
-def _replay(v: dict[str, Any], outcome: dict[str, Any]):
+def _replay(v: dict[str, Any], status: Status, outcome: dict[str, Any]):
     log_path = (outcome.get("paths") or {}).get("log", "")
 
     def subtest() -> None:
-        status, message, lines = v["status"], v["message"], v.get("log") or []
-        if status == "passed":
+        message, lines = v["message"], v.get("log") or []
+        if status is Status.PASS:
             return
-        if status == "skipped":
+        if status is Status.SKIP:
             pytest.skip(message)
         shown = "\n".join(lines[-LOG_LINES:])
         where = f"\ntest_progs' output: {log_path}" if log_path else ""
-        if status == "failed":
+        if status is Status.FAIL:
             number = f" ({v['number']})" if v.get("number") else ""
             pytest.fail(f"{v['name']}{number}: {message}\n{shown}{where}".rstrip(), pytrace=False)
         pytest.fail(f"NO VERDICT (a harness or machine problem, not the subtest's): {message}\n{shown}{where}".rstrip(),

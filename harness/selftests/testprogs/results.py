@@ -20,10 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.selftests.test_progs_log import RECAP, SUBTEST_LINE, SUMMARY_LINE, TEST_LINE
+from harness.selftests.test_progs_log import RECAP, STATUS, SUBTEST_LINE, SUMMARY_LINE, TEST_LINE
+from harness.status import Status
 
-PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
-_STATUS = {"OK": PASSED, "FAIL": FAILED, "SKIP": SKIPPED}
+# The statuses of verdicts by the names this module's callers import (tests/unit/test_testprogs_results.py).
+PASSED, FAILED, SKIPPED, ERROR = Status.PASS, Status.FAIL, Status.SKIP, Status.ERROR
+_STATUS = STATUS  # test_progs' OK | FAIL | SKIP
 # The result and summary lines, as harness.selftests.test_progs_log reads them too.
 _SUBTEST, _TEST, _SUMMARY = SUBTEST_LINE, TEST_LINE, SUMMARY_LINE
 _CAUGHT = re.compile(r"Caught signal #(\d+)!")
@@ -45,7 +47,7 @@ class Verdict:
 
     test: str
     subtest: str | None
-    status: str  # passed | failed | skipped | error
+    status: Status  # PASS | FAIL | SKIP (test_progs' verdicts) | ERROR (no verdict); the JSON has its `past` word
     message: str  # one line: a failure's first FAIL line, a skip's reason, why there is no verdict
     log: tuple[str, ...] = ()
     number: str = ""  # test_progs' own "#N/M" ("" for an error the harness adds)
@@ -68,7 +70,7 @@ class Report:
     preamble: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default=())
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         return sum(1 for v in self.verdicts if v.status == status)
 
     @property
@@ -76,13 +78,14 @@ class Report:
         return list(dict.fromkeys(v.test for v in self.verdicts))
 
     def to_json(self) -> dict[str, Any]:
-        return {"passed": self.count(PASSED), "failed": self.count(FAILED), "skipped": self.count(SKIPPED),
-                "errors": self.count(ERROR), "exit_code": self.exit_code,
+        return {**{s.past: self.count(s) for s in (Status.PASS, Status.FAIL, Status.SKIP)},
+                "errors": self.count(Status.ERROR), "exit_code": self.exit_code,
                 "test_progs_summary": dict(zip(("tests_passed", "subtests_passed", "skipped", "tests_failed"),
                                                self.summary, strict=True)) if self.summary else None,
                 "test_progs_json": self.counts, "problems": list(self.problems),
                 "subtests": [{"test": v.test, "subtest": v.subtest, "name": v.name, "number": v.number,
-                              "status": v.status, "message": v.message, "log": list(v.log)} for v in self.verdicts]}
+                              "status": v.status.past, "message": v.message, "log": list(v.log)}
+                             for v in self.verdicts]}
 
 
 @dataclass
@@ -154,14 +157,15 @@ def _no_verdict(why: str, log: _Log, unfinished: list[_Test], never: list[str], 
     problems.append(why)
     for t in unfinished:
         rest = " on the rest of it" if t.subtests else ""
-        verdicts.append(Verdict(t.name, "(unfinished)", ERROR, f"{why} during {t.name}: no verdict{rest}", tail))
+        verdicts.append(Verdict(t.name, "(unfinished)", Status.ERROR, f"{why} during {t.name}: no verdict{rest}",
+                                tail))
     for sel in never:
         verdicts.append(_never(sel, f"{why} before {sel} ran: no verdict", ()))
     if not unfinished and not never:
-        verdicts.append(Verdict("(test_progs)", None, ERROR, f"{why}: the run did not end normally", tail))
+        verdicts.append(Verdict("(test_progs)", None, Status.ERROR, f"{why}: the run did not end normally", tail))
     if log.crashed_in is not None:
         # the crash handler prints the running test's result line, then its lines: they are that test's
-        fail = _message(FAILED, tail) if any(":FAIL:" in ln for ln in tail) else ""
+        fail = _message(Status.FAIL, tail) if any(":FAIL:" in ln for ln in tail) else ""
         head = f"test_progs crashed in this test ({log.signal_line.strip() if log.signal_line else why})"
         verdicts = [Verdict(v.test, v.subtest, v.status, f"{head}; {fail}" if fail else head, (*v.log, *tail),
                             v.number) if v.test == log.crashed_in and v.subtest is None else v for v in verdicts]
@@ -198,12 +202,12 @@ def judge(log_text: str, json_text: str | None, exit_code: int | None, selectors
     else:
         for t in unfinished:
             problems.append(f"{t.name} has no result line")
-            verdicts.append(Verdict(t.name, "(unfinished)", ERROR, f"test_progs printed no result line for {t.name}",
-                                    tail))
+            verdicts.append(Verdict(t.name, "(unfinished)", Status.ERROR,
+                                    f"test_progs printed no result line for {t.name}", tail))
         check = _check_counts(finished, summary, data, json_problem)
         if check:
             problems.append(check)
-            verdicts.append(Verdict("(test_progs)", None, ERROR, check, tail))
+            verdicts.append(Verdict("(test_progs)", None, Status.ERROR, check, tail))
         for sel in never:
             problems.append(f"{sel}: test_progs ran no such test")
             verdicts.append(_never(sel, f"test_progs ran nothing for {sel} (exit {exit_code}: "
@@ -214,7 +218,7 @@ def judge(log_text: str, json_text: str | None, exit_code: int | None, selectors
 
 def _never(selector: str, message: str, log: tuple[str, ...]) -> Verdict:
     test, _, sub = selector.partition("/")
-    return Verdict(test, sub or None, ERROR, message, log)
+    return Verdict(test, sub or None, Status.ERROR, message, log)
 
 
 def json_messages(data: dict[str, Any] | None) -> dict[tuple[str, str | None], list[str]]:
@@ -234,9 +238,9 @@ def json_messages(data: dict[str, Any] | None) -> dict[tuple[str, str | None], l
 def _with_json(v: Verdict, messages: dict[tuple[str, str | None], list[str]]) -> Verdict:
     """A failure's lines as test_progs' JSON has them (its own split of the output by subtest), when it has them."""
     lines = messages.get((v.test, v.subtest))
-    if v.status != FAILED or not lines:
+    if v.status != Status.FAIL or not lines:
         return v
-    return Verdict(v.test, v.subtest, v.status, _message(FAILED, lines), tuple(lines), v.number)
+    return Verdict(v.test, v.subtest, v.status, _message(Status.FAIL, lines), tuple(lines), v.number)
 
 
 def _current(tests: list[_Test], name: str, number: str) -> _Test:
@@ -246,16 +250,16 @@ def _current(tests: list[_Test], name: str, number: str) -> _Test:
     return tests[-1]
 
 
-def _verdict(test: str, subtest: str | None, status: str, log: Sequence[str], number: str) -> Verdict:
+def _verdict(test: str, subtest: str | None, status: Status, log: Sequence[str], number: str) -> Verdict:
     return Verdict(test, subtest, status, _message(status, log), tuple(log), number)
 
 
-def _message(status: str, log: Sequence[str]) -> str:
-    if status == FAILED:
+def _message(status: Status, log: Sequence[str]) -> str:
+    if status == Status.FAIL:
         fails = [line for line in log if ":FAIL:" in line]
         line = fails[0] if fails else next((ln for ln in reversed(log) if _FAIL_LINE.search(ln)), "")
         return line.strip() or "test_progs reported FAIL (it printed no message)"
-    if status == SKIPPED:
+    if status == Status.SKIP:
         line = next((ln for ln in reversed(log) if _SKIP_LINE.search(ln) and ":PASS:" not in ln), "")
         return line.strip() or "test_progs skipped it (no reason among its lines; without -v it prints none)"
     return ""
@@ -270,12 +274,12 @@ def _test_level(t: _Test) -> list[Verdict]:
     if not t.subtests:
         return [_verdict(t.name, None, _STATUS[result], t.tail, t.number)]
     statuses = {s.status for s in t.subtests}
-    if result == "FAIL" and FAILED not in statuses:
+    if result == "FAIL" and Status.FAIL not in statuses:
         # failed outside its subtests: before the first one (its lines went to the first subtest's) or after the last
         lines = [ln for s in t.subtests[:1] for ln in s.log if ":FAIL:" in ln] + t.tail
-        return [_verdict(t.name, None, FAILED, lines, t.number)]
-    if result == "SKIP" and statuses != {SKIPPED}:
-        return [_verdict(t.name, None, SKIPPED, t.tail, t.number)]
+        return [_verdict(t.name, None, Status.FAIL, lines, t.number)]
+    if result == "SKIP" and statuses != {Status.SKIP}:
+        return [_verdict(t.name, None, Status.SKIP, t.tail, t.number)]
     return []
 
 
@@ -307,7 +311,7 @@ def _skip_count(t: _Test) -> int:
         return len(t.subtests) or 1
     if t.result == "OK":
         return 0
-    return sum(1 for s in t.subtests if s.status == SKIPPED)
+    return sum(1 for s in t.subtests if s.status == Status.SKIP)
 
 
 def _check_counts(finished: Sequence[_Test], summary: tuple[int, ...] | None, data: dict[str, Any] | None,
@@ -316,7 +320,7 @@ def _check_counts(finished: Sequence[_Test], summary: tuple[int, ...] | None, da
     if problem:
         return problem
     assert data is not None
-    sub_ok = sum(1 for t in finished for s in t.subtests if s.status == PASSED)
+    sub_ok = sum(1 for t in finished for s in t.subtests if s.status == Status.PASS)
     skips = sum(_skip_count(t) for t in finished)
     failed = sum(1 for t in finished if t.result == "FAIL")
     passed = sum(1 for t in finished if t.result != "FAIL")
