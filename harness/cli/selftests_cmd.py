@@ -159,8 +159,7 @@ def _selftests_run(ns: argparse.Namespace) -> int:
         raise UsageError("-n/--workers must be >= 1")
     from harness.machine import options
 
-    settings = options.from_namespace(ns)
-    options.pick_gdb_ports(settings, ns.workers)
+    settings = options.with_gdb_ports(options.from_namespace(ns), ns.workers)  # the inner run gets `--gdb PORT`
     inner = [*options.pytest_args(settings), *(["--llvm", ns.llvm] if ns.llvm else [])]
     known = load_known_differences(ns.known_differences)
     layout = CacheLayout(ns.cache_dir or cache_root())

@@ -4,19 +4,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
 import socket
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.errors import UsageError
 
-# Set by the pytest controller (before xdist starts its workers, which inherit it) to the first gdb port of the
-# run when --gdb picked the ports itself: every worker computes its own port from it.
-GDB_PORT_ENV = "BPF_AUDIT_HARNESS_GDB_PORT"
 GDB_FIRST_PORT = 1234  # QEMU's own `-s` port: where --gdb starts looking for free ones
 GDB_APPEND = ("nokaslr",)  # gdb's symbols from vmlinux match only an unrandomized kernel
 
@@ -129,23 +125,24 @@ def _free(port: int) -> bool:
 
 
 def gdb_base(settings: VMSettings) -> int | None:
-    """The run's first gdb port: the one given, else the one the controller picked (GDB_PORT_ENV); None: no gdb."""
-    if settings.gdb is None:
-        return None
-    if settings.gdb:
-        return settings.gdb
-    picked = os.environ.get(GDB_PORT_ENV, "")
-    return int(picked) if picked.isdigit() else None
+    """The run's first gdb port once decided (given, or settled by with_gdb_ports); None: no gdb, or not decided."""
+    return settings.gdb or None
 
 
 def pick_gdb_ports(settings: VMSettings, machines: int) -> int | None:
-    """For the controller: the first port of the run (picked when --gdb named none, and put in GDB_PORT_ENV for
-    the workers it starts)."""
+    """The first of `machines` consecutive gdb ports: the one --gdb gave, else free ones picked now; None: no gdb."""
     if settings.gdb is None:
         return None
-    base = settings.gdb or free_port_run(GDB_FIRST_PORT, max(1, machines))
-    os.environ[GDB_PORT_ENV] = str(base)
-    return base
+    return settings.gdb or free_port_run(GDB_FIRST_PORT, max(1, machines))
+
+
+def with_gdb_ports(settings: VMSettings, machines: int) -> VMSettings:
+    """The settings with --gdb's first port settled: the one given, else free ones picked for `machines` VMs.
+    Machine N (xdist's gwN) listens on that port + N. A pytest controller hands the settled port to its workers
+    (harness.run_kernel.session); the CLI gives it to an inner pytest as `--gdb PORT` (pytest_args)."""
+    if settings.gdb is None:
+        return settings
+    return replace(settings, gdb=pick_gdb_ports(settings, machines))
 
 
 def gdb_command(vmlinux: object, port: int) -> str:
@@ -158,7 +155,7 @@ def pytest_args(settings: VMSettings) -> list[str]:
     out = ["--cpus", str(settings.cpus), "--memory", settings.memory]
     out += [f"--append={word}" for word in settings.append]
     if settings.gdb is not None:
-        out += ["--gdb", str(gdb_base(settings) or settings.gdb)]
+        out += ["--gdb", str(settings.gdb)]  # the first port, once with_gdb_ports settled it
     return out
 
 

@@ -107,7 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _check_mutant(config)
     if config.getoption("--keep-vm-on-failure") is not None:
         _keep_vms(config)
-    run.vm_settings = _vm_settings(config)
+    run.vm_settings = _vm_settings(config, run)
     if config.getoption("--clang"):
         _use_clang(config)
 
@@ -117,9 +117,11 @@ def activate(config: pytest.Config) -> None:
     run_session(config).activate()
 
 
-def _vm_settings(config: pytest.Config):
-    """--cpus/--memory/--append/--gdb checked; with --gdb the controller picks the run's ports before xdist starts
-    its workers (they inherit them)."""
+def _vm_settings(config: pytest.Config, run):
+    """--cpus/--memory/--append/--gdb checked; with --gdb the controller settles the run's first port before xdist
+    starts its workers, and hands it to each in its workerinput (RunSession.pytest_configure_node)."""
+    import dataclasses
+
     from harness.errors import UsageError
     from harness.machine import options
 
@@ -129,9 +131,11 @@ def _vm_settings(config: pytest.Config):
         if settings.gdb is not None:
             if config.getoption("--target"):
                 raise UsageError("--gdb starts QEMU's gdb stub of a local VM; a --target machine is not booted here")
-            if not hasattr(config, "workerinput"):
+            if run.is_worker:  # its controller settled the first port (gwN listens on it + N)
+                settings = dataclasses.replace(settings, gdb=run.controller_gdb_port or settings.gdb)
+            else:
                 workers = getattr(config.option, "numprocesses", None)
-                options.pick_gdb_ports(settings, workers if isinstance(workers, int) and workers > 0 else 1)
+                settings = options.with_gdb_ports(settings, workers if isinstance(workers, int) and workers > 0 else 1)
     except UsageError as e:
         raise pytest.UsageError(str(e)) from None
     return settings

@@ -9,9 +9,10 @@ prepared, and per-test state keyed by node id (dropped when the test's reports a
 
 The channel: a run's processes (the controller and its xdist workers) share nothing but the run directory
 `<cache>/state/runs/<run id>/`. The controller makes the run id in pytest_configure and hands it to each worker
-once, in xdist's `workerinput` (key WORKERINPUT_KEY, set in pytest_configure_node); nothing goes through the
-environment. A pytest started from a test gets a run of its own. Every file is written whole (tmp + rename) or
-created exclusively:
+once, in xdist's `workerinput` (key WORKERINPUT_KEY, set in pytest_configure_node), with the one other thing
+decided before workers start: --gdb's first port, given or picked free by the controller (GDB_WORKERINPUT_KEY; gwN
+listens on it + N). Nothing goes through the environment. A pytest started from a test gets a run of its own.
+Every file is written whole (tmp + rename) or created exclusively:
 
     kernel.json    the run's kernel: {"entry", "key", "source", "notes"} once prepared, {"failed": why} if that
                    failed. Written by the first caller of acquire_kernel() under the run's lock (the controller,
@@ -40,6 +41,7 @@ from harness.errors import HarnessError
 
 PLUGIN_NAME = "bpf_audit_harness_session"
 WORKERINPUT_KEY = "bpf_audit_harness_run"  # the run id, from the controller to each xdist worker
+GDB_WORKERINPUT_KEY = "bpf_audit_harness_gdb_port"  # --gdb's first port as the controller settled it
 
 
 class RunDir:
@@ -117,6 +119,11 @@ class RunSession:
     @property
     def is_worker(self) -> bool:
         return hasattr(self.config, "workerinput")
+
+    @property
+    def controller_gdb_port(self) -> int | None:
+        """A worker's: --gdb's first port as its controller settled it (None: no --gdb, or not a worker)."""
+        return getattr(self.config, "workerinput", {}).get(GDB_WORKERINPUT_KEY)
 
     def test_progs_summaries(self) -> list[Path]:
         """The summary files of this run's test_progs runs (none: it ran none)."""
@@ -225,8 +232,12 @@ class RunSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
-        """xdist's controller, for each worker it starts: the run it joins (the one channel: the run directory)."""
+        """xdist's controller, for each worker it starts: the run it joins (the one channel: the run directory), and
+        --gdb's first port (settled in pytest_configure, before any worker starts)."""
         node.workerinput[WORKERINPUT_KEY] = self.run.run_id
+        gdb = getattr(self.vm_settings, "gdb", None)
+        if gdb:
+            node.workerinput[GDB_WORKERINPUT_KEY] = gdb
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:

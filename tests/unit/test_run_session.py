@@ -44,3 +44,39 @@ def test_the_run_directory_is_written_whole(tmp_path) -> None:
     run.mark("needs-kernel")
     assert run.read_json("kernel.json") == {"failed": "kernel build stage failed: x"} and run.marked("needs-kernel")
     assert sorted(p.name for p in run.path.iterdir()) == ["kernel.json", "needs-kernel"]  # no tmp file left
+
+
+def test_gdb_ports_reach_two_workers_through_workerinput_not_the_environment(pytester: pytest.Pytester) -> None:
+    """--gdb with no PORT and -n 2: the controller picks two free ports, hands the first to each worker in its
+    workerinput, gwN's pool serves on first + N, and the header lines name both and the exact gdb line (no VM)."""
+    out = pytester.path / "out"
+    out.mkdir()
+    pytester.makeconftest(f"""
+        import os, types
+        from pathlib import Path
+
+        def pytest_sessionfinish(session):
+            if not hasattr(session.config, "workerinput"):
+                from harness.run_kernel import gdb_lines
+                built = types.SimpleNamespace(artifact=types.SimpleNamespace(vmlinux=Path("/k/vmlinux")))
+                Path({str(out)!r}, "controller").write_text("\\n".join(gdb_lines(session.config, built)))
+    """)
+    pytester.makepyfile(test_x=f"""
+        import os
+        from pathlib import Path
+        from harness.run_kernel import pool_config
+
+        def test_port(pytestconfig, worker_id, tmp_path):
+            assert not any("GDB" in k for k in os.environ if k.startswith("BPF_AUDIT_HARNESS"))
+            port = pool_config(pytestconfig, kernel=None, run_dir=tmp_path, worker=worker_id).gdb_port
+            Path({str(out)!r}, worker_id).write_text(str(port))
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--harness-cache", str(pytester.path / "cache"),
+                                           "-n", "2", "--dist", "each", "test_x.py", "--gdb")
+    result.assert_outcomes(passed=2)
+    first = int((out / "gw0").read_text())
+    assert int((out / "gw1").read_text()) == first + 1
+    assert (out / "controller").read_text().splitlines() == [
+        "QEMU's gdb stub of each VM (loopback only; the kernel boots with nokaslr): "
+        f"gw0 127.0.0.1:{first}, gw1 127.0.0.1:{first + 1}",
+        f"gdb /k/vmlinux -ex 'target remote 127.0.0.1:{first}'"]

@@ -41,7 +41,7 @@ def test_bad_settings_are_usage_errors(cpus, memory, append, why):
         options.check_settings(cpus, memory, append, None)
 
 
-def test_one_gdb_port_per_worker_and_free_ones_picked(monkeypatch):
+def test_one_gdb_port_per_worker_and_free_ones_picked():
     assert [options.worker_index(w) for w in ("main", "gw0", "gw3", "test_progs")] == [0, 0, 3, 0]
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -49,9 +49,12 @@ def test_one_gdb_port_per_worker_and_free_ones_picked(monkeypatch):
         port = taken.getsockname()[1]
         first = options.free_port_run(port - 1, 3)
         assert first > port or first + 2 < port  # never a run through the taken port
-    monkeypatch.delenv(options.GDB_PORT_ENV, raising=False)
-    picked = options.pick_gdb_ports(options.VMSettings(gdb=0), 2)
-    assert picked is not None and options.gdb_base(options.VMSettings(gdb=0)) == picked  # what workers read
+    settled = options.with_gdb_ports(options.VMSettings(gdb=0), 2)  # free ports picked, written in the settings
+    assert settled.gdb and options.gdb_base(settled) == settled.gdb
+    assert options.gdb_base(options.VMSettings(gdb=0)) is None  # not settled: no port of its own to serve on
+    assert options.with_gdb_ports(options.VMSettings(gdb=5000), 2).gdb == 5000
+    assert options.with_gdb_ports(options.VMSettings(), 2) == options.VMSettings()
+    assert options.pytest_args(settled)[-2:] == ["--gdb", str(settled.gdb)]  # what an inner pytest is given
     assert options.gdb_base(options.VMSettings(gdb=5000)) == 5000 and options.gdb_base(options.VMSettings()) is None
     assert options.pytest_args(options.VMSettings(2, "1G", ("foo=bar",), 5000)) == \
         ["--cpus", "2", "--memory", "1G", "--append=foo=bar", "--gdb", "5000"]
