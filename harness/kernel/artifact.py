@@ -104,6 +104,20 @@ class ArtifactMeta:
                 out[name] = list(value) if isinstance(value, tuple) else dict(value) if name == "packages" else value
         return out
 
+    # meta.json read as the dict it is: `kernel_artifact.meta["tree"]` is how the fixture's users (their conftests,
+    # the project's own system tests, capture scripts) have read it; the typed fields are the harness's own way.
+    def __getitem__(self, name: str) -> Any:
+        data = self.to_json()
+        if name not in data:
+            raise KeyError(name)
+        return data[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.to_json().get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.to_json()
+
 
 @dataclass(frozen=True)
 class KernelArtifact:

@@ -60,3 +60,13 @@ def test_a_new_meta_writes_only_what_it_was_given_and_an_unknown_key_survives():
     assert ArtifactMeta("k", "r", llvm="1").to_json() == {"key": "k", "release": "r", "llvm": "1"}
     with pytest.raises(KeyError):
         ArtifactMeta.from_json({"key": "k"})  # not a cache entry
+
+
+def test_meta_still_reads_as_the_dict_meta_json_is():
+    """`kernel_artifact.meta["tree"]` is how users' conftests (and the project's system tests) read an entry:
+    typed fields and every other key answer by name, a missing one is a KeyError."""
+    meta = ArtifactMeta.from_json({"release": "7.3.4", "key": "k", "tree": "/t", "slot": "/s", "patches": ["a"]})
+    assert meta["tree"] == meta.tree == "/t" and meta["slot"] == "/s" and meta["patches"] == ["a"]
+    assert meta.get("version_note") is None and meta.get("slot") == "/s" and "slot" in meta and "nope" not in meta
+    with pytest.raises(KeyError):
+        meta["nope"]
