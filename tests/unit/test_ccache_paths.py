@@ -42,7 +42,9 @@ def _series(d: Path) -> Path:
 
 
 def _patched(tmp_path: Path, where: str, layout: CacheLayout) -> trees.BuildTree:
-    source = resolve(SourceSpec.from_args(str(_source(tmp_path / where)), None), layout)
+    """`where` (made on first use) patched by the one-patch series, synced as a build would."""
+    root = tmp_path / where
+    source = resolve(SourceSpec.from_args(str(root if root.exists() else _source(root)), None), layout)
     series = tmp_path / "patches"
     if not series.exists():
         _series(series)
@@ -62,18 +64,13 @@ def test_a_patched_trees_slots_live_inside_it_and_a_sync_leaves_them_alone(tmp_p
     (slot / "kernel" / "audit.o").write_bytes(b"\0" * 4096)
     # The source changes (a file goes): the re-sync removes it from the mirror, never the slot's objects.
     (tmp_path / "src" / "kernel" / "audit.c").unlink()
-    again = _patched_again(tmp_path, layout)
+    again = _patched(tmp_path, "src", layout)
     assert not (again.path / "kernel" / "audit.c").exists()
     assert (slot / "kernel" / "audit.o").stat().st_size == 4096
     # A tree read in place is never written to: its slots stay in the cache's slots/.
     in_place = kbuild.slot_dir(layout, tmp_path / "src", _merged())
     assert in_place.parent == layout.slots
     assert kbuild.ccache_base(tree.path, slot) == str(tree.path)
-
-
-def _patched_again(tmp_path: Path, layout: CacheLayout) -> trees.BuildTree:
-    source = resolve(SourceSpec.from_args(str(tmp_path / "src"), None), layout)
-    return trees.prepare(source, load_series(tmp_path / "patches"), layout, tmp_path / "log")
 
 
 def test_slots_inside_a_patched_tree_are_listed_apart_and_pruned_under_its_lock(tmp_path):
