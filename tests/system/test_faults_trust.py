@@ -14,6 +14,7 @@ import pytest
 from harness.cases.flood import flood_command
 from harness.cases.parse import parse_case_text
 from harness.cases.run import run_case
+from harness.machine.messages import msg
 from harness.settings import REPO_ROOT
 from harness.status import Status
 
@@ -68,11 +69,15 @@ def test_a_no_record_case_that_lost_records_is_no_verdict_and_with_room_it_passe
     case_session.audit.ensure()
     agent = case_session.agent
     case_session.link.shell("auditctl -D >/dev/null")  # one record per open: nothing else fills the backlog
-    agent.request("audit_set", backlog_limit=8)
+    # A full backlog must lose records, not stall the trigger: with the default backlog_wait_time (60 s) the
+    # shell's own syscall-exit records (GFP_KERNEL) sleep on the full queue past the trigger's 30 s timeout.
+    before = agent.must(msg.AuditStatusRequest())
+    agent.must(msg.AuditSet(backlog_limit=8, backlog_wait_time=0))
     try:
         tight = run_case(prog, obj, kernel_under_test, case_session, tmp_path / "tight")
     finally:
-        agent.request("audit_set", backlog_limit=8192)
+        agent.must(msg.AuditSet(backlog_limit=before.backlog_limit or 8192,
+                                backlog_wait_time=before.backlog_wait_time))
     assert tight.status is Status.ERROR, tight.report()
     assert tight.summary.startswith("audit capture incomplete, not a verdict on the case: the kernel lost "), \
         tight.summary
