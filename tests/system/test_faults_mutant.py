@@ -12,14 +12,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import default_source, start_until_make
+from helpers import DEFAULT_SLOT, default_source, start_until_make
 
 from harness.kernel import trees
 from harness.kernel.patches import apply_series, load_series, with_mutant
 from harness.kernel.request import KernelOptions, make_request
 from harness.settings import DEFAULT_PATCHES_DIR
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, DEFAULT_SLOT]
 CLI = str(Path(sys.executable).parent / "bpf-audit-harness")
 EDITED = "security/lsm_audit_kfuncs.c"
 SOURCE, LINE = default_source()

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import DEFAULT_SLOT
 
 pytest_plugins = ["pytester"]
-pytestmark = [pytest.mark.vm, pytest.mark.slow]
+pytestmark = [pytest.mark.vm, pytest.mark.slow, DEFAULT_SLOT]
 CLI = str(Path(sys.executable).parent / "bpf-audit-harness")
 CASES = ["cases/baseline/lsm_deny.bpf.c"]
 
