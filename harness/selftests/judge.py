@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from harness.machine.messages import msg
 from harness.selftests.evidence import KernelEvidence
 from harness.selftests.match import match_in_order
 from harness.selftests.spec import JITED_MODE, PRIV, PROG_FLAGS, UNPRIV, TestSpec
@@ -31,6 +32,48 @@ class GuestTraits:
 
 
 X86_64 = GuestTraits()
+
+
+@dataclass(frozen=True)
+class StreamText:
+    """What reading a program's stderr or stdout stream gave: bytes read (or -errno), and the text."""
+
+    ret: int
+    text: str
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """run_subtest()'s test run as the judge reads it: the step before BPF_PROG_TEST_RUN that test_loader PRINT_FAILs
+    on (`setup_error`: the struct_ops attach or the pre-execution callback's map write), else the agent's `test_run`
+    reply and the streams read after it ("stderr"/"stdout", only those the subtest matches)."""
+
+    reply: msg.TestRunReply | None = None
+    setup_error: str | None = None
+    streams: Mapping[str, StreamText] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the record keeps it: {"setup_error": ...}, or the reply's fields with "streams" when any was read."""
+        if self.reply is None:
+            return {"setup_error": self.setup_error}
+        out = self.reply.to_dict()
+        if self.streams:
+            out["streams"] = {name: {"ret": s.ret, "text": s.text} for name, s in self.streams.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunOutcome:
+        """The inverse of to_dict(); ProtocolError when the reply lacks a field (a missing retval is no 0)."""
+        if "setup_error" in data:
+            return cls(setup_error=data["setup_error"])
+        streams = {name: StreamText(s["ret"], s["text"]) for name, s in (data.get("streams") or {}).items()}
+        return cls(reply=msg.TestRunReply.from_dict({k: v for k, v in data.items() if k != "streams"}),
+                   streams=streams)
+
+
+def run_failed(failure: msg.Failure) -> tuple[Status, str]:
+    """No verdict when the agent could not do the test run or a step before it (its answer was ok: false)."""
+    return ERROR, f"the agent's test run failed: {failure.error}"
 
 
 def precheck(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> tuple[Status, str] | None:
@@ -62,30 +105,29 @@ def precheck(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> tuple[S
     return None
 
 
-def program_log(load_result: Mapping[str, Any], prog_name: str) -> str:
+def program_log(load: msg.LoadReply, prog_name: str) -> str:
     """The verifier log of `prog_name`, the only log test_loader matches (its own log buffer): its entry in
     `programs` when the load asked for program_logs, else the top-level verifier_log when that is its log (the
     failing program's, or on success the first autoloaded program's, which is it when it loads alone)."""
-    for prog in load_result.get("programs") or ():
+    for prog in load.programs or ():
         if prog.get("name") == prog_name and "verifier_log" in prog:
             return prog.get("verifier_log") or ""
-    log = load_result.get("verifier_log") or ""
-    if not load_result.get("loaded"):
-        failed = load_result.get("failed_program")
-        return log if failed in (None, prog_name) else ""
-    autoloaded = [p.get("name") for p in load_result.get("programs") or () if p.get("autoload", True)]
+    log = load.verifier_log or ""
+    if not load.loaded:
+        return log if load.failed_program in (None, prog_name) else ""
+    autoloaded = [p.get("name") for p in load.programs or () if p.get("autoload", True)]
     return log if not autoloaded or autoloaded[0] == prog_name else ""
 
 
-def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
-          run_result: Mapping[str, Any] | None = None, *, target: GuestTraits = X86_64,
+def judge(spec: TestSpec, mode: str, load: msg.LoadReply | msg.Failure | None,
+          run: RunOutcome | None = None, *, target: GuestTraits = X86_64,
           evidence: KernelEvidence | None = None) -> tuple[Status, str]:
     """run_subtest()'s verdict: (status, reason), status one of pass, fail, skip, error.
 
-    `load_result` is the agent's `load` response for the file's object with this program and the file's
-    auxiliary programs of this mode autoloaded (see guests/README.md); `run_result`, for a subtest that
-    executes (__retval), is the BPF_PROG_TEST_RUN outcome: {"retval": int} or {"errno": int}. Without one, a
-    subtest that should execute is a skip (its load verdict alone is no pass).
+    `load` is the agent's `load` reply for the file's object with this program and the file's auxiliary programs
+    of this mode autoloaded (see guests/README.md); `run`, for a subtest that executes (__retval), is the test
+    run's outcome (the BPF_PROG_TEST_RUN reply). Without one, a subtest that should execute is no verdict (its
+    load verdict alone is no pass).
 
     A load libbpf gave up on before the verifier saw the program (a map it could not create, a ksym it did not find)
     is a skip only when `evidence` shows the kernel lacks that (the map type absent from its BTF's enum or its config,
@@ -94,51 +136,50 @@ def judge(spec: TestSpec, mode: str, load_result: Mapping[str, Any] | None,
     if early is not None:
         return early
     sub = spec.subspec(mode)
-    if load_result is None:
+    if load is None:
         return ERROR, "no load result"
-    verdict = _judge_load(spec, mode, load_result, evidence) or _judge_dumps(spec, mode, load_result)
+    if isinstance(load, msg.Failure):
+        return ERROR, f"the agent's load failed: {load.error or 'no error message'}"
+    verdict = _judge_load(spec, mode, load, evidence) or _judge_dumps(spec, mode, load)
     if verdict is not None:
         return verdict
     if should_execute(spec, mode, target):
-        return _judge_run(spec, mode, run_result)
+        return _judge_run(spec, mode, run)
     return PASS, "load failed as expected" if sub.expect_failure else "loaded as expected"
 
 
-def _judge_load(spec: TestSpec, mode: str, load_result: Mapping[str, Any],
+def _judge_load(spec: TestSpec, mode: str, load: msg.LoadReply,
                 evidence: KernelEvidence | None) -> tuple[Status, str] | None:
     """The load's part of run_subtest(), in test_loader's order: the agent's or libbpf's failure to open, what
     the kernel provably lacks, the load's success against __failure/__success, then __msg. None: the load is as
     expected."""
     sub = spec.subspec(mode)
-    if load_result.get("ok") is False:
-        return ERROR, f"the agent's load failed: {load_result.get('error', 'no error message')}"
-    if load_result.get("stage") == "open":
-        return ERROR, f"libbpf could not open the object: {_last_lines(load_result.get('libbpf_log'))}"
-    loaded = bool(load_result.get("loaded"))
+    if load.stage == "open":
+        return ERROR, f"libbpf could not open the object: {_last_lines(load.libbpf_log)}"
+    loaded = bool(load.loaded)
     missing = None if loaded or evidence is None else evidence.explain_load_failure(
-        _lines(load_result.get("libbpf_log")), load_result.get("maps") or ())
+        _lines(load.libbpf_log), load.maps or ())
     if missing:  # the object never reached the verifier, and the kernel provably lacks what it needs
         return SKIP, "the kernel lacks what the object needs: " + "; ".join(missing)
-    log = program_log(load_result, spec.prog_name)
+    log = program_log(load, spec.prog_name)
     if sub.expect_failure and loaded:
         return FAIL, "unexpected_load_success: the verifier accepted a program expected to fail"
     if not sub.expect_failure and not loaded:
-        who = load_result.get("failed_program")
+        who = load.failed_program
         other = f" (program {who} failed)" if who and who != spec.prog_name else ""
-        return FAIL, (f"unexpected_load_failure: errno {load_result.get('errno', '?')}{other}\n"
-                      f"{_tail(log) or _last_lines(load_result.get('libbpf_log'))}")
+        return FAIL, (f"unexpected_load_failure: errno {load.errno}{other}\n"
+                      f"{_tail(log) or _last_lines(load.libbpf_log)}")
     miss = match_in_order(log, sub.msgs)
     if miss is not None:
         return FAIL, f"expect_msg\n{miss.describe(sub.msgs)}\nVERIFIER LOG:\n{_tail(log)}"
     return None
 
 
-def _judge_dumps(spec: TestSpec, mode: str, load_result: Mapping[str, Any]) -> tuple[Status, str] | None:
+def _judge_dumps(spec: TestSpec, mode: str, load: msg.LoadReply) -> tuple[Status, str] | None:
     """__xlated then __jited against the loaded program's disassembly. None: both match (or none is asked)."""
     sub = spec.subspec(mode)
-    loaded = bool(load_result.get("loaded"))
-    prog: Mapping[str, Any] = next((p for p in load_result.get("programs") or () if p.get("name") == spec.prog_name),
-                                   {})
+    loaded = bool(load.loaded)
+    prog: Mapping[str, Any] = next((p for p in load.programs or () if p.get("name") == spec.prog_name), {})
     for key, patterns in (("xlated", sub.xlated), ("jited", sub.jited)):
         if not patterns:
             continue
@@ -185,37 +226,36 @@ def should_execute(spec: TestSpec, mode: str, target: GuestTraits = X86_64) -> b
     return not (spec.prog_flags() & ANY_ALIGNMENT and not target.efficient_unaligned_access)
 
 
-def _judge_run(spec: TestSpec, mode: str, run_result: Mapping[str, Any] | None) -> tuple[Status, str]:
+def _judge_run(spec: TestSpec, mode: str, run: RunOutcome | None) -> tuple[Status, str]:
     """The test run's part of run_subtest(): the struct_ops maps attached and the pre-execution callback run first
     (`setup_error`: one failed), BPF_PROG_TEST_RUN, its return value, then the program's stderr and stdout streams
-    (`streams`: {"stderr": {"ret": bytes read or -errno, "text": ...}, "stdout": ...}) against __stderr/__stdout."""
+    (`streams`) against __stderr/__stdout."""
     sub = spec.subspec(mode)
     reasons = spec.exec_unsupported
     if reasons:
         return SKIP, "loaded as expected; unsupported for __retval: " + "; ".join(map(str, reasons))
-    if run_result is None:
+    if run is None:
         return ERROR, f"loaded as expected; __retval({sub.retval}) needs BPF_PROG_TEST_RUN, which was not run"
-    if run_result.get("setup_error"):
-        return FAIL, str(run_result["setup_error"])
-    if run_result.get("errno"):
-        return FAIL, f"Unexpected bpf_prog_test_run error: errno {run_result['errno']}"
-    if not isinstance(run_result.get("retval"), int):
-        return ERROR, f"the test run's result has no retval: {dict(run_result)}"
-    got = to_int32(run_result["retval"])
+    if run.reply is None:
+        return FAIL, str(run.setup_error)
+    if run.reply.errno:
+        return FAIL, f"Unexpected bpf_prog_test_run error: errno {run.reply.errno}"
+    if not isinstance(run.reply.retval, int):
+        return ERROR, f"the test run's result has no retval: {run.reply.to_dict()}"
+    got = to_int32(run.reply.retval)
     if got != sub.retval and not sub.any_retval:
         return FAIL, f"Unexpected retval: {got} != {sub.retval}"
-    streams = run_result.get("streams") or {}
     for name, patterns in (("stderr", sub.stderr), ("stdout", sub.stdout)):
         if not patterns:
             continue
-        got_stream = streams.get(name)
-        if got_stream is None:
+        stream = run.streams.get(name)
+        if stream is None:
             return ERROR, f"__{name}: the program's {name} stream was not read"
-        if int(got_stream.get("ret", 0)) <= 0:
-            return FAIL, f"expect_{name}: reading the {name} stream gave {got_stream.get('ret')} (nothing to match)"
-        miss = match_in_order(got_stream.get("text") or "", patterns)
+        if stream.ret <= 0:
+            return FAIL, f"expect_{name}: reading the {name} stream gave {stream.ret} (nothing to match)"
+        miss = match_in_order(stream.text or "", patterns)
         if miss is not None:
-            return FAIL, f"expect_{name}\n{miss.describe(patterns)}\n{name.upper()}:\n{_tail(got_stream['text'])}"
+            return FAIL, f"expect_{name}\n{miss.describe(patterns)}\n{name.upper()}:\n{_tail(stream.text)}"
     return PASS, f"loaded as expected, retval {got}"
 
 
@@ -235,5 +275,5 @@ def _last_lines(lines: Any, count: int = 8) -> str:
     return "\n".join(list(lines or [])[-count:])
 
 
-__all__ = ["ERROR", "FAIL", "PASS", "PRIV", "SKIP", "UNPRIV", "GuestTraits", "judge", "precheck", "program_log",
-           "should_execute"]
+__all__ = ["ERROR", "FAIL", "PASS", "PRIV", "SKIP", "UNPRIV", "GuestTraits", "RunOutcome", "StreamText", "judge",
+           "precheck", "program_log", "run_failed", "should_execute"]

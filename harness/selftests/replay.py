@@ -10,9 +10,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.machine.messages import msg
 from harness.selftests.dialect import Dialect
 from harness.selftests.evidence import KernelEvidence
-from harness.selftests.judge import FAIL, PASS, SKIP, GuestTraits, judge, precheck
+from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, GuestTraits, RunOutcome, judge, precheck, run_failed
 from harness.selftests.spec import Reason, TestSpec, parse_spec
 from harness.selftests.test_progs_log import name_of_test
 from harness.status import Status
@@ -71,6 +72,26 @@ def _trim_load(load: Mapping[str, Any] | None, program: str) -> dict[str, Any] |
     return out
 
 
+def load_reply(record: Mapping[str, Any]) -> msg.LoadReply | msg.Failure:
+    """A recorded load answer as the agent's reply again, with what _trim_load left out that the reply class
+    requires restored: the request's id (None), and the top-level verifier_log of a loaded object ("": its program's
+    own entry holds it). ProtocolError when anything else it requires is missing."""
+    data = json.loads(json.dumps(record))  # add_disassembly adds to its programs: never to the record's
+    data.setdefault("id", None)
+    if data.get("ok") is not False:
+        data.setdefault("verifier_log", "")
+    reply = msg.parse_reply("load", data)
+    assert isinstance(reply, (msg.LoadReply, msg.Failure))
+    return reply
+
+
+def run_outcome(record: Mapping[str, Any]) -> RunOutcome | msg.Failure:
+    """A recorded test run as harness.selftests.run had it: the agent's failure, or what the judge reads."""
+    if record.get("ok") is False:
+        return msg.Failure.from_dict(dict(record))
+    return RunOutcome.from_dict(record)
+
+
 def subtest_record(sub, result) -> dict[str, Any]:
     return {"file": sub.file, "subtest": sub.name, "program": sub.prog_name, "mode": sub.mode,
             "status": result.status, "reason": result.reason, "console": result.console,
@@ -108,15 +129,21 @@ def replay_subtest(meta: Mapping[str, Any], rec: Mapping[str, Any], auxiliaries:
 
     spec = spec_of(meta, rec["program"], auxiliaries, rec["mode"])
     target = GuestTraits(**rec["target"]) if rec.get("target") else GuestTraits()
-    load = json.loads(json.dumps(rec["load"])) if rec.get("load") is not None else None
-    if load is None:
+    if rec.get("load") is None:
         early = precheck(spec, rec["mode"], target)
         return early if early is not None else (Status(rec["status"]), rec["reason"])  # no load: the machine's answer
-    if load.get("skipped"):
-        return SKIP, f"unprivileged subtest not run: {load['skipped']}"
-    if load.get("loaded"):
-        add_disassembly(load, {int(k): v for k, v in meta["helpers"].items()})
-    status, reason = judge(spec, rec["mode"], load, rec.get("run"), target=target, evidence=evidence)
+    try:
+        load = load_reply(rec["load"])
+        run = None if rec.get("run") is None else run_outcome(rec["run"])
+    except msg.ProtocolError as e:
+        return ERROR, f"the recorded answer is not the agent's: {e}"
+    if isinstance(load, msg.LoadReply) and load.skipped:
+        return SKIP, f"unprivileged subtest not run: {load.skipped}"
+    if isinstance(load, msg.LoadReply) and load.loaded:
+        add_disassembly(load.programs, {int(k): v for k, v in meta["helpers"].items()})
+    if isinstance(run, msg.Failure):
+        return run_failed(run)
+    status, reason = judge(spec, rec["mode"], load, run, target=target, evidence=evidence)
     if rec.get("console") and status in (PASS, SKIP):
         return FAIL, rec["console"]
     return status, reason

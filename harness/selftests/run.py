@@ -13,7 +13,19 @@ from harness.machine.messages import msg
 from harness.machine.ssh import AgentSession, R
 from harness.selftests.discover import SELFTESTS, Skeleton
 from harness.selftests.evidence import KernelEvidence
-from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, GuestTraits, judge, precheck, should_execute
+from harness.selftests.judge import (
+    ERROR,
+    FAIL,
+    PASS,
+    SKIP,
+    GuestTraits,
+    RunOutcome,
+    StreamText,
+    judge,
+    precheck,
+    run_failed,
+    should_execute,
+)
 from harness.selftests.spec import PROG_FLAGS, TESTING_PROG_FLAGS, UNPRIV
 from harness.selftests.suite import FileSpecs, Subtest
 from harness.settings import CacheLayout
@@ -245,42 +257,43 @@ def _run(session: SelftestSession, fs: FileSpecs, sub: Subtest, result: SubtestR
     remote = session.push(fs.obj)
     reply = session.call(load_request(fs, sub, remote, session.testing_flags(), min_log_level,
                                       btf_paths=btf_paths, mitigations_config=session.mitigations_config))
-    load = result.load = reply.to_dict()  # what the judge reads and the record keeps
+    if isinstance(reply, msg.LoadReply) and reply.loaded and not reply.skipped:
+        add_disassembly(reply.programs, fs.helpers)
+    result.load = reply.to_dict()  # what the record keeps
     if isinstance(reply, msg.Failure):
-        result.status, result.reason = judge(spec, sub.mode, load, None, target=target, evidence=evidence)
+        result.status, result.reason = judge(spec, sub.mode, reply, None, target=target, evidence=evidence)
         return
     if reply.skipped:
         result.status, result.reason = SKIP, f"unprivileged subtest not run: {reply.skipped}"
         return
-    if reply.loaded:
-        add_disassembly(load, fs.helpers)
     handle = reply.handle
     try:
-        run = None
+        run: RunOutcome | None = None
         if reply.loaded and should_execute(spec, sub.mode, target) and not spec.exec_unsupported:
             if sub.pre_execution_error:
                 result.status, result.reason = ERROR, (f"pre-execution callback {fs.skeleton.pre_execution}: "
                                                        f"{sub.pre_execution_error} (no verdict on the test run)")
                 return
-            run = _test_run(session, fs, sub, reply)
-            if run.get("ok") is False:
-                result.run = run
-                result.status, result.reason = ERROR, f"the agent's test run failed: {run.get('error')}"
+            ran = _test_run(session, fs, sub, reply)
+            result.run = ran.to_dict()  # what the record keeps
+            if isinstance(ran, msg.Failure):
+                result.status, result.reason = run_failed(ran)
                 return
-            result.run = run
-        result.status, result.reason = judge(spec, sub.mode, load, run, target=target, evidence=evidence)
+            run = ran
+        result.status, result.reason = judge(spec, sub.mode, reply, run, target=target, evidence=evidence)
     finally:
         if handle is not None:
             session.call(msg.Unload(handle=handle), timeout=60)
 
 
-def add_disassembly(load: dict[str, Any], helpers: dict[int, str]) -> None:
-    """The dumps the agent returned as the text test_loader matches: xlated_text, jited_text (or jited_error when
-    the JIT image cannot be disassembled here: test_loader's "jited programs disassembly is not supported")."""
+def add_disassembly(programs: list[dict[str, Any]], helpers: dict[int, str]) -> None:
+    """The dumps the agent returned (a load reply's `programs` entries) as the text test_loader matches: xlated_text,
+    jited_text (or jited_unsupported when the JIT image cannot be disassembled here: test_loader's "jited programs
+    disassembly is not supported")."""
     from harness.selftests.disasm import xlated_text
     from harness.selftests.jitdisasm import JitDisasmError, jited_text
 
-    for prog in load.get("programs") or ():
+    for prog in programs or ():
         if "xlated_insns" in prog:
             prog["xlated_text"] = xlated_text(bytes.fromhex(prog["xlated_insns"]), helpers)
         if "jited_image" in prog:
@@ -293,7 +306,8 @@ def add_disassembly(load: dict[str, Any], helpers: dict[int, str]) -> None:
 SK_BUFF_SIZE, SK_BUFF_DATA_END = 192, 80  # struct __sk_buff (uapi): its size and data_end's offset
 
 
-def _test_run(session: SelftestSession, fs: FileSpecs, sub: Subtest, load: msg.LoadReply) -> dict[str, Any]:
+def _test_run(session: SelftestSession, fs: FileSpecs, sub: Subtest,
+              load: msg.LoadReply) -> RunOutcome | msg.Failure:
     """run_subtest()'s test run: the struct_ops maps attached, the pre-execution callback's map writes,
     BPF_PROG_TEST_RUN (with a __sk_buff whose data_end is __linear_size's), then the streams __stderr/__stdout
     read. A step test_loader PRINT_FAILs on is `setup_error` in the result."""
@@ -302,16 +316,16 @@ def _test_run(session: SelftestSession, fs: FileSpecs, sub: Subtest, load: msg.L
     if sub.struct_ops_maps:
         ops = session.call(msg.AttachStructOps(handle=handle, maps=list(sub.struct_ops_maps)), timeout=60)
         if isinstance(ops, msg.Failure):
-            return ops.to_dict()
+            return ops
         if ops.failed:
-            return {"setup_error": f"bpf_map__attach_struct_ops failed for map {ops.failed}: err=-{ops.errno}"}
+            return RunOutcome(setup_error=f"bpf_map__attach_struct_ops failed for map {ops.failed}: err=-{ops.errno}")
     for write in sub.pre_execution:
         upd = session.call(msg.MapUpdate(handle=handle, map=write.map, key=write.key.hex(), value=write.value.hex()),
                            timeout=60)
         if isinstance(upd, msg.Failure):
-            return upd.to_dict()
+            return upd
         if upd.errno:
-            return {"setup_error": f"pre_execution_cb failed: {upd.error}"}
+            return RunOutcome(setup_error=f"pre_execution_cb failed: {upd.error}")
     ptype = next((p.get("type") for p in load.programs if p.get("name") == sub.prog_name), 0)
     ctx_in = None
     if spec.linear_size:
@@ -322,20 +336,17 @@ def _test_run(session: SelftestSession, fs: FileSpecs, sub: Subtest, load: msg.L
     # around the whole file (verifier.c: CAP_SYS_ADMIN) stays dropped.
     reply = session.call(msg.TestRun(handle=handle, program=sub.prog_name, empty=ptype == BPF_PROG_TYPE_SYSCALL,
                                      drop_caps=list(fs.skeleton.caps.disable), ctx_in=ctx_in), timeout=120)
-    run = reply.to_dict()  # what the judge reads and the record keeps
     if isinstance(reply, msg.Failure) or reply.errno:
-        return run
+        return reply if isinstance(reply, msg.Failure) else RunOutcome(reply)
     sub_spec = spec.subspec(sub.mode)
     streams = {}
     for name, stream_id, patterns in (("stderr", 2, sub_spec.stderr), ("stdout", 1, sub_spec.stdout)):
         if patterns:
             res = session.call(msg.StreamRead(handle=handle, program=sub.prog_name, stream=stream_id), timeout=60)
             if isinstance(res, msg.Failure):
-                return res.to_dict()
-            streams[name] = {"ret": res.ret, "text": res.text}
-    if streams:
-        run = {**run, "streams": streams}
-    return run
+                return res
+            streams[name] = StreamText(res.ret, res.text)
+    return RunOutcome(reply, streams=streams)
 
 
 def apply_console(result: SubtestResult, check, policy: str, props: list) -> None:

@@ -2,6 +2,8 @@
 """bisect without a kernel: the step's decision table, git's verdict parsing, the trees and endpoints it refuses
 (real bisections: tests/system/test_bisect_real_history.py)."""
 
+import dataclasses
+import json
 import subprocess
 import sys
 
@@ -9,6 +11,7 @@ import pytest
 from helpers import git
 
 from harness.campaigns.bisect.run import (
+    ABORT,
     BAD,
     GOOD,
     SKIP,
@@ -46,7 +49,7 @@ def test_bad_needs_every_try_to_fail_and_a_failure_that_goes_away_is_flaky():
     assert code == SKIP and why.startswith("flaky")
     assert judge_step(["skip"])[0] == SKIP
     assert judge_step(["error"])[0] == SKIP
-    assert judge_step(["fail", "abort"])[0] >= 128
+    assert judge_step(["fail", "abort"])[0] is ABORT and ABORT.code >= 128  # git bisect run stops
 
 
 def test_git_bisect_run_output_names_the_first_bad_commit_or_the_candidates():
@@ -94,23 +97,23 @@ def test_cli_rejects_a_good_that_is_not_an_ancestor_and_leaves_the_tree(tmp_path
 
 
 @pytest.mark.parametrize("rc, name, want, phrase", [
-    (0, "--bad", 1, "the cases pass at --bad"),
-    (1, "--good", 0, "the cases already fail at --good"),
-    (125, "--good", 0, "could not be judged"),
-    (128, "--bad", 1, "the step aborted on --bad"),
+    (0, "--bad", BAD, "the cases pass at --bad"),
+    (1, "--good", GOOD, "the cases already fail at --good"),
+    (125, "--good", GOOD, "could not be judged"),
+    (128, "--bad", BAD, "the step aborted on --bad"),
 ])
 def test_endpoint_verdicts_that_do_not_bound_a_bisection_are_explained(rc, name, want, phrase):
     from harness.campaigns.bisect.run import _endpoint_problem
 
-    assert _endpoint_problem(name, "a" * 40, want, want, None) is None
+    assert _endpoint_problem(name, "a" * 40, want, want.code, None) is None
     assert phrase in _endpoint_problem(name, "a" * 40, want, rc, None)
 
 
 def test_bisect_json_carries_the_conclusion_and_every_step(tmp_path):
     good, bad, mid = "a" * 40, "b" * 40, "c" * 40
-    steps = [StepReport(bad, "break it", "bad", 1, tries=["fail", "fail"], failing=["cases/x.bpf.c::p"]),
-             StepReport(mid, "tidy", "skip", 125, reason="flaky: failed 1 of 3 tries"),
-             StepReport(good, "base", "good", 0, tries=["pass"])]
+    steps = [StepReport(bad, "break it", BAD, 1, tries=["fail", "fail"], failing=["cases/x.bpf.c::p"]),
+             StepReport(mid, "tidy", SKIP, 125, reason="flaky: failed 1 of 3 tries"),
+             StepReport(good, "base", GOOD, 0, tries=["pass"])]
     data = to_json(BisectResult(Conclusion(bad), steps, 12.34, tmp_path, "break it", good, bad))
     assert (data["first_bad"], data["subject"], data["good"], data["bad"]) == (bad, "break it", good, bad)
     assert data["flaky"] == [mid] and data["seconds"] == 12.3 and data["run_dir"] == str(tmp_path)
@@ -118,3 +121,12 @@ def test_bisect_json_carries_the_conclusion_and_every_step(tmp_path):
     assert data["steps"][0]["failing"] == ["cases/x.bpf.c::p"]
     hidden = to_json(BisectResult(Conclusion(None, (mid, bad)), steps, 1.0, tmp_path, "", good, bad))
     assert hidden["first_bad"] is None and hidden["candidates"] == [mid, bad] and hidden["subject"] == ""
+
+
+def test_a_steps_verdict_is_its_word_and_its_exit_code_and_its_json_line_is_unchanged():
+    assert [(v.value, v.code) for v in (GOOD, BAD, SKIP, ABORT)] == [("good", 0), ("bad", 1), ("skip", 125),
+                                                                      ("abort", 128)]
+    line = ('{"commit": "' + "b" * 40 + '", "subject": "s", "verdict": "bad", "exit_code": 1, "reason": "", '
+            '"tries": ["fail"], "failing": [], "output": "", "kernel_key": "", "build": "", "seconds": 0.0}')
+    rep = StepReport.from_json(line)
+    assert rep.verdict is BAD and json.dumps(dataclasses.asdict(rep)) == line

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""harness.selftests.judge: run_subtest()'s verdict from a `load` result shaped like the guest agent's (see
-guests/README.md) and, for __retval, a test run's outcome. An unsupported feature is a skip, never a pass."""
+"""harness.selftests.judge: run_subtest()'s verdict from the guest agent's `load` reply (see guests/README.md) and,
+for __retval, a test run's outcome. An unsupported feature is a skip, never a pass."""
 
 from __future__ import annotations
 
@@ -8,9 +8,22 @@ import dataclasses
 
 import pytest
 
+from harness.machine.messages import msg
 from harness.selftests.dialect import LINUX_6_12, LINUX_7_3
 from harness.selftests.evidence import KernelEvidence, map_type_enum, map_type_guards, read_config
-from harness.selftests.judge import ERROR, FAIL, PASS, SKIP, GuestTraits, judge, precheck, program_log, should_execute
+from harness.selftests.judge import (
+    ERROR,
+    FAIL,
+    PASS,
+    SKIP,
+    GuestTraits,
+    RunOutcome,
+    StreamText,
+    judge,
+    precheck,
+    program_log,
+    should_execute,
+)
 from harness.selftests.spec import PRIV, UNPRIV, Reason, parse_spec
 
 POINTER_VALUE = LINUX_6_12.pointer_value
@@ -22,14 +35,25 @@ def spec(*tags: str, name: str = "prog"):
     return parse_spec([T + t for t in tags], name)
 
 
-def loaded(log: str = "processed 2 insns", **extra):
-    return {"ok": True, "loaded": True, "errno": 0, "verifier_log": log, "libbpf_log": [],
-            "programs": [{"name": "prog", "autoload": True}], **extra}
+def reply(**fields) -> msg.LoadReply:
+    """The agent's load reply (no request id: these were never sent)."""
+    return msg.LoadReply.from_dict({"id": None, "ok": True, **fields})
 
 
-def refused(log: str, errno: int = 13, **extra):
-    return {"ok": True, "loaded": False, "errno": errno, "verifier_log": log, "libbpf_log": ["libbpf: load failed"],
-            "failed_program": "prog", "programs": [{"name": "prog", "autoload": True}], **extra}
+def loaded(log: str = "processed 2 insns", **extra) -> msg.LoadReply:
+    return reply(**{"loaded": True, "errno": 0, "verifier_log": log, "libbpf_log": [],
+                    "programs": [{"name": "prog", "autoload": True}], **extra})
+
+
+def refused(log: str, errno: int = 13, **extra) -> msg.LoadReply:
+    return reply(**{"loaded": False, "errno": errno, "verifier_log": log, "libbpf_log": ["libbpf: load failed"],
+                    "failed_program": "prog", "programs": [{"name": "prog", "autoload": True}], **extra})
+
+
+def ran(retval: int = 0, errno: int = 0, **streams: tuple[int, str]) -> RunOutcome:
+    """A test run's outcome: the agent's test_run reply and the streams read after it (name=(ret, text))."""
+    run = msg.TestRunReply(id=None, ok=True, errno=errno, retval=retval, duration=1, data_size_out=0, libbpf_log=[])
+    return RunOutcome(run, streams={name: StreamText(*got) for name, got in streams.items()})
 
 
 def test_must_load_and_must_fail() -> None:
@@ -87,12 +111,12 @@ def test_retval_needs_a_test_run_and_is_compared_as_a_c_int() -> None:
     s = spec("test_expect_success", "test_retval=0xabcdef12")
     status, reason = judge(s, PRIV, loaded())
     assert status == ERROR and "needs BPF_PROG_TEST_RUN" in reason  # never a pass without the run
-    assert judge(s, PRIV, loaded(), {"retval": 0xABCDEF12})[0] == PASS
-    status, reason = judge(s, PRIV, loaded(), {"retval": 7})
+    assert judge(s, PRIV, loaded(), ran(0xABCDEF12))[0] == PASS
+    status, reason = judge(s, PRIV, loaded(), ran(7))
     assert status == FAIL and reason == f"Unexpected retval: 7 != {0xABCDEF12 - (1 << 32)}"
-    assert judge(s, PRIV, loaded(), {"errno": 22})[0] == FAIL
+    assert judge(s, PRIV, loaded(), ran(errno=22))[0] == FAIL
     any_value = spec("test_retval=POINTER_VALUE")
-    assert any_value.priv.retval == POINTER_VALUE and judge(any_value, PRIV, loaded(), {"retval": 12345})[0] == PASS
+    assert any_value.priv.retval == POINTER_VALUE and judge(any_value, PRIV, loaded(), ran(12345))[0] == PASS
     # a program expected to fail is never run
     assert judge(spec("test_expect_failure", "test_retval=1"), PRIV, refused("no"))[0] == PASS
 
@@ -103,7 +127,7 @@ def test_unsupported_and_other_arch_skip_before_anything_loads() -> None:
     arm = spec("test_arch=ARM64")
     assert judge(arm, PRIV, None)[0] == SKIP and "aarch64" in judge(arm, PRIV, None)[1]
     ex = spec("test_retval=0").with_unsupported(Reason("pre-execution callback", "init maps"), execution=True)
-    status, reason = judge(ex, PRIV, loaded(), {"retval": 0})
+    status, reason = judge(ex, PRIV, loaded(), ran(0))
     assert status == SKIP and "pre-execution callback" in reason
     assert judge(ex, PRIV, refused("x"))[0] == FAIL  # the load itself is still judged
 
@@ -111,9 +135,10 @@ def test_unsupported_and_other_arch_skip_before_anything_loads() -> None:
 def test_invalid_specs_and_agent_errors() -> None:
     bad = spec("test_retval=zz")
     assert judge(bad, PRIV, loaded())[0] == FAIL and "can't parse test spec" in judge(bad, PRIV, loaded())[1]
-    assert judge(spec(), PRIV, {"ok": False, "error": "bad request: path"}) == (
+    assert judge(spec(), PRIV, msg.Failure(id=None, ok=False, error="bad request: path")) == (
         ERROR, "the agent's load failed: bad request: path")
-    assert judge(spec(), PRIV, {"ok": True, "loaded": False, "stage": "open", "libbpf_log": ["no ELF"]})[0] == ERROR
+    open_failed = reply(loaded=False, errno=22, stage="open", verifier_log="", programs=[], libbpf_log=["no ELF"])
+    assert judge(spec(), PRIV, open_failed)[0] == ERROR
     assert judge(spec(), PRIV, None) == (ERROR, "no load result")
 
 
@@ -197,14 +222,16 @@ def test_a_kfunc_is_missing_only_when_the_kernel_btf_lacks_it() -> None:
 
 
 def test_a_test_run_without_a_retval_is_no_verdict() -> None:
+    """A reply without its retval never becomes a 0: reading it fails, naming the field."""
     s = spec("test_retval=0")
-    assert judge(s, PRIV, loaded(), {"errno": 0})[0] == ERROR
-    assert judge(s, PRIV, loaded(), {"errno": 0, "retval": 0})[0] == PASS
+    recorded = {"id": 3, "ok": True, "errno": 0, "duration": 1, "data_size_out": 0, "libbpf_log": []}
+    with pytest.raises(msg.ProtocolError, match="test_run reply has no 'retval' field"):
+        RunOutcome.from_dict(recorded)
+    assert judge(s, PRIV, loaded(), RunOutcome.from_dict({**recorded, "retval": 0}))[0] == PASS
 
 
-def with_dumps(log: str = "processed 2 insns", **prog):
-    return {"ok": True, "loaded": True, "errno": 0, "verifier_log": log, "libbpf_log": [],
-            "programs": [{"name": "prog", "autoload": True, **prog}]}
+def with_dumps(log: str = "processed 2 insns", **prog) -> msg.LoadReply:
+    return loaded(log, programs=[{"name": "prog", "autoload": True, **prog}])
 
 
 def test_xlated_and_jited_are_judged_after_the_load_and_the_messages() -> None:
@@ -229,20 +256,18 @@ def test_xlated_and_jited_are_judged_after_the_load_and_the_messages() -> None:
 
 def test_the_test_run_then_its_streams() -> None:
     s = spec("test_expect_success", "test_retval=0")
-    assert judge(s, PRIV, loaded(), {"setup_error": "pre_execution_cb failed: Error while updating map"}) == (
-        FAIL, "pre_execution_cb failed: Error while updating map")
-    assert judge(s, PRIV, loaded(), {"setup_error": "bpf_map__attach_struct_ops failed for map ops: err=-22"})[0] \
-        == FAIL
+    failed = RunOutcome(setup_error="pre_execution_cb failed: Error while updating map")
+    assert judge(s, PRIV, loaded(), failed) == (FAIL, "pre_execution_cb failed: Error while updating map")
+    assert judge(s, PRIV, loaded(), RunOutcome(setup_error="bpf_map__attach_struct_ops failed for map ops: err=-22")
+                 )[0] == FAIL
     s73 = parse_spec(["comment:0:test_expect_success", "comment:1:test_retval=0", "comment:2:test_expect_stderr=oops",
                       "comment:3:test_expect_stdout=hello"], "prog", dialect=LINUX_7_3)
-    ok = {"errno": 0, "retval": 0, "streams": {"stderr": {"ret": 5, "text": "oops\n"},
-                                                "stdout": {"ret": 6, "text": "hello\n"}}}
-    assert judge(s73, PRIV, loaded(), ok)[0] == PASS
-    empty = {**ok, "streams": {**ok["streams"], "stderr": {"ret": 0, "text": ""}}}
+    assert judge(s73, PRIV, loaded(), ran(stderr=(5, "oops\n"), stdout=(6, "hello\n")))[0] == PASS
+    empty = ran(stderr=(0, ""), stdout=(6, "hello\n"))
     assert judge(s73, PRIV, loaded(), empty)[1].startswith("expect_stderr")
-    wrong = {**ok, "streams": {**ok["streams"], "stdout": {"ret": 3, "text": "bye"}}}
+    wrong = ran(stderr=(5, "oops\n"), stdout=(3, "bye"))
     assert judge(s73, PRIV, loaded(), wrong)[1].startswith("expect_stdout")
-    assert judge(s73, PRIV, loaded(), {"errno": 0, "retval": 0})[0] == ERROR  # streams not read: no verdict
+    assert judge(s73, PRIV, loaded(), ran())[0] == ERROR  # streams not read: no verdict
 
 
 def test_load_if_jited_and_unknown_tags() -> None:
@@ -252,3 +277,15 @@ def test_load_if_jited_and_unknown_tags() -> None:
     u = parse_spec(["comment:0:test_expect_success", "comment:1:test_log_always"], "prog", dialect=LINUX_7_3)
     status, reason = judge(u, PRIV, loaded())
     assert status == ERROR and "unknown tag 'test_log_always'" in reason
+
+
+def test_a_test_runs_outcome_is_recorded_as_before_and_read_back() -> None:
+    """The record keeps the reply's fields with "streams", or {"setup_error": ...}; the replay reads it back."""
+    run = ran(7, stderr=(5, "oops\n"))
+    recorded = run.to_dict()
+    assert recorded == {"id": None, "ok": True, "errno": 0, "retval": 7, "duration": 1, "data_size_out": 0,
+                        "libbpf_log": [], "streams": {"stderr": {"ret": 5, "text": "oops\n"}}}
+    assert RunOutcome.from_dict(recorded) == run and "streams" not in ran().to_dict()
+    failed = RunOutcome(setup_error="pre_execution_cb failed: x")
+    assert failed.to_dict() == {"setup_error": "pre_execution_cb failed: x"}
+    assert RunOutcome.from_dict(failed.to_dict()) == failed

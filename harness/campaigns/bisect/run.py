@@ -11,13 +11,42 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from harness.errors import HarnessError, SourceError
 from harness.tools import stream
 
-# Exit codes of harness.campaigns.bisect.step, in git bisect run's language.
-GOOD, BAD, SKIP, ABORT, INTERRUPTED = 0, 1, 125, 128, 130
+
+class Verdict(StrEnum):
+    """A step's verdict on a commit: the word its report says (StepReport.verdict, the JSON lines) and `code`, its
+    exit code in git bisect run's language (harness.campaigns.bisect.step exits with it)."""
+
+    code: int
+
+    def __new__(cls, word: str, code: int) -> Verdict:
+        member = str.__new__(cls, word)
+        member._value_ = word
+        member.code = code
+        return member
+
+    GOOD = "good", 0
+    BAD = "bad", 1
+    SKIP = "skip", 125
+    ABORT = "abort", 128  # >= 128: git bisect run stops, no verdict on the commit
+    INTERRUPTED = "interrupted", 130  # Ctrl-C (the step writes no report then)
+
+    @classmethod
+    def of(cls, word: str) -> Verdict:
+        """The verdict a report's line names (what Verdict(word) does at run time; mypy reads __new__'s two
+        arguments into that call)."""
+        for verdict in cls:
+            if verdict.value == word:
+                return verdict
+        raise ValueError(f"{word!r} is not a bisect step's verdict")
+
+
+GOOD, BAD, SKIP, ABORT, INTERRUPTED = Verdict  # by name, as the step and the endpoint check use them
 
 
 class BisectError(HarnessError):
@@ -37,8 +66,8 @@ class StepReport:
 
     commit: str
     subject: str
-    verdict: str  # good | bad | skip | abort
-    exit_code: int
+    verdict: Verdict  # good | bad | skip | abort
+    exit_code: int  # verdict.code
     reason: str = ""
     tries: list[str] = field(default_factory=list)  # per try: pass | fail | skip | error
     failing: list[str] = field(default_factory=list)  # node ids that failed (first failing try)
@@ -50,7 +79,8 @@ class StepReport:
     @classmethod
     def from_json(cls, line: str) -> StepReport:
         data = json.loads(line)
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**fields, "verdict": Verdict.of(fields["verdict"])})
 
 
 def read_reports(path: Path) -> list[StepReport]:
@@ -181,18 +211,18 @@ def absolute_cases(cases: list[str], cwd: Path) -> list[str]:
     return out
 
 
-def _endpoint_problem(name: str, sha: str, want: int, rc: int, step: StepReport | None) -> str | None:
-    """Why an endpoint the step judged does not bound a bisection (None when it does)."""
-    if rc == want:
+def _endpoint_problem(name: str, sha: str, want: Verdict, rc: int, step: StepReport | None) -> str | None:
+    """Why an endpoint the step judged (exit `rc`) does not bound a bisection (None when it does)."""
+    if rc == want.code:
         return None
     why = f" ({step.reason})" if step and step.reason else ""
-    if rc == GOOD:
+    if rc == GOOD.code:
         return (f"the cases pass at --bad {sha[:12]}: there is no failure to bisect. Check the case names, and "
                 "that --bad is a commit where you saw the failure.")
-    if rc == BAD:
+    if rc == BAD.code:
         return (f"the cases already fail at --good {sha[:12]}: the first bad commit is older. Pick an older "
                 "--good.")
-    if rc == SKIP:
+    if rc == SKIP.code:
         return (f"{name} {sha[:12]} could not be judged{why}: the build, the boot or a flaky case made the "
                 "step skip it, and a bisection needs two endpoints the harness can judge. Pick another "
                 f"{name}, or pass --no-verify-endpoints to trust it.")
@@ -207,14 +237,14 @@ def _verify_endpoints(tree: Path, good_sha: str, bad_sha: str, step: list[str], 
         out.flush()
 
     for name, sha, want in (("--bad", bad_sha, BAD), ("--good", good_sha, GOOD)):
-        print(f"[bisect] checking {name} {sha[:12]} first: the cases must {'fail' if want else 'pass'} there",
+        print(f"[bisect] checking {name} {sha[:12]} first: the cases must {'fail' if want is BAD else 'pass'} there",
               file=out, flush=True)
         git(tree, "checkout", "-q", "--detach", sha)
         rc = stream(step, log, echo, grace=60)
         reports = [r for r in read_reports(report) if r.commit == sha]
         problem = _endpoint_problem(name, sha, want, rc, reports[-1] if reports else None)
         if problem:  # a commit that judges the wrong way was mistyped; one that cannot be judged is not
-            raise BisectError(problem, usage=rc in (GOOD, BAD))
+            raise BisectError(problem, usage=rc in (GOOD.code, BAD.code))
 
 
 def run_bisect(tree: Path, good: str, bad: str, cases: list[str], *, retries: int = 3,
@@ -312,7 +342,7 @@ def format_result(result: BisectResult) -> str:
     c = result.conclusion
     if c.first_bad:
         lines.append(f"first bad commit: {c.first_bad} {result.subject}")
-        step = next((s for s in result.steps if s.commit == c.first_bad and s.verdict == "bad"), None)
+        step = next((s for s in result.steps if s.commit == c.first_bad and s.verdict is BAD), None)
         if step:
             lines.append("failing cases: " + ", ".join(step.failing))
             lines.append(step.output.rstrip())

@@ -12,7 +12,7 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.campaigns.bisect.run import ABORT, BAD, GOOD, INTERRUPTED, SKIP, StepReport, git
+from harness.campaigns.bisect.run import ABORT, BAD, GOOD, INTERRUPTED, SKIP, StepReport, Verdict, git
 from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.results import CaseResult, parse_junit
 from harness.errors import BuildError, ConfigError, HarnessError, PatchError
@@ -40,8 +40,8 @@ def judge_try(rc: int, results: list[CaseResult]) -> tuple[str, str]:
     return "abort", f"pytest exited {rc} (usage or internal error)"
 
 
-def judge_step(tries: list[str]) -> tuple[int, str]:
-    """The step's exit code from its tries: bad only when every try failed; a failure that went away is flaky."""
+def judge_step(tries: list[str]) -> tuple[Verdict, str]:
+    """The step's verdict from its tries: bad only when every try failed; a failure that went away is flaky."""
     if not tries:
         return ABORT, "no try ran"
     last = tries[-1]
@@ -63,13 +63,13 @@ def suite_argv(ns: argparse.Namespace, junit: Path, kernel: Path) -> list[str]:
                              extra=ns.pytest_arg)
 
 
-def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
+def run_step(ns: argparse.Namespace) -> tuple[Verdict, StepReport]:
     from harness.kernel.request import KernelOptions, build_kernel
     from harness.settings import suite_cwd
 
     t0 = time.monotonic()
     commit = git(ns.tree, "rev-parse", "HEAD")
-    rep = StepReport(commit, git(ns.tree, "log", "-1", "--format=%s"), "abort", ABORT)
+    rep = StepReport(commit, git(ns.tree, "log", "-1", "--format=%s"), ABORT, ABORT.code)
     kw = dict(kernel_src=str(ns.tree), no_patches=True, cache_dir=ns.cache_dir)
     if ns.config_dir:
         kw["config_dir"] = ns.config_dir
@@ -77,7 +77,7 @@ def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
     try:
         built = build_kernel(KernelOptions(**kw), progress=True)
     except (BuildError, PatchError, ConfigError) as e:
-        rep.verdict, rep.exit_code, rep.reason = "skip", SKIP, f"build failed ({e.stage}): {str(e).splitlines()[0]}"
+        rep.verdict, rep.exit_code, rep.reason = SKIP, SKIP.code, f"build failed ({e.stage}): {str(e).splitlines()[0]}"
         return SKIP, rep
     rep.kernel_key = built.artifact.key
     rep.build = "cache hit" if built.cache_hit else f"built in {built.seconds:.0f}s"
@@ -103,12 +103,11 @@ def run_step(ns: argparse.Namespace) -> tuple[int, StepReport]:
         if outcome != "fail":
             rep.reason = rep.reason or reason
             break
-    code, why = judge_step(rep.tries)
-    rep.exit_code = code
-    rep.verdict = {GOOD: "good", BAD: "bad", SKIP: "skip"}.get(code, "abort")
+    verdict, why = judge_step(rep.tries)
+    rep.verdict, rep.exit_code = verdict, verdict.code
     rep.reason = why or rep.reason
     rep.seconds = round(time.monotonic() - t0, 1)
-    return code, rep
+    return verdict, rep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,20 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("cases", nargs="+")
     ns = p.parse_args(argv)
     try:
-        code, rep = run_step(ns)
+        verdict, rep = run_step(ns)
     except KeyboardInterrupt:
-        return INTERRUPTED
+        return INTERRUPTED.code
     except HarnessError as e:  # source, cache, tools: the harness cannot work, no verdict on the commit
         print(f"[step] harness error ({e.stage}): {e}", file=sys.stderr)
-        return ABORT
+        return ABORT.code
     except Exception:  # noqa: BLE001 - a traceback's exit 1 would tell git bisect 'bad'; a crash is no verdict
         traceback.print_exc()
-        return ABORT
+        return ABORT.code
     ns.report.parent.mkdir(parents=True, exist_ok=True)
     with ns.report.open("a") as f:
         f.write(json.dumps(asdict(rep)) + "\n")
-    print(f"[step] {rep.commit[:12]}: {rep.verdict} (exit {code}) {rep.reason}".rstrip(), flush=True)
-    return code
+    print(f"[step] {rep.commit[:12]}: {rep.verdict} (exit {verdict.code}) {rep.reason}".rstrip(), flush=True)
+    return verdict.code
 
 
 if __name__ == "__main__":
