@@ -22,6 +22,10 @@ STATUS_FIELDS = (
 ).split()
 MAX_RECORDS = 200_000
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported where used, after the hello (start-up does not pay for messages.py)
+    from .messages import AuditOpenReply, AuditReadReply, AuditStatus
+
 
 class Audit:
     def __init__(self) -> None:
@@ -101,14 +105,17 @@ class Audit:
                 elif sock is self.rec and rtype not in NOT_RECORDS:
                     self._store(rtype, body)
 
-    def status(self) -> dict:
+    def status(self) -> "AuditStatus":
+        """AUDIT_GET: the fields this kernel's struct audit_status has (the others None)."""
+        from .messages import AuditStatus
+
         body = self._request(self._ctl(), AUDIT_GET, b"", want_type=AUDIT_GET) or b""
         n = min(len(body) // 4, len(STATUS_FIELDS))
         values = self.struct.unpack_from(f"={n}I", body)
         st = dict(zip(STATUS_FIELDS[:n], values, strict=True))
         if "feature_bitmap" in st:
             st["version"] = st["feature_bitmap"]
-        return st
+        return AuditStatus(**st)
 
     def set(self, sock=None, **fields: int) -> None:
         masks = {
@@ -165,16 +172,19 @@ class Audit:
                     if mtype not in NOT_RECORDS:
                         self._store(mtype, body)
 
-    def open(self, enable: bool, backlog_limit: int | None, mode: str) -> dict:
+    def open(self, enable: bool, backlog_limit: int | None, mode: str) -> "AuditOpenReply":
+        from .messages import AuditOpenReply
+
         me = os.getpid()
         if self.mode is not None:
             if self.mode != mode:
                 raise OpFailed(f"audit is already open in {self.mode} mode; audit_close first")
             self._configure(enable, backlog_limit)
-            return {"already_open": True, "mode": mode, "mark": self.next_seq, "status": self.status()}
+            return AuditOpenReply(id=None, ok=True, already_open=True, mode=mode, mark=self.next_seq,
+                                  status=self.status())
         st = self.status()
-        if mode == "daemon" and st.get("pid") and st["pid"] != me and os.path.exists(f"/proc/{st['pid']}"):
-            raise OpFailed(_auditd_busy(st["pid"]), auditd_pid=st["pid"])
+        if mode == "daemon" and st.pid and st.pid != me and os.path.exists(f"/proc/{st.pid}"):
+            raise OpFailed(_auditd_busy(st.pid), auditd_pid=st.pid)
         rec = self._socket(AUDIT_NLGRP_READLOG if mode == "multicast" else 0)
         for opt in (33, 8):  # SO_RCVBUFFORCE (root), then SO_RCVBUF
             try:
@@ -190,7 +200,7 @@ class Audit:
                 self.rec = None
                 rec.close()
                 if e.errno == 17:  # EEXIST
-                    pid = self.status().get("pid", 0)
+                    pid = self.status().pid or 0
                     raise OpFailed(_auditd_busy(pid), errno=17, auditd_pid=pid) from None
                 raise
         self.mode = mode
@@ -204,7 +214,7 @@ class Audit:
             self.close()
             raise
         DIAG.log(f"audit open ({mode}), pid {me}")
-        return {"mode": mode, "mark": self.next_seq, "status": self.status()}
+        return AuditOpenReply(id=None, ok=True, mode=mode, mark=self.next_seq, status=self.status())
 
     def _configure(self, enable: bool, backlog_limit: int | None) -> None:
         if enable:
@@ -212,9 +222,10 @@ class Audit:
         if backlog_limit is not None:
             self.set(backlog_limit=backlog_limit)
 
-    def close(self) -> dict:
+    def close(self) -> tuple[bool, str | None]:
+        """Stop reading (and unregister as the audit daemon): whether it was open, and why unregistering failed."""
         if self.mode is None:
-            return {"was_open": False}
+            return False, None
         unregister_error = None
         if self.mode == "daemon":
             try:
@@ -234,12 +245,11 @@ class Audit:
         with self.lock:
             self.records.clear()  # marks stay monotonic: a later read from an old mark reports dropped_before
         DIAG.log("audit closed" + (f" (unregister failed: {unregister_error})" if unregister_error else ""))
-        res: dict = {"was_open": True}
-        if unregister_error:
-            res["unregister_error"] = unregister_error
-        return res
+        return True, unregister_error or None
 
-    def read(self, since: int, wait: float, types: list[int] | None) -> dict:
+    def read(self, since: int, wait: float, types: list[int] | None) -> "AuditReadReply":
+        from .messages import AuditReadReply
+
         if self.mode is None:
             raise OpFailed("audit is not open (send audit_open first)")
         if wait > 0:
@@ -250,10 +260,8 @@ class Audit:
             chosen = self.records[start:]
             end = self.next_seq
         recs = [{"seq": s, "type": t, "text": x} for s, t, x in chosen if types is None or t in types]
-        res = {"records": recs, "mark": end, "status": self.status(), "overruns": self.overruns}
-        if since < first:
-            res["dropped_before"] = first
-        return res
+        return AuditReadReply(id=None, ok=True, records=recs, mark=end, status=self.status(), overruns=self.overruns,
+                              dropped_before=first if since < first else None)
 
 
 def _auditd_busy(pid: int) -> str:

@@ -16,6 +16,25 @@ from .protocol import DIAG, MIB, BadRequest, OpFailed, arg, os_error
 from .selftest import SelftestOps
 from .triggers import Triggers
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the ops import them when first run: start-up does not pay for messages.py
+    from .messages import (
+        AttachReply,
+        AuditCloseReply,
+        AuditMarkReply,
+        AuditOpenReply,
+        AuditReadReply,
+        AuditSetReply,
+        AuditStatusReply,
+        DetachReply,
+        Empty,
+        PinReply,
+        ProbeReply,
+        TestRunReply,
+        TriggerReply,
+        UnloadReply,
+    )
+
 _T0 = time.monotonic()
 
 TEST_DATA_LEN = 64  # test_loader's BPF_PROG_TEST_RUN input: 64 zero bytes, 4x that room for the output
@@ -61,6 +80,8 @@ class Agent(LoadOps, SelftestOps):
         return res
 
     def handle(self, line: bytes) -> dict:
+        """The answer to one request line, as the dict sent. An op_<name> returns its reply class (messages.py)
+        built with id=None: the id and the elapsed time are the dispatcher's to fill in."""
         t0 = time.monotonic()
         rid = None
         try:
@@ -78,9 +99,11 @@ class Agent(LoadOps, SelftestOps):
             fn = getattr(self, "op_" + op, None) if isinstance(op, str) and op.isidentifier() else None
             if fn is None:
                 raise BadRequest(f"unknown op {op!r}; known ops: {', '.join(self.ops())}")
-            res = {"id": rid, "ok": True}
-            res.update(fn(req))
-            _check_reply(op, res)
+            reply = fn(req)
+            _check_reply(op, reply)
+            reply.id = rid
+            res = {"id": rid, "ok": True}  # first on the wire, as ever (AuditStatusReply declares its counters first)
+            res.update(reply.to_dict())
         except BadRequest as e:
             res = {"id": rid, "ok": False, "error": f"bad request: {e}"}
         except OpFailed as e:
@@ -94,19 +117,23 @@ class Agent(LoadOps, SelftestOps):
             DIAG.log(f"internal error: {type(e).__name__}: {e}", kmsg=True)
             traceback.print_exc(file=sys.stderr)
             res = {"id": rid, "ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
-        res["elapsed"] = round(time.monotonic() - t0, 6)
+        res["elapsed"] = round(time.monotonic() - t0, 6)  # last on the wire, as ever (the reply's own is None)
         return res
 
     def ops(self) -> list[str]:
         return sorted(n[3:] for n in dir(self) if n.startswith("op_"))
 
     # -- simple ops -------------------------------------------------------------------------------------------------
-    def op_ping(self, req: dict) -> dict:
-        return {}
+    def op_ping(self, req: dict) -> "Empty":
+        from .messages import Empty
 
-    def op_exit(self, req: dict) -> dict:
+        return Empty(id=None, ok=True)
+
+    def op_exit(self, req: dict) -> "Empty":
+        from .messages import Empty
+
         self.exiting = True
-        return {}
+        return Empty(id=None, ok=True)
 
     # -- BPF --------------------------------------------------------------------------------------------------------
     def _bpf(self) -> Libbpf:
@@ -132,7 +159,9 @@ class Agent(LoadOps, SelftestOps):
             raise OpFailed(f"no loaded program named {name} in handle {lo.handle}")
         return bpf, lo, name, prog
 
-    def op_attach(self, req: dict) -> dict:
+    def op_attach(self, req: dict) -> "AttachReply":
+        from .messages import AttachReply
+
         bpf = self._bpf()
         lo = self._object(req)
         name = arg(req, "program", str)
@@ -153,17 +182,16 @@ class Agent(LoadOps, SelftestOps):
         self.next_handle += 1
         self.links[handle] = Link(handle, ptr, lo.handle, name)
         lo.links.add(handle)
-        res: dict = {"link": handle, "errno": 0, "libbpf_log": lines}
+        link_id = prog_id = None
         fd = bpf.lib.bpf_link__fd(ptr)
         if fd >= 0:
             try:
                 raw = bpf.info(fd)
-                res["link_id"] = u32(raw, 4)
-                res["prog_id"] = u32(raw, 8)
+                link_id, prog_id = u32(raw, 4), u32(raw, 8)
             except OSError:
                 pass
-        DIAG.log(f"attach {name}: link {handle} (link id {res.get('link_id')})")
-        return res
+        DIAG.log(f"attach {name}: link {handle} (link id {link_id})")
+        return AttachReply(id=None, ok=True, link=handle, errno=0, libbpf_log=lines, link_id=link_id, prog_id=prog_id)
 
     def _destroy_link(self, handle: int) -> int:
         link = self.links.pop(handle)
@@ -173,7 +201,9 @@ class Agent(LoadOps, SelftestOps):
         ret = self.libbpf.lib.bpf_link__destroy(link.ptr)
         return -ret if ret < 0 else 0
 
-    def op_detach(self, req: dict) -> dict:
+    def op_detach(self, req: dict) -> "DetachReply":
+        from .messages import DetachReply
+
         bpf = self._bpf()
         handle = arg(req, "link", int)
         if handle not in self.links:
@@ -181,9 +211,11 @@ class Agent(LoadOps, SelftestOps):
         bpf.take_lines()
         err = self._destroy_link(handle)
         DIAG.log(f"detach link {handle}")
-        return {"errno": err, "libbpf_log": bpf.take_lines()}
+        return DetachReply(id=None, ok=True, errno=err, libbpf_log=bpf.take_lines())
 
-    def op_unload(self, req: dict) -> dict:
+    def op_unload(self, req: dict) -> "UnloadReply":
+        from .messages import UnloadReply
+
         bpf = self._bpf()
         lo = self._object(req)
         bpf.take_lines()
@@ -193,11 +225,13 @@ class Agent(LoadOps, SelftestOps):
         bpf.lib.bpf_object__close(lo.obj)
         del self.objects[lo.handle]
         DIAG.log(f"unload handle {lo.handle} ({lo.path})")
-        return {"detached": links, "libbpf_log": bpf.take_lines()}
+        return UnloadReply(id=None, ok=True, detached=links, libbpf_log=bpf.take_lines())
 
-    def op_pin(self, req: dict) -> dict:
+    def op_pin(self, req: dict) -> "PinReply":
         """Pin a loaded program in bpffs: it stays loaded after unload, and after the agent exits (a VM kept for
         inspection). Removing the pin file unloads it."""
+        from .messages import PinReply
+
         bpf, lo, name, prog = self._loaded_program(req)
         path = arg(req, "path", str)
         bpf.take_lines()
@@ -206,12 +240,14 @@ class Agent(LoadOps, SelftestOps):
         if ret < 0:
             raise OpFailed(f"pin {name} at {path} failed: {os_error(-ret)}", errno=-ret, libbpf_log=lines)
         DIAG.log(f"pin {name} (handle {lo.handle}) at {path}")
-        return {"path": path, "libbpf_log": lines}
+        return PinReply(id=None, ok=True, path=path, libbpf_log=lines)
 
-    def op_test_run(self, req: dict) -> dict:
+    def op_test_run(self, req: dict) -> "TestRunReply":
         """BPF_PROG_TEST_RUN of a loaded program (bpf_prog_test_run_opts), with test_loader's input by default: 64
         zero bytes in, room for 256 out, repeat 1. `empty: true` passes only `sz` (test_loader does so for
         BPF_PROG_TYPE_SYSCALL). A run the kernel refuses is a result (`errno`), not a failed request."""
+        from .messages import TestRunReply
+
         bpf, lo, name, prog = self._loaded_program(req)
         data_in = _hex_arg(req, "data_in", bytes(TEST_DATA_LEN))
         ctx_in = _hex_arg(req, "ctx_in", None)
@@ -248,30 +284,30 @@ class Agent(LoadOps, SelftestOps):
         finally:
             if old_caps is not None:
                 self.triggers.libc.caps.set(old_caps)
-        res: dict = {"errno": err, "retval": opts.retval, "duration": opts.duration,
-                     "data_size_out": opts.data_size_out, "libbpf_log": bpf.take_lines()}
-        if not err and not empty:
-            res["data_out"] = out_buf.raw[:min(opts.data_size_out, out_size)].hex()
+        data_out = out_buf.raw[:min(opts.data_size_out, out_size)].hex() if not err and not empty else None
         DIAG.log(f"test_run {name} (handle {lo.handle}): " + (f"retval {opts.retval}" if not err else os_error(err)))
-        return res
+        return TestRunReply(id=None, ok=True, errno=err, retval=opts.retval, duration=opts.duration,
+                            data_size_out=opts.data_size_out, libbpf_log=bpf.take_lines(), data_out=data_out)
 
-    def op_probe(self, req: dict) -> dict:
+    def op_probe(self, req: dict) -> "ProbeReply":
         """What test_loader checks of the kernel before it runs subtests: whether unprivileged BPF may run
         (kernel.unprivileged_bpf_disabled, mitigations=off), CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS, and which of
         `prog_flags` (name -> value) a trivial socket filter may be loaded with (testing_prog_flags())."""
+        from .messages import ProbeReply
+
         flags = _name_map(req, "prog_flags")
         accepted = {}
         for name, value in flags.items():
             ok, err = probe.prog_flag_accepted(value, arg(req, "prog_name", str, ""))
             accepted[name] = ok if ok else f"refused: {os_error(err)}"
-        return {"unprivileged_bpf_disabled": probe.unpriv_sysctl(), "mitigations_off": probe.mitigations_off(),
-                "unpriv_disabled_reason": probe.unpriv_disabled_reason(arg(req, "mitigations_config", bool, False)),
-                "jit_enabled": probe.jit_enabled(),
-                "efficient_unaligned_access": probe.efficient_unaligned_access(), "machine": os.uname().machine,
-                "prog_flags": accepted}
+        return ProbeReply(
+            id=None, ok=True, unprivileged_bpf_disabled=probe.unpriv_sysctl(), mitigations_off=probe.mitigations_off(),
+            unpriv_disabled_reason=probe.unpriv_disabled_reason(arg(req, "mitigations_config", bool, False)),
+            jit_enabled=probe.jit_enabled(), efficient_unaligned_access=probe.efficient_unaligned_access(),
+            machine=os.uname().machine, prog_flags=accepted)
 
     # -- triggers ---------------------------------------------------------------------------------------------------
-    def op_trigger(self, req: dict) -> dict:
+    def op_trigger(self, req: dict) -> "TriggerReply":
         timeout = arg(req, "timeout", float, 10.0)
         if not 0 < timeout <= 3600:
             raise BadRequest("argument 'timeout' must be in (0, 3600] seconds")
@@ -285,14 +321,12 @@ class Agent(LoadOps, SelftestOps):
         else:
             res = self.triggers.run_action(action, req, timeout)
             what = f"action {action}"
-        DIAG.log(
-            f"trigger {what}: pid {res['pid']} rc {res['rc']} errno {res['errno']}"
-            + (" TIMED OUT" if res["timed_out"] else "")
-        )
+        DIAG.log(f"trigger {what}: pid {res.pid} rc {res.rc} errno {res.errno}"
+                 + (" TIMED OUT" if res.timed_out else ""))
         return res
 
     # -- audit ------------------------------------------------------------------------------------------------------
-    def op_audit_open(self, req: dict) -> dict:
+    def op_audit_open(self, req: dict) -> "AuditOpenReply":
         enable = arg(req, "enable", bool, False)
         backlog = arg(req, "backlog_limit", int, None)
         mode = arg(req, "mode", str, "daemon")
@@ -300,19 +334,23 @@ class Agent(LoadOps, SelftestOps):
             raise BadRequest("argument 'mode' must be 'daemon' or 'multicast'")
         return self.audit.open(enable, backlog, mode)
 
-    def op_audit_close(self, req: dict) -> dict:
-        res = self.audit.close()
-        res["status"] = self.audit.status()
-        return res
+    def op_audit_close(self, req: dict) -> "AuditCloseReply":
+        from .messages import AuditCloseReply
 
-    def op_audit_mark(self, req: dict) -> dict:
+        was_open, unregister_error = self.audit.close()
+        return AuditCloseReply(id=None, ok=True, was_open=was_open, status=self.audit.status(),
+                               unregister_error=unregister_error)
+
+    def op_audit_mark(self, req: dict) -> "AuditMarkReply":
+        from .messages import AuditMarkReply
+
         if self.audit.mode is None:
             raise OpFailed("audit is not open (send audit_open first)")
         # With what was lost so far, so a capture window can tell that records were lost inside it.
-        return {"mark": self.audit.next_seq, "overruns": self.audit.overruns,
-                "lost": self.audit.status().get("lost")}
+        return AuditMarkReply(id=None, ok=True, mark=self.audit.next_seq, overruns=self.audit.overruns,
+                              lost=self.audit.status().lost)
 
-    def op_audit_read(self, req: dict) -> dict:
+    def op_audit_read(self, req: dict) -> "AuditReadReply":
         since = arg(req, "since", int, 0)
         wait = arg(req, "wait", float, 0.3)
         if not 0 <= wait <= 600:
@@ -322,12 +360,14 @@ class Agent(LoadOps, SelftestOps):
             raise BadRequest("argument 'types' must be a list of record type numbers")
         return self.audit.read(since, wait, types)
 
-    def op_audit_status(self, req: dict) -> dict:
-        res = self.audit.status()
-        res["agent_mode"] = self.audit.mode
-        return res
+    def op_audit_status(self, req: dict) -> "AuditStatusReply":
+        from .messages import AuditStatusReply
 
-    def op_audit_set(self, req: dict) -> dict:
+        return AuditStatusReply(id=None, ok=True, agent_mode=self.audit.mode, **self.audit.status().to_dict())
+
+    def op_audit_set(self, req: dict) -> "AuditSetReply":
+        from .messages import AuditSetReply
+
         fields = {}
         for name in ("enabled", "failure", "rate_limit", "backlog_limit", "backlog_wait_time"):
             value = arg(req, name, int, None)
@@ -343,15 +383,17 @@ class Agent(LoadOps, SelftestOps):
             )
         self.audit.set(**fields)
         DIAG.log("audit_set " + " ".join(f"{k}={v}" for k, v in fields.items()))
-        return {"status": self.audit.status()}
+        return AuditSetReply(id=None, ok=True, status=self.audit.status())
 
-    def op_audit_user(self, req: dict) -> dict:
+    def op_audit_user(self, req: dict) -> "Empty":
+        from .messages import Empty
+
         text = arg(req, "text", str)
         mtype = arg(req, "type", int, AUDIT_USER)
         if not 1100 <= mtype <= 1199 and not 2100 <= mtype <= 2999:
             raise BadRequest("argument 'type' must be a user message type (1100-1199 or 2100-2999)")
         self.audit.user_message(mtype, text)
-        return {}
+        return Empty(id=None, ok=True)
 
     # -- shutdown ---------------------------------------------------------------------------------------------------
     def cleanup(self) -> None:
@@ -371,13 +413,18 @@ class Agent(LoadOps, SelftestOps):
             self.objects.clear()
 
 
-def _check_reply(op: str, res: dict) -> None:
-    """The answer has what messages.py declares for the op (the host reads it as that class): a missing field is
-    the agent's bug, answered as an internal error here rather than misread there. Imported on the first request,
-    after the hello, so start-up does not pay for it."""
-    from .messages import parse_reply
+def _check_reply(op: str, reply: object) -> None:
+    """The op answered with the class messages.py declares for it (the host reads it as that class): another is the
+    agent's bug, answered as an internal error here rather than misread there. A missing or misspelled field fails
+    already where the reply is built. messages.py is imported on the first request (here and in each op), after
+    the hello, so start-up does not pay for it."""
+    from .messages import REPLIES
 
-    parse_reply(op, res)
+    cls = REPLIES.get(op)
+    if cls is None or type(reply) is not cls:
+        raise TypeError(f"op_{op} answered with {type(reply).__name__}; messages.py declares {cls and cls.__name__}")
+    if reply.ok is not True:  # a failure is raised (OpFailed, BadRequest, OSError), never returned
+        raise TypeError(f"op_{op} answered with ok={reply.ok!r}")
 
 
 def _process_age() -> float:

@@ -15,11 +15,17 @@ MAX_LOG_SIZE = 64 * MIB
 MIN_LOG_SIZE = 1024
 ENOSPC = 28
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported where used, after the hello (start-up does not pay for messages.py)
+    from .messages import LoadReply
+
 
 class LoadOps:
     """The load op and its retries (mixed into the agent)."""
 
-    def op_load(self, req: dict) -> dict:
+    def op_load(self, req: dict) -> "LoadReply":
+        from .messages import LoadReply
+
         bpf = self._bpf()
         path = arg(req, "path", str)
         programs, level, levels, size, flags, no_create = _load_limits(req)
@@ -36,8 +42,8 @@ class LoadOps:
             why = probe.unpriv_disabled_reason(arg(req, "mitigations_config", bool, False))
             if why is not None:
                 DIAG.log(f"load {path}: unprivileged subtest skipped, {why}")
-                return {"loaded": False, "errno": 0, "skipped": why, "programs": [], "verifier_log": "",
-                        "libbpf_log": [], "log_size": size, "log_retries": 0}
+                return LoadReply(id=None, ok=True, loaded=False, errno=0, skipped=why, programs=[], verifier_log="",
+                                 libbpf_log=[], log_size=size, log_retries=0)
         drop = [c for c in drop if c not in keep]  # __caps_unpriv: given back after test_loader's drop
         opts = LoadOpts(programs, level, levels, flags, no_create, object_name, drop,
                         arg(req, "btf_custom_path", str, None), arg(req, "btf_func_path", str, None))
@@ -45,37 +51,35 @@ class LoadOps:
             self._warm_up(bpf, path, opts)
         res = self._load_retrying(bpf, path, opts, size, log_retry)
         if not program_logs:
-            for info in res["programs"]:
+            for info in res.programs:
                 info.pop("verifier_log", None)
-        if res["loaded"] and dump:  # after the capabilities are back, as test_loader restores them first
+        if res.loaded and dump:  # after the capabilities are back, as test_loader restores them first
             self._dump(bpf, res, dump)
-        if res["loaded"]:
-            ids = ",".join(f"{p['name']}={p['id']}" for p in res["programs"] if p["fd"] >= 0)
-            DIAG.log(f"load {path}: handle {res['handle']} prog ids {ids}")
+        if res.loaded:
+            ids = ",".join(f"{p['name']}={p['id']}" for p in res.programs if p["fd"] >= 0)
+            DIAG.log(f"load {path}: handle {res.handle} prog ids {ids}")
         else:
-            DIAG.log(f"load {path}: rejected, {os_error(res['errno'])}")
+            DIAG.log(f"load {path}: rejected, {os_error(res.errno)}")
         return res
 
-    def _load_retrying(self, bpf: Libbpf, path: str, opts: "LoadOpts", size: int, log_retry: bool) -> dict:
+    def _load_retrying(self, bpf: Libbpf, path: str, opts: "LoadOpts", size: int, log_retry: bool) -> "LoadReply":
         """Load, again with a four times larger log buffer while the log does not fit (ENOSPC) and `log_retry`;
         the reply with the log size used, the retries and libbpf's own log lines of the request."""
         bpf.take_lines()
         retries = 0
         while True:
             res = self._load_once(bpf, path, opts, size)
-            if not log_retry or res["errno"] != ENOSPC or size >= MAX_LOG_SIZE or res.get("stage") == "open":
+            if not log_retry or res.errno != ENOSPC or size >= MAX_LOG_SIZE or res.stage == "open":
                 break
             size = min(size * 4, MAX_LOG_SIZE)
             retries += 1
-        res["log_size"] = size
-        res["log_retries"] = retries
-        res["libbpf_log"] = bpf.take_lines()
+        res.log_size, res.log_retries, res.libbpf_log = size, retries, bpf.take_lines()
         return res
 
-    def _dump(self, bpf: Libbpf, res: dict, dump: dict) -> None:
+    def _dump(self, bpf: Libbpf, res: "LoadReply", dump: dict) -> None:
         """The dumps `dump` asks of each loaded program, added to its entry in the reply."""
-        lo = self.objects[res["handle"]]
-        for info in res["programs"]:
+        lo = self.objects[res.handle]
+        for info in res.programs:
             if info["name"] in dump and info["fd"] >= 0:
                 prog = bpf.lib.bpf_object__find_program_by_name(lo.obj, info["name"].encode())
                 info.update(dumps(bpf, bpf.lib.bpf_program__fd(prog), dump[info["name"]]))
@@ -89,12 +93,14 @@ class LoadOps:
                         o.btf_func_path)
         bpf.take_lines()
         res = self._load_once(bpf, path, warm, MIN_LOG_SIZE)
-        if res.get("handle") is not None:
-            bpf.lib.bpf_object__close(self.objects.pop(res["handle"]).obj)
+        if res.handle is not None:
+            bpf.lib.bpf_object__close(self.objects.pop(res.handle).obj)
         self._warm.add((path, tuple(o.programs or ())))
 
-    def _load_once(self, bpf: Libbpf, path: str, o: "LoadOpts", size: int) -> dict:
+    def _load_once(self, bpf: Libbpf, path: str, o: "LoadOpts", size: int) -> "LoadReply":
         """One open and load of the object at `path`: the reply (without the retry's fields)."""
+        from .messages import LoadReply
+
         btf_buf = bpf.ct.create_string_buffer(size)
         obj, failure = _open(bpf, path, o, btf_buf, size)
         if failure is not None:
@@ -107,28 +113,24 @@ class LoadOps:
         infos, failed = _program_infos(bpf, progs, names, bufs, err)
         # libbpf reads the log buffers only inside bpf_object__load (and cannot reset them once loaded:
         # bpf_program__set_log_buf returns -EBUSY), so they can go away with this request.
-        res: dict = {"loaded": not err, "errno": err, "programs": infos,
-                     "maps": [_map_info(bpf, n, m) for n, m in maps.items()]}
+        map_infos = [_map_info(bpf, n, m) for n, m in maps.items()]
         btf_log = btf_buf.value.decode("utf-8", "backslashreplace")
-        if btf_log:
-            res["btf_log"] = btf_log
         if err:
             bpf.lib.bpf_object__close(obj)
             if failed is None:
                 failed = next((i for i in infos if i["autoload"] and i["fd"] < 0), None)
-            res["verifier_log"] = failed["verifier_log"] if failed else btf_log
-            res["failed_program"] = failed["name"] if failed else None
             for info in infos:
                 info["fd"] = -1
                 info["id"] = 0
-            return res
+            return LoadReply(id=None, ok=True, loaded=False, errno=err, programs=infos, maps=map_infos,
+                             btf_log=btf_log or None, verifier_log=failed["verifier_log"] if failed else btf_log,
+                             failed_program=failed["name"] if failed else None)
         first = next((i for i in infos if i["autoload"]), None)
-        res["verifier_log"] = first["verifier_log"] if first else ""
         handle = self.next_handle
         self.next_handle += 1
         self.objects[handle] = LoadedObject(handle, path, obj)
-        res["handle"] = handle
-        return res
+        return LoadReply(id=None, ok=True, loaded=True, errno=0, programs=infos, maps=map_infos,
+                         btf_log=btf_log or None, verifier_log=first["verifier_log"] if first else "", handle=handle)
 
     def _load_object(self, bpf: Libbpf, obj: int, drop: list) -> int:
         """bpf_object__load with the capabilities in `drop` dropped meanwhile (test_loader's unprivileged
@@ -169,6 +171,8 @@ def _load_limits(req: dict) -> tuple:
 def _open(bpf: Libbpf, path: str, o: LoadOpts, btf_buf, size: int) -> tuple:
     """bpf_object__open_file with the object name, the BTF log buffer and custom BTF asked for, then the
     __btf_func_path fixup: (the object, None), or (None, the failure's reply)."""
+    from .messages import LoadReply
+
     ct, lib = bpf.ct, bpf.lib
     opts = bpf.OpenOpts()
     opts.sz = ct.sizeof(opts)
@@ -183,14 +187,14 @@ def _open(bpf: Libbpf, path: str, o: LoadOpts, btf_buf, size: int) -> tuple:
     obj = lib.bpf_object__open_file(path.encode(), ct.byref(opts))
     if not obj:
         err = ct.get_errno() or 22
-        return None, {"loaded": False, "errno": err, "stage": "open", "verifier_log": "", "programs": []}
+        return None, LoadReply(id=None, ok=True, loaded=False, errno=err, stage="open", verifier_log="", programs=[])
     if o.btf_func_path:
         try:
             fixup_btf_from_path(bpf, obj, o.btf_func_path)
         except OpFailed as e:
             lib.bpf_object__close(obj)
-            return None, {"loaded": False, "errno": 22, "stage": "btf_fixup", "error": str(e), "verifier_log": "",
-                          "programs": []}
+            return None, LoadReply(id=None, ok=True, loaded=False, errno=22, stage="btf_fixup", error=str(e),
+                                   verifier_log="", programs=[])
     return obj, None
 
 

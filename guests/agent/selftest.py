@@ -14,6 +14,10 @@ MAX_DUMP = 16 * MIB
 STREAM_BUF = 2 * MIB  # TEST_LOADER_LOG_BUF_SZ
 BTF_KIND_FUNC, BTF_KIND_FUNC_PROTO = 12, 13
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the ops import them when first run: start-up does not pay for messages.py
+    from .messages import AttachStructOpsReply, Empty, LoadModuleReply, MapUpdateReply, StreamReadReply
+
 
 def _declare(bpf: Libbpf) -> None:
     """The libbpf functions only selftests need (declared on first use: an older libbpf lacks some)."""
@@ -169,8 +173,10 @@ def fixup_btf_from_path(bpf: Libbpf, obj: int, path: str) -> None:
 class SelftestOps:
     """Ops a test_loader run needs on a loaded object (mixed into the agent)."""
 
-    def op_map_update(self, req: dict) -> dict:
+    def op_map_update(self, req: dict) -> "MapUpdateReply":
         """bpf_map_update_elem on a loaded object's map (a pre-execution callback's write): key and value in hex."""
+        from .messages import MapUpdateReply
+
         bpf = self._bpf()
         _declare(bpf)
         lo = self._object(req)
@@ -184,14 +190,16 @@ class SelftestOps:
         kbuf, vbuf = ct.create_string_buffer(key, len(key)), ct.create_string_buffer(value, len(value))
         ret = _need(bpf, "bpf_map_update_elem")(bpf.lib.bpf_map__fd(m), kbuf, vbuf, flags)
         err = ct.get_errno() if ret < 0 else 0
-        return {"errno": err, "error": f"Error while updating map '{name}': {os_error(err)}" if err else ""}
+        return MapUpdateReply(id=None, ok=True, errno=err,
+                              error=f"Error while updating map '{name}': {os_error(err)}" if err else "")
 
-    def op_attach_struct_ops(self, req: dict) -> dict:
+    def op_attach_struct_ops(self, req: dict) -> "AttachStructOpsReply":
         """bpf_map__attach_struct_ops on each named struct_ops map of a loaded object; the links go with the object.
         A map that will not attach is a result ({"failed": name, "errno": n}), as test_loader's PRINT_FAIL."""
         bpf = self._bpf()
         _declare(bpf)
         from .libbpf import Link
+        from .messages import AttachStructOpsReply
 
         lo = self._object(req)
         done = []
@@ -202,28 +210,33 @@ class SelftestOps:
             ptr = _need(bpf, "bpf_map__attach_struct_ops")(m)
             if not ptr:
                 err = bpf.ct.get_errno()
-                return {"attached": done, "failed": name, "errno": err, "libbpf_log": bpf.take_lines()}
+                return AttachStructOpsReply(id=None, ok=True, attached=done, failed=name, errno=err,
+                                            libbpf_log=bpf.take_lines())
             handle = self.next_handle
             self.next_handle += 1
             self.links[handle] = Link(handle, ptr, lo.handle, f"struct_ops:{name}")
             lo.links.add(handle)
             done.append(handle)
-        return {"attached": done, "errno": 0, "libbpf_log": bpf.take_lines()}
+        return AttachStructOpsReply(id=None, ok=True, attached=done, errno=0, libbpf_log=bpf.take_lines())
 
-    def op_stream_read(self, req: dict) -> dict:
+    def op_stream_read(self, req: dict) -> "StreamReadReply":
         """bpf_prog_stream_read(fd, stream, buf, 2 MiB - 1): what a program wrote to its BPF stdout (1) or
         stderr (2); `ret` is the byte count or -errno, as test_loader checks it."""
+        from .messages import StreamReadReply
+
         bpf, lo, name, prog = self._loaded_program(req)
         _declare(bpf)
         stream = arg(req, "stream", int)
         buf = bpf.ct.create_string_buffer(STREAM_BUF)
         ret = _need(bpf, "bpf_prog_stream_read")(bpf.lib.bpf_program__fd(prog), stream, buf, STREAM_BUF - 1, None)
         if ret < 0:
-            return {"ret": -bpf.ct.get_errno() or ret, "text": ""}
-        return {"ret": ret, "text": buf.raw[:ret].decode("utf-8", "backslashreplace")}
+            return StreamReadReply(id=None, ok=True, ret=-bpf.ct.get_errno() or ret, text="")
+        return StreamReadReply(id=None, ok=True, ret=ret, text=buf.raw[:ret].decode("utf-8", "backslashreplace"))
 
-    def op_kmsg(self, req: dict) -> dict:
+    def op_kmsg(self, req: dict) -> "Empty":
         """Write one line to /dev/kmsg (a console barrier: no shell is started for it)."""
+        from .messages import Empty
+
         text = arg(req, "text", str)
         if "\n" in text or len(text) > 900:
             raise BadRequest("argument 'text' must be one line of at most 900 characters")
@@ -232,12 +245,14 @@ class SelftestOps:
             os.write(fd, text.encode() + b"\n")  # as echo writes it: the console ends the line at once
         finally:
             os.close(fd)
-        return {}
+        return Empty(id=None, ok=True)
 
-    def op_load_module(self, req: dict) -> dict:
+    def op_load_module(self, req: dict) -> "LoadModuleReply":
         """finit_module() of a .ko file in the guest (bpf_testmod.ko, as test_progs loads it); one already loaded
         (EEXIST) is fine."""
         import ctypes
+
+        from .messages import LoadModuleReply
 
         path = arg(req, "path", str)
         nr = {"x86_64": 313, "aarch64": 273}.get(os.uname().machine)
@@ -253,4 +268,4 @@ class SelftestOps:
             os.close(fd)
         if err and err != 17:  # EEXIST
             raise OpFailed(f"finit_module({path}) failed: {os_error(err)}", errno=err)
-        return {"errno": err}
+        return LoadModuleReply(id=None, ok=True, errno=err)

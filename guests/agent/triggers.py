@@ -19,6 +19,10 @@ OPEN_FLAGS = {
 PROT = {"none": 0, "r": 1, "rw": 3, "x": 4, "rx": 5, "rwx": 7}
 MAX_OUTPUT = 1 * MIB
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported where used, after the hello (start-up does not pay for messages.py)
+    from .messages import TriggerReply
+
 
 def _open_flags(req: dict, default: str) -> int:
     flags = arg(req, "flags", (str, int), default)
@@ -353,7 +357,9 @@ class Triggers:
         return run
 
     # -- running ----------------------------------------------------------------------------------------------------
-    def run_action(self, action: str, req: dict, timeout: float) -> dict:
+    def run_action(self, action: str, req: dict, timeout: float) -> "TriggerReply":
+        from .messages import TriggerReply
+
         run = self.prepare(action, req)
         comm = arg(req, "comm", str, None)
         drop = parse_caps(req["drop_caps"]) if req.get("drop_caps") is not None else []
@@ -386,14 +392,17 @@ class Triggers:
                 child = json_loads(data.decode("utf-8", "backslashreplace"))
             except ValueError:
                 child = {"child_error": "unreadable child result"}
-        res = {"rc": rc, "errno": child.pop("errno", 0), "pid": pid, "timed_out": timed_out}
+        err = child.pop("errno", 0)
         if not child and not timed_out:
-            res["child_error"] = "the action child exited without reporting a result"
-        res.update(child)
-        return res
+            child["child_error"] = "the action child exited without reporting a result"
+        # What the child reported: the fields TriggerReply names (comm, step, strerror, tid), the action's own in extra
+        named = {k: child.pop(k) for k in ("comm", "step", "strerror", "tid") if k in child}
+        return TriggerReply(id=None, ok=True, rc=rc, errno=err, pid=pid, timed_out=timed_out, **named, extra=child)
 
-    def run_shell(self, command: str, req: dict, timeout: float) -> dict:
+    def run_shell(self, command: str, req: dict, timeout: float) -> "TriggerReply":
         import subprocess
+
+        from .messages import TriggerReply
 
         if req.get("comm") is not None:
             raise BadRequest("'comm' applies only to built-in actions (exec resets a shell command's comm)")
@@ -421,12 +430,15 @@ class Triggers:
                     if stream is not None:
                         stream.close()
                 proc.wait()
-        res = {"rc": proc.returncode, "errno": 0, "pid": proc.pid, "timed_out": timed_out}
-        for name, data in (("stdout", out or b""), ("stderr", err or b"")):
-            res[name] = data[:MAX_OUTPUT].decode("utf-8", "backslashreplace")
-            if len(data) > MAX_OUTPUT:
-                res[name + "_truncated"] = len(data)
-        return res
+        out, err = out or b"", err or b""
+        truncated = {name + "_truncated": len(data) for name, data in (("stdout", out), ("stderr", err))
+                     if len(data) > MAX_OUTPUT}
+        return TriggerReply(id=None, ok=True, rc=proc.returncode, errno=0, pid=proc.pid, timed_out=timed_out,
+                            stdout=_text(out), stderr=_text(err), extra=truncated)
+
+
+def _text(data: bytes) -> str:
+    return data[:MAX_OUTPUT].decode("utf-8", "backslashreplace")
 
 
 def _unlink_quietly(path: str) -> None:

@@ -120,6 +120,33 @@ def test_the_agent_imports_the_messages_with_a_bare_stdlib() -> None:
     assert out.stdout.strip() == "[]"
 
 
+# The agent's dispatcher with an op swapped for one that builds its reply wrongly (no libbpf, no guest needed).
+DISPATCH = """
+import sys
+from agent.dispatch import Agent
+from agent.messages import Empty, PinReply
+agent = Agent("/nonexistent/libbpf.so")
+print(list(agent.handle(b'{"id": 7, "op": "ping"}')))
+for op in ({K}):
+    agent.op_ping = op
+    print(agent.handle(b'{"id": 8, "op": "ping"}')["error"])
+"""
+
+
+def test_an_op_builds_its_reply_class_and_a_wrong_one_fails_where_it_is_built() -> None:
+    ops = ("lambda req: Empty(id=None, ok=True, bogus=1), lambda req: PinReply(id=None, ok=True, path='/p', "
+           "libbpf_log=[]), lambda req: PinReply(id=None, ok=True, path='/p'), lambda req: Empty(id=None, ok=False)")
+    out = subprocess.run([sys.executable, "-S", "-c", DISPATCH.replace("{K}", ops)], cwd=GUESTS_DIR,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        "['id', 'ok', 'elapsed']",
+        "internal error: TypeError: Empty: unexpected or repeated argument 'bogus'",
+        "internal error: TypeError: op_ping answered with PinReply; messages.py declares Empty",
+        "internal error: TypeError: PinReply needs argument 'libbpf_log'",
+        "internal error: TypeError: op_ping answered with ok=False",
+    ]
+
+
 @pytest.mark.parametrize(("before", "after", "rose"), [(3, 5, 2), (5, 5, 0), (5, 0, 0), (None, 4, None),
                                                         (4, None, None), (0, 0, 0)])
 def test_rise_of_a_counter_over_a_window(before: int | None, after: int | None, rose: int | None) -> None:
