@@ -19,6 +19,7 @@ from harness.campaigns.bisect.run import (
     BisectResult,
     Conclusion,
     StepReport,
+    Try,
     check_tree,
     parse_run_output,
     to_json,
@@ -32,24 +33,24 @@ from harness.status import Status
 
 def test_a_step_passes_fails_or_skips_on_what_pytest_reported():
     passed, failed = CaseResult("c::a", Status.PASS), CaseResult("c::a", Status.FAIL, "boom")
-    assert judge_try(0, [passed]) == ("pass", "")
-    assert judge_try(1, [failed]) == ("fail", "")
+    assert judge_try(0, [passed]) == (Try.PASS, "")
+    assert judge_try(1, [failed]) == (Try.FAIL, "")
     outcome, reason = judge_try(0, [CaseResult("c::a", Status.SKIP, "kernel lacks bpf_audit_log_start")])
-    assert outcome == "skip" and "kernel lacks bpf_audit_log_start" in reason
+    assert outcome is Try.SKIP and "kernel lacks bpf_audit_log_start" in reason
     outcome, reason = judge_try(1, [CaseResult("c::a", Status.ERROR, "lost VM: no console output")])
-    assert outcome == "error" and "lost VM" in reason
-    assert judge_try(5, [])[0] == "abort"
-    assert judge_try(2, [])[0] == "abort"
+    assert outcome is Try.ERROR and "lost VM" in reason
+    assert judge_try(5, [])[0] is Try.ABORT
+    assert judge_try(2, [])[0] is Try.ABORT
 
 
 def test_bad_needs_every_try_to_fail_and_a_failure_that_goes_away_is_flaky():
-    assert judge_step(["pass"]) == (GOOD, "")
-    assert judge_step(["fail", "fail", "fail"]) == (BAD, "")
-    code, why = judge_step(["fail", "pass"])
+    assert judge_step([Try.PASS]) == (GOOD, "")
+    assert judge_step([Try.FAIL, Try.FAIL, Try.FAIL]) == (BAD, "")
+    code, why = judge_step([Try.FAIL, Try.PASS])
     assert code == SKIP and why.startswith("flaky")
-    assert judge_step(["skip"])[0] == SKIP
-    assert judge_step(["error"])[0] == SKIP
-    assert judge_step(["fail", "abort"])[0] is ABORT and ABORT.code >= 128  # git bisect run stops
+    assert judge_step([Try.SKIP])[0] == SKIP
+    assert judge_step([Try.ERROR])[0] == SKIP
+    assert judge_step([Try.FAIL, Try.ABORT])[0] is ABORT and ABORT.code >= 128  # git bisect run stops
 
 
 def test_git_bisect_run_output_names_the_first_bad_commit_or_the_candidates():

@@ -49,6 +49,16 @@ class Verdict(StrEnum):
 GOOD, BAD, SKIP, ABORT, INTERRUPTED = Verdict  # by name, as the step and the endpoint check use them
 
 
+class Try(StrEnum):
+    """One pytest run of a step (StepReport.tries): the step's verdict is read from these (step.judge_step)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"  # every case skipped
+    ERROR = "error"  # setup failed (the build or the boot of this commit), not a case's verdict
+    ABORT = "abort"  # pytest itself stopped (interrupted, nothing collected, usage error)
+
+
 class BisectError(HarnessError):
     """Mostly about the arguments or the tree the user named (exit 2); a step that could not judge an endpoint
     and a git command that failed are raised with usage=False (exit 3)."""
@@ -69,7 +79,7 @@ class StepReport:
     verdict: Verdict  # good | bad | skip | abort
     exit_code: int  # verdict.code
     reason: str = ""
-    tries: list[str] = field(default_factory=list)  # per try: pass | fail | skip | error
+    tries: list[Try] = field(default_factory=list)
     failing: list[str] = field(default_factory=list)  # node ids that failed (first failing try)
     output: str = ""  # the failing cases' messages
     kernel_key: str = ""
@@ -80,7 +90,8 @@ class StepReport:
     def from_json(cls, line: str) -> StepReport:
         data = json.loads(line)
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**{**fields, "verdict": Verdict.of(fields["verdict"])})
+        return cls(**{**fields, "verdict": Verdict.of(fields["verdict"]),
+                      "tries": [Try(t) for t in fields.get("tries", [])]})
 
 
 def read_reports(path: Path) -> list[StepReport]:

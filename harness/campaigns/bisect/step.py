@@ -12,46 +12,46 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.campaigns.bisect.run import ABORT, BAD, GOOD, INTERRUPTED, SKIP, StepReport, Verdict, git
+from harness.campaigns.bisect.run import ABORT, BAD, GOOD, INTERRUPTED, SKIP, StepReport, Try, Verdict, git
 from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.results import CaseResult, parse_junit
 from harness.errors import BuildError, ConfigError, HarnessError, PatchError
 from harness.status import Status
 
 
-def judge_try(rc: int, results: list[CaseResult]) -> tuple[str, str]:
-    """One pytest run -> (pass|fail|skip|error|abort, reason). Pure: the step's whole decision table."""
+def judge_try(rc: int, results: list[CaseResult]) -> tuple[Try, str]:
+    """One pytest run -> (its Try, reason). Pure: the step's whole decision table."""
     # A case that ran and gave no verdict (a lost VM, records lost) counts as a failure here, as it did when the
     # reader called it FAIL: a commit whose kernel dies under the case is bad. Only setup errors skip the commit.
     failed = [r for r in results if r.status is Status.FAIL or (r.status.failing and r.not_verdict)]
     errors = [r for r in results if r.status is Status.ERROR and not r.not_verdict]
     if rc == 0 and results and all(r.status in (Status.SKIP, Status.XFAIL) for r in results):
-        return "skip", f"every case skipped: {results[0].message}"
+        return Try.SKIP, f"every case skipped: {results[0].message}"
     if rc == 0:
-        return "pass", ""
+        return Try.PASS, ""
     if rc == 1 and failed:
-        return "fail", ""
+        return Try.FAIL, ""
     if rc == 1 and errors:  # setup failed: build or boot of this commit, not the case's verdict
-        return "error", f"setup error (build or boot, not the case): {errors[0].message}"
+        return Try.ERROR, f"setup error (build or boot, not the case): {errors[0].message}"
     if rc == 2:
-        return "abort", "pytest was interrupted"
+        return Try.ABORT, "pytest was interrupted"
     if rc == 5:
-        return "abort", "pytest collected no tests: check the case ids"
-    return "abort", f"pytest exited {rc} (usage or internal error)"
+        return Try.ABORT, "pytest collected no tests: check the case ids"
+    return Try.ABORT, f"pytest exited {rc} (usage or internal error)"
 
 
-def judge_step(tries: list[str]) -> tuple[Verdict, str]:
+def judge_step(tries: list[Try]) -> tuple[Verdict, str]:
     """The step's verdict from its tries: bad only when every try failed; a failure that went away is flaky."""
     if not tries:
         return ABORT, "no try ran"
     last = tries[-1]
-    if last == "abort":
+    if last is Try.ABORT:
         return ABORT, ""
-    if tries[0] == "pass":
+    if tries[0] is Try.PASS:
         return GOOD, ""
-    if tries[0] in ("skip", "error"):
+    if tries[0] in (Try.SKIP, Try.ERROR):
         return SKIP, ""
-    if all(t == "fail" for t in tries):
+    if all(t is Try.FAIL for t in tries):
         return BAD, ""
     return SKIP, f"flaky: failed then {','.join(tries[1:])} (tries: {','.join(tries)})"
 
@@ -93,10 +93,10 @@ def run_step(ns: argparse.Namespace) -> tuple[Verdict, StepReport]:
         outcome, reason = judge_try(rc, results)
         rep.tries.append(outcome)
         print(f"[step] try {n}/{ns.retries}: {outcome} {reason}".rstrip(), flush=True)
-        if outcome == "abort":
+        if outcome is Try.ABORT:
             rep.reason = f"{reason} (log {log})"
             break
-        if outcome == "fail" and not rep.failing:
+        if outcome is Try.FAIL and not rep.failing:
             bad = [r for r in results if r.status is Status.FAIL or (r.status.failing and r.not_verdict)]
             rep.failing = [r.nodeid for r in bad]
             rep.output = "\n".join(f"--- {r.nodeid}\n{r.detail.strip()}" for r in bad)
