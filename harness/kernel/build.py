@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import BuildError, ConfigError
@@ -75,7 +76,7 @@ def slot_dir(layout: CacheLayout, tree: Path, merged: kconfig.MergedConfig, llvm
              patched: bool = False) -> Path:
     """The build directory of one (tree, merged config, toolchain): make's incremental state lives there. A
     harness-kept patched tree holds its slots (trees.SLOTS), so the path from slot to tree is the same for every
-    tree and ccache reuses objects across trees (_make_env); a tree read in place (the developer's, a source
+    tree and ccache reuses objects across trees (make_in_slot); a tree read in place (the developer's, a source
     without a series) is never written to: its slots live in the cache's slots/."""
     blob = json.dumps({"tree": str(tree), "config": merged.render(), "toolchain": list(toolchain_identity(llvm)),
                        "recipe": cache.RECIPE_VERSION}, sort_keys=True)
@@ -260,34 +261,41 @@ def configure(tree: Path, slot: Path, merged: kconfig.MergedConfig, log: Path, k
     return final
 
 
-def _make_env(req: BuildRequest, tree: Path, slot: Path) -> dict[str, str]:
+def make_in_slot(layout: CacheLayout, tree: Path, slot: Path, targets: Sequence[str], *, llvm: str = "",
+                 jobs: int | None = None, use_ccache: bool = True) -> tuple[list[str], dict[str, str]]:
+    """The make command (argv, environment) for `targets` in a build slot: gcc through ccache, or with LLVM= its
+    clang through ccache (make's LLVM= picks LLVM's linker and binutils itself). Every make in a slot must use
+    this one: another CC, LLVM= or KBUILD_BUILD_* changes each object's command line and kbuild recompiles the
+    whole tree (bpf_testmod's `make modules` once did, 15 minutes, and the next kernel build again)."""
+    compiler = llvm_tool(llvm, "clang") if llvm else "gcc"
+    ccache = use_ccache and shutil.which("ccache") is not None
+    cc = f"ccache {compiler}" if ccache else compiler
+    argv = ["make", "-C", str(tree), f"O={slot}", f"-j{jobs or os.cpu_count() or 1}",
+            *([f"LLVM={llvm}"] if llvm else []), f"CC={cc}", *targets]
     env = dict(os.environ)
     env.pop("MAKEFLAGS", None)
-    if req.use_ccache and shutil.which("ccache"):
-        req.layout.ccache.mkdir(parents=True, exist_ok=True)
+    if ccache:
+        layout.ccache.mkdir(parents=True, exist_ok=True)
         env.update(
-            CCACHE_DIR=str(req.layout.ccache),
+            CCACHE_DIR=str(layout.ccache),
             CCACHE_BASEDIR=ccache_base(tree, slot),
             CCACHE_NOHASHDIR="true",
             CCACHE_MAXSIZE=env.get("CCACHE_MAXSIZE", "20G"),
         )
     # Reproducible-ish builds: a fixed build user/host/timestamp keeps objects cacheable.
     env.update(KBUILD_BUILD_USER="bpf-audit-harness", KBUILD_BUILD_HOST="harness", KBUILD_BUILD_TIMESTAMP="@0")
-    return env
+    return argv, env
 
 
-def make_argv(req: BuildRequest, tree: Path, slot: Path) -> list[str]:
-    """The build's make command: gcc through ccache, or with LLVM= its clang through ccache (make's LLVM= picks
-    LLVM's linker and binutils itself)."""
-    compiler = llvm_tool(req.llvm, "clang") if req.llvm else "gcc"
-    cc = f"ccache {compiler}" if req.use_ccache and shutil.which("ccache") else compiler
-    llvm = [f"LLVM={req.llvm}"] if req.llvm else []
-    return ["make", "-C", str(tree), f"O={slot}", f"-j{req.jobs}", *llvm, f"CC={cc}", "bzImage", "vmlinux"]
+def make_command(req: BuildRequest, tree: Path, slot: Path) -> tuple[list[str], dict[str, str]]:
+    """The build's make: bzImage and vmlinux in the slot."""
+    return make_in_slot(req.layout, tree, slot, ("bzImage", "vmlinux"), llvm=req.llvm, jobs=req.jobs,
+                        use_ccache=req.use_ccache)
 
 
 def _make(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: bool) -> int:
     """make bzImage vmlinux in the slot; returns how many objects it compiled."""
-    argv = make_argv(req, tree, slot)
+    argv, env = make_command(req, tree, slot)
     with log.open("a") as f:
         f.write(f"$ {quoted(argv)}\n")
     progress = say is not _quiet
@@ -315,7 +323,7 @@ def _make(req: BuildRequest, tree: Path, slot: Path, log: Path, say, *, fresh: b
             msg = f"[build] {objects} objects compiled, {now - t0:.0f}s elapsed"
             print("\r" + msg if is_tty else msg, end="" if is_tty else "\n", file=sys.stderr, flush=True)
 
-    rc = stream(argv, log, on_line, env=_make_env(req, tree, slot))
+    rc = stream(argv, log, on_line, env=env)
     if progress and is_tty:
         print(file=sys.stderr)
     if rc != 0:

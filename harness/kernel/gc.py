@@ -14,6 +14,7 @@ from harness.kernel.build import SLOT_INFO
 from harness.kernel.cache import LAST_USED, key_lock
 from harness.kernel.trees import SLOTS as TREE_SLOTS
 from harness.kernel.trees import STATE as TREE_STATE
+from harness.kernel.trees import lock_name_of_built
 from harness.settings import CacheLayout, listdir
 
 DAY = 86400.0
@@ -153,7 +154,6 @@ def _tree_lock_of(item: Item, layout: CacheLayout) -> str | None:
     name carries the hash of its source (trees.patched_tree_dir), and a slot's info file (replaced atomically)
     names the tree make reads. Never from the patched tree's state file, which a sync removes while it holds the
     real lock."""
-    import hashlib
     import json
 
     if item.kind == "tree" or item.paths[0].parent.name == TREE_SLOTS:  # a slot inside its patched tree
@@ -163,9 +163,7 @@ def _tree_lock_of(item: Item, layout: CacheLayout) -> str | None:
         tree = Path(json.loads((item.paths[0] / SLOT_INFO).read_text())["tree"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if tree.parent == layout.trees and tree.name.startswith("patched-"):
-        return "tree-" + tree.name.removeprefix("patched-")
-    return "tree-" + hashlib.sha256(str(tree).encode()).hexdigest()[:16]
+    return lock_name_of_built(tree, layout)
 
 
 def delete(item: Item, layout: CacheLayout) -> None:

@@ -51,6 +51,14 @@ def lock_name(source: SourceTree) -> str:
     return "tree-" + hashlib.sha256(str(source.path).encode()).hexdigest()[:16]
 
 
+def lock_name_of_built(tree: Path, layout: CacheLayout) -> str:
+    """lock_name for the tree make ran in (a kernel's meta `tree`, a slot's info): a patched mirror's name carries
+    its source's hash (patched_tree_dir); a tree read in place is its own source."""
+    if tree.parent == layout.trees and tree.name.startswith("patched-"):
+        return "tree-" + tree.name.removeprefix("patched-")
+    return "tree-" + hashlib.sha256(str(tree).encode()).hexdigest()[:16]
+
+
 def prepare(source: SourceTree, series: Series, layout: CacheLayout, log: Path) -> BuildTree:
     """The tree to build `source` + `series` from. Call with the tree lock (lock_name) held."""
     if source.spec.kind == "git":

@@ -11,10 +11,12 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import BuildError
-from harness.kernel import cache
+from harness.kernel import cache, trees
+from harness.kernel.build import make_in_slot
 from harness.selftests.discover import SELFTESTS
 from harness.selftests.evidence import read_config
 from harness.settings import CacheLayout, refuse_if_forbidden
+from harness.tools import child_kwargs, hand_down
 
 MODULE_DIRS = (SELFTESTS / "test_kmods", SELFTESTS / "bpf_testmod")  # 7.x, 6.x
 MODULE = "bpf_testmod.ko"
@@ -33,6 +35,15 @@ def has_modules(config: Path | None) -> bool:
         return False
 
 
+def testmod_steps(layout: CacheLayout, meta: dict, work: Path, jobs: int | None) -> list[tuple[list[str], dict]]:
+    """The two makes in the kernel's slot, with the kernel build's own CC, LLVM= and environment
+    (kernel.build.make_in_slot): `make modules` (Module.symvers; nothing else recompiles), then the external
+    modules in `work` (M=)."""
+    tree, slot, llvm = Path(meta["tree"]), Path(meta["slot"]), meta.get("llvm") or ""
+    return [make_in_slot(layout, tree, slot, targets, llvm=llvm, jobs=jobs)
+            for targets in (("modules",), (f"M={work}", "modules"))]
+
+
 def build_testmod(tree: Path, kernel_dir: Path, layout: CacheLayout, *, jobs: int | None = None) -> Path:
     """The tree's test modules (bpf_testmod.ko and its siblings) built as kbuild external modules against the kernel
     artifact in `kernel_dir` (its meta names the tree and slot make built it in): `make modules` in the slot once
@@ -48,7 +59,6 @@ def build_testmod(tree: Path, kernel_dir: Path, layout: CacheLayout, *, jobs: in
     if not has_modules(Path(kernel_dir) / "config"):
         raise BuildError(f"the kernel {meta.get('release')} ({meta.get('key')}) was built without CONFIG_MODULES: "
                          "bpf_testmod.ko cannot be loaded into it (matrix target *-testmod: variants/testmod.config)")
-    slot, ktree = Path(meta["slot"]), Path(meta["tree"])
     h = hashlib.sha256(b"testmod:%d:%s\0" % (BUILD_VERSION, meta["key"].encode()))
     files = sorted(p for p in src.iterdir() if p.is_file())
     cache.update_with_files(h, src, files)
@@ -58,22 +68,22 @@ def build_testmod(tree: Path, kernel_dir: Path, layout: CacheLayout, *, jobs: in
         return out
     refuse_if_forbidden("build", f"building bpf_testmod.ko from {src}")
     (layout.root / "testmod").mkdir(parents=True, exist_ok=True)
-    with cache.key_lock(layout, meta["key"], holder=f"building bpf_testmod.ko in {slot}"):
+    holder = f"building bpf_testmod.ko in {meta['slot']}"
+    # the tree's lock, as a kernel build takes it: no other build re-syncs the tree or makes in its slots meanwhile
+    with cache.key_lock(layout, meta["key"], holder=holder), \
+            cache.key_lock(layout, trees.lock_name_of_built(Path(meta["tree"]), layout), holder=holder) as lock:
         if (out / MODULE).is_file():
             return out
         staging = Path(tempfile.mkdtemp(dir=layout.root / "testmod", prefix=f".staging-{key}-"))
         work = staging / "src"
         shutil.copytree(src, work)
         log = staging / "build.log"
-        j = f"-j{jobs or os.cpu_count() or 1}"
-        steps = [["make", "-C", str(ktree), f"O={slot}", j, "modules"],
-                 ["make", "-C", str(ktree), f"O={slot}", j, f"M={work}", "modules"]]
-        with log.open("w") as fh:
-            for argv in steps:
+        with log.open("w") as fh, hand_down(lock):  # make (and its sub-makes) keep the kernel's key locked
+            for argv, env in testmod_steps(layout, meta, work, jobs):
                 fh.write("$ " + " ".join(argv) + "\n")
                 fh.flush()
-                rc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    timeout=TIMEOUT, check=False).returncode
+                rc = subprocess.run(argv, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    timeout=TIMEOUT, check=False, **child_kwargs()).returncode
                 if rc != 0:
                     kept = layout.root / "testmod" / f"failed-{key}.log"
                     shutil.copyfile(log, kept)

@@ -12,7 +12,7 @@ import pytest
 from helpers import PLAIN_SOURCE
 
 from harness.errors import ConfigError, MissingToolError
-from harness.kernel.build import make_argv, slot_dir
+from harness.kernel.build import make_command, slot_dir
 from harness.kernel.request import KernelOptions, make_request
 from harness.kernel.toolchain import check_llvm, llvm_tool, require_llvm, toolchain_identity
 
@@ -44,12 +44,13 @@ def test_an_llvm_build_has_its_own_key_and_slot(opts, monkeypatch):
 
 def test_make_runs_with_llvm_and_its_clang(opts):
     req = make_request(replace(opts, llvm="-19"), unpack=False, offline=True)
-    argv = make_argv(req, Path("/tree"), Path("/slot"))
+    argv, env = make_command(req, Path("/tree"), Path("/slot"))
     cc = "ccache clang-19" if shutil.which("ccache") else "clang-19"
     assert argv[:5] == ["make", "-C", "/tree", "O=/slot", f"-j{req.jobs}"]
     assert argv[5:] == ["LLVM=-19", f"CC={cc}", "bzImage", "vmlinux"]
     gcc = make_request(opts, unpack=False, offline=True)
-    assert "LLVM=" not in " ".join(make_argv(gcc, Path("/tree"), Path("/slot")))
+    assert "LLVM=" not in " ".join(make_command(gcc, Path("/tree"), Path("/slot"))[0])
+    assert env["KBUILD_BUILD_TIMESTAMP"] == "@0" and "MAKEFLAGS" not in env
 
 
 def test_llvm_values_as_make_takes_them():
