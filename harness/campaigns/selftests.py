@@ -264,23 +264,23 @@ class SelftestsRun:
     files: tuple[Path, ...]
     out_dir: Path
     workers: int = 2
-    kernel_src: str | None = None  # passed on to the inner pytest: the kernel under test is built from it
-    kernel: Path | None = None  # or a kernel built elsewhere (--kernel PATH), tested as it is
+    # The kernel under test as the CLI acquired it: its cache entry, handed to the inner pytest as it is (never a
+    # recipe for the inner session to build again); or, for a prebuilt Debian image, `target` below
+    kernel: Path | None = None
     cache_dir: Path | None = None
     accel: str | None = None
     known: tuple[KnownDifference, ...] = ()
     extra_pytest: tuple[str, ...] = ()
     selector: Selector | None = None  # test_progs' -t/-a/-b/-d and the tree's lists, for the subtests
     verbosity: int = 0  # test_progs' -v (1) / -vv (2): the verifier log level every load gets at least
-    no_patches: bool = False
     last_failed: str | None = None  # "lf" | "ff": pytest's --lf / --ff, with a pytest cache of this tree's runs
     pytest_cache: Path | None = None
-    target: str | None = None  # a matrix target names the kernel instead of kernel_src
+    target: str | None = None  # a matrix target by name: a prebuilt Debian image (its entry is no --kernel path)
 
 
 def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
-    """The inner pytest: the files, on the kernel from `kernel_src` (default: the default kernel), xdist keeping
-    a file's subtests together on one worker (in test_progs' order: each priv subtest before its unpriv one)."""
+    """The inner pytest: the files, on the `kernel` (or matrix `target`) the CLI acquired, xdist keeping a file's
+    subtests together on one worker (in test_progs' order: each priv subtest before its unpriv one)."""
     extra = ["--rootdir", str(run.tree / SELFTESTS)]
     if run.workers > 1:
         extra += ["--dist", "loadfile"]
@@ -289,9 +289,8 @@ def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
     if run.verbosity:
         extra.append(f"--selftests-verbosity={run.verbosity}")
     return inner_pytest_argv([str(f) for f in run.files], junit=junit, workers=run.workers, target=run.target,
-                             kernel_src=run.kernel_src, kernel=run.kernel, accel=run.accel, cache_dir=run.cache_dir,
-                             no_patches=run.no_patches, pytest_cache=run.pytest_cache, rerun=run.last_failed,
-                             extra=[*extra, *run.extra_pytest])
+                             kernel=run.kernel, accel=run.accel, cache_dir=run.cache_dir,
+                             pytest_cache=run.pytest_cache, rerun=run.last_failed, extra=[*extra, *run.extra_pytest])
 
 
 def run_selftests(run: SelftestsRun, *, progress=sys.stderr) -> tuple[Summary, dict[str, Path]]:

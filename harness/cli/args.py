@@ -41,12 +41,6 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
     add_options(p.add_argument, cli=True, skip=("--kernel",))
 
 
-def _llvm_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--llvm", metavar="LLVM", help="build the kernel with make LLVM=LLVM (1, -19 or "
-                   "/usr/lib/llvm-19/bin/: clang and LLVM's binutils; keyed apart from a gcc build); default $LLVM, "
-                   "else gcc")
-
-
 def _clang_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clang", metavar="PATH", help="the clang that compiles BPF programs (>= 16, keeping "
                    "btf_type_tag; a name on PATH such as clang-20 or clang, or a path); default $CLANG, else clang-19 "
@@ -244,13 +238,14 @@ def _add_selftests(sub: _Subparsers) -> None:
                        "compile and parse them (no VM)")
     p.add_argument("--list", action="store_true", help="list each file's programs and subtests (priv/unpriv, "
                    "unsupported with reasons) and the totals; run nothing")
-    p.add_argument("--kernel-src", help="kernel tree (dir or tarball) or Debian source line (debian-7.3): its "
-                   "tools/testing/selftests/bpf run on the kernel built from it (with its line's series); default: the "
-                   "default kernel's source")
-    _given_kernel_arg(p)
+    # The kernel to test: the same table as `build` and pytest (--kernel-src is also the tree whose
+    # tools/testing/selftests/bpf run). Its --jobs (make -j) is left out: selftests' own --jobs below is --list's
+    # compilers at once, a different thing under the name it always had here.
+    from harness.kernel.choice import add_options
+
+    add_options(p.add_argument, cli=True, skip=("--jobs",))
     p.add_argument("--vmlinux-h", type=Path, help="--list: compile against this vmlinux.h (default: the cached "
                    "kernel built from that source; build it first)")
-    p.add_argument("--cache-dir", type=Path, help="build cache (default: ~/.cache/bpf-audit-harness)")
     p.add_argument("--jobs", type=int, help="--list: compilers at once (default: the CPUs available)")
     p.add_argument("-n", "-j", "--workers", type=int, default=2, help="VMs at once, one pytest-xdist worker each "
                    "(test_progs' -j; default 2)")
@@ -268,8 +263,6 @@ def _add_selftests(sub: _Subparsers) -> None:
                      "and ALLOWLIST files (honoured by default, as BPF CI passes them)")
     p.add_argument("-J", "--json-report", type=Path, metavar="FILE", help="also write the results in test_progs' "
                    "own -J JSON shape")
-    p.add_argument("--no-patches", action="store_true", help="build the kernel from the tree as it is, without the "
-                   "series of its line")
     p.add_argument("--kernel-target", metavar="NAME", help="run on this kernel of kernel-config/matrix.toml (its "
                    "source's tree; e.g. 7.3-series-testmod, with module support for bpf_testmod.ko)")
     rerun = p.add_mutually_exclusive_group()
@@ -298,7 +291,6 @@ def _add_selftests(sub: _Subparsers) -> None:
                    help="--test-progs: how long test_progs may run in the guest (default 1800, at most 3600)")
     p.add_argument("files", nargs="*", metavar="FILE", help="only these (skeleton names such as verifier_and, "
                    "or paths of progs/*.c)")
-    _llvm_arg(p)
     _clang_arg(p)
     _vm_args(p)
     p.set_defaults(func=selftests_cmd.cmd_selftests)

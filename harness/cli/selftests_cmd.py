@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from harness.cli.commands import _llvm
 from harness.errors import EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
 
 
@@ -38,7 +38,7 @@ def _test_progs(ns: argparse.Namespace) -> int:
     import shutil
 
     from harness.campaigns import test_progs as tp
-    from harness.kernel.request import KernelOptions, acquire
+    from harness.kernel.request import acquire
     from harness.settings import CacheLayout, cache_root, new_run_dir
 
     if ns.files:
@@ -53,10 +53,10 @@ def _test_progs(ns: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    opts = KernelOptions(kernel=ns.kernel, kernel_src=ns.kernel_src, cache_dir=layout.root, **_llvm(ns))
-    built = acquire(opts)
+    opts, target = kernel_choice(ns, layout)
+    built = acquire(opts, target=target, accel=ns.accel or "auto")
     art = built.artifact
-    tree, notes = tp.kernel_tree(art, lambda: tp_source(ns, layout))
+    tree, notes = tp.kernel_tree(art, lambda: selftests_tree(ns, target, layout, given=False))
     say(f"kernel under test: {art.release} ({'cache hit' if built.cache_hit else 'built'}, key {art.key}); "
         f"test_progs from {tree}")
     if ns.list:
@@ -86,10 +86,47 @@ def _test_progs(ns: argparse.Namespace) -> int:
     return tp.exit_code(outcome)
 
 
-def tp_source(ns: argparse.Namespace, layout) -> Path:
+# The table's options that only say how a kernel is built or where the cache is, not which kernel: with none of the
+# others, the kernel is the matrix's default target (as pytest reads them: harness.run_kernel.KERNEL_OPTIONS).
+NOT_NAMING = ("--cache-dir", "--jobs", "--llvm")
+
+
+def kernel_choice(ns: argparse.Namespace, layout) -> tuple[Any, Any]:
+    """The KernelOptions of the kernel under test and its matrix target (None: the options name the kernel), as
+    the pytest plugin maps the same options (harness.run_kernel.kernel_options_from): --kernel-target NAME; else,
+    with no option naming the kernel, the matrix's default target; else harness.kernel.choice.options_from.
+    selftests' own --jobs (--list's compilers) is not make's -j: it is not read as one."""
+    from dataclasses import replace
+
+    from harness.kernel import choice
+    from harness.kernel.request import options_of_target
+    from harness.kernel.targets import default_target
+    from harness.kernel.targets import load as load_matrix
+
+    def get(name: str) -> Any:
+        return None if name == "jobs" else getattr(ns, name, None)
+
+    naming = [f for f in choice.given_options(lambda d: bool(get(d))) if f not in NOT_NAMING]
+    if ns.kernel_target and naming:
+        raise UsageError(f"--kernel-target names the kernel and its source: not with {', '.join(naming)}")
+    if not ns.kernel_target and naming:
+        return choice.options_from(get, layout.root), None
+    target = load_matrix().get(ns.kernel_target) if ns.kernel_target else default_target()
+    opts = options_of_target(target, layout.root)
+    return (replace(opts, llvm=ns.llvm) if ns.llvm else opts), target
+
+
+def selftests_tree(ns: argparse.Namespace, target, layout, *, given: bool = True) -> Path:
+    """The tree whose selftests run: a matrix target's source (the default kernel's when no option names one);
+    else --kernel-src (at --kernel-ref); else the source tree of the kernel given with --kernel (`given`; without
+    it: the default kernel's source)."""
     from harness.campaigns.selftests import source_tree
 
-    return source_tree(ns.kernel_src, layout)
+    if target is not None:
+        return source_tree(target.kernel_src or None, layout, ref=target.ref)
+    if ns.kernel_src or not ns.kernel or not given:
+        return source_tree(ns.kernel_src, layout, ref=ns.kernel_ref)
+    return _given_tree(ns.kernel)
 
 
 def _test_progs_list(ns: argparse.Namespace, tree: Path, art, layout, say) -> int:
@@ -124,8 +161,7 @@ def _selftests_list(ns: argparse.Namespace) -> int:
     from harness.settings import CacheLayout, cache_root
 
     layout = CacheLayout(ns.cache_dir or cache_root())
-    tree, vmlinux_h = _selftests_inputs(ns, layout)
-    vmlinux = vmlinux_h.parent / "vmlinux" if ns.vmlinux_h is None else None  # a kernel entry: as the Makefile does
+    tree, vmlinux_h, vmlinux = _selftests_inputs(ns, layout)  # vmlinux: a kernel entry's, as the Makefile does
     listing = run_list(tree, vmlinux_h, layout, ns.files, jobs=ns.jobs, vmlinux=vmlinux)
     sys.stdout.write(listing.table())
     if ns.json:
@@ -142,8 +178,9 @@ def _selftests_list(ns: argparse.Namespace) -> int:
 
 
 def _selftests_run(ns: argparse.Namespace) -> int:
-    """Run the selected files of the tree's RUN_TESTS set on the kernel under test (built from --kernel-src, by
-    default the default kernel) through an inner pytest; print the per-file table, write the JSON summary."""
+    """Run the selected files of the tree's RUN_TESTS set on the kernel under test (kernel_choice: by default the
+    default kernel), acquired here, through an inner pytest handed that artifact; print the per-file table, write
+    the JSON summary."""
     import json
     import shutil
 
@@ -160,32 +197,23 @@ def _selftests_run(ns: argparse.Namespace) -> int:
     from harness.machine import options
 
     settings = options.with_gdb_ports(options.from_namespace(ns), ns.workers)  # the inner run gets `--gdb PORT`
-    inner = [*options.pytest_args(settings), *(["--llvm", ns.llvm] if ns.llvm else [])]
     known = load_known_differences(ns.known_differences)
     layout = CacheLayout(ns.cache_dir or cache_root())
-    if ns.kernel_target and (ns.kernel_src or ns.no_patches or ns.kernel):
-        raise UsageError("--kernel-target names the kernel and its source: not with --kernel-src, --kernel or "
-                         "--no-patches")
-    if ns.kernel_target:
-        from harness.kernel.targets import load as load_matrix
-
-        tree = st.source_tree(load_matrix().get(ns.kernel_target).kernel_src, layout)
-    elif ns.kernel_src or not ns.kernel:
-        tree = st.source_tree(ns.kernel_src, layout)
-    else:
-        tree = _given_tree(ns.kernel)
+    opts, target = kernel_choice(ns, layout)
+    tree = selftests_tree(ns, target, layout)
     selector = build_selector(tree, t=ns.t, a=ns.a, b=ns.b, d=ns.d, use_lists=not ns.no_denylist)
     chosen = st.select_files(tree, ns.files, selector=selector)
     if not chosen.files:
         raise UsageError(f"no RUN_TESTS file of {tree} is selected (-t/-a/-b/-d"
                          f"{', and the tree DENYLIST: --no-denylist runs everything' if selector.sources else ''})")
     out = (ns.out or new_run_dir(layout, "selftests")).resolve()
-    run = st.SelftestsRun(chosen.tree, chosen.files, out,
-                          workers=ns.workers, kernel_src=None if ns.kernel else ns.kernel_src, kernel=ns.kernel,
+    out.mkdir(parents=True, exist_ok=True)
+    kernel, by_name, settings = _kernel_under_test(ns, opts, target, out, settings)
+    inner = options.pytest_args(settings)
+    run = st.SelftestsRun(chosen.tree, chosen.files, out, workers=ns.workers, kernel=kernel,
                           cache_dir=ns.cache_dir, accel=ns.accel,
                           known=tuple(known), extra_pytest=(*inner, *ns.pytest_arg), selector=selector,
-                          verbosity=min(ns.verbose, 2), no_patches=ns.no_patches, last_failed=ns.last_failed,
-                          target=ns.kernel_target,
+                          verbosity=min(ns.verbose, 2), last_failed=ns.last_failed, target=by_name,
                           pytest_cache=layout.root / "pytest-cache" / f"selftests-{_digest(str(chosen.tree))}")
     lists = f"; {', '.join(selector.sources)}" if selector.sources else ""
     print(f"selftests: {len(run.files)} file(s) of {tree}, {ns.workers} worker(s){lists}; log {out / 'pytest.log'}",
@@ -209,6 +237,28 @@ def _selftests_run(ns: argparse.Namespace) -> int:
     return st.exit_code(summary)
 
 
+def _kernel_under_test(ns: argparse.Namespace, opts, target, out: Path, settings):
+    """Acquire the kernel under test here (a build shows its progress in this process; its log goes to `out`) and
+    say which it is. Returns what the inner pytest is handed, never a recipe to re-derive: the artifact's cache
+    entry (kernel=), or for a prebuilt Debian image (its entry is no --kernel path) the matrix target's name, a
+    cache hit there; and the guest settings with the target's kernel command line before the user's --append
+    (the inner session, told only the entry, no longer knows the target)."""
+    from dataclasses import replace
+
+    from harness.kernel.request import acquire
+
+    built = acquire(opts, target=target, accel=ns.accel or "auto", run_dir=out)
+    art = built.artifact
+    for note in built.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"kernel under test: {art.release} ({'cache hit' if built.cache_hit else 'built'}, key {art.key})",
+          file=sys.stderr)
+    if target is not None and target.kind == "prebuilt-deb":
+        return None, target.name, settings
+    append = target.append if target is not None else ()
+    return art.dir, None, replace(settings, append=(*append, *settings.append))
+
+
 def _digest(text: str) -> str:
     import hashlib
 
@@ -226,32 +276,32 @@ def _given_tree(kernel: Path) -> Path:
     return tree
 
 
-def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path]:
-    """The tree (--kernel-src, default the default kernel's source, unpacked into the cache) and the vmlinux.h
-    (--vmlinux-h, default: the one of the kernel `bpf-audit-harness build` builds from that tree; never built
-    here)."""
-    from harness.campaigns.selftests import source_tree
+def _selftests_inputs(ns: argparse.Namespace, layout) -> tuple[Path, Path, Path | None]:
+    """The tree (selftests_tree), the vmlinux.h and the vmlinux beside it (None with --vmlinux-h FILE). Default: the
+    kernel under test's (kernel_choice): a kernel given with --kernel or a prebuilt image, prepared here; a build's
+    from the cache (never built here)."""
+    from harness.kernel.request import acquire
 
-    if ns.kernel and ns.vmlinux_h is None:  # a kernel built elsewhere: its tree, its vmlinux.h (prepared here)
-        from harness.kernel.request import KernelOptions, acquire
-
-        art = acquire(KernelOptions(kernel=ns.kernel, cache_dir=layout.root)).artifact
-        return (source_tree(ns.kernel_src, layout) if ns.kernel_src else _given_tree(ns.kernel)), art.vmlinux_h
-    tree = source_tree(ns.kernel_src, layout)  # a directory is used in place: listing it needs no identity walk
+    opts, target = kernel_choice(ns, layout)
     if ns.vmlinux_h is not None:
+        tree = selftests_tree(ns, target, layout, given=False)  # a directory is used in place: no identity walk
         if not ns.vmlinux_h.is_file():
             raise UsageError(f"--vmlinux-h {ns.vmlinux_h} does not exist")
-        return tree, ns.vmlinux_h
+        return tree, ns.vmlinux_h, None
+    if opts.kernel is not None or (target is not None and target.kind == "prebuilt-deb"):
+        art = acquire(opts, target=target, accel=ns.accel or "auto").artifact
+        return selftests_tree(ns, target, layout), art.vmlinux_h, art.vmlinux
+    tree = selftests_tree(ns, target, layout)
     from harness.kernel import cache
-    from harness.kernel.request import KernelOptions, make_request
+    from harness.kernel.request import make_request
     from harness.selftests.listing import SelftestsError
 
-    opts = KernelOptions(kernel_src=ns.kernel_src, cache_dir=layout.root, **_llvm(ns))
     key = make_request(opts, unpack=False).key_inputs().key()
     entry = cache.published(layout, key)
     if entry is None or not (entry / "vmlinux.h").is_file():
-        src = f" --kernel-src {ns.kernel_src}" if ns.kernel_src else ""
+        src = (f" --kernel-target {ns.kernel_target}" if ns.kernel_target
+               else f" --kernel-src {ns.kernel_src}" if ns.kernel_src else "")
         raise SelftestsError(f"no kernel built from this source is in the cache (key {key}), so there is no "
-                             f"vmlinux.h to compile against: run `bpf-audit-harness build{src}` first, or pass "
-                             "--vmlinux-h FILE")
-    return tree, entry / "vmlinux.h"
+                             f"vmlinux.h to compile against: run `bpf-audit-harness build{src}` (with the same kernel "
+                             "options) first, or pass --vmlinux-h FILE")
+    return tree, entry / "vmlinux.h", entry / "vmlinux"

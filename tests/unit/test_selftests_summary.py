@@ -169,11 +169,11 @@ def test_known_differences_file(tmp_path: Path) -> None:
 
 def test_inner_argv_keeps_a_files_subtests_on_one_worker(tmp_path: Path) -> None:
     run = SelftestsRun(tmp_path, (tmp_path / BPF / "progs/a.c",), tmp_path / "out", workers=2,
-                       kernel_src=str(tmp_path), extra_pytest=("-x",))
+                       kernel=tmp_path / "entry", extra_pytest=("-x",))
     argv = inner_argv(run, tmp_path / "out/junit.xml")
     assert argv[argv.index("--dist") + 1] == "loadfile" and argv[argv.index("-n") + 1] == "2"
     assert argv[argv.index("--rootdir") + 1] == str(tmp_path / BPF) and argv[-1] == "-x"
-    assert argv[argv.index("--kernel-src") + 1] == str(tmp_path)
+    assert argv[argv.index("--kernel") + 1] == str(tmp_path / "entry")
     assert "-n" not in inner_argv(SelftestsRun(tmp_path, (), tmp_path, workers=1), tmp_path / "j.xml")
 
 
@@ -186,8 +186,10 @@ def test_run_usage_errors(tmp_path: Path, args: list[str]) -> None:
     assert res.returncode == USAGE, res.stderr
 
 
-def test_a_debian_line_reaches_the_inner_run_as_a_line(tmp_path: Path) -> None:
-    """Was: `selftests --kernel-src debian-6.12` handed the inner pytest <repo>/debian-6.12, a path that does not
-    exist (the run stopped before any subtest)."""
-    argv = inner_argv(SelftestsRun(tmp_path, (), tmp_path, kernel_src="debian-6.12"), tmp_path / "j.xml")
-    assert argv[argv.index("--kernel-src") + 1] == "debian-6.12"
+def test_the_inner_run_gets_the_artifact_not_a_recipe(tmp_path: Path) -> None:
+    """The CLI acquired the kernel: the inner pytest is handed its cache entry, never the options to build it again
+    (was: --kernel-src/--no-patches/--kernel-target for the inner session to re-derive, which could differ)."""
+    argv = inner_argv(SelftestsRun(tmp_path, (), tmp_path, kernel=tmp_path / "entry"), tmp_path / "j.xml")
+    assert argv[argv.index("--kernel") + 1] == str(tmp_path / "entry")
+    for recipe in ("--kernel-src", "--kernel-ref", "--no-patches", "--patches", "--fragment", "--kernel-target"):
+        assert recipe not in argv
