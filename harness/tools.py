@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import IO
 
 from harness.errors import MissingToolError
 
@@ -141,3 +142,37 @@ def stream(argv: list[str], log: Path, on_line: Callable[[str], None], *, env: d
             proc.kill()
         proc.wait()
         raise
+
+
+INNER_GRACE = 60.0  # seconds an interrupted campaign gives its inner pytest to stop its guests itself
+
+
+def run_inner_pytest(argv: list[str], log: IO[str], *, cwd: Path, on_line: Callable[[str], None] | None = None,
+                     grace: float = INNER_GRACE) -> int:
+    """A campaign's inner pytest, its output to `log` (and line by line to `on_line`); returns its exit code.
+
+    It never outlives the campaign: if the campaign dies, even by SIGKILL, the kernel sends the inner session
+    SIGTERM (PDEATHSIG), which the harness's plugin answers by ending its VMs at once. If the campaign is
+    interrupted (Ctrl-C, SIGTERM), the inner session gets `grace` seconds to stop by itself (a terminal's Ctrl-C
+    reached it too), then SIGTERM, then SIGKILL."""
+    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace", preexec_fn=die_with_parent_preexec(signal.SIGTERM))
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            if on_line is not None:
+                on_line(line)
+        return proc.wait()
+    except BaseException:
+        for sig, wait in ((None, grace), (signal.SIGTERM, 30.0), (signal.SIGKILL, None)):
+            if sig is not None:
+                proc.send_signal(sig)
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        raise
+

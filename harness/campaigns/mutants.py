@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from harness.errors import HarnessError, PatchError
 from harness.kernel.patches import available_mutants as available
 from harness.kernel.patches import mutant_path, mutants_dir
 from harness.status import Status
+from harness.tools import run_inner_pytest
 
 __all__ = ["available", "mutant_path", "mutants_dir"]  # the mutant files themselves live with the series
 
@@ -126,7 +126,7 @@ def run_mutant(name: str, opts, run_dir: Path, *, cases: list[str], workers: int
     with log.open("w") as f:
         f.write("$ " + " ".join(argv) + "\n")
         f.flush()
-        rc = subprocess.run(argv, cwd=suite_cwd(), stdout=f, stderr=subprocess.STDOUT, check=False).returncode
+        rc = run_inner_pytest(argv, f, cwd=suite_cwd())
     res.suite_seconds = round(time.monotonic() - t0, 1)
     res.junit = str(junit)
     if rc not in (0, 1) or not junit.is_file():

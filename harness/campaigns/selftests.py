@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from harness.selftests.discover import SELFTESTS
 from harness.selftests.select import Selector
 from harness.settings import CacheLayout, suite_cwd
 from harness.status import Status
+from harness.tools import run_inner_pytest
 
 # The statuses a subtest has in the summary (a listed known difference is an XFAIL), and the words its JSON, table
 # and files use for them (consumers read these keys: keep them).
@@ -304,16 +304,12 @@ def run_selftests(run: SelftestsRun, *, progress=sys.stderr) -> tuple[Summary, d
     with log.open("w") as f:
         f.write("$ " + " ".join(argv) + "\n")
         f.flush()
-        proc = subprocess.Popen(argv, cwd=suite_cwd(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, errors="replace")
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            f.write(line)
-            f.flush()
-            if progress is not None:
-                progress.write(line)
-                progress.flush()
-        rc = proc.wait()
+
+        def echo(line: str) -> None:
+            progress.write(line)
+            progress.flush()
+
+        rc = run_inner_pytest(argv, f, cwd=suite_cwd(), on_line=echo if progress is not None else None)
     seconds = time.monotonic() - t0
     if not junit.is_file() or rc not in (0, 1):
         tail = log.read_text(errors="replace")[-2000:]

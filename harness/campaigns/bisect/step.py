@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 import traceback
@@ -17,6 +16,7 @@ from harness.campaigns.inner import inner_pytest_argv
 from harness.campaigns.results import CaseResult, parse_junit
 from harness.errors import BuildError, ConfigError, HarnessError, PatchError
 from harness.status import Status
+from harness.tools import run_inner_pytest
 
 
 def judge_try(rc: int, results: list[CaseResult]) -> tuple[Try, str]:
@@ -88,7 +88,7 @@ def run_step(ns: argparse.Namespace) -> tuple[Verdict, StepReport]:
         log = run_dir / f"pytest-{commit[:12]}-{n}.log"
         with log.open("w") as f:
             argv = suite_argv(ns, junit, built.artifact.dir)
-            rc = subprocess.run(argv, cwd=suite_cwd(), stdout=f, stderr=subprocess.STDOUT).returncode
+            rc = run_inner_pytest(argv, f, cwd=suite_cwd())
         results = parse_junit(junit.read_text()) if junit.is_file() else []
         outcome, reason = judge_try(rc, results)
         rep.tries.append(outcome)

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from harness.campaigns.results import CaseResult, parse_junit, suite_seconds
 from harness.errors import HarnessError
 from harness.selftests.discover import SELFTESTS
 from harness.settings import CacheLayout, cache_root, new_run_dir, suite_cwd
-from harness.tools import quoted
+from harness.tools import quoted, run_inner_pytest
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def _pytest(argv: list[str], log: Path) -> int:
     with log.open("a") as f:
         f.write(f"$ {quoted(argv)}\n")
         f.flush()
-        return subprocess.call(argv, stdout=f, stderr=subprocess.STDOUT, cwd=suite_cwd(), stdin=subprocess.DEVNULL)
+        return run_inner_pytest(argv, f, cwd=suite_cwd())
 
 
 def run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure, ...], opts: MatrixOptions,
