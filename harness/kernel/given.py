@@ -44,8 +44,15 @@ def locate(path: Path) -> GivenKernel:
     if not path.exists():
         raise SourceError(f"--kernel {path} does not exist: give a bzImage (its vmlinux beside it) or a kernel build "
                           "directory.", usage=True)
-    if path.is_dir() and (path / "meta.json").is_file() and (path / "bzImage").is_file():
-        return GivenKernel(path / "bzImage", path / "vmlinux", entry=path)
+    if path.is_dir() and (path / "meta.json").is_file():  # a harness cache entry (a build, a given kernel, an image)
+        from harness.kernel.prebuilt import load_entry
+
+        try:
+            art = load_entry(path)
+        except (OSError, ValueError, KeyError) as e:
+            raise SourceError(f"--kernel {path}: a harness cache entry whose meta.json cannot be read ({e}).",
+                              usage=True) from None
+        return GivenKernel(art.bzimage, art.vmlinux, entry=path)
     if path.is_dir():
         image = next((p for p in (path / IMAGE_IN_BUILD, path / "bzImage") if p.is_file()), None)
         if image is None:
@@ -101,7 +108,9 @@ def prepare(given: GivenKernel, layout: CacheLayout, *, fragments: tuple = (), s
     is used as it is."""
     t0 = time.monotonic()
     if given.entry is not None:
-        return BuildResult(KernelArtifact.load(given.entry), True, time.monotonic() - t0, None,
+        from harness.kernel.prebuilt import load_entry
+
+        return BuildResult(load_entry(given.entry), True, time.monotonic() - t0, None,
                            source=f"the harness's cache entry {given.entry}")
     if not kernel_has_btf(given.vmlinux):
         raise SourceError(f"{given.vmlinux} has no BTF (.BTF section): the harness compiles cases against the "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -67,18 +68,22 @@ def test_without_kernel_options_the_run_is_on_the_matrix_default_target(pytester
     pytester.runpytest("-p", "no:cacheprovider", "--no-patches").assert_outcomes(passed=1)
 
 
-def test_suite_argv_names_target_matrix_and_junit(tmp_path):
+def test_suite_argv_hands_the_inner_session_the_artifact_and_the_targets_command_line(tmp_path):
     m = matrix_spec.load()
-    t = m.get("6.1-debian")
+    t = dataclasses.replace(m.get("6.1-debian"), append=("audit=1", "lsm=bpf"))
     opts = MatrixOptions(out_dir=tmp_path, cache_dir=tmp_path / "c", extra_pytest=("-x",))
-    argv = suite_argv(t, m.path, opts, tmp_path / "j.xml", ["cases"], 2)
+    entry = tmp_path / "c" / "kernels" / "0123"
+    argv = suite_argv(t, entry, opts, tmp_path / "j.xml", ["cases"], 2)
     assert argv[:4] == [sys.executable, "-m", "pytest", "cases"]
-    for pair in (["--kernel-target", "6.1-debian"], ["--kernel-matrix", str(m.path)], ["-n", "2"],
-                 ["--cache-dir", str(tmp_path / "c")], ["-o", "junit_family=xunit2"]):
+    for pair in (["--kernel", str(entry)], ["-n", "2"], ["--cache-dir", str(tmp_path / "c")],
+                 ["-o", "junit_family=xunit2"]):
         i = argv.index(pair[0])
         assert argv[i:i + 2] == pair
+    assert "--append=audit=1" in argv and "--append=lsm=bpf" in argv
+    # nothing the inner session could re-derive a kernel from
+    assert not {"--kernel-target", "--kernel-matrix", "--kernel-src", "--patches", "--no-patches"} & set(argv)
     assert f"--junitxml={tmp_path / 'j.xml'}" in argv and argv[-1] == "-x"
-    assert "-n" not in suite_argv(t, m.path, opts, tmp_path / "j.xml", ["x"], 1)
+    assert "-n" not in suite_argv(t, entry, opts, tmp_path / "j.xml", ["x"], 1)
 
 
 def _rebase_runs(recorded: str, runs: Path) -> str:

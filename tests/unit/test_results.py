@@ -186,12 +186,15 @@ COMMON = ["-o", "junit_family=xunit2", "-p", "no:cacheprovider", "-q", "-rfEs"]
 
 
 def test_argv_for_a_matrix_target(tmp_path):
+    """The inner session gets the target's prepared kernel (its cache entry) and its command line, no recipe."""
     m = matrix_spec.load()
     opts = matrix_run.MatrixOptions(out_dir=tmp_path, cache_dir=tmp_path / "c", accel="tcg", extra_pytest=("-x",))
     junit = tmp_path / "6.1-debian" / "junit.xml"
-    assert matrix_run.suite_argv(m.get("6.1-debian"), m.path, opts, junit, ["cases"], 2) == [
-        sys.executable, "-m", "pytest", "cases", "--kernel-target", "6.1-debian", "--kernel-matrix", str(m.path),
-        "--accel", "tcg", f"--junitxml={junit}", *COMMON, "-n", "2", "--cache-dir", str(tmp_path / "c"), "-x"]
+    entry = tmp_path / "c" / "kernels" / "k1"
+    target = m.get("6.1-debian")
+    assert matrix_run.suite_argv(target, entry, opts, junit, ["cases"], 2) == [
+        sys.executable, "-m", "pytest", "cases", "--kernel", str(entry), "--accel", "tcg", f"--junitxml={junit}",
+        *COMMON, "-n", "2", "--cache-dir", str(tmp_path / "c"), *(f"--append={w}" for w in target.append), "-x"]
 
 
 def test_argv_for_a_mutant(tmp_path, monkeypatch):

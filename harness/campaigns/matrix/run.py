@@ -46,15 +46,16 @@ def prepare_target(target: KernelTarget, layout: CacheLayout, accel: str, run_di
     return acquire(options_of_target(target, layout.root), target=target, accel=accel, run_dir=run_dir)
 
 
-def suite_argv(target: KernelTarget, matrix_path: Path, opts: MatrixOptions, junit: Path, tests: list[str],
+def suite_argv(target: KernelTarget, kernel: Path, opts: MatrixOptions, junit: Path, tests: list[str],
                workers: int, rootdir: Path | None = None) -> list[str]:
-    """The inner pytest for one target: its kernel by name (--kernel-target), the rest as every campaign runs it.
+    """The inner pytest for one target: the artifact prepare_target gave (`kernel`, its cache entry: the inner
+    session never re-derives it) booted with the target's kernel command line, the rest as every campaign runs it.
     rootdir: a tree's selftests directory (node ids relative to it; a file's subtests kept on one worker)."""
-    extra: list[str] = []
+    extra = [f"--append={word}" for word in target.append]
     if rootdir is not None:
         extra += ["--rootdir", str(rootdir)] + (["--dist", "loadfile"] if workers > 1 else [])
-    return inner_pytest_argv(tests, junit=junit, workers=workers, target=target.name, matrix=matrix_path,
-                             accel=opts.accel, cache_dir=opts.cache_dir, extra=[*extra, *opts.extra_pytest])
+    return inner_pytest_argv(tests, junit=junit, workers=workers, kernel=kernel, accel=opts.accel,
+                             cache_dir=opts.cache_dir, extra=[*extra, *opts.extra_pytest])
 
 
 def _pytest(argv: list[str], log: Path) -> int:
@@ -208,7 +209,7 @@ def _run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure,
             return mr.KernelRun(target.name, target.description, art.release, seconds=time.monotonic() - t0,
                                 error=f"{e.stage} stage failed: {e}", artifact_key=art.key, **versions)
         tests, rootdir = [str(f) for f in chosen.files], chosen.tree / SELFTESTS
-    argv = suite_argv(target, matrix.path, opts, junit, tests, opts.workers, rootdir)
+    argv = suite_argv(target, art.dir, opts, junit, tests, opts.workers, rootdir)
     _say(f"[matrix] {target.name}: $ {quoted(argv)}  (log: {log})")
     rc = _pytest(argv, log)
     if rc not in (0, 1) or not junit.is_file():
@@ -224,8 +225,7 @@ def _run_target(target: KernelTarget, matrix: Matrix, known: tuple[KnownFailure,
         rjunit = tdir / f"rerun-{i}.junit.xml"
         _say(f"[matrix] {target.name}: rerun {i}/{opts.rerun_failures} of {len(remaining)} failing case(s)")
         again = remaining if rootdir is None else ms.rerun_args(rootdir, remaining)
-        rc = _pytest(suite_argv(target, matrix.path, opts, rjunit, again, min(opts.workers, len(remaining)), rootdir),
-                     log)
+        rc = _pytest(suite_argv(target, art.dir, opts, rjunit, again, min(opts.workers, len(remaining)), rootdir), log)
         if rc not in (0, 1) or not rjunit.is_file():
             if rjunit.is_file():  # judge_dir reads rerun-N.junit.xml files: not this one
                 rjunit.rename(rjunit.with_name(f"rerun-{i}.crashed.junit.xml"))
