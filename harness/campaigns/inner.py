@@ -13,35 +13,22 @@ from pathlib import Path
 JUNIT_FAMILY = "xunit2"
 
 
-def inner_pytest_argv(paths: Sequence[str], *, junit: Path, workers: int = 1,
-                      target: str | None = None, matrix: Path | None = None,
-                      kernel_src: Path | str | None = None, kernel_ref: str | None = None,
-                      patches: Path | None = None, no_patches: bool = False, mutant: str | None = None,
-                      config_dir: Path | None = None, accel: str | None = None, cache_dir: Path | None = None,
-                      pytest_cache: Path | None = None, rerun: str | None = None,
-                      kernel: Path | None = None, extra: Sequence[str] = ()) -> list[str]:
+def inner_pytest_argv(paths: Sequence[str], *, junit: Path, kernel: Path, workers: int = 1, accel: str | None = None,
+                      cache_dir: Path | None = None, pytest_cache: Path | None = None, rerun: str | None = None,
+                      extra: Sequence[str] = ()) -> list[str]:
     """`python -m pytest PATHS ...` for an inner session, to be run from the harness's repository.
 
-    The kernel is the artifact a campaign built (`kernel`: its cache entry), one matrix `target` (from the `matrix`
-    file), or a source (`kernel_src` at `kernel_ref`, with
-    the `patches` series or `no_patches`, plus a `mutant`) built with `config_dir`'s fragments. Files are passed
-    absolute (the session's working directory is the repository, not the caller's). The JUnit report is
-    xunit2; the log gets pytest's quiet output and a summary of failures, errors and skips; `workers` > 1 runs
-    xdist. pytest's own cache is off, unless `pytest_cache` names one for this campaign's runs (then `rerun`, "lf"
-    or "ff", passes --lf / --ff on). `extra` comes last, so the user's own pytest arguments can override any of this.
+    The kernel is the artifact the campaign prepared (`kernel`: its cache entry, any kind), never a recipe the inner
+    session would build or resolve again. Files are passed absolute (the session's working directory is the
+    repository, not the caller's). The JUnit report is xunit2; the log gets pytest's quiet output and a summary
+    of failures, errors and skips; `workers` > 1 runs xdist. pytest's own cache is off, unless `pytest_cache`
+    names one for this campaign's runs (then `rerun`, "lf" or "ff", passes --lf / --ff on). `extra` comes last,
+    so the user's own pytest arguments can override any of this.
     """
     if rerun and not pytest_cache:
         raise ValueError("--lf/--ff need a pytest cache of the earlier runs")
-    if target and (kernel_src or kernel_ref or patches or no_patches or mutant):
-        raise ValueError("a matrix target already names its kernel: no kernel source, patches or mutant with it")
-    if kernel and (target or kernel_src or kernel_ref or patches or no_patches or mutant or config_dir):
-        raise ValueError("`kernel` is the artifact a campaign built: no other kernel option with it")
-    argv = [sys.executable, "-m", "pytest", *paths]
-    argv += _options((("--kernel", kernel and _abs(kernel)), ("--kernel-target", target),
-                      ("--kernel-matrix", matrix and _abs(matrix)),
-                      ("--kernel-src", kernel_src and _source(kernel_src)), ("--kernel-ref", kernel_ref),
-                      ("--patches", patches and _abs(patches)), ("--no-patches", no_patches), ("--mutant", mutant),
-                      ("--kernel-config-dir", config_dir and _abs(config_dir)), ("--accel", accel)))
+    argv = [sys.executable, "-m", "pytest", *paths, "--kernel", _abs(kernel)]
+    argv += _options((("--accel", accel),))
     argv += [f"--junitxml={_abs(junit)}", "-o", f"junit_family={JUNIT_FAMILY}"]
     argv += ["-o", f"cache_dir={_abs(pytest_cache)}"] if pytest_cache else ["-p", "no:cacheprovider"]
     if rerun:
@@ -64,14 +51,6 @@ def _options(table: Sequence[tuple[str, Path | str | bool | None]]) -> list[str]
         elif value:
             argv += [option, str(value)]
     return argv
-
-
-def _source(kernel_src: Path | str) -> str:
-    """--kernel-src for the inner session: a Debian source line's name as it is (it names no path: made absolute it
-    would be ./debian-7.3 of the inner session's directory), anything else absolute."""
-    from harness.kernel.debian import find_line
-
-    return str(kernel_src) if isinstance(kernel_src, str) and find_line(kernel_src) else _abs(kernel_src)
 
 
 def _abs(path: Path | str) -> str:

@@ -263,10 +263,10 @@ class SelftestsRun:
     tree: Path
     files: tuple[Path, ...]
     out_dir: Path
-    workers: int = 2
     # The kernel under test as the CLI acquired it: its cache entry, handed to the inner pytest as it is (never a
-    # recipe for the inner session to build again); or, for a prebuilt Debian image, `target` below
-    kernel: Path | None = None
+    # recipe for the inner session to build again)
+    kernel: Path
+    workers: int = 2
     cache_dir: Path | None = None
     accel: str | None = None
     known: tuple[KnownDifference, ...] = ()
@@ -275,11 +275,10 @@ class SelftestsRun:
     verbosity: int = 0  # test_progs' -v (1) / -vv (2): the verifier log level every load gets at least
     last_failed: str | None = None  # "lf" | "ff": pytest's --lf / --ff, with a pytest cache of this tree's runs
     pytest_cache: Path | None = None
-    target: str | None = None  # a matrix target by name: a prebuilt Debian image (its entry is no --kernel path)
 
 
 def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
-    """The inner pytest: the files, on the `kernel` (or matrix `target`) the CLI acquired, xdist keeping a file's
+    """The inner pytest: the files, on the `kernel` the CLI acquired, xdist keeping a file's
     subtests together on one worker (in test_progs' order: each priv subtest before its unpriv one)."""
     extra = ["--rootdir", str(run.tree / SELFTESTS)]
     if run.workers > 1:
@@ -288,9 +287,9 @@ def inner_argv(run: SelftestsRun, junit: Path) -> list[str]:
         extra.append("--selftests-filter=" + json.dumps(asdict(run.selector)))
     if run.verbosity:
         extra.append(f"--selftests-verbosity={run.verbosity}")
-    return inner_pytest_argv([str(f) for f in run.files], junit=junit, workers=run.workers, target=run.target,
-                             kernel=run.kernel, accel=run.accel, cache_dir=run.cache_dir,
-                             pytest_cache=run.pytest_cache, rerun=run.last_failed, extra=[*extra, *run.extra_pytest])
+    return inner_pytest_argv([str(f) for f in run.files], junit=junit, workers=run.workers, kernel=run.kernel,
+                             accel=run.accel, cache_dir=run.cache_dir, pytest_cache=run.pytest_cache,
+                             rerun=run.last_failed, extra=[*extra, *run.extra_pytest])
 
 
 def run_selftests(run: SelftestsRun, *, progress=sys.stderr) -> tuple[Summary, dict[str, Path]]:

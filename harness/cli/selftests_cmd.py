@@ -208,12 +208,12 @@ def _selftests_run(ns: argparse.Namespace) -> int:
                          f"{', and the tree DENYLIST: --no-denylist runs everything' if selector.sources else ''})")
     out = (ns.out or new_run_dir(layout, "selftests")).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    kernel, by_name, settings = _kernel_under_test(ns, opts, target, out, settings)
+    kernel, settings = _kernel_under_test(ns, opts, target, out, settings)
     inner = options.pytest_args(settings)
     run = st.SelftestsRun(chosen.tree, chosen.files, out, workers=ns.workers, kernel=kernel,
                           cache_dir=ns.cache_dir, accel=ns.accel,
                           known=tuple(known), extra_pytest=(*inner, *ns.pytest_arg), selector=selector,
-                          verbosity=min(ns.verbose, 2), last_failed=ns.last_failed, target=by_name,
+                          verbosity=min(ns.verbose, 2), last_failed=ns.last_failed,
                           pytest_cache=layout.root / "pytest-cache" / f"selftests-{_digest(str(chosen.tree))}")
     lists = f"; {', '.join(selector.sources)}" if selector.sources else ""
     print(f"selftests: {len(run.files)} file(s) of {tree}, {ns.workers} worker(s){lists}; log {out / 'pytest.log'}",
@@ -240,9 +240,8 @@ def _selftests_run(ns: argparse.Namespace) -> int:
 def _kernel_under_test(ns: argparse.Namespace, opts, target, out: Path, settings):
     """Acquire the kernel under test here (a build shows its progress in this process; its log goes to `out`) and
     say which it is. Returns what the inner pytest is handed, never a recipe to re-derive: the artifact's cache
-    entry (kernel=), or for a prebuilt Debian image (its entry is no --kernel path) the matrix target's name, a
-    cache hit there; and the guest settings with the target's kernel command line before the user's --append
-    (the inner session, told only the entry, no longer knows the target)."""
+    entry (--kernel takes every kind, a prebuilt Debian image's too), and the guest settings with the target's
+    kernel command line before the user's --append (the inner session, told only the entry, knows no target)."""
     from dataclasses import replace
 
     from harness.kernel.request import acquire
@@ -253,10 +252,8 @@ def _kernel_under_test(ns: argparse.Namespace, opts, target, out: Path, settings
         print(f"note: {note}", file=sys.stderr)
     print(f"kernel under test: {art.release} ({'cache hit' if built.cache_hit else 'built'}, key {art.key})",
           file=sys.stderr)
-    if target is not None and target.kind == "prebuilt-deb":
-        return None, target.name, settings
     append = target.append if target is not None else ()
-    return art.dir, None, replace(settings, append=(*append, *settings.append))
+    return art.dir, replace(settings, append=(*append, *settings.append))
 
 
 def _digest(text: str) -> str:

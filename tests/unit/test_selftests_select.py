@@ -81,8 +81,9 @@ def test_the_json_report_has_test_progs_shape(tmp_path: Path) -> None:
 
 
 def test_lf_keeps_a_pytest_cache_for_the_inner_run(tmp_path: Path) -> None:
-    run = SelftestsRun(tmp_path, (), tmp_path, last_failed="lf", pytest_cache=tmp_path / "pc")
+    run = SelftestsRun(tmp_path, (), tmp_path, kernel=tmp_path / "entry", last_failed="lf",
+                       pytest_cache=tmp_path / "pc")
     argv = inner_argv(run, tmp_path / "j.xml")
     assert "--lf" in argv and f"cache_dir={tmp_path / 'pc'}" in argv and "no:cacheprovider" not in argv
-    plain = inner_argv(SelftestsRun(tmp_path, (), tmp_path), tmp_path / "j.xml")
+    plain = inner_argv(SelftestsRun(tmp_path, (), tmp_path, kernel=tmp_path / "entry"), tmp_path / "j.xml")
     assert "no:cacheprovider" in plain and "--lf" not in plain

@@ -174,7 +174,8 @@ def test_inner_argv_keeps_a_files_subtests_on_one_worker(tmp_path: Path) -> None
     assert argv[argv.index("--dist") + 1] == "loadfile" and argv[argv.index("-n") + 1] == "2"
     assert argv[argv.index("--rootdir") + 1] == str(tmp_path / BPF) and argv[-1] == "-x"
     assert argv[argv.index("--kernel") + 1] == str(tmp_path / "entry")
-    assert "-n" not in inner_argv(SelftestsRun(tmp_path, (), tmp_path, workers=1), tmp_path / "j.xml")
+    one = SelftestsRun(tmp_path, (), tmp_path, kernel=tmp_path / "entry", workers=1)
+    assert "-n" not in inner_argv(one, tmp_path / "j.xml")
 
 
 @pytest.mark.parametrize("args", [["--vmlinux-h", "x.h"], ["-n", "0"], ["not_in_the_set"],
