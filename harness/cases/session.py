@@ -70,18 +70,22 @@ class AgentLink:
 
 
 class ObjectFiles:
-    """BPF objects pushed into the guest's private directory, once each (by content)."""
+    """BPF objects (and the selftests' kernel modules) pushed into the guest's private directory, once each (by
+    content)."""
 
     def __init__(self, link: AgentLink) -> None:
         self.link = link
         self.pushed: dict[str, str] = {}
 
-    def push(self, obj: Path) -> str:
+    def push(self, obj: Path, *, bpf: bool = True) -> str:
+        """The guest path of `obj`; a BPF object (`bpf`) is checked first: a clear error here, not libbpf's in the
+        guest. A kernel module (bpf=False) is the kernel's to check."""
         digest = hashlib.sha256(obj.read_bytes()).hexdigest()[:16]
         if digest not in self.pushed:
             from harness.cases.compile import check_object
 
-            check_object(obj)  # a clear error here, not libbpf's in the guest
+            if bpf:
+                check_object(obj)
             guest = self.link.machine.guest
             cases_dir = f"{guest.private_dir()}/cases"  # made per session, 0700: nobody swaps them
             remote = f"{cases_dir}/{digest}-{obj.name}"

@@ -140,7 +140,7 @@ class SelftestSession:
         for ko in modules:
             if ko in loaded:
                 continue
-            res = self.call(msg.LoadModule(path=self.push(ko)), timeout=120)
+            res = self.call(msg.LoadModule(path=self.guest.files.push(ko, bpf=False)), timeout=120)
             if isinstance(res, msg.Failure):
                 raise GuestCommandError(f"loading {ko.name} into the guest failed: {res.error}")
             loaded.add(ko)
