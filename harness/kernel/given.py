@@ -44,14 +44,10 @@ def locate(path: Path) -> GivenKernel:
     if not path.exists():
         raise SourceError(f"--kernel {path} does not exist: give a bzImage (its vmlinux beside it) or a kernel build "
                           "directory.", usage=True)
-    if path.is_dir() and (path / "meta.json").is_file():  # a harness cache entry (a build, a given kernel, an image)
+    if _cache_entry(path):  # a harness cache entry: a build, a given kernel, a prebuilt image
         from harness.kernel.prebuilt import load_entry
 
-        try:
-            art = load_entry(path)
-        except (OSError, ValueError, KeyError) as e:
-            raise SourceError(f"--kernel {path}: a harness cache entry whose meta.json cannot be read ({e}).",
-                              usage=True) from None
+        art = load_entry(path)
         return GivenKernel(art.bzimage, art.vmlinux, entry=path)
     if path.is_dir():
         image = next((p for p in (path / IMAGE_IN_BUILD, path / "bzImage") if p.is_file()), None)
@@ -71,6 +67,18 @@ def locate(path: Path) -> GivenKernel:
     if not vmlinux.is_file():
         raise SourceError(f"--kernel {path}: {vmlinux} is missing: build vmlinux too (make vmlinux).", usage=True)
     return GivenKernel(image, vmlinux, build_dir, _source_tree(build_dir))
+
+
+def _cache_entry(path: Path) -> bool:
+    """Whether `path` is one of the harness's cache entries: a directory named by the key its meta.json holds (a
+    developer's build directory with a meta.json of its own is not)."""
+    import json
+
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("key") == path.name and "release" in meta
 
 
 def _source_tree(build_dir: Path) -> Path | None:

@@ -54,6 +54,20 @@ def test_a_harness_cache_entry_is_used_as_it_is(tmp_path):
     (entry / "meta.json").write_text('{"key": "k1", "release": "7.3.4"}')
     (entry / "bzImage").write_text("x")
     assert given.locate(entry).entry == entry
+    image = tmp_path / "kernels" / "k2"  # a prebuilt Debian image's entry: its bzImage inside the package root
+    (image / "root/boot").mkdir(parents=True)
+    (image / "meta.json").write_text('{"key": "k2", "release": "6.1.0-57-amd64", "kind": "prebuilt-deb"}')
+    found = given.locate(image)
+    assert found.entry == image and found.bzimage == image / "root/boot/vmlinuz-6.1.0-57-amd64"
+
+
+def test_a_build_directory_with_a_meta_json_of_its_own_is_a_build_directory(tmp_path):
+    build = tmp_path / "build"
+    _image(build / "arch/x86/boot/bzImage")
+    (build / "vmlinux").write_text("elf")
+    (build / "meta.json").write_text('{"key": "something else", "release": "7.3.4"}')  # not named by its key
+    found = given.locate(build)
+    assert found.entry is None and found.build_dir == build
 
 
 @pytest.mark.parametrize("layout, message", [
