@@ -29,9 +29,9 @@ append = ["lsm=bpf"]
 def test_shipped_matrix_has_the_kernels_with_73_series_the_default():
     m = ms.load()
     assert m.names() == ("7.3-series", "7.3-plain", "7.3-series-stack-none", "7.3-series-testmod",
-                       "6.12-series", "6.1-debian")
+                       "6.12-series", "6.12-series-testmod", "6.1-debian")
     assert m.default.name == "7.3-series"
-    series, plain, stack_none, testmod, s612, deb = m.targets
+    series, plain, stack_none, testmod, s612, testmod612, deb = m.targets
     assert [f.name for f in testmod.fragments] == ["testmod.config"] and testmod.series
     assert (series.kind, series.series, series.kernel_src, series.fragments) == ("build", True, "debian-7.3", ())
     assert (plain.kind, plain.series, plain.source) == ("build", False, "debian-7.3")
@@ -40,6 +40,7 @@ def test_shipped_matrix_has_the_kernels_with_73_series_the_default():
         "variants/init-stack-none.config"]
     assert all(f.is_file() for f in stack_none.fragments)
     assert (s612.series, s612.source) == (True, "debian-6.12")
+    assert (testmod612.series, testmod612.source, testmod612.fragments) == (True, "debian-6.12", testmod.fragments)
     assert (deb.kind, deb.package, deb.version) == ("prebuilt-deb", "linux-image-amd64", "6.1.192-2")
 
 
