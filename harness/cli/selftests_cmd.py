@@ -86,10 +86,6 @@ def _test_progs(ns: argparse.Namespace) -> int:
     return tp.exit_code(outcome)
 
 
-# The table's options that only say how a kernel is built or where the cache is, not which kernel: with none of the
-# others, the kernel is the matrix's default target (as pytest reads them: harness.run_kernel.KERNEL_OPTIONS).
-NOT_NAMING = ("--cache-dir", "--jobs", "--llvm")
-
 
 def kernel_choice(ns: argparse.Namespace, layout) -> tuple[Any, Any]:
     """The KernelOptions of the kernel under test and its matrix target (None: the options name the kernel), as
@@ -106,7 +102,7 @@ def kernel_choice(ns: argparse.Namespace, layout) -> tuple[Any, Any]:
     def get(name: str) -> Any:
         return None if name == "jobs" else getattr(ns, name, None)
 
-    naming = [f for f in choice.given_options(lambda d: bool(get(d))) if f not in NOT_NAMING]
+    naming = choice.naming_given(lambda d: bool(get(d)))
     if ns.kernel_target and naming:
         raise UsageError(f"--kernel-target names the kernel and its source: not with {', '.join(naming)}")
     if not ns.kernel_target and naming:

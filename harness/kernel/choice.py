@@ -42,6 +42,10 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]], ...] = (
         "apart from a gcc build); default $LLVM, else gcc")), ()),
 )
 CLI_SHORT = {"--jobs": ("-j",)}  # pytest reserves short options for itself
+# The table's options that say which kernel (or part of it). The others say how to build it or where the cache is.
+# With none of these and no --kernel-target, a run's kernel is the matrix's default target as a whole (its boot
+# options too); with --kernel-target, any of these is a usage error (the target already names the kernel).
+NAMING = tuple(flags[0] for flags, _kwargs, _older in OPTIONS if flags[0] not in ("--cache-dir", "--jobs", "--llvm"))
 
 
 def add_options(add: Callable[..., Any], *, cli: bool = False, skip: tuple[str, ...] = ()) -> None:
@@ -78,3 +82,8 @@ def options_from(get: Callable[[str], Any], cache_dir: Path | None = None):
 def given_options(present: Callable[[str], bool]) -> list[str]:
     """The table's options the user gave (their flags), by `present(dest)`."""
     return [flags[0] for flags, _kwargs, _older in OPTIONS if present(dest(flags[0]))]
+
+
+def naming_given(present: Callable[[str], bool]) -> list[str]:
+    """The options naming the kernel (NAMING) the user gave, by `present(dest)`."""
+    return [flag for flag in given_options(present) if flag in NAMING]

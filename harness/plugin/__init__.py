@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.run_kernel import (  # a small module: the stages themselves stay lazily imported
-    given,
     harness_cache_root,
     kernel_options_from,
     kernel_target,
+    naming_options,
 )
 from harness.run_kernel.session import PLUGIN_NAME, RunSession, run_session
 
@@ -207,9 +207,7 @@ def _kernel_target(config: pytest.Config):
         return None
     from harness.campaigns.matrix import spec as matrix_spec
 
-    clash = [o for o in ("--kernel", "--kernel-src", "--kernel-ref", "--patches", "--no-patches", "--target",
-                         "--mutant", "--kernel-config")
-             if given(config, o)]
+    clash = naming_options(config)
     if clash:
         raise pytest.UsageError(f"--kernel-target {name} already says which kernel to run; drop {', '.join(clash)}")
     try:

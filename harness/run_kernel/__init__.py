@@ -22,10 +22,14 @@ def harness_cache_root(config: pytest.Config) -> Path:
     return run_session(config).cache_root
 
 
-# Options that name the kernel (or part of it): with none of them and no --kernel-target, the run's kernel is the
-# matrix's default target, as a whole (its boot options too, and a prebuilt one is booted as shipped).
-KERNEL_OPTIONS = ("--kernel", "--kernel-config", "--kernel-src", "--kernel-ref", "--patches", "--no-patches",
-                  "--mutant", "--kernel-config-dir", "--fragment", "--target")
+def naming_options(config: pytest.Config) -> list[str]:
+    """The options given that name the kernel: the table's (harness.kernel.choice.NAMING) and --target (a remote
+    machine's kernel). With none of them and no --kernel-target, the run's kernel is the matrix's default target,
+    as a whole (its boot options too, and a prebuilt one is booted as shipped)."""
+    from harness.kernel.choice import naming_given
+
+    return naming_given(lambda name: given(config, "--" + name.replace("_", "-"))) + \
+        (["--target"] if given(config, "--target") else [])
 
 
 def kernel_target(config: pytest.Config):
@@ -35,7 +39,7 @@ def kernel_target(config: pytest.Config):
     from harness.run_kernel.session import run_session
 
     explicit = run_session(config).kernel_target
-    if explicit is not None or any(given(config, o) for o in KERNEL_OPTIONS):
+    if explicit is not None or naming_options(config):
         return explicit
     from harness.kernel.targets import default_target
 

@@ -27,6 +27,9 @@ CLI = [sys.executable, "-m", "harness.cli"]
     (["--kernel-target", "nope"], "no kernel target 'nope'"),
     (["--kernel-target", "7.3-plain", "--no-patches"], "--kernel-target 7.3-plain already says which kernel"),
     (["--kernel-target", "6.1-debian", "--kernel-src", "/x"], "drop --kernel-src"),
+    # every option naming the kernel (harness.kernel.choice.NAMING), as `selftests` says too: none is ignored
+    (["--kernel-target", "7.3-series", "--fragment", "x.config", "--kernel-config-dir", "d"],
+     "drop --kernel-config-dir, --fragment"),
     (["--kernel-matrix", "m.toml"], "--kernel-matrix needs --kernel-target NAME"),
 ])
 def test_bad_kernel_target_options_are_usage_errors(pytester, args, message):
