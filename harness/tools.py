@@ -126,22 +126,10 @@ def stream(argv: list[str], log: Path, on_line: Callable[[str], None], *, env: d
     """Run argv with stdout+stderr merged, appending every line to `log` and handing it to `on_line`; returns
     the exit code. If the caller is interrupted (Ctrl-C, an exception), the child gets `grace` seconds to end
     by itself (it saw the same SIGINT and may be cleaning up, e.g. stopping VMs), then it is killed."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", **child_kwargs())
-    try:
-        assert proc.stdout is not None
-        with log.open("a") as f:
-            for line in proc.stdout:
-                f.write(line)
-                on_line(line)
-        return proc.wait()
-    except BaseException:
-        try:
-            proc.wait(timeout=grace) if grace > 0 else proc.kill()
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        proc.wait()
-        raise
+    with log.open("a") as f:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", **child_kwargs())
+        return _pump(proc, f, on_line, grace=grace)
 
 
 INNER_GRACE = 60.0  # seconds an interrupted campaign gives its inner pytest to stop its guests itself
@@ -154,9 +142,16 @@ def run_inner_pytest(argv: list[str], log: IO[str], *, cwd: Path, on_line: Calla
     It never outlives the campaign: if the campaign dies, even by SIGKILL, the kernel sends the inner session
     SIGTERM (PDEATHSIG), which the harness's plugin answers by ending its VMs at once. If the campaign is
     interrupted (Ctrl-C, SIGTERM), the inner session gets `grace` seconds to stop by itself (a terminal's Ctrl-C
-    reached it too), then SIGTERM, then SIGKILL."""
+    reached it too), then SIGTERM and 30 s, then SIGKILL."""
     proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace", preexec_fn=die_with_parent_preexec(signal.SIGTERM))
+    return _pump(proc, log, on_line, grace=grace, term=30.0)
+
+
+def _pump(proc: subprocess.Popen, log: IO[str], on_line: Callable[[str], None] | None, *, grace: float,
+          term: float = 0.0) -> int:
+    """Copy the child's output to `log` (and `on_line`) until it exits; its exit code. Interrupted, the child gets
+    `grace` seconds to end by itself, then (with `term`) SIGTERM and `term` seconds, then SIGKILL."""
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -166,13 +161,15 @@ def run_inner_pytest(argv: list[str], log: IO[str], *, cwd: Path, on_line: Calla
                 on_line(line)
         return proc.wait()
     except BaseException:
-        for sig, wait in ((None, grace), (signal.SIGTERM, 30.0), (signal.SIGKILL, None)):
+        steps = [(None, grace)] + ([(signal.SIGTERM, term)] if term > 0 else []) + [(signal.SIGKILL, None)]
+        for sig, wait in steps:
             if sig is not None:
                 proc.send_signal(sig)
+            if wait == 0:
+                continue
             try:
                 proc.wait(timeout=wait)
                 break
             except subprocess.TimeoutExpired:
                 continue
         raise
-
