@@ -108,12 +108,12 @@ def _default_slot_to_itself(request: pytest.FixtureRequest):
     if request.node.get_closest_marker("default_slot") is None:
         yield
         return
-    import fcntl
+    from harness.kernel.cache import key_lock
+    from harness.settings import CacheLayout
 
-    lock = Path(harness_cache_root(request.config)) / "locks" / "tests-default-slot.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+    # the cache's own lock: released if this process dies, and a waiter is told which test holds it
+    with key_lock(CacheLayout(Path(harness_cache_root(request.config))), "tests-default-slot",
+                  holder=f"test {request.node.nodeid}"):
         yield
 
 

@@ -157,8 +157,8 @@ def _tree_lock_of(item: Item, layout: CacheLayout) -> str | None:
     import json
 
     if item.kind == "tree" or item.paths[0].parent.name == TREE_SLOTS:  # a slot inside its patched tree
-        name = item.paths[0].name if item.kind == "tree" else item.paths[0].parent.parent.name
-        return "tree-" + name.removeprefix("patched-") if name.startswith("patched-") else None
+        tree = item.paths[0] if item.kind == "tree" else item.paths[0].parent.parent
+        return lock_name_of_built(tree, layout) if tree.name.startswith("patched-") else None
     try:
         tree = Path(json.loads((item.paths[0] / SLOT_INFO).read_text())["tree"])
     except (OSError, ValueError, KeyError, TypeError):

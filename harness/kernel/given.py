@@ -44,10 +44,8 @@ def locate(path: Path) -> GivenKernel:
     if not path.exists():
         raise SourceError(f"--kernel {path} does not exist: give a bzImage (its vmlinux beside it) or a kernel build "
                           "directory.", usage=True)
-    if _cache_entry(path):  # a harness cache entry: a build, a given kernel, a prebuilt image
-        from harness.kernel.prebuilt import load_entry
-
-        art = load_entry(path)
+    art = _cache_entry(path)
+    if art is not None:  # a harness cache entry: a build, a given kernel, a prebuilt image
         return GivenKernel(art.bzimage, art.vmlinux, entry=path)
     if path.is_dir():
         image = next((p for p in (path / IMAGE_IN_BUILD, path / "bzImage") if p.is_file()), None)
@@ -69,16 +67,16 @@ def locate(path: Path) -> GivenKernel:
     return GivenKernel(image, vmlinux, build_dir, _source_tree(build_dir))
 
 
-def _cache_entry(path: Path) -> bool:
-    """Whether `path` is one of the harness's cache entries: a directory named by the key its meta.json holds (a
-    developer's build directory with a meta.json of its own is not)."""
-    import json
+def _cache_entry(path: Path) -> KernelArtifact | None:
+    """The artifact, if `path` is one of the harness's cache entries: a directory named by the key its meta.json
+    holds (a developer's build directory with a meta.json of its own is not)."""
+    from harness.kernel.prebuilt import load_entry
 
     try:
-        meta = json.loads((path / "meta.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("key") == path.name and "release" in meta
+        art = load_entry(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return art if art.key == path.name else None
 
 
 def _source_tree(build_dir: Path) -> Path | None:
