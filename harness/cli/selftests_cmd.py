@@ -92,10 +92,7 @@ def kernel_choice(ns: argparse.Namespace, layout) -> tuple[Any, Any]:
     the pytest plugin maps the same options (harness.run_kernel.kernel_options_from): --kernel-target NAME; else,
     with no option naming the kernel, the matrix's default target; else harness.kernel.choice.options_from.
     selftests' own --jobs (--list's compilers) is not make's -j: it is not read as one."""
-    from dataclasses import replace
-
     from harness.kernel import choice
-    from harness.kernel.request import options_of_target
     from harness.kernel.targets import default_target
     from harness.kernel.targets import load as load_matrix
 
@@ -105,11 +102,8 @@ def kernel_choice(ns: argparse.Namespace, layout) -> tuple[Any, Any]:
     naming = choice.naming_given(lambda d: bool(get(d)))
     if ns.kernel_target and naming:
         raise UsageError(f"--kernel-target names the kernel and its source: not with {', '.join(naming)}")
-    if not ns.kernel_target and naming:
-        return choice.options_from(get, layout.root), None
-    target = load_matrix().get(ns.kernel_target) if ns.kernel_target else default_target()
-    opts = options_of_target(target, layout.root)
-    return (replace(opts, llvm=ns.llvm) if ns.llvm else opts), target
+    target = None if naming else load_matrix().get(ns.kernel_target) if ns.kernel_target else default_target()
+    return choice.options_for(get, target, layout.root), target
 
 
 def selftests_tree(ns: argparse.Namespace, target, layout, *, given: bool = True) -> Path:

@@ -79,6 +79,20 @@ def options_from(get: Callable[[str], Any], cache_dir: Path | None = None):
     return KernelOptions(**kw)
 
 
+def options_for(get: Callable[[str], Any], target, cache_dir: Path | None):
+    """The KernelOptions of a run: a matrix `target`'s (the one named, or the default when no option names the
+    kernel) with `--llvm` on top; without a target, the options' own (options_from). pytest and `selftests` both
+    ask this."""
+    if target is None:
+        return options_from(get, cache_dir)
+    from dataclasses import replace
+
+    from harness.kernel.request import options_of_target
+
+    opts = options_of_target(target, cache_dir)
+    return replace(opts, llvm=get("llvm")) if get("llvm") else opts
+
+
 def given_options(present: Callable[[str], bool]) -> list[str]:
     """The table's options the user gave (their flags), by `present(dest)`."""
     return [flags[0] for flags, _kwargs, _older in OPTIONS if present(dest(flags[0]))]

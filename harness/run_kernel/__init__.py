@@ -54,18 +54,10 @@ def given(config: pytest.Config, option: str) -> bool:
 
 
 def kernel_options_from(config: pytest.Config):
+    """The KernelOptions this pytest session's options ask for (harness.kernel.choice.options_for)."""
+    from harness.kernel.choice import options_for
 
-    target = kernel_target(config)
-    if target is not None:
-        from dataclasses import replace
-
-        from harness.kernel.request import options_of_target
-
-        opts = options_of_target(target, harness_cache_root(config))
-        return replace(opts, llvm=config.getoption("--llvm")) if given(config, "--llvm") else opts
-    from harness.kernel.choice import options_from
-
-    return options_from(lambda name: config.getoption(name), harness_cache_root(config))
+    return options_for(lambda name: config.getoption(name), kernel_target(config), harness_cache_root(config))
 
 
 @dataclass(frozen=True)
