@@ -41,9 +41,12 @@ endef
 conformance: deps venv
 	$(PYTEST) -n auto cases
 
-## The project's own tests: unit tests on recorded data, plus the real build/boot integration tests.
+## The project's own tests: unit tests on recorded data, plus the real build/boot integration tests. Work stealing:
+## xdist's default (load) hands each worker its share up front, which left the last ~35 minutes of a cold run (the
+## slow build tests) queued on one worker while the other sat idle; an idle worker now takes half of another's queue.
+## The 20 slowest tests are listed at the end, so a CI log shows where the time went.
 test: test-deps venv
-	$(PYTEST) -n auto tests
+	$(PYTEST) -n auto --dist worksteal --durations=20 tests
 
 ## Only the fast tests that need neither a kernel build nor a VM (tests/unit; tests/conftest.py keeps them so).
 unit: test-deps venv
