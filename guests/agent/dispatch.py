@@ -28,8 +28,10 @@ if TYPE_CHECKING:  # the ops import them when first run: start-up does not pay f
         AuditStatusReply,
         DetachReply,
         Empty,
+        Failure,
         PinReply,
         ProbeReply,
+        Reply,
         TestRunReply,
         TriggerReply,
         UnloadReply,
@@ -63,25 +65,20 @@ class Agent(LoadOps, SelftestOps):
         return self._audit
 
     def hello(self) -> dict:
-        res = {
-            "id": 0,
-            "ok": True,
-            "op": "hello",
-            "pid": os.getpid(),
-            "kernel": os.uname().release,
-            "libbpf": self.libbpf.path if self.libbpf else None,
-        }
-        if self.libbpf:
-            res["libbpf_version"] = self.libbpf.version
-        else:
-            res["libbpf_error"] = self.libbpf_error
-        res["python"] = sys.version.split()[0]
-        res["startup"] = round(_process_age(), 3)
-        return res
+        """The first line the agent sends, unasked: who it is (messages.Hello)."""
+        from .messages import Hello
+
+        hello = Hello(id=0, ok=True, pid=os.getpid(), kernel=os.uname().release,
+                      libbpf=self.libbpf.path if self.libbpf else None,
+                      libbpf_version=self.libbpf.version if self.libbpf else None,
+                      libbpf_error=None if self.libbpf else self.libbpf_error,
+                      python=sys.version.split()[0], startup=round(_process_age(), 3))
+        return _on_the_wire(hello)
 
     def handle(self, line: bytes) -> dict:
         """The answer to one request line, as the dict sent. An op_<name> returns its reply class (messages.py)
-        built with id=None: the id and the elapsed time are the dispatcher's to fill in."""
+        built with id=None: the id and the elapsed time are the dispatcher's to fill in. A request that fails is
+        answered with a messages.Failure."""
         t0 = time.monotonic()
         rid = None
         try:
@@ -101,24 +98,21 @@ class Agent(LoadOps, SelftestOps):
                 raise BadRequest(f"unknown op {op!r}; known ops: {', '.join(self.ops())}")
             reply = fn(req)
             _check_reply(op, reply)
-            reply.id = rid
-            res = {"id": rid, "ok": True}  # first on the wire, as ever (AuditStatusReply declares its counters first)
-            res.update(reply.to_dict())
         except BadRequest as e:
-            res = {"id": rid, "ok": False, "error": f"bad request: {e}"}
+            reply = _failure(f"bad request: {e}")
         except OpFailed as e:
-            res = {"id": rid, "ok": False, "error": str(e)}
-            res.update(e.fields)
+            reply = _failure(str(e), **e.fields)
         except OSError as e:
-            res = {"id": rid, "ok": False, "error": str(e), "errno": e.errno or 0}
+            reply = _failure(str(e), errno=e.errno or 0)
         except Exception as e:  # noqa: BLE001 - answered as an internal error, the agent carries on
             import traceback
 
             DIAG.log(f"internal error: {type(e).__name__}: {e}", kmsg=True)
             traceback.print_exc(file=sys.stderr)
-            res = {"id": rid, "ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
-        res["elapsed"] = round(time.monotonic() - t0, 6)  # last on the wire, as ever (the reply's own is None)
-        return res
+            reply = _failure(f"internal error: {type(e).__name__}: {e}")
+        reply.id = rid
+        reply.elapsed = round(time.monotonic() - t0, 6)
+        return _on_the_wire(reply)
 
     def ops(self) -> list[str]:
         return sorted(n[3:] for n in dir(self) if n.startswith("op_"))
@@ -438,4 +432,21 @@ def _process_age() -> float:
         return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return time.monotonic() - _T0
+
+
+def _failure(error: str, errno: object = None, **fields: object) -> "Failure":
+    """ok: false, with what the failed op said besides its error (libbpf_log, ...) kept in `extra`."""
+    from .messages import Failure
+
+    return Failure(id=None, ok=False, error=error, errno=errno if isinstance(errno, int) else None, extra=fields)
+
+
+def _on_the_wire(reply: "Reply") -> dict:
+    """A reply as the JSON object sent: id and ok first, elapsed last (the order the agent has always used)."""
+    wire = {"id": reply.id, "ok": reply.ok}
+    wire.update(reply.to_dict())
+    elapsed = wire.pop("elapsed", None)
+    if elapsed is not None:
+        wire["elapsed"] = elapsed
+    return wire
 
