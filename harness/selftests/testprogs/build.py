@@ -172,8 +172,8 @@ class _Builder:
         self.phase("libbpf+bpftool", t)
         t = time.monotonic()
         self.mk = tp_makefile.read(self.tree, self.tc.clang, self.vmlinux)
-        self.recipe = recipe_from_make(self.tree, self.vmlinux_h, self.layout, self.tc.clang, self.mk.bpf_values,
-                                       self.mk.bpf_per_file)
+        self.recipe = recipe_from_make(self.tree, self._tree_vmlinux_h(), self.layout, self.tc.clang,
+                                       self.mk.bpf_values, self.mk.bpf_per_file)
         self._include_dir()
         self.phase("makefile", t)
         done_objects: dict[str, str | None] = {}  # stem -> why it did not compile (None: it did)
@@ -222,6 +222,18 @@ class _Builder:
         }
 
     # -- headers the Makefile's INCLUDE_DIR would hold -------------------------------------------------------------
+    def _tree_vmlinux_h(self) -> Path:
+        """The vmlinux.h the Makefile makes (`$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c`: the tree's own
+        bpftool on the kernel under test), not the artifact's (the host's bpftool): 7.3's progs call kfuncs such as
+        bpf_wq_set_callback that only the tree's dump declares. The artifact's when there is no vmlinux."""
+        if self.vmlinux is None:
+            return self.vmlinux_h
+        from harness.selftests.vmlinux_h import tree_vmlinux_h
+
+        path, how = tree_vmlinux_h(self.tree, self.vmlinux, self.layout)
+        self.log.write(f"# {how}: {path}")
+        return path
+
     def _include_dir(self) -> None:
         """<work>/tools/include, where the Makefile's INCLUDE_DIR is ($(OUTPUT)/tools/include): vmlinux.h,
         bpf_helper_defs.h and libbpf's headers as <bpf/...> (what `install_headers` puts there)."""

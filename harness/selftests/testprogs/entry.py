@@ -19,7 +19,7 @@ from harness.settings import CacheLayout
 from harness.tools import version_line
 
 # Bump when the way test_progs is built changes in a way its inputs do not show.
-BUILD_VERSION = 2  # 2: <x.skel.h> includes and __btf_path objects are built
+BUILD_VERSION = 3  # 2: <x.skel.h> includes and __btf_path objects are built; 3: the tree's bpftool's vmlinux.h
 BINARY = "test_progs"
 SHIM = "test_progs-shim.so"
 # What the key covers besides the selftests directory: every directory the build reads headers, sources or make

@@ -4,6 +4,8 @@
 # same RUN_TESTS files, on one kernel, in guests of the same kernel build.
 #
 #   .venv/bin/python tests/data/capture/selftests-compare.py --kernel-src debian-6.12 OUTDIR [--files N]
+#   .venv/bin/python tests/data/capture/selftests-compare.py --kernel-src debian-7.3 \
+#       --fragment kernel-config/variants/testmod.config OUTDIR --files 70     # 7.3 with bpf_testmod
 #
 # 1. The files: every file of the tree's RUN_TESTS set (--files N: the first N of them in discovery order, after
 #    the ones the comparison must hold: __xlated, __jited, __btf_path, a pre-execution callback, bpf_testmod).
@@ -50,6 +52,8 @@ def main() -> None:
     ap.add_argument("--kernel-src", required=True)
     ap.add_argument("--files", type=int, default=0, help="at most this many files (default: all)")
     ap.add_argument("-n", "--workers", type=int, default=2)
+    ap.add_argument("--fragment", action="append", default=[], help="a config fragment for both runs' kernel "
+                    "(variants/testmod.config: module support, so both load bpf_testmod)")
     ns = ap.parse_args()
     from harness.campaigns.selftests import source_tree
     from harness.selftests.discover import discover
@@ -69,7 +73,8 @@ def main() -> None:
     (out / "logs").mkdir(parents=True)
     tests = list(dict.fromkeys(name_of_test(s.test) for s in chosen))
     tp = out / "logs/test_progs-run"
-    run([*HAB, "selftests", "--kernel-src", ns.kernel_src, "--test-progs", *tests, "--out", str(tp),
+    kernel = ["--kernel-src", ns.kernel_src, *(w for f in ns.fragment for w in ("--fragment", f))]
+    run([*HAB, "selftests", *kernel, "--test-progs", *tests, "--out", str(tp),
          "--json", str(out / "logs/test_progs-summary.json")], out / "logs/test_progs.out")
     log = (tp / "test_progs.log").read_text(errors="replace")
     if parse(log).summary is None:
@@ -79,7 +84,7 @@ def main() -> None:
         shutil.copyfile(tp / "test_progs.json", out / "test_progs.json")
     shutil.copyfile(out / "logs/test_progs-summary.json", out / "test_progs-summary.json")  # notes: what did not build
     agent = out / "agent"
-    run([*HAB, "selftests", "--kernel-src", ns.kernel_src, "-n", str(ns.workers), *[s.name for s in chosen],
+    run([*HAB, "selftests", *kernel, "-n", str(ns.workers), *[s.name for s in chosen],
          "--out", str(out / "logs/harness-run"), "--json", str(out / "harness.json"),
          f"--pytest-arg=--selftests-record={agent}"], out / "logs/harness.out")
     harness = json.loads((out / "harness.json").read_text())
