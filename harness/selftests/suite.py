@@ -145,9 +145,11 @@ class FileSpecs:
 def load_file(skeleton: Skeleton, obj_path: Path, testmod: Testmod | None = None, *,
               arch: str = "x86_64", dialect: Dialect = LINUX_6_12, tree: Path | None = None) -> FileSpecs:
     """Read a compiled file's programs and their specs as the tree's test_loader (`dialect`) reads them, with the
-    reasons this harness cannot run some of them (bpf_testmod: its kfuncs, struct_ops types or attach targets, or a
-    RUN_TESTS test_progs guards with env.has_testmod), the pre-execution callback's map writes (read from `tree`'s
-    verifier.c) and the struct_ops maps a test run attaches first."""
+    reasons this harness cannot run some of them, the pre-execution callback's map writes (read from `tree`'s
+    verifier.c) and the struct_ops maps a test run attaches first. `testmod`: what bpf_testmod.ko would give, for a
+    kernel that runs without it (its kfuncs, struct_ops types or attach targets, or a RUN_TESTS test_progs guards
+    with env.has_testmod, are then unsupported); None when the guest loads bpf_testmod.ko first, as test_progs does
+    on a kernel with modules (env.has_testmod is true there)."""
     try:
         obj = BpfObject.read(obj_path)
         programs = obj.programs
@@ -159,7 +161,7 @@ def load_file(skeleton: Skeleton, obj_path: Path, testmod: Testmod | None = None
         needs = testmod.object_needs(obj)
         if needs:
             file_reasons.append(Reason("bpf_testmod", "needs bpf_testmod.ko: " + ", ".join(needs)))
-    if "env.has_testmod" in skeleton.guards and not file_reasons:
+    if testmod is not None and "env.has_testmod" in skeleton.guards and not file_reasons:
         file_reasons.append(Reason("bpf_testmod", f"test_progs runs it only with bpf_testmod.ko loaded "
                                                   f"(env.has_testmod, {skeleton.where})"))
     writes: tuple[MapWrite, ...] = ()

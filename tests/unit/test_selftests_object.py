@@ -209,3 +209,18 @@ def test_not_a_bpf_object_is_refused(tmp_path: Path) -> None:
     head[4] = 1
     with pytest.raises(ElfError, match="not ELF64 little-endian"):
         BpfObject(bytes(head))
+
+
+@needs_clang
+def test_a_file_test_progs_runs_only_with_bpf_testmod_runs_where_the_guest_loads_it(scratch: BpfObject) -> None:
+    """A RUN_TESTS call under `if (env.has_testmod)`: unsupported on a kernel without the module (a Testmod is
+    given: what it would provide), run on one whose guests load bpf_testmod.ko (no Testmod), where test_progs'
+    env.has_testmod is true. (Was: skipped on both: 20 subtests of the 7.3 testmod kernel.)"""
+    from harness.selftests.testmod import Testmod
+
+    skel = Skeleton("scratch", None, "run_tests", "prog_tests/iters.c:306", "test_iters", guards=("env.has_testmod",))
+    without = load_file(skel, scratch.path, Testmod(frozenset(), frozenset(), frozenset(), frozenset()))
+    assert without.specs and all([r.feature for r in s.unsupported] == ["bpf_testmod"] for s in without.specs)
+    assert "env.has_testmod, prog_tests/iters.c:306" in without.specs[0].unsupported[0].detail
+    loaded = load_file(skel, scratch.path, None)
+    assert loaded.specs and all(s.unsupported == () for s in loaded.specs)
