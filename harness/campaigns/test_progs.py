@@ -122,6 +122,7 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
     if (built.entry / "build.log").is_file():
         shutil.copyfile(built.entry / "build.log", out_dir / "build.log")
         outcome.paths["build_log"] = out_dir / "build.log"
+    modules = _test_modules(tree, artifact, layout, outcome.notes)
     pool = VMPool(pool_config)
     try:
         t1 = time.monotonic()
@@ -133,7 +134,7 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
         outcome.meta["boot_seconds"] = round(time.monotonic() - t1, 1)
         say(f"test_progs: running {' '.join(selectors)} in {machine.name}")
         run = run_in_guest(machine, built, selectors, out_dir, timeout=timeout or RUN_TIMEOUT,
-                           verbose=verbose)
+                           verbose=verbose, modules=modules)
     finally:
         pool.close()
     outcome.notes += run.notes
@@ -155,6 +156,26 @@ def run_test_progs(tree: Path, names: Sequence[str], artifact, layout: CacheLayo
                                 outcome.report.counts, outcome.report.json_results, outcome.report.preamble,
                                 outcome.report.problems)
     return outcome
+
+
+def _test_modules(tree: Path, artifact, layout: CacheLayout, notes: list[str]) -> tuple[Path, ...]:
+    """The tree's test modules (bpf_testmod.ko and its siblings) built for the kernel under test, to go beside
+    test_progs as the Makefile's TRUNNER_EXTRA_FILES put them (test_progs loads bpf_testmod.ko from its directory;
+    without it, it says so and skips or fails what needs it). None for a kernel without module support; a module
+    that does not build is a note, and test_progs runs without it."""
+    from harness.selftests.testmod_build import build_testmod, has_modules
+
+    if not has_modules(artifact.config):
+        notes.append("the kernel has no module support: test_progs runs without bpf_testmod.ko")
+        return ()
+    try:
+        built = build_testmod(tree, artifact.dir, layout)
+    except HarnessError as e:
+        notes.append(f"bpf_testmod.ko could not be built, test_progs runs without it: {str(e).splitlines()[0]}")
+        return ()
+    modules = tuple(sorted(built.glob("*.ko")))
+    notes.append(f"test modules beside test_progs: {', '.join(p.name for p in modules)} (built for this kernel)")
+    return modules
 
 
 def build_failures(files: dict[str, list[str]], failed: dict[str, str]) -> list[Verdict]:

@@ -66,10 +66,10 @@ def shell_command(selectors: Sequence[str], remote_dir: str, *, verbose: bool = 
 
 
 def run_in_guest(machine, built: BuiltTestProgs, selectors: Sequence[str], out_dir: Path, *,
-                 timeout: float = RUN_TIMEOUT, verbose: bool = False) -> GuestRun:
-    """Push the build into a directory of the session's private directory, run it, and copy its log and JSON to
-    `out_dir`. A guest or agent that goes away is reported in `lost` (with the console's findings), never
-    raised."""
+                 timeout: float = RUN_TIMEOUT, verbose: bool = False, modules: Sequence[Path] = ()) -> GuestRun:
+    """Push the build (and `modules`, the test .ko files test_progs loads from its directory) into a directory of
+    the session's private directory, run it, and copy its log and JSON to `out_dir`. A guest or agent that goes
+    away is reported in `lost` (with the console's findings), never raised."""
     out_dir.mkdir(parents=True, exist_ok=True)
     guest = machine.guest
     run = GuestRun(argv_for(selectors, "<dir>", verbose=verbose), None,
@@ -81,7 +81,7 @@ def run_in_guest(machine, built: BuiltTestProgs, selectors: Sequence[str], out_d
         run.remote_dir = remote
         run.argv = argv_for(selectors, remote, verbose=verbose)
         guest.run(f"mkdir -p {shlex.quote(remote)}", timeout=60, check=True)
-        for path in built.files:
+        for path in (*built.files, *modules):
             guest.put(path, f"{remote}/{path.name}", mode=0o755 if path.name in (BINARY, SHIM) else 0o644)
         agent = guest.agent()
         res = agent.call(msg.Trigger(timeout=timeout, shell=shell_command(selectors, remote, verbose=verbose)),
