@@ -17,37 +17,28 @@ from harness.selftests.replay import dialect_of, replay_dir
 from harness.selftests.test_progs_log import compare, disagreements, parse, table
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-# The recorded runs: 6.12.118 on the default kernel (no modules), 7.3.4 on 7.3-series-testmod (bpf_testmod loaded).
+# The recorded runs, each on its line's *-testmod kernel (bpf_testmod loaded for both test_progs and the harness):
+# 6.12.118 (every RUN_TESTS file), 7.3.4 (70 files).
 KERNELS = {"6.12.118": LINUX_6_12, "7.3.4": LINUX_7_3}
 
 # Why the harness and test_progs may differ on a subtest. Each rule is narrow (what the harness said, what test_progs
 # said, what the recorded spec holds); anything no rule explains fails the test.
-NO_TESTMOD = ("the kernel has no module support, so test_progs runs without bpf_testmod.ko: a test its prog_tests "
-              "guard with env.has_testmod prints nothing, an unguarded one fails (its kfuncs, struct_ops or "
-              "tracepoints are not there); the harness skips each, naming bpf_testmod")
 NO_LLVM = ("the harness's test_progs is built without the LLVM disassembler (HAVE_LLVM_SUPPORT): test_loader skips a "
            "__jited subtest there (\"jited programs disassembly is not supported\"); the harness disassembles the "
            "JITed image with libLLVM and judges it")
+NO_NETNS = ("prog_tests/sock_destroy.c reaches RUN_TESTS(sock_destroy_prog_fail) only after `ip netns add`, which "
+            "the recorded kernel (no CONFIG_NET_NS) refused: test_progs never ran the subtest")
 # Per file, for one recording: each names what in that run made test_progs say otherwise (checked in its log).
-RECORDED_BEFORE_B7ED19C = ("the recording's test_progs was built before the builder learned <x.skel.h> includes and "
-                           "__btf_path objects (commit b7ed19c): {what}; re-record to compare this file")
 EXPLAINED_BY_FILE: dict[str, dict[str, str]] = {
     "6.12.118": {
-        "preempt_lock": RECORDED_BEFORE_B7ED19C.format(what="it had no preempt_lock test, so it printed nothing"),
-        "verifier_bitfield_write": RECORDED_BEFORE_B7ED19C.format(
-            what="the CO-RE roundtrip subtests failed for their missing BTF file"),
         "cpumask_success": ("prog_tests/cpumask.c runs these two programs twice: first its own verify_success() on a "
                             "new task (failed: err 9, bpf_cpumask_set_cpu(1) on a guest without CPU 1), then "
                             "RUN_TESTS(cpumask_success) load-only (#3/26, #3/27: OK), the verdict the harness's subtest"
                             " is; the comparison pairs the first occurrence"),
-        "sock_destroy_prog_fail": ("prog_tests/sock_destroy.c reaches RUN_TESTS(sock_destroy_prog_fail) only after "
-                                   "`ip netns add`, which the recorded kernel (no CONFIG_NET_NS) refused: test_progs "
-                                   "never ran the subtest"),
+        "sock_destroy_prog_fail": NO_NETNS,
     },
     "7.3.4": {
-        "sock_destroy_prog_fail": ("prog_tests/sock_destroy.c reaches RUN_TESTS(sock_destroy_prog_fail) only after "
-                                   "`ip netns add`, which the recorded kernel (no CONFIG_NET_NS) refused: test_progs "
-                                   "never ran the subtest"),
+        "sock_destroy_prog_fail": NO_NETNS,
         "test_sleepable_tracepoints_fail": ("prog_tests/sleepable_tracepoints.c did not build for test_progs: its other"
                                             " program, progs/test_sleepable_tracepoints.c, needs struct "
                                             "syscall_trace_enter, which the recorded kernel's BTF lacks (no "
@@ -60,9 +51,6 @@ EXPLAINED_BY_FILE: dict[str, dict[str, str]] = {
 
 def explain(row, harness: dict, meta: dict, release: str) -> str | None:
     """Why one disagreement is expected, or None."""
-    if harness["status"] == "skipped" and harness["reason"].startswith("unsupported: bpf_testmod") \
-            and row.test_progs in ("failed", None):
-        return NO_TESTMOD
     tags = meta["programs"][harness["program"]]["tags"] or []
     if row.test_progs == "skipped" and any("test_jited" in t for t in tags):
         return NO_LLVM
