@@ -163,15 +163,11 @@ def _test_modules(tree: Path, artifact, layout: CacheLayout, notes: list[str]) -
     test_progs as the Makefile's TRUNNER_EXTRA_FILES put them (test_progs loads bpf_testmod.ko from its directory;
     without it, it says so and skips or fails what needs it). None for a kernel without module support; a module
     that does not build is a note, and test_progs runs without it."""
-    from harness.selftests.testmod_build import build_testmod, has_modules
+    from harness.selftests.testmod_build import modules_for
 
-    if not has_modules(artifact.config):
-        notes.append("the kernel has no module support: test_progs runs without bpf_testmod.ko")
-        return ()
-    try:
-        built = build_testmod(tree, artifact.dir, layout)
-    except HarnessError as e:
-        notes.append(f"bpf_testmod.ko could not be built, test_progs runs without it: {str(e).splitlines()[0]}")
+    built, why = modules_for(tree, artifact.dir, artifact.config, layout)
+    if built is None:
+        notes.append(f"test_progs runs without bpf_testmod.ko: {why}")
         return ()
     modules = tuple(sorted(built.glob("*.ko")))
     notes.append(f"test modules beside test_progs: {', '.join(p.name for p in modules)} (built for this kernel)")

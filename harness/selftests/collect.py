@@ -121,14 +121,10 @@ def _testmod(tree: Path) -> Testmod:
 @functools.cache
 def _modules(tree: Path, kernel_dir: Path | None, config: Path | None, cache_root: Path) -> tuple[Path | None, str]:
     """bpf_testmod.ko of `tree` for a kernel with module support (built once), or (None, why not)."""
-    from harness.selftests.testmod_build import MODULE, build_testmod, has_modules
+    from harness.selftests.testmod_build import MODULE, modules_for
 
-    if kernel_dir is None or not has_modules(config):
-        return None, "the kernel under test has no module support (matrix target *-testmod has)"
-    try:
-        return build_testmod(tree, kernel_dir, CacheLayout(cache_root)) / MODULE, ""
-    except HarnessError as e:
-        return None, f"bpf_testmod.ko could not be built: {str(e).splitlines()[0]}"
+    built, why = modules_for(tree, kernel_dir, config, CacheLayout(cache_root))
+    return (built / MODULE if built is not None else None), why
 
 
 def compile_file(skel: Skeleton, kernel: KernelForSelftests) -> tuple[CompileResult, FileSpecs]:

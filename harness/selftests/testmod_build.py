@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness.errors import BuildError
+from harness.errors import BuildError, HarnessError
 from harness.kernel import cache, trees
 from harness.kernel.build import make_in_slot
 from harness.selftests.discover import SELFTESTS
@@ -42,6 +42,19 @@ def testmod_steps(layout: CacheLayout, meta: dict, work: Path, jobs: int | None)
     tree, slot, llvm = Path(meta["tree"]), Path(meta["slot"]), meta.get("llvm") or ""
     return [make_in_slot(layout, tree, slot, targets, llvm=llvm, jobs=jobs)
             for targets in (("modules",), (f"M={work}", "modules"))]
+
+
+def modules_for(tree: Path, kernel_dir: Path | None, config: Path | None,
+                layout: CacheLayout) -> tuple[Path | None, str]:
+    """The directory of `tree`'s test modules built for the kernel in `kernel_dir` (build_testmod), or (None, why
+    not): the kernel has no module support, or the modules do not build. What `selftests` loads into its guests
+    and test_progs finds beside it."""
+    if kernel_dir is None or not has_modules(config):
+        return None, "the kernel under test has no module support (matrix target *-testmod has)"
+    try:
+        return build_testmod(tree, kernel_dir, layout), ""
+    except HarnessError as e:
+        return None, f"bpf_testmod.ko could not be built: {str(e).splitlines()[0]}"
 
 
 def build_testmod(tree: Path, kernel_dir: Path, layout: CacheLayout, *, jobs: int | None = None) -> Path:
