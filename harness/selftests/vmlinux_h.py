@@ -25,16 +25,16 @@ def _digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def tree_vmlinux_h(tree: Path, vmlinux: Path, layout: CacheLayout) -> tuple[Path, str]:
+def tree_vmlinux_h(tree: Path, vmlinux: Path, layout: CacheLayout, bpftool=None) -> tuple[Path, str]:
     """`$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > vmlinux.h`, as the selftests Makefile makes it: the tree's
     bootstrap bpftool (built once per content) on the kernel under test's vmlinux, cached by both. A newer tree
     needs its own bpftool's dump: since 6.9 it declares the kernel's kfuncs (7.3's selftests call bpf_wq_set_callback
     and others with no declaration of their own), which the host's bpftool (Debian's 7.1) leaves out.
-    Returns (path, how it was made)."""
+    `bpftool`: the tree's, when the caller has built it already. Returns (path, how it was made)."""
     from harness.kernel.bpftool import build_bpftool
 
     try:
-        bpftool = build_bpftool(tree, layout)
+        bpftool = bpftool or build_bpftool(tree, layout)
     except (BuildError, OSError) as e:
         raise HarnessError(f"the tree's bpftool could not be built for its vmlinux.h: {str(e).splitlines()[0]}") from e
     out_dir = layout.generated / f"vmlinux-tree-{bpftool.key}-{_digest(vmlinux)}"

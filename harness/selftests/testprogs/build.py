@@ -230,7 +230,7 @@ class _Builder:
             return self.vmlinux_h
         from harness.selftests.vmlinux_h import tree_vmlinux_h
 
-        path, how = tree_vmlinux_h(self.tree, self.vmlinux, self.layout)
+        path, how = tree_vmlinux_h(self.tree, self.vmlinux, self.layout, self.bpftool)
         self.log.write(f"# {how}: {path}")
         return path
 
